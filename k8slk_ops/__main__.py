@@ -1,0 +1,5 @@
+"""Allow ``python -m k8slk_ops``."""
+
+from k8slk_ops.cli import main
+
+main()
