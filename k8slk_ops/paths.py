@@ -1,0 +1,25 @@
+"""Where things are on a LinuxKit node (reference: linuxkit-node-contract.md).
+
+Paths as the SSH shell sees them (``HOST_*``) and as the kubelet container sees them
+(``CONTAINER_*``); the two differ (``/run/node`` is ``/run`` inside, ``/var/node/etc/kubernetes``
+is ``/etc/kubernetes``), and mixing them up is the classic mistake, so both live here only.
+"""
+
+CONTAINERD_NAMESPACE = "services.linuxkit"
+KUBELET_TASK = "kubelet"
+KUBEADM_TASK = "kubeadm"
+
+# Seen from the SSH shell.
+KUBEADM_YAML = "/run/node/kubeadm.yaml"
+KUBEADM_RUN = "/run/node/kubeadm-run"
+KUBEADM_LOG = "/var/log/kubeadm.out.log"
+MARKER = "/var/node/var/lib/kubelet/config.yaml"
+ADMIN_CONF = "/var/node/etc/kubernetes/admin.conf"
+CA_CERT = "/var/node/etc/kubernetes/pki/ca.crt"
+# The cluster lock lives in the node's tmpfs /run: a reboot clears a stale one.
+LOCK_FILE = "/run/k8slk-ops.lock"
+
+# Seen from inside the kubelet container.
+CONTAINER_KUBEADM_YAML = "/run/kubeadm.yaml"
+CONTAINER_ADMIN_CONF = "/etc/kubernetes/admin.conf"
+CONTAINER_CA_CERT = "/etc/kubernetes/pki/ca.crt"

@@ -1,0 +1,65 @@
+"""Sessions: tests (unit + lab end-to-end), lint, typecheck, e2e, bench, demo.
+
+The lab needs root and a few Debian packages; `tests/lab/install-deps.sh` installs them and
+every session that starts a lab calls it first, so a fresh machine needs nothing by hand.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = "3.11"
+
+
+def _lab_deps(session: nox.Session) -> None:
+    session.run("bash", "tests/lab/install-deps.sh", external=True)
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Every test: unit tests and the end-to-end tests against the lab."""
+    _lab_deps(session)
+    _install(session)
+    session.run("pytest", "-q", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def unit(session: nox.Session) -> None:
+    """Unit tests only (no root, no lab)."""
+    _install(session)
+    session.run("pytest", "-q", "-m", "not lab", "tests/unit", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def e2e(session: nox.Session) -> None:
+    """End-to-end tests against the lab only."""
+    _lab_deps(session)
+    _install(session)
+    session.run("pytest", "-q", "-m", "lab", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", "k8slk_ops", "tests", "noxfile.py")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".", "mypy>=1.10", "types-PyYAML")
+    session.run("mypy", "--strict", "k8slk_ops")
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """Lab up (1 control plane, 3 workers), bootstrap, show the nodes, lab down."""
+    _lab_deps(session)
+    _install(session)
+    session.run("python", "-m", "tests.lab.demo", *session.posargs)
