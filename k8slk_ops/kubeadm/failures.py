@@ -1,0 +1,148 @@
+"""Why kubeadm failed, from what it printed: preflight checks and a short reason.
+
+The reason goes into the run report next to the node's last log lines, so it names what an
+operator acts on: mint a new token, check the CA pin, re-upload the certificates, free a port.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+_PREFIX_RE = re.compile(r"\A\d{4}-\d{2}-\d{2}T\S+ \S+\.(?:out|err|log) ")
+_CHECK_RE = re.compile(r"\A\s*\[(?P<severity>ERROR|WARNING) (?P<check>[^\]]+)\]:?\s?(?P<text>.*)\Z")
+_PHASE_RE = re.compile(r"error execution phase (?P<phase>[\w./-]+)(?::\s*(?P<rest>.*))?")
+_TOKEN_RE = re.compile(
+    r'could not find a JWS signature in the cluster-info ConfigMap for token ID "(?P<id>[^"]*)"'
+)
+_TOKEN_OLD_RE = re.compile(
+    r'token id "(?P<id>[^"]*)" is invalid for this cluster or it has expired'
+)
+_PIN_RE = re.compile(r'none of the public keys "(?P<keys>[^"]*)" are pinned')
+_CERT_KEY_RES = (
+    re.compile(r'Secret "kubeadm-certs" was not found'),
+    re.compile(r"This Secret might have expired"),
+    re.compile(r"error downloading the secret"),
+    re.compile(r"error decoding certificate key"),
+    re.compile(r"couldn't decrypt|message authentication failed"),
+)
+_MAX_REASON = 300
+
+
+class Severity(enum.StrEnum):
+    ERROR = "ERROR"
+    WARNING = "WARNING"
+
+
+@dataclass(frozen=True)
+class PreflightIssue:
+    """One ``[ERROR Name]: text`` or ``[WARNING Name]: text`` line."""
+
+    severity: Severity
+    check: str
+    message: str
+
+    @property
+    def fatal(self) -> bool:
+        return self.severity is Severity.ERROR
+
+
+class FailureKind(enum.StrEnum):
+    BAD_TOKEN = "bad-token"
+    CA_PIN_MISMATCH = "ca-pin-mismatch"
+    CERTIFICATE_KEY = "certificate-key"
+    PREFLIGHT = "preflight"
+    PHASE = "phase"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class KubeadmFailure:
+    """What went wrong: a kind to branch on, the phase if kubeadm named it, a short reason."""
+
+    kind: FailureKind
+    reason: str
+    phase: str | None = None
+
+
+def _strip(line: str) -> str:
+    """The line without a node log prefix and without its line end."""
+    line = line.rstrip("\r\n")
+    return _PREFIX_RE.sub("", line, count=1)
+
+
+def _lines(output: str | Iterable[str]) -> list[str]:
+    if isinstance(output, str):
+        return [_strip(line) for line in output.splitlines()]
+    return [_strip(line) for chunk in output for line in (chunk.splitlines() or [""])]
+
+
+def parse_preflight_errors(output: str | Iterable[str]) -> list[PreflightIssue]:
+    """Every preflight check line in ``output`` (either tail form, v1.15 to v1.34+)."""
+    issues = []
+    for line in _lines(output):
+        m = _CHECK_RE.match(line)
+        if m is not None:
+            issues.append(
+                PreflightIssue(Severity(m["severity"]), m["check"].strip(), m["text"].strip())
+            )
+    return issues
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
+
+
+def diagnose_kubeadm_error(output: str | Iterable[str]) -> KubeadmFailure:
+    """The most telling failure in ``output``: a known cause first, then the failed phase."""
+    lines = _lines(output)
+    text = "\n".join(lines)
+    phase_m = None
+    for line in lines:
+        m = _PHASE_RE.search(line)
+        if m is not None:
+            phase_m = m
+    phase = phase_m["phase"] if phase_m is not None else None
+    m = _TOKEN_RE.search(text) or _TOKEN_OLD_RE.search(text)
+    if m is not None:
+        return KubeadmFailure(
+            FailureKind.BAD_TOKEN,
+            f"bad token (ID {m['id']!r}): unknown to the cluster or expired; mint a new one",
+            phase,
+        )
+    m = _PIN_RE.search(text)
+    if m is not None:
+        return KubeadmFailure(
+            FailureKind.CA_PIN_MISMATCH,
+            f"CA pin mismatch: the cluster's CA key {m['keys']} is not the pinned one",
+            phase,
+        )
+    if any(r.search(text) for r in _CERT_KEY_RES):
+        return KubeadmFailure(
+            FailureKind.CERTIFICATE_KEY,
+            "certificate key expired or wrong: the uploaded certificates (kubeadm-certs, "
+            "2 h) are gone or do not match; upload them again",
+            phase,
+        )
+    errors = [i for i in parse_preflight_errors(lines) if i.fatal]
+    if errors:
+        detail = "; ".join(f"[{i.check}] {i.message}" for i in errors)
+        return KubeadmFailure(FailureKind.PREFLIGHT, _short(f"preflight: {detail}"), "preflight")
+    if phase_m is not None:
+        rest = phase_m["rest"] or ""
+        reason = f"failed in phase {phase}" + (f": {rest}" if rest else "")
+        return KubeadmFailure(FailureKind.PHASE, _short(reason), phase)
+    for line in reversed(lines):
+        if re.search(r"error|fail|fatal", line, re.IGNORECASE):
+            return KubeadmFailure(FailureKind.OTHER, _short(f"kubeadm failed: {line.strip()}"))
+    last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+    reason = f"kubeadm failed: {last}" if last else "kubeadm failed without output"
+    return KubeadmFailure(FailureKind.OTHER, _short(reason))
+
+
+def classify_kubeadm_error(output: str | Iterable[str]) -> str:
+    """A short reason for a failed kubeadm run (see :func:`diagnose_kubeadm_error`)."""
+    return diagnose_kubeadm_error(output).reason

@@ -1,0 +1,87 @@
+"""``kubectl get nodes -o json``: which nodes the cluster has, and their state.
+
+Membership is read from the cluster, never assumed: a node whose kubeadm run failed late still
+has the kubelet marker, but only the API's node list says whether it joined.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from k8slk_ops.kubeadm.errors import ParseError
+
+ROLE_PREFIX = "node-role.kubernetes.io/"
+LEGACY_ROLE_LABEL = "kubernetes.io/role"
+CONTROL_PLANE_ROLES = frozenset({"control-plane", "master"})
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    roles: tuple[str, ...]
+    ready: bool
+    unschedulable: bool
+    kubelet_version: str
+    internal_ip: str | None = None
+
+    @property
+    def control_plane(self) -> bool:
+        return bool(CONTROL_PLANE_ROLES & set(self.roles))
+
+
+def _node(obj: Any) -> NodeStatus:
+    if not isinstance(obj, dict):
+        raise ParseError("kubectl get nodes: an item is not an object")
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    if not isinstance(meta, dict) or not isinstance(spec, dict) or not isinstance(status, dict):
+        raise ParseError("kubectl get nodes: malformed node object")
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        raise ParseError("kubectl get nodes: a node without a name")
+    labels = meta.get("labels") or {}
+    roles: set[str] = set()
+    if isinstance(labels, dict):
+        for key, value in labels.items():
+            if isinstance(key, str) and key.startswith(ROLE_PREFIX) and key != ROLE_PREFIX:
+                roles.add(key[len(ROLE_PREFIX) :])
+            elif key == LEGACY_ROLE_LABEL and isinstance(value, str) and value:
+                roles.add(value)
+    ready = False
+    for cond in status.get("conditions") or []:
+        if isinstance(cond, dict) and cond.get("type") == "Ready":
+            ready = cond.get("status") == "True"
+    info = status.get("nodeInfo") or {}
+    version = info.get("kubeletVersion", "") if isinstance(info, dict) else ""
+    internal_ip = None
+    for addr in status.get("addresses") or []:
+        if isinstance(addr, dict) and addr.get("type") == "InternalIP":
+            internal_ip = str(addr.get("address"))
+            break
+    return NodeStatus(
+        name=name,
+        roles=tuple(sorted(roles)),
+        ready=ready,
+        unschedulable=spec.get("unschedulable") is True,
+        kubelet_version=str(version),
+        internal_ip=internal_ip,
+    )
+
+
+def parse_nodes_json(stdout: str) -> list[NodeStatus]:
+    """Nodes from a ``List`` (or a single ``Node``) as kubectl prints it with ``-o json``."""
+    try:
+        doc = json.loads(stdout)
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"kubectl get nodes -o json did not print JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ParseError("kubectl get nodes -o json: expected an object")
+    if doc.get("kind") == "Node":
+        return [_node(doc)]
+    items = doc.get("items")
+    if not isinstance(items, list):
+        raise ParseError("kubectl get nodes -o json: no items list")
+    return [_node(item) for item in items]
