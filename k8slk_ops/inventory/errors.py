@@ -1,0 +1,55 @@
+"""Inventory problems, each pointing at the file, line and column to fix.
+
+A person fixing an inventory wants every problem at once, not one per run, so loaders collect
+``InventoryIssue``s and raise a single ``InventoryError`` holding all of them. Its text is one
+line per issue in the ``file:line:column: field: message`` form editors and CI logs link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from k8slk_ops.errors import UsageError
+
+Loc = Sequence[str | int]
+
+
+def field_path(loc: Loc) -> str:
+    """``("nodes", 2, "role")`` -> ``nodes[2].role``: how the issue names a field."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+@dataclass(frozen=True, order=True)
+class InventoryIssue:
+    """One problem. ``line``/``column`` are 1-based; 0 when the problem has no place."""
+
+    file: str
+    line: int
+    column: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line:
+            where += f":{self.line}"
+            if self.column:
+                where += f":{self.column}"
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
+
+
+class InventoryError(UsageError):
+    """Every problem found in an inventory; a usage error (exit code 2), nothing was contacted."""
+
+    def __init__(self, issues: Iterable[InventoryIssue]) -> None:
+        self.issues: tuple[InventoryIssue, ...] = tuple(sorted(set(issues)))
+        super().__init__("\n".join(str(i) for i in self.issues))

@@ -1,0 +1,140 @@
+"""The YAML inventory format: read it with positions, refuse what YAML lets slip.
+
+ruamel.yaml's round-trip loader keeps the line and column of every key and item, which is what
+lets each validation error point at its place. Duplicate keys are found on the composed node
+graph first, all of them, because a loader would keep one of the two values silently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from k8slk_ops.inventory.errors import InventoryError, InventoryIssue, Loc, field_path
+from k8slk_ops.inventory.located import YamlLocator
+from k8slk_ops.inventory.model import Inventory
+from k8slk_ops.inventory.validate import build_inventory, describe
+
+
+def read_text(path: Path) -> str:
+    """The file's text; a missing, unreadable or non-UTF-8 file is an InventoryError."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _one(path, 0, 0, "no such file") from None
+    except IsADirectoryError:
+        raise _one(path, 0, 0, "is a directory, not an inventory file") from None
+    except UnicodeDecodeError as exc:
+        raise _one(path, 0, 0, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise _one(path, 0, 0, f"cannot read: {exc.strerror or exc}") from None
+
+
+def _one(path: Path, line: int, column: int, message: str, field: str = "") -> InventoryError:
+    return InventoryError([InventoryIssue(str(path), line, column, field, message)])
+
+
+def parse_yaml(path: Path, text: str) -> Any:
+    """The round-trip tree of one YAML document (None when empty), or an InventoryError with
+    the syntax error's place, or with every duplicate key."""
+    yaml = YAML(typ="rt")
+    try:
+        composed = yaml.compose(text)
+    except MarkedYAMLError as exc:
+        raise _syntax_error(path, exc) from None
+    except YAMLError as exc:
+        raise _one(path, 0, 0, f"YAML error: {exc}") from None
+    if composed is None:
+        return None
+    duplicates = list(_duplicate_keys(str(path), composed, ()))
+    if duplicates:
+        raise InventoryError(duplicates)
+    try:
+        return YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        raise _syntax_error(path, exc) from None
+    except (YAMLError, ValueError, TypeError, RecursionError) as exc:
+        raise _one(path, 0, 0, f"YAML error: {exc}") from None
+
+
+def _syntax_error(path: Path, exc: MarkedYAMLError) -> InventoryError:
+    mark = exc.problem_mark or exc.context_mark
+    problem = exc.problem or exc.context or "cannot parse"
+    if exc.context and exc.problem:
+        problem = f"{exc.problem} ({exc.context})"
+    if mark is None:
+        return _one(path, 0, 0, f"YAML syntax error: {problem}")
+    return _one(path, mark.line + 1, mark.column + 1, f"YAML syntax error: {problem}")
+
+
+def _duplicate_keys(file: str, node: Node, loc: Loc) -> list[InventoryIssue]:
+    issues: list[InventoryIssue] = []
+    if isinstance(node, MappingNode):
+        seen: dict[tuple[str, str], int] = {}
+        for key_node, value_node in node.value:
+            key: str | int = key_node.value if isinstance(key_node, ScalarNode) else "?"
+            if isinstance(key_node, ScalarNode) and key_node.value != "<<":
+                ident = (str(getattr(key_node.tag, "value", key_node.tag)), str(key_node.value))
+                mark = key_node.start_mark
+                if ident in seen:
+                    issues.append(
+                        InventoryIssue(
+                            file,
+                            mark.line + 1,
+                            mark.column + 1,
+                            field_path((*loc, key)),
+                            f"duplicate key {key_node.value!r} (first at line {seen[ident]})",
+                        )
+                    )
+                else:
+                    seen[ident] = mark.line + 1
+            issues.extend(_duplicate_keys(file, value_node, (*loc, key)))
+    elif isinstance(node, SequenceNode):
+        for index, item in enumerate(node.value):
+            issues.extend(_duplicate_keys(file, item, (*loc, index)))
+    return issues
+
+
+def plain(node: Any) -> Any:
+    """ruamel's commented containers and scalar subclasses as plain Python values, so that
+    strict validation sees ``str``, ``int``, ``dict``, ``list``."""
+    if isinstance(node, dict):
+        return {_plain_key(k): plain(v) for k, v in node.items()}
+    if isinstance(node, list | tuple):
+        return [plain(v) for v in node]
+    if isinstance(node, bool):
+        return bool(node)
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    return node
+
+
+def _plain_key(key: Any) -> Any:
+    if isinstance(key, str):
+        return str(key)
+    return plain(key) if isinstance(key, bool | int | float) else describe(key)
+
+
+def load_yaml_document(path: Path, text: str | None = None) -> tuple[Any, YamlLocator]:
+    """A YAML file's plain data and its locator; empty files and non-mappings are errors."""
+    text = read_text(path) if text is None else text
+    tree = parse_yaml(path, text)
+    if tree is None:
+        raise _one(path, 1, 1, "the file is empty")
+    if not isinstance(tree, dict):
+        raise _one(path, 1, 1, f"the top level must be a mapping, got {describe(plain(tree))}")
+    return plain(tree), YamlLocator(str(path), tree)
+
+
+def load_yaml_inventory(path: Path, text: str | None = None) -> Inventory:
+    """Load and validate a YAML inventory."""
+    data, locator = load_yaml_document(path, text)
+    return build_inventory(data, locator, path)
