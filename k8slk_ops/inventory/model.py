@@ -48,11 +48,11 @@ DEFAULT_DNS_DOMAIN = "cluster.local"
 
 def _resolve_path(value: object, info: ValidationInfo) -> object:
     """``~`` expands; a relative path is relative to the inventory file, not to the cwd."""
-    if value is None or isinstance(value, Path):
+    if value is None:
         return value
-    if not isinstance(value, str):
+    if not isinstance(value, str | Path):
         raise ValueError(f"must be a path (a string), got {value!r}")
-    if not value.strip():
+    if not str(value).strip():
         raise ValueError("must not be empty")
     path = Path(os.path.expanduser(value))
     base = (info.context or {}).get("base_dir") if isinstance(info.context, dict) else None
