@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"
@@ -36,6 +36,18 @@ def skip_reason() -> str | None:
         if not os.access(tool, os.X_OK):
             return f"needs OpenSSH: {tool} is missing"
     return None
+
+
+def require_sshd() -> None:
+    """Skip the calling test when sshd cannot run here; under CI (env CI set) fail instead."""
+    import pytest
+
+    reason = skip_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"SSH end-to-end tests cannot run: {reason}")
+    pytest.skip(reason)
 
 
 def keygen(path: Path, kind: str = "ed25519") -> Path:
@@ -175,8 +187,10 @@ class SSHDServer:
         self._reader.start()
         with self._cond:
             ready = self._cond.wait_for(
-                lambda: any("Server listening" in line for line in self._lines)
-                or (self._proc is not None and self._proc.poll() is not None),
+                lambda: (
+                    any("Server listening" in line for line in self._lines)
+                    or (self._proc is not None and self._proc.poll() is not None)
+                ),
                 timeout,
             )
         if not ready or self._proc.poll() is not None:
@@ -206,10 +220,8 @@ class SSHDServer:
             proc.wait()
         # Sessions outlive the listener; end them (and their commands) as a reboot would.
         for pid in sessions:
-            try:
+            with suppress(ProcessLookupError):
                 os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
         if self._reader is not None:
             self._reader.join(timeout=10)
 
@@ -243,9 +255,9 @@ def _descendants(root: int) -> list[int]:
 
 
 @contextmanager
-def sshd_servers(count: int, *, first_octet: int, port: int = 22) -> Iterator[
-    tuple[Path, Path, list[SSHDServer]]
-]:
+def sshd_servers(
+    count: int, *, first_octet: int, port: int = 22
+) -> Iterator[tuple[Path, Path, list[SSHDServer]]]:
     """``count`` servers on 127.0.240.<first_octet + i>, one shared client key; always stopped.
 
     Yields (workdir, client private key, servers).

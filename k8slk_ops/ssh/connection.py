@@ -1,0 +1,223 @@
+"""One node's SSH connection for the whole run: commands, followed output, reconnects.
+
+At most ``channels`` sessions are open at once (sshd's MaxSessions is 10); further calls wait on
+a semaphore instead of being refused by the node. Input bytes may hold secrets: they are sent as
+stdin and never logged. Commands are logged at debug level only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shlex
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import asyncssh
+
+from k8slk_ops.ssh.errors import CommandTimeout, ConnectionLost, SSHError
+from k8slk_ops.ssh.target import CommandResult, SSHTarget, command_label, command_line
+
+log = logging.getLogger("k8slk_ops.ssh")
+
+Dialer = Callable[[SSHTarget], Awaitable[asyncssh.SSHClientConnection]]
+
+# Runs "$@" so that closing the channel ends it: sshd puts each session in its own process
+# group, closes the session's stdin when the channel closes, and the watcher then signals the
+# whole group (``kill 0``). Without it a `tail -F` would live on until its next write failed.
+FOLLOW_WRAPPER = (
+    "exec 3<&0 </dev/null; "
+    '"$@" & p=$!; '
+    "{ cat >/dev/null 2>&1; kill -TERM 0; } <&3 & w=$!; "
+    "exec 3<&-; "
+    'wait "$p"; s=$?; kill "$w" 2>/dev/null; exit "$s"'
+)
+
+_LOST = (asyncssh.ConnectionLost, asyncssh.DisconnectError, asyncssh.ChannelOpenError, OSError)
+
+# sshd frees a session slot only once the session's process is reaped and its channel closed
+# on both sides, a little after the client sees the channel close; an open that races it is
+# refused (OpenSSH says only "open failed"). While the connection itself is up, such refusals
+# are retried briefly with backoff.
+_BUSY_CODES = {
+    asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
+    asyncssh.OPEN_CONNECT_FAILED,
+    asyncssh.OPEN_RESOURCE_SHORTAGE,
+}
+_OPEN_RETRY_FIRST = 0.005
+_OPEN_RETRY_MAX = 0.25
+_OPEN_RETRY_BUDGET = 10.0  # seconds of refusals before giving up
+
+
+def follow_command(command: str | Sequence[str]) -> str:
+    """``command`` wrapped so that it dies with its channel."""
+    argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
+    if not argv:
+        raise ValueError("empty command")
+    return shlex.join(["sh", "-c", FOLLOW_WRAPPER, "sh", *argv])
+
+
+class Connection:
+    """A node reached over one SSH connection, re-dialled transparently if it drops.
+
+    A command running when the connection breaks is not repeated (it may not be idempotent):
+    it raises ``ConnectionLost``; the next call dials again, host-key check included.
+    """
+
+    def __init__(self, target: SSHTarget, dial: Dialer, *, channels: int = 10) -> None:
+        self.name = target.name
+        self.target = target
+        self._dial = dial
+        self._channels = asyncio.Semaphore(channels)
+        self._in_use = 0
+        self.peak_channels = 0  # most sessions ever open at once on this connection
+        self._lock = asyncio.Lock()
+        self._ssh: asyncssh.SSHClientConnection | None = None
+        self._closed = False
+        self.dials = 0
+        self.open_refusals = 0  # session opens sshd refused for want of a free slot
+
+    @property
+    def channels_in_use(self) -> int:
+        return self._in_use
+
+    @contextlib.asynccontextmanager
+    async def _channel_slot(self) -> AsyncIterator[None]:
+        async with self._channels:
+            self._in_use += 1
+            self.peak_channels = max(self.peak_channels, self._in_use)
+            try:
+                yield
+            finally:
+                self._in_use -= 1
+
+    @property
+    def connected(self) -> bool:
+        return self._ssh is not None and not self._ssh.is_closed()
+
+    async def ensure_connected(self) -> None:
+        await self._connection()
+
+    async def _connection(self) -> asyncssh.SSHClientConnection:
+        if self._closed:
+            raise SSHError(f"connection to {self.name} was closed")
+        ssh = self._ssh
+        if ssh is not None and not ssh.is_closed():
+            return ssh
+        async with self._lock:
+            if self._ssh is None or self._ssh.is_closed():
+                self._ssh = None
+                self.dials += 1
+                self._ssh = await self._dial(self.target)
+            return self._ssh
+
+    def _lost(self, exc: BaseException, what: str) -> ConnectionLost:
+        return ConnectionLost(
+            f"connection to {self.name} ({self.target.endpoint}) broke during {what}: {exc}"
+        )
+
+    async def _open(
+        self, ssh: asyncssh.SSHClientConnection, label: str, line: str, **kwargs: Any
+    ) -> asyncssh.SSHClientProcess[Any]:
+        """Open a session channel running ``line``, riding out sshd's brief slot shortage."""
+        delay = _OPEN_RETRY_FIRST
+        waited = 0.0
+        while True:
+            try:
+                return await ssh.create_process(line, **kwargs)
+            except asyncssh.ChannelOpenError as exc:
+                busy = exc.code in _BUSY_CODES and not ssh.is_closed()
+                if not busy or waited >= _OPEN_RETRY_BUDGET:
+                    raise self._lost(exc, label) from exc
+                self.open_refusals += 1
+            except _LOST as exc:
+                raise self._lost(exc, label) from exc
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, _OPEN_RETRY_MAX)
+
+    async def run(
+        self,
+        command: str | Sequence[str],
+        *,
+        input: bytes | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the node layer's per-command limit
+    ) -> CommandResult:
+        """Run a command (a shell string, or argv quoted word by word) and collect its output.
+
+        ``input`` goes to stdin followed by EOF; without it stdin is at EOF from the start.
+        On ``timeout`` the process is sent SIGTERM, its channel closed, and CommandTimeout raised.
+        """
+        line = command_line(command)
+        label = command_label(command)
+        async with self._channel_slot():
+            ssh = await self._connection()
+            log.debug("%s: run %s", self.name, line)
+            if input:
+                proc = await self._open(ssh, label, line, input=input, encoding=None)
+            else:
+                proc = await self._open(ssh, label, line, stdin=asyncssh.DEVNULL, encoding=None)
+            try:
+                try:
+                    done = await proc.wait(timeout=timeout)
+                except asyncssh.TimeoutError as exc:
+                    with contextlib.suppress(*_LOST):
+                        proc.send_signal("TERM")
+                    raise CommandTimeout(
+                        f"`{label}` on {self.name} did not finish within {timeout:g} s",
+                        stdout=_bytes(exc.stdout),
+                        stderr=_bytes(exc.stderr),
+                    ) from None
+                except _LOST as exc:
+                    raise self._lost(exc, label) from exc
+            finally:
+                proc.close()
+                with contextlib.suppress(*_LOST):
+                    await proc.wait_closed()
+        status = done.returncode if done.returncode is not None else -1
+        log.debug("%s: exit %s from %s", self.name, status, label)
+        return CommandResult(status, _bytes(done.stdout), _bytes(done.stderr))
+
+    async def stream_lines(self, command: str | Sequence[str]) -> AsyncIterator[str]:
+        """Yield the command's stdout lines (decoded, without newline) as they arrive.
+
+        Closing the iterator (``aclose()``, leaving ``contextlib.aclosing``) or cancelling the
+        consumer closes the channel, which ends the remote command. stderr is discarded.
+        """
+        label = command_label(command)
+        wrapped = follow_command(command)
+        async with self._channel_slot():
+            ssh = await self._connection()
+            log.debug("%s: follow %s", self.name, command_line(command))
+            proc = await self._open(
+                ssh, label, wrapped, encoding="utf-8", errors="replace", stderr=asyncssh.DEVNULL
+            )
+            try:
+                async for text in proc.stdout:
+                    yield text[:-1] if text.endswith("\n") else text
+            except _LOST as exc:
+                raise self._lost(exc, label) from exc
+            finally:
+                with contextlib.suppress(*_LOST):
+                    proc.stdin.write_eof()
+                proc.close()
+                with contextlib.suppress(*_LOST):
+                    await proc.wait_closed()
+
+    async def close(self) -> None:
+        """Close the connection; further calls raise SSHError."""
+        self._closed = True
+        ssh, self._ssh = self._ssh, None
+        if ssh is not None:
+            ssh.close()
+            with contextlib.suppress(*_LOST):
+                await ssh.wait_closed()
+
+
+def _bytes(data: object) -> bytes:
+    if data is None:
+        return b""
+    if isinstance(data, bytes):
+        return data
+    return str(data).encode()

@@ -1,0 +1,327 @@
+"""Host keys: known_hosts lookup, the three policies, and recording trusted-on-first-use keys.
+
+The check runs inside the SSH handshake (asyncssh calls ``HostKeyCheck.verify`` before user
+authentication), so no command can ever run on a node whose key was refused.
+
+known_hosts is parsed here rather than by asyncssh so that lookups never decode keys: a node is
+matched by name (plain, wildcard or hashed patterns; ``[addr]:port`` for ports other than 22) and
+the presented key is compared by its type and base64 blob. Parsed files are cached by inode, size
+and mtime, so a fleet of nodes costs one parse per change of the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from k8slk_ops.ssh.errors import HostKeyError, HostKeyMismatch, HostKeyUnknown
+from k8slk_ops.ssh.target import HostKeyPolicy
+
+DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+
+# OpenSSH's preference order for plain host keys; asyncssh's own default puts RSA first.
+PREFERRED_HOST_KEY_ALGS: tuple[str, ...] = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+)
+
+
+def host_entry_name(address: str, port: int) -> str:
+    """The name known_hosts uses: ``addr`` on port 22, ``[addr]:port`` otherwise."""
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+def fingerprint(blob: bytes) -> str:
+    """OpenSSH's ``SHA256:...`` fingerprint of a public key blob."""
+    digest = hashlib.sha256(blob).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def normalise_fingerprint(text: str) -> str:
+    """``SHA256:abc=`` / ``abc`` -> ``SHA256:abc`` (the hash part is case-sensitive base64)."""
+    value = text.strip()
+    if value.upper().startswith("SHA256:"):
+        value = value[len("SHA256:") :]
+    return "SHA256:" + value.rstrip("=")
+
+
+def _sig_algs(kind: str) -> list[str]:
+    """Signature algorithms that make a server present a key of type ``kind``."""
+    if kind == "ssh-rsa":
+        return ["rsa-sha2-512", "rsa-sha2-256"]
+    return [kind]
+
+
+# -- known_hosts parsing -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KnownEntry:
+    """One key line of a known_hosts file."""
+
+    patterns: tuple[str, ...]
+    kind: str
+    blob: str  # base64, as written
+    line: int
+    marker: str = ""  # "", "@revoked" or "@cert-authority"
+
+    def matches(self, name: str) -> bool:
+        return _match_patterns(self.patterns, name)
+
+    @property
+    def fingerprint(self) -> str:
+        try:
+            return fingerprint(base64.b64decode(self.blob, validate=True))
+        except (binascii.Error, ValueError):
+            return f"(unreadable key on line {self.line})"
+
+
+def _glob(pattern: str, name: str) -> bool:
+    regex = "".join(
+        ".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern.lower()
+    )
+    return re.fullmatch(regex, name.lower()) is not None
+
+
+def _hashed(pattern: str, name: str) -> bool:
+    try:
+        _, magic, salt, digest = pattern.split("|")
+        if magic != "1":
+            return False
+        want = base64.b64decode(digest)
+        mac = hmac.new(base64.b64decode(salt), name.encode(), hashlib.sha1).digest()
+    except (ValueError, binascii.Error):
+        return False
+    return hmac.compare_digest(mac, want)
+
+
+def _match_patterns(patterns: tuple[str, ...], name: str) -> bool:
+    """OpenSSH semantics: any positive match, and no negated (``!``) match."""
+    matched = False
+    for pattern in patterns:
+        if pattern.startswith("|"):
+            if _hashed(pattern, name):
+                matched = True
+        elif pattern.startswith("!"):
+            if _glob(pattern[1:], name):
+                return False
+        elif _glob(pattern, name):
+            matched = True
+    return matched
+
+
+def parse_known_hosts(text: str) -> list[KnownEntry]:
+    """Key lines of a known_hosts file; malformed lines are skipped as OpenSSH does."""
+    entries: list[KnownEntry] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        fields = raw.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        marker = ""
+        if fields[0].startswith("@"):
+            marker, fields = fields[0], fields[1:]
+        if len(fields) < 3:
+            continue
+        entries.append(
+            KnownEntry(
+                patterns=tuple(fields[0].split(",")),
+                kind=fields[1],
+                blob=fields[2],
+                line=number,
+                marker=marker,
+            )
+        )
+    return entries
+
+
+@dataclass
+class _Cached:
+    signature: tuple[int, int, int]
+    entries: list[KnownEntry]
+
+
+_cache: dict[Path, _Cached] = {}
+
+
+def load_known_hosts(path: Path) -> list[KnownEntry]:
+    """Entries of ``path`` (empty when it does not exist), parsed once per change of the file."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        _cache.pop(path, None)
+        return []
+    signature = (st.st_ino, st.st_size, st.st_mtime_ns)
+    cached = _cache.get(path)
+    if cached is not None and cached.signature == signature:
+        return cached.entries
+    entries = parse_known_hosts(path.read_text(errors="replace"))
+    _cache[path] = _Cached(signature, entries)
+    return entries
+
+
+def lookup(path: Path, address: str, port: int) -> list[KnownEntry]:
+    """Entries that name this node (certificate authorities are not used)."""
+    name = host_entry_name(address, port)
+    return [e for e in load_known_hosts(path) if e.marker != "@cert-authority" and e.matches(name)]
+
+
+# -- recording (accept-new) ----------------------------------------------------------------------
+
+
+def record_host_key(path: Path, address: str, port: int, kind: str, blob: str) -> bool:
+    """Add ``name kind blob`` to known_hosts unless already there; True when written.
+
+    Safe against concurrent writers in this and other processes: an exclusive flock on the
+    file's directory (whose inode never changes, unlike the file's, which is replaced) guards a
+    re-read, the duplicate check, and an atomic replace (temp file, fsync, rename).
+    """
+    path = path.expanduser()
+    name = host_entry_name(address, port)
+    directory = path.parent
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(dir_fd, fcntl.LOCK_EX)
+        try:
+            old = path.read_bytes()
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            old, mode = b"", 0o600
+        for entry in parse_known_hosts(old.decode(errors="replace")):
+            same_key = not entry.marker and entry.kind == kind and entry.blob == blob
+            if same_key and entry.matches(name):
+                return False
+        if old and not old.endswith(b"\n"):
+            old += b"\n"
+        data = old + f"{name} {kind} {blob}\n".encode()
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return True
+    finally:
+        os.close(dir_fd)  # releases the lock
+
+
+# -- the policy check ----------------------------------------------------------------------------
+
+
+@dataclass
+class HostKeyCheck:
+    """One connection attempt's host-key decision, made during the handshake.
+
+    ``prepare()`` reads known_hosts before connecting; ``verify()`` is called by the SSH client
+    with the presented key and either accepts it, or stores the operator-facing error in
+    ``error`` and refuses; ``record()`` writes a key accepted under ``accept-new``.
+    """
+
+    node: str
+    address: str
+    port: int
+    policy: HostKeyPolicy
+    known_hosts: Path | None = None
+    pinned: str | None = None
+    known: list[KnownEntry] = field(default_factory=list)
+    error: HostKeyError | None = None
+    to_record: tuple[str, str] | None = None
+    presented: str | None = None
+    label: str | None = None  # "node NAME" unless said otherwise (e.g. "jump host HOST")
+
+    @property
+    def known_hosts_path(self) -> Path:
+        return (self.known_hosts or DEFAULT_KNOWN_HOSTS).expanduser()
+
+    def prepare(self) -> None:
+        if self.policy != "pinned":
+            self.known = lookup(self.known_hosts_path, self.address, self.port)
+
+    def host_key_algs(self) -> list[str]:
+        """Algorithms to offer: those of keys we already trust for this node come first."""
+        first: list[str] = []
+        for entry in self.known:
+            if not entry.marker:
+                first += [a for a in _sig_algs(entry.kind) if a not in first]
+        return first + [a for a in PREFERRED_HOST_KEY_ALGS if a not in first]
+
+    def verify(self, kind: str, blob: bytes) -> bool:
+        presented = fingerprint(blob)
+        self.presented = presented
+        encoded = base64.b64encode(blob).decode()
+        if self.policy == "pinned":
+            want = normalise_fingerprint(self.pinned or "")
+            if presented == want:
+                return True
+            self.error = HostKeyMismatch.build(
+                node=self.node,
+                address=self.address,
+                port=self.port,
+                presented=presented,
+                expected=(want,),
+                known_hosts=self.known_hosts_path,
+                source="the fingerprint pinned in the inventory",
+                label=self.label,
+            )
+            return False
+
+        revoked = [e for e in self.known if e.marker == "@revoked"]
+        trusted = [e for e in self.known if not e.marker]
+        if any(e.kind == kind and e.blob == encoded for e in revoked):
+            self.error = self._mismatch(presented, trusted, "known_hosts (it is marked @revoked)")
+            return False
+        if any(e.kind == kind and e.blob == encoded for e in trusted):
+            return True
+        if trusted:
+            self.error = self._mismatch(presented, trusted, str(self.known_hosts_path))
+            return False
+        if self.policy == "accept-new":
+            self.to_record = (kind, encoded)
+            return True
+        self.error = HostKeyUnknown.build(
+            node=self.node,
+            address=self.address,
+            port=self.port,
+            presented=presented,
+            known_hosts=self.known_hosts_path,
+            label=self.label,
+        )
+        return False
+
+    def _mismatch(self, presented: str, trusted: list[KnownEntry], source: str) -> HostKeyMismatch:
+        return HostKeyMismatch.build(
+            node=self.node,
+            address=self.address,
+            port=self.port,
+            presented=presented,
+            expected=tuple(f"{e.fingerprint} ({e.kind}, line {e.line})" for e in trusted),
+            known_hosts=self.known_hosts_path,
+            source=source,
+            label=self.label,
+        )
+
+    def record(self) -> bool:
+        """Write the key accepted on first use; blocking file I/O, run it off the event loop."""
+        if self.to_record is None:
+            return False
+        kind, blob = self.to_record
+        return record_host_key(self.known_hosts_path, self.address, self.port, kind, blob)

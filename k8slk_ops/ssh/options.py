@@ -1,0 +1,119 @@
+"""Client keys and connection options, built once and shared by every connection that needs them.
+
+Loading a private key costs real CPU (about 90 ms for RSA) and asyncssh would otherwise load the
+default keys again at every connect, so keys are read once per distinct identity file and one
+``SSHClientConnectionOptions`` is built per distinct set of settings. Per-connection values
+(host, port, tunnel, host-key algorithms, the host-key checker) are passed as overrides at
+connect time, which asyncssh layers over the shared options without reloading anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+from asyncssh.public_key import load_default_keypairs
+
+from k8slk_ops.ssh.errors import AuthenticationFailed
+from k8slk_ops.ssh.target import SSHTarget
+
+# known_hosts as "no trusted keys": asyncssh then asks our client object about every key.
+NO_TRUSTED_KEYS: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Everything shared options depend on; targets with equal settings share one object."""
+
+    user: str
+    identity_file: Path | None
+    config_file: Path | None
+    connect_timeout: float
+    keepalive_interval: float
+
+    @classmethod
+    def of(cls, target: SSHTarget, user: str | None = None) -> ClientSettings:
+        return cls(
+            user=user or target.user,
+            identity_file=target.identity_file.expanduser() if target.identity_file else None,
+            config_file=target.config_file.expanduser() if target.config_file else None,
+            connect_timeout=target.connect_timeout,
+            keepalive_interval=target.keepalive_interval,
+        )
+
+    def config_paths(self) -> list[str]:
+        """The config files to read; never an implicit ~/.ssh/config."""
+        return [str(self.config_file)] if self.config_file else []
+
+
+def _load_keys(identity_file: Path | None) -> list[asyncssh.SSHKeyPair]:
+    if identity_file is None:
+        # Like ssh(1) without -i: the default key files (ssh-agent is used as well).
+        return list(load_default_keypairs())
+    try:
+        return list(asyncssh.load_keypairs([str(identity_file)]))
+    except (OSError, asyncssh.KeyImportError) as exc:
+        raise AuthenticationFailed(
+            f"cannot use identity file {identity_file}: {exc}. Give an unencrypted key, or load "
+            "it into ssh-agent and leave identityFile unset."
+        ) from exc
+
+
+class OptionsCache:
+    """Keys per identity file and options per settings, each built once (in a worker thread)."""
+
+    def __init__(self) -> None:
+        self._keys: dict[Path | None, asyncio.Task[list[asyncssh.SSHKeyPair]]] = {}
+        self._options: dict[ClientSettings, asyncio.Task[asyncssh.SSHClientConnectionOptions]] = {}
+        self.keys_loaded = 0
+        self.options_built = 0
+
+    async def keys(self, identity_file: Path | None) -> list[asyncssh.SSHKeyPair]:
+        task = self._keys.get(identity_file)
+        if task is None or (task.done() and task.exception() is not None):
+            self.keys_loaded += 1
+            task = asyncio.ensure_future(asyncio.to_thread(_load_keys, identity_file))
+            self._keys[identity_file] = task
+        return await asyncio.shield(task)
+
+    async def options(self, settings: ClientSettings) -> asyncssh.SSHClientConnectionOptions:
+        task = self._options.get(settings)
+        if task is None or (task.done() and task.exception() is not None):
+            self.options_built += 1
+            task = asyncio.ensure_future(self._build(settings))
+            self._options[settings] = task
+        return await asyncio.shield(task)
+
+    async def _build(self, settings: ClientSettings) -> asyncssh.SSHClientConnectionOptions:
+        keys: dict[str, Any] = {}
+        if settings.identity_file is not None or settings.config_file is None:
+            keys["client_keys"] = await self.keys(settings.identity_file)
+        # else: leave client keys to the config file's IdentityFile for each host (asyncssh
+        # resolves it per connect), falling back to the default keys as ssh(1) does.
+        return await asyncio.to_thread(
+            asyncssh.SSHClientConnectionOptions,
+            username=settings.user,
+            **keys,
+            agent_identities=None,  # offer every agent key; do not read ~/.ssh/*.pub each time
+            known_hosts=NO_TRUSTED_KEYS,
+            config=settings.config_paths(),
+            connect_timeout=settings.connect_timeout,
+            keepalive_interval=settings.keepalive_interval,
+            keepalive_count_max=3,
+            x509_trusted_certs=None,
+            gss_kex=False,
+            gss_auth=False,
+            kbdint_auth=False,
+            password_auth=False,
+            host_based_auth=False,
+            request_pty=False,
+        )
+
+    def clear(self) -> None:
+        for task in [*self._keys.values(), *self._options.values()]:
+            task.cancel()
+        self._keys.clear()
+        self._options.clear()
