@@ -84,7 +84,8 @@ class _Model(BaseModel):
         frozen=True,
         strict=True,
         alias_generator=to_camel,
-        populate_by_name=True,
+        validate_by_alias=True,
+        validate_by_name=False,
     )
 
 
