@@ -1,0 +1,164 @@
+"""Planning: playbook x inventory x facts -> ordered stages of (node, actions). Pure.
+
+The plan is computed once, from facts read before anything changes, and then executed as is:
+``--dry-run`` and ``plan`` print exactly what a run would do. Each step's plan may record
+assumptions for later stages (after a planned init, the cluster counts as initialised).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from k8slk_ops.context import PlanContext
+from k8slk_ops.playbook import Playbook, Stage, StepCall
+from k8slk_ops.steps.base import Action
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    call: StepCall
+    actions: tuple[Action, ...]
+
+
+@dataclass(frozen=True)
+class PlannedNode:
+    node: str
+    steps: tuple[PlannedStep, ...]
+
+
+@dataclass(frozen=True)
+class PlannedStage:
+    stage: Stage
+    nodes: tuple[PlannedNode, ...]
+    skipped: tuple[tuple[str, str], ...]  # (node, reason) for nodes with nothing due
+
+    @property
+    def name(self) -> str:
+        return self.stage.name
+
+
+@dataclass(frozen=True)
+class Plan:
+    playbook: Playbook
+    stages: tuple[PlannedStage, ...]
+    always: tuple[PlannedStage, ...]
+    unreachable: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def changes(self) -> bool:
+        """True when any stage other than checks and cleanup has work due."""
+        return any(
+            step.call.step.changes
+            for stage in self.stages
+            for node in stage.nodes
+            for step in node.steps
+        )
+
+    def nodes_touched(self) -> set[str]:
+        return {n.node for s in (*self.stages, *self.always) for n in s.nodes}
+
+    def to_json(self) -> list[dict[str, Any]]:
+        out = []
+        for stage in (*self.stages, *self.always):
+            out.append(
+                {
+                    "stage": stage.name,
+                    "always": stage.stage.always,
+                    "nodes": [
+                        {
+                            "node": n.node,
+                            "actions": [
+                                {"step": s.call.name, "summary": a.summary, **a.detail}
+                                for s in n.steps
+                                for a in s.actions
+                            ],
+                        }
+                        for n in stage.nodes
+                    ],
+                    "skipped": [{"node": n, "reason": r} for n, r in stage.skipped],
+                }
+            )
+        return out
+
+    def to_text(self) -> str:
+        lines = [f"plan: {self.playbook.name}"]
+        for name, why in sorted(self.unreachable.items()):
+            lines.append(f"  ! {name}: unreachable ({why})")
+        for stage in (*self.stages, *self.always):
+            tag = " (always)" if stage.stage.always else ""
+            lines.append(f"stage {stage.name}{tag}:")
+            if not stage.nodes and not stage.skipped:
+                lines.append("  (no nodes)")
+            for planned in stage.nodes:
+                for step in planned.steps:
+                    for action in step.actions:
+                        lines.append(f"  {planned.node}: {action.summary}")
+            for node, reason in stage.skipped:
+                lines.append(f"  {node}: nothing to do ({reason})")
+        return "\n".join(lines)
+
+
+def resolve_hosts(ctx: PlanContext, hosts: tuple[str, ...]) -> list[str]:
+    """Node names a stage's ``hosts`` select, in inventory order, without duplicates."""
+    inv = ctx.inventory
+    primary = ctx.cluster.primary
+    selected = set(ctx.options.selected)
+    chosen: set[str] = set()
+    for item in hosts:
+        for node in inv.nodes:
+            role = node.role
+            if (
+                item == "all"
+                or (item == "control-planes" and role == "control-plane")
+                or (item == "workers" and role == "worker")
+                or (item == "primary" and node.name == primary)
+                or (
+                    item == "secondary-control-planes"
+                    and role == "control-plane"
+                    and node.name != primary
+                )
+                or (item == "selected" and (not selected or node.name in selected))
+                or item == node.name
+            ):
+                chosen.add(node.name)
+    return [n.name for n in inv.nodes if n.name in chosen]
+
+
+def needed_nodes(playbook: Playbook, ctx: PlanContext) -> list[str]:
+    """Every node some stage selects: the nodes a run must connect to, and no others."""
+    names: set[str] = set()
+    for stage in (*playbook.stages, *playbook.always):
+        names.update(resolve_hosts(ctx, stage.hosts))
+    return [n.name for n in ctx.inventory.nodes if n.name in names]
+
+
+def make_plan(playbook: Playbook, ctx: PlanContext) -> Plan:
+    stages = tuple(_plan_stage(stage, ctx) for stage in playbook.stages)
+    always = tuple(_plan_stage(stage, ctx) for stage in playbook.always)
+    return Plan(playbook, stages, always, dict(ctx.unreachable))
+
+
+def _plan_stage(stage: Stage, ctx: PlanContext) -> PlannedStage:
+    planned: list[PlannedNode] = []
+    skipped: list[tuple[str, str]] = []
+    assumed: dict[str, Any] = {}
+    for name in resolve_hosts(ctx, stage.hosts):
+        if name in ctx.unreachable:
+            skipped.append((name, "unreachable"))
+            continue
+        steps: list[PlannedStep] = []
+        reasons: list[str] = []
+        for call in stage.steps:
+            step_plan = call.step.plan(call.options, ctx, name)
+            if step_plan.due:
+                steps.append(PlannedStep(call, step_plan.actions))
+                assumed.update(dict(step_plan.assumes))
+            elif step_plan.skip_reason:
+                reasons.append(step_plan.skip_reason)
+        if steps:
+            planned.append(PlannedNode(name, tuple(steps)))
+        else:
+            skipped.append((name, "; ".join(reasons) or "nothing due"))
+    ctx.assumed.update(assumed)
+    return PlannedStage(stage, tuple(planned), tuple(skipped))

@@ -1,0 +1,166 @@
+"""Playbooks: the built-in workflows and the user's own, as validated YAML.
+
+A playbook is a list of stages; a stage runs a list of steps over a group of hosts, with its own
+batch size (``serial``), ``concurrency`` and failure policy. ``always`` stages run at the end
+whatever happened (revoking credentials, releasing things). Steps come from a closed vocabulary
+(``k8slk_ops.steps``): an unknown step, an unknown field or a bad value is an error naming the
+file, line and field, raised before anything connects.
+
+Example::
+
+    name: bootstrap
+    stages:
+      - name: init
+        hosts: primary
+        onFailure: stop
+        steps:
+          - init: {timeout: 600}
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from k8slk_ops.errors import UsageError
+from k8slk_ops.steps import STEPS, Step
+from k8slk_ops.yamlsource import Located, load_yaml_with_lines
+
+# Host groups a stage may name. Names of single nodes are accepted too.
+SELECTORS = (
+    "all",  # every node of the inventory
+    "control-planes",
+    "workers",
+    "primary",  # the initialised control plane (else the first control plane)
+    "secondary-control-planes",  # control planes other than the primary
+    "selected",  # the nodes named with --node/NAME arguments (all when none named)
+)
+NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class StageModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str
+    hosts: str | list[str] = "all"
+    serial: int | None = Field(default=None, ge=1)
+    concurrency: int | None = Field(default=None, ge=1)
+    on_failure: Literal["stop", "continue"] = Field(default="continue", alias="onFailure")
+    steps: list[dict[str, Any]] = Field(min_length=1)
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, value: str | list[str]) -> str | list[str]:
+        items = [value] if isinstance(value, str) else value
+        for item in items:
+            if item not in SELECTORS and not NAME_RE.match(item):
+                raise ValueError(f"unknown host group {item!r}; use one of {', '.join(SELECTORS)}")
+        return value
+
+
+class PlaybookModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    stages: list[StageModel] = Field(min_length=1)
+    always: list[StageModel] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StepCall:
+    """One step of a stage with its validated options."""
+
+    step: Step
+    options: BaseModel
+    line: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.step.name
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    hosts: tuple[str, ...]
+    steps: tuple[StepCall, ...]
+    serial: int | None = None
+    concurrency: int | None = None
+    on_failure: Literal["stop", "continue"] = "continue"
+    always: bool = False
+
+
+@dataclass(frozen=True)
+class Playbook:
+    name: str
+    description: str
+    source: str
+    stages: tuple[Stage, ...]
+    always: tuple[Stage, ...] = field(default_factory=tuple)
+
+
+def builtin_path(name: str) -> Path:
+    """The path of a built-in playbook (``bootstrap`` -> playbooks/bootstrap.yml)."""
+    repo = Path(__file__).resolve().parent.parent / "playbooks" / f"{name}.yml"
+    if repo.exists():
+        return repo
+    packaged = resources.files("k8slk_ops") / "_playbooks" / f"{name}.yml"
+    return Path(str(packaged))
+
+
+def load_builtin(name: str) -> Playbook:
+    return load_playbook(builtin_path(name))
+
+
+def load_playbook(path: Path) -> Playbook:
+    """Load and validate a playbook file; every problem is reported with file:line."""
+    doc = load_yaml_with_lines(path)
+    try:
+        model = PlaybookModel.model_validate(doc.value)
+    except ValidationError as exc:
+        raise UsageError(doc.format_validation_error(exc)) from None
+    problems: list[str] = []
+    stages = [_stage(doc, ("stages", i), s, problems, False) for i, s in enumerate(model.stages)]
+    always = [_stage(doc, ("always", i), s, problems, True) for i, s in enumerate(model.always)]
+    if problems:
+        raise UsageError("\n".join(problems))
+    return Playbook(model.name, model.description, str(path), tuple(stages), tuple(always))
+
+
+def _stage(
+    doc: Located, loc: tuple[str | int, ...], model: StageModel, problems: list[str], always: bool
+) -> Stage:
+    calls: list[StepCall] = []
+    for j, entry in enumerate(model.steps):
+        step_loc = (*loc, "steps", j)
+        if len(entry) != 1:
+            problems.append(doc.where(step_loc, "a step is a mapping with exactly one step name"))
+            continue
+        ((step_name, raw_opts),) = entry.items()
+        step = STEPS.get(step_name)
+        if step is None:
+            known = ", ".join(sorted(STEPS))
+            problems.append(doc.where(step_loc, f"unknown step {step_name!r}; known: {known}"))
+            continue
+        try:
+            opts = step.Options.model_validate(raw_opts or {})
+        except ValidationError as exc:
+            problems.append(doc.format_validation_error(exc, prefix=(*step_loc, step_name)))
+            continue
+        calls.append(StepCall(step, opts, doc.line_of(step_loc)))
+    hosts = (model.hosts,) if isinstance(model.hosts, str) else tuple(model.hosts)
+    return Stage(
+        name=model.name,
+        hosts=hosts,
+        steps=tuple(calls),
+        serial=model.serial,
+        concurrency=model.concurrency,
+        on_failure=model.on_failure,
+        always=always,
+    )

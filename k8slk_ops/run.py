@@ -1,0 +1,200 @@
+"""Executing a plan: stages in order, nodes concurrently within bounds, failures contained.
+
+Policy, per DESIGN.md: a stage with ``onFailure: stop`` that loses a node ends the run (no join
+after a failed init); otherwise a failed node drops out of later stages and the others go on.
+``serial`` runs a stage in batches; ``concurrency`` bounds nodes in flight. A stop request
+(Ctrl-C) stops launching new node work and lets running steps end; a second one cancels them.
+``always`` stages (cleanup) run in every case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from k8slk_ops.context import RunContext
+from k8slk_ops.errors import NodeError
+from k8slk_ops.events import EventKind, NodeReport, Outcome
+from k8slk_ops.plan import Plan, PlannedNode, PlannedStage
+from k8slk_ops.ssh import SSHError
+
+log = logging.getLogger("k8slk_ops.run")
+
+
+@dataclass
+class NodeProgress:
+    started: float | None = None
+    ended: float | None = None
+    changed: bool = False
+    changes_done: int = 0
+    failed: bool = False
+    cancelled: bool = False
+    phase: str = ""
+    message: str = ""
+    log_tail: list[str] = field(default_factory=list)
+
+
+class Executor:
+    """Runs one plan against live nodes and fills in the per-node reports."""
+
+    def __init__(self, ctx: RunContext, plan: Plan, reports: dict[str, NodeReport]) -> None:
+        self.ctx = ctx
+        self.plan = plan
+        self.reports = reports
+        self.progress: dict[str, NodeProgress] = {name: NodeProgress() for name in reports}
+        self.stopping = asyncio.Event()
+        self.stopped_by_failure = False
+        self._running: set[asyncio.Task[None]] = set()
+
+    # -- control ------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """First call: launch nothing new. Second call: cancel what runs."""
+        if self.stopping.is_set():
+            for task in list(self._running):
+                task.cancel()
+            return
+        self.stopping.set()
+        self.ctx.emit(None, "run", EventKind.WARN, "interrupted: finishing running steps")
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopping.is_set()
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def execute(self) -> None:
+        for stage in self.plan.stages:
+            if self.stopping.is_set() or self.stopped_by_failure:
+                break
+            failed = await self._run_stage(stage)
+            if failed and stage.stage.on_failure == "stop":
+                self.stopped_by_failure = True
+                names = ", ".join(sorted(failed))
+                self.ctx.emit(
+                    None, stage.name, EventKind.WARN,
+                    f"stage {stage.name} failed on {names}: stopping before later stages",
+                )
+        for stage in self.plan.always:
+            await self._run_stage(stage, always=True)
+        self._finish_reports()
+
+    async def _run_stage(self, stage: PlannedStage, always: bool = False) -> set[str]:
+        todo = [n for n in stage.nodes if always or not self.progress[n.node].failed]
+        for name, reason in stage.skipped:
+            self.ctx.emit(name, stage.name, EventKind.SKIP, reason)
+        if not todo:
+            return set()
+        limit = stage.stage.concurrency or self.ctx.options.concurrency
+        batch = stage.stage.serial or len(todo)
+        failed: set[str] = set()
+        for i in range(0, len(todo), batch):
+            if self.stopping.is_set() and not always:
+                break
+            gate = asyncio.Semaphore(max(1, limit))
+            tasks = [
+                asyncio.create_task(self._run_node(stage, planned, gate, always))
+                for planned in todo[i : i + batch]
+            ]
+            self._running.update(tasks)
+            try:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            finally:
+                self._running.difference_update(tasks)
+            failed.update(n.node for n in todo[i : i + batch] if self.progress[n.node].failed)
+            if failed and stage.stage.serial and stage.stage.on_failure == "stop":
+                break
+        return failed
+
+    async def _run_node(
+        self, stage: PlannedStage, planned: PlannedNode, gate: asyncio.Semaphore, always: bool
+    ) -> None:
+        name = planned.node
+        progress = self.progress[name]
+        async with gate:
+            if self.stopping.is_set() and not always:
+                return
+            if progress.started is None and not always:
+                progress.started = time.monotonic()
+            for step in planned.steps:
+                phase = step.call.step.phase
+                if not always:
+                    progress.phase = phase
+                self.ctx.emit(name, phase, EventKind.START, step.actions[0].summary)
+                t0 = time.monotonic()
+                try:
+                    await step.call.step.apply(step.call.options, self.ctx, name)
+                except NodeError as exc:
+                    self._fail(name, phase, str(exc), exc.log_tail, always)
+                    return
+                except SSHError as exc:
+                    self._fail(name, phase, f"connection: {exc}", [], always)
+                    return
+                except asyncio.CancelledError:
+                    progress.cancelled = True
+                    self.ctx.emit(name, phase, EventKind.FAIL, "cancelled")
+                    raise
+                except Exception as exc:  # a bug or an unexpected reply: contain it to the node
+                    log.debug("step %s failed on %s", step.call.name, name, exc_info=True)
+                    self._fail(name, phase, f"{type(exc).__name__}: {exc}", [], always)
+                    return
+                if step.call.step.changes:
+                    progress.changed = True
+                    progress.changes_done += 1
+                elapsed = time.monotonic() - t0
+                self.ctx.emit(name, phase, EventKind.OK, f"{elapsed:.1f}s")
+            progress.ended = time.monotonic()
+
+    def _fail(self, name: str, phase: str, message: str, tail: list[str], always: bool) -> None:
+        progress = self.progress[name]
+        self.ctx.emit(name, phase, EventKind.FAIL, message)
+        if always:
+            # A failed cleanup is reported, but does not turn a node's result into a failure.
+            self.ctx.results.setdefault("cleanup_errors", []).append(f"{name}: {message}")
+            return
+        progress.failed = True
+        progress.phase = phase
+        progress.message = message
+        progress.log_tail = list(tail)
+        progress.ended = time.monotonic()
+
+    def _planned_changes(self, name: str) -> int:
+        return sum(
+            1
+            for stage in self.plan.stages
+            for planned in stage.nodes
+            if planned.node == name
+            for step in planned.steps
+            if step.call.step.changes
+        )
+
+    def _finish_reports(self) -> None:
+        for name, report in self.reports.items():
+            progress = self.progress[name]
+            if name in self.plan.unreachable:
+                report.outcome = Outcome.UNREACHABLE
+                report.message = self.plan.unreachable[name]
+                continue
+            if progress.started is not None:
+                report.seconds = (progress.ended or time.monotonic()) - progress.started
+            report.phase = progress.phase
+            pending = self._planned_changes(name) > progress.changes_done
+            if progress.failed:
+                report.outcome = Outcome.FAILED
+                report.message = progress.message
+                report.log_tail = progress.log_tail
+            elif progress.cancelled:
+                report.outcome = Outcome.CANCELLED
+                report.message = "cancelled while running"
+            elif pending and self.interrupted:
+                report.outcome = Outcome.CANCELLED
+                report.message = "not started: the run was interrupted"
+            elif pending:
+                report.outcome = Outcome.SKIPPED
+                report.message = "not started: an earlier stage failed"
+            elif progress.changed:
+                report.outcome = Outcome.OK
+            else:
+                report.outcome = Outcome.UNCHANGED

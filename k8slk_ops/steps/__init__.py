@@ -1,0 +1,26 @@
+"""The closed vocabulary of steps a playbook may use, one small module per kind."""
+
+from __future__ import annotations
+
+from k8slk_ops.steps.base import Action, Step, StepPlan
+from k8slk_ops.steps.credentials import MintCredentials, RevokeCredentials
+from k8slk_ops.steps.init import Init
+from k8slk_ops.steps.join import Join
+from k8slk_ops.steps.kubeconfig import FetchKubeconfig
+from k8slk_ops.steps.preflight import Preflight
+from k8slk_ops.steps.ready import WaitReady
+
+STEPS: dict[str, Step] = {
+    step.name: step
+    for step in (
+        Preflight(),
+        Init(),
+        MintCredentials(),
+        Join(),
+        WaitReady(),
+        FetchKubeconfig(),
+        RevokeCredentials(),
+    )
+}
+
+__all__ = ["STEPS", "Action", "Step", "StepPlan"]

@@ -1,0 +1,65 @@
+"""The contract every step kind fulfils: a pure ``plan`` and an async ``apply``.
+
+``plan`` looks only at facts and says what it would do on a node (the dry run prints exactly
+this), or why nothing is due. ``apply`` does it, through the node layer only, and raises
+``NodeError`` (with the phase and the node's log tail) when the node fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from k8slk_ops.context import PlanContext, RunContext
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing a step would do on a node, in words and in data (for --json plans)."""
+
+    summary: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """A step's plan for one node: actions, or the reason nothing is due."""
+
+    actions: tuple[Action, ...] = ()
+    skip_reason: str = ""
+    # Facts the rest of the plan may rely on once this step has run (e.g. initialised=True).
+    assumes: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def due(self) -> bool:
+        return bool(self.actions)
+
+
+def skip(reason: str) -> StepPlan:
+    return StepPlan(skip_reason=reason)
+
+
+def do(*actions: Action, assumes: dict[str, Any] | None = None) -> StepPlan:
+    return StepPlan(actions=actions, assumes=tuple((assumes or {}).items()))
+
+
+class Step:
+    """Base of the step vocabulary. Subclasses set ``name``, ``Options`` and ``phase``."""
+
+    name: ClassVar[str]
+    phase: ClassVar[str]
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    # False for steps that only check, wait or clean up: they do not make a run "changed".
+    changes: ClassVar[bool] = True
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        raise NotImplementedError
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        raise NotImplementedError

@@ -1,0 +1,94 @@
+"""init: create the cluster on the primary control plane through the node's trigger.
+
+Renders InitConfiguration + ClusterConfiguration + KubeletConfiguration for the API version the
+node's own kubeadm speaks, writes it atomically to /run/node/kubeadm.yaml (0600), writes
+``init`` into the trigger file and follows the kubeadm log until it completes or fails. The
+init's bootstrap token is one of ours, short-lived and described, so no 24 h token lingers.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from k8slk_ops import kubeadm, paths
+from k8slk_ops.context import PlanContext, RunContext
+from k8slk_ops.errors import NodeError
+from k8slk_ops.events import EventKind
+from k8slk_ops.facts import KubeadmState
+from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+from k8slk_ops.steps.render import init_spec
+
+
+class InitOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    timeout: float | None = Field(default=None, gt=0)
+
+
+_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def new_token() -> str:
+    """A bootstrap token in kubeadm's format: 6 + 16 characters of [a-z0-9]."""
+    pick = secrets.choice
+    return "".join(pick(_ALPHABET) for _ in range(6)) + "." + "".join(
+        pick(_ALPHABET) for _ in range(16)
+    )
+
+
+class Init(Step):
+    name = "init"
+    phase = "init"
+    Options = InitOptions
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        if ctx.cluster.initialised:
+            return skip("control plane already initialised")
+        facts = ctx.facts[node]
+        api = kubeadm.config_api_version(facts.kubeadm_version)
+        return do(
+            Action(
+                f"write {paths.KUBEADM_YAML} (InitConfiguration, ClusterConfiguration, "
+                f"KubeletConfiguration; {api}; mode 0600)",
+                {"file": paths.KUBEADM_YAML, "apiVersion": api, "mode": "0600"},
+            ),
+            Action(f"write 'init' to {paths.KUBEADM_RUN}", {"trigger": "init"}),
+            Action(
+                f"follow {paths.KUBEADM_LOG} until kubeadm has completed",
+                {"follow": paths.KUBEADM_LOG},
+            ),
+            assumes={"initialised": True},
+        )
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        assert isinstance(options, InitOptions)
+        facts = ctx.plan.facts[node]
+        if facts.kubeadm_state != KubeadmState.WAITING:
+            raise NodeError(
+                f"kubeadm on this node is {facts.kubeadm_state.value}, not waiting for a "
+                "trigger: it cannot init (reset and reboot the node first)",
+                phase=self.phase,
+                log_tail=facts.messages[-10:],
+            )
+        token = new_token()
+        ctx.add_secret(token)
+        ctx.results.setdefault("tokens", []).append(token.split(".")[0])
+        api = kubeadm.config_api_version(facts.kubeadm_version)
+        spec = init_spec(ctx.plan, node, token=token, run_id=ctx.options.run_id)
+        document = kubeadm.render_init(spec, api)
+        lk = await ctx.node(node)
+        await lk.write_file(paths.KUBEADM_YAML, document.encode(), 0o600)
+        ctx.emit(node, self.phase, EventKind.PROGRESS, f"wrote {paths.KUBEADM_YAML} ({api})")
+        await lk.trigger("init")
+        ctx.emit(node, self.phase, EventKind.PROGRESS, "triggered init; following the log")
+        timeout = options.timeout or ctx.options.timeout
+        result = await lk.wait_kubeadm("init", timeout=timeout)
+        if not result.ok:
+            raise NodeError(result.reason, phase=self.phase, log_tail=result.tail())
+        printed = kubeadm.parse_join_commands("\n".join(result.lines))
+        ctx.results["init_ca_hashes"] = sorted(
+            {h for cmd in printed for h in cmd.ca_cert_hashes}
+        )
+        ctx.plan.cluster.initialised = True

@@ -1,0 +1,74 @@
+"""join: bring a node into the cluster through its trigger, with this run's credentials.
+
+Renders a JoinConfiguration that always carries the CA pin (never
+``unsafeSkipCAVerification: true``), plus ``controlPlane`` with the certificate key for control
+planes; writes it atomically (0600), writes ``join`` and follows the node's log to its end.
+Nodes already in the cluster are skipped: a re-run joins only what is missing.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from k8slk_ops import kubeadm, paths
+from k8slk_ops.context import PlanContext, RunContext
+from k8slk_ops.errors import NodeError
+from k8slk_ops.events import EventKind
+from k8slk_ops.facts import KubeadmState
+from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+from k8slk_ops.steps.render import join_spec
+
+
+class JoinOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    timeout: float | None = Field(default=None, gt=0)
+
+
+class Join(Step):
+    name = "join"
+    phase = "join"
+    Options = JoinOptions
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        if node == ctx.cluster.primary:
+            return skip("primary control plane")
+        if ctx.cluster.is_member(node):
+            return skip("already in the cluster")
+        facts = ctx.facts[node]
+        api = kubeadm.config_api_version(facts.kubeadm_version)
+        role = ctx.spec(node).role
+        kind = "JoinConfiguration with controlPlane" if role == "control-plane" else "JoinConfiguration"
+        return do(
+            Action(
+                f"write {paths.KUBEADM_YAML} ({kind}; {api}; CA pinned; mode 0600)",
+                {"file": paths.KUBEADM_YAML, "apiVersion": api, "mode": "0600"},
+            ),
+            Action(f"write 'join' to {paths.KUBEADM_RUN}", {"trigger": "join"}),
+            Action(f"follow {paths.KUBEADM_LOG} until kubeadm has completed"),
+        )
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        assert isinstance(options, JoinOptions)
+        creds = ctx.credentials
+        if creds is None:
+            raise NodeError("no join credentials were minted in this run", phase=self.phase)
+        facts = ctx.plan.facts[node]
+        if facts.kubeadm_state != KubeadmState.WAITING:
+            raise NodeError(
+                f"kubeadm on this node is {facts.kubeadm_state.value}, not waiting for a "
+                "trigger: it cannot join (reset and reboot the node first)",
+                phase=self.phase,
+                log_tail=facts.messages[-10:],
+            )
+        spec = ctx.plan.spec(node)
+        if spec.role == "control-plane" and not creds.certificate_key:
+            raise NodeError("no certificate key for a control-plane join", phase=self.phase)
+        api = kubeadm.config_api_version(facts.kubeadm_version)
+        document = kubeadm.render_join(join_spec(ctx.plan, node, creds), api)
+        lk = await ctx.node(node)
+        await lk.write_file(paths.KUBEADM_YAML, document.encode(), 0o600)
+        await lk.trigger("join")
+        ctx.emit(node, self.phase, EventKind.PROGRESS, "triggered join; following the log")
+        result = await lk.wait_kubeadm("join", timeout=options.timeout or ctx.options.timeout)
+        if not result.ok:
+            raise NodeError(result.reason, phase=self.phase, log_tail=result.tail())

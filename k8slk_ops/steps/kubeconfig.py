@@ -1,0 +1,70 @@
+"""fetch-kubeconfig: hand the operator an admin kubeconfig that points at the endpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from k8slk_ops import kubeconfig, paths
+from k8slk_ops.context import PlanContext, RunContext
+from k8slk_ops.errors import NodeError
+from k8slk_ops.events import EventKind
+from k8slk_ops.steps.base import Action, Step, StepPlan, do
+
+
+class KubeconfigOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    merge: bool = False
+
+
+def kubeconfig_path(ctx: PlanContext) -> Path:
+    if ctx.options.kubeconfig_out:
+        return Path(ctx.options.kubeconfig_out).expanduser()
+    return ctx.inventory.source.parent / f"{ctx.inventory.cluster.name}.kubeconfig"
+
+
+class FetchKubeconfig(Step):
+    name = "fetch-kubeconfig"
+    phase = "kubeconfig"
+    changes = False
+    Options = KubeconfigOptions
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        target = kubeconfig_path(ctx)
+        return do(
+            Action(
+                f"read {paths.ADMIN_CONF}, set server https://{ctx.inventory.endpoint}, "
+                f"write {target} (0600)",
+                {"local": str(target)},
+            )
+        )
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        assert isinstance(options, KubeconfigOptions)
+        lk = await ctx.node(node)
+        raw = await lk.read_file(paths.ADMIN_CONF)
+        if raw is None:
+            raise NodeError(f"{paths.ADMIN_CONF} is missing", phase=self.phase)
+        text = raw.decode()
+        for secret in _key_data(text):
+            ctx.add_secret(secret)
+        pointed = kubeconfig.point_at(text, ctx.inventory.endpoint)
+        target = kubeconfig_path(ctx.plan)
+        if options.merge and target.exists():
+            pointed = kubeconfig.merge(target.read_text(), pointed)
+        if target.exists() and target.read_text() == pointed:
+            ctx.emit(node, self.phase, EventKind.PROGRESS, f"{target} is up to date")
+        else:
+            kubeconfig.write_private(target, pointed)
+            ctx.emit(node, self.phase, EventKind.PROGRESS, f"wrote {target}")
+        ctx.results["kubeconfig"] = str(target)
+
+
+def _key_data(text: str) -> list[str]:
+    out = []
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(":")
+        if key in ("client-key-data", "client-certificate-data", "token") and value.strip():
+            out.append(value.strip())
+    return out

@@ -1,0 +1,51 @@
+"""preflight: is each node fit to take part, judged from the facts already gathered?
+
+Checks that the kubelet task runs, that kubeadm answers with a version, the image's resource
+minimums (a warning, an error with --strict), and that a node that still has to join has a
+kubeadm task waiting for its trigger (a node whose kubeadm already failed this boot cannot try
+again without a reset).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from k8slk_ops.context import PlanContext, RunContext
+from k8slk_ops.errors import NodeError
+from k8slk_ops.events import EventKind
+from k8slk_ops.facts import KubeadmState
+from k8slk_ops.steps.base import Action, Step, StepPlan, do
+
+
+class Preflight(Step):
+    name = "preflight"
+    phase = "preflight"
+    changes = False
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        return do(Action("check kubelet task, kubeadm version and state, CPUs and memory"))
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        facts = ctx.plan.facts[node]
+        if not facts.kubelet_running:
+            state = facts.tasks.get("kubelet", "missing")
+            raise NodeError(
+                f"the kubelet task is {state}, not running (containerd namespace "
+                "services.linuxkit): is this node booted from the k8s-on-linuxkit image?",
+                phase=self.phase,
+            )
+        if not facts.kubeadm_version:
+            raise NodeError("`kubeadm version -o short` gave no version", phase=self.phase)
+        for warning in facts.resource_warnings():
+            if ctx.options.strict:
+                raise NodeError(warning, phase=self.phase)
+            ctx.emit(node, self.phase, EventKind.WARN, warning)
+        member = ctx.plan.cluster.is_member(node)
+        state = facts.kubeadm_state
+        if not member and state == KubeadmState.FAILED:
+            raise NodeError(
+                "kubeadm already ran and failed on this node since its last boot; it will not "
+                "run again until the node is reset (`kubeadm reset -f`) and rebooted",
+                phase=self.phase,
+                log_tail=facts.messages[-10:],
+            )

@@ -1,0 +1,68 @@
+"""From inventory and facts to the kubeadm specs the pure renderer takes.
+
+The Kubernetes version comes from the inventory when it pins one, else from the node's own
+kubeadm: nothing is assumed about a node.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from k8slk_ops import kubeadm
+from k8slk_ops.context import JoinCredentials, PlanContext
+
+KINDS = (
+    "InitConfiguration",
+    "ClusterConfiguration",
+    "JoinConfiguration",
+    "KubeletConfiguration",
+    "KubeProxyConfiguration",
+)
+
+
+def overrides(ctx: PlanContext) -> dict[str, dict[str, Any]]:
+    table = ctx.inventory.cluster.kubeadm
+    return {kind: table.for_kind(kind) for kind in KINDS if table.for_kind(kind)}
+
+
+def init_spec(ctx: PlanContext, node: str, *, token: str, run_id: str) -> kubeadm.InitSpec:
+    inv = ctx.inventory
+    spec = inv.node(node)
+    version = inv.cluster.kubernetes_version or ctx.facts[node].kubeadm_version
+    return kubeadm.InitSpec(
+        node_name=spec.name,
+        advertise_address=spec.address,
+        kubernetes_version=version,
+        cluster_name=inv.cluster.name,
+        control_plane_endpoint=inv.endpoint,
+        pod_subnet=inv.cluster.pod_subnet,
+        service_subnet=inv.cluster.service_subnet,
+        dns_domain=inv.cluster.dns_domain,
+        cert_sans=tuple(inv.cluster.cert_sans),
+        bootstrap_tokens=(
+            kubeadm.BootstrapTokenSpec(
+                token=token,
+                ttl=ctx.options.token_ttl,
+                description=f"k8slk-ops run {run_id} (init)",
+            ),
+        ),
+        node_labels=dict(spec.labels),
+        overrides=overrides(ctx),
+    )
+
+
+def join_spec(ctx: PlanContext, node: str, creds: JoinCredentials) -> kubeadm.JoinSpec:
+    spec = ctx.inventory.node(node)
+    control_plane = spec.role == "control-plane"
+    return kubeadm.JoinSpec(
+        node_name=spec.name,
+        api_server_endpoint=creds.endpoint,
+        token=creds.token,
+        ca_cert_hashes=(creds.ca_cert_hash,),
+        node_ip=spec.address,
+        control_plane=control_plane,
+        advertise_address=spec.address if control_plane else None,
+        certificate_key=creds.certificate_key if control_plane else None,
+        node_labels=dict(spec.labels),
+        overrides=overrides(ctx),
+    )

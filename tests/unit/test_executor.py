@@ -1,0 +1,210 @@
+"""The executor's policies, with in-memory steps: no network, no nodes."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+import pytest
+from pydantic import BaseModel
+
+from k8slk_ops.context import ClusterFacts, PlanContext, RunContext, RunOptions
+from k8slk_ops.errors import NodeError
+from k8slk_ops.events import Event, EventKind, NodeReport, Outcome
+from k8slk_ops.plan import make_plan
+from k8slk_ops.playbook import Playbook, Stage, StepCall
+from k8slk_ops.run import Executor
+from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+
+class Probe:
+    """Shared by fake steps: who ran, how many at once, which nodes fail."""
+
+    def __init__(self, fail: set[str] | None = None, gate: asyncio.Event | None = None) -> None:
+        self.ran: list[tuple[str, str]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.fail = fail or set()
+        self.gate = gate
+
+
+class FakeStep(Step):
+    probe: ClassVar[Probe]
+
+    def __init__(self, name: str, changes: bool = True) -> None:
+        self._name = name
+        self._changes = changes
+
+    @property  # type: ignore[override]
+    def name(self) -> str:  # type: ignore[override]
+        return self._name
+
+    @property  # type: ignore[override]
+    def phase(self) -> str:  # type: ignore[override]
+        return self._name
+
+    @property  # type: ignore[override]
+    def changes(self) -> bool:  # type: ignore[override]
+        return self._changes
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        return do(Action(f"{self._name} on {node}"))
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        probe = FakeStep.probe
+        probe.in_flight += 1
+        probe.max_in_flight = max(probe.max_in_flight, probe.in_flight)
+        try:
+            if probe.gate is not None:
+                await probe.gate.wait()
+            else:
+                await asyncio.sleep(0)
+            probe.ran.append((self._name, node))
+            if (self._name, node) in {tuple(x.split(":")) for x in probe.fail}:
+                raise NodeError(f"{self._name} broke", phase=self._name, log_tail=["last line"])
+        finally:
+            probe.in_flight -= 1
+
+
+def stage(name: str, hosts: str, step: str, **kw: Any) -> Stage:
+    call = StepCall(FakeStep(step, kw.pop("changes", True)), NoOptions())
+    return Stage(name=name, hosts=(hosts,), steps=(call,), **kw)
+
+
+def setup(stages: list[Stage], always: list[Stage] | None = None, workers: int = 3,
+          concurrency: int = 64) -> tuple[Executor, Recorder, dict[str, NodeReport]]:
+    nodes = [SimpleNamespace(name="cp-1", role="control-plane", address="a")] + [
+        SimpleNamespace(name=f"w-{i}", role="worker", address="a") for i in range(1, workers + 1)
+    ]
+    inventory = SimpleNamespace(nodes=nodes, node=lambda n: next(x for x in nodes if x.name == n))
+    pctx = PlanContext(
+        inventory=inventory,  # type: ignore[arg-type]
+        options=RunOptions(run_id="t", concurrency=concurrency),
+        facts={},
+        unreachable={},
+        cluster=ClusterFacts(primary="cp-1"),
+    )
+    book = Playbook("t", "", "t.yml", tuple(stages), tuple(always or ()))
+    plan = make_plan(book, pctx)
+    rec = Recorder()
+
+    async def connect(name: str) -> Any:
+        raise AssertionError("fake steps never connect")
+
+    rctx = RunContext(plan=pctx, sink=rec, connect=connect, add_secret=lambda s: None)
+    reports = {n.name: NodeReport(n.name, n.role, n.address) for n in nodes}
+    return Executor(rctx, plan, reports), rec, reports
+
+
+async def test_stop_policy_prevents_later_stages_but_always_runs() -> None:
+    FakeStep.probe = Probe(fail={"init:cp-1"})
+    ex, rec, reports = setup(
+        [stage("init", "primary", "init", on_failure="stop"), stage("join", "workers", "join")],
+        always=[stage("cleanup", "primary", "cleanup", changes=False)],
+    )
+    await ex.execute()
+    assert ("join", "w-1") not in FakeStep.probe.ran
+    assert ("cleanup", "cp-1") in FakeStep.probe.ran
+    assert reports["cp-1"].outcome == Outcome.FAILED
+    assert reports["cp-1"].phase == "init"
+    assert reports["cp-1"].log_tail == ["last line"]
+    assert reports["w-1"].outcome == Outcome.SKIPPED
+    assert any(e.kind == EventKind.FAIL and e.node == "cp-1" for e in rec.events)
+
+
+async def test_one_failed_worker_does_not_stop_the_others() -> None:
+    FakeStep.probe = Probe(fail={"join:w-2"})
+    ex, _, reports = setup(
+        [stage("join", "workers", "join"), stage("ready", "all", "ready", changes=False)]
+    )
+    await ex.execute()
+    assert reports["w-1"].outcome == Outcome.OK
+    assert reports["w-3"].outcome == Outcome.OK
+    assert reports["w-2"].outcome == Outcome.FAILED
+    # the failed node drops out of later stages
+    assert ("ready", "w-2") not in FakeStep.probe.ran
+    assert ("ready", "w-1") in FakeStep.probe.ran
+    assert reports["cp-1"].outcome == Outcome.UNCHANGED
+
+
+async def test_serial_runs_one_at_a_time() -> None:
+    FakeStep.probe = Probe()
+    ex, _, _ = setup([stage("join", "workers", "join", serial=1)], workers=4)
+    await ex.execute()
+    assert FakeStep.probe.max_in_flight == 1
+    assert [n for _, n in FakeStep.probe.ran] == ["w-1", "w-2", "w-3", "w-4"]
+
+
+async def test_concurrency_bounds_nodes_in_flight() -> None:
+    gate = asyncio.Event()
+    FakeStep.probe = Probe(gate=gate)
+    ex, _, _ = setup([stage("join", "workers", "join")], workers=10, concurrency=3)
+    task = asyncio.create_task(ex.execute())
+    while FakeStep.probe.in_flight < 3:
+        await asyncio.sleep(0)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert FakeStep.probe.in_flight == 3
+    gate.set()
+    await task
+    assert FakeStep.probe.max_in_flight == 3
+    assert len(FakeStep.probe.ran) == 10
+
+
+async def test_stop_request_launches_nothing_new_and_reports_cancelled() -> None:
+    gate = asyncio.Event()
+    FakeStep.probe = Probe(gate=gate)
+    ex, _, reports = setup(
+        [stage("join", "workers", "join")],
+        always=[stage("cleanup", "primary", "cleanup", changes=False)],
+        workers=4,
+        concurrency=2,
+    )
+    task = asyncio.create_task(ex.execute())
+    while FakeStep.probe.in_flight < 2:
+        await asyncio.sleep(0)
+    ex.request_stop()
+    gate.set()
+    await task
+    joined = [n for s, n in FakeStep.probe.ran if s == "join"]
+    assert joined == ["w-1", "w-2"]  # the two running ones ended; nothing new started
+    assert ("cleanup", "cp-1") in FakeStep.probe.ran
+    assert reports["w-1"].outcome == Outcome.OK
+    assert reports["w-3"].outcome == Outcome.CANCELLED
+    assert ex.interrupted
+
+
+async def test_second_stop_request_cancels_running_steps() -> None:
+    gate = asyncio.Event()
+    FakeStep.probe = Probe(gate=gate)
+    ex, _, reports = setup([stage("join", "workers", "join")], workers=2)
+    task = asyncio.create_task(ex.execute())
+    while FakeStep.probe.in_flight < 2:
+        await asyncio.sleep(0)
+    ex.request_stop()
+    ex.request_stop()
+    await task
+    assert FakeStep.probe.ran == []
+    assert reports["w-1"].outcome == Outcome.CANCELLED
+
+
+@pytest.mark.parametrize("hosts,expected", [
+    ("all", ["cp-1", "w-1", "w-2", "w-3"]),
+    ("workers", ["w-1", "w-2", "w-3"]),
+    ("primary", ["cp-1"]),
+    ("secondary-control-planes", []),
+])
+async def test_host_groups(hosts: str, expected: list[str]) -> None:
+    FakeStep.probe = Probe()
+    ex, _, _ = setup([stage("s", hosts, "x")])
+    await ex.execute()
+    assert sorted(n for _, n in FakeStep.probe.ran) == expected
