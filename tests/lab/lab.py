@@ -1,0 +1,342 @@
+"""The lab: LinuxKit-like Kubernetes nodes on one machine, and the handles tests use on them.
+
+``Lab.up`` boots the nodes and writes the inventory; ``Lab.open`` finds a running lab again
+(``down`` and ``fault`` usually run in another process than ``up``); ``ssh``, ``kubelet_exec``
+and ``read`` look at a node the way an operator (or the tool) would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import secrets
+import shlex
+import shutil
+import socket
+import subprocess
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tests.lab import image, inventory, network, preflight, procs, slots
+from tests.lab import state as st
+from tests.lab.errors import LabError
+from tests.lab.keys import new_ed25519, write_pair
+from tests.lab.node import NAMESPACE, Node, NodeFiles
+from tests.lab.state import CONTROL_PLANE, WORKER, LabState, NodeSpec, NodeState
+
+DEFAULT_VERSION = "v1.31.3"
+VERSION = re.compile(r"v\d+\.\d+\.\d+")
+FAULTS = ("ssh-stop", "ssh-start", "partition", "heal", "kubeadm-fail", "kubeadm-hang", "reboot")
+_exec_ids = itertools.count(1)
+
+
+class Lab:
+    """A running (or stopped) lab in directory ``dir``."""
+
+    def __init__(self, lab_dir: Path, lab_state: LabState) -> None:
+        self.dir = lab_dir
+        self.state = lab_state
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    @classmethod
+    def up(
+        cls,
+        lab_dir: Path | str,
+        nodes: int = 3,
+        control_planes: int = 1,
+        kubernetes_version: str = DEFAULT_VERSION,
+        settle: float = 5.0,
+        ready_delay: float = 1.0,
+        slot: int | None = None,
+    ) -> Lab:
+        """Boot ``nodes`` fresh nodes concurrently (``cp-1..cp-M`` then ``w-1..``), wait until
+        each accepts SSH, write ``inventory.yml``, ``known_hosts`` and ``lab.json``."""
+        lab_dir = Path(lab_dir).resolve()
+        _validate(nodes, control_planes, kubernetes_version, settle, ready_delay)
+        preflight.check()
+        lab_dir.mkdir(parents=True, exist_ok=True)
+        if (lab_dir / "lab.json").exists() and st.load(lab_dir).running:
+            raise LabError(f"a lab is already running in {lab_dir}: down it first")
+        for old in ("nodes", "image"):
+            shutil.rmtree(lab_dir / old, ignore_errors=True)
+        count = nodes
+
+        def busy(s: int) -> str | None:
+            for i in range(count):
+                why = preflight.address_in_use(f"127.0.{s}.{11 + i}")
+                if why:
+                    return why
+            return None
+
+        chosen = slots.claim(lab_dir, slot, busy)
+        specs = [
+            NodeSpec(
+                f"cp-{i + 1}" if i < control_planes else f"w-{i + 1 - control_planes}",
+                f"127.0.{chosen}.{11 + i}",
+                CONTROL_PLANE if i < control_planes else WORKER,
+            )
+            for i in range(nodes)
+        ]
+        lab = cls(
+            lab_dir,
+            LabState(chosen, True, settle, ready_delay,
+                     [NodeState(s, kubernetes_version) for s in specs]),
+        )
+        st.save(lab_dir, lab.state)
+        try:
+            write_pair(new_ed25519("k8slk-lab"), lab_dir / "id_ed25519")
+            image.DOUBLES.mkdir(exist_ok=True)
+            image.build_image(lab_dir / "image")
+            with ThreadPoolExecutor(max_workers=min(nodes, 8)) as pool:
+                list(pool.map(lab._first_boot, lab.state.nodes))
+            lab.rewrite_known_hosts()
+            inventory.write(lab.inventory_path, inventory.render(specs, kubernetes_version))
+        except BaseException:
+            lab.down()
+            raise
+        st.save(lab_dir, lab.state)
+        return lab
+
+    @classmethod
+    def open(cls, lab_dir: Path | str) -> Lab:
+        lab_dir = Path(lab_dir).resolve()
+        try:
+            return cls(lab_dir, st.load(lab_dir))
+        except FileNotFoundError:
+            raise LabError(f"no lab in {lab_dir} (no lab.json)") from None
+
+    def down(self) -> None:
+        """Stop every process of every node, drop the lab's firewall table and cgroups,
+        release the slot. Mounts live only in the nodes' namespaces and vanish with them.
+        Safe to run twice."""
+        errors: list[str] = []
+        for n in self.state.nodes:
+            try:
+                self._node(n).halt()
+            except OSError as e:
+                errors.append(f"{n.spec.name}: {e}")
+            leftovers = [p for p, t in n.pids.values() if procs.alive(p, t)]
+            procs.kill_and_wait(leftovers)
+            n.pids = {}
+        procs.remove_cgroup(f"k8slk-lab-{self.slot}")
+        network.remove(self.slot)
+        slots.release(self.dir, self.slot)
+        self.state.running = False
+        st.save(self.dir, self.state)
+        if errors:
+            raise LabError("down left processes behind: " + "; ".join(errors))
+
+    # -- what tests read ------------------------------------------------------------------
+
+    @property
+    def slot(self) -> int:
+        return self.state.slot
+
+    @property
+    def nodes(self) -> list[NodeSpec]:
+        return [n.spec for n in self.state.nodes]
+
+    @property
+    def inventory_path(self) -> Path:
+        return self.dir / "inventory.yml"
+
+    @property
+    def identity_file(self) -> Path:
+        return self.dir / "id_ed25519"
+
+    @property
+    def known_hosts_path(self) -> Path:
+        return self.dir / "known_hosts"
+
+    def node(self, name: str) -> NodeSpec:
+        return self.state.node(name).spec
+
+    def host_key(self, name: str) -> str:
+        """The node's current host public key (``ssh-ed25519 AAAA...``)."""
+        return self._files(name).host_key_pub.read_text().strip()
+
+    def ssh_argv(self, name: str) -> list[str]:
+        """Plain OpenSSH with the lab's key and known_hosts, strict host key checking."""
+        return [
+            "ssh", "-F", "/dev/null", "-i", str(self.identity_file),
+            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+            "-o", f"UserKnownHostsFile={self.known_hosts_path}",
+            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
+            "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR",
+            "-p", "22", f"root@{self.node(name).address}",
+        ]
+
+    def ssh(
+        self, name: str, command: str, input: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``command`` in the node's SSH shell."""
+        return subprocess.run(
+            [*self.ssh_argv(name), "--", command],
+            input=input if input is not None else "",
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+
+    def kubelet_exec(
+        self, name: str, argv: Sequence[str], input: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` in the node's kubelet container over SSH, with a unique exec ID."""
+        exec_id = f"lab-{os.getpid()}-{next(_exec_ids)}-{secrets.token_hex(3)}"
+        command = (
+            f"ctr --namespace {NAMESPACE} tasks exec --exec-id {exec_id} kubelet "
+            + shlex.join(argv)
+        )
+        return self.ssh(name, command, input=input, timeout=timeout)
+
+    def read(self, name: str, path: str) -> bytes:
+        """A file as the node's SSH shell sees it (read through the node's namespace, so it
+        works while sshd is stopped or the node partitioned)."""
+        return self._inside(name, path).read_bytes()
+
+    def exists(self, name: str, path: str) -> bool:
+        return self._inside(name, path).exists()
+
+    def kubeadm_configs(self, name: str) -> list[str]:
+        """Every kubeadm configuration the node's kubeadm.sh handed to kubeadm, oldest first."""
+        d = self._files(name).lab / "kubeadm-configs"
+        return [p.read_text() for p in sorted(d.glob("*.yaml"))] if d.is_dir() else []
+
+    def rss(self) -> dict[str, int]:
+        """Per node, the sum of the resident set sizes of all its processes (bytes)."""
+        return {
+            n.spec.name: procs.rss_bytes(procs.pids_in(self._node(n).cgroup))
+            for n in self.state.nodes
+        }
+
+    # -- faults ---------------------------------------------------------------------------
+
+    def fault(self, name: str, kind: str, *args: str) -> None:
+        """Inject a fault: ``ssh-stop``, ``ssh-start``, ``partition``, ``heal``,
+        ``kubeadm-fail PHASE``, ``kubeadm-hang``, ``reboot [--kubernetes-version V]``."""
+        self._require_running()
+        n = self.state.node(name)
+        node = self._node(n)
+        if kind == "ssh-stop":
+            node.stop_sshd()
+            n.pids.pop("sshd", None)
+        elif kind == "ssh-start":
+            sshd = n.pids.get("sshd")
+            if not sshd or not procs.alive(*sshd):
+                n.pids["sshd"] = node.start_sshd(self._holder(name))
+        elif kind == "partition":
+            network.partition(self.slot, n.spec.address)
+        elif kind == "heal":
+            network.heal(self.slot, n.spec.address)
+        elif kind == "kubeadm-fail":
+            if len(args) != 1:
+                raise LabError("kubeadm-fail needs the phase to fail in, e.g. kubeadm-fail preflight")
+            (node.files.lab / "faults" / "kubeadm-fail").write_text(args[0] + "\n")
+        elif kind == "kubeadm-hang":
+            (node.files.lab / "faults" / "kubeadm-hang").write_text("hang\n")
+        elif kind == "reboot":
+            version = None
+            if args:
+                if len(args) != 2 or args[0] != "--kubernetes-version":
+                    raise LabError("usage: reboot [--kubernetes-version V]")
+                version = args[1]
+            self.reboot(name, version)
+            return
+        else:
+            raise LabError(f"unknown fault {kind!r}: one of {', '.join(FAULTS)}")
+        st.save(self.dir, self.state)
+
+    def reboot(self, name: str, kubernetes_version: str | None = None) -> None:
+        """Every process of the node killed; it boots again with a new host key, empty /run
+        and /var/log, /var/node kept (and a new image version if given). DIR/known_hosts is
+        left alone, as a real reboot leaves an operator's: see ``rewrite_known_hosts``."""
+        self._require_running()
+        n = self.state.node(name)
+        if kubernetes_version is not None:
+            if not VERSION.fullmatch(kubernetes_version):
+                raise LabError(f"bad Kubernetes version {kubernetes_version!r}: want vX.Y.Z")
+            n.kubernetes_version = kubernetes_version
+        node = self._node(n)
+        node.halt()
+        n.pids = {}
+        self._boot(n)
+        if not network.partitioned(self.slot, n.spec.address):
+            _wait_ssh(n.spec)
+        st.save(self.dir, self.state)
+
+    def rewrite_known_hosts(self) -> None:
+        """Write DIR/known_hosts from the nodes' current host keys."""
+        keys = {n.spec.address: self.host_key(n.spec.name) for n in self.state.nodes}
+        inventory.write(self.known_hosts_path, inventory.known_hosts(keys))
+
+    # -- inside -----------------------------------------------------------------------------
+
+    def _files(self, name: str) -> NodeFiles:
+        return NodeFiles(self.dir / "nodes" / name)
+
+    def _node(self, n: NodeState) -> Node:
+        pub = (self.dir / "id_ed25519.pub")
+        return Node(
+            n.spec, self.slot, self._files(n.spec.name), self.dir / "image",
+            pub.read_text().strip() if pub.exists() else "",
+        )
+
+    def _facts(self, n: NodeState) -> dict[str, object]:
+        return {
+            "name": n.spec.name,
+            "address": n.spec.address,
+            "role": n.spec.role,
+            "kubernetesVersion": n.kubernetes_version,
+            "settleSeconds": self.state.settle,
+            "readyDelay": self.state.ready_delay,
+        }
+
+    def _boot(self, n: NodeState) -> None:
+        node = self._node(n)
+        node.prepare(self._facts(n))
+        n.pids = node.boot()
+        n.boots += 1
+
+    def _first_boot(self, n: NodeState) -> None:
+        self._boot(n)
+        _wait_ssh(n.spec)
+
+    def _holder(self, name: str) -> int:
+        holder = self.state.node(name).pids.get("holder")
+        if not holder or not procs.alive(*holder):
+            raise LabError(f"node {name} is not running")
+        return holder[0]
+
+    def _inside(self, name: str, path: str) -> Path:
+        if not path.startswith("/"):
+            raise LabError(f"node paths are absolute: {path!r}")
+        return Path(f"/proc/{self._holder(name)}/root{path}")
+
+    def _require_running(self) -> None:
+        if not self.state.running:
+            raise LabError(f"the lab in {self.dir} is down")
+
+
+def _validate(
+    nodes: int, control_planes: int, version: str, settle: float, ready_delay: float
+) -> None:
+    if not 1 <= nodes <= 200:
+        raise LabError(f"--nodes {nodes}: want 1..200")
+    if not 1 <= control_planes <= nodes:
+        raise LabError(f"--control-planes {control_planes}: want 1..{nodes}")
+    if not VERSION.fullmatch(version):
+        raise LabError(f"bad Kubernetes version {version!r}: want vX.Y.Z")
+    if settle < 0 or ready_delay < 0:
+        raise LabError("--settle and --ready-delay must not be negative")
+
+
+def _wait_ssh(spec: NodeSpec, timeout: float = 10.0) -> None:
+    """The node accepts SSH: a connection gets the server's identification line."""
+    try:
+        with socket.create_connection((spec.address, 22), timeout=timeout) as s:
+            banner = s.makefile("rb").readline(256)
+    except OSError as e:
+        raise LabError(f"{spec.name}: sshd on {spec.address}:22 does not answer: {e}") from e
+    if not banner.startswith(b"SSH-2.0-"):
+        raise LabError(f"{spec.name}: {spec.address}:22 is not sshd: {banner!r}")

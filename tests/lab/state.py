@@ -1,0 +1,69 @@
+"""``DIR/lab.json``: what a running lab is made of, so that ``down`` and ``fault`` (often
+another process than ``up``) find its slot, nodes and processes."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONTROL_PLANE = "control-plane"
+WORKER = "worker"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """A node as the inventory names it."""
+
+    name: str
+    address: str
+    role: str
+
+
+@dataclass
+class NodeState:
+    spec: NodeSpec
+    kubernetes_version: str
+    # Daemon name -> [pid, start time]: the processes the lab started for this node.
+    pids: dict[str, list[int]] = field(default_factory=dict)
+    boots: int = 0
+
+
+@dataclass
+class LabState:
+    slot: int
+    running: bool
+    settle: float
+    ready_delay: float
+    nodes: list[NodeState]
+
+    def node(self, name: str) -> NodeState:
+        for n in self.nodes:
+            if n.spec.name == name:
+                return n
+        known = ", ".join(n.spec.name for n in self.nodes)
+        raise KeyError(f"no node {name!r} in this lab (nodes: {known})")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LabState:
+        nodes = [
+            NodeState(NodeSpec(**n["spec"]), n["kubernetes_version"], n["pids"], n["boots"])
+            for n in data["nodes"]
+        ]
+        return cls(data["slot"], data["running"], data["settle"], data["ready_delay"], nodes)
+
+
+def save(lab_dir: Path, state: LabState) -> None:
+    """Write atomically: a reader never sees half a file."""
+    tmp = lab_dir / f".lab.json.{os.getpid()}"
+    tmp.write_text(json.dumps(state.to_json(), indent=2) + "\n")
+    tmp.replace(lab_dir / "lab.json")
+
+
+def load(lab_dir: Path) -> LabState:
+    return LabState.from_json(json.loads((lab_dir / "lab.json").read_text()))
