@@ -62,4 +62,4 @@ def demo(session: nox.Session) -> None:
     """Lab up (1 control plane, 3 workers), bootstrap, show the nodes, lab down."""
     _lab_deps(session)
     _install(session)
-    session.run("python", "-m", "tests.lab.demo", *session.posargs)
+    session.run("python", "-m", "tests.demo", *session.posargs)

@@ -45,7 +45,8 @@ def point_at(text: str, endpoint: str) -> str:
 
 def merge(existing: str, new: str) -> str:
     """Merge ``new`` into ``existing``: entries of the same name are replaced, others kept."""
-    base = load(existing) if existing.strip() else {"apiVersion": "v1", "kind": "Config"}
+    empty: dict[str, Any] = {"apiVersion": "v1", "kind": "Config"}
+    base = load(existing) if existing.strip() else empty
     add = load(new)
     for section in ("clusters", "users", "contexts"):
         kept = [e for e in base.get(section) or [] if e.get("name") not in

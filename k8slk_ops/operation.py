@@ -23,6 +23,7 @@ from k8slk_ops.errors import (
     EXIT_NODE_FAILED,
     EXIT_OK,
     CannotStart,
+    UsageError,
 )
 from k8slk_ops.events import Event, EventKind, EventSink, NodeReport, Outcome, RunReport
 from k8slk_ops.facts import NodeFacts
@@ -185,6 +186,10 @@ class Operation:
             None if self.local_lock_dir is None else Path(self.local_lock_dir),
         )
         cluster_lock: ClusterLock | None = None
+        self.playbook.check_hosts({n.name for n in self.inventory.nodes})
+        unknown = [n for n in self.options.selected if n not in self.targets]
+        if unknown:
+            raise UsageError(f"no node named {', '.join(unknown)} in {self.inventory.source}")
         if not self.options.dry_run:
             local.acquire()
         loop = asyncio.get_running_loop()

@@ -94,6 +94,7 @@ class Stage:
     concurrency: int | None = None
     on_failure: Literal["stop", "continue"] = "continue"
     always: bool = False
+    where: str = ""  # "file:line: stages[i].hosts" for errors found against an inventory
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,17 @@ class Playbook:
     source: str
     stages: tuple[Stage, ...]
     always: tuple[Stage, ...] = field(default_factory=tuple)
+
+    def check_hosts(self, node_names: set[str]) -> None:
+        """Every host a stage names must be a group or a node of the inventory."""
+        problems = [
+            f"{stage.where}: no host group or node named {item!r} in the inventory"
+            for stage in (*self.stages, *self.always)
+            for item in stage.hosts
+            if item not in SELECTORS and item not in node_names
+        ]
+        if problems:
+            raise UsageError("\n".join(problems))
 
 
 def builtin_path(name: str) -> Path:
@@ -163,4 +175,5 @@ def _stage(
         concurrency=model.concurrency,
         on_failure=model.on_failure,
         always=always,
+        where=doc.where((*loc, "hosts"), "").rstrip(": "),
     )

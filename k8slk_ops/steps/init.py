@@ -51,7 +51,7 @@ class Init(Step):
         return do(
             Action(
                 f"write {paths.KUBEADM_YAML} (InitConfiguration, ClusterConfiguration, "
-                f"KubeletConfiguration; {api}; mode 0600)",
+                f"KubeletConfiguration; kubeadm.k8s.io/{api}; mode 0600)",
                 {"file": paths.KUBEADM_YAML, "apiVersion": api, "mode": "0600"},
             ),
             Action(f"write 'init' to {paths.KUBEADM_RUN}", {"trigger": "init"}),

@@ -40,7 +40,7 @@ class Join(Step):
         kind = "JoinConfiguration with controlPlane" if role == "control-plane" else "JoinConfiguration"
         return do(
             Action(
-                f"write {paths.KUBEADM_YAML} ({kind}; {api}; CA pinned; mode 0600)",
+                f"write {paths.KUBEADM_YAML} ({kind}; kubeadm.k8s.io/{api}; CA pinned; mode 0600)",
                 {"file": paths.KUBEADM_YAML, "apiVersion": api, "mode": "0600"},
             ),
             Action(f"write 'join' to {paths.KUBEADM_RUN}", {"trigger": "join"}),

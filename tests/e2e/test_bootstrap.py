@@ -1,0 +1,268 @@
+"""bootstrap, end to end against the lab: real sshd, containerd and ctr; doubles of kubeadm.
+
+The happy path is run once per module (one lab) and several tests read its results; every
+failure path gets a fresh lab of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class CliRun:
+    code: int
+    stdout: str
+    stderr: str
+    log: str
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return json.loads(self.stdout)  # type: ignore[no-any-return]
+
+
+def cli(*args: str, log_file: Path | None = None, timeout: float = 300) -> CliRun:
+    cmd = [sys.executable, "-m", "k8slk_ops", *args]
+    if log_file is not None:
+        cmd += ["--log-file", str(log_file)]
+    env = {**os.environ, "XDG_CACHE_HOME": str((log_file or Path("/tmp/x")).parent / "cache")}
+    proc = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+    log = log_file.read_text() if log_file is not None and log_file.exists() else ""
+    return CliRun(proc.returncode, proc.stdout, proc.stderr, log)
+
+
+def kubectl_nodes(lab: Any) -> dict[str, dict[str, Any]]:
+    out = lab.kubelet_exec("cp-1", ["kubectl", "get", "nodes", "-o", "json"])
+    assert out.returncode == 0, out.stderr
+    nodes = {}
+    for item in json.loads(out.stdout)["items"]:
+        conds = {c["type"]: c["status"] for c in item["status"]["conditions"]}
+        nodes[item["metadata"]["name"]] = {"ready": conds.get("Ready") == "True", "raw": item}
+    return nodes
+
+
+def log_times(lab: Any, node: str) -> dict[str, datetime]:
+    """When the node's trigger was seen, and when kubeadm completed (from the node's log)."""
+    text = lab.read(node, "/var/log/kubeadm.out.log").decode()
+    times: dict[str, datetime] = {}
+    for line in text.splitlines():
+        stamp, _, rest = line.partition(" ")
+        msg = rest.partition(" ")[2]
+        if msg.startswith("sleeping a bit more"):
+            times["start"] = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        if msg.startswith("kubeadm has completed"):
+            times["end"] = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return times
+
+
+def trigger_state(lab: Any, node: str) -> str:
+    """The trigger file as the node sees it: its content and mtime, or 'absent'."""
+    out = lab.ssh(node, "stat -c %Y /run/node/kubeadm-run 2>/dev/null && cat /run/node/kubeadm-run")
+    return out.stdout.strip() or "absent"
+
+
+def consumed_configs(lab: Any) -> list[dict[str, Any]]:
+    """Every kubeadm config document the nodes' kubeadm consumed (the lab keeps an audit copy)."""
+    docs: list[dict[str, Any]] = []
+    for node in lab.nodes:
+        for text in lab.kubeadm_configs(node.name):
+            docs.extend(d for d in yaml.safe_load_all(text) if d)
+    return docs
+
+
+def secrets_of(lab: Any) -> set[str]:
+    """Every secret the run could have leaked: tokens, certificate keys, private keys."""
+    found: set[str] = set()
+    for doc in consumed_configs(lab):
+        bt = (doc.get("discovery") or {}).get("bootstrapToken") or {}
+        if bt.get("token"):
+            found.add(bt["token"])
+            found.add(bt["token"].split(".")[1])
+        for tok in doc.get("bootstrapTokens") or []:
+            found.add(tok["token"])
+            found.add(tok["token"].split(".")[1])
+        key = (doc.get("controlPlane") or {}).get("certificateKey") or doc.get("certificateKey")
+        if key:
+            found.add(key)
+    admin = yaml.safe_load(lab.read("cp-1", "/var/node/etc/kubernetes/admin.conf"))
+    found.add(admin["users"][0]["user"]["client-key-data"])
+    ca_key = lab.read("cp-1", "/var/node/etc/kubernetes/pki/ca.key").decode()
+    found.update(line for line in ca_key.splitlines() if len(line) > 40)
+    client_key = (lab.dir / "id_ed25519").read_text()
+    found.update(line for line in client_key.splitlines() if len(line) > 40)
+    return found
+
+
+@pytest.fixture(scope="module")
+def bootstrapped(lab_factory_module: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    # A longer settle makes the workers' kubeadm runs long enough to show their overlap.
+    lab = lab_factory_module(nodes=4, control_planes=1, settle=1.5)
+    work = tmp_path_factory.mktemp("bootstrap")
+    kubeconfig = work / "admin.kubeconfig"
+    first = cli(
+        "bootstrap", str(lab.inventory_path), "--json", "--kubeconfig-out", str(kubeconfig),
+        log_file=work / "run1.log",
+    )
+    before = {n.name: trigger_state(lab, n.name) for n in lab.nodes}
+    second = cli("bootstrap", str(lab.inventory_path), "--json", log_file=work / "run2.log")
+    after = {n.name: trigger_state(lab, n.name) for n in lab.nodes}
+    yield {"lab": lab, "first": first, "second": second, "kubeconfig": kubeconfig,
+           "before": before, "after": after}
+
+
+def test_bootstrap_creates_a_ready_cluster(bootstrapped: dict[str, Any]) -> None:
+    run, lab = bootstrapped["first"], bootstrapped["lab"]
+    assert run.code == 0, run.stderr
+    nodes = kubectl_nodes(lab)
+    assert set(nodes) == {"cp-1", "w-1", "w-2", "w-3"}
+    assert all(n["ready"] for n in nodes.values())
+    report = run.report
+    assert report["exitCode"] == 0
+    assert {n["name"]: n["outcome"] for n in report["nodes"]} == {
+        "cp-1": "ok", "w-1": "ok", "w-2": "ok", "w-3": "ok",
+    }
+
+
+def test_kubeconfig_is_private_and_points_at_the_endpoint(bootstrapped: dict[str, Any]) -> None:
+    path: Path = bootstrapped["kubeconfig"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    config = yaml.safe_load(path.read_text())
+    endpoint = yaml.safe_load(bootstrapped["lab"].inventory_path.read_text())["cluster"][
+        "controlPlaneEndpoint"
+    ]
+    assert config["clusters"][0]["cluster"]["server"] == f"https://{endpoint}"
+
+
+def test_the_runs_token_is_deleted(bootstrapped: dict[str, Any]) -> None:
+    lab = bootstrapped["lab"]
+    out = lab.kubelet_exec("cp-1", ["kubeadm", "token", "list"])
+    assert out.returncode == 0
+    assert "k8slk-ops" not in out.stdout
+    minted = {d["discovery"]["bootstrapToken"]["token"].split(".")[0]
+              for d in consumed_configs(lab) if d.get("kind") == "JoinConfiguration"}
+    assert minted
+    for token_id in minted:
+        assert token_id not in out.stdout
+
+
+def test_joins_were_pinned(bootstrapped: dict[str, Any]) -> None:
+    joins = [d for d in consumed_configs(bootstrapped["lab"]) if d.get("kind") == "JoinConfiguration"]
+    assert len(joins) == 3
+    for doc in joins:
+        bt = doc["discovery"]["bootstrapToken"]
+        assert bt.get("unsafeSkipCAVerification") is not True
+        assert bt["caCertHashes"] and bt["caCertHashes"][0].startswith("sha256:")
+
+
+def test_second_run_changes_nothing(bootstrapped: dict[str, Any]) -> None:
+    run = bootstrapped["second"]
+    assert run.code == 0, run.stderr
+    assert "nothing to do" in run.stderr
+    assert {n["outcome"] for n in run.report["nodes"]} == {"unchanged"}
+    assert bootstrapped["before"] == bootstrapped["after"]
+
+
+def test_worker_joins_overlap_in_time(bootstrapped: dict[str, Any]) -> None:
+    lab = bootstrapped["lab"]
+    spans = [log_times(lab, w) for w in ("w-1", "w-2", "w-3")]
+    assert all("start" in s and "end" in s for s in spans), spans
+    assert max(s["start"] for s in spans) <= min(s["end"] for s in spans)
+
+
+def test_no_secret_reaches_any_output(bootstrapped: dict[str, Any]) -> None:
+    secrets = secrets_of(bootstrapped["lab"])
+    assert len(secrets) >= 5
+    for run in (bootstrapped["first"], bootstrapped["second"]):
+        for output in (run.stdout, run.stderr, run.log):
+            for secret in secrets:
+                assert secret not in output
+
+
+def test_init_failure_stops_before_any_join(lab_factory: Any, tmp_path: Path) -> None:
+    lab = lab_factory(nodes=3, control_planes=1)
+    lab.fault("cp-1", "kubeadm-fail", "wait-control-plane")
+    run = cli("bootstrap", str(lab.inventory_path), "--json", log_file=tmp_path / "run.log")
+    assert run.code == 1
+    nodes = {n["name"]: n for n in run.report["nodes"]}
+    assert nodes["cp-1"]["outcome"] == "failed"
+    assert nodes["cp-1"]["phase"] == "init"
+    assert any("wait-control-plane" in line for line in nodes["cp-1"]["logTail"])
+    for worker in ("w-1", "w-2"):
+        assert nodes[worker]["outcome"] == "skipped"
+        assert trigger_state(lab, worker) == "absent"
+
+
+def test_one_failing_worker_does_not_stop_the_others(lab_factory: Any, tmp_path: Path) -> None:
+    lab = lab_factory(nodes=4, control_planes=1)
+    lab.fault("w-2", "kubeadm-fail", "kubelet-start")
+    run = cli("bootstrap", str(lab.inventory_path), "--json", log_file=tmp_path / "run.log")
+    assert run.code == 1
+    nodes = {n["name"]: n for n in run.report["nodes"]}
+    assert nodes["w-2"]["outcome"] == "failed"
+    assert nodes["w-2"]["phase"] == "join"
+    assert nodes["w-2"]["logTail"]
+    assert "w-2" in run.stderr
+    ready = kubectl_nodes(lab)
+    assert all(ready[n]["ready"] for n in ("cp-1", "w-1", "w-3"))
+
+
+def test_unreachable_worker_is_reported_and_the_rest_join(lab_factory: Any, tmp_path: Path) -> None:
+    lab = lab_factory(nodes=3, control_planes=1)
+    lab.fault("w-2", "ssh-stop")
+    run = cli("bootstrap", str(lab.inventory_path), "--json", log_file=tmp_path / "run.log")
+    assert run.code == 1
+    nodes = {n["name"]: n for n in run.report["nodes"]}
+    assert nodes["w-2"]["outcome"] == "unreachable"
+    assert nodes["w-1"]["outcome"] == "ok"
+    assert kubectl_nodes(lab)["w-1"]["ready"]
+    # once the node is back, a re-run joins only what is missing
+    lab.fault("w-2", "ssh-start")
+    again = cli("bootstrap", str(lab.inventory_path), "--json", log_file=tmp_path / "run2.log")
+    assert again.code == 0, again.stderr
+    outcomes = {n["name"]: n["outcome"] for n in again.report["nodes"]}
+    assert outcomes == {"cp-1": "unchanged", "w-1": "unchanged", "w-2": "ok"}
+
+
+def test_changed_host_key_is_refused_before_anything_is_written(
+    lab_factory: Any, tmp_path: Path
+) -> None:
+    lab = lab_factory(nodes=3, control_planes=1)
+    lab.fault("w-1", "reboot")
+    run = cli("bootstrap", str(lab.inventory_path), log_file=tmp_path / "run.log")
+    assert run.code == 3
+    assert "w-1" in run.stderr
+    assert "every boot" in run.stderr
+    for node in ("cp-1", "w-1", "w-2"):
+        assert trigger_state(lab, node) == "absent"
+        assert lab.ssh(node, "test -e /run/node/kubeadm.yaml").returncode != 0
+
+
+def test_inventory_typo_is_exit_2_with_file_and_line(tmp_path: Path) -> None:
+    inv = tmp_path / "bad.yml"
+    inv.write_text(
+        "cluster:\n  name: lab\nnodes:\n"
+        "  - {name: cp-1, address: 127.0.9.11, role: control-plane}\n"
+        "  - name: w-1\n    adress: 127.0.9.12\n    role: worker\n"
+    )
+    run = cli("bootstrap", str(inv))
+    assert run.code == 2
+    assert f"{inv}:6" in run.stderr
+    assert "adress" in run.stderr
