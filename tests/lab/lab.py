@@ -15,6 +15,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +29,7 @@ from tests.lab.state import CONTROL_PLANE, WORKER, LabState, NodeSpec, NodeState
 
 DEFAULT_VERSION = "v1.31.3"
 VERSION = re.compile(r"v\d+\.\d+\.\d+")
+KUBEADM_LOG = "/var/log/kubeadm.out.log"
 FAULTS = ("ssh-stop", "ssh-start", "partition", "heal", "kubeadm-fail", "kubeadm-hang", "reboot")
 _exec_ids = itertools.count(1)
 
@@ -158,23 +160,28 @@ class Lab:
         """The node's current host public key (``ssh-ed25519 AAAA...``)."""
         return self._files(name).host_key_pub.read_text().strip()
 
-    def ssh_argv(self, name: str) -> list[str]:
+    def ssh_argv(self, name: str, connect_timeout: float = 5) -> list[str]:
         """Plain OpenSSH with the lab's key and known_hosts, strict host key checking."""
         return [
             "ssh", "-F", "/dev/null", "-i", str(self.identity_file),
             "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
             "-o", f"UserKnownHostsFile={self.known_hosts_path}",
             "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
-            "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR",
+            "-o", f"ConnectTimeout={connect_timeout:g}", "-o", "LogLevel=ERROR",
             "-p", "22", f"root@{self.node(name).address}",
         ]
 
     def ssh(
-        self, name: str, command: str, input: str | None = None, timeout: float = 120
+        self,
+        name: str,
+        command: str,
+        input: str | None = None,
+        timeout: float = 120,
+        connect_timeout: float = 5,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``command`` in the node's SSH shell."""
         return subprocess.run(
-            [*self.ssh_argv(name), "--", command],
+            [*self.ssh_argv(name, connect_timeout), "--", command],
             input=input if input is not None else "",
             capture_output=True, text=True, timeout=timeout, check=False,
         )
@@ -189,6 +196,35 @@ class Lab:
             + shlex.join(argv)
         )
         return self.ssh(name, command, input=input, timeout=timeout)
+
+    def follow(
+        self, name: str, pattern: str, path: str = KUBEADM_LOG, timeout: float = 120
+    ) -> list[str]:
+        """Stream ``path`` from the node over SSH (``tail -F``, as an operator does) until a
+        line matches ``pattern``; return the lines seen so far. Reacts to the line itself:
+        no polling interval."""
+        rx = re.compile(pattern)
+        proc = subprocess.Popen(
+            [*self.ssh_argv(name), "--", f"exec tail -n +1 -F {shlex.quote(path)} 2>/dev/null"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        )
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        lines: list[str] = []
+        try:
+            assert proc.stdout is not None
+            for raw in proc.stdout:  # bytes: a "\r" in a line stays in the line
+                lines.append(raw.decode(errors="replace").removesuffix("\n"))
+                if rx.search(lines[-1]):
+                    return lines
+        finally:
+            timer.cancel()
+            proc.kill()
+            proc.wait()
+        raise LabError(
+            f"{name}: no line matching {pattern!r} in {path} within {timeout:g} s; "
+            f"last lines: {lines[-5:]}"
+        )
 
     def read(self, name: str, path: str) -> bytes:
         """A file as the node's SSH shell sees it (read through the node's namespace, so it
@@ -231,7 +267,7 @@ class Lab:
             network.heal(self.slot, n.spec.address)
         elif kind == "kubeadm-fail":
             if len(args) != 1:
-                raise LabError("kubeadm-fail needs the phase to fail in, e.g. kubeadm-fail preflight")
+                raise LabError("kubeadm-fail needs a phase, e.g. kubeadm-fail preflight")
             (node.files.lab / "faults" / "kubeadm-fail").write_text(args[0] + "\n")
         elif kind == "kubeadm-hang":
             (node.files.lab / "faults" / "kubeadm-hang").write_text("hang\n")
