@@ -56,6 +56,7 @@ INT_FIELDS = ("port",)
 NUMBER_FIELDS = ("connectTimeout", "keepaliveInterval")
 KNOWN_VARS = (*CLUSTER_VARS, *ANSIBLE_SSH_VARS, *ADDRESS_VARS, *SSH_ARGS_VARS, *SSH_FIELDS)
 
+MAX_RANGE = 10_000  # a host range wider than this is a typo, not a cluster
 _SECTION = re.compile(r"^\[([^\]\s]+)\]\s*(?:[#;].*)?$")
 _RANGE = re.compile(r"\[([0-9a-zA-Z]+):([0-9a-zA-Z]+)(?::([0-9]+))?\]")
 
@@ -87,6 +88,7 @@ class Host:
     at: Position
     groups: list[str] = field(default_factory=list)
     vars: dict[str, Var] = field(default_factory=dict)
+    at_in: dict[str, Position] = field(default_factory=dict)  # its line in each group
 
 
 @dataclass
@@ -137,6 +139,8 @@ def expand_pattern(pattern: str) -> list[str]:
     step = int(step_text) if step_text else 1
     head, tail = pattern[: m.start()], pattern[m.end() :]
     if lo.isdigit() and hi.isdigit():
+        if (int(hi) - int(lo)) // max(step, 1) >= MAX_RANGE:
+            raise ValueError(f"host range [{lo}:{hi}] in {pattern!r} is over {MAX_RANGE} hosts")
         width = len(lo) if lo.startswith("0") else 0
         items = [str(i).zfill(width) for i in range(int(lo), int(hi) + 1, max(step, 1))]
     elif len(lo) == 1 and len(hi) == 1 and lo.isalpha() and hi.isalpha():
@@ -247,6 +251,7 @@ def _parse_host_line(ini: IniFile, file: str, number: int, line: str, group: str
         host = ini.hosts.setdefault(name, Host(name, Position(file, number, offset + 1)))
         if group not in host.groups:
             host.groups.append(group)
+            host.at_in[group] = Position(file, number, offset + 1)
         host.vars.update(host_vars)
         if name not in ini.group_hosts.setdefault(group, []):
             ini.group_hosts[group].append(name)
@@ -327,7 +332,7 @@ class _Builder:
                 if name in seen:
                     if role == "worker":
                         self.issue(
-                            ini.hosts[name].at,
+                            ini.hosts[name].at_in.get(group, ini.hosts[name].at),
                             "",
                             f"host {name!r} is both a control plane and in [{group}]",
                         )

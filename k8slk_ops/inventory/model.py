@@ -284,6 +284,11 @@ class Inventory(_Model):
     nodes: tuple[NodeSpec, ...]
     source: Path = Path("<memory>")
 
+    @field_validator("nodes", mode="before")
+    @classmethod
+    def _list_to_tuple(cls, value: object) -> object:
+        return tuple(value) if isinstance(value, list) else value
+
     @model_validator(mode="after")
     def _consistent(self) -> Inventory:
         problems = cross_check(self.cluster, self.ssh, self.nodes)
