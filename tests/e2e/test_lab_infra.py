@@ -154,7 +154,8 @@ def test_unknown_flag_stops_the_trigger(lab_factory: Any, flag: str, shown: str)
         f"Found kubeadm flag {shown}",
         f"Unknown kubeadm flag {shown}",
     ]
-    assert lab.ssh("cp-1", f"{CTR} tasks ls | grep kubeadm").stdout.split()[2] == "STOPPED"
+    lab.wait_task_stopped("cp-1", "kubeadm")
+    assert tasks(lab, "cp-1")["kubeadm"] == "STOPPED"
     # Nothing removed: the configuration and the trigger stay.
     assert lab.exists("cp-1", "/run/node/kubeadm.yaml")
     assert lab.exists("cp-1", "/run/node/kubeadm-run")
@@ -170,6 +171,7 @@ def test_marker_means_kubeadm_never_runs_again(lab_factory: Any) -> None:
     lab.rewrite_known_hosts()
     lines = lab.follow("cp-1", "Kubernetes Node already has kubelet configuration")
     assert len(lines) == 1  # the first line of this boot's log: nothing else ran
+    lab.wait_task_stopped("cp-1", "kubeadm")
     assert tasks(lab, "cp-1")["kubeadm"] == "STOPPED"
 
 

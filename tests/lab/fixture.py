@@ -13,6 +13,7 @@ import pytest
 
 from tests.lab import preflight
 from tests.lab.errors import LabError
+from tests.lab.image import DOUBLES, TOOLS
 from tests.lab.lab import DEFAULT_VERSION, Lab
 
 
@@ -24,6 +25,17 @@ def require_lab() -> None:
     reason = "the lab cannot run here: " + "; ".join(found)
     if os.environ.get("CI"):
         pytest.fail(reason + " (CI is set: the lab's dependencies must be installed)")
+    pytest.skip(reason)
+
+
+def require_doubles() -> None:
+    """Skip (fail in CI) when the kubeadm/kubectl/kubelet doubles are not in tests/lab/doubles."""
+    missing = [t for t in TOOLS if not (DOUBLES / "bin" / t).exists()]
+    if not missing:
+        return
+    reason = f"the lab's doubles are missing: {', '.join(missing)} in {DOUBLES / 'bin'}"
+    if os.environ.get("CI"):
+        pytest.fail(reason)
     pytest.skip(reason)
 
 

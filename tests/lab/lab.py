@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -225,6 +226,32 @@ class Lab:
             f"{name}: no line matching {pattern!r} in {path} within {timeout:g} s; "
             f"last lines: {lines[-5:]}"
         )
+
+    def tasks(self, name: str) -> dict[str, tuple[int, str]]:
+        """The node's containerd tasks: name -> (host PID, status), read directly (no SSH)."""
+        done = subprocess.run(
+            ["nsenter", "-t", str(self._holder(name)), "-m", "--",
+             "ctr", "--namespace", NAMESPACE, "tasks", "ls"],
+            capture_output=True, text=True, check=False,
+        )
+        if done.returncode != 0:
+            raise LabError(f"{name}: ctr tasks ls failed: {done.stderr.strip()}")
+        rows = (line.split() for line in done.stdout.splitlines()[1:])
+        return {r[0]: (int(r[1]), r[2]) for r in rows if len(r) >= 3}
+
+    def wait_task_stopped(self, name: str, task: str = "kubeadm", timeout: float = 120) -> None:
+        """Wait until ``task`` has exited (on its process, then on containerd noticing)."""
+        pid, status = self.tasks(name)[task]
+        if status != "STOPPED" and procs.wait_exit([pid], timeout):
+            raise LabError(f"{name}: task {task} still running after {timeout:g} s")
+        pause = 0.01
+        deadline = time.monotonic() + 10
+        # The process is gone; containerd records the exit a moment later.
+        while self.tasks(name)[task][1] != "STOPPED":
+            if time.monotonic() > deadline:
+                raise LabError(f"{name}: containerd never saw task {task} stop")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
     def read(self, name: str, path: str) -> bytes:
         """A file as the node's SSH shell sees it (read through the node's namespace, so it

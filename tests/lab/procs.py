@@ -92,16 +92,23 @@ def alive(pid: int, started: int | None = None) -> bool:
 
 
 def kill_and_wait(pids: Iterable[int], timeout: float = 10.0) -> list[int]:
-    """SIGKILL every process and wait for each one's exit on a pidfd (an event, not a poll of
-    /proc). Returns the PIDs still alive at the deadline."""
+    """SIGKILL every process and wait for their exits. Returns the PIDs still alive at the
+    deadline."""
+    return wait_exit(pids, timeout, kill=True)
+
+
+def wait_exit(pids: Iterable[int], timeout: float, kill: bool = False) -> list[int]:
+    """Wait for every process to exit, each on a pidfd (an event, not a poll of /proc),
+    sending SIGKILL first if ``kill``. Returns the PIDs still alive at the deadline."""
     fds: dict[int, int] = {}
     for pid in set(pids):
         try:
             fds[pid] = os.pidfd_open(pid)
         except OSError:
             continue  # already gone
-        with contextlib.suppress(ProcessLookupError):
-            signal.pidfd_send_signal(fds[pid], signal.SIGKILL)
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(fds[pid], signal.SIGKILL)
     deadline = time.monotonic() + timeout
     poller = select.poll()
     for fd in fds.values():
