@@ -142,12 +142,6 @@ def version(value: str) -> str:
     return value
 
 
-def version_tuple(value: str) -> tuple[int, int, int]:
-    """``v1.31.3`` -> ``(1, 31, 3)``; for comparing versions."""
-    major, minor, patch = version(value)[1:].split(".")
-    return int(major), int(minor), int(patch)
-
-
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 

@@ -34,13 +34,6 @@ from k8slk_ops.inventory.errors import Loc, field_path
 Role = Literal["control-plane", "worker"]
 HostKeyPolicy = Literal["strict", "accept-new", "pinned"]
 ROLES: tuple[Role, ...] = ("control-plane", "worker")
-KUBEADM_KINDS = (
-    "InitConfiguration",
-    "ClusterConfiguration",
-    "JoinConfiguration",
-    "KubeletConfiguration",
-    "KubeProxyConfiguration",
-)
 DEFAULT_POD_SUBNET = "10.244.0.0/16"
 DEFAULT_SERVICE_SUBNET = "10.96.0.0/12"
 DEFAULT_DNS_DOMAIN = "cluster.local"
@@ -163,6 +156,14 @@ class KubeadmOverrides(_Model):
                     f"{key!r} cannot be overridden: it follows the node's kubeadm version"
                 )
         return value
+
+    def as_mapping(self) -> dict[str, dict[str, Any]]:
+        """``{kind: mapping}`` for the kinds the inventory sets, as the kubeadm renderer takes."""
+        return {
+            info.alias or name: dict(value)
+            for name, info in type(self).model_fields.items()
+            if (value := getattr(self, name)) is not None
+        }
 
     def for_kind(self, kind: str) -> dict[str, Any]:
         """The override mapping for one document kind (empty when none)."""

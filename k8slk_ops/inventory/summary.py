@@ -36,11 +36,7 @@ def summarize(inventory: Inventory) -> dict[str, Any]:
         "serviceSubnet": cluster.service_subnet,
         "dnsDomain": cluster.dns_domain,
         "certSANs": list(cluster.cert_sans),
-        "kubeadmOverrides": [
-            info.alias
-            for name, info in type(cluster.kubeadm).model_fields.items()
-            if getattr(cluster.kubeadm, name) is not None
-        ],
+        "kubeadmOverrides": list(cluster.kubeadm.as_mapping()),
         "counts": {role: sum(1 for n in inventory.nodes if n.role == role) for role in ROLES},
         "nodes": nodes,
     }

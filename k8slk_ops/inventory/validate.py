@@ -285,10 +285,3 @@ def _partial_cross_check(
     if ssh is not None:
         problems += unpinned(ssh, nodes)
     return problems
-
-
-def issue_at(locator: Locator, loc: Loc, message: str) -> InventoryIssue:
-    """One located issue, for loaders reporting problems of their own format."""
-    out = Collector(locator)
-    out.add(loc, message)
-    return out.issues[0]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -40,25 +41,23 @@ def _one(path: Path, line: int, column: int, message: str, field: str = "") -> I
 
 def parse_yaml(path: Path, text: str) -> Any:
     """The round-trip tree of one YAML document (None when empty), or an InventoryError with
-    the syntax error's place, or with every duplicate key."""
-    yaml = YAML(typ="rt")
-    try:
-        composed = yaml.compose(text)
-    except MarkedYAMLError as exc:
-        raise _syntax_error(path, exc) from None
-    except YAMLError as exc:
-        raise _one(path, 0, 0, f"YAML error: {exc}") from None
-    if composed is None:
-        return None
-    duplicates = list(_duplicate_keys(str(path), composed, ()))
-    if duplicates:
-        raise InventoryError(duplicates)
+    the syntax error's place, or with every duplicate key.
+
+    The text is parsed once; only when the loader meets a duplicate key is it composed again
+    to find all of them (the loader stops at the first)."""
     try:
         return YAML(typ="rt").load(text)
+    except DuplicateKeyError as exc:
+        raise _all_duplicates(path, text) or _syntax_error(path, exc) from None
     except MarkedYAMLError as exc:
         raise _syntax_error(path, exc) from None
     except (YAMLError, ValueError, TypeError, RecursionError) as exc:
         raise _one(path, 0, 0, f"YAML error: {exc}") from None
+
+
+def _all_duplicates(path: Path, text: str) -> InventoryError | None:
+    issues = _duplicate_keys(str(path), YAML(typ="rt").compose(text), ())
+    return InventoryError(issues) if issues else None
 
 
 def _syntax_error(path: Path, exc: MarkedYAMLError) -> InventoryError:

@@ -48,6 +48,13 @@ def test_ha_example_has_three_control_planes_behind_the_balancer() -> None:
     assert "lb.example.com" in inv.cluster.cert_sans
     assert inv.cluster.kubeadm.for_kind("KubeProxyConfiguration") == {"mode": "ipvs"}
     assert inv.cluster.kubeadm.for_kind("InitConfiguration") == {}
+    overrides = inv.cluster.kubeadm.as_mapping()
+    assert list(overrides) == [
+        "ClusterConfiguration",
+        "KubeletConfiguration",
+        "KubeProxyConfiguration",
+    ]
+    assert overrides["KubeletConfiguration"] == {"maxPods": 150, "serverTLSBootstrap": True}
     ssh = inv.ssh_for("cp-2")
     assert ssh.identity_file == path.parent / "keys" / "prod_ed25519"
     assert ssh.jump_host == "ops@bastion.example.com:22"
