@@ -170,7 +170,8 @@ class Node:
             proc = procs.spawn(
                 ["unshare", "-m", "--propagation", "private", "--",
                  procs.BUSYBOX, "sh", "-c", _HOLDER, "holder", str(self.files.var_node)],
-                f"{self.cgroup}/holder", {"PATH": PATH}, stdout=subprocess.PIPE, stderr=log.fileno(),
+                f"{self.cgroup}/holder", {"PATH": PATH},
+                stdout=subprocess.PIPE, stderr=log.fileno(),
             )
         assert proc.stdout is not None
         with proc.stdout:
@@ -212,10 +213,10 @@ class Node:
             )
             pidfd = os.pidfd_open(proc.pid)
             try:
-                ready, _, _ = select.select([note, pidfd], [], [], BOOT_TIMEOUT)
+                ready, _, _ = select.select([note.fileno(), pidfd], [], [], BOOT_TIMEOUT)
             finally:
                 os.close(pidfd)
-            if note in ready and b"READY=1" in note.recv(4096):
+            if note.fileno() in ready and b"READY=1" in note.recv(4096):
                 return [proc.pid, procs.start_time(proc.pid) or 0]
         with contextlib.suppress(OSError):
             proc.kill()
