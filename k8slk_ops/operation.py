@@ -57,7 +57,8 @@ def targets_of(inventory: Inventory) -> dict[str, SSHTarget]:
             jump_host=s.jump_host,
             connect_timeout=s.connect_timeout,
             keepalive_interval=s.keepalive_interval,
-            config_file=s.config_file,
+            # ~/.ssh/config is honoured when it exists; a missing default is no error.
+            config_file=s.config_file if s.config_file and s.config_file.exists() else None,
         )
     return out
 
@@ -151,30 +152,34 @@ class Operation:
             )
 
     async def _cluster_facts(self) -> ClusterFacts:
+        """Find the primary: the first control plane, in inventory order, that is initialised
+        and whose API answers. Control planes after it are not contacted for this."""
         cps = [n.name for n in self.inventory.control_planes]
-        await self._gather(cps)
-        initialised = [n for n in cps if n in self.facts and self.facts[n].admin_conf]
-        if initialised:
-            primary = initialised[0]
-        else:
-            primary = cps[0]
-            if primary in self.unreachable:
-                raise CannotStart(
-                    f"the first control plane {primary} is unreachable: "
-                    f"{self.unreachable[primary]}"
-                )
-        cluster = ClusterFacts(primary=primary, initialised=bool(initialised))
-        if initialised:
-            lk = await self.connect(primary)
+        silent: dict[str, str] = {}
+        for name in cps:
+            await self._gather([name])
+            if name not in self.facts or not self.facts[name].admin_conf:
+                continue
+            lk = await self.connect(name)
             result = await lk.kubectl("get", "nodes", "-o", "json", timeout=30)
             if result.exit_status != 0:
-                err = result.stderr.decode(errors="replace").strip()[-300:]
-                raise CannotStart(f"the cluster API on {primary} does not answer: {err}")
+                silent[name] = result.stderr.decode(errors="replace").strip()[-300:]
+                continue
+            cluster = ClusterFacts(primary=name, initialised=True)
             for n in kubeadm.parse_nodes_json(result.stdout.decode()):
                 cluster.members[n.name] = Member(
                     n.name, n.ready, n.control_plane, n.unschedulable, n.kubelet_version
                 )
-        return cluster
+            return cluster
+        if silent:
+            detail = "; ".join(f"{k}: {v}" for k, v in silent.items())
+            raise CannotStart(f"the cluster is initialised but no control plane API answers: {detail}")
+        first = cps[0]
+        if first in self.unreachable:
+            raise CannotStart(
+                f"the first control plane {first} is unreachable: {self.unreachable[first]}"
+            )
+        return ClusterFacts(primary=first)
 
     # -- the operation --------------------------------------------------------------------------
 
@@ -198,6 +203,11 @@ class Operation:
             loop.add_signal_handler(signal.SIGTERM, self._on_interrupt)
         try:
             cluster = await self._cluster_facts()
+            if self.playbook.requires_cluster and not cluster.initialised:
+                raise CannotStart(
+                    f"{self.playbook.name} needs a running cluster, and no control plane of "
+                    f"{self.inventory.source} is initialised: run `k8slk-ops bootstrap` first"
+                )
             if not self.options.dry_run:
                 cluster_lock = ClusterLock(await self.connect(cluster.primary), holder)
                 await cluster_lock.acquire(self.break_lock)

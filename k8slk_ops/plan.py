@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from k8slk_ops import hosts
 from k8slk_ops.context import PlanContext
 from k8slk_ops.playbook import Playbook, Stage, StepCall
 from k8slk_ops.steps.base import Action
@@ -99,30 +100,15 @@ class Plan:
         return "\n".join(lines)
 
 
-def resolve_hosts(ctx: PlanContext, hosts: tuple[str, ...]) -> list[str]:
+def resolve_hosts(ctx: PlanContext, patterns: tuple[str, ...]) -> list[str]:
     """Node names a stage's ``hosts`` select, in inventory order, without duplicates."""
-    inv = ctx.inventory
-    primary = ctx.cluster.primary
-    selected = set(ctx.options.selected)
-    chosen: set[str] = set()
-    for item in hosts:
-        for node in inv.nodes:
-            role = node.role
-            if (
-                item == "all"
-                or (item == "control-planes" and role == "control-plane")
-                or (item == "workers" and role == "worker")
-                or (item == "primary" and node.name == primary)
-                or (
-                    item == "secondary-control-planes"
-                    and role == "control-plane"
-                    and node.name != primary
-                )
-                or (item == "selected" and (not selected or node.name in selected))
-                or item == node.name
-            ):
-                chosen.add(node.name)
-    return [n.name for n in inv.nodes if n.name in chosen]
+    universe = hosts.Universe(
+        nodes=[(n.name, n.role) for n in ctx.inventory.nodes],
+        primary=ctx.cluster.primary,
+        members=frozenset(ctx.cluster.members),
+        selected=frozenset(ctx.options.selected),
+    )
+    return hosts.resolve(patterns, universe)
 
 
 def needed_nodes(playbook: Playbook, ctx: PlanContext) -> list[str]:

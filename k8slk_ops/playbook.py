@@ -19,7 +19,6 @@ Example::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -27,21 +26,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from k8slk_ops import hosts
 from k8slk_ops.errors import UsageError
 from k8slk_ops.steps import STEPS, Step
 from k8slk_ops.yamlsource import Located, load_yaml_with_lines
-
-# Host groups a stage may name. Names of single nodes are accepted too.
-SELECTORS = (
-    "all",  # every node of the inventory
-    "control-planes",
-    "workers",
-    "primary",  # the initialised control plane (else the first control plane)
-    "secondary-control-planes",  # control planes other than the primary
-    "selected",  # the nodes named with --node/NAME arguments (all when none named)
-)
-NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
 
 class StageModel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -58,16 +46,18 @@ class StageModel(BaseModel):
     def _hosts(cls, value: str | list[str]) -> str | list[str]:
         items = [value] if isinstance(value, str) else value
         for item in items:
-            if item not in SELECTORS and not NAME_RE.match(item):
-                raise ValueError(f"unknown host group {item!r}; use one of {', '.join(SELECTORS)}")
+            problem = hosts.check(item)
+            if problem:
+                raise ValueError(problem)
         return value
 
 
 class PlaybookModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     name: str
     description: str = ""
+    requires_cluster: bool = Field(default=False, alias="requiresCluster")
     stages: list[StageModel] = Field(min_length=1)
     always: list[StageModel] = Field(default_factory=list)
 
@@ -104,14 +94,16 @@ class Playbook:
     source: str
     stages: tuple[Stage, ...]
     always: tuple[Stage, ...] = field(default_factory=tuple)
+    requires_cluster: bool = False  # refuse to start when no control plane is initialised
 
     def check_hosts(self, node_names: set[str]) -> None:
         """Every host a stage names must be a group or a node of the inventory."""
         problems = [
-            f"{stage.where}: no host group or node named {item!r} in the inventory"
+            f"{stage.where}: no host group or node named {name!r} in the inventory"
             for stage in (*self.stages, *self.always)
-            for item in stage.hosts
-            if item not in SELECTORS and item not in node_names
+            for pattern in stage.hosts
+            for name in hosts.names_in(pattern)
+            if name not in node_names
         ]
         if problems:
             raise UsageError("\n".join(problems))
@@ -142,7 +134,14 @@ def load_playbook(path: Path) -> Playbook:
     always = [_stage(doc, ("always", i), s, problems, True) for i, s in enumerate(model.always)]
     if problems:
         raise UsageError("\n".join(problems))
-    return Playbook(model.name, model.description, str(path), tuple(stages), tuple(always))
+    return Playbook(
+        model.name,
+        model.description,
+        str(path),
+        tuple(stages),
+        tuple(always),
+        requires_cluster=model.requires_cluster,
+    )
 
 
 def _stage(
@@ -166,10 +165,10 @@ def _stage(
             problems.append(doc.format_validation_error(exc, prefix=(*step_loc, step_name)))
             continue
         calls.append(StepCall(step, opts, doc.line_of(step_loc)))
-    hosts = (model.hosts,) if isinstance(model.hosts, str) else tuple(model.hosts)
+    patterns = (model.hosts,) if isinstance(model.hosts, str) else tuple(model.hosts)
     return Stage(
         name=model.name,
-        hosts=hosts,
+        hosts=patterns,
         steps=tuple(calls),
         serial=model.serial,
         concurrency=model.concurrency,
