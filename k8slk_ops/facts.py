@@ -12,6 +12,13 @@ import enum
 from dataclasses import dataclass, field
 
 from k8slk_ops import paths
+from k8slk_ops.kubeadm import (
+    COMPLETED_LINE,
+    CONFIGURED_LINE,
+    FOUND_FLAG,
+    SETTLING_LINE,
+    log_message,
+)
 
 # The minimums the image's README states.
 MIN_CPUS = 2
@@ -38,13 +45,6 @@ class KubeadmState(enum.StrEnum):
     MISSING = "missing"  # no kubeadm task at all
     UNKNOWN = "unknown"
 
-
-WAITING_LINE = "Waiting for /run/kubeadm-run to exist before running kubeadm commands"
-SETTLING_LINE = "sleeping a bit more to make sure file is written"
-FOUND_FLAG = "Found kubeadm flag "
-UNKNOWN_FLAG = "Unknown kubeadm flag "
-COMPLETED_LINE = "kubeadm has completed... removing configuration"
-CONFIGURED_LINE = "Kubernetes Node already has kubelet configuration"
 
 FACTS_SCRIPT = f"""
 exec 2>/dev/null
@@ -106,16 +106,6 @@ class NodeFacts:
             gb = self.memory_bytes / 1e9
             out.append(f"{gb:.1f} GB of memory, the image needs at least 3 GB")
         return out
-
-
-def log_message(line: str) -> str:
-    """The message part of ``<RFC3339> <name>.out <message>``; the line itself if not so."""
-    parts = line.split(" ", 2)
-    if len(parts) == 3 and parts[1].endswith(".out") and parts[0][:1].isdigit():
-        return parts[2]
-    if len(parts) == 2 and parts[1].endswith(".out") and parts[0][:1].isdigit():
-        return ""
-    return line
 
 
 def kubeadm_state(task: TaskState, messages: list[str]) -> KubeadmState:

@@ -18,17 +18,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from k8slk_ops import paths
-from k8slk_ops.facts import (
-    COMPLETED_LINE,
-    CONFIGURED_LINE,
-    FACTS_SCRIPT,
-    UNKNOWN_FLAG,
-    NodeFacts,
-    TaskState,
-    log_message,
-    parse_facts,
-    parse_tasks,
-)
+from k8slk_ops.facts import FACTS_SCRIPT, NodeFacts, TaskState, parse_facts, parse_tasks
+from k8slk_ops.kubeadm import COMPLETED_LINE, CONFIGURED_LINE, UNKNOWN_FLAG, log_message
 from k8slk_ops.ssh import CommandResult, Connection
 
 log = logging.getLogger("k8slk_ops.node")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from k8slk_ops.kubeadm import log_message
 from k8slk_ops.facts import (
     KubeadmState,
     TaskState,
     kubeadm_state,
-    log_message,
     parse_facts,
     parse_tasks,
 )
