@@ -48,6 +48,9 @@ TimeoutOpt = Annotated[
     float, typer.Option("--timeout", min=1, help="Seconds one kubeadm run may take on a node.")
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")]
+NodeOpt = Annotated[
+    list[str] | None, typer.Option("--node", help="Only this node (repeatable).")
+]
 BreakLockOpt = Annotated[
     bool, typer.Option("--break-lock", help="Remove a stale cluster lock left by a dead run.")
 ]
@@ -161,6 +164,87 @@ def bootstrap(
     )
 
 
+@app.command("add-node")
+def add_node(
+    inventory: InventoryArg,
+    node: NodeOpt = None,
+    concurrency: ConcurrencyOpt = 64,
+    json_out: JsonOpt = False,
+    log_file: LogFileOpt = None,
+    verbose: VerboseOpt = False,
+    timeout: TimeoutOpt = 600.0,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail nodes below the image's CPU/memory minimums.")
+    ] = False,
+    dry_run: DryRunOpt = False,
+    break_lock: BreakLockOpt = False,
+) -> None:
+    """Join the inventory's nodes that are not in the cluster yet (or only those named)."""
+    _run(
+        "add-node",
+        load_builtin("add-node"),
+        inventory,
+        json_out=json_out,
+        log_file=log_file,
+        verbose=verbose,
+        break_lock=break_lock,
+        options={
+            "concurrency": concurrency,
+            "timeout": timeout,
+            "strict": strict,
+            "dry_run": dry_run,
+            "selected": tuple(node or ()),
+        },
+    )
+
+
+@app.command()
+def status(
+    inventory: InventoryArg,
+    concurrency: ConcurrencyOpt = 64,
+    json_out: JsonOpt = False,
+    log_file: LogFileOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """A row per node: reachable, host key, kubelet, kubeadm state, versions, Ready, certs."""
+    _run(
+        "status",
+        load_builtin("status"),
+        inventory,
+        json_out=json_out,
+        log_file=log_file,
+        verbose=verbose,
+        options={"concurrency": concurrency},
+    )
+
+
+@app.command()
+def kubeconfig(
+    inventory: InventoryArg,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: beside the inventory).")
+    ] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="Merge into OUTPUT, keeping its other contexts.")
+    ] = False,
+    json_out: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Fetch admin.conf, point it at the control plane endpoint, write it 0600."""
+    _run(
+        "kubeconfig",
+        load_builtin("kubeconfig"),
+        inventory,
+        json_out=json_out,
+        log_file=None,
+        verbose=verbose,
+        options={
+            "kubeconfig_out": str(output) if output else None,
+            "extra": {"merge_kubeconfig": merge},
+        },
+    )
+
+
 @app.command()
 def plan(
     command: Annotated[str, typer.Argument(help="The command to plan, e.g. bootstrap.")],
@@ -196,9 +280,7 @@ def run_playbook(
     verbose: VerboseOpt = False,
     timeout: TimeoutOpt = 600.0,
     dry_run: DryRunOpt = False,
-    node: Annotated[
-        list[str] | None, typer.Option("--node", help="Limit `selected` stages to these nodes.")
-    ] = None,
+    node: NodeOpt = None,
     break_lock: BreakLockOpt = False,
 ) -> None:
     """Run a playbook of your own (copy one from playbooks/ and adapt it)."""

@@ -92,6 +92,7 @@ class Operation:
         self.facts: dict[str, NodeFacts] = {}
         self.unreachable: dict[str, str] = {}
         self.host_key_errors: list[str] = []
+        self.host_key_state: dict[str, str] = {}
         self.executor: Executor | None = None
         self.interrupted = False
         self.report = RunReport(
@@ -134,7 +135,9 @@ class Operation:
                     self.facts[name] = await lk.facts()
                 except (HostKeyMismatch, HostKeyUnknown) as exc:
                     self.host_key_errors.append(str(exc))
-                    self.unreachable[name] = "host key refused"
+                    kind = "mismatch" if isinstance(exc, HostKeyMismatch) else "unknown"
+                    self.host_key_state[name] = kind
+                    self.unreachable[name] = f"host key {kind}"
                     self.emit(name, "connect", EventKind.FAIL, str(exc))
                 except SSHError as exc:
                     self.unreachable[name] = str(exc)
@@ -145,7 +148,7 @@ class Operation:
                     self.emit(name, "connect", EventKind.OK, f"kubeadm {version or '?'}")
 
         await asyncio.gather(*(one(n) for n in names))
-        if self.host_key_errors:
+        if self.host_key_errors and not self.playbook.read_only:
             raise CannotStart(
                 "refusing to run: host key check failed; nothing was changed on any node.\n"
                 + "\n".join(self.host_key_errors)
@@ -175,7 +178,7 @@ class Operation:
             detail = "; ".join(f"{k}: {v}" for k, v in silent.items())
             raise CannotStart(f"the cluster is initialised but no control plane API answers: {detail}")
         first = cps[0]
-        if first in self.unreachable:
+        if first in self.unreachable and not self.playbook.read_only:
             raise CannotStart(
                 f"the first control plane {first} is unreachable: {self.unreachable[first]}"
             )
@@ -195,7 +198,8 @@ class Operation:
         unknown = [n for n in self.options.selected if n not in self.targets]
         if unknown:
             raise UsageError(f"no node named {', '.join(unknown)} in {self.inventory.source}")
-        if not self.options.dry_run:
+        locking = not (self.options.dry_run or self.playbook.read_only)
+        if locking:
             local.acquire()
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -208,7 +212,7 @@ class Operation:
                     f"{self.playbook.name} needs a running cluster, and no control plane of "
                     f"{self.inventory.source} is initialised: run `k8slk-ops bootstrap` first"
                 )
-            if not self.options.dry_run:
+            if locking:
                 cluster_lock = ClusterLock(await self.connect(cluster.primary), holder)
                 await cluster_lock.acquire(self.break_lock)
             ctx = PlanContext(
@@ -237,7 +241,8 @@ class Operation:
                 with contextlib.suppress(Exception):
                     await cluster_lock.release()
             await self.pool.close()
-            local.release()
+            if locking:
+                local.release()
             self.report.ended = datetime.now(UTC)
 
     def _on_interrupt(self) -> None:
@@ -257,6 +262,17 @@ class Operation:
         for node in self.report.nodes:
             if node.name in run_ctx.results.get("versions", {}):
                 node.version = run_ctx.results["versions"][node.name] or node.version
+        for node in self.report.nodes:
+            if node.name in run_ctx.results.get("details", {}):
+                node.details.update(run_ctx.results["details"][node.name])
+            elif node.name in self.unreachable:
+                node.details.update(
+                    {
+                        "reachable": False,
+                        "hostKey": self.host_key_state.get(node.name, "not checked"),
+                        "error": self.unreachable[node.name],
+                    }
+                )
         if "kubeconfig" in run_ctx.results:
             self.report.data["kubeconfig"] = run_ctx.results["kubeconfig"]
         for err in run_ctx.results.get("cleanup_errors", []):

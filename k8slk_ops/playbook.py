@@ -31,6 +31,7 @@ from k8slk_ops.errors import UsageError
 from k8slk_ops.steps import STEPS, Step
 from k8slk_ops.yamlsource import Located, load_yaml_with_lines
 
+
 class StageModel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -58,6 +59,7 @@ class PlaybookModel(BaseModel):
     name: str
     description: str = ""
     requires_cluster: bool = Field(default=False, alias="requiresCluster")
+    read_only: bool = Field(default=False, alias="readOnly")
     stages: list[StageModel] = Field(min_length=1)
     always: list[StageModel] = Field(default_factory=list)
 
@@ -95,6 +97,8 @@ class Playbook:
     stages: tuple[Stage, ...]
     always: tuple[Stage, ...] = field(default_factory=tuple)
     requires_cluster: bool = False  # refuse to start when no control plane is initialised
+    # Only reads: no locks, and a refused host key is a row of the report, not a stop.
+    read_only: bool = False
 
     def check_hosts(self, node_names: set[str]) -> None:
         """Every host a stage names must be a group or a node of the inventory."""
@@ -141,6 +145,7 @@ def load_playbook(path: Path) -> Playbook:
         tuple(stages),
         tuple(always),
         requires_cluster=model.requires_cluster,
+        read_only=model.read_only,
     )
 
 

@@ -9,6 +9,7 @@ from k8slk_ops.steps.join import Join
 from k8slk_ops.steps.kubeconfig import FetchKubeconfig
 from k8slk_ops.steps.preflight import Preflight
 from k8slk_ops.steps.ready import WaitReady
+from k8slk_ops.steps.status import Status
 
 STEPS: dict[str, Step] = {
     step.name: step
@@ -20,6 +21,7 @@ STEPS: dict[str, Step] = {
         WaitReady(),
         FetchKubeconfig(),
         RevokeCredentials(),
+        Status(),
     )
 }
 

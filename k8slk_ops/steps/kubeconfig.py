@@ -51,7 +51,8 @@ class FetchKubeconfig(Step):
             ctx.add_secret(secret)
         pointed = kubeconfig.point_at(text, ctx.inventory.endpoint)
         target = kubeconfig_path(ctx.plan)
-        if options.merge and target.exists():
+        merge = options.merge or bool(ctx.options.extra.get("merge_kubeconfig"))
+        if merge and target.exists():
             pointed = kubeconfig.merge(target.read_text(), pointed)
         if target.exists() and target.read_text() == pointed:
             ctx.emit(node, self.phase, EventKind.PROGRESS, f"{target} is up to date")

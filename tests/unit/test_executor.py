@@ -35,6 +35,11 @@ class Probe:
         self.max_in_flight = 0
         self.fail = fail or set()
         self.gate = gate
+        self.entered: asyncio.Queue[str] = asyncio.Queue()
+
+    async def wait_entered(self, count: int) -> None:
+        for _ in range(count):
+            await self.entered.get()
 
 
 class FakeStep(Step):
@@ -63,6 +68,7 @@ class FakeStep(Step):
         probe = FakeStep.probe
         probe.in_flight += 1
         probe.max_in_flight = max(probe.max_in_flight, probe.in_flight)
+        probe.entered.put_nowait(node)
         try:
             if probe.gate is not None:
                 await probe.gate.wait()
@@ -149,9 +155,8 @@ async def test_concurrency_bounds_nodes_in_flight() -> None:
     FakeStep.probe = Probe(gate=gate)
     ex, _, _ = setup([stage("join", "workers", "join")], workers=10, concurrency=3)
     task = asyncio.create_task(ex.execute())
-    while FakeStep.probe.in_flight < 3:
-        await asyncio.sleep(0)
-    for _ in range(20):
+    await FakeStep.probe.wait_entered(3)
+    for _ in range(20):  # give the executor every chance to start a fourth one
         await asyncio.sleep(0)
     assert FakeStep.probe.in_flight == 3
     gate.set()
@@ -170,8 +175,7 @@ async def test_stop_request_launches_nothing_new_and_reports_cancelled() -> None
         concurrency=2,
     )
     task = asyncio.create_task(ex.execute())
-    while FakeStep.probe.in_flight < 2:
-        await asyncio.sleep(0)
+    await FakeStep.probe.wait_entered(2)
     ex.request_stop()
     gate.set()
     await task
@@ -188,8 +192,7 @@ async def test_second_stop_request_cancels_running_steps() -> None:
     FakeStep.probe = Probe(gate=gate)
     ex, _, reports = setup([stage("join", "workers", "join")], workers=2)
     task = asyncio.create_task(ex.execute())
-    while FakeStep.probe.in_flight < 2:
-        await asyncio.sleep(0)
+    await FakeStep.probe.wait_entered(2)
     ex.request_stop()
     ex.request_stop()
     await task

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from k8slk_ops.kubeadm import log_message
 from k8slk_ops.facts import (
     KubeadmState,
     TaskState,
@@ -10,6 +9,7 @@ from k8slk_ops.facts import (
     parse_facts,
     parse_tasks,
 )
+from k8slk_ops.kubeadm import log_message
 
 PROBE = """\
 cpus=2
