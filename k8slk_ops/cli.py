@@ -245,6 +245,69 @@ def kubeconfig(
     )
 
 
+@app.command("remove-node")
+def remove_node(
+    inventory: InventoryArg,
+    names: Annotated[list[str], typer.Argument(help="Nodes to remove.")],
+    force: Annotated[
+        int,
+        typer.Option(
+            "--force",
+            "-f",
+            count=True,
+            help="Remove even if the drain fails or the node is unreachable; twice: even the "
+            "last control plane or past etcd quorum.",
+        ),
+    ] = 0,
+    json_out: JsonOpt = False,
+    log_file: LogFileOpt = None,
+    verbose: VerboseOpt = False,
+    dry_run: DryRunOpt = False,
+    break_lock: BreakLockOpt = False,
+) -> None:
+    """Cordon, drain, reset and delete nodes (control planes leave etcd first)."""
+    _run(
+        "remove-node",
+        load_builtin("remove-node"),
+        inventory,
+        json_out=json_out,
+        log_file=log_file,
+        verbose=verbose,
+        break_lock=break_lock,
+        options={"dry_run": dry_run, "selected": tuple(names), "extra": {"force": force}},
+    )
+
+
+@app.command()
+def reset(
+    inventory: InventoryArg,
+    node: NodeOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_out: JsonOpt = False,
+    log_file: LogFileOpt = None,
+    verbose: VerboseOpt = False,
+    dry_run: DryRunOpt = False,
+    break_lock: BreakLockOpt = False,
+) -> None:
+    """Take the cluster apart: workers first, then control planes, the primary last."""
+    if not yes and not dry_run:
+        if not sys.stdin.isatty():
+            typer.echo("error: reset needs --yes when there is no terminal to confirm on", err=True)
+            raise typer.Exit(EXIT_USAGE)
+        what = ", ".join(node) if node else "every node of the cluster"
+        typer.confirm(f"Reset {what} (kubeadm reset -f)? Workloads will stop", abort=True)
+    _run(
+        "reset",
+        load_builtin("reset"),
+        inventory,
+        json_out=json_out,
+        log_file=log_file,
+        verbose=verbose,
+        break_lock=break_lock,
+        options={"dry_run": dry_run, "selected": tuple(node or ()), "extra": {"force": 1}},
+    )
+
+
 @app.command()
 def plan(
     command: Annotated[str, typer.Argument(help="The command to plan, e.g. bootstrap.")],

@@ -130,12 +130,16 @@ def _plan_stage(stage: Stage, ctx: PlanContext) -> PlannedStage:
     skipped: list[tuple[str, str]] = []
     assumed: dict[str, Any] = {}
     for name in resolve_hosts(ctx, stage.hosts):
-        if name in ctx.unreachable:
+        gone = name in ctx.unreachable
+        if gone and all(call.step.needs_node for call in stage.steps):
             skipped.append((name, "unreachable"))
             continue
         steps: list[PlannedStep] = []
         reasons: list[str] = []
         for call in stage.steps:
+            if gone and call.step.needs_node:
+                reasons.append("unreachable")
+                continue
             step_plan = call.step.plan(call.options, ctx, name)
             if step_plan.due:
                 steps.append(PlannedStep(call, step_plan.actions))

@@ -173,7 +173,7 @@ class Executor:
     def _finish_reports(self) -> None:
         for name, report in self.reports.items():
             progress = self.progress[name]
-            if name in self.plan.unreachable:
+            if name in self.plan.unreachable and progress.started is None:
                 report.outcome = Outcome.UNREACHABLE
                 report.message = self.plan.unreachable[name]
                 continue

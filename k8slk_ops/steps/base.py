@@ -57,6 +57,8 @@ class Step:
     Options: ClassVar[type[BaseModel]] = NoOptions
     # False for steps that only check, wait or clean up: they do not make a run "changed".
     changes: ClassVar[bool] = True
+    # False for steps that act through the primary only: they can run for an unreachable node.
+    needs_node: ClassVar[bool] = True
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
         raise NotImplementedError

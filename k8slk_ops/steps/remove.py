@@ -1,0 +1,166 @@
+"""Taking nodes out: the quorum guard, drain, delete the Node, ``kubeadm reset -f``.
+
+Drain and delete run through the primary's kubectl, so they work for a node that is gone
+(with ``--force``); the reset runs on the node itself when it can be reached. A failed drain
+uncordons the node and stops, unless forced. Control planes leave etcd through kubeadm reset's
+remove-etcd-member phase before their Node object is deleted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from k8slk_ops.context import PlanContext, RunContext
+from k8slk_ops.errors import NodeError
+from k8slk_ops.events import EventKind
+from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+
+
+def force_level(ctx: PlanContext) -> int:
+    value: Any = ctx.options.extra.get("force", 0)
+    return int(value)
+
+
+def removing(ctx: PlanContext) -> list[str]:
+    return [n.name for n in ctx.inventory.nodes if n.name in set(ctx.options.selected)]
+
+
+class GuardOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RemovalGuard(Step):
+    """Refuses removals that would leave no control plane or break etcd quorum."""
+
+    name = "removal-guard"
+    phase = "guard"
+    changes = False
+    Options = GuardOptions
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        return do(Action("check that the removal keeps a control plane and etcd quorum"))
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        if ctx.plan.cluster.primary in removing(ctx.plan):
+            raise NodeError(
+                f"{ctx.plan.cluster.primary} is the primary control plane this run works "
+                "through; remove the other nodes first, or use `reset`",
+                phase=self.phase,
+            )
+        problem = quorum_problem(ctx.plan)
+        if problem and force_level(ctx.plan) < 2:
+            raise NodeError(
+                f"{problem}; refusing. Pass --force twice to do it anyway", phase=self.phase
+            )
+        if problem:
+            ctx.emit(node, self.phase, EventKind.WARN, f"{problem}; going ahead (--force twice)")
+
+
+def quorum_problem(ctx: PlanContext) -> str:
+    """Why removing the selected nodes is unsafe for the control plane, or ''. Pure."""
+    gone = set(removing(ctx))
+    cps = [n for n, m in ctx.cluster.members.items() if m.control_plane]
+    leaving = [n for n in cps if n in gone]
+    if not leaving:
+        return ""
+    if len(leaving) == len(cps):
+        return "this would remove the last control plane"
+    remaining = len(cps) - len(leaving)
+    if remaining < len(cps) // 2 + 1:
+        return (
+            f"removing {len(leaving)} of {len(cps)} control planes at once would break etcd "
+            f"quorum ({remaining} left, {len(cps) // 2 + 1} needed)"
+        )
+    return ""
+
+
+class DrainOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    timeout: str = "5m"
+    grace_period: int = Field(default=-1, alias="gracePeriod")
+    ignore_daemonsets: bool = Field(default=True, alias="ignoreDaemonsets")
+    delete_emptydir_data: bool = Field(default=True, alias="deleteEmptydirData")
+
+
+class Drain(Step):
+    name = "drain"
+    phase = "drain"
+    Options = DrainOptions
+    needs_node = False
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        if not ctx.cluster.is_member(node):
+            return skip("not in the cluster")
+        if node in ctx.unreachable and force_level(ctx) < 1:
+            return do(Action("refuse: the node is unreachable (use --force to remove it anyway)"))
+        return do(Action(f"kubectl drain {node} (on {ctx.cluster.primary})"))
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        assert isinstance(options, DrainOptions)
+        force = force_level(ctx.plan) >= 1
+        if node in ctx.plan.unreachable and not force:
+            raise NodeError(
+                f"unreachable ({ctx.plan.unreachable[node]}): pass --force to drain and delete "
+                "it without resetting it",
+                phase=self.phase,
+            )
+        primary = await ctx.node(ctx.plan.cluster.primary)
+        args = ["drain", node, f"--timeout={options.timeout}"]
+        if options.grace_period >= 0:
+            args.append(f"--grace-period={options.grace_period}")
+        if options.ignore_daemonsets:
+            args.append("--ignore-daemonsets")
+        if options.delete_emptydir_data:
+            args.append("--delete-emptydir-data")
+        if force:
+            args.append("--force")
+        result = await primary.kubectl(*args, timeout=None)
+        if result.exit_status == 0:
+            return
+        why = (result.stderr or result.stdout).decode(errors="replace").strip().splitlines()
+        last = why[-1] if why else "no output"
+        if force:
+            ctx.emit(node, self.phase, EventKind.WARN, f"drain failed ({last}); forced on")
+            return
+        await primary.kubectl("uncordon", node)
+        raise NodeError(f"drain failed, node uncordoned: {last}", phase=self.phase)
+
+
+class DeleteNode(Step):
+    name = "delete-node"
+    phase = "delete"
+    needs_node = False
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        if not ctx.cluster.is_member(node):
+            return skip("not in the cluster")
+        return do(Action(f"kubectl delete node {node} (on {ctx.cluster.primary})"))
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        primary = await ctx.node(ctx.plan.cluster.primary)
+        result = await primary.kubectl("delete", "node", node)
+        text = (result.stderr or result.stdout).decode(errors="replace")
+        if result.exit_status != 0 and "NotFound" not in text:
+            raise NodeError(f"kubectl delete node failed: {text.strip()[-300:]}", phase=self.phase)
+        ctx.plan.cluster.members.pop(node, None)
+
+
+class KubeadmReset(Step):
+    name = "kubeadm-reset"
+    phase = "reset"
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        facts = ctx.facts[node]
+        if not (facts.marker or facts.admin_conf or ctx.cluster.is_member(node)):
+            return skip("nothing to reset")
+        return do(Action("kubeadm reset -f (the node needs a reboot before it can join again)"))
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        lk = await ctx.node(node)
+        result = await lk.kubeadm("reset", "-f", timeout=300)
+        if result.exit_status != 0:
+            text = (result.stdout + result.stderr).decode(errors="replace").strip()
+            raise NodeError(f"kubeadm reset failed: {text[-300:]}", phase=self.phase)
+        ctx.emit(node, self.phase, EventKind.PROGRESS, "reset; reboot the node before re-joining")
