@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from k8slk_ops import hosts
+from k8slk_ops import hosts, when
 from k8slk_ops.context import PlanContext
 from k8slk_ops.playbook import Playbook, Stage, StepCall
 from k8slk_ops.steps.base import Action
@@ -130,6 +130,9 @@ def _plan_stage(stage: Stage, ctx: PlanContext) -> PlannedStage:
     skipped: list[tuple[str, str]] = []
     assumed: dict[str, Any] = {}
     for name in resolve_hosts(ctx, stage.hosts):
+        if stage.when and not when.matches(stage.when, when.fact_values(ctx, name)):
+            skipped.append((name, "when: not matched"))
+            continue
         gone = name in ctx.unreachable
         if gone and all(call.step.needs_node for call in stage.steps):
             skipped.append((name, "unreachable"))

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from k8slk_ops import hosts
+from k8slk_ops import hosts, when
 from k8slk_ops.errors import UsageError
 from k8slk_ops.steps import STEPS, Step
 from k8slk_ops.yamlsource import Located, load_yaml_with_lines
@@ -40,7 +40,16 @@ class StageModel(BaseModel):
     serial: int | None = Field(default=None, ge=1)
     concurrency: int | None = Field(default=None, ge=1)
     on_failure: Literal["stop", "continue"] = Field(default="continue", alias="onFailure")
+    when: dict[str, Any] | None = None
     steps: list[dict[str, Any]] = Field(min_length=1)
+
+    @field_validator("when")
+    @classmethod
+    def _when(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        problem = when.check(value or {})
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("hosts")
     @classmethod
@@ -87,6 +96,7 @@ class Stage:
     on_failure: Literal["stop", "continue"] = "continue"
     always: bool = False
     where: str = ""  # "file:line: stages[i].hosts" for errors found against an inventory
+    when: dict[str, Any] = field(default_factory=dict)  # conditions on node facts
 
 
 @dataclass(frozen=True)
@@ -180,4 +190,5 @@ def _stage(
         on_failure=model.on_failure,
         always=always,
         where=doc.where((*loc, "hosts"), "").rstrip(": "),
+        when=dict(model.when or {}),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from k8slk_ops.steps.base import Action, Step, StepPlan
+from k8slk_ops.steps.command import RunCommand
 from k8slk_ops.steps.credentials import MintCredentials, RevokeCredentials
 from k8slk_ops.steps.init import Init
 from k8slk_ops.steps.join import Join
@@ -27,6 +28,7 @@ STEPS: dict[str, Step] = {
         Drain(),
         DeleteNode(),
         KubeadmReset(),
+        RunCommand(),
     )
 }
 

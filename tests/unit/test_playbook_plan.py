@@ -148,3 +148,32 @@ def test_builtin_playbooks_load() -> None:
     book = load_builtin("bootstrap")
     assert [s.name for s in book.stages][:2] == ["preflight", "init"]
     assert [s.name for s in book.always] == ["cleanup"]
+
+
+def test_when_filters_nodes_on_facts(tmp_path: Path) -> None:
+    facts = {"cp-1": CONFIGURED, "cp-2": WAITING, "w-1": WAITING, "w-2": CONFIGURED}
+    members = {"cp-1": Member("cp-1", True, True), "w-2": Member("w-2", True, False)}
+    ctx = context(tmp_path, ClusterFacts("cp-1", True, members), facts)
+    book = tmp_path / "pb.yml"
+    book.write_text(
+        "name: x\nstages:\n  - name: a\n    hosts: all\n"
+        "    when: {kubeadmState: waiting, role: worker}\n"
+        "    steps:\n      - run: {command: [echo, '$(rm -rf /)'], in: kubelet}\n"
+    )
+    pj = make_plan(load_playbook(book), ctx).to_json()
+    nodes = actions(pj, "a")
+    assert list(nodes) == ["w-1"]
+    step = pj[0]["nodes"][0]["actions"][0]
+    assert step["argv"] == ["echo", "$(rm -rf /)"]
+
+
+def test_when_rejects_unknown_facts_with_line(tmp_path: Path) -> None:
+    book = tmp_path / "pb.yml"
+    book.write_text(
+        "name: x\nstages:\n  - name: a\n    when: {kubeadmStat: waiting}\n"
+        "    steps:\n      - run: {command: uptime}\n"
+    )
+    with pytest.raises(UsageError) as err:
+        load_playbook(book)
+    assert f"{book}:4" in str(err.value)
+    assert "kubeadmStat" in str(err.value)

@@ -1,0 +1,61 @@
+"""run: a command of the user's, on the node's SSH shell or inside the kubelet container.
+
+A string is shell code the playbook's author wrote (run with ``sh -c``); a list is an argv whose
+items are quoted for the remote shell one by one, so values never get spliced into shell code.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from k8slk_ops.context import PlanContext, RunContext
+from k8slk_ops.errors import NodeError
+from k8slk_ops.events import EventKind
+from k8slk_ops.steps.base import Action, Step, StepPlan, do
+
+
+class CommandOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    command: str | list[str] = Field(min_length=1)
+    where: Literal["node", "kubelet"] = Field(default="node", alias="in")
+    timeout: float = Field(default=300, gt=0)
+    ok_codes: list[int] = Field(default_factory=lambda: [0], alias="okCodes")
+
+
+def argv_of(options: CommandOptions) -> list[str]:
+    if isinstance(options.command, str):
+        return ["sh", "-c", options.command]
+    return list(options.command)
+
+
+class RunCommand(Step):
+    name = "run"
+    phase = "run"
+    Options = CommandOptions
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        assert isinstance(options, CommandOptions)
+        shown = options.command if isinstance(options.command, str) else " ".join(options.command)
+        place = "in the kubelet container" if options.where == "kubelet" else "on the node"
+        return do(Action(f"run {shown!r} {place}", {"argv": argv_of(options)}))
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        assert isinstance(options, CommandOptions)
+        lk = await ctx.node(node)
+        argv = argv_of(options)
+        if options.where == "kubelet":
+            result = await lk.kubelet_exec(argv, timeout=options.timeout)
+        else:
+            result = await lk.shell(argv, timeout=options.timeout)
+        out = result.stdout.decode(errors="replace").strip()
+        for line in out.splitlines()[-20:]:
+            ctx.emit(node, self.phase, EventKind.PROGRESS, line)
+        if result.exit_status not in options.ok_codes:
+            err = result.stderr.decode(errors="replace").strip().splitlines()
+            raise NodeError(
+                f"command exited {result.exit_status}",
+                phase=self.phase,
+                log_tail=(out.splitlines() + err)[-15:],
+            )
