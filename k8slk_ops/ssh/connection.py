@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -48,6 +49,18 @@ _BUSY_CODES = {
 _OPEN_RETRY_FIRST = 0.005
 _OPEN_RETRY_MAX = 0.25
 _OPEN_RETRY_BUDGET = 10.0  # seconds of refusals before giving up
+
+
+# Seconds the node grants a timed-out command beyond the caller's timeout before killing it.
+REMOTE_KILL_GRACE = 2
+_CLOSE_WAIT = 2.0
+
+
+def remote_timeout_command(command: str | Sequence[str], timeout: float) -> str:
+    """``command`` under the node's own ``timeout`` (coreutils and busybox alike)."""
+    limit = str(math.ceil(timeout) + REMOTE_KILL_GRACE)
+    argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
+    return shlex.join(["timeout", "-s", "KILL", limit, *argv])
 
 
 def follow_command(command: str | Sequence[str]) -> str:
@@ -142,15 +155,19 @@ class Connection:
         command: str | Sequence[str],
         *,
         input: bytes | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - the node layer's per-command limit
+        timeout: float | None = None,
     ) -> CommandResult:
         """Run a command (a shell string, or argv quoted word by word) and collect its output.
 
         ``input`` goes to stdin followed by EOF; without it stdin is at EOF from the start.
-        On ``timeout`` the process is sent SIGTERM, its channel closed, and CommandTimeout raised.
+        With ``timeout``, CommandTimeout is raised when it expires; the node ends the command
+        itself a moment later (``timeout -s KILL``), because sshd refuses signal requests for
+        root sessions and closing the channel alone leaves the process running.
         """
         line = command_line(command)
         label = command_label(command)
+        if timeout is not None:
+            line = remote_timeout_command(command, timeout)
         async with self._channel_slot():
             ssh = await self._connection()
             log.debug("%s: run %s", self.name, line)
@@ -162,8 +179,6 @@ class Connection:
                 try:
                     done = await proc.wait(timeout=timeout)
                 except asyncssh.TimeoutError as exc:
-                    with contextlib.suppress(*_LOST):
-                        proc.send_signal("TERM")
                     raise CommandTimeout(
                         f"`{label}` on {self.name} did not finish within {timeout:g} s",
                         stdout=_bytes(exc.stdout),
@@ -172,9 +187,7 @@ class Connection:
                 except _LOST as exc:
                     raise self._lost(exc, label) from exc
             finally:
-                proc.close()
-                with contextlib.suppress(*_LOST):
-                    await proc.wait_closed()
+                await _close_process(proc)
         status = done.returncode if done.returncode is not None else -1
         log.debug("%s: exit %s from %s", self.name, status, label)
         return CommandResult(status, _bytes(done.stdout), _bytes(done.stderr))
@@ -201,9 +214,7 @@ class Connection:
             finally:
                 with contextlib.suppress(*_LOST):
                     proc.stdin.write_eof()
-                proc.close()
-                with contextlib.suppress(*_LOST):
-                    await proc.wait_closed()
+                await _close_process(proc)
 
     async def close(self) -> None:
         """Close the connection; further calls raise SSHError."""
@@ -213,6 +224,17 @@ class Connection:
             ssh.close()
             with contextlib.suppress(*_LOST):
                 await ssh.wait_closed()
+
+
+async def _close_process(proc: asyncssh.SSHClientProcess[Any]) -> None:
+    """Close the channel; wait briefly for sshd's side, never for a process that lingers.
+
+    sshd answers our close only once the session's process has exited, so an unbounded wait
+    would hang on a command that ignores its closed channel (or is being cancelled).
+    """
+    proc.close()
+    with contextlib.suppress(asyncio.TimeoutError, *_LOST):
+        await asyncio.wait_for(asyncio.shield(proc.wait_closed()), _CLOSE_WAIT)
 
 
 def _bytes(data: object) -> bytes:

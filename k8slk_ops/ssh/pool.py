@@ -22,7 +22,8 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from k8slk_ops.ssh.connection import Connection
@@ -222,9 +223,8 @@ class SSHPool:
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(max(1, policy.attempts)),
-            wait=wait_exponential_jitter(
-                initial=policy.initial, max=policy.maximum, jitter=policy.jitter
-            ),
+            wait=wait_exponential(multiplier=policy.initial, max=policy.maximum)
+            + wait_random(0, policy.jitter),
             retry=retry_if_exception(is_transient),
             before_sleep=before_sleep,
             reraise=True,
