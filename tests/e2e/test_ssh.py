@@ -12,7 +12,9 @@ import pytest
 from k8slk_ops.ssh import (
     CommandTimeout,
     Connection,
+    ConnectionLost,
     RetryPolicy,
+    SSHError,
     SSHPool,
     SSHTarget,
 )
@@ -49,7 +51,9 @@ async def conn(pool: SSHPool, node: tuple[SSHDServer, SSHTarget]) -> Connection:
 
 async def wait_gone(conn: Connection, pid: str) -> None:
     """Wait (an event: the process's exit) until ``pid`` is gone on the node."""
-    result = await conn.run(["timeout", "20", "tail", "--pid", pid, "-s", "0.02", "-f", "/dev/null"])
+    result = await conn.run(
+        ["timeout", "20", "tail", "--pid", pid, "-s", "0.02", "-f", "/dev/null"]
+    )
     assert result.exit_status == 0, f"process {pid} still alive"
 
 
@@ -171,7 +175,9 @@ async def test_channel_limit_is_configurable(node: tuple[SSHDServer, SSHTarget])
 async def test_timeout_raises_and_kills_the_command(conn: Connection, tmp_path: Path) -> None:
     pidfile = tmp_path / "sleeper.pid"
     with pytest.raises(CommandTimeout) as caught:
-        await conn.run(["sh", "-c", f"echo started; echo $$ > {pidfile}; exec sleep 300"], timeout=1)
+        await conn.run(
+            ["sh", "-c", f"echo started; echo $$ > {pidfile}; exec sleep 300"], timeout=1
+        )
     assert "node-1" in str(caught.value)
     assert caught.value.stdout == b"started\n"
     await wait_gone(conn, pidfile.read_text().strip())
@@ -180,7 +186,7 @@ async def test_timeout_raises_and_kills_the_command(conn: Connection, tmp_path: 
 
 
 async def test_pool_connects_each_target_once(node: tuple[SSHDServer, SSHTarget]) -> None:
-    server, target = node
+    _, target = node
     twin = SSHTarget(
         name="node-1-again",
         address=target.address,
@@ -215,8 +221,8 @@ async def test_connection_redials_after_the_node_restarts(
             try:
                 result = await conn.run(["echo", "back"])
                 break
-            except Exception as exc:
-                assert type(exc).__name__ == "ConnectionLost", exc
+            except ConnectionLost:
+                continue
         assert result.stdout == b"back\n"
         assert conn.dials == 2
 
@@ -225,5 +231,5 @@ async def test_closed_connection_refuses_commands(node: tuple[SSHDServer, SSHTar
     async with SSHPool(retry=FAST_RETRY) as pool:
         conn = await pool.connect(node[1])
         await conn.close()
-        with pytest.raises(Exception, match="closed"):
+        with pytest.raises(SSHError, match="closed"):
             await conn.run(["true"])
