@@ -6,109 +6,24 @@ failure path gets a fresh lab of its own.
 
 from __future__ import annotations
 
-import json
-import os
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.e2e.helpers import (
+    cli,
+    consumed_configs,
+    kubectl_nodes,
+    log_times,
+    secrets_of,
+    trigger_state,
+)
+
 pytestmark = pytest.mark.lab
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class CliRun:
-    code: int
-    stdout: str
-    stderr: str
-    log: str
-
-    @property
-    def report(self) -> dict[str, Any]:
-        return json.loads(self.stdout)  # type: ignore[no-any-return]
-
-
-def cli(*args: str, log_file: Path | None = None, timeout: float = 300) -> CliRun:
-    cmd = [sys.executable, "-m", "k8slk_ops", *args]
-    if log_file is not None:
-        cmd += ["--log-file", str(log_file)]
-    env = {**os.environ, "XDG_CACHE_HOME": str((log_file or Path("/tmp/x")).parent / "cache")}
-    proc = subprocess.run(
-        cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env, check=False
-    )
-    log = log_file.read_text() if log_file is not None and log_file.exists() else ""
-    return CliRun(proc.returncode, proc.stdout, proc.stderr, log)
-
-
-def kubectl_nodes(lab: Any) -> dict[str, dict[str, Any]]:
-    out = lab.kubelet_exec("cp-1", ["kubectl", "get", "nodes", "-o", "json"])
-    assert out.returncode == 0, out.stderr
-    nodes = {}
-    for item in json.loads(out.stdout)["items"]:
-        conds = {c["type"]: c["status"] for c in item["status"]["conditions"]}
-        nodes[item["metadata"]["name"]] = {"ready": conds.get("Ready") == "True", "raw": item}
-    return nodes
-
-
-def log_times(lab: Any, node: str) -> dict[str, datetime]:
-    """When the node's trigger was seen, and when kubeadm completed (from the node's log)."""
-    text = lab.read(node, "/var/log/kubeadm.out.log").decode()
-    times: dict[str, datetime] = {}
-    for line in text.splitlines():
-        stamp, _, rest = line.partition(" ")
-        msg = rest.partition(" ")[2]
-        if msg.startswith("sleeping a bit more"):
-            times["start"] = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-        if msg.startswith("kubeadm has completed"):
-            times["end"] = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    return times
-
-
-def trigger_state(lab: Any, node: str) -> str:
-    """The trigger file as the node sees it: its content and mtime, or 'absent'."""
-    out = lab.ssh(node, "stat -c %Y /run/node/kubeadm-run 2>/dev/null && cat /run/node/kubeadm-run")
-    return out.stdout.strip() or "absent"
-
-
-def consumed_configs(lab: Any) -> list[dict[str, Any]]:
-    """Every kubeadm config document the nodes' kubeadm consumed (the lab keeps an audit copy)."""
-    docs: list[dict[str, Any]] = []
-    for node in lab.nodes:
-        for text in lab.kubeadm_configs(node.name):
-            docs.extend(d for d in yaml.safe_load_all(text) if d)
-    return docs
-
-
-def secrets_of(lab: Any) -> set[str]:
-    """Every secret the run could have leaked: tokens, certificate keys, private keys."""
-    found: set[str] = set()
-    for doc in consumed_configs(lab):
-        bt = (doc.get("discovery") or {}).get("bootstrapToken") or {}
-        if bt.get("token"):
-            found.add(bt["token"])
-            found.add(bt["token"].split(".")[1])
-        for tok in doc.get("bootstrapTokens") or []:
-            found.add(tok["token"])
-            found.add(tok["token"].split(".")[1])
-        key = (doc.get("controlPlane") or {}).get("certificateKey") or doc.get("certificateKey")
-        if key:
-            found.add(key)
-    admin = yaml.safe_load(lab.read("cp-1", "/var/node/etc/kubernetes/admin.conf"))
-    found.add(admin["users"][0]["user"]["client-key-data"])
-    ca_key = lab.read("cp-1", "/var/node/etc/kubernetes/pki/ca.key").decode()
-    found.update(line for line in ca_key.splitlines() if len(line) > 40)
-    client_key = (lab.dir / "id_ed25519").read_text()
-    found.update(line for line in client_key.splitlines() if len(line) > 40)
-    return found
 
 
 @pytest.fixture(scope="module")
