@@ -256,7 +256,7 @@ def _descendants(root: int) -> list[int]:
 
 @contextmanager
 def sshd_servers(
-    count: int, *, first_octet: int, port: int = 22
+    count: int, *, first_octet: int, port: int = 22, log_level: str = "VERBOSE"
 ) -> Iterator[tuple[Path, Path, list[SSHDServer]]]:
     """``count`` servers on 127.0.240.<first_octet + i>, one shared client key; always stopped.
 
@@ -272,6 +272,7 @@ def sshd_servers(
                 f"{ADDRESS_PREFIX}{first_octet + i}",
                 port,
                 client_public_keys=[client_key],
+                log_level=log_level,
             )
             servers.append(server)
             server.start()
