@@ -28,6 +28,9 @@ _CERT_KEY_RES = (
     re.compile(r"error decoding certificate key"),
     re.compile(r"couldn't decrypt|message authentication failed"),
 )
+_ERRORISH_RE = re.compile(
+    r"error|fail|fatal|unable|refused|timed out|cannot|couldn't|denied", re.IGNORECASE
+)
 _MAX_REASON = 300
 
 
@@ -136,7 +139,7 @@ def diagnose_kubeadm_error(output: str | Iterable[str]) -> KubeadmFailure:
         reason = f"failed in phase {phase}" + (f": {rest}" if rest else "")
         return KubeadmFailure(FailureKind.PHASE, _short(reason), phase)
     for line in reversed(lines):
-        if re.search(r"error|fail|fatal", line, re.IGNORECASE):
+        if _ERRORISH_RE.search(line):
             return KubeadmFailure(FailureKind.OTHER, _short(f"kubeadm failed: {line.strip()}"))
     last = next((line.strip() for line in reversed(lines) if line.strip()), "")
     reason = f"kubeadm failed: {last}" if last else "kubeadm failed without output"
