@@ -10,11 +10,13 @@ connect time, which asyncssh layers over the shared options without reloading an
 from __future__ import annotations
 
 import asyncio
+import getpass
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncssh
+from asyncssh.config import SSHClientConfig
 from asyncssh.public_key import load_default_keypairs
 
 from k8slk_ops.ssh.errors import AuthenticationFailed
@@ -62,6 +64,25 @@ def _load_keys(identity_file: Path | None) -> list[asyncssh.SSHKeyPair]:
         ) from exc
 
 
+def _config_identities(settings: ClientSettings, host: str, port: int) -> list[Path]:
+    """IdentityFile entries the config file gives for ``host`` (``~`` and ``%`` expanded)."""
+    assert settings.config_file is not None
+    config = SSHClientConfig.load(
+        None,
+        [str(settings.config_file)],
+        False,
+        False,
+        False,
+        getpass.getuser(),
+        settings.user,
+        host,
+        port,
+    )
+    found = config.get("IdentityFile", [])
+    paths = [Path(str(p)).expanduser() for p in found] if isinstance(found, list) else []
+    return [p for p in paths if p.exists()]  # like ssh(1): a missing IdentityFile is skipped
+
+
 class OptionsCache:
     """Keys per identity file and options per settings, each built once (in a worker thread)."""
 
@@ -87,16 +108,25 @@ class OptionsCache:
             self._options[settings] = task
         return await asyncio.shield(task)
 
-    async def _build(self, settings: ClientSettings) -> asyncssh.SSHClientConnectionOptions:
-        keys: dict[str, Any] = {}
+    async def keys_for(
+        self, settings: ClientSettings, host: str, port: int
+    ) -> list[asyncssh.SSHKeyPair]:
+        """The client keys for one host: the identity file, else the config file's
+        IdentityFile for that host, else the default keys; each set loaded once."""
         if settings.identity_file is not None or settings.config_file is None:
-            keys["client_keys"] = await self.keys(settings.identity_file)
-        # else: leave client keys to the config file's IdentityFile for each host (asyncssh
-        # resolves it per connect), falling back to the default keys as ssh(1) does.
+            return await self.keys(settings.identity_file)
+        paths = await asyncio.to_thread(_config_identities, settings, host, port)
+        if not paths:
+            return await self.keys(None)
+        loaded = [await self.keys(path) for path in paths]
+        return [key for keys in loaded for key in keys]
+
+    async def _build(self, settings: ClientSettings) -> asyncssh.SSHClientConnectionOptions:
+        keys = await self.keys_for(settings, "", 22)
         return await asyncio.to_thread(
             asyncssh.SSHClientConnectionOptions,
             username=settings.user,
-            **keys,
+            client_keys=keys,
             agent_identities=None,  # offer every agent key; do not read ~/.ssh/*.pub each time
             known_hosts=NO_TRUSTED_KEYS,
             config=settings.config_paths(),

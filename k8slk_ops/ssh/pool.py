@@ -124,6 +124,7 @@ class SSHPool:
         self._jumps: dict[tuple[object, ...], asyncssh.SSHClientConnection] = {}
         self._jump_locks: dict[tuple[object, ...], asyncio.Lock] = {}
         self.stats = PoolStats()
+        _quiet_asyncssh()
 
     @property
     def options_cache(self) -> OptionsCache:
@@ -255,6 +256,9 @@ class SSHPool:
         self, endpoint: _Endpoint, tunnel: asyncssh.SSHClientConnection | None
     ) -> asyncssh.SSHClientConnection:
         options = await self._options.options(endpoint.settings)
+        client_keys = await self._options.keys_for(
+            endpoint.settings, endpoint.address, endpoint.port
+        )
         check = HostKeyCheck(
             node=endpoint.name,
             label=endpoint.label,
@@ -274,6 +278,7 @@ class SSHPool:
                     endpoint.port,
                     tunnel=tunnel if tunnel is not None else (),
                     options=options,
+                    client_keys=client_keys,
                     config=endpoint.settings.config_paths(),
                     client_factory=lambda: client,
                     server_host_key_algs=check.host_key_algs(),
@@ -309,6 +314,14 @@ class SSHPool:
                     check.known_hosts_path,
                 )
         return ssh
+
+
+def _quiet_asyncssh() -> None:
+    """asyncssh logs every command line at INFO; ours are logged at DEBUG only, so keep its
+    logger at WARNING unless the application chose a level for it."""
+    library = logging.getLogger("asyncssh")
+    if library.level == logging.NOTSET:
+        library.setLevel(logging.WARNING)
 
 
 def _keys_offered(settings: ClientSettings) -> str:
