@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -233,3 +234,20 @@ async def test_closed_connection_refuses_commands(node: tuple[SSHDServer, SSHTar
         await conn.close()
         with pytest.raises(SSHError, match="closed"):
             await conn.run(["true"])
+
+
+async def test_input_is_never_logged_and_commands_only_at_debug(
+    conn: Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = b"abcdef.0123456789abcdef"  # shaped like a bootstrap token
+    with caplog.at_level(logging.DEBUG):
+        result = await conn.run(["sh", "-c", "cat > /dev/null; echo stored"], input=secret)
+    assert result.stdout == b"stored\n"
+    assert secret.decode() not in caplog.text
+    ours = [r for r in caplog.records if r.name == "k8slk_ops.ssh"]
+    assert any("cat > /dev/null" in r.getMessage() for r in ours)
+    assert all(r.levelno == logging.DEBUG for r in ours if "cat > /dev/null" in r.getMessage())
+    noisy = [
+        r for r in caplog.records if r.name.startswith("asyncssh") and r.levelno >= logging.INFO
+    ]
+    assert not [r for r in noisy if "cat > /dev/null" in r.getMessage()]
