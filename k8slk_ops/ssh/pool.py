@@ -78,6 +78,8 @@ class PoolStats:
     attempts: int = 0  # TCP + SSH handshakes started, retries included
     connections: int = 0  # handshakes that ended in an authenticated connection
     jump_connections: int = 0
+    handshakes_in_flight: int = 0
+    peak_handshakes: int = 0  # most handshakes ever in flight at once
 
 
 class _Client(asyncssh.SSHClient):
@@ -272,6 +274,10 @@ class SSHPool:
         client = _Client(check)
         async with self._handshakes:
             self.stats.attempts += 1
+            self.stats.handshakes_in_flight += 1
+            self.stats.peak_handshakes = max(
+                self.stats.peak_handshakes, self.stats.handshakes_in_flight
+            )
             try:
                 ssh = await asyncssh.connect(
                     endpoint.address,
@@ -303,6 +309,8 @@ class SSHPool:
                     f"({_keys_offered(endpoint.settings)}): {exc.reason}. The node's authorized "
                     "keys come from its image (.ssh/id_rsa.pub at build time)."
                 ) from exc
+            finally:
+                self.stats.handshakes_in_flight -= 1
         self.stats.connections += 1
         if check.to_record is not None:
             written = await asyncio.to_thread(check.record)

@@ -11,13 +11,14 @@ import hmac
 import os
 import shlex
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from k8slk_ops.ssh import JumpHost, fingerprint
+from k8slk_ops.ssh import JumpHost, SSHTarget, fingerprint
 from k8slk_ops.ssh.connection import follow_command, remote_timeout_command
 from k8slk_ops.ssh.hostkeys import (
     HostKeyCheck,
@@ -27,6 +28,7 @@ from k8slk_ops.ssh.hostkeys import (
     parse_known_hosts,
     record_host_key,
 )
+from k8slk_ops.ssh.options import ClientSettings, OptionsCache
 from k8slk_ops.ssh.target import command_line
 from tests.sshd_server import SSH_KEYGEN, keygen, public_key_fields
 
@@ -202,3 +204,22 @@ def test_a_string_command_is_kept_whole() -> None:
     ]
     with pytest.raises(ValueError):
         command_line([])
+
+
+async def test_options_carry_keepalive_and_are_built_once(tmp_path: Path) -> None:
+    if not os.access(SSH_KEYGEN, os.X_OK):
+        pytest.skip("ssh-keygen missing")
+    key = keygen(tmp_path / "id_ed25519")
+    cache = OptionsCache()
+    a = SSHTarget(name="a", address="10.0.0.1", identity_file=key, keepalive_interval=7.5)
+    b = replace(a, name="b", address="10.0.0.2")
+    first = await cache.options(ClientSettings.of(a))
+    second = await cache.options(ClientSettings.of(b))
+    assert first is second
+    assert first.keepalive_interval == 7.5
+    assert first.keepalive_count_max == 3
+    assert first.connect_timeout == a.connect_timeout
+    assert first.username == "root"
+    assert (cache.keys_loaded, cache.options_built) == (1, 1)
+    other = await cache.options(ClientSettings.of(replace(a, connect_timeout=3)))
+    assert other is not first and cache.options_built == 2 and cache.keys_loaded == 1

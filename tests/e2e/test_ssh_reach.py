@@ -203,3 +203,40 @@ async def test_ssh_agent_is_used_without_identity_file(
     async with SSHPool(retry=RETRY) as pool:
         with pytest.raises(AuthenticationFailed):
             await pool.connect(target)
+
+
+class _SilentListener:
+    """A TCP listener that accepts and never speaks SSH: a hung node."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        try:
+            await reader.read()  # until the client gives up and closes
+        finally:
+            writer.close()
+
+
+async def test_handshake_timeouts_are_retried_and_handshakes_are_bounded(
+    lab: tuple[Path, Path, list[SSHDServer]],
+) -> None:
+    listener = _SilentListener()
+    server = await asyncio.start_server(listener.handle, "127.0.240.251", 2222)
+    try:
+        base = replace(target_for(lab), address="127.0.240.251", port=2222, connect_timeout=0.2)
+        targets = [replace(base, name=f"hung-{i}") for i in range(5)]
+        retry = RetryPolicy(attempts=2, initial=0.01, maximum=0.02, jitter=0.01)
+        async with SSHPool(max_handshakes=2, retry=retry) as pool:
+            results = await asyncio.gather(
+                *(pool.connect(t) for t in targets), return_exceptions=True
+            )
+        assert all(isinstance(r, Unreachable) for r in results), results
+        assert all(isinstance(r.cause, TimeoutError) for r in results if isinstance(r, Unreachable))
+        assert "timed out" in str(results[0])
+        assert listener.accepted == 10  # 5 nodes x 2 attempts
+        assert pool.stats.peak_handshakes == 2  # never more than max_handshakes at once
+    finally:
+        server.close()
+        await server.wait_closed()
