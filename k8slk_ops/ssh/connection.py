@@ -122,7 +122,11 @@ class Connection:
             if self._ssh is None or self._ssh.is_closed():
                 self._ssh = None
                 self.dials += 1
-                self._ssh = await self._dial(self.target)
+                ssh = await self._dial(self.target)
+                if self._closed:  # closed while we were dialling: do not leak the new one
+                    ssh.close()
+                    raise SSHError(f"connection to {self.name} was closed")
+                self._ssh = ssh
             return self._ssh
 
     def _lost(self, exc: BaseException, what: str) -> ConnectionLost:

@@ -123,8 +123,8 @@ class SSHPool:
         self.retry = retry or RetryPolicy()
         self._options = OptionsCache()
         self._connections: dict[str, Connection] = {}
-        self._jumps: dict[tuple[object, ...], asyncssh.SSHClientConnection] = {}
-        self._jump_locks: dict[tuple[object, ...], asyncio.Lock] = {}
+        self._jumps: dict[_Endpoint, asyncssh.SSHClientConnection] = {}
+        self._jump_locks: dict[_Endpoint, asyncio.Lock] = {}
         self.stats = PoolStats()
         _quiet_asyncssh()
 
@@ -179,7 +179,12 @@ class SSHPool:
         return await self._dial(endpoint, target, self._jump_for(target))
 
     def _jump_for(self, target: SSHTarget) -> JumpHost | None:
-        return JumpHost.parse(target.jump_host) if target.jump_host else None
+        if not target.jump_host:
+            return None
+        try:
+            return JumpHost.parse(target.jump_host)
+        except ValueError as exc:
+            raise SSHError(f"node {target.name}: {exc}") from exc
 
     async def _jump_connection(
         self, jump: JumpHost, target: SSHTarget
@@ -198,13 +203,12 @@ class SSHPool:
             settings=ClientSettings.of(target, user=jump.user),
             known_hosts_file=str(target.known_hosts) if target.known_hosts else None,
         )
-        key = (endpoint,)
-        lock = self._jump_locks.setdefault(key, asyncio.Lock())
+        lock = self._jump_locks.setdefault(endpoint, asyncio.Lock())
         async with lock:
-            ssh = self._jumps.get(key)
+            ssh = self._jumps.get(endpoint)
             if ssh is None or ssh.is_closed():
                 ssh = await self._dial(endpoint, target, None)
-                self._jumps[key] = ssh
+                self._jumps[endpoint] = ssh
                 self.stats.jump_connections += 1
             return ssh
 
