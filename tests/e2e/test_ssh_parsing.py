@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import os
+import resource
 import shlex
 import subprocess
 from dataclasses import replace
@@ -18,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from k8slk_ops.ssh import JumpHost, SSHTarget, fingerprint
+from k8slk_ops.ssh import JumpHost, SSHTarget, fingerprint, raise_nofile_limit
 from k8slk_ops.ssh.connection import follow_command, remote_timeout_command
 from k8slk_ops.ssh.hostkeys import (
     HostKeyCheck,
@@ -223,3 +224,13 @@ async def test_options_carry_keepalive_and_are_built_once(tmp_path: Path) -> Non
     assert (cache.keys_loaded, cache.options_built) == (1, 1)
     other = await cache.options(ClientSettings.of(replace(a, connect_timeout=3)))
     assert other is not first and cache.options_built == 2 and cache.keys_loaded == 1
+
+
+def test_raise_nofile_limit_lifts_the_soft_limit_to_the_hard_one() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    new = raise_nofile_limit()
+    after_soft, after_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert after_hard == hard
+    assert after_soft == new >= soft
+    if hard != resource.RLIM_INFINITY:
+        assert after_soft == hard
