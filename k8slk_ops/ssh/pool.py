@@ -189,7 +189,11 @@ class SSHPool:
     async def _jump_connection(
         self, jump: JumpHost, target: SSHTarget
     ) -> asyncssh.SSHClientConnection:
-        """The shared connection to the jump host; its key is checked against known_hosts."""
+        """The shared connection to the jump host, dialled once for every node behind it.
+
+        Its key is checked against known_hosts under the node's policy; a node's pinned
+        fingerprint names the node's key, so for the jump host ``pinned`` means ``strict``.
+        """
         policy: HostKeyPolicy = (
             "strict" if target.host_key_policy == "pinned" else target.host_key_policy
         )
