@@ -31,6 +31,11 @@ class NodeStatus:
         return bool(CONTROL_PLANE_ROLES & set(self.roles))
 
 
+def _items(value: Any) -> list[Any]:
+    """A list field, or nothing when the API sent something else there."""
+    return value if isinstance(value, list) else []
+
+
 def _node(obj: Any) -> NodeStatus:
     if not isinstance(obj, dict):
         raise ParseError("kubectl get nodes: an item is not an object")
@@ -51,13 +56,13 @@ def _node(obj: Any) -> NodeStatus:
             elif key == LEGACY_ROLE_LABEL and isinstance(value, str) and value:
                 roles.add(value)
     ready = False
-    for cond in status.get("conditions") or []:
+    for cond in _items(status.get("conditions")):
         if isinstance(cond, dict) and cond.get("type") == "Ready":
             ready = cond.get("status") == "True"
     info = status.get("nodeInfo") or {}
     version = info.get("kubeletVersion", "") if isinstance(info, dict) else ""
     internal_ip = None
-    for addr in status.get("addresses") or []:
+    for addr in _items(status.get("addresses")):
         if isinstance(addr, dict) and addr.get("type") == "InternalIP":
             internal_ip = str(addr.get("address"))
             break

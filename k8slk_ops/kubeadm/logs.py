@@ -53,7 +53,7 @@ def format_time(t: datetime) -> str:
     """RFC 3339 with ``Z`` for UTC and a fraction only when there is one."""
     if t.tzinfo is None:
         t = t.replace(tzinfo=UTC)
-    text = t.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
     if t.microsecond:
         text += f".{t.microsecond:06d}".rstrip("0")
     offset = t.utcoffset() or timedelta(0)

@@ -27,15 +27,18 @@ _FIRST_KEYS = ("apiVersion", "kind")
 
 
 def _printable(ch: str) -> bool:
-    """The YAML printable set (minus what double quotes must escape anyway)."""
+    """The YAML printable set, minus the characters YAML 1.1 reads as line breaks.
+
+    NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR are escaped rather than written: a YAML 1.1
+    reader folds them like newlines even inside double quotes.
+    """
     o = ord(ch)
     return (
         0x20 <= o <= 0x7E
-        or o == 0x85
         or 0xA0 <= o <= 0xD7FF
         or 0xE000 <= o <= 0xFFFD
         or 0x10000 <= o <= 0x10FFFF
-    ) and o != 0xFEFF
+    ) and o not in (0xFEFF, 0x2028, 0x2029)
 
 
 def _quote(s: str) -> str:
@@ -91,8 +94,11 @@ def scalar(value: object) -> str:
             return ".nan"
         if math.isinf(value):
             return ".inf" if value > 0 else "-.inf"
-        text = repr(value)
-        return text if ("." in text or "e" in text) else text + ".0"
+        # YAML 1.1 wants a dot in the mantissa ("1.0e+20", not "1e+20").
+        mantissa, e, exponent = repr(value).partition("e")
+        if "." not in mantissa:
+            mantissa += ".0"
+        return mantissa + e + exponent
     if isinstance(value, str):
         return _quote(value) if needs_quotes(value) else value
     raise RenderError(f"cannot write a {type(value).__name__} into a kubeadm config: {value!r}")
