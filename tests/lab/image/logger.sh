@@ -6,6 +6,7 @@
 # The shim gives us no PATH and only CONTAINER_ID/CONTAINER_NAMESPACE in the environment.
 exec 5>&-
 name=${CONTAINER_ID:-unknown}
+dir=${LOG_DIR:-/var/log}  # only tests set it
 prog='{ print strftime("%Y-%m-%dT%H:%M:%SZ") " " tag " " substr($0, 1, 1024); fflush() }'
-TZ=UTC0 LC_ALL=C /usr/bin/busybox awk -v tag="$name" "$prog" <&4 3<&- 4<&- >>"/var/log/$name.log" &
-TZ=UTC0 LC_ALL=C exec /usr/bin/busybox awk -v tag="$name.out" "$prog" <&3 3<&- 4<&- >>"/var/log/$name.out.log"
+TZ=UTC0 LC_ALL=C /usr/bin/busybox awk -v tag="$name" "$prog" <&4 3<&- 4<&- >>"$dir/$name.log" &
+TZ=UTC0 LC_ALL=C exec /usr/bin/busybox awk -v tag="$name.out" "$prog" <&3 3<&- 4<&- >>"$dir/$name.out.log"
