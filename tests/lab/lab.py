@@ -116,17 +116,22 @@ class Lab:
         release the slot. Mounts live only in the nodes' namespaces and vanish with them.
         Safe to run twice."""
         errors: list[str] = []
+        # A lab whose slot was taken over (it was stale) must not touch the new owner's nodes:
+        # it only kills the processes it recorded itself.
+        ours = slots.owner(self.slot) in (None, self.dir)
         for n in self.state.nodes:
-            try:
-                self._node(n).halt()
-            except OSError as e:
-                errors.append(f"{n.spec.name}: {e}")
+            if ours:
+                try:
+                    self._node(n).halt()
+                except OSError as e:
+                    errors.append(f"{n.spec.name}: {e}")
             leftovers = [p for p, t in n.pids.values() if procs.alive(p, t)]
             procs.kill_and_wait(leftovers)
             n.pids = {}
-        procs.remove_cgroup(f"k8slk-lab-{self.slot}")
-        network.remove(self.slot)
-        slots.release(self.dir, self.slot)
+        if ours:
+            procs.remove_cgroup(f"k8slk-lab-{self.slot}")
+            network.remove(self.slot)
+            slots.release(self.dir, self.slot)
         self.state.running = False
         st.save(self.dir, self.state)
         if errors:

@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.lab import procs
 from tests.lab.errors import LabError
 
 LOCK_DIR = Path("/run/k8slk-lab")
@@ -30,7 +31,11 @@ def _stale(slot: int) -> bool:
         state = json.loads((Path(claim["dir"]) / "lab.json").read_text())
     except (OSError, ValueError, KeyError):
         return True
-    return bool(state.get("slot") != slot or not state.get("running"))
+    if state.get("slot") != slot or not state.get("running"):
+        return True
+    # Said to run, but no node's holder process is left (the machine rebooted, say).
+    holders = [n.get("pids", {}).get("holder") for n in state.get("nodes", [])]
+    return not any(h and procs.alive(h[0], h[1]) for h in holders)
 
 
 def claim(
@@ -49,7 +54,7 @@ def claim(
             try:
                 fd = os.open(lock_path(s), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
-                if _owner(s) == lab_dir.resolve() or _stale(s):
+                if owner(s) == lab_dir.resolve() or _stale(s):
                     with contextlib.suppress(FileNotFoundError):
                         lock_path(s).unlink()
                     continue
@@ -65,14 +70,14 @@ def claim(
             break
     if slot is not None:
         raise LabError(
-            f"slot {slot} is taken by the lab in {_owner(slot)} "
-            f"({lock_path(slot)}): run `python -m tests.lab down --dir {_owner(slot)}` or pick "
+            f"slot {slot} is taken by the lab in {owner(slot)} "
+            f"({lock_path(slot)}): run `python -m tests.lab down --dir {owner(slot)}` or pick "
             "another --slot"
         )
     raise LabError(f"no free lab slot: all of 1..250 are claimed in {LOCK_DIR}")
 
 
-def _owner(slot: int) -> Path | None:
+def owner(slot: int) -> Path | None:
     try:
         return Path(json.loads(lock_path(slot).read_text())["dir"])
     except (OSError, ValueError, KeyError):
@@ -81,6 +86,6 @@ def _owner(slot: int) -> Path | None:
 
 def release(lab_dir: Path, slot: int) -> None:
     """Give the slot back, if this lab still holds it."""
-    if _owner(slot) == lab_dir.resolve():
+    if owner(slot) == lab_dir.resolve():
         with contextlib.suppress(FileNotFoundError):
             lock_path(slot).unlink()
