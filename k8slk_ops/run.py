@@ -83,13 +83,15 @@ class Executor:
 
     async def _run_stage(self, stage: PlannedStage, always: bool = False) -> set[str]:
         todo = [n for n in stage.nodes if always or not self.progress[n.node].failed]
+        # A node that failed earlier counts as failed here too: a stage that must stop the run
+        # (init) stops it whether its node fails now or already failed in preflight.
+        failed = {n.node for n in stage.nodes if n not in todo}
         for name, reason in stage.skipped:
             self.ctx.emit(name, stage.name, EventKind.SKIP, reason)
         if not todo:
-            return set()
+            return failed
         limit = stage.stage.concurrency or self.ctx.options.concurrency
         batch = stage.stage.serial or len(todo)
-        failed: set[str] = set()
         for i in range(0, len(todo), batch):
             if self.stopping.is_set() and not always:
                 break

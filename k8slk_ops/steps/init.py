@@ -19,7 +19,7 @@ from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
 from k8slk_ops.facts import KubeadmState
 from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
-from k8slk_ops.steps.render import init_spec
+from k8slk_ops.steps.render import api_for, api_label, init_spec
 
 
 class InitOptions(BaseModel):
@@ -47,11 +47,11 @@ class Init(Step):
         if ctx.cluster.initialised:
             return skip("control plane already initialised")
         facts = ctx.facts[node]
-        api = kubeadm.config_api_version(facts.kubeadm_version)
+        api = api_label(facts)
         return do(
             Action(
                 f"write {paths.KUBEADM_YAML} (InitConfiguration, ClusterConfiguration, "
-                f"KubeletConfiguration; kubeadm.k8s.io/{api}; mode 0600)",
+                f"KubeletConfiguration; {api}; mode 0600)",
                 {"file": paths.KUBEADM_YAML, "apiVersion": api, "mode": "0600"},
             ),
             Action(f"write 'init' to {paths.KUBEADM_RUN}", {"trigger": "init"}),
@@ -75,7 +75,7 @@ class Init(Step):
         token = new_token()
         ctx.add_secret(token)
         ctx.results.setdefault("tokens", []).append(token.split(".")[0])
-        api = kubeadm.config_api_version(facts.kubeadm_version)
+        api = api_for(facts)
         spec = init_spec(ctx.plan, node, token=token, run_id=ctx.options.run_id)
         document = kubeadm.render_init(spec, api)
         lk = await ctx.node(node)

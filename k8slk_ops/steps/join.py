@@ -16,7 +16,7 @@ from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
 from k8slk_ops.facts import KubeadmState
 from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
-from k8slk_ops.steps.render import join_spec
+from k8slk_ops.steps.render import api_for, api_label, join_spec
 
 
 class JoinOptions(BaseModel):
@@ -35,12 +35,12 @@ class Join(Step):
         if ctx.cluster.is_member(node):
             return skip("already in the cluster")
         facts = ctx.facts[node]
-        api = kubeadm.config_api_version(facts.kubeadm_version)
+        api = api_label(facts)
         role = ctx.spec(node).role
         kind = "JoinConfiguration with controlPlane" if role == "control-plane" else "JoinConfiguration"
         return do(
             Action(
-                f"write {paths.KUBEADM_YAML} ({kind}; kubeadm.k8s.io/{api}; CA pinned; mode 0600)",
+                f"write {paths.KUBEADM_YAML} ({kind}; {api}; CA pinned; mode 0600)",
                 {"file": paths.KUBEADM_YAML, "apiVersion": api, "mode": "0600"},
             ),
             Action(f"write 'join' to {paths.KUBEADM_RUN}", {"trigger": "join"}),
@@ -63,7 +63,7 @@ class Join(Step):
         spec = ctx.plan.spec(node)
         if spec.role == "control-plane" and not creds.certificate_key:
             raise NodeError("no certificate key for a control-plane join", phase=self.phase)
-        api = kubeadm.config_api_version(facts.kubeadm_version)
+        api = api_for(facts)
         document = kubeadm.render_join(join_spec(ctx.plan, node, creds), api)
         lk = await ctx.node(node)
         await lk.write_file(paths.KUBEADM_YAML, document.encode(), 0o600)

@@ -10,6 +10,8 @@ from typing import Any
 
 from k8slk_ops import kubeadm
 from k8slk_ops.context import JoinCredentials, PlanContext
+from k8slk_ops.errors import NodeError
+from k8slk_ops.facts import NodeFacts
 
 KINDS = (
     "InitConfiguration",
@@ -18,6 +20,23 @@ KINDS = (
     "KubeletConfiguration",
     "KubeProxyConfiguration",
 )
+
+
+def api_for(facts: NodeFacts) -> kubeadm.ConfigApi:
+    """The config API version the node's kubeadm speaks; NodeError when it cannot be told."""
+    try:
+        return kubeadm.config_api_version(facts.kubeadm_version)
+    except kubeadm.KubeadmError as exc:
+        shown = facts.kubeadm_version or "no version"
+        raise NodeError(f"cannot use this node's kubeadm ({shown}): {exc}", phase="preflight") from None
+
+
+def api_label(facts: NodeFacts) -> str:
+    """For plans: the API version, or why there is none (the run will fail that node)."""
+    try:
+        return f"kubeadm.k8s.io/{kubeadm.config_api_version(facts.kubeadm_version)}"
+    except kubeadm.KubeadmError:
+        return f"kubeadm version unknown ({facts.kubeadm_version or 'none'})"
 
 
 def overrides(ctx: PlanContext) -> dict[str, dict[str, Any]]:

@@ -211,3 +211,18 @@ async def test_host_groups(hosts: str, expected: list[str]) -> None:
     ex, _, _ = setup([stage("s", hosts, "x")])
     await ex.execute()
     assert sorted(n for _, n in FakeStep.probe.ran) == expected
+
+
+async def test_a_node_failed_earlier_makes_a_stop_stage_stop() -> None:
+    FakeStep.probe = Probe(fail={"preflight:cp-1"})
+    ex, _, reports = setup(
+        [
+            stage("preflight", "all", "preflight", changes=False),
+            stage("init", "primary", "init", on_failure="stop"),
+            stage("join", "workers", "join"),
+        ]
+    )
+    await ex.execute()
+    assert not any(step == "join" for step, _ in FakeStep.probe.ran)
+    assert reports["cp-1"].phase == "preflight"
+    assert reports["w-1"].outcome == Outcome.SKIPPED

@@ -1,0 +1,402 @@
+"""Everything a user sees: a live per-node view on a terminal, plain lines in cron, JSON, a log.
+
+The run emits :class:`~k8slk_ops.events.Event` objects and ends with a
+:class:`~k8slk_ops.events.RunReport`; this module is the only one that prints. Human output goes
+to stderr so that ``--json`` leaves stdout to one JSON document. Every string passes through the
+:class:`~k8slk_ops.redact.Redactor` on its way out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from k8slk_ops.events import Event, EventKind, NodeReport, Outcome, RunReport
+from k8slk_ops.redact import RedactingFilter, Redactor
+
+OUTCOME_STYLE = {
+    Outcome.OK: "green",
+    Outcome.UNCHANGED: "dim",
+    Outcome.FAILED: "bold red",
+    Outcome.UNREACHABLE: "red",
+    Outcome.SKIPPED: "yellow",
+    Outcome.CANCELLED: "yellow",
+    Outcome.PLANNED: "cyan",
+}
+
+
+class Reporter(Protocol):
+    def emit(self, event: Event) -> None: ...
+    def finish(self, report: RunReport) -> None: ...
+    def error(self, message: str) -> None: ...
+    def show_text(self, text: str) -> None: ...
+    def close(self) -> None: ...
+
+
+def _stamp(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event_line(event: Event) -> str:
+    """One plain line for an event: ``<time> <node|-> <phase> <kind>[: message]``."""
+    who = event.node or "-"
+    kind = "FAIL" if event.kind == EventKind.FAIL else event.kind.value
+    text = f"{_stamp(event.wall)} {who} {event.phase} {kind}"
+    return f"{text}: {event.message}" if event.message else text
+
+
+# -- summaries (shared by the terminal and the plain reporter) --------------------------------
+
+
+def _status_rows(report: RunReport) -> list[list[str]]:
+    rows = []
+    for n in report.nodes:
+        d = n.details
+        if not d.get("reachable", False):
+            rows.append([n.name, n.role, "no", str(d.get("hostKey", "")), "", "", "", "", "",
+                         "", str(d.get("error", n.message))])
+            continue
+        days = d.get("certsDaysLeft")
+        rows.append([
+            n.name,
+            n.role,
+            "yes",
+            str(d.get("hostKey", "")),
+            str(d.get("kubeletTask", "")),
+            str(d.get("kubeadm", "")),
+            str(d.get("kubeadmVersion", "")),
+            str(d.get("kubeletVersion", "")),
+            ("Ready" if d.get("ready") else "NotReady") if d.get("registered") else "absent",
+            "" if days is None else f"{days}d",
+            "cordoned" if d.get("unschedulable") else "",
+        ])
+    return rows
+
+
+STATUS_HEADER = ["NODE", "ROLE", "REACHABLE", "HOST KEY", "KUBELET", "KUBEADM", "KUBEADM VER",
+                 "KUBELET VER", "CLUSTER", "CERTS", "NOTE"]
+SUMMARY_HEADER = ["NODE", "ROLE", "RESULT", "PHASE", "TIME", "VERSION", "MESSAGE"]
+
+
+def _summary_rows(report: RunReport) -> list[list[str]]:
+    return [
+        [n.name, n.role, n.outcome.value, n.phase, f"{n.seconds:.1f}s" if n.seconds else "",
+         n.version, n.message]
+        for n in report.nodes
+    ]
+
+
+def _is_status(report: RunReport) -> bool:
+    return any("reachable" in n.details for n in report.nodes)
+
+
+def _tails(report: RunReport) -> list[tuple[NodeReport, list[str]]]:
+    return [(n, n.log_tail) for n in report.nodes if n.outcome == Outcome.FAILED and n.log_tail]
+
+
+def _closing_lines(report: RunReport) -> list[str]:
+    lines = list(report.messages)
+    if "kubeconfig" in report.data:
+        lines.append(f"kubeconfig written to {report.data['kubeconfig']}")
+    counts: dict[str, int] = {}
+    for n in report.nodes:
+        counts[n.outcome.value] = counts.get(n.outcome.value, 0) + 1
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    lines.append(f"{report.command}: {summary}; exit {report.exit_code}")
+    return lines
+
+
+def plain_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(header)]
+    out = []
+    for row in [header, *rows]:
+        out.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    return "\n".join(out)
+
+
+# -- reporters ---------------------------------------------------------------------------------
+
+
+class PlainReporter:
+    """No terminal (cron, CI, pipes): one timestamped line per event, plain text tables."""
+
+    def __init__(self, redactor: Redactor, stream: IO[str] | None = None) -> None:
+        self.redactor = redactor
+        self.stream = stream or sys.stderr
+        self.lock = threading.Lock()
+
+    def _write(self, text: str) -> None:
+        with self.lock:
+            self.stream.write(self.redactor.redact(text) + "\n")
+            self.stream.flush()
+
+    def emit(self, event: Event) -> None:
+        self._write(event_line(event))
+
+    def error(self, message: str) -> None:
+        self._write(f"error: {message}")
+
+    def show_text(self, text: str) -> None:
+        sys.stdout.write(self.redactor.redact(text) + "\n")
+        sys.stdout.flush()
+
+    def finish(self, report: RunReport) -> None:
+        if _is_status(report):
+            self._write(plain_table(STATUS_HEADER, _status_rows(report)))
+        elif report.nodes:
+            self._write(plain_table(SUMMARY_HEADER, _summary_rows(report)))
+        for node, tail in _tails(report):
+            self._write(f"last log lines of {node.name} ({node.phase}):")
+            for line in tail:
+                self._write(f"  | {line}")
+        for line in _closing_lines(report):
+            self._write(line)
+
+    def close(self) -> None:
+        pass
+
+
+class _NodeRow:
+    __slots__ = ("message", "phase", "started", "state", "stopped")
+
+    def __init__(self) -> None:
+        self.phase = ""
+        self.state = "waiting"
+        self.message = ""
+        self.started: float | None = None
+        self.stopped: float | None = None
+
+
+class LiveReporter:
+    """A terminal: a live line per node with its phase and elapsed time, then a summary."""
+
+    def __init__(self, redactor: Redactor, console: Console | None = None) -> None:
+        self.redactor = redactor
+        self.console = console or Console(stderr=True)
+        self.rows: dict[str, _NodeRow] = {}
+        self.lock = threading.Lock()
+        self.live = Live(
+            console=self.console, refresh_per_second=8, transient=True, get_renderable=self._render
+        )
+        self.live.start()
+
+    def _render(self) -> Table:
+        table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+        for col in ("NODE", "PHASE", "STATE", "TIME", ""):
+            table.add_column(col)
+        now = time.monotonic()
+        with self.lock:
+            items = list(self.rows.items())
+        for name, row in items:
+            elapsed = ""
+            if row.started is not None:
+                elapsed = f"{(row.stopped or now) - row.started:5.1f}s"
+            style = {"ok": "green", "failed": "bold red", "running": "cyan", "skipped": "dim",
+                     "warning": "yellow"}.get(row.state, "")
+            mark = {"ok": "✓", "failed": "✗", "running": "…", "skipped": "-"}.get(row.state, " ")
+            table.add_row(name, row.phase, Text(f"{mark} {row.state}", style=style), elapsed,
+                          Text(self.redactor.redact(row.message)[:70], style="dim"))
+        return table
+
+    def emit(self, event: Event) -> None:
+        if event.node is None:
+            style = "yellow" if event.kind == EventKind.WARN else ""
+            self.console.print(Text(self.redactor.redact(event.message), style=style))
+            return
+        with self.lock:
+            row = self.rows.setdefault(event.node, _NodeRow())
+            row.phase = event.phase
+            if event.kind == EventKind.START:
+                row.state = "running"
+                if row.started is None:
+                    row.started = event.monotonic
+                row.stopped = None
+            elif event.kind == EventKind.OK:
+                row.state = "ok"
+                row.stopped = event.monotonic
+            elif event.kind == EventKind.FAIL:
+                row.state = "failed"
+                row.stopped = event.monotonic
+            elif event.kind == EventKind.SKIP and row.state == "waiting":
+                row.state = "skipped"
+            elif event.kind == EventKind.WARN:
+                self.console.print(
+                    Text(f"{event.node}: {self.redactor.redact(event.message)}", style="yellow")
+                )
+            if event.message:
+                row.message = event.message
+
+    def error(self, message: str) -> None:
+        self.live.stop()
+        self.console.print(Text(f"error: {self.redactor.redact(message)}", style="bold red"))
+
+    def show_text(self, text: str) -> None:
+        self.live.stop()
+        Console().print(Text(self.redactor.redact(text)))
+
+    def finish(self, report: RunReport) -> None:
+        self.live.stop()
+        if _is_status(report):
+            header, rows = STATUS_HEADER, _status_rows(report)
+        elif report.nodes:
+            header, rows = SUMMARY_HEADER, _summary_rows(report)
+        else:
+            header, rows = [], []
+        parts: list[Any] = []
+        if rows:
+            table = Table(box=None, header_style="bold", pad_edge=False)
+            for col in header:
+                table.add_column(col)
+            for n, row in zip(report.nodes, rows, strict=True):
+                cells = [Text(self.redactor.redact(c)) for c in row]
+                if not _is_status(report):
+                    cells[2].stylize(OUTCOME_STYLE.get(n.outcome, ""))
+                table.add_row(*cells)
+            parts.append(table)
+        for node, tail in _tails(report):
+            parts.append(Text(f"last log lines of {node.name} ({node.phase}):", style="bold"))
+            parts.extend(Text(f"  | {self.redactor.redact(line)}", style="dim") for line in tail)
+        for line in _closing_lines(report):
+            parts.append(Text(self.redactor.redact(line)))
+        self.console.print(Group(*parts))
+
+    def close(self) -> None:
+        self.live.stop()
+
+
+class JsonReporter:
+    """``--json``: the human reporter on stderr, then one JSON document on stdout."""
+
+    def __init__(self, inner: Reporter, redactor: Redactor, stream: IO[str] | None = None):
+        self.inner = inner
+        self.redactor = redactor
+        self.stream = stream or sys.stdout
+
+    def emit(self, event: Event) -> None:
+        self.inner.emit(event)
+
+    def error(self, message: str) -> None:
+        self.inner.error(message)
+
+    def show_text(self, text: str) -> None:
+        pass  # with --json the plan is part of the JSON document
+
+    def finish(self, report: RunReport) -> None:
+        self.inner.finish(report)
+        self.stream.write(json.dumps(self.redactor.redact_obj(report.to_json()), indent=2) + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class LogFileReporter:
+    """``--log-file``: every event as a plain line, appended to a file created 0600."""
+
+    def __init__(self, path: Path, redactor: Redactor) -> None:
+        self.redactor = redactor
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.handle = os.fdopen(fd, "a")
+        self.lock = threading.Lock()
+
+    def _write(self, text: str) -> None:
+        with self.lock:
+            self.handle.write(self.redactor.redact(text) + "\n")
+            self.handle.flush()
+
+    def emit(self, event: Event) -> None:
+        self._write(event_line(event))
+
+    def error(self, message: str) -> None:
+        self._write(f"{_stamp(datetime.now(UTC))} - run error: {message}")
+
+    def show_text(self, text: str) -> None:
+        self._write(text)
+
+    def finish(self, report: RunReport) -> None:
+        for n in report.nodes:
+            self._write(f"result {n.name} {n.outcome.value} phase={n.phase} {n.message}")
+            for line in n.log_tail:
+                self._write(f"  | {line}")
+        for line in _closing_lines(report):
+            self._write(line)
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+class TeeReporter:
+    def __init__(self, *reporters: Reporter) -> None:
+        self.reporters = reporters
+
+    def emit(self, event: Event) -> None:
+        for r in self.reporters:
+            r.emit(event)
+
+    def error(self, message: str) -> None:
+        for r in self.reporters:
+            r.error(message)
+
+    def show_text(self, text: str) -> None:
+        for r in self.reporters:
+            r.show_text(text)
+
+    def finish(self, report: RunReport) -> None:
+        for r in self.reporters:
+            r.finish(report)
+
+    def close(self) -> None:
+        for r in self.reporters:
+            r.close()
+
+
+def make_reporter(
+    *, json: bool, log_file: Path | None, verbose: bool, redactor: Redactor
+) -> Reporter:
+    """The reporter for this invocation: live on a TTY, plain otherwise; JSON and log file
+    layered on top."""
+    human: Reporter
+    if sys.stderr.isatty() and os.environ.get("TERM") != "dumb":
+        human = LiveReporter(redactor)
+    else:
+        human = PlainReporter(redactor)
+    reporter: Reporter = JsonReporter(human, redactor) if json else human
+    if log_file is not None:
+        reporter = TeeReporter(reporter, LogFileReporter(log_file, redactor))
+    return reporter
+
+
+def configure_logging(verbose: bool, log_file: Path | None, redactor: Redactor) -> None:
+    """Route the program's logging through the redactor: to the log file (debug when verbose),
+    and warnings to stderr."""
+    root = logging.getLogger("k8slk_ops")
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    fmt = logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s")
+    if log_file is not None:
+        fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.close(fd)
+        handler: logging.Handler = logging.FileHandler(log_file)
+        handler.setFormatter(fmt)
+        handler.addFilter(RedactingFilter(redactor))
+        root.addHandler(handler)
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    stderr.setFormatter(fmt)
+    stderr.addFilter(RedactingFilter(redactor))
+    root.addHandler(stderr)
