@@ -1,0 +1,49 @@
+"""Highly available control planes: 3 control planes and 2 workers, end to end on the lab."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.helpers import cli, consumed_configs, kubectl_nodes, log_times
+
+pytestmark = pytest.mark.lab
+
+
+def test_three_control_planes_join_one_at_a_time(lab_factory: Any, tmp_path: Path) -> None:
+    lab = lab_factory(nodes=5, control_planes=3, settle=0.5)
+    inventory = yaml.safe_load(lab.inventory_path.read_text())
+    inventory["cluster"]["certSANs"] = ["k8s.lab.example"]
+    ha = lab.dir / "ha.yml"
+    ha.write_text(yaml.safe_dump(inventory))
+
+    run = cli("bootstrap", str(ha), "--json", log_file=tmp_path / "run.log")
+    assert run.code == 0, run.stderr
+
+    nodes = kubectl_nodes(lab)
+    assert set(nodes) == {"cp-1", "cp-2", "cp-3", "w-1", "w-2"}
+    assert all(n["ready"] for n in nodes.values())
+    for cp in ("cp-1", "cp-2", "cp-3"):
+        labels = nodes[cp]["raw"]["metadata"]["labels"]
+        assert "node-role.kubernetes.io/control-plane" in labels
+
+    joins = {
+        d["nodeRegistration"]["name"]: d
+        for d in consumed_configs(lab)
+        if d.get("kind") == "JoinConfiguration"
+    }
+    for cp in ("cp-2", "cp-3"):
+        assert len(joins[cp]["controlPlane"]["certificateKey"]) == 64
+    assert "controlPlane" not in joins["w-1"]
+
+    # control planes one at a time: their kubeadm runs do not overlap
+    spans = sorted((log_times(lab, cp)["start"], log_times(lab, cp)["end"]) for cp in ("cp-2", "cp-3"))
+    assert spans[0][1] <= spans[1][0]
+
+    cert = lab.kubelet_exec(
+        "cp-1", ["openssl", "x509", "-noout", "-text", "-in", "/etc/kubernetes/pki/apiserver.crt"]
+    )
+    assert "k8s.lab.example" in cert.stdout
