@@ -1,0 +1,245 @@
+"""The cluster the simulated nodes share: tokens, uploaded certificates, registered nodes.
+
+One per fleet process, as one API server and etcd would hold it. Readiness needs no timer: a
+node is Ready once ``ready_delay`` seconds have passed since it registered, read off the clock
+whenever someone asks (``kubectl get nodes``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import string
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.fleet.pki import ClusterPKI
+
+TOKEN_RE = re.compile(r"\A([a-z0-9]{6})\.([a-z0-9]{16})\Z")
+CERTS_PROXY_DESCRIPTION = "Proxy for managing TTL for the kubeadm-certs secret"
+NODE_TOKEN_GROUP = "system:bootstrappers:kubeadm:default-node-token"
+CERTS_TTL = timedelta(hours=2)
+_ALPHABET = string.ascii_lowercase + string.digits
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+
+
+def parse_duration(text: str) -> timedelta:
+    """A Go duration as kubeadm's ``--ttl`` takes it (``30m``, ``24h0m0s``, ``0``)."""
+    if text in ("0", "0s"):
+        return timedelta(0)
+    pos, total = 0, 0.0
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    for m in _DURATION_RE.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * scale[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise ValueError(f'time: invalid duration "{text}"')
+    return timedelta(seconds=total)
+
+
+def new_token() -> str:
+    pick = secrets.choice
+    return "".join(pick(_ALPHABET) for _ in range(6)) + "." + "".join(
+        pick(_ALPHABET) for _ in range(16)
+    )
+
+
+@dataclass
+class Token:
+    token_id: str
+    secret: str
+    expires: datetime | None  # None: never
+    description: str = ""
+    usages: tuple[str, ...] = ("authentication", "signing")
+    groups: tuple[str, ...] = (NODE_TOKEN_GROUP,)
+
+    @property
+    def text(self) -> str:
+        return f"{self.token_id}.{self.secret}"
+
+    def valid(self, now: datetime) -> bool:
+        return self.expires is None or now < self.expires
+
+
+@dataclass
+class Member:
+    """A Node object."""
+
+    name: str
+    address: str
+    control_plane: bool
+    registered: float  # time.time() when it registered
+    kubelet_version: str
+    labels: dict[str, str] = field(default_factory=dict)
+    unschedulable: bool = False
+
+
+class Cluster:
+    """The state an API server and etcd would hold, for every simulated node to share."""
+
+    def __init__(
+        self,
+        pki: ClusterPKI,
+        *,
+        ready_delay: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.pki = pki
+        self.ready_delay = ready_delay
+        self.clock = clock
+        self.endpoint: str | None = None  # set by init
+        self.name = "kubernetes"
+        self.version = ""
+        self.tokens: dict[str, Token] = {}
+        self.cert_key: str | None = None
+        self.cert_key_expires: datetime | None = None
+        self.members: dict[str, Member] = {}
+        self.etcd_members: set[str] = set()
+        # Things a careful tool never does: joins that skip CA verification, configs not 0600.
+        self.audit: Counter[str] = Counter(unsafe_skip_ca=0, loose_config_mode=0)
+
+    @property
+    def initialised(self) -> bool:
+        return self.endpoint is not None
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    # -- tokens -----------------------------------------------------------------------------
+
+    def add_token(
+        self,
+        text: str,
+        ttl: timedelta,
+        description: str = "",
+        usages: tuple[str, ...] = ("authentication", "signing"),
+        groups: tuple[str, ...] = (NODE_TOKEN_GROUP,),
+    ) -> Token:
+        m = TOKEN_RE.match(text)
+        if m is None:
+            raise ValueError(f'the bootstrap token "{text}" was not of the form "{TOKEN_RE.pattern}"')
+        expires = None if ttl == timedelta(0) else self.now() + ttl
+        token = Token(m.group(1), m.group(2), expires, description, usages, groups)
+        self.tokens[token.token_id] = token
+        return token
+
+    def check_token(self, text: str) -> bool:
+        """True when ``text`` is a live bootstrap token that may authenticate a join."""
+        m = TOKEN_RE.match(text or "")
+        if m is None:
+            return False
+        token = self.tokens.get(m.group(1))
+        return (
+            token is not None
+            and secrets.compare_digest(token.secret, m.group(2))
+            and token.valid(self.now())
+            and "authentication" in token.usages
+        )
+
+    def upload_certs(self, key: str | None = None) -> str:
+        """Store the control-plane certificates under a (new) key for two hours."""
+        self.cert_key = key or secrets.token_hex(32)
+        self.cert_key_expires = self.now() + CERTS_TTL
+        self.add_token(new_token(), CERTS_TTL, CERTS_PROXY_DESCRIPTION, usages=(), groups=())
+        return self.cert_key
+
+    def certs_available(self) -> bool:
+        return (
+            self.cert_key is not None
+            and self.cert_key_expires is not None
+            and self.now() < self.cert_key_expires
+        )
+
+    # -- nodes --------------------------------------------------------------------------------
+
+    def register(self, member: Member) -> None:
+        self.members[member.name] = member
+        if member.control_plane:
+            self.etcd_members.add(member.name)
+
+    def ready(self, member: Member) -> bool:
+        return self.clock() >= member.registered + self.ready_delay
+
+    def node_object(self, m: Member) -> dict[str, Any]:
+        """A Node as the API serves it, with the fields kubectl users read."""
+        created = datetime.fromtimestamp(m.registered, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        labels = {
+            "beta.kubernetes.io/arch": "amd64",
+            "beta.kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "kubernetes.io/hostname": m.name,
+            "kubernetes.io/os": "linux",
+            **m.labels,
+        }
+        spec: dict[str, Any] = {"podCIDR": "10.244.0.0/24", "podCIDRs": ["10.244.0.0/24"]}
+        taints = []
+        if m.control_plane:
+            labels["node-role.kubernetes.io/control-plane"] = ""
+            labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
+            taints.append({"effect": "NoSchedule", "key": "node-role.kubernetes.io/control-plane"})
+        if m.unschedulable:
+            spec["unschedulable"] = True
+            taints.append(
+                {"effect": "NoSchedule", "key": "node.kubernetes.io/unschedulable",
+                 "timeAdded": created}
+            )
+        if taints:
+            spec["taints"] = taints
+        ready = self.ready(m)
+        stamp = self.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        condition = {
+            "type": "Ready",
+            "status": "True" if ready else "False",
+            "reason": "KubeletReady" if ready else "KubeletNotReady",
+            "message": "kubelet is posting ready status"
+            if ready
+            else "container runtime network not ready: NetworkReady=false",
+            "lastHeartbeatTime": stamp,
+            "lastTransitionTime": created,
+        }
+        return {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "annotations": {
+                    "kubeadm.alpha.kubernetes.io/cri-socket":
+                        "unix:///var/run/containerd/containerd.sock",
+                    "node.alpha.kubernetes.io/ttl": "0",
+                },
+                "creationTimestamp": created,
+                "labels": labels,
+                "name": m.name,
+                "resourceVersion": str(int(m.registered * 1000) % 10_000_000),
+                "uid": f"00000000-0000-4000-8000-{abs(hash(m.name)) % 10**12:012d}",
+            },
+            "spec": spec,
+            "status": {
+                "addresses": [
+                    {"address": m.address, "type": "InternalIP"},
+                    {"address": m.name, "type": "Hostname"},
+                ],
+                "conditions": [condition],
+                "nodeInfo": {
+                    "architecture": "amd64",
+                    "containerRuntimeVersion": "containerd://1.6.20",
+                    "kernelVersion": "6.1.0-linuxkit",
+                    "kubeProxyVersion": m.kubelet_version,
+                    "kubeletVersion": m.kubelet_version,
+                    "operatingSystem": "linux",
+                    "osImage": "LinuxKit Kubernetes Project",
+                },
+            },
+        }
+
+    def nodes_json(self) -> str:
+        items = [self.node_object(m) for m in self.members.values()]
+        doc = {"apiVersion": "v1", "items": items, "kind": "List",
+               "metadata": {"resourceVersion": ""}}
+        return json.dumps(doc, indent=4) + "\n"

@@ -1,0 +1,450 @@
+"""The simulated kubeadm: ``init`` and ``join`` as the trigger runs them, and its CLI.
+
+The runs take ``kubeadm_seconds`` in all, printing kubeadm's phase lines on the way, and check
+what a real cluster would refuse: an unknown or expired token, a CA pin that does not match the
+cluster CA, a control-plane join without the uploaded certificates' key, a name already taken.
+The texts are kubeadm's own (reference/kubeadm-behaviour.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from datetime import timedelta
+
+from tests.fleet import config as cfg
+from tests.fleet.cluster import (
+    NODE_TOKEN_GROUP,
+    TOKEN_RE,
+    Member,
+    new_token,
+    parse_duration,
+)
+from tests.fleet.node import ADMIN_CONF, CA_CERT, KUBEADM_YAML, MARKER, SimNode
+from tests.fleet.pki import admin_conf
+from tests.fleet.result import Result
+
+STACK_HINT = "To see the stack trace of this error execute with --v=5 or higher"
+KUBELET_CONFIG = b"apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+_STEPS = 5  # a run's duration is spread over this many pauses
+
+
+class KubeadmFailed(Exception):
+    """kubeadm stops: the message is its last words before the stack hint."""
+
+
+async def run(node: SimNode, flag: str) -> bool:
+    """``kubeadm init|join --config /run/kubeadm.yaml``; prints to the node's log."""
+    try:
+        if flag == "init":
+            await _init(node)
+        else:
+            await _join(node)
+    except KubeadmFailed as exc:
+        node.say(str(exc))
+        node.say(STACK_HINT)
+        return False
+    return True
+
+
+async def _pause(node: SimNode) -> None:
+    await asyncio.sleep(node.config.kubeadm_seconds / _STEPS)
+
+
+def _load(node: SimNode) -> cfg.KubeadmConfig:
+    raw = node.files.get(KUBEADM_YAML)
+    if raw is None:
+        raise KubeadmFailed(
+            'unable to read config from "/run/kubeadm.yaml" : open /run/kubeadm.yaml: '
+            "no such file or directory"
+        )
+    if node.modes.get(KUBEADM_YAML, 0o600) & 0o077:
+        node.cluster.audit["loose_config_mode"] += 1
+    try:
+        return cfg.parse(raw, node.version)
+    except cfg.ConfigError as exc:
+        raise KubeadmFailed(f"{exc}") from None
+
+
+# -- init ---------------------------------------------------------------------------------------
+
+
+async def _init(node: SimNode) -> None:
+    conf = _load(node)
+    init, clus = conf.get("InitConfiguration"), conf.get("ClusterConfiguration")
+    if not init and not clus:
+        raise KubeadmFailed("no InitConfiguration or ClusterConfiguration kind was found in the YAML file")
+    version = str(clus.get("kubernetesVersion") or node.version)
+    node.say(f"[init] Using Kubernetes version: {version}")
+    node.say("[preflight] Running pre-flight checks")
+    cluster = node.cluster
+    if cluster.initialised:
+        raise KubeadmFailed(
+            "error execution phase preflight: [preflight] Some fatal errors occurred:\n"
+            "\t[ERROR Port-10250]: Port 10250 is in use\n"
+            "[preflight] If you know what you are doing, you can make a check non-fatal with "
+            "`--ignore-preflight-errors=...`"
+        )
+    if cfg._minor(version) > cfg._minor(node.version):
+        raise KubeadmFailed(
+            f'this version of kubeadm only supports deploying clusters with the control plane '
+            f'version >= 1.{cfg._minor(node.version) - 1}.0. Current version: {version}'
+        )
+    await _pause(node)
+    reg = init.get("nodeRegistration") or {}
+    name = str(reg.get("name") or node.name)
+    local = init.get("localAPIEndpoint") or {}
+    advertise = str(local.get("advertiseAddress") or node.spec.address)
+    endpoint = str(clus.get("controlPlaneEndpoint") or f"{advertise}:{local.get('bindPort', 6443)}")
+    if ":" not in endpoint:
+        endpoint += ":6443"
+    node.say('[certs] Using certificateDir folder "/etc/kubernetes/pki"')
+    node.say('[certs] Generating "ca" certificate and key')
+    node.write(CA_CERT, cluster.pki.ca_pem, 0o644)
+    node.say('[kubeconfig] Writing "admin.conf" kubeconfig file')
+    cluster_name = str(clus.get("clusterName") or "kubernetes")
+    node.write(ADMIN_CONF, admin_conf(cluster.pki, endpoint, cluster_name), 0o600)
+    await _pause(node)
+    node.say('[kubelet-start] Writing kubelet configuration to file "/var/lib/kubelet/config.yaml"')
+    node.write(MARKER, KUBELET_CONFIG, 0o644)
+    node.say("[kubelet-start] Starting the kubelet")
+    node.say('[control-plane] Creating static Pod manifest for "kube-apiserver"')
+    await _pause(node)
+    node.say("[api-check] The API server is healthy after 1.5s")
+    cluster.endpoint, cluster.name, cluster.version = endpoint, cluster_name, version
+    args = cfg.args_of(reg.get("kubeletExtraArgs"))
+    cluster.register(
+        Member(name, args.get("node-ip", node.spec.address), True, cluster.clock(),
+               node.version, cfg.labels_of(args))
+    )
+    node.say(f"[mark-control-plane] Marking the node {name} as control-plane")
+    tokens = init.get("bootstrapTokens") or [{}]
+    made = []
+    for spec in tokens:
+        text = str(spec.get("token") or new_token())
+        try:
+            ttl = parse_duration(str(spec.get("ttl") or "24h0m0s"))
+            made.append(cluster.add_token(text, ttl, str(spec.get("description") or ""),
+                                          tuple(spec.get("usages") or ("signing", "authentication")),
+                                          tuple(spec.get("groups") or (NODE_TOKEN_GROUP,))))
+        except ValueError as exc:
+            raise KubeadmFailed(str(exc)) from None
+        node.say(f"[bootstrap-token] Using token: {text}")
+    await _pause(node)
+    node.say("[addons] Applied essential addon: CoreDNS")
+    node.say("[addons] Applied essential addon: kube-proxy")
+    for token in made:
+        node.say(_init_success(endpoint, token.text, cluster.pki.ca_hash,
+                               bool(clus.get("controlPlaneEndpoint"))))
+    await _pause(node)
+
+
+def _init_success(endpoint: str, token: str, ca_hash: str, with_endpoint: bool) -> str:
+    join = f"kubeadm join {endpoint} --token {token} \\"
+    hash_line = f"\t--discovery-token-ca-cert-hash {ca_hash} "
+    text = (
+        "\nYour Kubernetes control-plane has initialized successfully!\n\n"
+        "To start using your cluster, you need to run the following as a regular user:\n\n"
+        "  mkdir -p $HOME/.kube\n"
+        "  sudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config\n"
+        "  sudo chown $(id -u):$(id -g) $HOME/.kube/config\n\n"
+        "Alternatively, if you are the root user, you can run:\n\n"
+        "  export KUBECONFIG=/etc/kubernetes/admin.conf\n\n"
+        "You should now deploy a pod network to the cluster.\n"
+        'Run "kubectl apply -f [podnetwork].yaml" with one of the options listed at:\n'
+        "  https://kubernetes.io/docs/concepts/cluster-administration/addons/\n\n"
+    )
+    if with_endpoint:
+        text += (
+            "You can now join any number of control-plane nodes by copying certificate "
+            "authorities\nand service account keys on each node and then running the following "
+            f"as root:\n\n  {join}\n{hash_line}\\\n\t--control-plane \n\n"
+        )
+    text += (
+        "Then you can join any number of worker nodes by running the following on each as "
+        f"root:\n\n{join}\n{hash_line}"
+    )
+    return text
+
+
+# -- join ---------------------------------------------------------------------------------------
+
+
+async def _join(node: SimNode) -> None:
+    conf = _load(node)
+    join = conf.get("JoinConfiguration")
+    if not join:
+        raise KubeadmFailed("no JoinConfiguration kind was found in the YAML file")
+    cluster = node.cluster
+    node.say("[preflight] Running pre-flight checks")
+    discovery = (join.get("discovery") or {}).get("bootstrapToken") or {}
+    endpoint = str(discovery.get("apiServerEndpoint") or "")
+    token = str(discovery.get("token") or "")
+    hashes = [str(h) for h in discovery.get("caCertHashes") or []]
+    unsafe = bool(discovery.get("unsafeSkipCAVerification"))
+    if not hashes and not unsafe:
+        raise KubeadmFailed(
+            "discovery.bootstrapToken: Invalid value: \"\": using token-based discovery without "
+            "caCertHashes can be unsafe. Set unsafeSkipCAVerification as true in your kubeadm "
+            "config file or pass --discovery-token-unsafe-skip-ca-verification flag to continue"
+        )
+    await _pause(node)
+    if not cluster.initialised or endpoint != cluster.endpoint:
+        raise KubeadmFailed(
+            "error execution phase preflight: couldn't validate the identity of the API Server: "
+            f'Get "https://{endpoint}/api/v1/namespaces/kube-public/configmaps/cluster-info?'
+            f'timeout=10s": dial tcp {endpoint}: connect: connection refused'
+        )
+    m = TOKEN_RE.match(token)
+    if not cluster.check_token(token):
+        token_id = m.group(1) if m else token.partition(".")[0]
+        raise KubeadmFailed(
+            "error execution phase preflight: couldn't validate the identity of the API Server: "
+            "could not find a JWS signature in the cluster-info ConfigMap for token ID "
+            f'"{token_id}"'
+        )
+    if unsafe:
+        cluster.audit["unsafe_skip_ca"] += 1
+    elif cluster.pki.ca_hash not in hashes:
+        raise KubeadmFailed(
+            "error execution phase preflight: couldn't validate the identity of the API Server: "
+            "cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "
+            f'"{cluster.pki.ca_hash}" are pinned'
+        )
+    node.say("[preflight] Reading configuration from the cluster...")
+    reg = join.get("nodeRegistration") or {}
+    name = str(reg.get("name") or node.name)
+    existing = cluster.members.get(name)
+    if existing is not None and cluster.ready(existing):
+        raise KubeadmFailed(
+            f'error execution phase kubelet-start: a Node with name "{name}" and status "Ready" '
+            "already exists in the cluster. You must delete the existing Node or change the "
+            "name of this new joining Node"
+        )
+    control_plane = join.get("controlPlane")
+    await _pause(node)
+    if control_plane is not None:
+        node.say("[preflight] Running pre-flight checks before initializing the new control "
+                 "plane instance")
+        key = str(control_plane.get("certificateKey") or "")
+        node.say('[download-certs] Downloading the certificates in Secret "kubeadm-certs" in '
+                 'the "kube-system" Namespace')
+        if not cluster.certs_available():
+            raise KubeadmFailed(
+                "error execution phase control-plane-prepare/download-certs: error downloading "
+                'certs: error downloading the secret: Secret "kubeadm-certs" was not found in '
+                'the "kube-system" Namespace. This Secret might have expired. Please, run '
+                "`kubeadm init phase upload-certs --upload-certs` on a control plane to "
+                "generate a new one"
+            )
+        if not secrets.compare_digest(key, cluster.cert_key or ""):
+            raise KubeadmFailed(
+                "error execution phase control-plane-prepare/download-certs: error downloading "
+                "certs: error decoding certs: failed to decrypt data: cipher: message "
+                "authentication failed"
+            )
+        node.write(ADMIN_CONF, admin_conf(cluster.pki, cluster.endpoint or endpoint,
+                                          cluster.name), 0o600)
+    node.write(CA_CERT, cluster.pki.ca_pem, 0o644)
+    node.say('[kubelet-start] Writing kubelet configuration to file "/var/lib/kubelet/config.yaml"')
+    node.write(MARKER, KUBELET_CONFIG, 0o644)
+    node.say("[kubelet-start] Starting the kubelet")
+    node.say("[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap")
+    await _pause(node)
+    args = cfg.args_of(reg.get("kubeletExtraArgs"))
+    cluster.register(
+        Member(name, args.get("node-ip", node.spec.address), control_plane is not None,
+               cluster.clock(), node.version, cfg.labels_of(args))
+    )
+    node.say(_CP_JOINED if control_plane is not None else _WORKER_JOINED)
+    await _pause(node)
+
+
+_WORKER_JOINED = (
+    "\nThis node has joined the cluster:\n"
+    "* Certificate signing request was sent to apiserver and a response was received.\n"
+    "* The Kubelet was informed of the new secure connection details.\n\n"
+    "Run 'kubectl get nodes' on the control-plane to see this node join the cluster.\n"
+)
+_CP_JOINED = (
+    "This node has joined the cluster and a new control plane instance was created:\n\n"
+    "* Certificate signing request was sent to apiserver and approval was received.\n"
+    "* The Kubelet was informed of the new secure connection details.\n"
+    "* Control plane label and taint were applied to the new node.\n"
+    "* The Kubernetes control plane instances scaled up.\n"
+    "* A new etcd member was added to the local/stacked etcd cluster.\n\n"
+    "To start administering your cluster from this node, you need to run the following as a "
+    "regular user:\n\n"
+    "\tmkdir -p $HOME/.kube\n"
+    "\tsudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config\n"
+    "\tsudo chown $(id -u):$(id -g) $HOME/.kube/config\n\n"
+    "Run 'kubectl get nodes' to see this node join the cluster."
+)
+
+
+# -- the CLI in the kubelet container ------------------------------------------------------------
+
+
+def cli(node: SimNode, argv: list[str]) -> Result:
+    """``kubeadm ARGS`` run through ``ctr tasks exec`` (not the trigger's run)."""
+    args = argv[1:]
+    if args[:1] == ["version"]:
+        if "short" in args or "-oshort" in args:
+            return Result.ok(f"{node.version}\n")
+        return Result.ok(
+            f'kubeadm version: &version.Info{{Major:"1", Minor:"{cfg._minor(node.version)}", '
+            f'GitVersion:"{node.version}", Platform:"linux/amd64"}}\n'
+        )
+    if args[:1] == ["reset"]:
+        return _reset(node, args[1:])
+    if node.files.get(ADMIN_CONF) is None or not node.cluster.initialised:
+        return _fail(
+            "failed to load admin kubeconfig: open /etc/kubernetes/admin.conf: no such file or "
+            "directory"
+        )
+    if args[:2] == ["token", "create"]:
+        return _token_create(node, args[2:])
+    if args[:2] == ["token", "delete"]:
+        return _token_delete(node, args[2:])
+    if args[:2] == ["token", "list"]:
+        return _token_list(node, args[2:])
+    if args[:3] == ["init", "phase", "upload-certs"]:
+        if "--upload-certs" not in args:
+            return Result.ok("[upload-certs] Skipping phase. Please see --upload-certs\n")
+        key = _flag(args, "--certificate-key")
+        if key is not None and len(key) != 64:
+            return _fail("error decoding certificate key: encoding/hex: invalid byte")
+        key = node.cluster.upload_certs(key)
+        return Result.ok(
+            '[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the '
+            '"kube-system" Namespace\n[upload-certs] Using certificate key:\n' + key + "\n"
+        )
+    if args[:2] == ["certs", "check-expiration"]:
+        return _check_expiration(node)
+    return _fail(f'unknown command "{" ".join(args[:2])}" for "kubeadm"', code=1)
+
+
+def _fail(message: str, code: int = 1) -> Result:
+    return Result(code, b"", f"{message}\n{STACK_HINT}\n".encode())
+
+
+def _flag(args: list[str], name: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _token_create(node: SimNode, args: list[str]) -> Result:
+    key = _flag(args, "--certificate-key")
+    printing = "--print-join-command" in args
+    if key is not None and not printing:
+        return _fail("cannot use --certificate-key without --print-join-command")
+    positional = [a for a in args if not a.startswith("-")]
+    values = {_flag(args, f) for f in ("--ttl", "--description", "--certificate-key",
+                                       "--usages", "--groups")}
+    positional = [a for a in positional if a not in values]
+    text = positional[0] if positional else new_token()
+    try:
+        ttl = parse_duration(_flag(args, "--ttl") or "24h0m0s")
+        token = node.cluster.add_token(text, ttl, _flag(args, "--description") or "")
+    except ValueError as exc:
+        return _fail(str(exc))
+    if not printing:
+        return Result.ok(token.text + "\n")
+    cluster = node.cluster
+    line = (f"kubeadm join {cluster.endpoint} --token {token.text} "
+            f"--discovery-token-ca-cert-hash {cluster.pki.ca_hash} ")
+    if key is not None:
+        line += f"--control-plane --certificate-key {key}"
+    return Result.ok(line + "\n")
+
+
+def _token_delete(node: SimNode, args: list[str]) -> Result:
+    if not args:
+        return _fail("missing subcommand; 'token delete' is missing token of form "
+                     '"[a-z0-9]{6}" or "[a-z0-9]{6}\\.[a-z0-9]{16}"')
+    out = []
+    for arg in args:
+        token_id = arg.partition(".")[0]
+        if node.cluster.tokens.pop(token_id, None) is None:
+            return _fail(f'bootstrap token "{token_id}" not found')
+        out.append(f"bootstrap token {token_id!r} deleted".replace("'", '"'))
+    return Result.ok("".join(line + "\n" for line in out))
+
+
+def _token_list(node: SimNode, args: list[str]) -> Result:
+    now = node.cluster.now()
+    as_json = _flag(args, "-o") == "json" or "-ojson" in args or _flag(args, "--output") == "json"
+    rows, objs = [], []
+    for t in node.cluster.tokens.values():
+        if t.expires is None:
+            ttl, expires = "<forever>", "<never>"
+        elif t.expires <= now:
+            ttl, expires = "<invalid>", t.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+        else:
+            left = t.expires - now
+            ttl = f"{max(1, round(left / timedelta(hours=1)))}h" if left >= timedelta(hours=1) \
+                else f"{max(1, round(left / timedelta(minutes=1)))}m"
+            expires = t.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+        rows.append((t.text, ttl, expires, ",".join(t.usages) or "<none>",
+                     t.description or "<none>", ",".join(t.groups) or "<none>"))
+        obj = {"kind": "BootstrapToken", "apiVersion": "output.kubeadm.k8s.io/v1alpha3",
+               "token": t.text, "description": t.description, "usages": list(t.usages),
+               "groups": list(t.groups)}
+        if t.expires is not None:
+            obj["expires"] = t.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+            obj["ttl"] = f"{max(0, int((t.expires - now).total_seconds()))}s"
+        objs.append(obj)
+    if as_json:
+        return Result.ok("".join(json.dumps(o, indent=4) + "\n" for o in objs))
+    header = ("TOKEN", "TTL", "EXPIRES", "USAGES", "DESCRIPTION", "EXTRA GROUPS")
+    table = [header, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(5)]
+    lines = ["   ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "   " + r[5]
+             for r in table]
+    return Result.ok("".join(line + "\n" for line in lines))
+
+
+def _reset(node: SimNode, args: list[str]) -> Result:
+    if "-f" not in args and "--force" not in args:
+        return _fail("won't proceed; the user didn't confirm: reset needs --force (no TTY here)")
+    cluster = node.cluster
+    lines = ["[preflight] Running pre-flight checks"]
+    if ADMIN_CONF in node.files and node.name in cluster.etcd_members:
+        cluster.etcd_members.discard(node.name)
+        lines.append("[reset] Removing etcd member ... done")
+    for path in (MARKER, ADMIN_CONF, CA_CERT):
+        node.remove(path)
+    lines += [
+        "[reset] Deleted contents of the etcd data directory: /var/lib/etcd",
+        "[reset] Stopping the kubelet service",
+        "[reset] Deleting contents of directories: [/etc/kubernetes/manifests /var/lib/kubelet "
+        "/etc/kubernetes/pki]",
+        "[reset] Deleting files: [/etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf]",
+    ]
+    return Result.ok("".join(line + "\n" for line in lines))
+
+
+def _check_expiration(node: SimNode) -> Result:
+    until = node.cluster.pki.not_after
+    stamp = until.strftime("%b %d, %Y %H:%M UTC")
+    left = max(0, (until - node.cluster.now()).days)
+    lines = [
+        "[check-expiration] Reading configuration from the cluster...",
+        "",
+        "CERTIFICATE                EXPIRES                  RESIDUAL TIME   CERTIFICATE "
+        "AUTHORITY   EXTERNALLY MANAGED",
+    ]
+    for name, ca in (("admin.conf", "ca"), ("apiserver", "ca"), ("apiserver-etcd-client", "etcd-ca"),
+                     ("controller-manager.conf", "ca"), ("scheduler.conf", "ca")):
+        lines.append(f"{name:<26} {stamp:<24} {left}d{'':<{14 - len(str(left))}}"
+                     f"{ca:<23} no")
+    lines += ["", "CERTIFICATE AUTHORITY   EXPIRES                  RESIDUAL TIME   EXTERNALLY MANAGED"]
+    ca_until = (node.cluster.now() + timedelta(days=3649)).strftime("%b %d, %Y %H:%M UTC")
+    lines.append(f"{'ca':<23} {ca_until:<24} 9y              no")
+    return Result.ok("".join(line + "\n" for line in lines))
+

@@ -1,0 +1,94 @@
+"""The simulated kubectl: the node list, and the node verbs k8slk-ops uses (drain, delete).
+
+It talks to the fleet's one cluster, and only from a node that has admin.conf (the image sets
+``KUBECONFIG=/etc/kubernetes/admin.conf``); elsewhere it fails as kubectl does with no config.
+"""
+
+from __future__ import annotations
+
+import json
+
+from tests.fleet.node import ADMIN_CONF, SimNode
+from tests.fleet.result import Result
+
+NO_SERVER = (
+    "The connection to the server localhost:8080 was refused - did you specify the right host "
+    "or port?\n"
+)
+
+
+def cli(node: SimNode, argv: list[str]) -> Result:
+    args = argv[1:]
+    cluster = node.cluster
+    if node.files.get(ADMIN_CONF) is None or not cluster.initialised:
+        return Result.error(1, NO_SERVER)
+    words = _positional(args)
+    if args[:2] == ["get", "nodes"] or args[:2] == ["get", "node"]:
+        output = _output(args)
+        names = words[2:]
+        missing = [n for n in names if n not in cluster.members]
+        if missing:
+            return Result.error(1, f'Error from server (NotFound): nodes "{missing[0]}" not found\n')
+        if output == "json":
+            if len(names) == 1:
+                obj = cluster.node_object(cluster.members[names[0]])
+                return Result.ok(json.dumps(obj, indent=4) + "\n")
+            return Result.ok(cluster.nodes_json())
+        rows = [("NAME", "STATUS", "ROLES", "AGE", "VERSION")]
+        for m in cluster.members.values():
+            if names and m.name not in names:
+                continue
+            status = "Ready" if cluster.ready(m) else "NotReady"
+            if m.unschedulable:
+                status += ",SchedulingDisabled"
+            rows.append((m.name, status, "control-plane" if m.control_plane else "<none>", "1m",
+                         m.kubelet_version))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        text = "".join("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                       + "\n" for r in rows)
+        return Result.ok(text)
+    if len(words) >= 2 and words[0] in ("cordon", "uncordon", "drain"):
+        member = cluster.members.get(words[1])
+        if member is None:
+            return Result.error(1, f'Error from server (NotFound): nodes "{words[1]}" not found\n')
+        member.unschedulable = words[0] != "uncordon"
+        verb = {"cordon": "cordoned", "uncordon": "uncordoned", "drain": "drained"}[words[0]]
+        prefix = f"node/{member.name} cordoned\n" if words[0] == "drain" else ""
+        return Result.ok(f"{prefix}node/{member.name} {verb}\n")
+    if words[:2] == ["delete", "node"] and len(words) >= 3:
+        out = []
+        for name in words[2:]:
+            if cluster.members.pop(name, None) is None:
+                return Result.error(1, f'Error from server (NotFound): nodes "{name}" not found\n')
+            cluster.etcd_members.discard(name)
+            out.append(f'node "{name}" deleted\n')
+        return Result.ok("".join(out))
+    return Result.error(1, f'error: unknown command "{" ".join(words[:2])}" for "kubectl"\n')
+
+
+_VALUED = {"-o", "--output", "-l", "--selector", "-n", "--namespace", "--timeout",
+           "--grace-period", "--kubeconfig"}
+
+
+def _positional(args: list[str]) -> list[str]:
+    """The words that are not options nor option values."""
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _VALUED:
+            skip = True
+        elif not arg.startswith("-"):
+            out.append(arg)
+    return out
+
+
+def _output(args: list[str]) -> str:
+    for i, arg in enumerate(args):
+        if arg in ("-o", "--output") and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(("-o=", "--output=")):
+            return arg.split("=", 1)[1]
+        if arg.startswith("-o") and len(arg) > 2:
+            return arg[2:]
+    return ""

@@ -1,0 +1,271 @@
+"""The fleet's one process: an asyncssh listener per node, every node's state in memory.
+
+Each node listens on its own loopback address with its own host key (made at start, as
+LinuxKit makes them at boot), so a connection reaches one node and presents that node's key;
+one process and one event loop serve them all. A thousand listening sockets cost a thousand
+file descriptors and nothing else while idle; a wildcard listener would save those but would
+have to pick the host key per connection, which asyncssh only takes per listener.
+
+Sessions are answered in-process (``shell.dispatch``): no subprocess per command. SIGUSR1
+writes the counters to ``stats.json``; SIGTERM stops the fleet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import os
+import resource
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from tests.fleet import kubeadm, layout, shell
+from tests.fleet.cluster import Cluster
+from tests.fleet.node import SimNode
+from tests.fleet.pki import make_pki
+from tests.fleet.result import Result
+
+log = logging.getLogger("fleet")
+
+
+def raise_nofile(wanted: int) -> int:
+    """Lift the open-file soft limit towards ``wanted`` (at most the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft
+
+
+class Stats:
+    """Counters for benchmarks and tests, written as stats.json on request."""
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.accepted = 0
+        self.authenticated = 0
+        self.auth_refused = 0
+        self.first_accept: float | None = None
+        self.last_auth: float | None = None
+        self.open_connections = 0
+        self.peak_connections = 0
+        self.open_sessions = 0
+        self.peak_sessions = 0
+        self.commands: Counter[str] = Counter()
+
+    def to_json(self, cluster: Cluster) -> dict[str, Any]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        span = (self.last_auth or 0) - (self.first_accept or 0)
+        return {
+            "accepted": self.accepted,
+            "authenticated": self.authenticated,
+            "authRefused": self.auth_refused,
+            "connectSpanSeconds": round(span, 3),
+            "connectionsPerSecond": round(self.authenticated / span, 1) if span > 0 else None,
+            "peakConnections": self.peak_connections,
+            "peakSessions": self.peak_sessions,
+            "commands": dict(self.commands.most_common()),
+            "cpuSeconds": round(usage.ru_utime + usage.ru_stime, 3),
+            "maxRssKb": usage.ru_maxrss,
+            "members": len(cluster.members),
+            "tokens": len(cluster.tokens),
+            "audit": dict(cluster.audit),
+        }
+
+
+def command_kind(line: str) -> str:
+    """A short label for a command line, for the counters (not for dispatch)."""
+    if "/proc/cpuinfo" in line:
+        return "facts"
+    if " -F " in line and "tail" in line:
+        return "follow-log"
+    if "tasks exec" in line:
+        for tool in ("kubeadm", "kubectl"):
+            idx = line.find(f" {tool} ")
+            if idx >= 0:
+                words = line[idx + 1 :].split()[:3]
+                return " ".join(w for w in words if not w.startswith("-"))
+        return "exec"
+    if "tasks ls" in line:
+        return "tasks-ls"
+    if "mv -f" in line:
+        return "write-file"
+    if "set -C" in line:
+        return "lock-take"
+    if "grep -q" in line:
+        return "lock-release"
+    if "exit 3" in line:
+        return "read-file"
+    return line.split(" ", 1)[0][:20]
+
+
+class _Server(asyncssh.SSHServer):
+    """Root only, key only (the authorized key is the fleet's client key)."""
+
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+        self.conn: asyncssh.SSHServerConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.conn = conn
+        s = self.stats
+        s.accepted += 1
+        s.open_connections += 1
+        s.peak_connections = max(s.peak_connections, s.open_connections)
+        if s.first_accept is None:
+            s.first_accept = time.monotonic()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stats.open_connections -= 1
+
+    def begin_auth(self, username: str) -> bool:
+        if username != "root" and self.conn is not None:
+            self.conn.set_authorized_keys(asyncssh.SSHAuthorizedKeys())
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def auth_completed(self) -> None:
+        self.stats.authenticated += 1
+        self.stats.last_auth = time.monotonic()
+
+
+class Fleet:
+    """Every node, the shared cluster, and the listeners."""
+
+    def __init__(self, config: layout.FleetConfig, directory: Path) -> None:
+        self.config = config
+        self.directory = directory
+        self.stats = Stats()
+        self.cluster = Cluster(make_pki(), ready_delay=config.ready_delay)
+        self.nodes: dict[str, SimNode] = {}
+        self.listeners: list[asyncssh.SSHAcceptor] = []
+        self.host_keys: dict[str, asyncssh.SSHKey] = {}
+
+    async def start(self) -> None:
+        raise_nofile(4 * len(self.config.nodes) + 1024)
+        client_pub = (self.directory / f"{layout.CLIENT_KEY}.pub").read_text()
+        authorized = asyncssh.import_authorized_keys(client_pub)
+        lines = []
+        for spec in self.config.nodes:
+            node = SimNode(spec, self.cluster, self.config, kubeadm.run)
+            self.nodes[spec.address] = node
+            key = asyncssh.generate_private_key("ssh-ed25519")
+            self.host_keys[spec.name] = key
+            public = key.export_public_key().decode().split()[:2]
+            lines.append(f"[{spec.address}]:{self.config.port} {' '.join(public)}\n")
+            self.listeners.append(
+                await asyncssh.listen(
+                    spec.address,
+                    self.config.port,
+                    server_host_keys=[key],
+                    authorized_client_keys=authorized,
+                    server_factory=functools.partial(_Server, self.stats),
+                    process_factory=functools.partial(self.session, node),
+                    encoding=None,
+                    allow_pty=False,
+                    x11_forwarding=False,
+                    agent_forwarding=False,
+                    reuse_address=True,
+                    backlog=128,
+                )
+            )
+        layout.write_atomic(self.directory / layout.KNOWN_HOSTS, "".join(lines))
+        layout.write_atomic(self.directory / layout.CA_CERT, self.cluster.pki.ca_pem)
+
+    async def stop(self) -> None:
+        for listener in self.listeners:
+            listener.close()
+        for listener in self.listeners:
+            with contextlib.suppress(Exception):
+                await listener.wait_closed()
+        for node in self.nodes.values():
+            await node.close()
+
+    def write_stats(self) -> None:
+        data = json.dumps(self.stats.to_json(self.cluster), indent=1) + "\n"
+        layout.write_atomic(self.directory / layout.STATS_FILE, data)
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    async def session(self, node: SimNode, process: asyncssh.SSHServerProcess[bytes]) -> None:
+        s = self.stats
+        s.open_sessions += 1
+        s.peak_sessions = max(s.peak_sessions, s.open_sessions)
+        line = process.command or ""
+        s.commands[command_kind(line)] += 1
+        try:
+            answer = shell.dispatch(node, line)
+            if isinstance(answer, shell.NeedsInput):
+                answer = answer.apply(await process.stdin.read())
+            if isinstance(answer, shell.Follow):
+                await self._follow(node, process, answer.start)
+                process.exit(143)
+                return
+            _reply(process, answer)
+        except (asyncssh.Error, OSError, BrokenPipeError):
+            process.close()
+        finally:
+            s.open_sessions -= 1
+
+    async def _follow(
+        self, node: SimNode, process: asyncssh.SSHServerProcess[bytes], start: int
+    ) -> None:
+        """``tail -F``: what the log has, then each new line, until stdin ends or closes."""
+        seen = start if start >= 0 else max(0, len(node.log) + start)
+        closed = asyncio.ensure_future(process.stdin.read())
+        try:
+            while True:
+                if len(node.log) < seen:  # the log was emptied (a reboot)
+                    seen = 0
+                if len(node.log) > seen:
+                    chunk = "".join(line + "\n" for line in node.log[seen:])
+                    seen = len(node.log)
+                    process.stdout.write(chunk.encode())
+                    await process.stdout.drain()
+                grown = asyncio.ensure_future(node.log_grown(seen))
+                done, _ = await asyncio.wait({closed, grown}, return_when=asyncio.FIRST_COMPLETED)
+                if closed in done:
+                    grown.cancel()
+                    return
+        finally:
+            closed.cancel()
+
+
+def _reply(process: asyncssh.SSHServerProcess[bytes], result: Result) -> None:
+    if result.stdout:
+        process.stdout.write(result.stdout)
+    if result.stderr:
+        process.stderr.write(result.stderr)
+    process.exit(result.status)
+
+
+async def serve(directory: Path, ready_fd: int | None) -> None:
+    """Run the fleet described by DIR/fleet.json until SIGTERM or SIGINT."""
+    config = layout.load(directory)
+    fleet = Fleet(config, directory)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, fleet.write_stats)
+    started = time.monotonic()
+    await fleet.start()
+    log.warning("fleet: %d nodes on port %d ready in %.2f s", len(fleet.nodes), config.port,
+                time.monotonic() - started)
+    if ready_fd is not None:
+        os.write(ready_fd, b"ready\n")
+        os.close(ready_fd)
+    await stop.wait()
+    fleet.write_stats()
+    await fleet.stop()

@@ -1,0 +1,254 @@
+"""What a node does with an SSH exec request: recognise the command by its shape, answer it.
+
+Every request is a shell command line. It is split as ``sh`` would (``shlex``) and unwrapped:
+``timeout -s KILL N CMD`` runs CMD, a ``sh -c SCRIPT sh ARGS`` whose script runs ``"$@"`` runs
+ARGS. Scripts are recognised by what they do (the facts probe reads /proc/cpuinfo, the atomic
+write ends in ``mv``, the lock takes its file with ``set -C``...), never by their exact text.
+Unknown commands exit 127 with a message on stderr, as ``sh`` does.
+
+The answer is one of: a finished result, a function of the command's stdin (file writes), or a
+log to follow (``tail -F``), which the server streams until the client closes the channel.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tests.fleet import kubeadm, kubectl
+from tests.fleet.node import CONTAINER_PATHS, KUBEADM_LOG, NAMESPACE, SimNode
+from tests.fleet.result import Result
+
+_REDIRECTS = ("2>/dev/null", ">/dev/null", "2>&1", "</dev/null")
+_OPERATORS = ("|", ";", "&&", "||", "`", "$(", ">", "<", "&")
+
+
+@dataclass(frozen=True)
+class Follow:
+    """Stream the node's kubeadm log from line ``start`` (0-based) until the channel closes."""
+
+    start: int
+
+
+@dataclass(frozen=True)
+class NeedsInput:
+    """The command consumes stdin: call ``apply`` with all of it."""
+
+    apply: Callable[[bytes], Result]
+
+
+Answer = Result | Follow | NeedsInput
+
+
+def not_found(name: str) -> Result:
+    return Result.error(127, f"sh: {name}: not found\n")
+
+
+def dispatch(node: SimNode, line: str) -> Answer:
+    """The answer to one exec request on ``node``."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        return Result.error(2, f"sh: syntax error: {exc}\n")
+    return dispatch_argv(node, argv)
+
+
+def dispatch_argv(node: SimNode, argv: list[str]) -> Answer:
+    argv = _strip_timeout(argv)
+    if not argv:
+        return Result.ok()
+    if argv[0] in ("sh", "/bin/sh", "ash", "bash") and len(argv) >= 3 and argv[1] == "-c":
+        return _script(node, argv[2], argv[3:])
+    follow = _follow(argv)
+    if follow is not None:
+        return follow
+    result = run_simple(node, argv, None)
+    return result if result is not None else not_found(argv[0])
+
+
+def _strip_timeout(argv: list[str]) -> list[str]:
+    """``timeout [-s SIG] [-k D] DURATION CMD...`` -> CMD (the fleet's commands end on time)."""
+    while argv[:1] == ["timeout"]:
+        rest = argv[1:]
+        while rest and rest[0].startswith("-"):
+            rest = rest[2:] if rest[0] in ("-s", "-k", "--signal", "--kill-after") else rest[1:]
+        argv = rest[1:]
+    return argv
+
+
+def _script(node: SimNode, script: str, args: list[str]) -> Answer:
+    """``sh -c SCRIPT $0 $1...``: one of the scripts a node is sent, by what it does."""
+    params = args[1:]  # $1, $2, ...
+    if '"$@"' in script:  # a wrapper that runs its arguments (the follow wrapper)
+        return dispatch_argv(node, params)
+    if "/proc/cpuinfo" in script:  # the facts probe
+        from tests.fleet.probe import run_probe
+
+        return Result.ok(run_probe(node, script))
+    if "mv " in script and "cat >" in script and len(params) >= 2:  # atomic write: $1 path, $2 mode
+        path, mode = params[0], params[1]
+        return NeedsInput(lambda data: _write(node, path, data, mode))
+    if "set -C" in script and len(params) >= 2:  # take the lock: $1 holder, $2 path
+        return _take(node, params[1], params[0].encode())
+    if "grep -q" in script and "rm -f" in script and len(params) >= 2:  # release: $1, $2 path
+        data = node.read(params[1])
+        if data is not None and params[0].encode() in data:
+            node.remove(params[1])
+        return Result.ok()
+    if "exit 3" in script and "cat" in script and params:  # read, 3 when absent
+        data = node.read(params[0])
+        return Result(3) if data is None else Result.ok(data)
+    simple = _simple_script(script)
+    if simple is None:
+        return Result.error(127, "sh: the fleet cannot run this script\n")
+    return dispatch_argv(node, simple)
+
+
+def _simple_script(script: str) -> list[str] | None:
+    """A script that is one plain command (redirections to /dev/null allowed) as argv."""
+    try:
+        words = shlex.split(script)
+    except ValueError:
+        return None
+    words = [w for w in words if w not in _REDIRECTS]
+    if any(w.startswith(_OPERATORS) or w.endswith((";", "&")) for w in words):
+        return None
+    return words
+
+
+def _follow(argv: list[str]) -> Follow | None:
+    """``tail [-n +K|N] -F|-f PATH`` on the kubeadm log."""
+    if argv[:1] != ["tail"] or not {"-F", "-f", "--follow=name"} & set(argv):
+        return None
+    args = [a for a in argv if a not in _REDIRECTS]
+    if args[-1] != KUBEADM_LOG:
+        return None
+    start = -10  # tail's default: the last ten lines
+    if "-n" in args:
+        n = args[args.index("-n") + 1]
+        start = max(0, int(n[1:]) - 1) if n.startswith("+") else -int(n)
+    return Follow(start)
+
+
+def _write(node: SimNode, path: str, data: bytes, mode: str) -> Result:
+    try:
+        bits = int(mode, 8)
+    except ValueError:
+        return Result.error(1, f"chmod: invalid mode '{mode}'\n")
+    node.write(path, data, bits)
+    return Result.ok()
+
+
+def _take(node: SimNode, path: str, holder: bytes) -> Result:
+    existing = node.read(path)
+    if existing is not None:
+        return Result.ok(existing)
+    node.write(path, holder, 0o644)
+    return Result.ok("taken\n")
+
+
+def run_simple(node: SimNode, argv: list[str], stdin: bytes | None) -> Result | None:
+    """A plain command in the node's SSH shell; None when the shell has no such command."""
+    name = os.path.basename(argv[0])
+    args = argv[1:]
+    if name == "true":
+        return Result.ok()
+    if name == "false":
+        return Result(1)
+    if name == "echo":
+        return Result.ok(" ".join(args) + "\n")
+    if name == "hostname":
+        return Result.ok(node.name + "\n")
+    if name == "cat":
+        out = []
+        for path in args:
+            data = node.read(path)
+            if data is None:
+                return Result(1, b"".join(out), f"cat: can't open '{path}': No such file or directory\n".encode())
+            out.append(data)
+        return Result.ok(b"".join(out))
+    if name == "test" and len(args) == 2 and args[0] in ("-e", "-f"):
+        return Result(0 if node.exists(args[1]) else 1)
+    if name == "rm":
+        for path in (a for a in args if not a.startswith("-")):
+            node.remove(path)
+        return Result.ok()
+    if name == "ctr":
+        return _ctr(node, args)
+    return None
+
+
+def _ctr(node: SimNode, args: list[str]) -> Result:
+    namespace = "default"
+    while args and args[0].startswith("-"):
+        flag = args[0]
+        if flag in ("--namespace", "-n") and len(args) > 1:
+            namespace, args = args[1], args[2:]
+        elif flag.startswith("--namespace="):
+            namespace, args = flag.split("=", 1)[1], args[1:]
+        else:
+            args = args[1:]
+    if args[:1] not in (["tasks"], ["task"], ["t"]):
+        return Result.error(1, f"ctr: unknown command {args[:1]}\n")
+    sub = args[1:2]
+    tasks = node.tasks if namespace == NAMESPACE else {}
+    if sub in (["ls"], ["list"]):
+        rows = ["TASK       PID     STATUS    "]
+        rows += [f"{name:<10} {pid:<7} {state:<10}" for name, (pid, state) in sorted(tasks.items())]
+        return Result.ok("".join(r + "\n" for r in rows))
+    if sub == ["exec"]:
+        return _exec(node, tasks, args[2:])
+    return Result.error(1, f"ctr: unknown tasks command {sub}\n")
+
+
+def _exec(node: SimNode, tasks: dict[str, tuple[int, str]], args: list[str]) -> Result:
+    exec_id = None
+    while args and args[0].startswith("-"):
+        if args[0] == "--exec-id" and len(args) > 1:
+            exec_id, args = args[1], args[2:]
+        elif args[0].startswith("--exec-id="):
+            exec_id, args = args[0].split("=", 1)[1], args[1:]
+        elif args[0] in ("--cwd", "--user", "-u", "--env", "-e"):
+            args = args[2:]
+        else:
+            args = args[1:]  # --tty, -t, --detach ...
+    if not exec_id:
+        return Result.error(1, "ctr: exec id must be provided\n")
+    if not args:
+        return Result.error(1, "ctr: container id must be provided\n")
+    task, argv = args[0], args[1:]
+    if tasks.get(task, (0, ""))[1] != "RUNNING":
+        return Result.error(1, f"ctr: no running task found: task {task} not found: not found\n")
+    if exec_id in node.exec_ids:
+        return Result.error(1, f"ctr: id {exec_id}: already exists\n")
+    if not argv:
+        return Result.error(1, "ctr: process args must not be empty\n")
+    node.exec_ids.add(exec_id)
+    try:
+        return _in_container(node, argv)
+    finally:
+        node.exec_ids.discard(exec_id)
+
+
+def _in_container(node: SimNode, argv: list[str]) -> Result:
+    """A command inside the kubelet container, where paths are the container's."""
+    name = os.path.basename(argv[0])
+    if name == "kubeadm":
+        return kubeadm.cli(node, argv)
+    if name == "kubectl":
+        return kubectl.cli(node, argv)
+    if name in ("sh", "ash") and len(argv) >= 3 and argv[1] == "-c":
+        simple = _simple_script(argv[2])
+        if simple is not None:
+            return _in_container(node, simple)
+    mapped = [CONTAINER_PATHS.get(a, a) for a in argv]
+    result = run_simple(node, mapped, None)
+    if result is not None and name != "ctr":
+        return result
+    return Result.error(
+        127,
+        f'ctr: failed to create shim task: OCI runtime exec failed: exec failed: unable to start '
+        f'container process: exec: "{argv[0]}": executable file not found in $PATH: unknown\n',
+    )
