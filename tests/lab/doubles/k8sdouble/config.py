@@ -25,7 +25,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import yaml
@@ -790,18 +790,20 @@ def _check_cert_key(key: str, path: str, errs: list[str]) -> None:
         errs.append(_invalid(path, key, detail))
 
 
-def _check_endpoint(doc: dict[str, Any], path: str, errs: list[str]) -> tuple[str | None, int]:
-    """APIEndpoint: kubeadm's dynamic defaults (which fail first), then its validation."""
+def _endpoint(doc: dict[str, Any]) -> tuple[str | None, int]:
+    """APIEndpoint with kubeadm's dynamic defaults, whose address check fails before validation."""
     address = str(doc.get("advertiseAddress") or "")
     if address and not _is_ip(address):
         raise CommandError(
             f'couldn\'t use "{address}" as "apiserver-advertise-address", must be ipv4 or ipv6 '
             "address"
         )
-    port = int(doc.get("bindPort") or DEFAULT_BIND_PORT)
+    return address or None, int(doc.get("bindPort") or DEFAULT_BIND_PORT)
+
+
+def _check_port(port: int, path: str, errs: list[str]) -> None:
     if not 0 < port < 65536:
-        errs.append(_invalid(f"{path}.bindPort", port, "port number is not valid"))
-    return address or None, port
+        errs.append(_invalid(path, port, "port number is not valid"))
 
 
 def _check_registration(reg: dict[str, Any], errs: list[str]) -> None:
@@ -850,7 +852,7 @@ def _read_documents(text: str) -> list[_Doc]:
     for raw in _split_documents(text):
         body, duplicates = _parse(raw)
         if body is None:
-            body = {}
+            continue  # only blanks or comments: nothing to read (kubeadm may refuse it)
         if not isinstance(body, dict):
             raise CommandError(
                 "could not interpret GroupVersionKind; unmarshal error: error unmarshaling "
@@ -922,10 +924,13 @@ class _Reader:
                 "--allow-experimental-api flag if the command supports it."
             )
         if doc.version not in known_api_versions(self.kube_version):
-            raise CommandError(
-                f"no kind {_go_quote(doc.kind)} is registered for version "
-                f"{_go_quote(doc.api_version)} in scheme {_go_quote(KUBEADM_SCHEME)}"
-            )
+            self.not_registered(doc)
+
+    def not_registered(self, doc: _Doc) -> None:
+        raise CommandError(
+            f"no kind {_go_quote(doc.kind)} is registered for version "
+            f"{_go_quote(doc.api_version)} in scheme {_go_quote(KUBEADM_SCHEME)}"
+        )
 
     def decode(self, doc: _Doc) -> None:
         """Strict decoding of a kubeadm kind; component configs are only checked for form."""
@@ -1008,7 +1013,7 @@ def _tokens(init: dict[str, Any], errs: list[str]) -> tuple[BootstrapToken, ...]
         if raw.get("expires"):
             expires = _parse_time(raw["expires"])
             assert expires is not None  # the decoder checked the form
-            ttl = max(0.0, expires.timestamp() - datetime.now(timezone.utc).timestamp())
+            ttl = max(0.0, expires.timestamp() - time.time())
         elif raw.get("ttl") is not None:
             ttl = parse_duration(raw["ttl"]) or None
         description = raw.get("description") or ""
@@ -1112,6 +1117,9 @@ def _join_checks(join: dict[str, Any], minor: int, errs: list[str]) -> None:
             errs.append(
                 _invalid("discovery.tlsBootstrapToken", tls, "the bootstrap token is invalid")
             )
+
+
+def _check_ca_path(join: dict[str, Any], errs: list[str]) -> None:
     ca_path = join.get("caCertPath") or DEFAULT_CA_CERT_PATH
     if not ca_path.startswith("/") or not ca_path.endswith(".crt"):
         errs.append(
@@ -1146,6 +1154,8 @@ def load(text: str, kube_version: str, command: str, *, strict: bool = True) -> 
         if doc.group == KUBEADM_GROUP or doc.kind in COMPONENT_APIS:
             reader.check_version(doc)
         if doc.group == KUBEADM_GROUP and doc.kind not in _SCHEMAS[doc.version]:
+            if doc.kind in wanted:
+                reader.not_registered(doc)
             reader.ignored(doc)  # a kind kubeadm does not have: warned about, not decoded
             continue
         if doc.group == KUBEADM_GROUP and doc.kind not in wanted:
@@ -1172,30 +1182,29 @@ def load(text: str, kube_version: str, command: str, *, strict: bool = True) -> 
     )
     advertise, port = None, DEFAULT_BIND_PORT
     registration: dict[str, Any] = {}
-    if command == "init":
+    if command == "init":  # ValidateInitConfiguration's order
         registration = init.get("nodeRegistration") or {}
-        advertise, port = _check_endpoint(
-            init.get("localAPIEndpoint") or {}, "localAPIEndpoint", errs
-        )
+        advertise, port = _endpoint(init.get("localAPIEndpoint") or {})
         _check_registration(registration, errs)
         tokens = _tokens(init, errs)
         _cluster_checks(cluster, errs)
+        _check_port(port, "localAPIEndpoint.bindPort", errs)
         _check_cert_key(init.get("certificateKey") or "", "certificateKey", errs)
     else:
         tokens = ()
     control_plane = join.get("controlPlane")
-    if command == "join":
+    if command == "join":  # ValidateJoinConfiguration's order
         registration = join.get("nodeRegistration") or {}
         if control_plane is not None:
-            advertise, port = _check_endpoint(
-                control_plane.get("localAPIEndpoint") or {}, "controlPlane.localAPIEndpoint", errs
-            )
+            advertise, port = _endpoint(control_plane.get("localAPIEndpoint") or {})
         _join_checks(join, minor, errs)
         _check_registration(registration, errs)
         if control_plane is not None:
+            _check_port(port, "controlPlane.localAPIEndpoint.bindPort", errs)
             _check_cert_key(
                 control_plane.get("certificateKey") or "", "controlPlane.certificateKey", errs
             )
+        _check_ca_path(join, errs)
     _aggregate(errs)
 
     networking = cluster.get("networking") or {}
