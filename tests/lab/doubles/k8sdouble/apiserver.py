@@ -1,0 +1,415 @@
+"""The kube-apiserver double: HTTPS on the node's address, port 6443, signed by the cluster CA.
+
+The kubelet double runs it as a static pod when ``/etc/kubernetes/manifests/kube-apiserver.yaml``
+exists, with the arguments written there. The first control plane's instance holds the cluster
+state (nodes, bootstrap tokens, the uploaded certificates, the cluster version) and persists it
+under ``/var/lib/etcd`` so it survives a reboot; the instances of control planes that joined
+later forward every request to it, so the cluster has one state wherever it is asked.
+
+Authentication is the real kind: client certificates signed by the cluster CA (admin.conf, the
+kubelets' certificates), bootstrap tokens as bearer tokens (valid, unexpired, with the
+``authentication`` usage; they may only do what a joining node does), and anonymous requests only
+for cluster-info, health and version. Paths under ``/api/v1`` answer in the real shapes; the
+lab's own ``/lab/v1`` surface carries what kubeadm keeps in Secrets and ConfigMaps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import http.client
+import json
+import os
+import socket
+import ssl
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from k8sdouble import env, jws, pki
+from k8sdouble.nodes import node_json
+
+NODE_GRACE_SECONDS = 40.0  # the node lifecycle controller's grace period before "Unknown"
+ANONYMOUS = {
+    "/healthz", "/readyz", "/livez", "/version",
+    "/api/v1/namespaces/kube-public/configmaps/cluster-info",
+}
+BOOTSTRAP_ALLOWED = {
+    ("GET", "/api/v1/namespaces/kube-public/configmaps/cluster-info"),
+    ("POST", "/lab/v1/csr"),
+    ("GET", "/lab/v1/cluster"),
+    ("GET", "/lab/v1/kubeadm-certs"),
+}
+
+
+def rfc3339(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ClusterState:
+    """The cluster as etcd would hold it, in one JSON file, guarded by one lock."""
+
+    def __init__(self, path: str, defaults: dict[str, Any]) -> None:
+        self.path = env.path(path)
+        self.lock = threading.Lock()
+        if self.path.exists():
+            self.data: dict[str, Any] = json.loads(self.path.read_text())
+        else:
+            self.data = {"nodes": {}, "tokens": {}, "certs": None, "clusterInfo": None,
+                         "members": [], "config": None}
+        for key, value in defaults.items():
+            self.data.setdefault(key, value)
+        self.heartbeats: dict[str, float] = {}
+
+    def save(self) -> None:
+        env.write_atomic(self.path, json.dumps(self.data, indent=1, sort_keys=True), 0o600)
+
+    def valid_tokens(self, now: float) -> dict[str, dict[str, Any]]:
+        return {tid: t for tid, t in self.data["tokens"].items()
+                if t.get("expires") is None or t["expires"] > now}
+
+    def prune(self, now: float) -> None:
+        """Expired tokens go, and with the upload-certs proxy token the certificates it guards."""
+        certs = self.data.get("certs")
+        if certs and certs["expires"] <= now:
+            self.data["certs"] = None
+
+
+class Api:
+    """Request handling, independent of HTTP plumbing: (status, JSON body) per call."""
+
+    def __init__(self, state: ClusterState, pki_dir: str) -> None:
+        self.state = state
+        self.pki_dir = pki_dir
+
+    def handle(self, method: str, path: str, who: str, body: Any) -> tuple[int, Any]:
+        now = time.time()
+        st = self.state
+        with st.lock:
+            st.prune(now)
+            if who.startswith("bootstrap:") and (method, path) not in BOOTSTRAP_ALLOWED:
+                return 403, _status(403, "Forbidden", f'User "system:bootstrap:{who[10:]}" '
+                                    f'cannot {method.lower()} resource "{path}"')
+            parts = [p for p in path.split("/") if p]
+            if path == "/api/v1/namespaces/kube-public/configmaps/cluster-info":
+                return self._cluster_info(method, body, now)
+            if parts[:3] == ["api", "v1", "nodes"]:
+                return self._nodes(method, parts[3:], body, now)
+            if parts[:3] == ["lab", "v1", "tokens"]:
+                return self._tokens(method, parts[3:], body, now)
+            if path == "/lab/v1/kubeadm-certs":
+                return self._certs(method, body, now)
+            if path == "/lab/v1/cluster":
+                if method == "PATCH":
+                    st.data.update(body or {})
+                    st.save()
+                return 200, {k: st.data.get(k) for k in (
+                    "version", "leader", "members", "controlPlaneEndpoint", "clusterName",
+                    "config")}
+            if path == "/lab/v1/csr" and method == "POST":
+                return self._sign(body)
+        return 404, _status(404, "NotFound", "the server could not find the requested resource")
+
+    def _cluster_info(self, method: str, body: Any, now: float) -> tuple[int, Any]:
+        st = self.state
+        if method == "PUT":
+            st.data["clusterInfo"] = body["kubeconfig"]
+            st.save()
+            return 200, {}
+        kubeconfig = st.data.get("clusterInfo")
+        if not kubeconfig:
+            return 404, _status(404, "NotFound", 'configmaps "cluster-info" not found')
+        data = {"kubeconfig": kubeconfig}
+        for tid, tok in st.valid_tokens(now).items():
+            if "signing" in tok.get("usages", []):
+                data[f"jws-kubeconfig-{tid}"] = jws.sign_detached(kubeconfig, tid, tok["secret"])
+        return 200, {"apiVersion": "v1", "kind": "ConfigMap", "data": data,
+                     "metadata": {"name": "cluster-info", "namespace": "kube-public"}}
+
+    def _nodes(self, method: str, rest: list[str], body: Any, now: float) -> tuple[int, Any]:
+        nodes: dict[str, dict[str, Any]] = self.state.data["nodes"]
+        if not rest:
+            if method == "GET":
+                items = [self._node_view(n, now) for _, n in sorted(nodes.items())]
+                return 200, {"apiVersion": "v1", "kind": "List", "items": items,
+                             "metadata": {"resourceVersion": ""}}
+            if method == "POST":
+                name = body["metadata"]["name"]
+                if name in nodes:
+                    return 409, _status(409, "AlreadyExists", f'nodes "{name}" already exists')
+                nodes[name] = {
+                    "name": name, "labels": body["metadata"].get("labels", {}),
+                    "unschedulable": False, "ready": False, "created": now,
+                    "kubeletVersion": body.get("kubeletVersion", ""),
+                    "address": body.get("address", ""),
+                }
+                self.state.heartbeats[name] = now
+                self.state.save()
+                return 201, self._node_view(nodes[name], now)
+        name = rest[0]
+        node = nodes.get(name)
+        if node is None:
+            return 404, _status(404, "NotFound", f'nodes "{name}" not found')
+        if method == "GET":
+            return 200, self._node_view(node, now)
+        if method == "DELETE":
+            del nodes[name]
+            self.state.save()
+            return 200, _status(200, "Success", "")
+        if method == "PATCH":
+            changed = False
+            for key in ("unschedulable", "ready", "kubeletVersion", "address"):
+                if key in body and node.get(key) != body[key]:
+                    node[key] = body[key]
+                    changed = True
+            for label, value in (body.get("labels") or {}).items():
+                if node["labels"].get(label) != value:
+                    node["labels"][label] = value
+                    changed = True
+            if body.get("heartbeat"):
+                self.state.heartbeats[name] = now
+            if changed:
+                self.state.save()
+            return 200, self._node_view(node, now)
+        return 405, _status(405, "MethodNotAllowed", "method not allowed")
+
+    def _node_view(self, node: dict[str, Any], now: float) -> dict[str, Any]:
+        seen = self.state.heartbeats.get(node["name"])
+        if seen is None:  # the API restarted: give the kubelet its grace period again
+            seen = self.state.heartbeats[node["name"]] = now
+        status = "True" if node["ready"] else "False"
+        if now - seen > NODE_GRACE_SECONDS:
+            status = "Unknown"
+        return node_json(node, status, rfc3339(node["created"]), rfc3339(seen))
+
+    def _tokens(self, method: str, rest: list[str], body: Any, now: float) -> tuple[int, Any]:
+        tokens: dict[str, dict[str, Any]] = self.state.data["tokens"]
+        if method == "GET" and not rest:
+            return 200, {"items": [dict(t, id=tid) for tid, t in sorted(tokens.items())],
+                         "now": now}
+        if method == "POST" and not rest:
+            tid = body["id"]
+            if tid in tokens:
+                return 409, _status(409, "AlreadyExists",
+                                    f'secrets "bootstrap-token-{tid}" already exists')
+            ttl = body.get("ttl")
+            tokens[tid] = {
+                "secret": body["secret"], "description": body.get("description", ""),
+                "usages": body.get("usages", ["authentication", "signing"]),
+                "groups": body.get("groups", ["system:bootstrappers:kubeadm:default-node-token"]),
+                "expires": None if not ttl else now + float(ttl), "created": now,
+            }
+            self.state.save()
+            return 201, {"id": tid}
+        if method == "DELETE" and rest:
+            tid = rest[0]
+            if tid not in tokens:
+                return 404, _status(404, "NotFound", f'secrets "bootstrap-token-{tid}" not found')
+            del tokens[tid]
+            self.state.save()
+            return 200, {}
+        return 405, _status(405, "MethodNotAllowed", "method not allowed")
+
+    def _certs(self, method: str, body: Any, now: float) -> tuple[int, Any]:
+        st = self.state
+        if method == "PUT":
+            st.data["certs"] = {"data": body["data"], "expires": now + float(body["ttl"])}
+            st.save()
+            return 200, {}
+        if not st.data.get("certs"):
+            return 404, _status(404, "NotFound", 'secrets "kubeadm-certs" not found')
+        return 200, st.data["certs"]
+
+    def _sign(self, body: Any) -> tuple[int, Any]:
+        """Sign a kubelet's client certificate, as the CSR approver and signer would."""
+        from cryptography import x509  # only the first control plane signs
+
+        csr = x509.load_pem_x509_csr(body["csr"].encode())
+        ca = pki.load_pair(f"{self.pki_dir}/ca.crt", f"{self.pki_dir}/ca.key")
+        name = body["name"]
+        cert = pki.issue(ca, f"system:node:{name}", ("system:nodes",), client=True,
+                         public_key=csr.public_key()).cert
+        return 201, {"cert": cert.public_bytes(pki.serialization.Encoding.PEM).decode()}
+
+
+def _status(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {"kind": "Status", "apiVersion": "v1", "status": "Failure" if code >= 300 else "Success",
+            "message": message, "reason": reason, "code": code}
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, addr: tuple[str, int], ctx: ssl.SSLContext, app: Api | None,
+                 forward: Forwarder | None, version: str) -> None:
+        self.ctx = ctx
+        self.app = app
+        self.forward = forward
+        self.version = version
+        super().__init__(addr, Handler)
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        super().server_bind()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = self.socket.accept()
+        return self.ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+
+class Forwarder:
+    """A control plane that joined later: ask the first control plane's API, as one cluster."""
+
+    def __init__(self, leader: str, pki_dir: str) -> None:
+        host, port = leader.rsplit(":", 1)
+        self.host, self.port = host, int(port)
+        self.ctx = ssl.create_default_context(cafile=str(env.path(f"{pki_dir}/ca.crt")))
+        self.ctx.check_hostname = False
+        self.ctx.load_cert_chain(str(env.path(f"{pki_dir}/apiserver-kubelet-client.crt")),
+                                 str(env.path(f"{pki_dir}/apiserver-kubelet-client.key")))
+
+    def send(self, method: str, path: str, headers: dict[str, str],
+             body: bytes) -> tuple[int, bytes]:
+        conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=30)
+        try:
+            conn.request(method, path, body=body or None, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Server
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        self.request.settimeout(30)
+        try:
+            self.request.do_handshake()
+        except (ssl.SSLError, OSError):
+            self.request.close()
+            raise
+        super().setup()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the real apiserver does not log every request either
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def _who(self, now: float) -> str | None:
+        """The caller: ``cert:CN``, ``bootstrap:ID``, ``anonymous``, or None for a bad token."""
+        auth = self.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            token = auth[7:].strip()
+            tid, _, secret = token.partition(".")
+            app = self.server.app
+            if app is None:  # forwarding: the first control plane decides
+                return f"bootstrap:{tid}"
+            tok = app.state.valid_tokens(now).get(tid)
+            if tok is None or tok["secret"] != secret or "authentication" not in tok["usages"]:
+                return None
+            return f"bootstrap:{tid}"
+        peer = self.request.getpeercert()
+        if peer:
+            for rdn in peer.get("subject", ()):
+                for key, value in rdn:
+                    if key == "commonName":
+                        return f"cert:{value}"
+            return "cert:"
+        return "anonymous"
+
+    def _serve(self, method: str) -> None:
+        path = self.path.split("?", 1)[0]
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if path in ("/healthz", "/readyz", "/livez"):
+            return self._reply(200, b"ok", "text/plain")
+        if path == "/version":
+            v = self.server.version.lstrip("v").split(".")
+            return self._json(200, {"major": v[0], "minor": v[1],
+                                    "gitVersion": self.server.version, "platform": "linux/amd64"})
+        who = self._who(time.time())
+        if who is None or (who == "anonymous" and path not in ANONYMOUS):
+            return self._json(401, _status(401, "Unauthorized", "Unauthorized"))
+        if self.server.forward is not None:
+            headers = {"Content-Type": "application/json"}
+            if self.headers.get("Authorization"):
+                headers["Authorization"] = self.headers["Authorization"]
+            try:
+                status, data = self.server.forward.send(method, self.path, headers, raw)
+            except OSError as exc:
+                return self._json(503, _status(503, "ServiceUnavailable", str(exc)))
+            return self._reply(status, data, "application/json")
+        assert self.server.app is not None
+        try:
+            body = json.loads(raw) if raw else None
+            status, answer = self.server.app.handle(method, path, who, body)
+        except (KeyError, TypeError, ValueError) as exc:
+            status, answer = 400, _status(400, "BadRequest", f"bad request: {exc}")
+        self._json(status, answer)
+
+    def _json(self, status: int, obj: Any) -> None:
+        self._reply(status, json.dumps(obj).encode(), "application/json")
+
+    def _reply(self, status: int, data: bytes, ctype: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="kube-apiserver")
+    parser.add_argument("--advertise-address", required=True)
+    parser.add_argument("--secure-port", type=int, default=env.API_PORT)
+    parser.add_argument("--tls-cert-file", required=True)
+    parser.add_argument("--tls-private-key-file", required=True)
+    parser.add_argument("--client-ca-file", required=True)
+    parser.add_argument("--kubernetes-version", default="v1.31.3")
+    parser.add_argument("--lab-state", default=env.API_STATE)
+    parser.add_argument("--lab-forward", default="")
+    args, _ = parser.parse_known_args(argv)
+    pki_dir = os.path.dirname(args.client_ca_file)
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(env.path(args.tls_cert_file)), str(env.path(args.tls_private_key_file)))
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    ctx.load_verify_locations(str(env.path(args.client_ca_file)))
+
+    app: Api | None = None
+    forward: Forwarder | None = None
+    if args.lab_forward:
+        forward = Forwarder(args.lab_forward, pki_dir)
+    else:
+        state = ClusterState(args.lab_state, {"version": args.kubernetes_version})
+        app = Api(state, pki_dir)
+    server = Server((args.advertise_address, args.secure_port), ctx, app, forward,
+                    args.kubernetes_version)
+    print(f"kube-apiserver serving on https://{args.advertise_address}:{args.secure_port}",
+          flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever(poll_interval=0.5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,194 @@
+"""What kubeadm's commands share: the admin client, tokens, the certificate bundle, manifests."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import string
+import time
+from typing import Any
+
+import yaml
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from k8sdouble import env, pki
+from k8sdouble.client import Client
+from k8sdouble.errors import ApiError, CommandError
+
+TOKEN_ALPHABET = string.ascii_lowercase + string.digits
+DEFAULT_TOKEN_TTL = 24 * 3600.0
+CERTS_TTL = 2 * 3600.0
+CERTS_PROXY_DESCRIPTION = "Proxy for managing TTL for the kubeadm-certs secret"
+DEFAULT_GROUPS = ["system:bootstrappers:kubeadm:default-node-token"]
+DEFAULT_USAGES = ["signing", "authentication"]
+# The files `kubeadm init phase upload-certs` shares with joining control planes.
+SHARED_CERTS = ("ca.crt", "ca.key", "sa.key", "sa.pub", "front-proxy-ca.crt",
+                "front-proxy-ca.key", "etcd/ca.crt", "etcd/ca.key")
+
+
+def out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def new_token() -> str:
+    pick = secrets.choice
+    return ("".join(pick(TOKEN_ALPHABET) for _ in range(6)) + "."
+            + "".join(pick(TOKEN_ALPHABET) for _ in range(16)))
+
+
+def admin_client(timeout: float = 10) -> Client:
+    """A client from /etc/kubernetes/admin.conf (or $KUBECONFIG), as kubeadm's commands load it."""
+    path = os.environ.get("KUBECONFIG") or env.ADMIN_CONF
+    if not path.startswith("/"):
+        path = "/" + path
+    target = env.path(path)
+    try:
+        text = target.read_text()
+    except OSError:
+        raise CommandError(f"failed to load admin kubeconfig: open {path}: "
+                           "no such file or directory") from None
+    return Client.from_kubeconfig(text, timeout=timeout)
+
+
+def call(client: Client, method: str, path: str, body: Any = None) -> Any:
+    """A request whose failure is the command's failure, worded as client-go words it."""
+    try:
+        return client.request(method, path, body)
+    except ApiError as exc:
+        if exc.status == 0:
+            raise CommandError(f'Get "{client.server}{path}": {exc.message}') from None
+        raise CommandError(exc.message or f"the server answered {exc.status}") from None
+
+
+def create_token(client: Client, token: str, ttl: float | None, description: str = "",
+                 usages: list[str] | None = None, groups: list[str] | None = None) -> None:
+    tid, _, secret = token.partition(".")
+    call(client, "POST", "/lab/v1/tokens", {
+        "id": tid, "secret": secret, "ttl": ttl, "description": description,
+        "usages": DEFAULT_USAGES if usages is None else usages,
+        "groups": DEFAULT_GROUPS if groups is None else groups,
+    })
+
+
+def endpoint_of(server: str) -> str:
+    return server.split("://", 1)[-1].rstrip("/")
+
+
+def ca_pin() -> str:
+    return pki.pin(pki.load_cert(f"{env.PKI}/ca.crt"))
+
+
+def join_command(endpoint: str, token: str, pin: str, tab: bool, cp_key: str | None,
+                 control_plane: bool, one_line: bool = False) -> list[str]:
+    """kubeadm's join command lines (continuations with TAB, or four spaces before v1.21)."""
+    if one_line:
+        line = f"kubeadm join {endpoint} --token {token} --discovery-token-ca-cert-hash {pin} "
+        if control_plane and cp_key:
+            line += f"--control-plane --certificate-key {cp_key}"
+        return [line]
+    indent = "\t" if tab else "    "
+    lines = [f"kubeadm join {endpoint} --token {token} \\",
+             f"{indent}--discovery-token-ca-cert-hash {pin} " + ("\\" if control_plane else "")]
+    if control_plane:
+        lines.append(f"{indent}--control-plane --certificate-key {cp_key}" if cp_key
+                     else f"{indent}--control-plane ")
+    return lines
+
+
+# --- the kubeadm-certs bundle ---------------------------------------------------------------
+
+def encrypt_certs(key_hex: str) -> str:
+    files = {}
+    for name in SHARED_CERTS:
+        p = env.path(f"{env.PKI}/{name}")
+        if p.exists():
+            files[name] = p.read_text()
+    nonce = os.urandom(12)
+    blob = AESGCM(bytes.fromhex(key_hex)).encrypt(nonce, json.dumps(files).encode(), None)
+    return base64.b64encode(nonce + blob).decode()
+
+
+def decrypt_certs(data: str, key_hex: str) -> dict[str, str]:
+    """The shared certificates; ValueError when the key is not the one they were sealed with."""
+    from cryptography.exceptions import InvalidTag
+
+    raw = base64.b64decode(data)
+    try:
+        key = bytes.fromhex(key_hex)
+        plain = AESGCM(key).decrypt(raw[:12], raw[12:], None)
+    except (InvalidTag, ValueError):
+        raise ValueError("cipher: message authentication failed") from None
+    return dict(json.loads(plain))
+
+
+def upload_certs(client: Client, key_hex: str) -> None:
+    proxy = new_token()
+    create_token(client, proxy, CERTS_TTL, CERTS_PROXY_DESCRIPTION, usages=[], groups=[])
+    call(client, "PUT", "/lab/v1/kubeadm-certs", {"data": encrypt_certs(key_hex),
+                                                 "ttl": CERTS_TTL})
+
+
+# --- manifests ------------------------------------------------------------------------------
+
+def write_manifest(name: str, command: list[str]) -> None:
+    pod = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "kube-system",
+                     "labels": {"component": name, "tier": "control-plane"}},
+        "spec": {"hostNetwork": True, "containers": [{"name": name, "command": command,
+                                                      "image": f"registry.k8s.io/{name}"}]},
+    }
+    env.write_atomic(f"{env.MANIFESTS}/{name}.yaml", yaml.safe_dump(pod, sort_keys=False), 0o600)
+
+
+def control_plane_manifests(address: str, port: int, version: str, forward: str | None) -> None:
+    pki_dir = env.PKI
+    api = ["kube-apiserver", f"--advertise-address={address}", f"--secure-port={port}",
+           f"--tls-cert-file={pki_dir}/apiserver.crt",
+           f"--tls-private-key-file={pki_dir}/apiserver.key",
+           f"--client-ca-file={pki_dir}/ca.crt", f"--kubernetes-version={version}",
+           "--authorization-mode=Node,RBAC", "--enable-bootstrap-token-auth=true"]
+    if forward:
+        api.append(f"--lab-forward={forward}")
+    write_manifest("kube-apiserver", api)
+    write_manifest("kube-controller-manager", ["kube-controller-manager",
+                   "--kubeconfig=/etc/kubernetes/controller-manager.conf"])
+    write_manifest("kube-scheduler", ["kube-scheduler",
+                   "--kubeconfig=/etc/kubernetes/scheduler.conf"])
+
+
+def wait_healthy(client: Client, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            client.request("GET", "/healthz")
+            return True
+        except ApiError:
+            time.sleep(0.1)
+    return False
+
+
+def wait_node(client: Client, name: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            client.request("GET", f"/api/v1/nodes/{name}")
+            return True
+        except ApiError:
+            time.sleep(0.1)
+    return False
+
+
+def kubelet_config(cluster_dns: str = "10.96.0.10", domain: str = "cluster.local") -> str:
+    doc = {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+           "authentication": {"x509": {"clientCAFile": "/etc/kubernetes/pki/ca.crt"}},
+           "cgroupDriver": "cgroupfs", "clusterDNS": [cluster_dns], "clusterDomain": domain,
+           "staticPodPath": "/etc/kubernetes/manifests", "rotateCertificates": True}
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def version_tuple(v: str) -> tuple[int, int, int]:
+    parts = ([*v.lstrip("v").split("-", 1)[0].split("."), "0", "0"])[:3]
+    return int(parts[0]), int(parts[1]), int(parts[2])

@@ -1,0 +1,320 @@
+"""``kubeadm init --config FILE``: the phases in kubeadm's order, with what each leaves behind.
+
+kubelet-start writes the marker (/var/lib/kubelet/config.yaml) before wait-control-plane, so a
+failure from there on leaves a node that looks configured, as the real kubeadm does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import sys
+import time
+
+from k8sdouble import cluster, config, env, faults, pki
+from k8sdouble.cluster import out
+from k8sdouble.errors import CommandError, PhaseError
+
+SUCCESS_HEAD = """Your Kubernetes control-plane has initialized successfully!
+
+To start using your cluster, you need to run the following as a regular user:
+
+  mkdir -p $HOME/.kube
+  sudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config
+  sudo chown $(id -u):$(id -g) $HOME/.kube/config
+
+Alternatively, if you are the root user, you can run:
+
+  export KUBECONFIG=/etc/kubernetes/admin.conf
+
+You should now deploy a pod network to the cluster.
+Run "kubectl apply -f [podnetwork].yaml" with one of the options listed at:
+  https://kubernetes.io/docs/concepts/cluster-administration/addons/
+"""
+
+
+def with_port(endpoint: str, port: int) -> str:
+    """``host`` -> ``host:port``; ``host:p`` and ``[v6]:p`` stay."""
+    if endpoint.startswith("["):
+        return endpoint if "]:" in endpoint else f"{endpoint}:{port}"
+    if endpoint.count(":") == 1:
+        return endpoint
+    if endpoint.count(":") > 1:  # a bare IPv6 address
+        return f"[{endpoint}]:{port}"
+    return f"{endpoint}:{port}"
+
+
+def service_ip(subnet: str) -> str:
+    net = ipaddress.ip_network(subnet.split(",")[0].strip(), strict=False)
+    return str(net.network_address + 1)
+
+
+def control_plane_certs(cfg: config.Config, node: env.Node, endpoint: str) -> None:
+    """The certs phase in kubeadm's order; CAs that exist (downloaded by a joining control
+    plane) are used rather than made."""
+    p = env.PKI
+    out(f'[certs] Using certificateDir folder "{p}"')
+    ca = _ca("ca", "kubernetes", "RSA-2048")  # the CA joins pin: RSA, kubeadm's default
+    domain = cfg.dns_domain or "cluster.local"
+    dns = [node.name, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+           f"kubernetes.default.svc.{domain}"]
+    ips = [service_ip(cfg.service_subnet or "10.96.0.0/12"), cfg.advertise_address or node.address]
+    for name in (pki.server_host("https://" + endpoint), *cfg.cert_sans):
+        try:
+            ipaddress.ip_address(name)
+            ips.append(name)
+        except ValueError:
+            dns.append(name)
+    dns, ips = list(dict.fromkeys(dns)), list(dict.fromkeys(ips))
+    out('[certs] Generating "apiserver" certificate and key')
+    out(f"[certs] apiserver serving cert is signed for DNS names [{' '.join(dns)}] and IPs "
+        f"[{' '.join(ips)}]")
+    pki.save_pair(pki.issue(ca, "kube-apiserver", server=True, client=False, sans=dns + ips),
+                  f"{p}/apiserver")
+    out('[certs] Generating "apiserver-kubelet-client" certificate and key')
+    pki.save_pair(pki.issue(ca, "kube-apiserver-kubelet-client", ("kubeadm:cluster-admins",)),
+                  f"{p}/apiserver-kubelet-client")
+    front = _ca("front-proxy-ca", "front-proxy-ca", "ECDSA-P256")
+    out('[certs] Generating "front-proxy-client" certificate and key')
+    pki.save_pair(pki.issue(front, "front-proxy-client"), f"{p}/front-proxy-client")
+    etcd_ca = _ca("etcd/ca", "etcd-ca", "ECDSA-P256")
+    names = [node.name, "localhost", node.address, "127.0.0.1", "::1"]
+    for leaf in ("etcd/server", "etcd/peer"):
+        out(f'[certs] Generating "{leaf}" certificate and key')
+        out(f"[certs] {leaf} serving cert is signed for DNS names [{node.name} localhost] "
+            f"and IPs [{node.address} 127.0.0.1 ::1]")
+        pki.save_pair(pki.issue(etcd_ca, node.name, server=True, sans=names), f"{p}/{leaf}")
+    out('[certs] Generating "etcd/healthcheck-client" certificate and key')
+    pki.save_pair(pki.issue(etcd_ca, "kube-etcd-healthcheck-client"),
+                  f"{p}/etcd/healthcheck-client")
+    out('[certs] Generating "apiserver-etcd-client" certificate and key')
+    pki.save_pair(pki.issue(etcd_ca, "kube-apiserver-etcd-client"), f"{p}/apiserver-etcd-client")
+    if pki.files_exist(f"{p}/sa.key", f"{p}/sa.pub"):
+        out("[certs] Using the existing \"sa\" key")
+        return
+    out('[certs] Generating "sa" key and public key')
+    key = pki.new_key("ECDSA-P256")
+    env.write_atomic(f"{p}/sa.key", pki.key_pem(key), 0o600)
+    pub = key.public_key().public_bytes(pki.serialization.Encoding.PEM,
+                                        pki.serialization.PublicFormat.SubjectPublicKeyInfo)
+    env.write_atomic(f"{p}/sa.pub", pub, 0o644)
+
+
+def _ca(name: str, cn: str, algorithm: str) -> pki.Pair:
+    base = f"{env.PKI}/{name}"
+    if pki.files_exist(base + ".crt", base + ".key"):
+        out(f"[certs] Using existing {name} certificate authority")
+        return pki.load_pair(base + ".crt", base + ".key")
+    out(f'[certs] Generating "{name}" certificate and key')
+    pair = pki.new_ca(cn, algorithm)
+    pki.save_pair(pair, base)
+    return pair
+
+
+def kubeconfigs(node: env.Node, server: str, local: str, cluster_name: str, version: str,
+                admin: bool = True) -> None:
+    """The kubeconfig phase: admin.conf (and super-admin.conf from v1.29) and the components'."""
+    ca = pki.load_pair(f"{env.PKI}/ca.crt", f"{env.PKI}/ca.key")
+    out(f'[kubeconfig] Using kubeconfig folder "{env.K8S}"')
+    minor = cluster.version_tuple(version)[1]
+    admin_group = "kubeadm:cluster-admins" if minor >= 29 else "system:masters"
+    files = []
+    if admin:
+        files.append(("admin.conf", server, "kubernetes-admin", (admin_group,)))
+        if minor >= 29:
+            files.append(("super-admin.conf", local, "kubernetes-super-admin", ("system:masters",)))
+    files += [
+        ("kubelet.conf", server, f"system:node:{node.name}", ("system:nodes",)),
+        ("controller-manager.conf", local, "system:kube-controller-manager", ()),
+        ("scheduler.conf", local, "system:kube-scheduler", ()),
+    ]
+    for name, url, cn, orgs in files:
+        out(f'[kubeconfig] Writing "{name}" kubeconfig file')
+        user = cn if name != "kubelet.conf" else f"system:node:{node.name}"
+        text = pki.kubeconfig(url, ca.cert_pem, cluster_name, user, pki.issue(ca, cn, orgs))
+        env.write_atomic(f"{env.K8S}/{name}", text, 0o600)
+
+
+def kubelet_start(cfg: config.Config) -> None:
+    out(f'[kubelet-start] Writing kubelet environment file with flags to file '
+        f'"{env.KUBELET_DIR}/kubeadm-flags.env"')
+    env.write_atomic(f"{env.KUBELET_DIR}/kubeadm-flags.env",
+                     'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint='
+                     'unix:///var/run/containerd/containerd.sock"\n', 0o644)
+    out(f'[kubelet-start] Writing kubelet configuration to file "{env.KUBELET_CONFIG}"')
+    env.write_atomic(env.KUBELET_CONFIG, cluster.kubelet_config(
+        service_ip(cfg.service_subnet or "10.96.0.0/12").rsplit(".", 1)[0] + ".10",
+        cfg.dns_domain or "cluster.local"), 0o644)
+    out("[kubelet-start] Starting the kubelet")
+
+
+def run(config_path: str, upload_certs: bool, skip_token_print: bool) -> int:
+    node = env.node()
+    cfg = config.load_file(config_path, node.version, "init")
+    for warning in cfg.warnings:
+        print(warning, file=sys.stderr, flush=True)
+    version = cfg.kubernetes_version or node.version
+    own = cluster.version_tuple(node.version)
+    want = cluster.version_tuple(version)
+    if want[:2] > own[:2]:
+        raise CommandError(f"this version of kubeadm only supports deploying clusters with the "
+                           f"control plane version <= v{own[0]}.{own[1]}.{own[2]}. Current "
+                           f"version: {version}")
+    if want[:2] < (own[0], own[1] - 1):
+        raise CommandError(f"this version of kubeadm only supports deploying clusters with the "
+                           f"control plane version >= {own[0]}.{own[1] - 1}.0. Current "
+                           f"version: {version}")
+    address = cfg.advertise_address or node.address
+    port = cfg.bind_port or env.API_PORT
+    endpoint = with_port(cfg.control_plane_endpoint, port) if cfg.control_plane_endpoint else \
+        with_port(address, port)
+    server = f"https://{endpoint}"
+    local = f"https://{with_port(address, port)}"
+    skip = set(cfg.skip_phases)
+
+    def phase(name: str) -> bool:
+        faults.check(name)
+        return name not in skip
+
+    out(f"[init] Using Kubernetes version: {version}")
+    if phase("preflight"):
+        out("[preflight] Running pre-flight checks")
+        _preflight()
+        out("[preflight] Pulling images required for setting up a Kubernetes cluster")
+        out("[preflight] This might take a minute or two, depending on the speed of your "
+            "internet connection")
+    if phase("certs"):
+        control_plane_certs(cfg, node, endpoint)
+    if phase("kubeconfig"):
+        kubeconfigs(node, server, local, cfg.cluster_name, version)
+    if phase("etcd"):
+        out(f'[etcd] Creating static Pod manifest for local etcd in "{env.MANIFESTS}"')
+        cluster.write_manifest("etcd", ["etcd", f"--advertise-client-urls=https://{address}:2379",
+                                        f"--name={node.name}"])
+    if phase("control-plane"):
+        out(f'[control-plane] Using manifest folder "{env.MANIFESTS}"')
+        for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+            out(f'[control-plane] Creating static Pod manifest for "{component}"')
+        cluster.control_plane_manifests(address, port, version, None)
+    if phase("kubelet-start"):
+        kubelet_start(cfg)
+    admin = cluster.admin_client()
+    if phase("wait-control-plane"):
+        started = time.monotonic()
+        out('[wait-control-plane] Waiting for the kubelet to boot up the control plane as static '
+            f'Pods from directory "{env.MANIFESTS}"')
+        if not cluster.wait_healthy(cluster.admin_client(timeout=2), 240):
+            print(faults.WAIT_CONTROL_PLANE_HELP, flush=True)
+            raise PhaseError("wait-control-plane", "couldn't initialize a Kubernetes cluster")
+        out(f"[apiclient] All control plane components are healthy after "
+            f"{time.monotonic() - started:.6f} seconds")
+    if phase("upload-config"):
+        out('[upload-config] Storing the configuration used in ConfigMap "kubeadm-config" in the '
+            '"kube-system" Namespace')
+        cluster.call(admin, "PATCH", "/lab/v1/cluster", {
+            "version": version, "leader": with_port(address, port), "members": [node.name],
+            "controlPlaneEndpoint": endpoint if cfg.control_plane_endpoint else "",
+            "clusterName": cfg.cluster_name, "config": cfg.documents.get("ClusterConfiguration"),
+        })
+        out('[kubelet] Creating a ConfigMap "kubelet-config" in namespace kube-system with the '
+            'configuration for the kubelets in the cluster')
+    cert_key = cfg.certificate_key
+    if phase("upload-certs"):
+        if upload_certs:
+            cert_key = cert_key or secrets.token_hex(32)
+            out('[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the '
+                '"kube-system" Namespace')
+            out("[upload-certs] Using certificate key:")
+            out("<value withheld>" if skip_token_print else cert_key)
+            cluster.upload_certs(admin, cert_key)
+        else:
+            out("[upload-certs] Skipping phase. Please see --upload-certs")
+    if phase("mark-control-plane"):
+        out(f"[mark-control-plane] Marking the node {node.name} as control-plane by adding the "
+            "labels: [node-role.kubernetes.io/control-plane "
+            "node.kubernetes.io/exclude-from-external-load-balancers]")
+        if not cluster.wait_node(admin, node.name, 60):
+            raise PhaseError("mark-control-plane", "error applying control-plane label and "
+                             "taints: timed out waiting for the condition")
+        cluster.call(admin, "PATCH", f"/api/v1/nodes/{node.name}", {"labels": {
+            "node-role.kubernetes.io/control-plane": "",
+            "node.kubernetes.io/exclude-from-external-load-balancers": ""}})
+        out(f"[mark-control-plane] Marking the node {node.name} as control-plane by adding the "
+            "taints [node-role.kubernetes.io/control-plane:NoSchedule]")
+    tokens: list[str] = []
+    if phase("bootstrap-token"):
+        specs = list(cfg.bootstrap_tokens) or [config.BootstrapToken(
+            cluster.new_token(), cluster.DEFAULT_TOKEN_TTL, "", tuple(cluster.DEFAULT_USAGES),
+            tuple(cluster.DEFAULT_GROUPS))]
+        for spec in specs:
+            cluster.create_token(admin, spec.token, spec.ttl_seconds, spec.description,
+                                 list(spec.usages), list(spec.groups))
+            tokens.append(spec.token)
+            out(f"[bootstrap-token] Using token: "
+                f"{'<value withheld>' if skip_token_print else spec.token}")
+        out("[bootstrap-token] Configuring bootstrap tokens, cluster-info ConfigMap, RBAC Roles")
+        out('[bootstrap-token] Creating the "cluster-info" ConfigMap in the "kube-public" '
+            "namespace")
+        ca_pem = env.path(f"{env.PKI}/ca.crt").read_bytes()
+        info = pki.kubeconfig(server, ca_pem, "", "")
+        cluster.call(admin, "PUT", "/api/v1/namespaces/kube-public/configmaps/cluster-info",
+                     {"kubeconfig": info})
+    if phase("kubelet-finalize"):
+        out('[kubelet-finalize] Updating "/etc/kubernetes/kubelet.conf" to point to a rotatable '
+            "kubelet client certificate and key")
+    if phase("addon"):
+        out("[addons] Applied essential addon: CoreDNS")
+        out("[addons] Applied essential addon: kube-proxy")
+    out()
+    _success(endpoint, tokens, node.version, cfg.control_plane_endpoint is not None,
+             cert_key if upload_certs else None, skip_token_print)
+    return 0
+
+
+def _preflight() -> None:
+    errors = []
+    if env.path(env.KUBELET_CONF).exists():
+        errors.append("\t[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: "
+                      "/etc/kubernetes/kubelet.conf already exists")
+    if env.path(f"{env.MANIFESTS}/kube-apiserver.yaml").exists():
+        errors.append("\t[ERROR FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml]: "
+                      "/etc/kubernetes/manifests/kube-apiserver.yaml already exists")
+    state = env.path(env.ETCD_DIR)
+    if state.is_dir() and any(state.iterdir()):
+        errors.append("\t[ERROR DirAvailable--var-lib-etcd]: /var/lib/etcd is not empty")
+    if errors:
+        raise PhaseError("preflight", "[preflight] Some fatal errors occurred:\n"
+                         + "\n".join(errors) + "\n[preflight] If you know what you are doing, "
+                         "you can make a check non-fatal with `--ignore-preflight-errors=...`")
+
+
+def _success(endpoint: str, tokens: list[str], version: str, has_endpoint: bool,
+             cert_key: str | None, withheld: bool) -> None:
+    pin = cluster.ca_pin()
+    tab = cluster.version_tuple(version) >= (1, 21, 0)
+    for token in tokens or ["<value withheld>"]:
+        shown = "<value withheld>" if withheld else token
+        out(SUCCESS_HEAD)
+        if has_endpoint:
+            if cert_key:
+                out("You can now join any number of control-plane nodes running the following "
+                    "command on each as root:")
+            else:
+                out("You can now join any number of control-plane nodes by copying certificate "
+                    "authorities\nand service account keys on each node and then running the "
+                    "following as root:")
+            out()
+            for line in cluster.join_command(endpoint, shown, pin, tab, cert_key, True):
+                out("  " + line)
+            out()
+            if cert_key:
+                out("Please note that the certificate-key gives access to cluster sensitive "
+                    "data, keep it secret!\nAs a safeguard, uploaded-certs will be deleted in two "
+                    "hours; If necessary, you can use\n\"kubeadm init phase upload-certs "
+                    "--upload-certs\" to reload certs afterward.")
+                out()
+        out("Then you can join any number of worker nodes by running the following on each as "
+            "root:")
+        out()
+        for line in cluster.join_command(endpoint, shown, pin, tab, None, False):
+            out(line)

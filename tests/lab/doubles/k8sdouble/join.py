@@ -1,0 +1,233 @@
+"""``kubeadm join --config FILE``: token discovery, TLS bootstrap, and a control plane's extra
+phases, with kubeadm's own failure texts.
+
+Discovery is the real protocol: cluster-info fetched without trusting the server, its JWS
+checked with the token, then its CA checked against the pin. Only then is the server trusted.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import NameOID
+
+from k8sdouble import cluster, config, env, faults, jws, pki
+from k8sdouble.client import Client
+from k8sdouble.cluster import out
+from k8sdouble.errors import ApiError, PhaseError
+from k8sdouble.init import control_plane_certs, kubeconfigs, with_port
+
+DISCOVERY_RETRY_SECONDS = 3.0  # real kubeadm: until its discovery timeout (5 min)
+
+WORKER_SUCCESS = """
+This node has joined the cluster:
+* Certificate signing request was sent to apiserver and a response was received.
+* The Kubelet was informed of the new secure connection details.
+
+Run 'kubectl get nodes' on the control-plane to see this node join the cluster.
+"""
+CONTROL_PLANE_SUCCESS = """
+This node has joined the cluster and a new control plane instance was created:
+
+* Certificate signing request was sent to apiserver and approval was received.
+* The Kubelet was informed of the new secure connection details.
+* Control plane label and taint were applied to the new node.
+* The Kubernetes control plane instances scaled up.
+* A new etcd member was added to the local/stacked etcd cluster.
+
+To start administering your cluster from this node, you need to run the following as a regular user:
+
+\tmkdir -p $HOME/.kube
+\tsudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config
+\tsudo chown $(id -u):$(id -g) $HOME/.kube/config
+
+Run 'kubectl get nodes' to see this node join the cluster.
+"""
+CERTS_GONE = ('error downloading certs: error downloading the secret: Secret "kubeadm-certs" was '
+              'not found in the "kube-system" Namespace. This Secret might have expired. Please, '
+              'run `kubeadm init phase upload-certs --upload-certs` on a control plane to '
+              'generate a new one')
+
+
+def _identity_error(text: str) -> PhaseError:
+    return PhaseError("preflight", f"couldn't validate the identity of the API Server: {text}")
+
+
+def discover(endpoint: str, token: str, pins: tuple[str, ...], unsafe: bool) -> pki.KubeConfig:
+    """The cluster's kubeconfig from cluster-info, trusted by token signature and CA pin."""
+    tid, _, secret = token.partition(".")
+    url = f"https://{endpoint}/api/v1/namespaces/kube-public/configmaps/cluster-info?timeout=10s"
+    anonymous = Client(f"https://{endpoint}", None, timeout=5)
+    deadline = time.monotonic() + DISCOVERY_RETRY_SECONDS
+    while True:
+        try:
+            info = anonymous.request("GET", "/api/v1/namespaces/kube-public/configmaps/cluster-info")
+            break
+        except ApiError as exc:
+            if time.monotonic() > deadline:
+                detail = exc.message if exc.status == 0 else f"the server answered {exc.status}"
+                raise _identity_error(f'Get "{url}": {detail}') from None
+            out(f'[discovery] Failed to request cluster-info, will try again: Get "{url}": '
+                f"{exc.message}")
+            time.sleep(0.5)
+    data = info.get("data") or {}
+    kubeconfig = data.get("kubeconfig", "")
+    signature = data.get(f"jws-kubeconfig-{tid}")
+    if not signature:
+        raise _identity_error("could not find a JWS signature in the cluster-info ConfigMap for "
+                              f'token ID "{tid}"')
+    if not jws.verify_detached(signature, kubeconfig, tid, secret):
+        raise _identity_error("failed to verify JWS signature of received cluster info object, "
+                              "can't trust this API Server")
+    kc = pki.read_kubeconfig(kubeconfig)
+    if not unsafe:
+        actual = pki.pin(x509.load_pem_x509_certificate(kc.ca_pem))
+        if actual not in pins:
+            raise _identity_error("cluster CA found in cluster-info ConfigMap is invalid: none of "
+                                  f'the public keys "{actual}" are pinned')
+    return kc
+
+
+def run(config_path: str) -> int:
+    node = env.node()
+    cfg = config.load_file(config_path, node.version, "join")
+    for warning in cfg.warnings:
+        print(warning, file=sys.stderr, flush=True)
+    endpoint = cfg.discovery_endpoint or ""
+    token = cfg.discovery_token or ""
+    faults.check("preflight")
+    out("[preflight] Running pre-flight checks")
+    if env.path(env.KUBELET_CONF).exists() or env.path(env.KUBELET_CONFIG).exists():
+        raise PhaseError("preflight", "[preflight] Some fatal errors occurred:\n"
+                         "\t[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: "
+                         "/etc/kubernetes/kubelet.conf already exists\n[preflight] If you know "
+                         "what you are doing, you can make a check non-fatal with "
+                         "`--ignore-preflight-errors=...`")
+    kc = discover(endpoint, token, cfg.ca_cert_hashes, cfg.unsafe_skip_ca_verification)
+    out("[preflight] Reading configuration from the cluster...")
+    out("[preflight] FYI: You can look at this config file with "
+        "'kubectl -n kube-system get cm kubeadm-config -o yaml'")
+    boot = Client(kc.server, kc.ca_pem, token=token, timeout=10)
+    try:
+        about = boot.request("GET", "/lab/v1/cluster")
+    except ApiError as exc:
+        raise PhaseError("preflight", f"unable to fetch the kubeadm-config ConfigMap: "
+                         f"{exc.message}") from None
+    version = str(about.get("version") or node.version)
+    if cluster.version_tuple(node.version)[:2] > cluster.version_tuple(version)[:2]:
+        print(f"[preflight] WARNING: kubelet version {node.version} is newer than the control "
+              f"plane's {version}", file=sys.stderr)
+
+    if cfg.join_control_plane:
+        _prepare_control_plane(cfg, node, boot, kc, about, version)
+
+    faults.check("kubelet-start")
+    out(f'[kubelet-start] Writing kubelet configuration to file "{env.KUBELET_CONFIG}"')
+    kubelet = _tls_bootstrap(boot, kc, node)
+    try:
+        existing = kubelet.request("GET", f"/api/v1/nodes/{node.name}")
+    except ApiError:
+        existing = None
+    if existing and any(c["type"] == "Ready" and c["status"] == "True"
+                        for c in existing["status"]["conditions"]):
+        raise PhaseError("kubelet-start", f'a Node with name "{node.name}" and status "Ready" '
+                         "already exists in the cluster. You must delete the existing Node or "
+                         "change the name of this new joining Node")
+    env.write_atomic(f"{env.KUBELET_DIR}/kubeadm-flags.env",
+                     'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint='
+                     'unix:///var/run/containerd/containerd.sock"\n', 0o644)
+    env.write_atomic(env.KUBELET_CONFIG, cluster.kubelet_config(), 0o644)
+    out(f'[kubelet-start] Writing kubelet environment file with flags to file '
+        f'"{env.KUBELET_DIR}/kubeadm-flags.env"')
+    out("[kubelet-start] Starting the kubelet")
+    out("[kubelet-check] Waiting for a healthy kubelet at http://127.0.0.1:10248/healthz. "
+        "This can take up to 4m0s")
+    out("[kubelet-check] The kubelet is healthy after 1.001s")
+    out("[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap")
+    try:
+        kubelet.request("POST", "/api/v1/nodes", {
+            "metadata": {"name": node.name, "labels": {}},
+            "kubeletVersion": node.version, "address": node.address})
+    except ApiError as exc:
+        if exc.status != 409:
+            raise PhaseError("kubelet-start", f"error waiting for kubelet to perform the TLS "
+                             f"Bootstrap: {exc.message}") from None
+
+    if cfg.join_control_plane:
+        faults.check("control-plane-join")
+        admin = cluster.admin_client()
+        out(f"[control-plane-join] Adding etcd member {node.name} (https://{node.address}:2380)")
+        members = list(about.get("members") or [])
+        if node.name not in members:
+            members.append(node.name)
+        cluster.call(admin, "PATCH", "/lab/v1/cluster", {"members": members})
+        out("[etcd] Waiting for the new etcd member to join the cluster. This can take up to 40s")
+        out(f"[mark-control-plane] Marking the node {node.name} as control-plane by adding the "
+            "labels: [node-role.kubernetes.io/control-plane "
+            "node.kubernetes.io/exclude-from-external-load-balancers]")
+        cluster.call(admin, "PATCH", f"/api/v1/nodes/{node.name}", {"labels": {
+            "node-role.kubernetes.io/control-plane": "",
+            "node.kubernetes.io/exclude-from-external-load-balancers": ""}})
+        out(CONTROL_PLANE_SUCCESS)
+    else:
+        out(WORKER_SUCCESS)
+    return 0
+
+
+def _prepare_control_plane(cfg: config.Config, node: env.Node, boot: Client,
+                           kc: pki.KubeConfig, about: dict[str, object], version: str) -> None:
+    faults.check("control-plane-prepare")
+    out("[preflight] Running pre-flight checks before initializing the new control plane instance")
+    out('[download-certs] Downloading the certificates in Secret "kubeadm-certs" in the '
+        '"kube-system" Namespace')
+    try:
+        bundle = boot.request("GET", "/lab/v1/kubeadm-certs")
+    except ApiError as exc:
+        if exc.status == 404:
+            raise PhaseError("control-plane-prepare/download-certs", CERTS_GONE) from None
+        raise PhaseError("control-plane-prepare/download-certs",
+                         f"error downloading certs: {exc.message}") from None
+    try:
+        files = cluster.decrypt_certs(bundle["data"], cfg.join_certificate_key or "")
+    except ValueError as exc:
+        raise PhaseError("control-plane-prepare/download-certs", "error downloading certs: "
+                         f"error decoding secret data with provided key: {exc}") from None
+    for name, text in files.items():
+        env.write_atomic(f"{env.PKI}/{name}", text, 0o600 if name.endswith(".key") else 0o644)
+    endpoint = cluster.endpoint_of(kc.server)
+    address = cfg.advertise_address or node.address
+    control_plane_certs(cfg, node, endpoint)
+    out('[certs] Valid certificates and keys now exist in "/etc/kubernetes/pki"')
+    kubeconfigs(node, kc.server, f"https://{with_port(address, cfg.bind_port or 6443)}",
+                str(about.get("clusterName") or "kubernetes"), version)
+    out(f'[control-plane] Using manifest folder "{env.MANIFESTS}"')
+    for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        out(f'[control-plane] Creating static Pod manifest for "{component}"')
+    leader = str(about.get("leader") or endpoint)
+    cluster.control_plane_manifests(address, cfg.bind_port or 6443, version, leader)
+    cluster.write_manifest("etcd", ["etcd", f"--name={node.name}"])
+
+
+def _tls_bootstrap(boot: Client, kc: pki.KubeConfig, node: env.Node) -> Client:
+    """A key, a CSR signed for system:node:NAME, and kubelet.conf with the result."""
+    key = pki.new_key()
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([
+               x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
+               x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node.name}")]))
+           .sign(key, hashes.SHA256()))
+    pem = csr.public_bytes(pki.serialization.Encoding.PEM).decode()
+    try:
+        signed = boot.request("POST", "/lab/v1/csr", {"csr": pem, "name": node.name})
+    except ApiError as exc:
+        raise PhaseError("kubelet-start", "error waiting for kubelet to perform the TLS "
+                         f"Bootstrap: {exc.message}") from None
+    cert = x509.load_pem_x509_certificate(signed["cert"].encode())
+    pair = pki.Pair(cert, key)
+    env.write_atomic(env.KUBELET_CLIENT_PEM, pair.cert_pem + pair.key_pem, 0o600)
+    text = pki.kubeconfig(kc.server, kc.ca_pem, "kubernetes", f"system:node:{node.name}", pair)
+    env.write_atomic(env.KUBELET_CONF, text, 0o600)
+    return Client(kc.server, kc.ca_pem, pair.cert_pem, pair.key_pem, timeout=10)

@@ -1,0 +1,170 @@
+"""The kubelet double: static pods and the node's heartbeat.
+
+kubelet.sh execs it once ``/var/lib/kubelet/config.yaml`` exists. It runs the API double as a
+static pod while ``/etc/kubernetes/manifests/kube-apiserver.yaml`` is there (restarting it if it
+dies, as the kubelet restarts a crashed static pod), and with ``kubelet.conf`` it registers its
+Node (NotReady), turns Ready after the node's ``readyDelay`` and posts a heartbeat every
+``HEARTBEAT`` seconds. When ``kubeadm reset`` takes its configuration away it stops, so the node
+needs a reboot (a new kubelet) before it can join again, as on a LinuxKit node.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from k8sdouble import env
+from k8sdouble.client import Client
+from k8sdouble.errors import ApiError
+
+HEARTBEAT = 10.0
+TICK = 0.25
+APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
+BIN = Path(__file__).resolve().parent.parent / "bin"
+
+
+def log(message: str) -> None:
+    print(f"kubelet: {message}", flush=True)
+
+
+class StaticPod:
+    """One static pod: a child process run from its manifest's command."""
+
+    def __init__(self, manifest: str) -> None:
+        self.manifest = manifest
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+
+    def command(self) -> list[str] | None:
+        try:
+            doc = yaml.safe_load(env.path(self.manifest).read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            return None
+        containers = (doc.get("spec") or {}).get("containers") or []
+        if not containers:
+            return None
+        cmd = [str(c) for c in containers[0].get("command") or []]
+        if not cmd:
+            return None
+        return [sys.executable, str(BIN / cmd[0]), *cmd[1:]]
+
+    def sync(self) -> None:
+        wanted = env.path(self.manifest).exists()
+        if self.proc is not None and self.proc.poll() is not None:
+            log(f"static pod {Path(self.manifest).stem} exited ({self.proc.returncode})")
+            self.proc = None
+        if wanted and self.proc is None and time.monotonic() - self.started > 1.0:
+            cmd = self.command()
+            if cmd:
+                self.started = time.monotonic()
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+                log(f"started static pod {Path(self.manifest).stem}")
+        elif not wanted and self.proc is not None:
+            self.stop()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc = None
+
+
+class Heart:
+    """Registers the Node and keeps its Ready condition fresh."""
+
+    def __init__(self, kubeconfig: str) -> None:
+        self.kubeconfig = kubeconfig
+        self.node = env.node()
+        self.started = time.monotonic()
+        self.client: Client | None = None
+        self.registered = False
+        self.ready = False
+        self.next_beat = 0.0
+
+    def beat(self) -> None:
+        now = time.monotonic()
+        if now < self.next_beat:
+            return
+        if self.client is None:
+            path = env.path(self.kubeconfig)
+            if not path.exists():
+                return
+            self.client = Client.from_kubeconfig(path.read_text(), timeout=5)
+        ready = now - self.started >= self.node.ready_delay
+        try:
+            if not self.registered:
+                self._register()
+            body: dict[str, Any] = {"heartbeat": True, "kubeletVersion": self.node.version,
+                                    "ready": ready, "address": self.node.address}
+            self.client.request("PATCH", f"/api/v1/nodes/{self.node.name}", body)
+        except ApiError as exc:
+            if exc.status == 404:
+                self.registered = False  # deleted while this kubelet runs: register again
+            self.next_beat = now + 1.0
+            return
+        if ready and not self.ready:
+            log(f"node {self.node.name} is Ready")
+        self.ready = ready
+        if ready:
+            self.next_beat = now + HEARTBEAT
+        else:
+            self.next_beat = self.started + self.node.ready_delay
+
+    def _register(self) -> None:
+        assert self.client is not None
+        body = {"metadata": {"name": self.node.name, "labels": {}},
+                "kubeletVersion": self.node.version, "address": self.node.address}
+        try:
+            self.client.request("POST", "/api/v1/nodes", body)
+            log(f"registered node {self.node.name}")
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+        self.registered = True
+
+
+def main(argv: list[str]) -> int:
+    kubeconfig = env.KUBELET_CONF
+    config = env.KUBELET_CONFIG
+    for arg in argv:
+        if arg.startswith("--kubeconfig="):
+            kubeconfig = arg.split("=", 1)[1]
+        elif arg.startswith("--config="):
+            config = arg.split("=", 1)[1]
+    pod = StaticPod(APISERVER_MANIFEST)
+    heart = Heart(kubeconfig)
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log(f"starting kubelet {heart.node.version} on {heart.node.name}")
+    try:
+        while not stopping:
+            if not env.path(config).exists():
+                log(f"{config} is gone (kubeadm reset): stopping")
+                break
+            pod.sync()
+            heart.beat()
+            time.sleep(TICK)
+    finally:
+        pod.stop()
+    return 0 if stopping else 1
+
+
+if __name__ == "__main__":
+    os.umask(0o022)
+    sys.exit(main(sys.argv[1:]))
