@@ -56,6 +56,7 @@ class Stats:
         self.auth_refused = 0
         self.first_accept: float | None = None
         self.last_auth: float | None = None
+        self.auth_times: list[float] = []  # wall clock, for rates over a caller's own window
         self.open_connections = 0
         self.peak_connections = 0
         self.open_sessions = 0
@@ -79,6 +80,7 @@ class Stats:
             "members": len(cluster.members),
             "tokens": len(cluster.tokens),
             "audit": dict(cluster.audit),
+            "authTimes": self.auth_times,
         }
 
 
@@ -138,6 +140,8 @@ class _Server(asyncssh.SSHServer):
     def auth_completed(self) -> None:
         self.stats.authenticated += 1
         self.stats.last_auth = time.monotonic()
+        if len(self.stats.auth_times) < 1_000_000:
+            self.stats.auth_times.append(round(time.time(), 4))
 
 
 class Fleet:
