@@ -39,6 +39,8 @@ def joining_nodes(ctx: PlanContext) -> list[str]:
 class MintCredentials(Step):
     name = "mint-credentials"
     phase = "credentials"
+    # Short-lived tokens, revoked when the run ends: the primary itself is left as it was.
+    changes = False
     Options = MintOptions
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
