@@ -122,7 +122,8 @@ def run_once(args: argparse.Namespace, concurrency: int, work: Path) -> Figures:
     finally:
         stats = process.stop(directory)
     try:
-        report: dict[str, Any] = json.loads(out_path.read_text())
+        text = out_path.read_text()  # a profiler may print before the report: skip to it
+        report: dict[str, Any] = json.loads(text[text.index("{"):])
         outcomes = dict(Counter(n["outcome"] for n in report["nodes"]))
         exit_code = int(report["exitCode"])
     except (OSError, ValueError, KeyError):

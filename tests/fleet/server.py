@@ -53,7 +53,6 @@ class Stats:
         self.started = time.time()
         self.accepted = 0
         self.authenticated = 0
-        self.auth_refused = 0
         self.first_accept: float | None = None
         self.last_auth: float | None = None
         self.auth_times: list[float] = []  # wall clock, for rates over a caller's own window
@@ -69,7 +68,6 @@ class Stats:
         return {
             "accepted": self.accepted,
             "authenticated": self.authenticated,
-            "authRefused": self.auth_refused,
             "connectSpanSeconds": round(span, 3),
             "connectionsPerSecond": round(self.authenticated / span, 1) if span > 0 else None,
             "peakConnections": self.peak_connections,

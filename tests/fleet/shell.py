@@ -162,7 +162,7 @@ def run_simple(node: SimNode, argv: list[str], stdin: bytes | None) -> Result | 
     if name == "hostname":
         return Result.ok(node.name + "\n")
     if name == "cat":
-        out = []
+        out: list[bytes] = []
         for path in args:
             data = node.read(path)
             if data is None:
