@@ -228,6 +228,7 @@ def kubeconfig(
         bool, typer.Option("--merge", help="Merge into OUTPUT, keeping its other contexts.")
     ] = False,
     json_out: JsonOpt = False,
+    log_file: LogFileOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Fetch admin.conf, point it at the control plane endpoint, write it 0600."""
@@ -236,7 +237,7 @@ def kubeconfig(
         load_builtin("kubeconfig"),
         inventory,
         json_out=json_out,
-        log_file=None,
+        log_file=log_file,
         verbose=verbose,
         options={
             "kubeconfig_out": str(output) if output else None,
@@ -314,6 +315,7 @@ def plan(
     inventory: InventoryArg,
     json_out: JsonOpt = False,
     concurrency: ConcurrencyOpt = 64,
+    log_file: LogFileOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Show the ordered actions per node that COMMAND would take; change nothing."""
@@ -327,7 +329,7 @@ def plan(
         playbook,
         inventory,
         json_out=json_out,
-        log_file=None,
+        log_file=log_file,
         verbose=verbose,
         options={"concurrency": concurrency, "dry_run": True},
     )

@@ -208,6 +208,13 @@ class Operation:
         try:
             cluster = await self._cluster_facts()
             if self.playbook.requires_cluster and not cluster.initialised:
+                gone = [n.name for n in self.inventory.control_planes if n.name in self.unreachable]
+                if gone:
+                    raise CannotStart(
+                        f"{self.playbook.name} needs a running cluster, and no control plane "
+                        "that could be reached is initialised; unreachable: "
+                        + "; ".join(f"{n}: {self.unreachable[n]}" for n in gone)
+                    )
                 raise CannotStart(
                     f"{self.playbook.name} needs a running cluster, and no control plane of "
                     f"{self.inventory.source} is initialised: run `k8slk-ops bootstrap` first"
