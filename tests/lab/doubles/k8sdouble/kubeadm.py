@@ -128,9 +128,15 @@ def _certs(args: list[str]) -> int:
     return certs.main(args)
 
 
+def _alpha(args: list[str]) -> int:
+    from k8sdouble import certs  # `kubeadm alpha certs` before v1.21
+
+    return certs.alpha(args)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "version": _version, "init": _init, "join": _join, "token": _token, "reset": _reset,
-    "upgrade": _upgrade, "certs": _certs,
+    "upgrade": _upgrade, "certs": _certs, "alpha": _alpha,
 }
 
 
