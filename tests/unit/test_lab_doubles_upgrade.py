@@ -105,7 +105,7 @@ def expiry(c: x509.Certificate) -> dt.datetime:
     return c.not_valid_after_utc
 
 
-def test_plan_names_the_target_and_apply_enforces_the_skew(nodes: Any) -> None:
+def test_upgrade_from_v1_30_plan_skew_fault_then_apply(nodes: Any) -> None:
     cp = control_plane(nodes, "v1.30.2")
     new_image(cp, "v1.31.3")
     assert wait_for(lambda: "cp-1" in ready(cp))
@@ -158,14 +158,10 @@ def test_plan_names_the_target_and_apply_enforces_the_skew(nodes: Any) -> None:
     assert cluster_version(cp) == KubeVersion(1, 30, 2)
     assert not cp.file("/lab/faults/kubeadm-fail").exists()
 
-
-def test_apply_upgrades_renews_and_restarts_the_api(nodes: Any) -> None:
-    cp = control_plane(nodes, "v1.30.2")
-    new_image(cp, "v1.31.3")
+    # Run again after the failure, answering the prompt: the upgrade goes through.
     before = cert(cp, "apiserver")
     admin_before = kubeconfig_cert(cp, "admin.conf")
     assert served(cp).serial_number == before.serial_number
-
     out = cp.run("kubeadm", "upgrade", "apply", "v1.31.3", input="y\n")
     assert out.returncode == 0, out.stdout + out.stderr
     assert is_upgrade_apply_success(out.stdout, "v1.31.3")
@@ -232,7 +228,7 @@ def test_v1_32_success_line_node_upgrades_and_no_renewal(nodes: Any) -> None:
     assert not w.file("/etc/kubernetes/manifests").exists()
 
 
-def test_check_expiration_shows_the_files_dates(nodes: Any) -> None:
+def test_check_expiration_and_renew(nodes: Any) -> None:
     cp = control_plane(nodes, "v1.31.3")
     out = cp.run("kubeadm", "certs", "check-expiration")
     assert out.returncode == 0, out.stderr
@@ -260,27 +256,8 @@ def test_check_expiration_shows_the_files_dates(nodes: Any) -> None:
     width = len("apiserver-kubelet-client") + 3  # Go's tabwriter: widest cell plus padding
     assert header.startswith("CERTIFICATE".ljust(width) + "EXPIRES ")
 
-    cp.file(f"{PKI}/front-proxy-client.crt").unlink()
-    os.unlink(cp.file(f"{PKI}/etcd/ca.crt"))
-    out = cp.run("kubeadm", "certs", "check-expiration")
-    assert "!MISSING! front-proxy-client" in out.stdout
-    rows = {r.name: r for r in parse_cert_expiration(out.stdout)}
-    assert rows["front-proxy-client"].missing and not rows["front-proxy-client"].is_ca
-    assert rows["etcd-ca"].missing and rows["etcd-ca"].is_ca
-    assert not rows["apiserver"].missing
-    info = json.loads(cp.run("kubeadm", "certs", "check-expiration", "-o", "json").stdout)
-    assert info["kind"] == "CertificateExpirationInfo"
-    by_name = {c["name"]: c for c in info["certificates"]}
-    assert by_name["front-proxy-client"]["missing"] is True
-    assert by_name["apiserver"]["expirationDate"] == expiry(cert(cp, "apiserver")).strftime(
-        "%Y-%m-%dT%H:%M:%SZ")
-
-
-def test_renew_reissues_certificates_and_kubeconfigs(nodes: Any) -> None:
-    cp = control_plane(nodes, "v1.31.3")
-    before, admin = cert(cp, "apiserver"), kubeconfig_cert(cp, "admin.conf")
+    before, admin_cert = cert(cp, "apiserver"), kubeconfig_cert(cp, "admin.conf")
     peer = cert(cp, "etcd/peer")
-
     one = cp.run("kubeadm", "certs", "renew", "apiserver")
     assert one.returncode == 0, one.stderr
     assert one.stdout.rstrip().endswith("certificate for serving the Kubernetes API renewed")
@@ -303,12 +280,11 @@ def test_renew_reissues_certificates_and_kubeconfigs(nodes: Any) -> None:
     assert after.serial_number not in (before.serial_number, middle.serial_number)
     assert after.public_key().public_numbers() != before.public_key().public_numbers()
     new_admin = kubeconfig_cert(cp, "admin.conf")
-    assert new_admin.serial_number != admin.serial_number
-    assert new_admin.subject == admin.subject
-    assert expiry(new_admin) >= expiry(admin)
+    assert new_admin.serial_number != admin_cert.serial_number
+    assert new_admin.subject == admin_cert.subject
+    assert expiry(new_admin) >= expiry(admin_cert)
     assert cert(cp, "etcd/peer").serial_number != peer.serial_number
-    # The renewed admin.conf still gets in.
-    assert cp.run("kubectl", "get", "nodes").returncode == 0
+    assert cp.run("kubectl", "get", "nodes").returncode == 0  # the renewed admin.conf gets in
 
     # The running API double keeps its certificate until it restarts (kubeadm restarts nothing).
     assert served(cp).serial_number == before.serial_number
@@ -317,6 +293,24 @@ def test_renew_reissues_certificates_and_kubeconfigs(nodes: Any) -> None:
     for p in pids:
         os.kill(int(p.name), signal.SIGTERM)
     assert wait_for(lambda: _serial_or_none(cp) == after.serial_number)
+
+    cp.file(f"{PKI}/front-proxy-client.crt").unlink()
+    cp.file(f"{PKI}/etcd/ca.crt").unlink()
+    out = cp.run("kubeadm", "certs", "check-expiration")
+    assert "!MISSING! front-proxy-client" in out.stdout
+    rows = {r.name: r for r in parse_cert_expiration(out.stdout)}
+    assert rows["front-proxy-client"].missing and not rows["front-proxy-client"].is_ca
+    assert rows["etcd-ca"].missing and rows["etcd-ca"].is_ca
+    assert not rows["apiserver"].missing
+    assert rows["admin.conf"].expires is not None
+    assert expiry(new_admin) - rows["admin.conf"].expires < minute
+    info = json.loads(cp.run("kubeadm", "certs", "check-expiration", "-o", "json").stdout)
+    assert info["kind"] == "CertificateExpirationInfo"
+    by_name = {c["name"]: c for c in info["certificates"]}
+    assert by_name["front-proxy-client"]["missing"] is True
+    assert by_name["apiserver"]["expirationDate"] == expiry(after).strftime("%Y-%m-%dT%H:%M:%SZ")
+    renewed = cp.run("kubeadm", "certs", "renew", "front-proxy-client")
+    assert renewed.stdout.rstrip().endswith("MISSING! certificate for the front proxy client")
 
 
 def _is_api(proc: Path, address: str) -> bool:

@@ -314,12 +314,18 @@ def _args(command: list[str], flag: str) -> str | None:
     return next((a.split("=", 1)[1] for a in command if a.startswith(flag + "=")), None)
 
 
-def apiserver_pids() -> list[int]:
-    """The running API double of this node, found by the address and port of its manifest."""
+def _apiserver_command() -> list[str]:
     try:
         doc = yaml.safe_load(_manifest("kube-apiserver").read_text()) or {}
-        command = [str(c) for c in doc["spec"]["containers"][0]["command"]]
+        return [str(c) for c in doc["spec"]["containers"][0]["command"]]
     except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError):
+        return []
+
+
+def apiserver_pids() -> list[int]:
+    """The running API double of this node, found by the address and port of its manifest."""
+    command = _apiserver_command()
+    if not command:
         return []
     wanted = {a for a in command if a.startswith(("--advertise-address=", "--secure-port="))}
     pids = []
@@ -357,7 +363,10 @@ def restart_apiserver(version: Version, timeout: float = 60) -> None:
         time.sleep(0.05)
     if not pids:
         return
-    probe = cluster.admin_client(timeout=2)
+    command = _apiserver_command()
+    local = f"https://{_args(command, '--advertise-address')}:{_args(command, '--secure-port')}"
+    ca_pem = env.path(f"{env.PKI}/ca.crt").read_bytes()
+    probe = Client(local, ca_pem, timeout=2)  # this node's instance, not the endpoint's
     while time.monotonic() < deadline:
         try:
             if probe.request("GET", "/version").get("gitVersion") == vstr(version):
