@@ -17,7 +17,7 @@ For each concurrency it brings up a fresh fleet (tests/fleet), runs
 
 It prints figures and asserts nothing about them; it exits non-zero only if a run failed.
 With ``--profile DIR`` the k8slk-ops process runs under ``py-spy record`` (when installed) or
-cProfile, and the profile is written to DIR.
+cProfile, py-spy also records the fleet during the run, and the profiles are written to DIR.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import math
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -89,6 +90,16 @@ def _command(inventory: Path, concurrency: int, profile: Path | None) -> list[st
     return [sys.executable, "-m", "cProfile", "-o", str(out), *tool]
 
 
+def _profile_fleet(pid: int, profile: Path | None, concurrency: int) -> subprocess.Popen[bytes] | None:
+    """``py-spy record`` attached to the fleet for the span of the run, when profiling."""
+    spy = shutil.which("py-spy")
+    if profile is None or spy is None:
+        return None
+    out = profile / f"fleet-c{concurrency}.raw"
+    return subprocess.Popen([spy, "record", "-r", "50", "-f", "raw", "-o", str(out), "--pid",
+                             str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def run_once(args: argparse.Namespace, concurrency: int, work: Path) -> Figures:
     directory = work / f"fleet-c{concurrency}"
     directory.mkdir(parents=True, exist_ok=True)
@@ -107,23 +118,25 @@ def run_once(args: argparse.Namespace, concurrency: int, work: Path) -> Figures:
         env = dict(os.environ, XDG_CACHE_HOME=str(directory / "cache"))
         out_path = directory / "report.json"
         err_path = directory / "run.log"
+        command = _command(directory / layout.INVENTORY, concurrency, args.profile)
+        spy = _profile_fleet(fleet_pid, args.profile, concurrency)
         t0_wall = time.time()
         t0 = time.monotonic()
         with out_path.open("wb") as out, err_path.open("wb") as err:
-            child = subprocess.Popen(
-                _command(directory / layout.INVENTORY, concurrency, args.profile),
-                cwd=ROOT, stdout=out, stderr=err, env=env,
-            )
+            child = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=err, env=env)
             _, status, usage = os.wait4(child.pid, 0)
             child.returncode = os.waitstatus_to_exitcode(status)
         wall = time.monotonic() - t0
         t1_wall = time.time()
         fleet_cpu = process.cpu_seconds(fleet_pid) - fleet_cpu0
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait()
     finally:
         stats = process.stop(directory)
     try:
-        text = out_path.read_text()  # a profiler may print before the report: skip to it
-        report: dict[str, Any] = json.loads(text[text.index("{"):])
+        text = out_path.read_text()  # a profiler may print around the report: skip that
+        report: dict[str, Any] = json.JSONDecoder().raw_decode(text[text.index("{"):])[0]
         outcomes = dict(Counter(n["outcome"] for n in report["nodes"]))
         exit_code = int(report["exitCode"])
     except (OSError, ValueError, KeyError):
