@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--ready-delay", type=float, default=1.0)
     up.add_argument("--port", type=int, default=layout.DEFAULT_PORT)
     up.add_argument("--kubernetes-version", default=layout.DEFAULT_VERSION)
+    up.add_argument("--fail-nodes", default="", help="comma-separated nodes whose kubeadm fails")
     down = sub.add_parser("down", help="stop the fleet of DIR")
     down.add_argument("--dir", required=True, type=Path)
     serve = sub.add_parser("serve", help="run the fleet in the foreground (what `up` starts)")
@@ -41,7 +42,11 @@ def up(args: argparse.Namespace) -> int:
         settle=args.settle,
         kubeadm_seconds=args.kubeadm_seconds,
         ready_delay=args.ready_delay,
+        fail_nodes=[n for n in args.fail_nodes.split(",") if n],
     )
+    unknown = set(config.fail_nodes) - {n.name for n in config.nodes}
+    if unknown:
+        raise ValueError(f"--fail-nodes names no node of this fleet: {', '.join(sorted(unknown))}")
     keys.write_client_key(directory / layout.CLIENT_KEY)
     layout.save(directory, config)
     layout.write_atomic(directory / layout.INVENTORY, layout.render_inventory(config))

@@ -52,6 +52,17 @@ async def _pause(node: SimNode) -> None:
     await asyncio.sleep(node.config.kubeadm_seconds / _STEPS)
 
 
+def _preflight(node: SimNode) -> None:
+    node.say("[preflight] Running pre-flight checks")
+    if node.name in node.config.fail_nodes:
+        raise KubeadmFailed(
+            "error execution phase preflight: [preflight] Some fatal errors occurred:\n"
+            "\t[ERROR Mem]: the system RAM (621 MB) is less than the minimum 1700 MB\n"
+            "[preflight] If you know what you are doing, you can make a check non-fatal with "
+            "`--ignore-preflight-errors=...`"
+        )
+
+
 def _load(node: SimNode) -> cfg.KubeadmConfig:
     raw = node.files.get(KUBEADM_YAML)
     if raw is None:
@@ -77,7 +88,7 @@ async def _init(node: SimNode) -> None:
         raise KubeadmFailed("no InitConfiguration or ClusterConfiguration kind was found in the YAML file")
     version = str(clus.get("kubernetesVersion") or node.version)
     node.say(f"[init] Using Kubernetes version: {version}")
-    node.say("[preflight] Running pre-flight checks")
+    _preflight(node)
     cluster = node.cluster
     if cluster.initialised:
         raise KubeadmFailed(
@@ -177,7 +188,7 @@ async def _join(node: SimNode) -> None:
     if not join:
         raise KubeadmFailed("no JoinConfiguration kind was found in the YAML file")
     cluster = node.cluster
-    node.say("[preflight] Running pre-flight checks")
+    _preflight(node)
     discovery = (join.get("discovery") or {}).get("bootstrapToken") or {}
     endpoint = str(discovery.get("apiServerEndpoint") or "")
     token = str(discovery.get("token") or "")

@@ -48,7 +48,8 @@ class FleetConfig:
     ready_delay: float = 1.0  # from joined to Ready in the node list
     cpus: int = 2
     memory_kb: int = 4_000_000
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Nodes whose kubeadm fails its preflight (too little memory), to test failure at scale.
+    fail_nodes: list[str] = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
