@@ -15,6 +15,7 @@ import base64
 import binascii
 import contextlib
 import fcntl
+import functools
 import hashlib
 import hmac
 import os
@@ -89,11 +90,23 @@ class KnownEntry:
             return f"(unreadable key on line {self.line})"
 
 
-def _glob(pattern: str, name: str) -> bool:
+@functools.lru_cache(maxsize=4096)
+def _compiled(pattern: str) -> re.Pattern[str]:
     regex = "".join(
         ".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern.lower()
     )
-    return re.fullmatch(regex, name.lower()) is not None
+    return re.compile(regex)
+
+
+def _glob(pattern: str, name: str) -> bool:
+    if "*" not in pattern and "?" not in pattern:
+        return pattern.lower() == name.lower()
+    return _compiled(pattern).fullmatch(name.lower()) is not None
+
+
+def _is_plain(pattern: str) -> bool:
+    """A pattern that matches exactly one name (no wildcard, hash or negation)."""
+    return not (pattern[:1] in ("|", "!") or "*" in pattern or "?" in pattern)
 
 
 def _hashed(pattern: str, name: str) -> bool:
@@ -147,35 +160,67 @@ def parse_known_hosts(text: str) -> list[KnownEntry]:
     return entries
 
 
+class KnownHostsIndex:
+    """known_hosts entries indexed by name, so a lookup costs O(entries that could match).
+
+    Entries whose patterns are all plain names (what OpenSSH and ``accept-new`` write) are found
+    by dictionary; only wildcard, hashed or negated entries are matched one by one. A fleet of a
+    thousand nodes in one known_hosts file thus costs a thousand lookups, not a million matches.
+    """
+
+    def __init__(self, entries: list[KnownEntry]) -> None:
+        self.entries = entries
+        self._by_name: dict[str, list[KnownEntry]] = {}
+        self._others: list[KnownEntry] = []
+        for entry in entries:
+            if all(_is_plain(p) for p in entry.patterns):
+                for name in {p.lower() for p in entry.patterns}:
+                    self._by_name.setdefault(name, []).append(entry)
+            else:
+                self._others.append(entry)
+
+    def matching(self, name: str) -> list[KnownEntry]:
+        """Entries that name ``name``, in file order."""
+        found = list(self._by_name.get(name.lower(), ()))
+        extra = [e for e in self._others if e.matches(name)]
+        if extra:
+            found = sorted(found + extra, key=lambda e: e.line)
+        return found
+
+
 @dataclass
 class _Cached:
     signature: tuple[int, int, int]
-    entries: list[KnownEntry]
+    index: KnownHostsIndex
 
 
 _cache: dict[Path, _Cached] = {}
 
 
-def load_known_hosts(path: Path) -> list[KnownEntry]:
-    """Entries of ``path`` (empty when it does not exist), parsed once per change of the file."""
+def _load_index(path: Path) -> KnownHostsIndex:
     try:
         st = path.stat()
     except FileNotFoundError:
         _cache.pop(path, None)
-        return []
+        return KnownHostsIndex([])
     signature = (st.st_ino, st.st_size, st.st_mtime_ns)
     cached = _cache.get(path)
     if cached is not None and cached.signature == signature:
-        return cached.entries
-    entries = parse_known_hosts(path.read_text(errors="replace"))
-    _cache[path] = _Cached(signature, entries)
-    return entries
+        return cached.index
+    index = KnownHostsIndex(parse_known_hosts(path.read_text(errors="replace")))
+    _cache[path] = _Cached(signature, index)
+    return index
+
+
+def load_known_hosts(path: Path) -> list[KnownEntry]:
+    """Entries of ``path`` (empty when it does not exist), parsed once per change of the file."""
+    return _load_index(path).entries
 
 
 def lookup(path: Path, address: str, port: int) -> list[KnownEntry]:
     """Entries that name this node (certificate authorities are not used)."""
     name = host_entry_name(address, port)
-    return [e for e in load_known_hosts(path) if e.marker != "@cert-authority" and e.matches(name)]
+    return [e for e in _load_index(path).matching(name) if e.marker != "@cert-authority"]
 
 
 # -- recording (accept-new) ----------------------------------------------------------------------
@@ -200,9 +245,8 @@ def record_host_key(path: Path, address: str, port: int, kind: str, blob: str) -
             mode = path.stat().st_mode & 0o777
         except FileNotFoundError:
             old, mode = b"", 0o600
-        for entry in parse_known_hosts(old.decode(errors="replace")):
-            same_key = not entry.marker and entry.kind == kind and entry.blob == blob
-            if same_key and entry.matches(name):
+        for entry in KnownHostsIndex(parse_known_hosts(old.decode(errors="replace"))).matching(name):
+            if not entry.marker and entry.kind == kind and entry.blob == blob:
                 return False
         if old and not old.endswith(b"\n"):
             old += b"\n"
