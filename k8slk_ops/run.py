@@ -85,7 +85,7 @@ class Executor:
         todo = [n for n in stage.nodes if always or not self.progress[n.node].failed]
         # A node that failed earlier counts as failed here too: a stage that must stop the run
         # (init) stops it whether its node fails now or already failed in preflight.
-        failed = {n.node for n in stage.nodes if n not in todo}
+        failed = {n.node for n in stage.nodes if not always and self.progress[n.node].failed}
         for name, reason in stage.skipped:
             self.ctx.emit(name, stage.name, EventKind.SKIP, reason)
         if not todo:

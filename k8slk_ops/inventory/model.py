@@ -11,6 +11,7 @@ Relative paths resolve against the inventory file's directory, passed as validat
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -333,11 +334,15 @@ class Inventory(_Model):
     def names(self) -> tuple[str, ...]:
         return tuple(n.name for n in self.nodes)
 
+    @functools.cached_property
+    def _by_name(self) -> dict[str, NodeSpec]:
+        return {n.name: n for n in self.nodes}
+
     def node(self, name: str) -> NodeSpec:
         """The node called ``name``; KeyError names the known ones when there is none."""
-        for n in self.nodes:
-            if n.name == name:
-                return n
+        found = self._by_name.get(name)
+        if found is not None:
+            return found
         raise KeyError(f"no node {name!r} in {self.source} (nodes: {', '.join(self.names)})")
 
     def ssh_for(self, node: NodeSpec | str) -> SSHSettings:
