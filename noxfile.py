@@ -63,3 +63,10 @@ def demo(session: nox.Session) -> None:
     _lab_deps(session)
     _install(session)
     session.run("python", "-m", "tests.demo", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Scale benchmark: bootstrap against simulated nodes (tests/fleet); prints figures."""
+    _install(session)
+    session.run("python", "-m", "tests.bench", *(session.posargs or ["--nodes", "1000"]))
