@@ -6,6 +6,7 @@ package what a node printed and writes what it renders.
 
 from k8slk_ops.kubeadm.capin import ca_cert_hash, is_ca_cert_hash
 from k8slk_ops.kubeadm.certs import CertExpiry, parse_cert_expiration, parse_kubeadm_date
+from k8slk_ops.kubeadm.durations import parse_duration
 from k8slk_ops.kubeadm.errors import KubeadmError, ParseError, RenderError, VersionError
 from k8slk_ops.kubeadm.failures import (
     FailureKind,
@@ -114,6 +115,7 @@ __all__ = [
     "log_message",
     "parse_cert_expiration",
     "parse_certificate_key",
+    "parse_duration",
     "parse_join_commands",
     "parse_kubeadm_date",
     "parse_kubeadm_version",
