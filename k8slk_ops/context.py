@@ -7,6 +7,7 @@ during the run. Credentials flow from stage to stage here, in memory, never thro
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -86,6 +87,12 @@ class JoinCredentials:
     ca_cert_hash: str
     certificate_key: str | None = None
     token_id: str = ""
+    # Where they were minted and when they stop working (time.monotonic()), so that a long run
+    # mints new ones before a join could be handed an expired token or certificate key.
+    primary: str = ""
+    ttl: str = ""
+    token_expires: float = float("inf")
+    key_expires: float = float("inf")
 
 
 @dataclass
@@ -97,6 +104,7 @@ class RunContext:
     connect: Callable[[str], Awaitable[LinuxKitNode]]
     add_secret: Callable[[str], None]
     credentials: JoinCredentials | None = None
+    credentials_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     results: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
 

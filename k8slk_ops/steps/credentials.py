@@ -9,7 +9,9 @@ whether it succeeded or not.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import time
+
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from k8slk_ops import kubeadm, paths
 from k8slk_ops.context import JoinCredentials, PlanContext, RunContext
@@ -17,10 +19,25 @@ from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
 from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
 
+PHASE = "credentials"
+
 
 class MintOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ttl: str | None = None
+
+    @field_validator("ttl")
+    @classmethod
+    def _go_duration(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            seconds = kubeadm.parse_duration(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (a Go duration such as 30m or 1h)") from None
+        if seconds <= 0:
+            raise ValueError("must be positive: a run's join token has to expire")
+        return value
 
 
 def joining_nodes(ctx: PlanContext) -> list[str]:
@@ -38,7 +55,7 @@ def joining_nodes(ctx: PlanContext) -> list[str]:
 
 class MintCredentials(Step):
     name = "mint-credentials"
-    phase = "credentials"
+    phase = PHASE
     # Short-lived tokens, revoked when the run ends: the primary itself is left as it was.
     changes = False
     Options = MintOptions
@@ -59,44 +76,115 @@ class MintCredentials(Step):
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         assert isinstance(options, MintOptions)
-        lk = await ctx.node(node)
         ttl = options.ttl or ctx.options.token_ttl
-        description = f"k8slk-ops run {ctx.options.run_id}"
-        result = await lk.kubeadm("token", "create", "--ttl", ttl, "--description", description)
-        if result.exit_status != 0:
-            raise NodeError(_fail("kubeadm token create", result.stderr), phase=self.phase)
-        token = kubeadm.parse_token(result.stdout.decode())
-        ctx.add_secret(token)
-        token_id = token.split(".")[0]
-        ctx.results.setdefault("tokens", []).append(token_id)
+        async with ctx.credentials_lock:
+            joining = joining_nodes(ctx.plan)
+            upload = any(ctx.plan.spec(n).role == "control-plane" for n in joining)
+            ctx.credentials = await _mint(ctx, node, ttl, upload=upload)
 
+
+async def fresh_credentials(ctx: RunContext, *, control_plane: bool) -> JoinCredentials:
+    """This run's credentials, minted again first if they would expire during a join.
+
+    A bootstrap of many nodes can outlast a token: waves of workers, each allowed
+    ``--timeout`` seconds. Rather than hand a node a token that dies during its 5 s settle
+    and discovery (its kubeadm then fails for good: the image never runs it twice), the
+    primary mints a new token (and, for a control plane, uploads the certificates again)
+    once less than ``refresh_margin`` of their life is left. Concurrent joins wait for one
+    refresh and share its result.
+    """
+    async with ctx.credentials_lock:
+        creds = ctx.credentials
+        if creds is None:
+            raise NodeError("no join credentials were minted in this run", phase="join")
+        now = time.monotonic()
+        margin = refresh_margin(creds.ttl)
+        stale_token = creds.token_expires - now < margin
+        stale_key = control_plane and creds.key_expires - now < refresh_margin(CERTS_TTL)
+        if stale_token or stale_key:
+            ctx.credentials = creds = await _mint(
+                ctx, creds.primary, creds.ttl, upload=stale_key, previous=creds
+            )
+        return creds
+
+
+# kubeadm deletes the uploaded certificates (the kubeadm-certs Secret) after two hours.
+CERTS_TTL = "2h"
+
+
+def refresh_margin(ttl: str) -> float:
+    """How much life left makes credentials too old to hand out: 2 min, at most half the TTL."""
+    try:
+        seconds = kubeadm.parse_duration(ttl)
+    except ValueError:
+        return 0.0
+    return min(120.0, seconds / 2) if seconds > 0 else 0.0
+
+
+async def _mint(
+    ctx: RunContext,
+    node: str,
+    ttl: str,
+    *,
+    upload: bool,
+    previous: JoinCredentials | None = None,
+) -> JoinCredentials:
+    """A token (and with ``upload`` a certificate key) on ``node``; ``previous`` is a refresh."""
+    lk = await ctx.node(node)
+    description = f"k8slk-ops run {ctx.options.run_id}"
+    started = time.monotonic()
+    result = await lk.kubeadm("token", "create", "--ttl", ttl, "--description", description)
+    if result.exit_status != 0:
+        raise NodeError(_fail("kubeadm token create", result.stderr), phase=PHASE)
+    token = kubeadm.parse_token(result.stdout.decode())
+    ctx.add_secret(token)
+    token_id = token.split(".")[0]
+    ctx.results.setdefault("tokens", []).append(token_id)
+    ttl_seconds = kubeadm.parse_duration(ttl)
+    token_expires = started + ttl_seconds if ttl_seconds > 0 else float("inf")
+
+    if previous is not None:
+        pin = previous.ca_cert_hash
+    else:
         pem = await lk.read_file(paths.CA_CERT)
         if pem is None:
-            raise NodeError(f"{paths.CA_CERT} is missing on the primary", phase=self.phase)
+            raise NodeError(f"{paths.CA_CERT} is missing on the primary", phase=PHASE)
         pin = kubeadm.ca_cert_hash(pem)
         printed = ctx.results.get("init_ca_hashes") or []
         if printed and pin not in printed:
             raise NodeError(
                 f"the CA pin computed from {paths.CA_CERT} ({pin}) differs from the one kubeadm "
                 f"init printed ({', '.join(printed)}): refusing to hand it to joining nodes",
-                phase=self.phase,
+                phase=PHASE,
             )
-        cert_key = None
-        joining = joining_nodes(ctx.plan)
-        if any(ctx.plan.spec(n).role == "control-plane" for n in joining):
-            up = await lk.kubeadm("init", "phase", "upload-certs", "--upload-certs")
-            if up.exit_status != 0:
-                raise NodeError(_fail("kubeadm upload-certs", up.stdout + up.stderr), phase=self.phase)
-            cert_key = kubeadm.parse_certificate_key(up.stdout.decode())
-            ctx.add_secret(cert_key)
-        ctx.credentials = JoinCredentials(
-            endpoint=ctx.inventory.endpoint,
-            token=token,
-            ca_cert_hash=pin,
-            certificate_key=cert_key,
-            token_id=token_id,
+    cert_key = previous.certificate_key if previous is not None else None
+    key_expires = previous.key_expires if previous is not None else float("inf")
+    if upload:
+        up = await lk.kubeadm("init", "phase", "upload-certs", "--upload-certs")
+        if up.exit_status != 0:
+            raise NodeError(_fail("kubeadm upload-certs", up.stdout + up.stderr), phase=PHASE)
+        cert_key = kubeadm.parse_certificate_key(up.stdout.decode())
+        ctx.add_secret(cert_key)
+        key_expires = started + kubeadm.parse_duration(CERTS_TTL)
+    if previous is None:
+        message = f"token {token_id} minted (ttl {ttl}); CA pin {pin}"
+    else:
+        message = (
+            f"token {previous.token_id} is close to expiry: minted token {token_id} (ttl {ttl})"
+            + ("; certificates uploaded again" if upload else "")
         )
-        ctx.emit(node, self.phase, EventKind.PROGRESS, f"token {token_id} minted (ttl {ttl}); CA pin {pin}")
+    ctx.emit(node, PHASE, EventKind.PROGRESS, message)
+    return JoinCredentials(
+        endpoint=ctx.inventory.endpoint,
+        token=token,
+        ca_cert_hash=pin,
+        certificate_key=cert_key,
+        token_id=token_id,
+        primary=node,
+        ttl=ttl,
+        token_expires=token_expires,
+        key_expires=key_expires,
+    )
 
 
 class RevokeCredentials(Step):

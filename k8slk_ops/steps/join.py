@@ -16,6 +16,7 @@ from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
 from k8slk_ops.facts import KubeadmState
 from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+from k8slk_ops.steps.credentials import fresh_credentials
 from k8slk_ops.steps.render import api_for, api_label, join_spec
 
 
@@ -49,8 +50,7 @@ class Join(Step):
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         assert isinstance(options, JoinOptions)
-        creds = ctx.credentials
-        if creds is None:
+        if ctx.credentials is None:
             raise NodeError("no join credentials were minted in this run", phase=self.phase)
         facts = ctx.plan.facts[node]
         if facts.kubeadm_state != KubeadmState.WAITING:
@@ -61,6 +61,7 @@ class Join(Step):
                 log_tail=facts.messages[-10:],
             )
         spec = ctx.plan.spec(node)
+        creds = await fresh_credentials(ctx, control_plane=spec.role == "control-plane")
         if spec.role == "control-plane" and not creds.certificate_key:
             raise NodeError("no certificate key for a control-plane join", phase=self.phase)
         api = api_for(facts)
