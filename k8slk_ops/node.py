@@ -19,7 +19,14 @@ from dataclasses import dataclass
 
 from k8slk_ops import paths
 from k8slk_ops.facts import FACTS_SCRIPT, NodeFacts, TaskState, parse_facts, parse_tasks
-from k8slk_ops.kubeadm import COMPLETED_LINE, CONFIGURED_LINE, UNKNOWN_FLAG, log_message
+from k8slk_ops.kubeadm import (
+    COMPLETED_LINE,
+    CONFIGURED_LINE,
+    UNKNOWN_FLAG,
+    FailureKind,
+    diagnose_kubeadm_error,
+    log_message,
+)
 from k8slk_ops.ssh import CommandResult, Connection
 
 log = logging.getLogger("k8slk_ops.node")
@@ -209,7 +216,14 @@ def _settle(fut: asyncio.Future[KubeadmResult], value: KubeadmResult) -> None:
         fut.set_result(value)
 
 
+# Failures whose cause kubeadm's own line does not say plainly: reported by their cause.
+_NAMED_CAUSES = (FailureKind.BAD_TOKEN, FailureKind.CA_PIN_MISMATCH, FailureKind.CERTIFICATE_KEY)
+
+
 def _failure_reason(lines: list[str]) -> str:
+    diagnosis = diagnose_kubeadm_error(lines)
+    if diagnosis.kind in _NAMED_CAUSES:
+        return diagnosis.reason
     for msg in reversed(lines):
         text = msg.strip()
         if text.startswith(("error execution phase", "error: error execution phase")):

@@ -113,7 +113,7 @@ def diagnose_kubeadm_error(output: str | Iterable[str]) -> KubeadmFailure:
     if m is not None:
         return KubeadmFailure(
             FailureKind.BAD_TOKEN,
-            f"bad token (ID {m['id']!r}): unknown to the cluster or expired; mint a new one",
+            f"bad token (ID {m['id']!r}): unknown to the cluster or expired before discovery",
             phase,
         )
     m = _PIN_RE.search(text)
