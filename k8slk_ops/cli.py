@@ -257,7 +257,7 @@ def remove_node(
             "-f",
             count=True,
             help="Remove even if the drain fails or the node is unreachable; twice: even the "
-            "last control plane or past etcd quorum.",
+            "last control plane (the cluster ends with it) or past etcd quorum.",
         ),
     ] = 0,
     json_out: JsonOpt = False,

@@ -156,8 +156,12 @@ class Operation:
 
     async def _cluster_facts(self) -> ClusterFacts:
         """Find the primary: the first control plane, in inventory order, that is initialised
-        and whose API answers. Control planes after it are not contacted for this."""
+        and whose API answers. Control planes after it are not contacted for this. With the
+        playbook's ``primary: not-selected``, selected control planes are tried last."""
         cps = [n.name for n in self.inventory.control_planes]
+        if self.playbook.primary == "not-selected":
+            chosen = set(self.options.selected)
+            cps = [n for n in cps if n not in chosen] + [n for n in cps if n in chosen]
         silent: dict[str, str] = {}
         for name in cps:
             await self._gather([name])
@@ -177,7 +181,7 @@ class Operation:
         if silent:
             detail = "; ".join(f"{k}: {v}" for k, v in silent.items())
             raise CannotStart(f"the cluster is initialised but no control plane API answers: {detail}")
-        first = cps[0]
+        first = self.inventory.control_planes[0].name
         if first in self.unreachable and not self.playbook.read_only:
             raise CannotStart(
                 f"the first control plane {first} is unreachable: {self.unreachable[first]}"

@@ -69,6 +69,7 @@ class PlaybookModel(BaseModel):
     description: str = ""
     requires_cluster: bool = Field(default=False, alias="requiresCluster")
     read_only: bool = Field(default=False, alias="readOnly")
+    primary: Literal["first", "not-selected"] = "first"
     stages: list[StageModel] = Field(min_length=1)
     always: list[StageModel] = Field(default_factory=list)
 
@@ -109,6 +110,9 @@ class Playbook:
     requires_cluster: bool = False  # refuse to start when no control plane is initialised
     # Only reads: no locks, and a refused host key is a row of the report, not a stop.
     read_only: bool = False
+    # Which initialised control plane the run works through: the first in inventory order, or
+    # the first that is not selected (removing a control plane works through another one).
+    primary: str = "first"
 
     def check_hosts(self, node_names: set[str]) -> None:
         """Every host a stage names must be a group or a node of the inventory."""
@@ -156,6 +160,7 @@ def load_playbook(path: Path) -> Playbook:
         tuple(always),
         requires_cluster=model.requires_cluster,
         read_only=model.read_only,
+        primary=model.primary,
     )
 
 

@@ -43,13 +43,15 @@ class RemovalGuard(Step):
         return do(Action("check that the removal keeps a control plane and etcd quorum"))
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
-        if ctx.plan.cluster.primary in removing(ctx.plan):
+        problem = quorum_problem(ctx.plan)
+        if ctx.plan.cluster.primary in removing(ctx.plan) and not problem:
+            # Only when control planes outside the inventory keep the cluster: we would be
+            # sawing off the branch this run sits on.
             raise NodeError(
-                f"{ctx.plan.cluster.primary} is the primary control plane this run works "
-                "through; remove the other nodes first, or use `reset`",
+                f"{ctx.plan.cluster.primary} is the control plane this run works through and "
+                "no other control plane of the inventory answers; add one to the inventory",
                 phase=self.phase,
             )
-        problem = quorum_problem(ctx.plan)
         if problem and force_level(ctx.plan) < 2:
             raise NodeError(
                 f"{problem}; refusing. Pass --force twice to do it anyway", phase=self.phase
@@ -139,6 +141,13 @@ class DeleteNode(Step):
         return do(Action(f"kubectl delete node {node} (on {ctx.cluster.primary})"))
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        if ctx.plan.cluster.primary in ctx.results.get("reset", ()):
+            ctx.emit(
+                node, self.phase, EventKind.WARN,
+                "the last control plane was reset: the cluster's API is gone with it, "
+                "no Node object is left to delete",
+            )
+            return
         primary = await ctx.node(ctx.plan.cluster.primary)
         result = await primary.kubectl("delete", "node", node)
         text = (result.stderr or result.stdout).decode(errors="replace")
@@ -163,4 +172,5 @@ class KubeadmReset(Step):
         if result.exit_status != 0:
             text = (result.stdout + result.stderr).decode(errors="replace").strip()
             raise NodeError(f"kubeadm reset failed: {text[-300:]}", phase=self.phase)
+        ctx.results.setdefault("reset", set()).add(node)
         ctx.emit(node, self.phase, EventKind.PROGRESS, "reset; reboot the node before re-joining")

@@ -47,3 +47,18 @@ def test_three_control_planes_join_one_at_a_time(lab_factory: Any, tmp_path: Pat
         "cp-1", ["openssl", "x509", "-noout", "-text", "-in", "/etc/kubernetes/pki/apiserver.crt"]
     )
     assert "k8s.lab.example" in cert.stdout
+
+    # Removing control planes: the run works through one that stays; etcd quorum is guarded.
+    dry = cli("remove-node", str(ha), "cp-1", "--dry-run")
+    assert dry.code == 0, dry.stderr
+    assert "kubectl drain cp-1 (on cp-2)" in dry.stdout + dry.stderr
+
+    both = cli("remove-node", str(ha), "cp-2", "cp-3", "--json", log_file=tmp_path / "rm2.log")
+    assert both.code == 1
+    assert "quorum" in both.stdout + both.stderr
+    assert {"cp-2", "cp-3"} <= set(kubectl_nodes(lab))
+
+    one = cli("remove-node", str(ha), "cp-3", "--json", log_file=tmp_path / "rm1.log")
+    assert one.code == 0, one.stderr
+    assert set(kubectl_nodes(lab)) == {"cp-1", "cp-2", "w-1", "w-2"}
+    assert not lab.exists("cp-3", "/var/node/etc/kubernetes/manifests/kube-apiserver.yaml")

@@ -133,6 +133,24 @@ def test_remove_node_refuses_the_last_control_plane(cluster: dict[str, Any]) -> 
     assert kubectl_nodes(cluster["lab"])["cp-1"]["ready"]
 
 
+def test_the_last_control_plane_goes_only_when_told_twice(
+    lab_factory: Any, tmp_path: Path
+) -> None:
+    lab = lab_factory(nodes=2, control_planes=1)
+    boot = cli("bootstrap", str(lab.inventory_path), "--json", log_file=tmp_path / "boot.log")
+    assert boot.code == 0, boot.stderr
+    once = cli("remove-node", str(lab.inventory_path), "cp-1", "--force", "--json",
+               log_file=tmp_path / "once.log")
+    assert once.code == 1
+    assert "last control plane" in once.stdout + once.stderr
+    assert kubectl_nodes(lab)["cp-1"]["ready"]
+    twice = cli("remove-node", str(lab.inventory_path), "cp-1", "-ff", "--json",
+                log_file=tmp_path / "twice.log")
+    assert twice.code == 0, twice.stderr
+    assert not lab.exists("cp-1", "/var/node/etc/kubernetes/admin.conf")
+    assert "no Node is left to delete" in twice.log or "no Node object" in twice.log
+
+
 def test_remove_node_drains_resets_and_deletes(cluster: dict[str, Any]) -> None:
     lab = cluster["lab"]
     run = cli("remove-node", str(cluster["inventory"]), "w-2", "--json",
