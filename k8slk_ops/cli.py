@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from k8slk_ops import __version__
+from k8slk_ops import __version__, kubeadm
 from k8slk_ops.context import RunOptions
 from k8slk_ops.errors import EXIT_USAGE, OpsError, UsageError
 from k8slk_ops.events import RunReport
@@ -246,6 +246,18 @@ def kubeconfig(
     )
 
 
+def _check_duration(value: str | None) -> str | None:
+    if value is None:
+        return value
+    try:
+        seconds = kubeadm.parse_duration(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{exc} (a Go duration such as 90s or 5m)") from None
+    if seconds <= 0:
+        raise typer.BadParameter("must be positive")
+    return value
+
+
 @app.command("remove-node")
 def remove_node(
     inventory: InventoryArg,
@@ -260,6 +272,15 @@ def remove_node(
             "last control plane (the cluster ends with it) or past etcd quorum.",
         ),
     ] = 0,
+    drain_timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--drain-timeout",
+            metavar="DURATION",
+            help="How long kubectl drain may take per node (a Go duration; default 5m).",
+            callback=_check_duration,
+        ),
+    ] = None,
     json_out: JsonOpt = False,
     log_file: LogFileOpt = None,
     verbose: VerboseOpt = False,
@@ -267,6 +288,9 @@ def remove_node(
     break_lock: BreakLockOpt = False,
 ) -> None:
     """Cordon, drain, reset and delete nodes (control planes leave etcd first)."""
+    extra: dict[str, object] = {"force": force}
+    if drain_timeout is not None:
+        extra["drain_timeout"] = drain_timeout
     _run(
         "remove-node",
         load_builtin("remove-node"),
@@ -275,7 +299,7 @@ def remove_node(
         log_file=log_file,
         verbose=verbose,
         break_lock=break_lock,
-        options={"dry_run": dry_run, "selected": tuple(names), "extra": {"force": force}},
+        options={"dry_run": dry_run, "selected": tuple(names), "extra": extra},
     )
 
 

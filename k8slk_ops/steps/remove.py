@@ -109,7 +109,8 @@ class Drain(Step):
                 phase=self.phase,
             )
         primary = await ctx.node(ctx.plan.cluster.primary)
-        args = ["drain", node, f"--timeout={options.timeout}"]
+        timeout = str(ctx.plan.options.extra.get("drain_timeout") or options.timeout)
+        args = ["drain", node, f"--timeout={timeout}"]
         if options.grace_period >= 0:
             args.append(f"--grace-period={options.grace_period}")
         if options.ignore_daemonsets:

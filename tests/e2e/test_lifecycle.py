@@ -151,6 +151,32 @@ def test_the_last_control_plane_goes_only_when_told_twice(
     assert "no Node is left to delete" in twice.log or "no Node object" in twice.log
 
 
+def test_a_blocked_drain_stops_and_uncordons_unless_forced(
+    lab_factory: Any, tmp_path: Path
+) -> None:
+    lab = lab_factory(nodes=2, control_planes=1)
+    boot = cli("bootstrap", str(lab.inventory_path), "--json", log_file=tmp_path / "boot.log")
+    assert boot.code == 0, boot.stderr
+    lab.fault("w-1", "drain-block")  # a pod its PodDisruptionBudget keeps on w-1
+
+    stopped = cli("remove-node", str(lab.inventory_path), "w-1", "--drain-timeout", "2s",
+                  "--json", log_file=tmp_path / "stopped.log")
+    assert stopped.code == 1
+    node = {n["name"]: n for n in stopped.report["nodes"]}["w-1"]
+    assert node["phase"] == "drain"
+    assert "global timeout reached: 2s" in node["message"]
+    member = kubectl_nodes(lab)["w-1"]
+    assert not member["raw"]["spec"].get("unschedulable")  # uncordoned again
+    assert lab.exists("w-1", "/var/node/var/lib/kubelet/config.yaml")  # not reset
+
+    forced = cli("remove-node", str(lab.inventory_path), "w-1", "--drain-timeout", "2s",
+                 "--force", "--json", log_file=tmp_path / "forced.log")
+    assert forced.code == 0, forced.stderr
+    assert "forced on" in forced.log
+    assert "w-1" not in kubectl_nodes(lab)
+    assert not lab.exists("w-1", "/var/node/var/lib/kubelet/config.yaml")
+
+
 def test_remove_node_drains_resets_and_deletes(cluster: dict[str, Any]) -> None:
     lab = cluster["lab"]
     run = cli("remove-node", str(cluster["inventory"]), "w-2", "--json",

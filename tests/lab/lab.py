@@ -31,7 +31,10 @@ from tests.lab.state import CONTROL_PLANE, WORKER, LabState, NodeSpec, NodeState
 DEFAULT_VERSION = "v1.31.3"
 VERSION = re.compile(r"v\d+\.\d+\.\d+")
 KUBEADM_LOG = "/var/log/kubeadm.out.log"
-FAULTS = ("ssh-stop", "ssh-start", "partition", "heal", "kubeadm-fail", "kubeadm-hang", "reboot")
+FAULTS = (
+    "ssh-stop", "ssh-start", "partition", "heal", "kubeadm-fail", "kubeadm-hang", "reboot",
+    "drain-block", "drain-unblock",
+)
 _exec_ids = itertools.count(1)
 
 
@@ -282,7 +285,9 @@ class Lab:
 
     def fault(self, name: str, kind: str, *args: str) -> None:
         """Inject a fault: ``ssh-stop``, ``ssh-start``, ``partition``, ``heal``,
-        ``kubeadm-fail PHASE``, ``kubeadm-hang``, ``reboot [--kubernetes-version V]``."""
+        ``kubeadm-fail PHASE``, ``kubeadm-hang``, ``reboot [--kubernetes-version V]``,
+        ``drain-block`` / ``drain-unblock`` (a pod on the node that a PodDisruptionBudget
+        keeps from being evicted: ``kubectl drain`` retries until its timeout)."""
         self._require_running()
         n = self.state.node(name)
         node = self._node(n)
@@ -303,6 +308,14 @@ class Lab:
             (node.files.lab / "faults" / "kubeadm-fail").write_text(args[0] + "\n")
         elif kind == "kubeadm-hang":
             (node.files.lab / "faults" / "kubeadm-hang").write_text("hang\n")
+        elif kind in ("drain-block", "drain-unblock"):
+            # kubectl may run on any node, so every node's kubectl learns of the pod.
+            for other in self.state.nodes:
+                marker = self._node(other).files.lab / "faults" / f"drain-block-{name}"
+                if kind == "drain-block":
+                    marker.write_text("default/web-5d8f7c9b6-q2x7k\n")
+                else:
+                    marker.unlink(missing_ok=True)
         elif kind == "reboot":
             version = None
             if args:

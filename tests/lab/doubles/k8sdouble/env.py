@@ -38,6 +38,7 @@ API_MODE = "/var/lib/etcd/lab-apiserver.json"  # primary, or forward to the prim
 NODE_JSON = "/lab/node.json"
 FAULT_FAIL = "/lab/faults/kubeadm-fail"
 FAULT_HANG = "/lab/faults/kubeadm-hang"
+FAULT_DRAIN_BLOCK = "/lab/faults/drain-block-{node}"  # a pod a PodDisruptionBudget protects
 
 API_PORT = 6443
 

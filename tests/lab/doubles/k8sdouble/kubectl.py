@@ -6,8 +6,9 @@ import argparse
 import json
 import os
 import sys
+import time
 
-from k8sdouble import env, nodes
+from k8sdouble import config, env, nodes
 from k8sdouble.client import Client
 from k8sdouble.errors import ApiError, CommandError
 
@@ -104,6 +105,9 @@ def _drain(client: Client, args: list[str]) -> int:
     p.add_argument("--disable-eviction", action="store_true")
     ns = p.parse_args(args)
     _schedulable(client, [ns.name], True)
+    blocked = _pdb_blocked(ns.name)
+    if blocked and not ns.disable_eviction and ns.ignore_daemonsets:
+        return _evict_until_timeout(ns.name, blocked, ns.timeout)
     if not ns.ignore_daemonsets:
         raise CommandError(
             f"error: unable to drain node \"{ns.name}\" due to error: cannot delete DaemonSet-"
@@ -115,6 +119,43 @@ def _drain(client: Client, args: list[str]) -> int:
           file=sys.stderr)
     print(f"node/{ns.name} drained")
     return 0
+
+
+def _pdb_blocked(node: str) -> str:
+    """``namespace/pod`` of a pod on ``node`` that its PodDisruptionBudget keeps, or ''."""
+    try:
+        return env.path(env.FAULT_DRAIN_BLOCK.format(node=node)).read_text().strip()
+    except OSError:
+        return ""
+
+
+def _evict_until_timeout(node: str, pod: str, timeout: str) -> int:
+    """kubectl drain against a PodDisruptionBudget: eviction refused (429), retried every 5 s
+    until --timeout (0: for ever), then kubectl's own error and exit 1."""
+    namespace, name = pod.split("/", 1)
+    seconds = config.parse_duration(timeout) if timeout else 0.0
+    print(f"evicting pod {pod}", flush=True)
+    deadline = time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        if seconds and left <= 0:
+            break
+        print(f'error when evicting pods/"{name}" -n "{namespace}" (will retry after 5s): '
+              "Cannot evict pod as it would violate the pod's disruption budget.",
+              file=sys.stderr, flush=True)
+        time.sleep(min(5.0, left) if seconds else 5.0)
+    why = (f'error when evicting pods/"{name}" -n "{namespace}": global timeout reached: '
+           f"{_go_duration(seconds)}")
+    print(f'error: unable to drain node "{node}" due to error: {why}, continuing command...\n'
+          f"There are pending nodes to be drained:\n {node}\n{why}", file=sys.stderr)
+    return 1
+
+
+def _go_duration(seconds: float) -> str:
+    """Go's time.Duration.String() for whole seconds: 3s, 5m0s, 1h0m0s."""
+    h, rest = divmod(int(seconds), 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}h{m}m{sec}s" if h else (f"{m}m{sec}s" if m else f"{sec}s")
 
 
 def _delete(client: Client, args: list[str]) -> int:
