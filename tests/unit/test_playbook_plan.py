@@ -131,6 +131,10 @@ def test_needed_nodes_follow_the_host_groups(tmp_path: Path) -> None:
          "no host group or node named 'wrkers'"),
         ("name: x\nstages:\n  - name: a\n    steps:\n      - init: {tmeout: 3}\n", 5,
          "unknown field"),
+        ("name: x\nprimary: second\nstages:\n  - name: a\n    steps:\n      - init: {}\n", 2,
+         "primary"),
+        ("name: x\nstages:\n  - name: a\n    steps:\n      - mint-credentials: {ttl: '30'}\n",
+         5, "missing unit"),
     ],
 )
 def test_playbook_errors_name_file_and_line(
@@ -148,6 +152,8 @@ def test_builtin_playbooks_load() -> None:
     book = load_builtin("bootstrap")
     assert [s.name for s in book.stages][:2] == ["preflight", "init"]
     assert [s.name for s in book.always] == ["cleanup"]
+    assert book.primary == "first"
+    assert load_builtin("remove-node").primary == "not-selected"
 
 
 def test_when_filters_nodes_on_facts(tmp_path: Path) -> None:
