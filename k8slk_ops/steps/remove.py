@@ -128,7 +128,10 @@ class Drain(Step):
             ctx.emit(node, self.phase, EventKind.WARN, f"drain failed ({last}); forced on")
             return
         await primary.kubectl("uncordon", node)
-        raise NodeError(f"drain failed, node uncordoned: {last}", phase=self.phase)
+        raise NodeError(
+            f"drain failed, node uncordoned: {last} (--force removes it anyway)",
+            phase=self.phase,
+        )
 
 
 class DeleteNode(Step):
