@@ -75,7 +75,23 @@ def quorum_problem(ctx: PlanContext) -> str:
             f"removing {len(leaving)} of {len(cps)} control planes at once would break etcd "
             f"quorum ({remaining} left, {len(cps) // 2 + 1} needed)"
         )
+    carrier = endpoint_carrier(ctx)
+    if carrier in gone:
+        return (
+            f"{carrier} carries the controlPlaneEndpoint ({ctx.inventory.endpoint}) that every "
+            "kubelet and kubeconfig of the cluster talks to; removing it cuts them all off. Point "
+            "the endpoint at a load balancer or a DNS name that follows the control planes first"
+        )
     return ""
+
+
+def endpoint_carrier(ctx: PlanContext) -> str | None:
+    """The control plane whose own address is the API endpoint, if the endpoint is one."""
+    host = ctx.inventory.endpoint_host
+    for spec in ctx.inventory.control_planes:
+        if spec.address == host:
+            return spec.name
+    return None
 
 
 class DrainOptions(BaseModel):

@@ -53,6 +53,11 @@ def test_three_control_planes_join_one_at_a_time(lab_factory: Any, tmp_path: Pat
     assert dry.code == 0, dry.stderr
     assert "kubectl drain cp-1 (on cp-2)" in dry.stdout + dry.stderr
 
+    carrier = cli("remove-node", str(ha), "cp-1", "--json", log_file=tmp_path / "rm0.log")
+    assert carrier.code == 1
+    assert "carries the controlPlaneEndpoint" in carrier.stdout + carrier.stderr
+    assert "cp-1" in kubectl_nodes(lab)
+
     both = cli("remove-node", str(ha), "cp-2", "cp-3", "--json", log_file=tmp_path / "rm2.log")
     assert both.code == 1
     assert "quorum" in both.stdout + both.stderr
