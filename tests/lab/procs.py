@@ -144,16 +144,29 @@ def stop_cgroup(cgroup: str, timeout: float = 10.0) -> None:
             return
 
 
-def remove_cgroup(cgroup: str) -> None:
+def remove_cgroup(cgroup: str, timeout: float = 10.0) -> None:
     """Remove ``cgroup`` and everything under it in every hierarchy (runc creates the
-    containers' cgroups in all of them). Processes must be gone first."""
+    containers' cgroups in all of them). Processes must be gone first.
+
+    A killed process stays listed in its cgroup until its parent (or init, once the parent is
+    gone too) reaps it, so a directory can be busy for a moment after every process has died:
+    that is retried until ``timeout``; cgroup v1 gives no event to wait on for it."""
+    deadline = time.monotonic() + timeout
     for hierarchy in CGROUP_ROOT.iterdir():
         top = hierarchy / cgroup
         if not top.is_dir():
             continue
         for sub, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
-            with contextlib.suppress(FileNotFoundError):
-                os.rmdir(sub)
+            while True:
+                try:
+                    os.rmdir(sub)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
 
 
 def rss_bytes(pids: Iterable[int]) -> int:
