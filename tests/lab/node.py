@@ -125,7 +125,8 @@ class Node:
     def prepare(self, facts: dict[str, object]) -> None:
         """The node's disk and lab files; what is on the disk already is kept."""
         f = self.files
-        for d in (f.var_node / "etc/kubernetes", f.var_node / "var/lib", f.lab / "faults"):
+        for d in (f.var_node / "etc/kubernetes", f.var_node / "var/lib", f.lab / "faults",
+                  f.lab / "etcd", self.image.parent / "etcd"):
             d.mkdir(parents=True, exist_ok=True)
         ssh_dir = f.var_node / "root/.ssh"
         ssh_dir.mkdir(parents=True, exist_ok=True)
@@ -252,6 +253,8 @@ class Node:
             ("/var/node/var", "/var", "rw"),
             ("/root", "/root", "rw"),
             (str(self.files.lab), "/lab", "rw"),
+            # What etcd replicates between control planes: one store the API doubles share.
+            (str(self.image.parent / "etcd"), "/lab/etcd", "rw"),
             (str(DOUBLES), DOUBLES_MOUNT, "ro"),
         ]
         argv = [

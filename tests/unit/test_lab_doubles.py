@@ -60,6 +60,10 @@ class Node:
         self.kubelet: subprocess.Popen[bytes] | None = None
         (root / "lab").mkdir(parents=True)
         (root / "tmp").mkdir()
+        # As in the lab: every node's /lab/etcd is one directory, the store etcd would replicate.
+        shared = root.parent / "etcd"
+        shared.mkdir(exist_ok=True)
+        (root / "lab/etcd").symlink_to(shared)
         (root / "lab/node.json").write_text(json.dumps({
             "name": name, "address": self.address, "role": role, "kubernetesVersion": version,
             "settleSeconds": 0, "readyDelay": 0.3,

@@ -1,10 +1,11 @@
 """The kube-apiserver double: HTTPS on the node's address, port 6443, signed by the cluster CA.
 
 The kubelet double runs it as a static pod when ``/etc/kubernetes/manifests/kube-apiserver.yaml``
-exists, with the arguments written there. The first control plane's instance holds the cluster
-state (nodes, bootstrap tokens, the uploaded certificates, the cluster version) and persists it
-under ``/var/lib/etcd`` so it survives a reboot; the instances of control planes that joined
-later forward every request to it, so the cluster has one state wherever it is asked.
+exists, with the arguments written there. Every control plane runs one, and all of them share
+the cluster's state (nodes, bootstrap tokens, the uploaded certificates, the cluster version)
+as etcd would replicate it: one JSON store under the lab's ``/lab/etcd``, named after the
+cluster CA, read and written under an exclusive lock per request. It outlives reboots and any
+one control plane; the last control plane's ``kubeadm reset`` deletes it.
 
 Authentication is the real kind: client certificates signed by the cluster CA (admin.conf, the
 kubelets' certificates), bootstrap tokens as bearer tokens (valid, unexpired, with the
@@ -18,7 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import http.client
+import fcntl
 import json
 import os
 import socket
@@ -26,10 +27,11 @@ import ssl
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from k8sdouble import env, jws, pki
+from k8sdouble import cluster, env, jws, pki
 from k8sdouble.nodes import node_json
 
 NODE_GRACE_SECONDS = 40.0  # the node lifecycle controller's grace period before "Unknown"
@@ -50,22 +52,57 @@ def rfc3339(ts: float) -> str:
 
 
 class ClusterState:
-    """The cluster as etcd would hold it, in one JSON file, guarded by one lock."""
+    """The cluster as etcd holds it: one JSON document shared by every control plane's API.
+
+    Each request runs in a ``transaction()``: an exclusive flock on the store's lock file
+    (other API processes) and a thread lock (this one's handler threads), the document
+    reloaded when another process changed it, and written back whole by ``save()``.
+    """
 
     def __init__(self, path: str, defaults: dict[str, Any]) -> None:
         self.path = env.path(path)
+        self.lock_path = self.path.with_suffix(".lock")
         self.lock = threading.Lock()
-        if self.path.exists():
-            self.data: dict[str, Any] = json.loads(self.path.read_text())
-        else:
-            self.data = {"nodes": {}, "tokens": {}, "certs": None, "clusterInfo": None,
-                         "members": [], "config": None}
-        for key, value in defaults.items():
-            self.data.setdefault(key, value)
-        self.heartbeats: dict[str, float] = {}
+        self.defaults = defaults
+        self.data: dict[str, Any] = {}
+        self._seen: tuple[int, int, int] | None = None
+        self.started = time.time()  # heartbeats older than this instance get a new grace
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._reload()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.lock:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._reload()
+                yield
+            finally:
+                os.close(fd)  # releases the flock
+
+    def _reload(self) -> None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            if self._seen is not None or not self.data:
+                self.data = {"nodes": {}, "tokens": {}, "certs": None, "clusterInfo": None,
+                             "members": [], "config": None, "heartbeats": {}}
+                self.data.update(self.defaults)
+                self._seen = None
+            return
+        seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if seen != self._seen:
+            self.data = json.loads(self.path.read_text())
+            for key, value in self.defaults.items():
+                self.data.setdefault(key, value)
+            self.data.setdefault("heartbeats", {})
+            self._seen = seen
 
     def save(self) -> None:
         env.write_atomic(self.path, json.dumps(self.data, indent=1, sort_keys=True), 0o600)
+        st = self.path.stat()
+        self._seen = (st.st_ino, st.st_size, st.st_mtime_ns)
 
     def valid_tokens(self, now: float) -> dict[str, dict[str, Any]]:
         return {tid: t for tid, t in self.data["tokens"].items()
@@ -88,7 +125,7 @@ class Api:
     def handle(self, method: str, path: str, who: str, body: Any) -> tuple[int, Any]:
         now = time.time()
         st = self.state
-        with st.lock:
+        with st.transaction():
             st.prune(now)
             if who.startswith("bootstrap:") and (method, path) not in BOOTSTRAP_ALLOWED:
                 return 403, _status(403, "Forbidden", f'User "system:bootstrap:{who[10:]}" '
@@ -146,7 +183,7 @@ class Api:
                     "kubeletVersion": body.get("kubeletVersion", ""),
                     "address": body.get("address", ""),
                 }
-                self.state.heartbeats[name] = now
+                self.state.data["heartbeats"][name] = now
                 self.state.save()
                 return 201, self._node_view(nodes[name], now)
         name = rest[0]
@@ -157,6 +194,7 @@ class Api:
             return 200, self._node_view(node, now)
         if method == "DELETE":
             del nodes[name]
+            self.state.data["heartbeats"].pop(name, None)
             self.state.save()
             return 200, _status(200, "Success", "")
         if method == "PATCH":
@@ -170,16 +208,17 @@ class Api:
                     node["labels"][label] = value
                     changed = True
             if body.get("heartbeat"):
-                self.state.heartbeats[name] = now
+                self.state.data["heartbeats"][name] = now
+                changed = True
             if changed:
                 self.state.save()
             return 200, self._node_view(node, now)
         return 405, _status(405, "MethodNotAllowed", "method not allowed")
 
     def _node_view(self, node: dict[str, Any], now: float) -> dict[str, Any]:
-        seen = self.state.heartbeats.get(node["name"])
-        if seen is None:  # the API restarted: give the kubelet its grace period again
-            seen = self.state.heartbeats[node["name"]] = now
+        # Like the node lifecycle controller: an API that (re)started gives every kubelet its
+        # grace period again, counted from when it started.
+        seen = max(self.state.data["heartbeats"].get(node["name"], 0.0), self.state.started)
         status = "True" if node["ready"] else "False"
         if now - seen > NODE_GRACE_SECONDS:
             status = "Unknown"
@@ -244,11 +283,10 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, addr: tuple[str, int], ctx: ssl.SSLContext, app: Api | None,
-                 forward: Forwarder | None, version: str) -> None:
+    def __init__(self, addr: tuple[str, int], ctx: ssl.SSLContext, app: Api,
+                 version: str) -> None:
         self.ctx = ctx
         self.app = app
-        self.forward = forward
         self.version = version
         super().__init__(addr, Handler)
 
@@ -259,28 +297,6 @@ class Server(ThreadingHTTPServer):
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = self.socket.accept()
         return self.ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
-
-
-class Forwarder:
-    """A control plane that joined later: ask the first control plane's API, as one cluster."""
-
-    def __init__(self, leader: str, pki_dir: str) -> None:
-        host, port = leader.rsplit(":", 1)
-        self.host, self.port = host, int(port)
-        self.ctx = ssl.create_default_context(cafile=str(env.path(f"{pki_dir}/ca.crt")))
-        self.ctx.check_hostname = False
-        self.ctx.load_cert_chain(str(env.path(f"{pki_dir}/apiserver-kubelet-client.crt")),
-                                 str(env.path(f"{pki_dir}/apiserver-kubelet-client.key")))
-
-    def send(self, method: str, path: str, headers: dict[str, str],
-             body: bytes) -> tuple[int, bytes]:
-        conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=30)
-        try:
-            conn.request(method, path, body=body or None, headers=headers)
-            resp = conn.getresponse()
-            return resp.status, resp.read()
-        finally:
-            conn.close()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -320,10 +336,9 @@ class Handler(BaseHTTPRequestHandler):
         if auth.startswith("Bearer "):
             token = auth[7:].strip()
             tid, _, secret = token.partition(".")
-            app = self.server.app
-            if app is None:  # forwarding: the first control plane decides
-                return f"bootstrap:{tid}"
-            tok = app.state.valid_tokens(now).get(tid)
+            state = self.server.app.state
+            with state.transaction():
+                tok = state.valid_tokens(now).get(tid)
             if tok is None or tok["secret"] != secret or "authentication" not in tok["usages"]:
                 return None
             return f"bootstrap:{tid}"
@@ -349,16 +364,6 @@ class Handler(BaseHTTPRequestHandler):
         who = self._who(time.time())
         if who is None or (who == "anonymous" and path not in ANONYMOUS):
             return self._json(401, _status(401, "Unauthorized", "Unauthorized"))
-        if self.server.forward is not None:
-            headers = {"Content-Type": "application/json"}
-            if self.headers.get("Authorization"):
-                headers["Authorization"] = self.headers["Authorization"]
-            try:
-                status, data = self.server.forward.send(method, self.path, headers, raw)
-            except OSError as exc:
-                return self._json(503, _status(503, "ServiceUnavailable", str(exc)))
-            return self._reply(status, data, "application/json")
-        assert self.server.app is not None
         try:
             body = json.loads(raw) if raw else None
             status, answer = self.server.app.handle(method, path, who, body)
@@ -385,8 +390,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--tls-private-key-file", required=True)
     parser.add_argument("--client-ca-file", required=True)
     parser.add_argument("--kubernetes-version", default="v1.31.3")
-    parser.add_argument("--lab-state", default=env.API_STATE)
-    parser.add_argument("--lab-forward", default="")
+    parser.add_argument("--lab-state", default="", help="default: the store of this CA's cluster")
     args, _ = parser.parse_known_args(argv)
     pki_dir = os.path.dirname(args.client_ca_file)
 
@@ -395,14 +399,10 @@ def main(argv: list[str]) -> int:
     ctx.verify_mode = ssl.CERT_OPTIONAL
     ctx.load_verify_locations(str(env.path(args.client_ca_file)))
 
-    app: Api | None = None
-    forward: Forwarder | None = None
-    if args.lab_forward:
-        forward = Forwarder(args.lab_forward, pki_dir)
-    else:
-        state = ClusterState(args.lab_state, {"version": args.kubernetes_version})
-        app = Api(state, pki_dir)
-    server = Server((args.advertise_address, args.secure_port), ctx, app, forward,
+    store = args.lab_state or cluster.store_path(args.client_ca_file)
+    state = ClusterState(store, {"version": args.kubernetes_version})
+    app = Api(state, pki_dir)
+    server = Server((args.advertise_address, args.secure_port), ctx, app,
                     args.kubernetes_version)
     print(f"kube-apiserver serving on https://{args.advertise_address}:{args.secure_port}",
           flush=True)

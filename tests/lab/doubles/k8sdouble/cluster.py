@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -143,15 +144,24 @@ def write_manifest(name: str, command: list[str]) -> None:
     env.write_atomic(f"{env.MANIFESTS}/{name}.yaml", yaml.safe_dump(pod, sort_keys=False), 0o600)
 
 
-def control_plane_manifests(address: str, port: int, version: str, forward: str | None) -> None:
+def store_path(ca_file: str = f"{env.PKI}/ca.crt") -> str:
+    """The cluster's shared store: named after its CA, so a new cluster never reads an old one."""
+    digest = hashlib.sha256(env.path(ca_file).read_bytes()).hexdigest()[:16]
+    return f"{env.CLUSTER_STORE_DIR}/{digest}.json"
+
+
+def etcd_member(name: str) -> None:
+    """This node's etcd data directory now holds a member (kubeadm's preflight checks it)."""
+    env.write_atomic(env.ETCD_MEMBER, name + "\n", 0o600)
+
+
+def control_plane_manifests(address: str, port: int, version: str) -> None:
     pki_dir = env.PKI
     api = ["kube-apiserver", f"--advertise-address={address}", f"--secure-port={port}",
            f"--tls-cert-file={pki_dir}/apiserver.crt",
            f"--tls-private-key-file={pki_dir}/apiserver.key",
            f"--client-ca-file={pki_dir}/ca.crt", f"--kubernetes-version={version}",
            "--authorization-mode=Node,RBAC", "--enable-bootstrap-token-auth=true"]
-    if forward:
-        api.append(f"--lab-forward={forward}")
     write_manifest("kube-apiserver", api)
     write_manifest("kube-controller-manager", ["kube-controller-manager",
                    "--kubeconfig=/etc/kubernetes/controller-manager.conf"])

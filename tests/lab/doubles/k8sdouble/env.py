@@ -33,8 +33,10 @@ KUBELET_DIR = "/var/lib/kubelet"
 KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"  # THE marker
 KUBELET_CLIENT_PEM = "/var/lib/kubelet/pki/kubelet-client-current.pem"
 ETCD_DIR = "/var/lib/etcd"
-API_STATE = "/var/lib/etcd/lab-cluster.json"  # the API double's cluster state (primary only)
-API_MODE = "/var/lib/etcd/lab-apiserver.json"  # primary, or forward to the primary
+# What etcd replicates between control planes: one JSON store per cluster (named after its CA),
+# shared by every control plane's API double through the lab's /lab/etcd mount.
+CLUSTER_STORE_DIR = "/lab/etcd"
+ETCD_MEMBER = "/var/lib/etcd/member/lab-member"  # this node's etcd data: a member's name
 NODE_JSON = "/lab/node.json"
 FAULT_FAIL = "/lab/faults/kubeadm-fail"
 FAULT_HANG = "/lab/faults/kubeadm-hang"

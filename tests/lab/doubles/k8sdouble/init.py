@@ -191,11 +191,12 @@ def run(config_path: str, upload_certs: bool, skip_token_print: bool) -> int:
         out(f'[etcd] Creating static Pod manifest for local etcd in "{env.MANIFESTS}"')
         cluster.write_manifest("etcd", ["etcd", f"--advertise-client-urls=https://{address}:2379",
                                         f"--name={node.name}"])
+        cluster.etcd_member(node.name)
     if phase("control-plane"):
         out(f'[control-plane] Using manifest folder "{env.MANIFESTS}"')
         for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
             out(f'[control-plane] Creating static Pod manifest for "{component}"')
-        cluster.control_plane_manifests(address, port, version, None)
+        cluster.control_plane_manifests(address, port, version)
     if phase("kubelet-start"):
         kubelet_start(cfg)
     admin = cluster.admin_client()

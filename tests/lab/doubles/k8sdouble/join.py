@@ -206,9 +206,9 @@ def _prepare_control_plane(cfg: config.Config, node: env.Node, boot: Client,
     out(f'[control-plane] Using manifest folder "{env.MANIFESTS}"')
     for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
         out(f'[control-plane] Creating static Pod manifest for "{component}"')
-    leader = str(about.get("leader") or endpoint)
-    cluster.control_plane_manifests(address, cfg.bind_port or 6443, version, leader)
+    cluster.control_plane_manifests(address, cfg.bind_port or 6443, version)
     cluster.write_manifest("etcd", ["etcd", f"--name={node.name}"])
+    cluster.etcd_member(node.name)
 
 
 def _tls_bootstrap(boot: Client, kc: pki.KubeConfig, node: env.Node) -> Client:

@@ -38,6 +38,8 @@ def run(force: bool) -> int:
             about = client.request("GET", "/lab/v1/cluster")
             members = [m for m in about.get("members") or [] if m != node.name]
             client.request("PATCH", "/lab/v1/cluster", {"members": members})
+            if not members:  # the last member: etcd's data goes with it
+                env.path(cluster.store_path()).unlink(missing_ok=True)
         except (ApiError, Exception) as exc:
             print(f"W0000 [reset] Failed to remove etcd member: {exc}", file=sys.stderr)
     if control_plane:
