@@ -97,8 +97,8 @@ def wait_until(predicate: Any, timeout: float = 60.0, what: str = "condition") -
         delay = min(delay * 1.5, 0.5)
 
 
-def kubectl_nodes(lab: Any) -> dict[str, dict[str, Any]]:
-    out = lab.kubelet_exec("cp-1", ["kubectl", "get", "nodes", "-o", "json"])
+def kubectl_nodes(lab: Any, via: str = "cp-1") -> dict[str, dict[str, Any]]:
+    out = lab.kubelet_exec(via, ["kubectl", "get", "nodes", "-o", "json"])
     assert out.returncode == 0, out.stderr
     nodes = {}
     for item in json.loads(out.stdout)["items"]:

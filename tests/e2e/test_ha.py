@@ -67,3 +67,28 @@ def test_three_control_planes_join_one_at_a_time(lab_factory: Any, tmp_path: Pat
     assert one.code == 0, one.stderr
     assert set(kubectl_nodes(lab)) == {"cp-1", "cp-2", "w-1", "w-2"}
     assert not lab.exists("cp-3", "/var/node/etc/kubernetes/manifests/kube-apiserver.yaml")
+
+
+def test_behind_a_load_balancer_the_first_control_plane_can_go(
+    lab_factory: Any, tmp_path: Path
+) -> None:
+    """With the endpoint on a load balancer, cp-1 is a control plane like the others: removing
+    it works through cp-2, and the cluster (one etcd, replicated) carries on without it."""
+    lab = lab_factory(nodes=4, control_planes=3, settle=0.5, load_balancer=True)
+    endpoint = yaml.safe_load(lab.inventory_path.read_text())["cluster"]["controlPlaneEndpoint"]
+    assert endpoint.endswith(".250:6443")
+    boot = cli("bootstrap", str(lab.inventory_path), "--json", log_file=tmp_path / "boot.log")
+    assert boot.code == 0, boot.stderr
+
+    run = cli("remove-node", str(lab.inventory_path), "cp-1", "--json",
+              log_file=tmp_path / "rm.log")
+    assert run.code == 0, run.stderr
+    assert "kubectl drain cp-1 (on cp-2)" in run.log
+    assert not lab.exists("cp-1", "/var/node/etc/kubernetes/admin.conf")
+    nodes = kubectl_nodes(lab, via="cp-3")
+    assert set(nodes) == {"cp-2", "cp-3", "w-1"}
+    assert all(n["ready"] for n in nodes.values())
+
+    status = cli("status", str(lab.inventory_path), "--json", log_file=tmp_path / "st.log")
+    rows = {n["name"]: n["details"] for n in status.report["nodes"]}
+    assert rows["cp-2"]["ready"] is True and rows["cp-1"]["registered"] is False

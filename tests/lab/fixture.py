@@ -54,12 +54,13 @@ class LabFactory:
         settle: float = 0.2,
         ready_delay: float = 0.3,
         slot: int | None = None,
+        load_balancer: bool = False,
     ) -> Lab:
         require_lab()
         lab = Lab.up(
             self.base / f"lab-{len(self.labs)}", nodes=nodes, control_planes=control_planes,
             kubernetes_version=kubernetes_version, settle=settle, ready_delay=ready_delay,
-            slot=slot,
+            slot=slot, load_balancer=load_balancer,
         )
         self.labs.append(lab)
         return lab

@@ -12,13 +12,14 @@ POD_SUBNET = "10.244.0.0/16"
 SERVICE_SUBNET = "10.96.0.0/12"
 
 
-def render(nodes: Sequence[NodeSpec], kubernetes_version: str) -> str:
+def render(nodes: Sequence[NodeSpec], kubernetes_version: str, endpoint: str = "") -> str:
+    """``endpoint``: the API's address (a load balancer); the first control plane's otherwise."""
     first_cp = next(n for n in nodes if n.role == CONTROL_PLANE)
     lines = [
         "cluster:",
         "  name: lab",
         f"  kubernetesVersion: {kubernetes_version}",
-        f"  controlPlaneEndpoint: {first_cp.address}:6443",
+        f"  controlPlaneEndpoint: {endpoint or first_cp.address}:6443",
         f"  podSubnet: {POD_SUBNET}",
         f"  serviceSubnet: {SERVICE_SUBNET}",
         "ssh:",

@@ -15,6 +15,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -25,12 +26,14 @@ from tests.lab import image, inventory, network, preflight, procs, slots
 from tests.lab import state as st
 from tests.lab.errors import LabError
 from tests.lab.keys import new_ed25519, write_pair
-from tests.lab.node import NAMESPACE, Node, NodeFiles
+from tests.lab.node import NAMESPACE, PATH, Node, NodeFiles
 from tests.lab.state import CONTROL_PLANE, WORKER, LabState, NodeSpec, NodeState
 
 DEFAULT_VERSION = "v1.31.3"
 VERSION = re.compile(r"v\d+\.\d+\.\d+")
 KUBEADM_LOG = "/var/log/kubeadm.out.log"
+BALANCER_HOST = 250  # the load balancer's address: 127.0.SLOT.250
+REPO = Path(__file__).resolve().parents[2]
 FAULTS = (
     "ssh-stop", "ssh-start", "partition", "heal", "kubeadm-fail", "kubeadm-hang", "reboot",
     "drain-block", "drain-unblock",
@@ -57,16 +60,19 @@ class Lab:
         settle: float = 5.0,
         ready_delay: float = 1.0,
         slot: int | None = None,
+        load_balancer: bool = False,
     ) -> Lab:
         """Boot ``nodes`` fresh nodes concurrently (``cp-1..cp-M`` then ``w-1..``), wait until
-        each accepts SSH, write ``inventory.yml``, ``known_hosts`` and ``lab.json``."""
+        each accepts SSH, write ``inventory.yml``, ``known_hosts`` and ``lab.json``. With
+        ``load_balancer``, the inventory's controlPlaneEndpoint is a TCP load balancer on
+        ``127.0.SLOT.250:6443`` in front of every control plane (see ``balancer.py``)."""
         lab_dir = Path(lab_dir).resolve()
         _validate(nodes, control_planes, kubernetes_version, settle, ready_delay)
         preflight.check()
         lab_dir.mkdir(parents=True, exist_ok=True)
         if (lab_dir / "lab.json").exists() and st.load(lab_dir).running:
             raise LabError(f"a lab is already running in {lab_dir}: down it first")
-        for old in ("nodes", "image"):
+        for old in ("nodes", "image", "etcd"):
             shutil.rmtree(lab_dir / old, ignore_errors=True)
         count = nodes
 
@@ -75,6 +81,8 @@ class Lab:
                 why = preflight.address_in_use(f"127.0.{s}.{11 + i}")
                 if why:
                     return why
+            if load_balancer:
+                return preflight.address_in_use(f"127.0.{s}.{BALANCER_HOST}")
             return None
 
         chosen = slots.claim(lab_dir, slot, busy)
@@ -89,7 +97,8 @@ class Lab:
         lab = cls(
             lab_dir,
             LabState(chosen, True, settle, ready_delay,
-                     [NodeState(s, kubernetes_version) for s in specs]),
+                     [NodeState(s, kubernetes_version) for s in specs],
+                     f"127.0.{chosen}.{BALANCER_HOST}" if load_balancer else ""),
         )
         st.save(lab_dir, lab.state)
         try:
@@ -99,7 +108,10 @@ class Lab:
             with ThreadPoolExecutor(max_workers=min(nodes, 8)) as pool:
                 list(pool.map(lab._first_boot, lab.state.nodes))
             lab.rewrite_known_hosts()
-            inventory.write(lab.inventory_path, inventory.render(specs, kubernetes_version))
+            if lab.state.balancer:
+                lab._start_balancer()
+            inventory.write(lab.inventory_path,
+                            inventory.render(specs, kubernetes_version, lab.state.balancer))
         except BaseException:
             lab.down()
             raise
@@ -132,6 +144,10 @@ class Lab:
             procs.kill_and_wait(leftovers)
             n.pids = {}
         if ours:
+            try:
+                procs.stop_cgroup(f"k8slk-lab-{self.slot}/balancer")
+            except OSError as e:
+                errors.append(f"balancer: {e}")
             procs.remove_cgroup(f"k8slk-lab-{self.slot}")
             network.remove(self.slot)
             slots.release(self.dir, self.slot)
@@ -378,6 +394,23 @@ class Lab:
         node.prepare(self._facts(n))
         n.pids = node.boot()
         n.boots += 1
+
+    def _start_balancer(self) -> None:
+        """The TCP load balancer in front of every control plane's :6443; returns once it
+        listens (it prints one line then)."""
+        backends = [f"{n.spec.address}:6443" for n in self.state.nodes
+                    if n.spec.role == CONTROL_PLANE]
+        proc = procs.spawn(
+            [sys.executable, "-m", "tests.lab.balancer", f"{self.state.balancer}:6443", *backends],
+            f"k8slk-lab-{self.slot}/balancer",
+            {"PATH": PATH, "PYTHONPATH": str(REPO)},
+            stdout=subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        proc.stdout.close()
+        if not line.startswith(b"balancing"):
+            raise LabError(f"the load balancer did not start (exit {proc.poll()})")
 
     def _first_boot(self, n: NodeState) -> None:
         self._boot(n)

@@ -38,6 +38,7 @@ class LabState:
     settle: float
     ready_delay: float
     nodes: list[NodeState]
+    balancer: str = ""  # the load balancer's address in front of the API servers, if any
 
     def node(self, name: str) -> NodeState:
         for n in self.nodes:
@@ -55,7 +56,8 @@ class LabState:
             NodeState(NodeSpec(**n["spec"]), n["kubernetes_version"], n["pids"], n["boots"])
             for n in data["nodes"]
         ]
-        return cls(data["slot"], data["running"], data["settle"], data["ready_delay"], nodes)
+        return cls(data["slot"], data["running"], data["settle"], data["ready_delay"], nodes,
+                   data.get("balancer", ""))
 
 
 def save(lab_dir: Path, state: LabState) -> None:
