@@ -176,8 +176,14 @@ class SSHDServer:
         self._write_config()
         with self._cond:
             self._lines = []
+        # A private mount namespace with an empty /root, as on a node (/root lives on /var/node):
+        # the host's own dotfiles (a ~/.bashrc that prints or runs tools) never reach a session.
         self._proc = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(self.config)],
+            [
+                "unshare", "-m", "--propagation", "private", "sh", "-c",
+                'mount -t tmpfs -o mode=0700 root-home /root && exec "$@"', "sh",
+                SSHD, "-D", "-e", "-f", str(self.config),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

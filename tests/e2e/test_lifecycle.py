@@ -63,6 +63,20 @@ def test_status_reports_every_node_including_unreachable(cluster: dict[str, Any]
     assert rows["w-3"]["reachable"] is False
 
 
+def test_status_shows_a_changed_host_key_as_a_row(cluster: dict[str, Any]) -> None:
+    lab = cluster["lab"]
+    lab.fault("w-3", "reboot")  # not in the cluster yet: a reboot only changes its host key
+    try:
+        run = cli("status", str(cluster["inventory"]), "--json", log_file=cluster["work"] / "k.log")
+    finally:
+        lab.rewrite_known_hosts()
+    assert run.code == 1
+    rows = {n["name"]: n["details"] for n in run.report["nodes"]}
+    assert rows["w-3"]["reachable"] is False and rows["w-3"]["hostKey"] == "mismatch"
+    assert rows["w-2"]["hostKey"] == "ok" and rows["cp-1"]["ready"] is True
+    assert "every boot" in run.stderr  # the LinuxKit advice reaches the operator
+
+
 def test_kubeconfig_written_and_merged(cluster: dict[str, Any], tmp_path: Path) -> None:
     target = tmp_path / "config"
     target.write_text(
