@@ -63,6 +63,41 @@ def cli(
     return CliRun(proc.returncode, proc.stdout, proc.stderr, log)
 
 
+def fleet_up(
+    directory: Path,
+    nodes: int,
+    *,
+    control_planes: int = 1,
+    settle: float = 0.2,
+    kubeadm_seconds: float = 0.3,
+    ready_delay: float = 0.3,
+    fail_nodes: str = "",
+) -> None:
+    """Start a fleet of simulated nodes in ``directory`` (tests/fleet), fast timings by default."""
+    from tests.fleet import process
+
+    cmd = [sys.executable, "-m", "tests.fleet", "up", "--dir", str(directory), "--nodes",
+           str(nodes), "--control-planes", str(control_planes), "--settle", str(settle),
+           "--kubeadm-seconds", str(kubeadm_seconds), "--ready-delay", str(ready_delay),
+           "--port", str(process.free_port())]
+    if fail_nodes:
+        cmd += ["--fail-nodes", fail_nodes]
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=120)
+
+
+def bootstrap_fleet(directory: Path, nodes: int, **up: Any) -> tuple[CliRun, dict[str, Any]]:
+    """Start a fleet, bootstrap it once, stop it: the run and the fleet's counters."""
+    from tests.fleet import layout, process
+
+    fleet_up(directory, nodes, **up)
+    try:
+        run = cli("bootstrap", str(directory / layout.INVENTORY), "--json",
+                  log_file=directory / "run.log", timeout=300)
+    finally:
+        stats = process.stop(directory)
+    return run, stats
+
+
 class Background:
     """k8slk-ops running in the background, to interrupt or to race."""
 

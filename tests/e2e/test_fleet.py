@@ -7,15 +7,13 @@ tool ever asked a node to skip CA verification or left a config readable by othe
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import ROOT, cli
+from tests.e2e.helpers import cli, fleet_up
 from tests.fleet import layout, process
 
 pytestmark = pytest.mark.lab
@@ -26,12 +24,7 @@ NODES = 20
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     directory = tmp_path_factory.mktemp("fleet")
-    subprocess.run(
-        [sys.executable, "-m", "tests.fleet", "up", "--dir", str(directory), "--nodes",
-         str(NODES), "--control-planes", "1", "--settle", "0.2", "--kubeadm-seconds", "0.3",
-         "--ready-delay", "0.3", "--port", str(process.free_port())],
-        cwd=ROOT, check=True, capture_output=True, timeout=120,
-    )
+    fleet_up(directory, NODES)
     state: dict[str, Any] = {"dir": directory}
     try:
         inventory = directory / layout.INVENTORY

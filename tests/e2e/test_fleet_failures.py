@@ -3,32 +3,19 @@ run before any join. The fleet's ``--fail-nodes`` makes those nodes' kubeadm fai
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import ROOT, CliRun, cli
-from tests.fleet import layout, process
+from tests.e2e.helpers import CliRun, bootstrap_fleet
 
 pytestmark = pytest.mark.lab
 
 
 def bootstrap_with_failures(directory: Path, nodes: int, fail: str) -> tuple[CliRun, dict[str, Any]]:
-    subprocess.run(
-        [sys.executable, "-m", "tests.fleet", "up", "--dir", str(directory), "--nodes",
-         str(nodes), "--settle", "0.1", "--kubeadm-seconds", "0.2", "--ready-delay", "0.2",
-         "--fail-nodes", fail, "--port", str(process.free_port())],
-        cwd=ROOT, check=True, capture_output=True, timeout=120,
-    )
-    try:
-        run = cli("bootstrap", str(directory / layout.INVENTORY), "--json",
-                  log_file=directory / "run.log", timeout=300)
-    finally:
-        stats = process.stop(directory)
-    return run, stats
+    return bootstrap_fleet(directory, nodes, settle=0.1, kubeadm_seconds=0.2, ready_delay=0.2,
+                           fail_nodes=fail)
 
 
 def test_failed_joins_fail_alone_with_kubeadms_words(tmp_path: Path) -> None:

@@ -3,15 +3,12 @@ the certificate key of a fresh ``upload-certs``, which the simulated kubeadm che
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import ROOT, cli
-from tests.fleet import layout, process
+from tests.e2e.helpers import bootstrap_fleet
 
 pytestmark = pytest.mark.lab
 
@@ -19,17 +16,7 @@ pytestmark = pytest.mark.lab
 @pytest.fixture(scope="module")
 def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     directory = tmp_path_factory.mktemp("fleet-ha")
-    subprocess.run(
-        [sys.executable, "-m", "tests.fleet", "up", "--dir", str(directory), "--nodes", "8",
-         "--control-planes", "3", "--settle", "0.2", "--kubeadm-seconds", "0.3",
-         "--ready-delay", "0.3", "--port", str(process.free_port())],
-        cwd=ROOT, check=True, capture_output=True, timeout=120,
-    )
-    try:
-        run = cli("bootstrap", str(directory / layout.INVENTORY), "--json",
-                  log_file=directory / "run.log", timeout=300)
-    finally:
-        stats = process.stop(directory)
+    run, stats = bootstrap_fleet(directory, 8, control_planes=3)
     yield {"run": run, "stats": stats}
 
 
