@@ -56,19 +56,27 @@ REMOTE_KILL_GRACE = 2
 _CLOSE_WAIT = 2.0
 
 
-def remote_timeout_command(command: str | Sequence[str], timeout: float) -> str:
-    """``command`` under the node's own ``timeout`` (coreutils and busybox alike)."""
-    limit = str(math.ceil(timeout) + REMOTE_KILL_GRACE)
+def _argv(command: str | Sequence[str]) -> list[str]:
     argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
-    return shlex.join(["timeout", "-s", "KILL", limit, *argv])
+    if not argv:
+        raise ValueError("empty command")
+    return argv
+
+
+def remote_timeout_argv(command: str | Sequence[str], timeout: float) -> list[str]:
+    """``command`` under the node's own ``timeout`` (coreutils and busybox alike), as argv."""
+    limit = str(math.ceil(timeout) + REMOTE_KILL_GRACE)
+    return ["timeout", "-s", "KILL", limit, *_argv(command)]
+
+
+def remote_timeout_command(command: str | Sequence[str], timeout: float) -> str:
+    """``command`` under the node's own ``timeout``, as a command line."""
+    return shlex.join(remote_timeout_argv(command, timeout))
 
 
 def follow_command(command: str | Sequence[str]) -> str:
     """``command`` wrapped so that it dies with its channel."""
-    argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
-    if not argv:
-        raise ValueError("empty command")
-    return shlex.join(["sh", "-c", FOLLOW_WRAPPER, "sh", *argv])
+    return shlex.join(["sh", "-c", FOLLOW_WRAPPER, "sh", *_argv(command)])
 
 
 class Connection:
@@ -163,22 +171,27 @@ class Connection:
     ) -> CommandResult:
         """Run a command (a shell string, or argv quoted word by word) and collect its output.
 
-        ``input`` goes to stdin followed by EOF; without it stdin is at EOF from the start.
-        With ``timeout``, CommandTimeout is raised when it expires; the node ends the command
-        itself a moment later (``timeout -s KILL``), because sshd refuses signal requests for
-        root sessions and closing the channel alone leaves the process running.
+        ``input`` goes to stdin followed by EOF; without it the command's stdin is /dev/null
+        and the command is bound to the channel (the follow wrapper), so closing the channel
+        (when it times out, or when the caller is cancelled) ends it on the node: sshd refuses
+        signal requests for root sessions, and a closed channel alone leaves a process running.
+        With ``timeout``, CommandTimeout is raised when it expires, and the node's own
+        ``timeout -s KILL`` ends the command a moment later whatever happens to the channel.
         """
-        line = command_line(command)
         label = command_label(command)
-        if timeout is not None:
-            line = remote_timeout_command(command, timeout)
+        limited = command if timeout is None else remote_timeout_argv(command, timeout)
         async with self._channel_slot():
             ssh = await self._connection()
-            log.debug("%s: run %s", self.name, line)
             if input:
+                line = command_line(limited)
+                log.debug("%s: run %s", self.name, line)
                 proc = await self._open(ssh, label, line, input=input, encoding=None)
             else:
-                proc = await self._open(ssh, label, line, stdin=asyncssh.DEVNULL, encoding=None)
+                # Bound to the channel: our stdin stays open, and when we close the channel
+                # (done, timed out, cancelled) the node ends the command at once.
+                line = follow_command(limited)
+                log.debug("%s: run %s", self.name, command_line(limited))
+                proc = await self._open(ssh, label, line, encoding=None)
             try:
                 try:
                     done = await proc.wait(timeout=timeout)

@@ -8,6 +8,8 @@ remove-etcd-member phase before their Node object is deleted.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,7 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
+from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+
+log = logging.getLogger(__name__)
+UNCORDON_TIMEOUT = 30.0
 
 
 def force_level(ctx: PlanContext) -> int:
@@ -135,7 +141,13 @@ class Drain(Step):
             args.append("--delete-emptydir-data")
         if force:
             args.append("--force")
-        result = await primary.kubectl(*args, timeout=None)
+        try:
+            result = await primary.kubectl(*args, timeout=None)
+        except asyncio.CancelledError:
+            # Interrupted twice: kubectl drain was killed with the node cordoned. Give the node
+            # back to the scheduler before going, as a failed drain does.
+            await _uncordon_after_cancel(ctx, primary, node)
+            raise
         if result.exit_status == 0:
             return
         why = (result.stderr or result.stdout).decode(errors="replace").strip().splitlines()
@@ -148,6 +160,23 @@ class Drain(Step):
             f"drain failed, node uncordoned: {last} (--force removes it anyway)",
             phase=self.phase,
         )
+
+
+async def _uncordon_after_cancel(ctx: RunContext, primary: LinuxKitNode, node: str) -> None:
+    """Uncordon ``node`` although the task running this was cancelled (shielded, bounded)."""
+    try:
+        result = await asyncio.wait_for(
+            asyncio.shield(primary.kubectl("uncordon", node)), UNCORDON_TIMEOUT
+        )
+        ok = result.exit_status == 0
+    except (asyncio.CancelledError, Exception):  # going away anyway: never mask the cancel
+        log.debug("uncordon of %s after an interrupted drain failed", node, exc_info=True)
+        ok = False
+    if ok:
+        ctx.emit(node, "drain", EventKind.WARN, "drain interrupted: node uncordoned")
+    else:
+        ctx.emit(node, "drain", EventKind.WARN,
+                 f"drain interrupted and the node is still cordoned: kubectl uncordon {node}")
 
 
 class DeleteNode(Step):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import Background, cli, trigger_state, wait_until
+from tests.e2e.helpers import Background, cli, kubectl_nodes, trigger_state, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -58,3 +58,39 @@ def test_second_concurrent_run_is_refused_with_the_holder(
     assert "bootstrap" in second.stderr and "pid" in second.stderr  # names the holder
     done = first.wait()
     assert done.code == 0, done.stderr
+
+
+def test_interrupted_removal_uncordons_and_a_concurrent_add_is_refused(
+    lab_factory: Any, tmp_path: Path
+) -> None:
+    lab = lab_factory(nodes=3, control_planes=1)
+    boot = cli("bootstrap", str(lab.inventory_path), "--json", log_file=tmp_path / "boot.log")
+    assert boot.code == 0, boot.stderr
+    lab.fault("w-1", "drain-block")  # the drain waits for its timeout: a run that lasts
+    log = tmp_path / "remove.log"
+    removal = Background(
+        "remove-node", str(lab.inventory_path), "w-1", "--drain-timeout", "300s", "--json",
+        log_file=log, cache=tmp_path / "cache-a",
+    )
+    wait_until(lambda: kubectl_nodes(lab)["w-1"]["raw"]["spec"].get("unschedulable"),
+               what="w-1 cordoned by the drain")
+
+    other = cli("add-node", str(lab.inventory_path), log_file=tmp_path / "add.log",
+                cache=tmp_path / "cache-b")
+    assert other.code == 3
+    assert "locked" in other.stderr and "remove-node" in other.stderr
+
+    removal.interrupt()  # the first Ctrl-C lets the drain go on
+    wait_until(lambda: "finishing running steps" in log.read_text(), what="the first interrupt")
+    removal.interrupt()  # the second cancels it
+    result = removal.wait(timeout=60)
+    assert result.code == 130, result.stderr
+    node = {n["name"]: n for n in result.report["nodes"]}["w-1"]
+    assert node["outcome"] == "cancelled"
+    assert "uncordoned" in result.log
+    member = kubectl_nodes(lab)["w-1"]
+    assert not member["raw"]["spec"].get("unschedulable")  # given back to the scheduler
+    assert lab.exists("w-1", "/var/node/var/lib/kubelet/config.yaml")  # not reset
+    assert not lab.exists("cp-1", "/run/k8slk-ops.lock")  # the cluster lock was released
+    drains = lab.kubelet_exec("cp-1", ["sh", "-c", "grep -l 'dr[a]in' /proc/[0-9]*/cmdline"])
+    assert drains.stdout.strip() == ""  # kubectl drain was killed on the node, not left running

@@ -186,6 +186,21 @@ async def test_timeout_raises_and_kills_the_command(conn: Connection, tmp_path: 
     assert (await conn.run(["echo", "after"])).stdout == b"after\n"
 
 
+async def test_cancelling_a_run_kills_the_remote_command(conn: Connection, tmp_path: Path) -> None:
+    pidfile = tmp_path / "sleeper.pid"
+    task = asyncio.create_task(
+        conn.run(["sh", "-c", f"echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; exec sleep 300"])
+    )
+    started = await conn.run(
+        ["timeout", "20", "sh", "-c", 'while [ ! -e "$1" ]; do sleep 0.02; done', "sh", str(pidfile)]
+    )
+    assert started.ok, "the command never started"
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await wait_gone(conn, pidfile.read_text().strip())
+
+
 async def test_pool_connects_each_target_once(node: tuple[SSHDServer, SSHTarget]) -> None:
     _, target = node
     twin = SSHTarget(
