@@ -14,26 +14,17 @@ import contextlib
 import logging
 import shlex
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from k8slk_ops import paths
 from k8slk_ops.facts import FACTS_SCRIPT, NodeFacts, TaskState, parse_facts, parse_tasks
-from k8slk_ops.kubeadm import (
-    COMPLETED_LINE,
-    CONFIGURED_LINE,
-    UNKNOWN_FLAG,
-    FailureKind,
-    diagnose_kubeadm_error,
-    log_message,
-)
-from k8slk_ops.ssh import CommandResult, Connection
+from k8slk_ops.kubeadm import KubeadmLogState, log_message
+from k8slk_ops.ssh import CommandResult, Connection, ConnectionLost
 
 log = logging.getLogger("k8slk_ops.node")
 
 # Write to a temp file beside the target, then rename: a reader never sees half a file.
-LineCallback = Callable[[str], None]
-
 _ATOMIC_WRITE = (
     'set -e; umask 077; t="$1.k8slk-$$"; trap \'rm -f "$t"\' EXIT; '
     'cat > "$t"; chmod "$2" "$t"; mv -f "$t" "$1"; trap - EXIT'
@@ -48,10 +39,11 @@ class KubeadmResult:
 
     ok: bool
     reason: str
-    lines: list[str]  # this run's log messages (without the timestamp prefix)
+    output: list[str]  # what kubeadm itself printed in this run (init's join commands...)
+    log_tail: list[str]  # the log's last messages, script lines included, for reports
 
     def tail(self, n: int = 15) -> list[str]:
-        return self.lines[-n:]
+        return self.log_tail[-n:]
 
 
 class NodeCommandError(Exception):
@@ -148,42 +140,56 @@ class LinuxKitNode:
         return self.conn.stream_lines(cmd)
 
     async def wait_kubeadm(
-        self, flag: str, *, timeout: float, on_line: LineCallback | None = None
+        self,
+        flag: str,
+        *,
+        timeout: float,
+        on_note: Callable[[str], None] | None = None,
     ) -> KubeadmResult:
         """Follow the log after a trigger until kubeadm completes or fails, or ``timeout``.
 
         Success is only the ``kubeadm has completed`` line. Failure is the task stopping without
         it (``sh -e`` ends the script at kubeadm's error) or an unknown-flag line. We react to
         log lines as they stream; the task state is polled only to catch a silent stop, with
-        backoff, and right away when an error line shows up.
+        backoff, and right away when an error line shows up. When the task has stopped, the
+        whole log is read once and decides, so no line in flight is missed. Both read the log
+        with ``kubeadm.KubeadmLogState``, the one interpretation of the trigger script's lines.
+
+        kubeadm goes on on the node whatever happens to our connection, so a connection that
+        drops (a network blip, a keepalive timeout) is dialled again and the log followed
+        again, skipping the lines already seen; ``on_note`` hears of it. Only a node that
+        cannot be reached again ends the wait, with its SSHError.
         """
-        lines: list[str] = []
+        state = KubeadmLogState()
         error_seen = asyncio.Event()
         done: asyncio.Future[KubeadmResult] = asyncio.get_running_loop().create_future()
 
         async def reader() -> None:
-            started = False
-            async for raw in self.follow_log():
-                msg = log_message(raw)
-                if msg.startswith("Found kubeadm flag"):
-                    started = True
-                if not started and not msg.startswith(CONFIGURED_LINE):
-                    continue
-                lines.append(msg)
-                if on_line is not None:
-                    on_line(msg)
-                if msg.startswith(COMPLETED_LINE):
-                    _settle(done, KubeadmResult(True, "completed", lines))
+            seen = 0  # raw log lines consumed; a follow after a dropped connection skips them
+            drops = 0
+            while True:
+                skip = seen
+                try:
+                    async for raw in self.follow_log():
+                        if skip:
+                            skip -= 1
+                            continue
+                        seen += 1
+                        state.feed(raw)
+                        if state.done:
+                            _settle(done, _result(state))
+                            return
+                        if log_message(raw).lstrip().startswith(_KUBEADM_ERROR_MARKERS):
+                            error_seen.set()
                     return
-                if msg.startswith(CONFIGURED_LINE):
-                    reason = "node already has kubelet configuration"
-                    _settle(done, KubeadmResult(False, reason, lines))
-                    return
-                if msg.startswith(UNKNOWN_FLAG):
-                    _settle(done, KubeadmResult(False, msg, lines))
-                    return
-                if msg.lstrip().startswith(_KUBEADM_ERROR_MARKERS):
-                    error_seen.set()
+                except ConnectionLost as exc:
+                    drops += 1
+                    if drops > MAX_FOLLOW_DROPS:
+                        raise
+                    log.debug("%s: following the kubeadm log again after: %s", self.name, exc)
+                    if on_note is not None:
+                        on_note(f"connection dropped while following the log ({exc}); "
+                                "following it again")
 
         async def watcher() -> None:
             delay = 0.5
@@ -191,24 +197,52 @@ class LinuxKitNode:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(error_seen.wait(), delay)
                 delay = min(delay * 1.5, 5.0)
-                tasks = await self.tasks()
-                if tasks.get(paths.KUBEADM_TASK) in (TaskState.STOPPED, None):
-                    # Give the reader a moment to deliver the lines written just before the stop.
-                    await asyncio.sleep(0.3)
-                    if not done.done():
-                        _settle(done, KubeadmResult(False, _failure_reason(lines), lines))
-                    return
+                try:
+                    tasks = await self.tasks()
+                    if tasks.get(paths.KUBEADM_TASK) not in (TaskState.STOPPED, None):
+                        continue
+                    whole = await self.read_file(paths.KUBEADM_LOG) or b""
+                except ConnectionLost:
+                    continue  # the reader dials again, or gives up and ends the wait
+                _settle(done, stopped_result(whole.decode(errors="replace").splitlines()))
+                return
 
-        jobs = [asyncio.create_task(reader()), asyncio.create_task(watcher())]
+        async def guarded(job: Callable[[], Awaitable[None]]) -> None:
+            try:
+                await job()
+            except Exception as exc:  # handed to the waiter, raised there
+                if not done.done():
+                    done.set_exception(exc)
+
+        jobs = [asyncio.create_task(guarded(reader)), asyncio.create_task(guarded(watcher))]
         try:
             return await asyncio.wait_for(asyncio.shield(done), timeout)
         except TimeoutError:
             reason = f"kubeadm {flag} did not finish within {timeout:.0f}s"
-            return KubeadmResult(False, reason, lines)
+            return KubeadmResult(False, reason, state.output, state.tail)
         finally:
             for job in jobs:
                 job.cancel()
             await asyncio.gather(*jobs, return_exceptions=True)
+
+
+# How many times one wait follows the log again after a dropped connection (each time after a
+# successful dial: a node that cannot be dialled fails the wait at once).
+MAX_FOLLOW_DROPS = 5
+
+
+def _result(state: KubeadmLogState) -> KubeadmResult:
+    reason = "completed" if state.ok else (state.reason or f"kubeadm ended: {state.phase}")
+    return KubeadmResult(state.ok, reason, state.output, state.tail)
+
+
+def stopped_result(raw_lines: list[str]) -> KubeadmResult:
+    """How a run whose task has stopped ended, from its whole log. Pure."""
+    state = KubeadmLogState()
+    state.feed_all(raw_lines)
+    if not state.done:
+        state.task_stopped()
+    return _result(state)
 
 
 def _settle(fut: asyncio.Future[KubeadmResult], value: KubeadmResult) -> None:
@@ -216,21 +250,3 @@ def _settle(fut: asyncio.Future[KubeadmResult], value: KubeadmResult) -> None:
         fut.set_result(value)
 
 
-# Failures whose cause kubeadm's own line does not say plainly: reported by their cause.
-_NAMED_CAUSES = (FailureKind.BAD_TOKEN, FailureKind.CA_PIN_MISMATCH, FailureKind.CERTIFICATE_KEY)
-
-
-def _failure_reason(lines: list[str]) -> str:
-    diagnosis = diagnose_kubeadm_error(lines)
-    if diagnosis.kind in _NAMED_CAUSES:
-        return diagnosis.reason
-    for msg in reversed(lines):
-        text = msg.strip()
-        if text.startswith(("error execution phase", "error: error execution phase")):
-            return text
-    for msg in reversed(lines):
-        if msg.strip().startswith("[ERROR"):
-            return msg.strip()
-    if lines:
-        return f"kubeadm stopped without completing; last line: {lines[-1].strip()}"
-    return "the kubeadm task stopped without completing"

@@ -229,7 +229,7 @@ class SSHPool:
                 endpoint.address,
                 endpoint.port,
                 state.attempt_number,
-                exc,
+                "?" if exc is None else _describe(exc),
             )
 
         retrying = AsyncRetrying(

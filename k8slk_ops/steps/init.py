@@ -84,10 +84,14 @@ class Init(Step):
         await lk.trigger("init")
         ctx.emit(node, self.phase, EventKind.PROGRESS, "triggered init; following the log")
         timeout = options.timeout or ctx.options.timeout
-        result = await lk.wait_kubeadm("init", timeout=timeout)
+        result = await lk.wait_kubeadm(
+            "init",
+            timeout=timeout,
+            on_note=lambda note: ctx.emit(node, self.phase, EventKind.WARN, note),
+        )
         if not result.ok:
             raise NodeError(result.reason, phase=self.phase, log_tail=result.tail())
-        printed = kubeadm.parse_join_commands("\n".join(result.lines))
+        printed = kubeadm.parse_join_commands("\n".join(result.output))
         ctx.results["init_ca_hashes"] = sorted(
             {h for cmd in printed for h in cmd.ca_cert_hashes}
         )

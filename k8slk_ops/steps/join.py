@@ -70,6 +70,10 @@ class Join(Step):
         await lk.write_file(paths.KUBEADM_YAML, document.encode(), 0o600)
         await lk.trigger("join")
         ctx.emit(node, self.phase, EventKind.PROGRESS, "triggered join; following the log")
-        result = await lk.wait_kubeadm("join", timeout=options.timeout or ctx.options.timeout)
+        result = await lk.wait_kubeadm(
+            "join",
+            timeout=options.timeout or ctx.options.timeout,
+            on_note=lambda note: ctx.emit(node, self.phase, EventKind.WARN, note),
+        )
         if not result.ok:
             raise NodeError(result.reason, phase=self.phase, log_tail=result.tail())
