@@ -4,25 +4,48 @@ The probe is one POSIX shell script (``FACTS_SCRIPT``) run in the node's SSH she
 ``key=value`` lines plus prefixed sections (``task ``, ``log ``). Parsing that output is pure and
 lives here, so it is tested without a node. Nothing is assumed about a node: versions, kubeadm
 state and membership all come from here or from the cluster's own node list.
+
+The kubeadm log is shipped so that ``kubeadm.KubeadmLogState``, the one reading of it, sees what
+it needs: the latest attempt of this boot (from the script's last ``Waiting for ...`` or
+``already has kubelet configuration`` line on), with every line of the script's own, however
+long kubeadm's output in between, and of that output the newest ``LOG_CAP_BYTES`` (docs/node.md).
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from k8slk_ops import paths
 from k8slk_ops.kubeadm import (
-    COMPLETED_LINE,
-    CONFIGURED_LINE,
-    FOUND_FLAG,
-    SETTLING_LINE,
+    ATTEMPT_LINES,
+    MARKER_LINES,
+    KubeadmLogState,
+    KubeadmState,
     log_message,
 )
+
+__all__ = [
+    "FACTS_SCRIPT",
+    "LOG_CAP_BYTES",
+    "KubeadmState",
+    "NodeFacts",
+    "TaskState",
+    "kubeadm_state",
+    "log_probe",
+    "parse_facts",
+    "parse_tasks",
+]
 
 # The minimums the image's README states.
 MIN_CPUS = 2
 MIN_MEMORY_BYTES = 3 * 1000 * 1000 * 1000
+
+# At most this much of kubeadm's own output (the newest lines, whole lines, prefixes counted)
+# travels with the facts. A real init prints 60-80 lines (about 6 KiB); the cap only bounds a
+# runaway log (memlogd rotates the file at 1 MB), the script's own lines are always shipped.
+LOG_CAP_BYTES = 64 * 1024
 
 
 class TaskState(enum.StrEnum):
@@ -34,16 +57,36 @@ class TaskState(enum.StrEnum):
     UNKNOWN = "UNKNOWN"
 
 
-class KubeadmState(enum.StrEnum):
-    """Where the node's one-shot kubeadm task is, read from its task state and its log."""
+def _awk_any(needles: Iterable[str]) -> str:
+    """An awk condition true when the line holds any of ``needles`` (plain substrings)."""
+    for needle in needles:
+        if any(c in needle for c in "'\"\\\n"):
+            raise ValueError(f"cannot quote {needle!r} for the probe")
+    return " || ".join(f'index($0, "{needle}")' for needle in needles)
 
-    WAITING = "waiting"  # polling for /run/kubeadm-run: can be triggered
-    RUNNING = "running"  # triggered; kubeadm running (or settling)
-    COMPLETED = "completed"  # "kubeadm has completed" in this boot's log
-    CONFIGURED = "configured"  # the marker was there at boot: kubeadm never ran this boot
-    FAILED = "failed"  # task stopped without the completed line
-    MISSING = "missing"  # no kubeadm task at all
-    UNKNOWN = "unknown"
+
+def log_probe(path: str, cap: int = LOG_CAP_BYTES) -> str:
+    """The probe's log section: one awk pass over ``path``, printing ``log `` lines.
+
+    awk only selects lines (a line *holding* a marker counts as one; the reading happens in
+    Python): a line that starts an attempt forgets the lines before it; at the end the script's
+    lines are printed, and kubeadm's lines newest first while they fit in ``cap`` bytes; older
+    ones are left out and counted in ``log_cut=N``. One read of the file, so a log growing while
+    it is read is never seen torn; ``LC_ALL=C`` makes ``length`` count bytes.
+    """
+    program = "; ".join(
+        [
+            f"{_awk_any(ATTEMPT_LINES)} {{ n = 0 }}",
+            f"{{ line[++n] = $0; mark[n] = ({_awk_any(MARKER_LINES)}) }}",
+            "END { room = cap; cut = 0; "
+            "for (i = n; i > 0; i--) { show[i] = mark[i]; if (mark[i]) continue; "
+            "size = length(line[i]) + 1; "
+            "if (size <= room) { room -= size; show[i] = 1 } else { room = -1; cut++ } }; "
+            'if (cut) print "log_cut=" cut; '
+            'for (i = 1; i <= n; i++) if (show[i]) print "log " line[i] }',
+        ]
+    )
+    return f"LC_ALL=C awk -v cap={int(cap)} '{program}' {path}"
 
 
 FACTS_SCRIPT = f"""
@@ -58,9 +101,9 @@ test -e {paths.KUBEADM_YAML} && echo kubeadm_yaml=1 || echo kubeadm_yaml=0
 test -e {paths.KUBEADM_RUN} && echo "kubeadm_run=$(head -c 64 {paths.KUBEADM_RUN} | tr -d '\\n')"
 test -e {paths.LOCK_FILE} && echo "lock=$(head -c 512 {paths.LOCK_FILE} | tr '\\n' ' ')"
 ctr --namespace {paths.CONTAINERD_NAMESPACE} tasks ls | sed 's/^/task /'
-ctr --namespace {paths.CONTAINERD_NAMESPACE} tasks exec --exec-id "k8slk-facts-$$" kubelet \
+ctr --namespace {paths.CONTAINERD_NAMESPACE} tasks exec --exec-id "k8slk-facts-$$" kubelet \\
   kubeadm version -o short | sed 's/^/kubeadm_version=/'
-tail -n 40 {paths.KUBEADM_LOG} | sed 's/^/log /'
+{log_probe(paths.KUBEADM_LOG)}
 true
 """
 
@@ -80,7 +123,8 @@ class NodeFacts:
     lock: str | None = None
     tasks: dict[str, TaskState] = field(default_factory=dict)
     kubeadm_version: str = ""
-    log: list[str] = field(default_factory=list)  # last lines of kubeadm.out.log, raw
+    log: list[str] = field(default_factory=list)  # this attempt's kubeadm.out.log lines, raw
+    log_cut: int = 0  # older lines of kubeadm's output the probe left out (LOG_CAP_BYTES)
 
     @property
     def kubelet_running(self) -> bool:
@@ -96,7 +140,7 @@ class NodeFacts:
 
     @property
     def kubeadm_state(self) -> KubeadmState:
-        return kubeadm_state(self.kubeadm_task, self.messages)
+        return kubeadm_state(self.kubeadm_task, self.log)
 
     def resource_warnings(self) -> list[str]:
         out = []
@@ -108,21 +152,25 @@ class NodeFacts:
         return out
 
 
-def kubeadm_state(task: TaskState, messages: list[str]) -> KubeadmState:
-    """Decide the kubeadm state from the task and this boot's log messages (pure)."""
+def kubeadm_state(task: TaskState, log: Iterable[str]) -> KubeadmState:
+    """The kubeadm state from the task's state and this boot's log lines (pure).
+
+    The log is read by ``KubeadmLogState``; the task adds what the log cannot say: a missing
+    task, and a stopped one that never printed the completed line (failed). A running task that
+    printed nothing yet is about to wait for its trigger; a waiting script whose task does not
+    run is not waiting for anything.
+    """
     if task == TaskState.MISSING:
         return KubeadmState.MISSING
-    if any(m.startswith(COMPLETED_LINE) for m in messages):
-        return KubeadmState.COMPLETED
-    if any(m.startswith(CONFIGURED_LINE) for m in messages):
-        return KubeadmState.CONFIGURED
+    state = KubeadmLogState()
+    state.feed_all(list(log))
     if task == TaskState.STOPPED:
-        return KubeadmState.FAILED
-    if any(m.startswith(FOUND_FLAG) or m.startswith(SETTLING_LINE) for m in messages):
-        return KubeadmState.RUNNING
-    if task == TaskState.RUNNING:
+        state.task_stopped()
+    if state.phase is KubeadmState.UNKNOWN and task == TaskState.RUNNING:
         return KubeadmState.WAITING
-    return KubeadmState.UNKNOWN
+    if state.phase is KubeadmState.WAITING and task != TaskState.RUNNING:
+        return KubeadmState.UNKNOWN
+    return state.phase
 
 
 def parse_tasks(lines: list[str]) -> dict[str, TaskState]:
@@ -166,6 +214,8 @@ def parse_facts(stdout: str) -> NodeFacts:
             facts.kubeadm_run = value
         elif key == "lock":
             facts.lock = value
+        elif key == "log_cut":
+            facts.log_cut = _int(value)
         elif key == "kubeadm_version" and value:
             facts.kubeadm_version = value
     facts.tasks = parse_tasks(task_lines)

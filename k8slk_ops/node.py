@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from k8slk_ops import paths
 from k8slk_ops.facts import FACTS_SCRIPT, NodeFacts, TaskState, parse_facts, parse_tasks
-from k8slk_ops.kubeadm import KubeadmLogState, log_message
+from k8slk_ops.kubeadm import KubeadmLogState, looks_like_error
 from k8slk_ops.ssh import CommandResult, Connection, ConnectionLost
 
 log = logging.getLogger("k8slk_ops.node")
@@ -29,8 +29,6 @@ _ATOMIC_WRITE = (
     'set -e; umask 077; t="$1.k8slk-$$"; trap \'rm -f "$t"\' EXIT; '
     'cat > "$t"; chmod "$2" "$t"; mv -f "$t" "$1"; trap - EXIT'
 )
-
-_KUBEADM_ERROR_MARKERS = ("error execution phase", "error: ", "[ERROR ")
 
 
 @dataclass(frozen=True)
@@ -179,7 +177,7 @@ class LinuxKitNode:
                         if state.done:
                             _settle(done, _result(state))
                             return
-                        if log_message(raw).lstrip().startswith(_KUBEADM_ERROR_MARKERS):
+                        if looks_like_error(raw):
                             error_seen.set()
                     return
                 except ConnectionLost as exc:

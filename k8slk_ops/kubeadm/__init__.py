@@ -15,20 +15,22 @@ from k8slk_ops.kubeadm.failures import (
     Severity,
     classify_kubeadm_error,
     diagnose_kubeadm_error,
+    looks_like_error,
     parse_preflight_errors,
 )
 from k8slk_ops.kubeadm.formats import WITHHELD, is_certificate_key, is_token, token_id
 from k8slk_ops.kubeadm.joincmd import JoinCommand, parse_join_commands, parse_print_join_command
 from k8slk_ops.kubeadm.kubectl import NodeStatus, parse_nodes_json
 from k8slk_ops.kubeadm.logs import (
+    ATTEMPT_LINES,
     COMPLETED_LINE,
     CONFIGURED_LINE,
     FOUND_FLAG,
+    LOG_PREFIX,
+    MARKER_LINES,
     SETTLING_LINE,
     UNKNOWN_FLAG,
     WAITING_LINE,
-    KubeadmLogState,
-    KubeadmPhase,
     LogLine,
     format_time,
     log_message,
@@ -37,6 +39,7 @@ from k8slk_ops.kubeadm.logs import (
 from k8slk_ops.kubeadm.render import init_documents, join_documents, render_init, render_join
 from k8slk_ops.kubeadm.secrets import find_secrets, redact, secret_patterns
 from k8slk_ops.kubeadm.spec import CRI_SOCKET, BootstrapTokenSpec, InitSpec, JoinSpec
+from k8slk_ops.kubeadm.taskstate import KubeadmLogState, KubeadmState
 from k8slk_ops.kubeadm.tokens import (
     CERTS_PROXY_DESCRIPTION,
     TokenInfo,
@@ -65,11 +68,14 @@ from k8slk_ops.kubeadm.versions import (
 )
 
 __all__ = [
+    "ATTEMPT_LINES",
     "CERTS_PROXY_DESCRIPTION",
     "COMPLETED_LINE",
     "CONFIGURED_LINE",
     "CRI_SOCKET",
     "FOUND_FLAG",
+    "LOG_PREFIX",
+    "MARKER_LINES",
     "SETTLING_LINE",
     "UNKNOWN_FLAG",
     "WAITING_LINE",
@@ -86,7 +92,7 @@ __all__ = [
     "KubeadmError",
     "KubeadmFailure",
     "KubeadmLogState",
-    "KubeadmPhase",
+    "KubeadmState",
     "LogLine",
     "NodeStatus",
     "ParseError",
@@ -113,6 +119,7 @@ __all__ = [
     "kubeadm_can_deploy",
     "kubelet_skew_allowed",
     "log_message",
+    "looks_like_error",
     "parse_cert_expiration",
     "parse_certificate_key",
     "parse_duration",

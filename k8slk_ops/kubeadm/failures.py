@@ -11,7 +11,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-_PREFIX_RE = re.compile(r"\A\d{4}-\d{2}-\d{2}T\S+ \S+\.(?:out|err|log) ")
+from k8slk_ops.kubeadm.logs import log_message
+
 _CHECK_RE = re.compile(r"\A\s*\[(?P<severity>ERROR|WARNING) (?P<check>[^\]]+)\]:?\s?(?P<text>.*)\Z")
 _PHASE_RE = re.compile(r"error execution phase (?P<phase>[\w./-]+)(?::\s*(?P<rest>.*))?")
 _TOKEN_RE = re.compile(
@@ -32,6 +33,9 @@ _ERRORISH_RE = re.compile(
     r"error|fail|fatal|unable|refused|timed out|cannot|couldn't|denied", re.IGNORECASE
 )
 _MAX_REASON = 300
+# How kubeadm's error lines begin (after the log prefix and indentation): the live follow of a
+# trigger checks the task at once when one shows up.
+ERROR_STARTS = ("error execution phase", "error: ", "[ERROR ")
 
 
 class Severity(enum.StrEnum):
@@ -72,8 +76,12 @@ class KubeadmFailure:
 
 def _strip(line: str) -> str:
     """The line without a node log prefix and without its line end."""
-    line = line.rstrip("\r\n")
-    return _PREFIX_RE.sub("", line, count=1)
+    return log_message(line.rstrip("\r\n"))
+
+
+def looks_like_error(line: str) -> bool:
+    """Whether a log line is one of kubeadm's error lines (a failure is likely to follow)."""
+    return _strip(line).lstrip().startswith(ERROR_STARTS)
 
 
 def _lines(output: str | Iterable[str]) -> list[str]:

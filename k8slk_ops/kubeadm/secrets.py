@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 
+from k8slk_ops.kubeadm.logs import LOG_PREFIX
+
 _HEX64 = r"[0-9a-fA-F]{64}"
-_LOG_PREFIX = r"(?:\d{4}-\d{2}-\d{2}T\S+ \S+ )?"
+_LOG_PREFIX = rf"(?:{LOG_PREFIX})?"
 
 _PATTERNS: tuple[re.Pattern[str], ...] = (
     # Bootstrap tokens (id.secret), wherever they appear.

@@ -21,6 +21,13 @@ _TEST_FLAG = re.compile(
 )
 _TEST_THEN = re.compile(r"^test -[ef] (?P<path>\S+) && (?P<rest>.*)$")
 _HEAD = re.compile(r"^head -c (?P<n>\d+) (?P<path>\S+)(?:\s*\|\s*tr (?P<tr>.*))?$")
+# The log section: one awk pass that keeps the latest attempt (see ``log_probe`` in facts.py).
+_AWK_LOG = re.compile(
+    r"^(?:LC_ALL=C )?awk -v cap=(?P<cap>\d+) '(?P<attempt>[^{']*)\{ n = 0 \};"
+    r" \{ line\[\+\+n\] = \$0; mark\[n\] = \((?P<marks>[^{']*)\) \};"
+    r" END \{[^']*\}' (?P<path>\S+)$"
+)
+_NEEDLE = re.compile(r'index\(\$0, "(?P<needle>[^"]*)"\)')
 
 
 def run_probe(node: SimNode, script: str) -> bytes:
@@ -42,6 +49,9 @@ def _line(node: SimNode, line: str) -> list[str]:
     m = _TEST_THEN.match(line)
     if m:
         return _line(node, m["rest"]) if node.exists(m["path"]) else []
+    m = _AWK_LOG.match(line)
+    if m:
+        return _awk_log(node, m)
     m = _ECHO_SUBST.match(line)
     if m:
         value = _substitute(node, m["cmd"])
@@ -51,6 +61,42 @@ def _line(node: SimNode, line: str) -> list[str]:
         lines = _command_lines(node, m["cmd"])
         return [m["prefix"] + text for text in lines]
     return []
+
+
+def _awk_log(node: SimNode, m: re.Match[str]) -> list[str]:
+    """What the probe's awk prints for the node's log: the needles are read from the program."""
+    data = node.read(m["path"])
+    if data is None:
+        return []
+    return awk_log_cut(
+        data.decode(errors="replace").splitlines(),
+        int(m["cap"]),
+        [n["needle"] for n in _NEEDLE.finditer(m["attempt"])],
+        [n["needle"] for n in _NEEDLE.finditer(m["marks"])],
+    )
+
+
+def awk_log_cut(lines: list[str], cap: int, attempt: list[str], marks: list[str]) -> list[str]:
+    """The latest attempt's lines: the marked ones all, the others newest first within ``cap``
+    bytes (each counted with its newline), and ``log_cut=N`` when some were left out."""
+    lines = next(
+        (lines[i:] for i in range(len(lines) - 1, -1, -1) if any(a in lines[i] for a in attempt)),
+        lines,
+    )
+    show = [False] * len(lines)
+    room, cut = cap, 0
+    for i in range(len(lines) - 1, -1, -1):
+        if any(k in lines[i] for k in marks):
+            show[i] = True
+            continue
+        size = len(lines[i].encode()) + 1
+        if size <= room:
+            room -= size
+            show[i] = True
+        else:
+            room, cut = -1, cut + 1
+    head = [f"log_cut={cut}"] if cut else []
+    return head + [f"log {text}" for text, shown in zip(lines, show, strict=True) if shown]
 
 
 def _substitute(node: SimNode, cmd: str) -> str | None:

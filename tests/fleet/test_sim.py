@@ -264,3 +264,30 @@ async def test_the_cluster_lock_is_taken_once_and_released_by_its_holder(make: A
 
 def test_the_pin_is_kubeadms(pki: ClusterPKI) -> None:
     assert ca_cert_hash(pki.ca_pem) == tool.ca_cert_hash(pki.ca_pem) == pki.ca_hash
+
+
+@pytest.mark.parametrize("cap", [65536, 700])
+async def test_the_probe_ships_the_log_as_the_real_awk_does(
+    make: Any, tmp_path: Any, cap: int
+) -> None:
+    """The fleet answers the probe's log section from the awk program it is sent; a node's
+    real awk gives the same lines for the same log (a restart, a long init, the byte cap)."""
+    import asyncio
+
+    from k8slk_ops.facts import log_probe
+    from tests.fleet.node import SETTLING_LINE, WAITING_LINE, log_prefix
+    from tests.fleet.probe import run_probe
+
+    node = make(0)
+    await trigger(node, "init", init_doc(node))
+    again = [WAITING_LINE, SETTLING_LINE, "Found kubeadm flag init"]
+    again += [f"[wait-control-plane] still waiting, attempt {i}" for i in range(150)]
+    node.log.extend(log_prefix() + m for m in again)  # the task restarted, and init runs long
+    (tmp_path / "log").write_bytes(node.read("/var/log/kubeadm.out.log") or b"")
+    proc = await asyncio.create_subprocess_exec(
+        "sh", "-c", log_probe(str(tmp_path / "log"), cap), stdout=asyncio.subprocess.PIPE
+    )
+    real = (await proc.communicate())[0].decode()
+    simulated = run_probe(node, log_probe("/var/log/kubeadm.out.log", cap)).decode()
+    assert simulated == real
+    assert real.count("\nlog ") + real.startswith("log ") > (3 if cap < 1000 else 150)

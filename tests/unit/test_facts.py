@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from k8slk_ops import paths
 from k8slk_ops.facts import (
+    FACTS_SCRIPT,
+    LOG_CAP_BYTES,
     KubeadmState,
+    NodeFacts,
     TaskState,
     kubeadm_state,
+    log_probe,
     parse_facts,
     parse_tasks,
 )
@@ -82,3 +92,93 @@ def test_kubeadm_states() -> None:
 def test_parse_tasks_accepts_unknown_states() -> None:
     tasks = parse_tasks(["TASK PID STATUS", "kubelet 1 RUNNING", "kubeadm 2 WEIRD", "short"])
     assert tasks == {"kubelet": TaskState.RUNNING, "kubeadm": TaskState.UNKNOWN}
+
+
+# -- the log section of the probe, run for real (awk) on logs written here ------------------
+
+T = "2026-11-25T06:00:{:02d}Z kubeadm.out {}"
+WAITING = "Waiting for /run/kubeadm-run to exist before running kubeadm commands"
+SETTLING = "sleeping a bit more to make sure file is written"
+COMPLETED = "kubeadm has completed... removing configuration"
+CONFIGURED = "Kubernetes Node already has kubelet configuration"
+
+
+def init_log(printed: int, *, flag: str = "init") -> list[str]:
+    """A boot's log: waiting, the trigger, the flag, then ``printed`` lines of kubeadm."""
+    head = [T.format(0, WAITING), T.format(9, SETTLING), T.format(14, f"Found kubeadm flag {flag}")]
+    return head + [
+        T.format(15, f"[wait-control-plane] I1125 06:00:15.{i:06d} round_trippers.go:553] "
+                 "GET https://10.0.0.11:6443/healthz?timeout=10s  in 0 milliseconds")
+        for i in range(printed)
+    ]
+
+
+def probe_log(tmp_path: Path, lines: list[str], cap: int = LOG_CAP_BYTES) -> NodeFacts:
+    """The facts the probe's log section gives for ``lines`` (plus a task listing)."""
+    path = tmp_path / "kubeadm.out.log"
+    path.write_text("".join(line + "\n" for line in lines))
+    done = subprocess.run(["sh", "-c", log_probe(str(path), cap)], capture_output=True,
+                          text=True, check=True)
+    return parse_facts(done.stdout)
+
+
+@pytest.mark.parametrize("printed", [41, 120, 300])
+def test_a_long_running_init_reads_as_running(tmp_path: Path, printed: int) -> None:
+    facts = probe_log(tmp_path, init_log(printed))
+    assert len(facts.log) == printed + 3 and facts.log_cut == 0
+    assert kubeadm_state(TaskState.RUNNING, facts.log) == KubeadmState.RUNNING
+    # what the probe used to ship, the last 40 lines, had lost the trigger
+    assert kubeadm_state(TaskState.RUNNING, init_log(printed)[-40:]) == KubeadmState.WAITING
+
+
+def test_the_byte_cap_keeps_the_newest_output_and_every_script_line(tmp_path: Path) -> None:
+    lines = [*init_log(120), T.format(59, COMPLETED)]
+    facts = probe_log(tmp_path, lines, cap=2000)
+    size = sum(len(line) + 1 for line in facts.log if "round_trippers" in line)
+    assert 0 < size <= 2000
+    assert facts.log_cut > 0 and len(facts.log) + facts.log_cut == len(lines)
+    assert facts.log[:3] == lines[:3] and facts.log[-2:] == lines[-2:]  # whole, newest lines
+    assert kubeadm_state(TaskState.STOPPED, facts.log) == KubeadmState.COMPLETED
+    running = probe_log(tmp_path, init_log(120), cap=500)
+    assert kubeadm_state(TaskState.RUNNING, running.log) == KubeadmState.RUNNING
+    assert probe_log(tmp_path, init_log(120)).log_cut == 0  # 120 real lines are far below it
+
+
+def test_only_the_latest_attempt_travels(tmp_path: Path) -> None:
+    old = [*init_log(50, flag="join"), T.format(30, COMPLETED)]
+    facts = probe_log(tmp_path, [*old, T.format(40, WAITING)])
+    assert facts.messages == [WAITING]
+    assert kubeadm_state(TaskState.RUNNING, facts.log) == KubeadmState.WAITING
+
+
+@pytest.mark.parametrize(
+    ("task", "messages", "state"),
+    [
+        (TaskState.RUNNING, [WAITING], KubeadmState.WAITING),
+        (TaskState.RUNNING, [], KubeadmState.WAITING),  # about to print its first line
+        (TaskState.RUNNING, [WAITING, SETTLING], KubeadmState.RUNNING),
+        (TaskState.RUNNING, [WAITING, SETTLING, "Found kubeadm flag join"], KubeadmState.RUNNING),
+        (TaskState.STOPPED, [WAITING, "Found kubeadm flag init", COMPLETED],
+         KubeadmState.COMPLETED),
+        (TaskState.STOPPED, [CONFIGURED], KubeadmState.CONFIGURED),
+        (TaskState.STOPPED, [WAITING, "Found kubeadm flag init", "boom"], KubeadmState.FAILED),
+        (TaskState.STOPPED, [WAITING, SETTLING, "Unknown kubeadm flag init "],
+         KubeadmState.FAILED),
+        (TaskState.STOPPED, [WAITING], KubeadmState.FAILED),
+        (TaskState.MISSING, [WAITING], KubeadmState.MISSING),
+        (TaskState.PAUSED, [WAITING], KubeadmState.UNKNOWN),
+        (TaskState.PAUSED, [WAITING, "Found kubeadm flag init"], KubeadmState.RUNNING),
+    ],
+)
+def test_each_state_through_the_probe(
+    tmp_path: Path, task: TaskState, messages: list[str], state: KubeadmState
+) -> None:
+    lines = [T.format(i, m) for i, m in enumerate(messages)]
+    facts = probe_log(tmp_path, lines)
+    assert facts.messages == messages
+    assert kubeadm_state(task, facts.log) == state
+
+
+def test_the_facts_script_carries_the_log_section() -> None:
+    assert log_probe(paths.KUBEADM_LOG) in FACTS_SCRIPT
+    assert "tail -n" not in FACTS_SCRIPT  # no line-count cut of the log

@@ -1,17 +1,21 @@
-"""The node's kubeadm log: line format and the trigger script's state machine."""
+"""The node's kubeadm log: line format, the one prefix pattern, the trigger script's states."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 from k8slk_ops.kubeadm import (
     COMPLETED_LINE,
     CONFIGURED_LINE,
+    LOG_PREFIX,
     SETTLING_LINE,
     WAITING_LINE,
     KubeadmLogState,
-    KubeadmPhase,
+    KubeadmState,
     LogLine,
+    classify_kubeadm_error,
+    looks_like_error,
     parse_log_line,
 )
 
@@ -61,17 +65,18 @@ def test_format_round_trip() -> None:
 
 def test_state_success_path() -> None:
     state = KubeadmLogState()
-    assert state.phase is KubeadmPhase.STARTING
-    assert state.feed(log(WAITING_LINE)) is KubeadmPhase.WAITING
-    assert state.feed(log(SETTLING_LINE)) is KubeadmPhase.SETTLING
-    assert state.feed(log("Found kubeadm flag join")) is KubeadmPhase.RUNNING
-    assert state.flag == "join"
+    assert state.phase is KubeadmState.UNKNOWN
+    assert state.feed(log(WAITING_LINE)) is KubeadmState.WAITING
+    assert state.feed(log(SETTLING_LINE)) is KubeadmState.RUNNING
+    assert state.settling and state.flag is None
+    assert state.feed(log("Found kubeadm flag join")) is KubeadmState.RUNNING
+    assert state.flag == "join" and not state.settling
     state.feed(log("[preflight] Running pre-flight checks"))
     state.feed(log("This node has joined the cluster:"))
     assert not state.done
-    assert state.feed(log(COMPLETED_LINE)) is KubeadmPhase.COMPLETED
+    assert state.feed(log(COMPLETED_LINE)) is KubeadmState.COMPLETED
     assert state.done and state.ok and not state.failed
-    assert state.task_stopped() is KubeadmPhase.COMPLETED  # stopping after success is normal
+    assert state.task_stopped() is KubeadmState.COMPLETED  # stopping after success is normal
     assert state.output == [
         "[preflight] Running pre-flight checks",
         "This node has joined the cluster:",
@@ -89,8 +94,8 @@ def test_state_failure_needs_the_stop() -> None:
             log("\t[ERROR NumCPU]: the number of available CPUs 1 is less than the required 2"),
         ]
     )
-    assert state.phase is KubeadmPhase.RUNNING  # not failed until the task stops
-    assert state.task_stopped() is KubeadmPhase.FAILED
+    assert state.phase is KubeadmState.RUNNING  # not failed until the task stops
+    assert state.task_stopped() is KubeadmState.FAILED
     assert state.failed and state.done and not state.ok
     assert state.reason is not None and "NumCPU" in state.reason
     assert state.tail[-1].startswith("\t[ERROR NumCPU]")
@@ -99,10 +104,10 @@ def test_state_failure_needs_the_stop() -> None:
 def test_state_stopped_before_running() -> None:
     state = KubeadmLogState()
     state.feed(log(WAITING_LINE))
-    assert state.task_stopped() is KubeadmPhase.FAILED
+    assert state.task_stopped() is KubeadmState.FAILED
     assert state.reason == "the kubeadm task stopped before kubeadm ran"
     empty = KubeadmLogState()
-    assert empty.task_stopped() is KubeadmPhase.FAILED
+    assert empty.task_stopped() is KubeadmState.FAILED
 
 
 def test_state_unknown_flag() -> None:
@@ -110,14 +115,14 @@ def test_state_unknown_flag() -> None:
     state.feed_all(
         "\n".join([log(WAITING_LINE), log(SETTLING_LINE), log("Unknown kubeadm flag init ")])
     )
-    assert state.phase is KubeadmPhase.UNKNOWN_FLAG
+    assert state.phase is KubeadmState.FAILED
     assert state.failed and state.flag == "init "
     assert state.reason is not None and "'init '" in state.reason
 
 
 def test_state_already_configured() -> None:
     state = KubeadmLogState()
-    assert state.feed(log(CONFIGURED_LINE)) is KubeadmPhase.ALREADY_CONFIGURED
+    assert state.feed(log(CONFIGURED_LINE)) is KubeadmState.CONFIGURED
     assert state.done and not state.ok and not state.failed
 
 
@@ -125,9 +130,9 @@ def test_a_restart_starts_a_new_attempt() -> None:
     state = KubeadmLogState()
     state.feed_all([log(WAITING_LINE), log("Found kubeadm flag join"), log("boom")])
     state.task_stopped()
-    assert state.phase is KubeadmPhase.FAILED
+    assert state.phase is KubeadmState.FAILED
     state.feed(log(WAITING_LINE))
-    assert state.phase is KubeadmPhase.WAITING
+    assert state.phase is KubeadmState.WAITING
     assert state.flag is None and state.reason is None and state.output == []
 
 
@@ -138,3 +143,25 @@ def test_tail_is_bounded() -> None:
     )
     assert state.tail == ["7", "8", "9"]
     assert len(state.output) == 10
+
+
+def test_settle_lines_are_not_kubeadm_output() -> None:
+    state = KubeadmLogState()
+    state.feed_all([log(WAITING_LINE), log(SETTLING_LINE), log("stray")])
+    assert state.phase is KubeadmState.RUNNING and state.output == []
+    assert state.task_stopped() is KubeadmState.FAILED
+    assert state.reason == "the kubeadm task stopped before kubeadm ran"
+
+
+def test_the_one_prefix_pattern_embeds_and_strips() -> None:
+    assert re.fullmatch(LOG_PREFIX + "x", "2024-01-02T03:04:05.5+02:00 kubeadm.out x")
+    assert re.fullmatch(LOG_PREFIX, "2019-09-16T21:03:16Z kubeadm.out ")
+    assert not re.match(LOG_PREFIX, "[preflight] Running pre-flight checks")
+    assert "(?P<" not in LOG_PREFIX
+    # kubeadm.failures reads through the same prefix: any source, not only *.out
+    assert classify_kubeadm_error(["2019-09-16T21:03:16Z kubeadm.err boom"]) == (
+        "kubeadm failed: boom"
+    )
+    assert looks_like_error(log("error execution phase preflight: x"))
+    assert looks_like_error("\t[ERROR Port-10250]: Port 10250 is in use")
+    assert not looks_like_error(log("[preflight] Running pre-flight checks"))
