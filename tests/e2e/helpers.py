@@ -115,6 +115,11 @@ class Background:
     def interrupt(self) -> None:
         self.proc.send_signal(signal.SIGINT)
 
+    def kill(self) -> None:
+        """SIGKILL: the run dies on the spot, its locks and anything it started stay behind."""
+        self.proc.kill()
+        self.proc.communicate(timeout=60)
+
     def wait(self, timeout: float = 300) -> CliRun:
         out, err = self.proc.communicate(timeout=timeout)
         log = self.log_file.read_text() if self.log_file.exists() else ""

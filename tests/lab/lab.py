@@ -41,6 +41,17 @@ FAULTS = (
 _exec_ids = itertools.count(1)
 
 
+def _hang_switch(args: tuple[str, ...]) -> str:
+    """The hang switch's content: ``hang``, or ``PHASE LINES`` (see k8sdouble/faults.py)."""
+    if not args:
+        return "hang\n"
+    if len(args) == 1:
+        return f"{args[0]} 0\n"
+    if len(args) == 3 and args[1] == "--lines" and args[2].isdigit():
+        return f"{args[0]} {args[2]}\n"
+    raise LabError("usage: kubeadm-hang [PHASE [--lines N]]")
+
+
 class Lab:
     """A running (or stopped) lab in directory ``dir``."""
 
@@ -301,7 +312,8 @@ class Lab:
 
     def fault(self, name: str, kind: str, *args: str) -> None:
         """Inject a fault: ``ssh-stop``, ``ssh-start``, ``partition``, ``heal``,
-        ``kubeadm-fail PHASE``, ``kubeadm-hang``, ``reboot [--kubernetes-version V]``,
+        ``kubeadm-fail PHASE``, ``kubeadm-hang [PHASE [--lines N]]`` (hang at PHASE, or the
+        first phase, after N lines of output), ``reboot [--kubernetes-version V]``,
         ``drain-block`` / ``drain-unblock`` (a pod on the node that a PodDisruptionBudget
         keeps from being evicted: ``kubectl drain`` retries until its timeout)."""
         self._require_running()
@@ -323,7 +335,7 @@ class Lab:
                 raise LabError("kubeadm-fail needs a phase, e.g. kubeadm-fail preflight")
             (node.files.lab / "faults" / "kubeadm-fail").write_text(args[0] + "\n")
         elif kind == "kubeadm-hang":
-            (node.files.lab / "faults" / "kubeadm-hang").write_text("hang\n")
+            (node.files.lab / "faults" / "kubeadm-hang").write_text(_hang_switch(args))
         elif kind in ("drain-block", "drain-unblock"):
             # kubectl may run on any node, so every node's kubectl learns of the pod.
             for other in self.state.nodes:

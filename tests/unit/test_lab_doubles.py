@@ -311,6 +311,28 @@ def test_fault_fails_init_in_the_named_phase(nodes: Any) -> None:
     assert not cp.file("/lab/faults/kubeadm-fail").exists()  # one-shot
 
 
+def test_hang_fault_prints_lines_then_hangs_in_the_named_phase(nodes: Any) -> None:
+    cp = nodes("cp-1", "control-plane")
+    cp.write("/lab/faults/kubeadm-hang", "preflight 120\n")
+    path = cp.write("/run/kubeadm.yaml", init_config(cp))
+    proc = subprocess.Popen([PYTHON, str(DOUBLES / "bin" / "kubeadm"), "init", "--config", path],
+                            env=cp.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(121)]
+        assert lines[0].startswith("[init] Using Kubernetes version: ")
+        assert all(re.fullmatch(r"I\d{4} [\d:.]+ +\d+ round_trippers\.go:553\] GET "
+                                rf"https://{re.escape(cp.address)}:6443/healthz\?timeout=10s  "
+                                r"in 0 milliseconds\n", line) for line in lines[1:])
+        assert proc.poll() is None  # hanging: nothing after preflight ran
+        assert not cp.file("/etc/kubernetes/pki/ca.crt").exists()
+        assert not cp.file("/lab/faults/kubeadm-hang").exists()  # one-shot
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_token_create_list_delete(cluster: tuple[Node, str, str, str]) -> None:
     cp, _, token, pin = cluster
     made = cp.run("kubeadm", "token", "create", "--ttl", "0", "--description", "forever",

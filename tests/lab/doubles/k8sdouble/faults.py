@@ -2,12 +2,17 @@
 
 ``/lab/faults/kubeadm-fail`` holds a phase name; the next ``kubeadm init`` or ``join`` that
 reaches that phase fails there with kubeadm's own text for it, and the switch is consumed.
-``/lab/faults/kubeadm-hang`` makes the next init or join hang until it is killed.
+``/lab/faults/kubeadm-hang`` makes the next init or join hang until it is killed: at the first
+phase it reaches (the file says ``hang``), or at the phase it names (``PHASE [LINES]``), after
+printing LINES lines of what kubeadm ``--v=5`` prints while it polls the API server. A real
+init prints 60-80 lines; a chatty one that hangs shows what a reader of a long log must handle.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from datetime import UTC, datetime
 
 from k8sdouble import env
 from k8sdouble.errors import PhaseError
@@ -61,11 +66,7 @@ If you are on a systemd-powered system, you can try to troubleshoot the error wi
 
 def check(phase: str) -> None:
     """Fail here if the fail switch names this phase (consuming it); hang if told to."""
-    hang = env.path(env.FAULT_HANG)
-    if hang.exists():
-        hang.unlink(missing_ok=True)
-        while True:
-            time.sleep(3600)
+    _hang_if_told(phase)
     switch = env.path(env.FAULT_FAIL)
     try:
         wanted = switch.read_text().strip()
@@ -77,3 +78,27 @@ def check(phase: str) -> None:
     if phase == "wait-control-plane":
         print(WAIT_CONTROL_PLANE_HELP, flush=True)
     raise PhaseError(phase, TEXTS.get(phase, "timed out waiting for the condition"))
+
+
+def _hang_if_told(phase: str) -> None:
+    """Hang here (for good) if the hang switch says so, consuming it; else return."""
+    hang = env.path(env.FAULT_HANG)
+    try:
+        words = hang.read_text().split()
+    except OSError:
+        return
+    at = words[0] if words and words[0] != "hang" else phase
+    if at != phase:
+        return
+    hang.unlink(missing_ok=True)
+    for _ in range(int(words[1]) if len(words) > 1 else 0):
+        print(_poll_line(), flush=True)
+    while True:
+        time.sleep(3600)
+
+
+def _poll_line() -> str:
+    """One klog line of kubeadm polling the API server's health."""
+    now = datetime.now(UTC)
+    return (f"I{now:%m%d} {now:%H:%M:%S.%f} {os.getpid():>7} round_trippers.go:553] GET "
+            f"https://{env.node().address}:{env.API_PORT}/healthz?timeout=10s  in 0 milliseconds")
