@@ -19,7 +19,13 @@ from dataclasses import dataclass
 
 from k8slk_ops import paths
 from k8slk_ops.facts import FACTS_SCRIPT, NodeFacts, TaskState, parse_facts, parse_tasks
-from k8slk_ops.kubeadm import KubeadmLogState, looks_like_error
+from k8slk_ops.kubeadm import (
+    TAIL_LINES,
+    KubeadmLogState,
+    failure_summary,
+    failure_tail,
+    looks_like_error,
+)
 from k8slk_ops.ssh import CommandResult, Connection, ConnectionLost
 
 log = logging.getLogger("k8slk_ops.node")
@@ -40,16 +46,16 @@ class KubeadmResult:
     output: list[str]  # what kubeadm itself printed in this run (init's join commands...)
     log_tail: list[str]  # the log's last messages, script lines included, for reports
 
-    def tail(self, n: int = 15) -> list[str]:
-        return self.log_tail[-n:]
+    def tail(self, n: int = TAIL_LINES) -> list[str]:
+        return failure_tail(self.log_tail, n)
 
 
 class NodeCommandError(Exception):
     """A command on the node failed; carries what it printed (never its stdin)."""
 
     def __init__(self, what: str, result: CommandResult):
-        detail = (result.stderr or result.stdout).decode(errors="replace").strip()
-        super().__init__(f"{what} failed (exit {result.exit_status}): {detail[-500:]}")
+        detail = failure_summary(result.stderr or result.stdout)
+        super().__init__(f"{what} failed (exit {result.exit_status}): {detail}")
         self.result = result
 
 

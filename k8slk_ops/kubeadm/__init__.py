@@ -39,6 +39,7 @@ from k8slk_ops.kubeadm.logs import (
 from k8slk_ops.kubeadm.render import init_documents, join_documents, render_init, render_join
 from k8slk_ops.kubeadm.secrets import find_secrets, redact, secret_patterns
 from k8slk_ops.kubeadm.spec import CRI_SOCKET, BootstrapTokenSpec, InitSpec, JoinSpec
+from k8slk_ops.kubeadm.summary import SUMMARY_CHARS, TAIL_LINES, failure_summary, failure_tail
 from k8slk_ops.kubeadm.taskstate import KubeadmLogState, KubeadmState
 from k8slk_ops.kubeadm.tokens import (
     CERTS_PROXY_DESCRIPTION,
@@ -77,6 +78,8 @@ __all__ = [
     "LOG_PREFIX",
     "MARKER_LINES",
     "SETTLING_LINE",
+    "SUMMARY_CHARS",
+    "TAIL_LINES",
     "UNKNOWN_FLAG",
     "WAITING_LINE",
     "WITHHELD",
@@ -106,6 +109,8 @@ __all__ = [
     "classify_kubeadm_error",
     "config_api_version",
     "diagnose_kubeadm_error",
+    "failure_summary",
+    "failure_tail",
     "find_secrets",
     "format_time",
     "init_documents",

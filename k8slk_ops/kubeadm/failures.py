@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from k8slk_ops.kubeadm.logs import log_message
+from k8slk_ops.kubeadm.summary import SUMMARY_CHARS, clip
 
 _CHECK_RE = re.compile(r"\A\s*\[(?P<severity>ERROR|WARNING) (?P<check>[^\]]+)\]:?\s?(?P<text>.*)\Z")
 _PHASE_RE = re.compile(r"error execution phase (?P<phase>[\w./-]+)(?::\s*(?P<rest>.*))?")
@@ -32,7 +33,6 @@ _CERT_KEY_RES = (
 _ERRORISH_RE = re.compile(
     r"error|fail|fatal|unable|refused|timed out|cannot|couldn't|denied", re.IGNORECASE
 )
-_MAX_REASON = 300
 # How kubeadm's error lines begin (after the log prefix and indentation): the live follow of a
 # trigger checks the task at once when one shows up.
 ERROR_STARTS = ("error execution phase", "error: ", "[ERROR ")
@@ -103,8 +103,7 @@ def parse_preflight_errors(output: str | Iterable[str]) -> list[PreflightIssue]:
 
 
 def _short(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
+    return clip(text, SUMMARY_CHARS)
 
 
 def diagnose_kubeadm_error(output: str | Iterable[str]) -> KubeadmFailure:

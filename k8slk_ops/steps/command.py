@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from k8slk_ops import kubeadm
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
@@ -57,5 +58,5 @@ class RunCommand(Step):
             raise NodeError(
                 f"command exited {result.exit_status}",
                 phase=self.phase,
-                log_tail=(out.splitlines() + err)[-15:],
+                log_tail=kubeadm.failure_tail([*out.splitlines(), *err]),
             )

@@ -208,5 +208,4 @@ class RevokeCredentials(Step):
 
 
 def _fail(what: str, output: bytes) -> str:
-    text = output.decode(errors="replace").strip().splitlines()
-    return f"{what} failed: {text[-1] if text else 'no output'}"
+    return f"{what} failed: {kubeadm.failure_summary(output)}"

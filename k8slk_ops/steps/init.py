@@ -70,7 +70,7 @@ class Init(Step):
                 f"kubeadm on this node is {facts.kubeadm_state.value}, not waiting for a "
                 "trigger: it cannot init (reset and reboot the node first)",
                 phase=self.phase,
-                log_tail=facts.messages[-10:],
+                log_tail=kubeadm.failure_tail(facts.messages),
             )
         token = new_token()
         ctx.add_secret(token)

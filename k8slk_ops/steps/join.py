@@ -58,7 +58,7 @@ class Join(Step):
                 f"kubeadm on this node is {facts.kubeadm_state.value}, not waiting for a "
                 "trigger: it cannot join (reset and reboot the node first)",
                 phase=self.phase,
-                log_tail=facts.messages[-10:],
+                log_tail=kubeadm.failure_tail(facts.messages),
             )
         spec = ctx.plan.spec(node)
         creds = await fresh_credentials(ctx, control_plane=spec.role == "control-plane")

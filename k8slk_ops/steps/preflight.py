@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from k8slk_ops import kubeadm
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
@@ -47,5 +48,5 @@ class Preflight(Step):
                 "kubeadm already ran and failed on this node since its last boot; it will not "
                 "run again until the node is reset (`kubeadm reset -f`) and rebooted",
                 phase=self.phase,
-                log_tail=facts.messages[-10:],
+                log_tail=kubeadm.failure_tail(facts.messages),
             )

@@ -38,7 +38,7 @@ class MemberWatcher:
         lk = await self.ctx.node(self.ctx.plan.cluster.primary)
         result = await lk.kubectl("get", "nodes", "-o", "json", timeout=30)
         if result.exit_status != 0:
-            self.error = result.stderr.decode(errors="replace").strip()[-300:]
+            self.error = kubeadm.failure_summary(result.stderr)
             return
         self.error = ""
         self.members = {

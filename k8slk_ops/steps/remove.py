@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from k8slk_ops import kubeadm
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
@@ -150,8 +151,7 @@ class Drain(Step):
             raise
         if result.exit_status == 0:
             return
-        why = (result.stderr or result.stdout).decode(errors="replace").strip().splitlines()
-        last = why[-1] if why else "no output"
+        last = kubeadm.failure_summary(result.stderr or result.stdout)
         if force:
             ctx.emit(node, self.phase, EventKind.WARN, f"drain failed ({last}); forced on")
             return
@@ -201,7 +201,9 @@ class DeleteNode(Step):
         result = await primary.kubectl("delete", "node", node)
         text = (result.stderr or result.stdout).decode(errors="replace")
         if result.exit_status != 0 and "NotFound" not in text:
-            raise NodeError(f"kubectl delete node failed: {text.strip()[-300:]}", phase=self.phase)
+            raise NodeError(
+                f"kubectl delete node failed: {kubeadm.failure_summary(text)}", phase=self.phase
+            )
         ctx.plan.cluster.members.pop(node, None)
 
 
@@ -219,7 +221,7 @@ class KubeadmReset(Step):
         lk = await ctx.node(node)
         result = await lk.kubeadm("reset", "-f", timeout=300)
         if result.exit_status != 0:
-            text = (result.stdout + result.stderr).decode(errors="replace").strip()
-            raise NodeError(f"kubeadm reset failed: {text[-300:]}", phase=self.phase)
+            why = kubeadm.failure_summary(result.stdout + result.stderr)
+            raise NodeError(f"kubeadm reset failed: {why}", phase=self.phase)
         ctx.results.setdefault("reset", set()).add(node)
         ctx.emit(node, self.phase, EventKind.PROGRESS, "reset; reboot the node before re-joining")
