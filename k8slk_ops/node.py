@@ -1,6 +1,6 @@
 """The LinuxKit node as k8slk-ops drives it: kubelet exec, trigger files, the kubeadm log, facts.
 
-This layer knows the node contract (paths, the trigger script, the log format, ``ctr``) and
+This layer knows the node (docs/node.md: paths, the trigger script, the log format, ``ctr``) and
 nothing of playbooks; it knows asyncssh only through ``k8slk_ops.ssh.Connection``. Every
 ``ctr tasks exec`` gets a fresh exec ID (a reused one that is still running fails with
 ``already exists``), files are written atomically over an exec channel (the node has no SFTP),

@@ -1,4 +1,4 @@
-"""Where things are on a LinuxKit node (reference: linuxkit-node-contract.md).
+"""Where things are on a LinuxKit node (docs/node.md, "Paths").
 
 Paths as the SSH shell sees them (``HOST_*``) and as the kubelet container sees them
 (``CONTAINER_*``); the two differ (``/run/node`` is ``/run`` inside, ``/var/node/etc/kubernetes``
