@@ -142,6 +142,27 @@ class NodeFacts:
     def kubeadm_state(self) -> KubeadmState:
         return kubeadm_state(self.kubeadm_task, self.log)
 
+    def not_waiting(self, flag: str) -> str | None:
+        """Why this node cannot be triggered with ``flag`` now, or None when it can.
+
+        The trigger is one shot per boot: a node whose kubeadm is anything but waiting keeps
+        its config and trigger as they are, whatever a run would write.
+        """
+        state = self.kubeadm_state
+        if state is KubeadmState.WAITING:
+            return None
+        if state is KubeadmState.RUNNING:
+            advice = (
+                "it was triggered already (by a run that may have died): let that kubeadm "
+                "end, then run again"
+            )
+        else:
+            advice = "reset and reboot the node first"
+        return (
+            f"kubeadm on this node is {state.value}, not waiting for a trigger: it cannot "
+            f"{flag} ({advice})"
+        )
+
     def resource_warnings(self) -> list[str]:
         out = []
         if self.cpus and self.cpus < MIN_CPUS:

@@ -17,7 +17,6 @@ from k8slk_ops import kubeadm, paths
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
-from k8slk_ops.facts import KubeadmState
 from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
 from k8slk_ops.steps.render import api_for, api_label, init_spec
 
@@ -65,10 +64,10 @@ class Init(Step):
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         assert isinstance(options, InitOptions)
         facts = ctx.plan.facts[node]
-        if facts.kubeadm_state != KubeadmState.WAITING:
+        refused = facts.not_waiting("init")
+        if refused is not None:
             raise NodeError(
-                f"kubeadm on this node is {facts.kubeadm_state.value}, not waiting for a "
-                "trigger: it cannot init (reset and reboot the node first)",
+                refused,
                 phase=self.phase,
                 log_tail=kubeadm.failure_tail(facts.messages),
             )

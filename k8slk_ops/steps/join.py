@@ -14,7 +14,6 @@ from k8slk_ops import kubeadm, paths
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
-from k8slk_ops.facts import KubeadmState
 from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
 from k8slk_ops.steps.credentials import fresh_credentials
 from k8slk_ops.steps.render import api_for, api_label, join_spec
@@ -53,10 +52,10 @@ class Join(Step):
         if ctx.credentials is None:
             raise NodeError("no join credentials were minted in this run", phase=self.phase)
         facts = ctx.plan.facts[node]
-        if facts.kubeadm_state != KubeadmState.WAITING:
+        refused = facts.not_waiting("join")
+        if refused is not None:
             raise NodeError(
-                f"kubeadm on this node is {facts.kubeadm_state.value}, not waiting for a "
-                "trigger: it cannot join (reset and reboot the node first)",
+                refused,
                 phase=self.phase,
                 log_tail=kubeadm.failure_tail(facts.messages),
             )

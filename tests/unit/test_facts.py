@@ -182,3 +182,17 @@ def test_each_state_through_the_probe(
 def test_the_facts_script_carries_the_log_section() -> None:
     assert log_probe(paths.KUBEADM_LOG) in FACTS_SCRIPT
     assert "tail -n" not in FACTS_SCRIPT  # no line-count cut of the log
+
+
+def test_only_a_waiting_node_may_be_triggered(tmp_path: Path) -> None:
+    running = probe_log(tmp_path, init_log(120))
+    running.tasks = {"kubeadm": TaskState.RUNNING}
+    refused = running.not_waiting("init")
+    assert refused is not None
+    assert refused.startswith("kubeadm on this node is running, not waiting for a trigger")
+    assert "triggered already" in refused
+    failed = parse_facts(f"task kubeadm 1 STOPPED\nlog {WAITING}\nlog Found kubeadm flag join\n")
+    assert "failed" in (failed.not_waiting("join") or "")
+    assert "reset and reboot" in (failed.not_waiting("join") or "")
+    waiting = parse_facts(f"task kubeadm 1 RUNNING\nlog {WAITING}\n")
+    assert waiting.not_waiting("join") is None
