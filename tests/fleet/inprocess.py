@@ -57,6 +57,8 @@ class InProcessFleet:
         ready_delay: float = 0.0,
         kubernetes_version: str = layout.DEFAULT_VERSION,
         fail_nodes: tuple[str, ...] = (),
+        cpus: int = 2,
+        memory_kb: int = 4_000_000,
     ) -> None:
         self.directory = directory
         self.config = layout.FleetConfig(
@@ -67,6 +69,8 @@ class InProcessFleet:
             kubeadm_seconds=kubeadm_seconds,
             ready_delay=ready_delay,
             fail_nodes=list(fail_nodes),
+            cpus=cpus,
+            memory_kb=memory_kb,
         )
         self.inventory = directory / layout.INVENTORY
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -236,6 +240,10 @@ class InProcessFleet:
                 fail.remove(name)
 
         self.call(change)
+
+    def guard_pod(self, name: str, pod: str = "default/web-0") -> None:
+        """A pod on the node whose PodDisruptionBudget refuses eviction: drains of it fail."""
+        self.call(lambda: self.fleet.cluster.guarded_pods.__setitem__(name, pod))
 
     def unreachable(self, name: str) -> None:
         """Connections to the node are refused from now on; open ones are dropped."""
