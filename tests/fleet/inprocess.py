@@ -224,6 +224,10 @@ class InProcessFleet:
         """How many sessions of each kind (``facts``, ``write-file``, ``kubeadm token``...)."""
         return dict(self.stats()["commands"])
 
+    def count(self, kind: str) -> int:
+        """Sessions whose kind starts with ``kind`` (``kubectl drain`` counts every node's)."""
+        return sum(n for k, n in self.commands().items() if k.startswith(kind))
+
     # -- changing a node --------------------------------------------------------------------
 
     def write_file(self, name: str, path: str, data: bytes, mode: int = 0o644) -> None:
