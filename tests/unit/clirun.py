@@ -45,15 +45,15 @@ class CliRun:
     def nodes(self) -> dict[str, dict[str, Any]]:
         return {n["name"]: n for n in self.report["nodes"]}
 
-    def changing_actions(self) -> list[tuple[str, str, str]]:
-        """(stage, node, summary) of every planned action that changes a node."""
-        out = []
-        for stage in self.report.get("plan") or []:
-            for node in stage["nodes"]:
-                for action in node["actions"]:
-                    if action["step"] in CHANGING_STEPS:
-                        out.append((stage["stage"], node["node"], action["summary"]))
-        return out
+    def changes(self) -> set[tuple[str, str]]:
+        """(step kind, node) of every planned action that changes a node."""
+        return {
+            (action["step"], node["node"])
+            for stage in self.report.get("plan") or []
+            for node in stage["nodes"]
+            for action in node["actions"]
+            if action["step"] in CHANGING_STEPS
+        }
 
     def planned_steps(self) -> set[str]:
         """Every step kind with an action in the plan."""
