@@ -78,6 +78,7 @@ class InProcessFleet:
         self._stopping: asyncio.Event | None = None
         self._fleet: Fleet | None = None
         self._gates: dict[str, asyncio.Event] = {}
+        self._arrived: dict[str, asyncio.Event] = {}
 
     # -- life -------------------------------------------------------------------------------
 
@@ -147,6 +148,7 @@ class InProcessFleet:
         """kubeadm init/join, after the node's gate opens when the test holds it."""
         gate = self._gates.get(node.name)
         if gate is not None:
+            self._arrived[node.name].set()
             await gate.wait()
         return await kubeadm.run(node, flag)
 
@@ -271,23 +273,45 @@ class InProcessFleet:
         """tmpfs emptied, /var/node kept, kubeadm.sh waiting again (if not configured)."""
         self.call(lambda: self._node(name).boot())
 
-    @contextlib.contextmanager
-    def holding_kubeadm(self, name: str) -> Iterator[None]:
-        """Inside: the node's kubeadm, once triggered, waits before doing anything."""
+    def hold_kubeadm(self, name: str) -> None:
+        """The node's kubeadm, once triggered, waits (after ``Found kubeadm flag``) until
+        released: a kubeadm run that takes as long as the test wants."""
 
         def hold() -> None:
             self._gates[name] = asyncio.Event()
+            self._arrived[name] = asyncio.Event()
+
+        self.call(hold)
+
+    def release_kubeadm(self, name: str) -> None:
+        """Let the node's held kubeadm go on. Callable from the fleet's own thread (a hook)."""
 
         def release() -> None:
             gate = self._gates.pop(name, None)
             if gate is not None:
                 gate.set()
 
-        self.call(hold)
+        if threading.current_thread() is self._thread:
+            release()
+        else:
+            self.call(release)
+
+    def wait_kubeadm_held(self, name: str, timeout: float = 30.0) -> None:
+        """Return once the node's kubeadm was triggered and waits at the hold."""
+        self.run(lambda: self._arrived[name].wait(), timeout)
+
+    @contextlib.contextmanager
+    def holding_kubeadm(self, name: str) -> Iterator[None]:
+        """Inside: the node's kubeadm, once triggered, waits before doing anything."""
+        self.hold_kubeadm(name)
         try:
             yield
         finally:
-            self.call(release)
+            self.release_kubeadm(name)
+
+    def say(self, name: str, lines: list[str]) -> None:
+        """Lines of the node's kubeadm.sh output, as memlogd stores them (a kubeadm that talks)."""
+        self.call(lambda: self._node(name).say("\n".join(lines)))
 
     def on_write(self, name: str, path: str, action: Callable[[], None], times: int = 1) -> None:
         """Run ``action`` (on the fleet's thread) right after the node's ``path`` is written,
