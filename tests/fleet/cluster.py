@@ -104,6 +104,9 @@ class Cluster:
         self.etcd_members: set[str] = set()
         # node -> "namespace/pod" whose PodDisruptionBudget refuses every eviction: drain fails.
         self.guarded_pods: dict[str, str] = {}
+        # Nodes whose refused drain retries the eviction until its --timeout, in real time
+        # (else kubectl answers at once, as if the timeout had passed).
+        self.slow_drains: set[str] = set()
         # Things a careful tool never does: joins that skip CA verification, configs not 0600.
         self.audit: Counter[str] = Counter(unsafe_skip_ca=0, loose_config_mode=0)
 

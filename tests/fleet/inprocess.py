@@ -247,9 +247,17 @@ class InProcessFleet:
 
         self.call(change)
 
-    def guard_pod(self, name: str, pod: str = "default/web-0") -> None:
-        """A pod on the node whose PodDisruptionBudget refuses eviction: drains of it fail."""
-        self.call(lambda: self.fleet.cluster.guarded_pods.__setitem__(name, pod))
+    def guard_pod(self, name: str, pod: str = "default/web-0", *, slow: bool = False) -> None:
+        """A pod on the node whose PodDisruptionBudget refuses eviction: drains of it fail,
+        at once or (``slow``) once kubectl's ``--timeout`` has passed, as kubectl retries."""
+
+        def guard() -> None:
+            cluster = self.fleet.cluster
+            cluster.guarded_pods[name] = pod
+            if slow:
+                cluster.slow_drains.add(name)
+
+        self.call(guard)
 
     def unreachable(self, name: str) -> None:
         """Connections to the node are refused from now on; open ones are dropped."""

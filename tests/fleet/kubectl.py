@@ -6,10 +6,12 @@ It talks to the fleet's one cluster, and only from a node that has admin.conf (t
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+from tests.fleet.cluster import parse_duration
 from tests.fleet.node import ADMIN_CONF, SimNode
-from tests.fleet.result import Result
+from tests.fleet.result import Pending, Result
 
 NO_SERVER = (
     "The connection to the server localhost:8080 was refused - did you specify the right host "
@@ -17,7 +19,7 @@ NO_SERVER = (
 )
 
 
-def cli(node: SimNode, argv: list[str]) -> Result:
+def cli(node: SimNode, argv: list[str]) -> Result | Pending:
     args = argv[1:]
     cluster = node.cluster
     if node.files.get(ADMIN_CONF) is None or not cluster.initialised:
@@ -54,7 +56,16 @@ def cli(node: SimNode, argv: list[str]) -> Result:
         member.unschedulable = words[0] != "uncordon"
         pod = cluster.guarded_pods.get(member.name)
         if words[0] == "drain" and pod is not None:
-            return _drain_refused(member.name, pod, _flag_value(args, "--timeout") or "0s")
+            timeout = _flag_value(args, "--timeout") or "0s"
+            refused = _drain_refused(member.name, pod, timeout)
+            if member.name not in cluster.slow_drains:
+                return refused
+
+            async def retry_until_timeout() -> Result:
+                await asyncio.sleep(parse_duration(timeout).total_seconds())
+                return refused
+
+            return Pending(retry_until_timeout)
         verb = {"cordon": "cordoned", "uncordon": "uncordoned", "drain": "drained"}[words[0]]
         prefix = f"node/{member.name} cordoned\n" if words[0] == "drain" else ""
         return Result.ok(f"{prefix}node/{member.name} {verb}\n")
@@ -91,8 +102,6 @@ def _drain_refused(node: str, pod: str, timeout: str) -> Result:
 
 def _go_duration(text: str) -> str:
     """A duration as Go prints it (``5m`` -> ``5m0s``, ``90s`` -> ``1m30s``)."""
-    from tests.fleet.cluster import parse_duration
-
     try:
         seconds = int(parse_duration(text).total_seconds())
     except ValueError:

@@ -34,7 +34,7 @@ from tests.fleet import kubeadm, layout, shell
 from tests.fleet.cluster import Cluster
 from tests.fleet.node import KubeadmRun, SimNode
 from tests.fleet.pki import make_pki
-from tests.fleet.result import Result
+from tests.fleet.result import Pending, Result
 
 log = logging.getLogger("fleet")
 
@@ -231,6 +231,12 @@ class Fleet:
             answer = shell.dispatch(node, line)
             if isinstance(answer, shell.NeedsInput):
                 answer = answer.apply(await process.stdin.read())
+            if isinstance(answer, Pending):
+                ended = await self._until_closed(process, answer)
+                if ended is None:  # the channel closed first: the command dies with it
+                    process.exit(143)
+                    return
+                answer = ended
             if isinstance(answer, shell.Follow):
                 await self._follow(node, process, answer.start)
                 process.exit(143)
@@ -240,6 +246,24 @@ class Fleet:
             process.close()
         finally:
             s.open_sessions -= 1
+
+    async def _until_closed(
+        self, process: asyncssh.SSHServerProcess[bytes], running: Pending
+    ) -> Result | None:
+        """The command's result, or None when its channel closes (stdin ends) first."""
+        closed = asyncio.ensure_future(process.stdin.read())
+        work = asyncio.ensure_future(running.wait())
+        try:
+            await asyncio.wait({closed, work}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (closed, work):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, asyncssh.Error, OSError):
+                        await task
+        if closed.done() and not closed.cancelled():
+            closed.exception()  # a dropped connection ends the command; nothing to report
+        return work.result() if work.done() and not work.cancelled() else None
 
     async def _follow(
         self, node: SimNode, process: asyncssh.SSHServerProcess[bytes], start: int

@@ -13,6 +13,7 @@ import signal
 from pathlib import Path
 
 from tests.fleet.inprocess import InProcessFleet
+from tests.fleet.node import MARKER
 from tests.unit.clirun import K8slk
 
 LOCK = "/run/k8slk-ops.lock"  # the cluster lock, in the primary's tmpfs
@@ -220,4 +221,22 @@ def test_a_second_ctrl_c_cancels_a_kubeadm_that_does_not_end(
     assert run.outcomes["cp-1"] == "cancelled"
     assert {run.outcomes["w-1"], run.outcomes["w-2"]} == {"cancelled"}
     assert fleet.members() == {}
+    assert fleet.file("cp-1", LOCK) is None
+
+
+def test_an_interrupted_drain_uncordons_its_node(fleet: InProcessFleet, k8slk: K8slk) -> None:
+    assert k8slk("bootstrap", fleet.inventory).code == 0
+    fleet.guard_pod("w-1", slow=True)  # kubectl drain retries the eviction for an hour
+
+    def stop_twice() -> None:
+        interrupt()  # Ctrl-C: let the drain finish...
+        os.kill(os.getpid(), signal.SIGTERM)  # ...then a stop that does not wait for it
+
+    fleet.on_command("cp-1", lambda line: "drain" in line, stop_twice)
+    run = k8slk("remove-node", fleet.inventory, "w-1", "--drain-timeout", "1h", "--json")
+    assert run.code == 130, run.why()
+    assert run.outcomes["w-1"] == "cancelled"
+    assert "drain interrupted: node uncordoned" in run.stderr
+    assert fleet.members()["w-1"].unschedulable is False  # given back to the scheduler
+    assert fleet.file("w-1", MARKER) is not None  # and not reset
     assert fleet.file("cp-1", LOCK) is None
