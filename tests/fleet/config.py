@@ -37,7 +37,7 @@ def _minor(version: str) -> int:
 
 
 def supported_apis(kubeadm_version: str) -> set[str]:
-    """Config API versions a kubeadm release reads (kubeadm-behaviour.md, Config API versions)."""
+    """Config API versions a kubeadm release reads (docs/node.md)."""
     minor = _minor(kubeadm_version)
     apis = set()
     if minor < 27:

@@ -3,7 +3,7 @@
 The runs take ``kubeadm_seconds`` in all, printing kubeadm's phase lines on the way, and check
 what a real cluster would refuse: an unknown or expired token, a CA pin that does not match the
 cluster CA, a control-plane join without the uploaded certificates' key, a name already taken.
-The texts are kubeadm's own (reference/kubeadm-behaviour.md).
+The texts are kubeadm's own (docs/node.md).
 """
 
 from __future__ import annotations

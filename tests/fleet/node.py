@@ -2,7 +2,7 @@
 
 The node holds, in memory, what a real one holds on disk: ``/run/node`` (tmpfs), ``/var/node``
 (persistent), ``/run`` and ``/var/log/kubeadm.out.log`` with memlogd's line prefix. Its kubeadm
-task runs the trigger script of the image (linuxkit-node-contract.md): wait for
+task runs the trigger script of the image (docs/node.md): wait for
 ``/run/node/kubeadm-run``, settle, print the flag, run kubeadm, and stop for good. Instead of
 polling the trigger file each second, a write to it wakes the script at once.
 """

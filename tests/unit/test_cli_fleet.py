@@ -169,6 +169,15 @@ def test_a_changed_host_key_exits_3_before_any_write(fleet: InProcessFleet, k8sl
     assert fleet.members() == {}
 
 
+def test_add_node_without_a_cluster_exits_3_before_any_write(
+    fleet: InProcessFleet, k8slk: K8slk
+) -> None:
+    run = k8slk("add-node", fleet.inventory, "--json")
+    assert run.code == 3, run.why()
+    assert "needs a running cluster" in run.stderr and "k8slk-ops bootstrap" in run.stderr
+    assert "write-file" not in fleet.commands()
+
+
 def test_a_cluster_locked_by_another_run_exits_3_until_the_lock_is_broken(
     fleet: InProcessFleet, k8slk: K8slk
 ) -> None:
