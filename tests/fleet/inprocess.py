@@ -29,13 +29,19 @@ from tests.fleet import keys, kubeadm, layout
 from tests.fleet.cluster import Member
 from tests.fleet.node import KUBEADM_RUN, SimNode
 from tests.fleet.process import free_port
-from tests.fleet.server import Fleet
+from tests.fleet.server import Fleet, command_kind
 
 T = TypeVar("T")
 
 
 class FleetStartError(Exception):
     pass
+
+
+def follows_log(line: str) -> bool:
+    """The command follows the node's kubeadm log (``tail -F``), as the tool does after a
+    trigger: for ``on_command``."""
+    return command_kind(line) == "follow-log"
 
 
 class InProcessFleet:

@@ -8,6 +8,7 @@ test's own cache directory (where the local lock lives) and its own log file.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,22 @@ class K8slk:
         log_file = self.workdir / f"run-{self.runs}.log"
         if log and argv and argv[0] != "inventory":
             argv += ["--log-file", str(log_file)]
-        result = CliRunner().invoke(
-            app, argv, input=input, env={"XDG_CACHE_HOME": str(self.cache), "COLUMNS": "200"},
-            catch_exceptions=False,
-        )
+        try:
+            result = CliRunner().invoke(
+                app, argv, input=input, env={"XDG_CACHE_HOME": str(self.cache), "COLUMNS": "200"},
+                catch_exceptions=False,
+            )
+        finally:
+            _close_log_handlers()
         text = log_file.read_text() if log_file.exists() else ""
         return CliRun(tuple(argv), result.exit_code, result.stdout, result.stderr, text)
+
+
+def _close_log_handlers() -> None:
+    """The CLI points the ``k8slk_ops`` logger at its log file and its stderr for the run and
+    leaves them attached (and the file open) when it returns: fine for a process that ends
+    there, not for one that runs it again."""
+    logger = logging.getLogger("k8slk_ops")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()

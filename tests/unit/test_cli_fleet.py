@@ -8,11 +8,16 @@ under it may change shape without these tests noticing.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 from pathlib import Path
 
-from tests.fleet.inprocess import InProcessFleet
+import pytest
+from typer.testing import CliRunner
+
+from k8slk_ops.cli import app
+from tests.fleet.inprocess import InProcessFleet, follows_log
 from tests.fleet.node import MARKER
 from tests.unit.clirun import K8slk
 
@@ -222,7 +227,7 @@ def test_a_second_ctrl_c_cancels_a_kubeadm_that_does_not_end(
 ) -> None:
     fleet.on_trigger("cp-1", interrupt)  # the first: finish what runs (init, held)
     # The second, once the tool follows the log (the first was handled before it got there).
-    fleet.on_command("cp-1", lambda line: "tail" in line and "-F" in line, interrupt)
+    fleet.on_command("cp-1", follows_log, interrupt)
     with fleet.holding_kubeadm("cp-1"):
         run = k8slk("bootstrap", fleet.inventory, "--json")
     assert run.code == 130, run.why()
@@ -249,3 +254,26 @@ def test_an_interrupted_drain_uncordons_its_node(fleet: InProcessFleet, k8slk: K
     assert fleet.members()["w-1"].unschedulable is False  # given back to the scheduler
     assert fleet.file("w-1", MARKER) is not None  # and not reset
     assert fleet.file("cp-1", LOCK) is None
+
+
+# -- the process the CLI runs in ------------------------------------------------------------------
+
+
+@pytest.mark.xfail(reason="the CLI leaves its log file open and its handlers on the k8slk_ops "
+                   "logger when it returns, and the next run's configure_logging removes them "
+                   "without closing them", strict=False)
+def test_the_cli_closes_its_log_file_when_it_returns(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("cluster: {name: x}\n")
+    logger = logging.getLogger("k8slk_ops")
+    try:
+        result = CliRunner().invoke(app, ["bootstrap", str(bad), "--log-file",
+                                          str(tmp_path / "run.log")])
+        assert result.exit_code == 2
+        still_open = [h for h in logger.handlers
+                      if isinstance(h, logging.FileHandler) and h.stream is not None]
+        assert still_open == []
+    finally:
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            handler.close()

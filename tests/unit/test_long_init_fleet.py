@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fleet.inprocess import InProcessFleet
+from tests.fleet.inprocess import InProcessFleet, follows_log
 from tests.fleet.node import KUBEADM_RUN, KUBEADM_YAML
 from tests.unit.clirun import K8slk
 
@@ -35,17 +35,13 @@ def interrupt() -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
 
-def following(line: str) -> bool:
-    return "tail" in line and "-F" in line
-
-
 @pytest.fixture
 def long_init(fleet: InProcessFleet, k8slk: K8slk) -> Iterator[InProcessFleet]:
     """cp-1's init triggered by a bootstrap killed while it followed the log (two Ctrl-C), then
     120 lines of init output; kubeadm is held there until a run follows it again."""
     fleet.hold_kubeadm("cp-1")
     fleet.on_trigger("cp-1", interrupt)
-    fleet.on_command("cp-1", following, interrupt)
+    fleet.on_command("cp-1", follows_log, interrupt)
     killed = k8slk("bootstrap", fleet.inventory, "--json")
     assert killed.code == 130, killed.why()
     fleet.wait_kubeadm_held("cp-1")
@@ -72,6 +68,6 @@ def test_a_new_bootstrap_leaves_the_running_init_alone(
     written: list[str] = []
     for path in (KUBEADM_YAML, KUBEADM_RUN):
         fleet.on_write("cp-1", path, lambda p=path: written.append(p), times=10)
-    fleet.on_command("cp-1", following, lambda: fleet.release_kubeadm("cp-1"))
+    fleet.on_command("cp-1", follows_log, lambda: fleet.release_kubeadm("cp-1"))
     run = k8slk("bootstrap", fleet.inventory, "--break-lock", "--json")
     assert written == [], run.why()
