@@ -174,3 +174,13 @@ current-context: other
     assert run.code == 0, run.why()
     text = out.read_text()
     assert "https://10.9.9.9:6443" in text and f"https://{fleet.config.endpoint}" in text
+
+
+def test_a_dry_run_prints_the_plan_and_changes_nothing(fleet: InProcessFleet, k8slk: K8slk) -> None:
+    run = k8slk("bootstrap", fleet.inventory, "--dry-run")
+    assert run.code == 0, run.why()
+    text = run.stdout + run.stderr
+    assert "plan: bootstrap" in text
+    assert "cp-1: write /run/node/kubeadm.yaml" in text
+    assert "write-file" not in fleet.commands() and "lock-take" not in fleet.commands()
+    assert fleet.members() == {}
