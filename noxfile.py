@@ -1,4 +1,4 @@
-"""Sessions: tests (unit + lab end-to-end), lint, typecheck, e2e, bench, demo.
+"""Sessions: tests (unit + lab end-to-end), unit (no root), lint, typecheck, e2e, bench, demo.
 
 The lab needs root and a few Debian packages; `tests/lab/install-deps.sh` installs them and
 every session that starts a lab calls it first, so a fresh machine needs nothing by hand.
@@ -32,9 +32,13 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
-    """Unit tests only (no root, no lab)."""
+    """Unit tests and the engine's tests against the in-process fleet of simulated nodes: no
+    root, no lab, well under a minute."""
     _install(session)
-    session.run("pytest", "-q", "-m", "not lab", "tests/unit", *session.posargs)
+    session.run(
+        "pytest", "-q", "-p", "no:cacheprovider", "-m", "not lab", "tests/unit", "tests/fleet",
+        *session.posargs,
+    )
 
 
 @nox.session(python=PYTHON)

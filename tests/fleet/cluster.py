@@ -102,6 +102,11 @@ class Cluster:
         self.cert_key_expires: datetime | None = None
         self.members: dict[str, Member] = {}
         self.etcd_members: set[str] = set()
+        # node -> "namespace/pod" whose PodDisruptionBudget refuses every eviction: drain fails.
+        self.guarded_pods: dict[str, str] = {}
+        # Nodes whose refused drain retries the eviction until its --timeout, in real time
+        # (else kubectl answers at once, as if the timeout had passed).
+        self.slow_drains: set[str] = set()
         # Things a careful tool never does: joins that skip CA verification, configs not 0600.
         self.audit: Counter[str] = Counter(unsafe_skip_ca=0, loose_config_mode=0)
 
@@ -163,6 +168,13 @@ class Cluster:
         self.members[member.name] = member
         if member.control_plane:
             self.etcd_members.add(member.name)
+
+    def end(self) -> None:
+        """The last etcd member is gone: no API server, no Node objects, no tokens are left."""
+        self.endpoint = None
+        self.members.clear()
+        self.tokens.clear()
+        self.cert_key = self.cert_key_expires = None
 
     def ready(self, member: Member) -> bool:
         return self.clock() >= member.registered + self.ready_delay

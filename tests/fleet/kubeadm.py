@@ -428,6 +428,8 @@ def _reset(node: SimNode, args: list[str]) -> Result:
     if ADMIN_CONF in node.files and node.name in cluster.etcd_members:
         cluster.etcd_members.discard(node.name)
         lines.append("[reset] Removing etcd member ... done")
+        if not cluster.etcd_members:  # the last one: the API server and etcd go with it
+            cluster.end()
     for path in (MARKER, ADMIN_CONF, CA_CERT):
         node.remove(path)
     lines += [

@@ -6,10 +6,12 @@ It talks to the fleet's one cluster, and only from a node that has admin.conf (t
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+from tests.fleet.cluster import parse_duration
 from tests.fleet.node import ADMIN_CONF, SimNode
-from tests.fleet.result import Result
+from tests.fleet.result import Pending, Result
 
 NO_SERVER = (
     "The connection to the server localhost:8080 was refused - did you specify the right host "
@@ -17,7 +19,7 @@ NO_SERVER = (
 )
 
 
-def cli(node: SimNode, argv: list[str]) -> Result:
+def cli(node: SimNode, argv: list[str]) -> Result | Pending:
     args = argv[1:]
     cluster = node.cluster
     if node.files.get(ADMIN_CONF) is None or not cluster.initialised:
@@ -52,6 +54,18 @@ def cli(node: SimNode, argv: list[str]) -> Result:
         if member is None:
             return Result.error(1, f'Error from server (NotFound): nodes "{words[1]}" not found\n')
         member.unschedulable = words[0] != "uncordon"
+        pod = cluster.guarded_pods.get(member.name)
+        if words[0] == "drain" and pod is not None:
+            timeout = _flag_value(args, "--timeout") or "0s"
+            refused = _drain_refused(member.name, pod, timeout)
+            if member.name not in cluster.slow_drains:
+                return refused
+
+            async def retry_until_timeout() -> Result:
+                await asyncio.sleep(parse_duration(timeout).total_seconds())
+                return refused
+
+            return Pending(retry_until_timeout)
         verb = {"cordon": "cordoned", "uncordon": "uncordoned", "drain": "drained"}[words[0]]
         prefix = f"node/{member.name} cordoned\n" if words[0] == "drain" else ""
         return Result.ok(f"{prefix}node/{member.name} {verb}\n")
@@ -64,6 +78,48 @@ def cli(node: SimNode, argv: list[str]) -> Result:
             out.append(f'node "{name}" deleted\n')
         return Result.ok("".join(out))
     return Result.error(1, f'error: unknown command "{" ".join(words[:2])}" for "kubectl"\n')
+
+
+def _drain_refused(node: str, pod: str, timeout: str) -> Result:
+    """kubectl drain when a PodDisruptionBudget refuses the eviction until the timeout: the
+    node stays cordoned, exit 1 (kubectl's own lines, the retries cut to one)."""
+    namespace, _, name = pod.partition("/")
+    timeout = _go_duration(timeout)
+    why = f'error when evicting pods/"{name}" -n "{namespace}"'
+    out = f"node/{node} cordoned\nevicting pod {pod}\n"
+    err = (
+        f"{why} (will retry after 5s): Cannot evict pod as it would violate the pod's "
+        "disruption budget.\n"
+        f'There are pending pods in node "{node}" when an error occurred: [{why}: global '
+        f"timeout reached: {timeout}]\n"
+        f'error: unable to drain node "{node}" due to error: [{why}: global timeout reached: '
+        f"{timeout}], continuing command...\n"
+        f"There are pending nodes to be drained:\n {node}\n"
+        f"error: [{why}: global timeout reached: {timeout}]\n"
+    )
+    return Result(1, out.encode(), err.encode())
+
+
+def _go_duration(text: str) -> str:
+    """A duration as Go prints it (``5m`` -> ``5m0s``, ``90s`` -> ``1m30s``)."""
+    try:
+        seconds = int(parse_duration(text).total_seconds())
+    except ValueError:
+        return text
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+def _flag_value(args: list[str], name: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 _VALUED = {"-o", "--output", "-l", "--selector", "-n", "--namespace", "--timeout",

@@ -73,6 +73,8 @@ class SimNode:
         self.exec_ids: set[str] = set()
         self.boots = 0
         self.consumed_configs: list[bytes] = []  # every kubeadm.yaml its kubeadm read
+        # Called with (node, path) after every file write: tests act at a precise moment.
+        self.write_hooks: list[Callable[[SimNode, str], None]] = []
         self._script: asyncio.Task[None] | None = None
         self.boot()
 
@@ -115,6 +117,8 @@ class SimNode:
         self.modes[path] = mode
         if path == KUBEADM_RUN and self.kubeadm_waiting:
             self._script = asyncio.get_running_loop().create_task(self._kubeadm_sh())
+        for hook in list(self.write_hooks):
+            hook(self, path)
 
     def remove(self, path: str) -> None:
         self.files.pop(path, None)

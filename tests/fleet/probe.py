@@ -161,7 +161,7 @@ def _command_lines(node: SimNode, cmd: str) -> list[str]:
             return lines[max(0, int(n[1:]) - 1):]
         return lines[-int(n):] if int(n) else []
     result = shell.run_simple(node, argv, b"")
-    if result is None or result.status != 0:
+    if not isinstance(result, shell.Result) or result.status != 0:
         return []
     return result.stdout.decode(errors="replace").splitlines()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 
@@ -18,3 +19,11 @@ class Result:
     @classmethod
     def error(cls, status: int, stderr: str) -> Result:
         return cls(status, b"", stderr.encode())
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A command that runs on: ``wait()`` gives its result when it ends. Closing the channel
+    first ends it, as the node kills a command bound to its channel."""
+
+    wait: Callable[[], Awaitable[Result]]

@@ -24,6 +24,7 @@ import resource
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,9 @@ import asyncssh
 
 from tests.fleet import kubeadm, layout, shell
 from tests.fleet.cluster import Cluster
-from tests.fleet.node import SimNode
+from tests.fleet.node import KubeadmRun, SimNode
 from tests.fleet.pki import make_pki
-from tests.fleet.result import Result
+from tests.fleet.result import Pending, Result
 
 log = logging.getLogger("fleet")
 
@@ -108,18 +109,22 @@ def command_kind(line: str) -> str:
 class _Server(asyncssh.SSHServer):
     """Root only, key only (the authorized key is the fleet's client key)."""
 
-    def __init__(self, stats: Stats) -> None:
+    def __init__(self, stats: Stats, live: set[asyncssh.SSHServerConnection]) -> None:
         self.stats = stats
+        self.live = live  # the node's open connections, so a node can drop them all
         self.conn: asyncssh.SSHServerConnection | None = None
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
+        self.live.add(conn)
         s = self.stats
         s.accepted += 1
         s.open_connections += 1
         s.peak_connections = max(s.peak_connections, s.open_connections)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.conn is not None:
+            self.live.discard(self.conn)
         self.stats.open_connections -= 1
 
     def begin_auth(self, username: str) -> bool:
@@ -139,52 +144,72 @@ class _Server(asyncssh.SSHServer):
 class Fleet:
     """Every node, the shared cluster, and the listeners."""
 
-    def __init__(self, config: layout.FleetConfig, directory: Path) -> None:
+    def __init__(
+        self,
+        config: layout.FleetConfig,
+        directory: Path,
+        kubeadm_run: KubeadmRun = kubeadm.run,
+    ) -> None:
         self.config = config
         self.directory = directory
+        self.kubeadm_run = kubeadm_run
         self.stats = Stats()
         self.cluster = Cluster(make_pki(), ready_delay=config.ready_delay)
         self.nodes: dict[str, SimNode] = {}
-        self.listeners: list[asyncssh.SSHAcceptor] = []
+        self.listeners: dict[str, asyncssh.SSHAcceptor] = {}
+        self.connections: dict[str, set[asyncssh.SSHServerConnection]] = {}
         self.host_keys: dict[str, asyncssh.SSHKey] = {}
+        self._authorized: Any = None
+        # Called with (node, command line) as each session starts: tests act at that moment.
+        self.session_hooks: list[Callable[[SimNode, str], None]] = []
 
     async def start(self) -> None:
         raise_nofile(4 * len(self.config.nodes) + 1024)
         client_pub = (self.directory / f"{layout.CLIENT_KEY}.pub").read_text()
-        authorized = asyncssh.import_authorized_keys(client_pub)
+        self._authorized = asyncssh.import_authorized_keys(client_pub)
         lines = []
         for spec in self.config.nodes:
-            node = SimNode(spec, self.cluster, self.config, kubeadm.run)
+            node = SimNode(spec, self.cluster, self.config, self.kubeadm_run)
             self.nodes[spec.address] = node
+            self.connections[spec.name] = set()
             key = asyncssh.generate_private_key("ssh-ed25519")
             self.host_keys[spec.name] = key
             public = key.export_public_key().decode().split()[:2]
             lines.append(f"[{spec.address}]:{self.config.port} {' '.join(public)}\n")
-            self.listeners.append(
-                await asyncssh.listen(
-                    spec.address,
-                    self.config.port,
-                    server_host_keys=[key],
-                    authorized_client_keys=authorized,
-                    server_factory=functools.partial(_Server, self.stats),
-                    process_factory=functools.partial(self.session, node),
-                    encoding=None,
-                    allow_pty=False,
-                    x11_forwarding=False,
-                    agent_forwarding=False,
-                    reuse_address=True,
-                    backlog=128,
-                )
-            )
+            await self.listen(node)
         layout.write_atomic(self.directory / layout.KNOWN_HOSTS, "".join(lines))
         layout.write_atomic(self.directory / layout.CA_CERT, self.cluster.pki.ca_pem)
 
-    async def stop(self) -> None:
-        for listener in self.listeners:
+    async def listen(self, node: SimNode) -> None:
+        """Open the node's listener, on its address, with its current host key."""
+        self.listeners[node.name] = await asyncssh.listen(
+            node.spec.address,
+            self.config.port,
+            server_host_keys=[self.host_keys[node.name]],
+            authorized_client_keys=self._authorized,
+            server_factory=functools.partial(_Server, self.stats, self.connections[node.name]),
+            process_factory=functools.partial(self.session, node),
+            encoding=None,
+            allow_pty=False,
+            x11_forwarding=False,
+            agent_forwarding=False,
+            reuse_address=True,
+            backlog=128,
+        )
+
+    async def unlisten(self, name: str) -> None:
+        """Close the node's listener and drop its connections: it refuses connections now."""
+        listener = self.listeners.pop(name, None)
+        if listener is not None:
             listener.close()
-        for listener in self.listeners:
             with contextlib.suppress(Exception):
                 await listener.wait_closed()
+        for conn in list(self.connections.get(name, ())):
+            conn.abort()
+
+    async def stop(self) -> None:
+        for name in list(self.listeners):
+            await self.unlisten(name)
         for node in self.nodes.values():
             await node.close()
 
@@ -200,10 +225,18 @@ class Fleet:
         s.peak_sessions = max(s.peak_sessions, s.open_sessions)
         line = process.command or ""
         s.commands[command_kind(line)] += 1
+        for hook in list(self.session_hooks):
+            hook(node, line)
         try:
             answer = shell.dispatch(node, line)
             if isinstance(answer, shell.NeedsInput):
                 answer = answer.apply(await process.stdin.read())
+            if isinstance(answer, Pending):
+                ended = await self._until_closed(process, answer)
+                if ended is None:  # the channel closed first: the command dies with it
+                    process.exit(143)
+                    return
+                answer = ended
             if isinstance(answer, shell.Follow):
                 await self._follow(node, process, answer.start)
                 process.exit(143)
@@ -213,6 +246,24 @@ class Fleet:
             process.close()
         finally:
             s.open_sessions -= 1
+
+    async def _until_closed(
+        self, process: asyncssh.SSHServerProcess[bytes], running: Pending
+    ) -> Result | None:
+        """The command's result, or None when its channel closes (stdin ends) first."""
+        closed = asyncio.ensure_future(process.stdin.read())
+        work = asyncio.ensure_future(running.wait())
+        try:
+            await asyncio.wait({closed, work}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (closed, work):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, asyncssh.Error, OSError):
+                        await task
+        if closed.done() and not closed.cancelled():
+            closed.exception()  # a dropped connection ends the command; nothing to report
+        return work.result() if work.done() and not work.cancelled() else None
 
     async def _follow(
         self, node: SimNode, process: asyncssh.SSHServerProcess[bytes], start: int

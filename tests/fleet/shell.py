@@ -12,15 +12,18 @@ log to follow (``tail -F``), which the server streams until the client closes th
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from tests.fleet import kubeadm, kubectl
 from tests.fleet.node import CONTAINER_PATHS, KUBEADM_LOG, NAMESPACE, SimNode
-from tests.fleet.result import Result
+from tests.fleet.result import Pending, Result
 
+_ECHO_TO_FILE = re.compile(r"echo (?P<words>[^;&|<>`$]*?) ?> ?(?P<path>/[\w./-]+)")
 _REDIRECTS = ("2>/dev/null", ">/dev/null", "2>&1", "</dev/null")
 _OPERATORS = ("|", ";", "&&", "||", "`", "$(", ">", "<", "&")
 
@@ -39,7 +42,7 @@ class NeedsInput:
     apply: Callable[[bytes], Result]
 
 
-Answer = Result | Follow | NeedsInput
+Answer = Result | Follow | NeedsInput | Pending
 
 
 def not_found(name: str) -> Result:
@@ -100,6 +103,11 @@ def _script(node: SimNode, script: str, args: list[str]) -> Answer:
     if "exit 3" in script and "cat" in script and params:  # read, 3 when absent
         data = node.read(params[0])
         return Result(3) if data is None else Result.ok(data)
+    echo = _ECHO_TO_FILE.fullmatch(script.strip())
+    if echo is not None:  # echo WORDS > PATH, as a user's playbook leaves a mark
+        words = shlex.split(echo["words"])
+        node.write(echo["path"], (" ".join(words) + "\n").encode(), 0o644)
+        return Result.ok()
     simple = _simple_script(script)
     if simple is None:
         return Result.error(127, "sh: the fleet cannot run this script\n")
@@ -149,7 +157,7 @@ def _take(node: SimNode, path: str, holder: bytes) -> Result:
     return Result.ok("taken\n")
 
 
-def run_simple(node: SimNode, argv: list[str], stdin: bytes | None) -> Result | None:
+def run_simple(node: SimNode, argv: list[str], stdin: bytes | None) -> Result | Pending | None:
     """A plain command in the node's SSH shell; None when the shell has no such command."""
     name = os.path.basename(argv[0])
     args = argv[1:]
@@ -180,7 +188,7 @@ def run_simple(node: SimNode, argv: list[str], stdin: bytes | None) -> Result | 
     return None
 
 
-def _ctr(node: SimNode, args: list[str]) -> Result:
+def _ctr(node: SimNode, args: list[str]) -> Result | Pending:
     namespace = "default"
     while args and args[0].startswith("-"):
         flag = args[0]
@@ -203,7 +211,9 @@ def _ctr(node: SimNode, args: list[str]) -> Result:
     return Result.error(1, f"ctr: unknown tasks command {sub}\n")
 
 
-def _exec(node: SimNode, tasks: dict[str, tuple[int, str]], args: list[str]) -> Result:
+def _exec(
+    node: SimNode, tasks: dict[str, tuple[int, str]], args: list[str]
+) -> Result | Pending:
     exec_id = None
     while args and args[0].startswith("-"):
         if args[0] == "--exec-id" and len(args) > 1:
@@ -227,12 +237,25 @@ def _exec(node: SimNode, tasks: dict[str, tuple[int, str]], args: list[str]) -> 
         return Result.error(1, "ctr: process args must not be empty\n")
     node.exec_ids.add(exec_id)
     try:
-        return _in_container(node, argv)
+        answer = _in_container(node, argv)
+    except BaseException:
+        node.exec_ids.discard(exec_id)
+        raise
+    if isinstance(answer, Result):
+        node.exec_ids.discard(exec_id)
+        return answer
+    return Pending(functools.partial(_exec_ends, node, exec_id, answer))
+
+
+async def _exec_ends(node: SimNode, exec_id: str, running: Pending) -> Result:
+    """A long exec keeps its exec ID until it ends (or is killed with its channel)."""
+    try:
+        return await running.wait()
     finally:
         node.exec_ids.discard(exec_id)
 
 
-def _in_container(node: SimNode, argv: list[str]) -> Result:
+def _in_container(node: SimNode, argv: list[str]) -> Result | Pending:
     """A command inside the kubelet container, where paths are the container's."""
     name = os.path.basename(argv[0])
     if name == "kubeadm":

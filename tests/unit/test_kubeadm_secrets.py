@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from k8slk_ops.kubeadm import find_secrets, redact, secret_patterns
+from tests.unit.pem import pem_private_key
 
 TOKEN = "z28v5d.4vm6rzekoibear23"
 KEY = "c309edc3ccf996d37cc5abeb84df33a80899f0e9a698ad270b52cbc5c8876b5f"
@@ -49,11 +50,11 @@ def test_config_fields() -> None:
 
 def test_pem_private_keys_even_when_cut() -> None:
     body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC\n"
-    full = f"-----BEGIN RSA PRIVATE KEY-----\n{body}-----END RSA PRIVATE KEY-----\n"
+    full = pem_private_key("RSA", body)
     (found,) = find_secrets("before\n" + full + "after\n")
     assert found == full.rstrip("\n")
     assert redact("before\n" + full + "after\n") == "before\n<redacted>\nafter\n"
-    cut = f"-----BEGIN EC PRIVATE KEY-----\n{body}"
+    cut = pem_private_key("EC", body, end=False)
     assert find_secrets(cut) == [cut]
     cert = "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n"
     assert find_secrets(cert) == []

@@ -14,6 +14,7 @@ from rich.console import Console
 from k8slk_ops.events import Event, EventKind, NodeReport, Outcome, RunReport
 from k8slk_ops.redact import Redactor
 from k8slk_ops.report import JsonReporter, LiveReporter, LogFileReporter, PlainReporter
+from tests.unit.pem import pem_private_key
 
 TOKEN = "abcdef.0123456789abcdef"
 KEY = "c309edc3ccf996d37cc5abeb84df33a80899f0e9a698ad270b52cbc5c8876b5f"
@@ -35,8 +36,7 @@ def test_registered_and_pattern_secrets_are_hidden_ca_pins_are_not() -> None:
     red = Redactor()
     red.add("s3cr3t-value-xyz")
     text = (f"a s3cr3t-value-xyz b --token {TOKEN} --certificate-key {KEY} {PIN}\n"
-            "client-key-data: QUJDREVGRw==\n-----BEGIN PRIVATE KEY-----\nMIIE\n"
-            "-----END PRIVATE KEY-----")
+            "client-key-data: QUJDREVGRw==\n" + pem_private_key("", "MIIE\n").rstrip("\n"))
     out = red.redact(text)
     for secret in ("s3cr3t-value-xyz", TOKEN, KEY, "QUJDREVGRw==", "MIIE"):
         assert secret not in out

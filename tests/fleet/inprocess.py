@@ -1,0 +1,372 @@
+"""The fleet served from a thread of the test process: no root, no second process, ~0.1 s to start.
+
+``python -m tests.fleet up`` runs the fleet as its own process (for benchmarks and for the tool
+run as a subprocess). Tests of the engine want it closer: the tool runs in the test's main thread
+(Typer's ``CliRunner``, ``asyncio.run``), and the fleet runs beside it on an event loop of its
+own in a daemon thread, the way asyncssh's tests run their own in-process server. Each node still
+listens on its own loopback address with its own host key, so the tool talks real SSH to it.
+
+Every change to a node's state goes through ``call``/``run``, which execute on the fleet's loop
+and wait for the result, so the test thread never races the sessions being served. The knobs
+are what tests need to put a node in a given state: make its kubeadm fail preflight, make it
+unreachable, give it a new host key, hold its kubeadm until released, act at the moment a file is
+written or a command arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncssh
+
+from tests.fleet import keys, kubeadm, layout
+from tests.fleet.cluster import Member
+from tests.fleet.node import KUBEADM_RUN, SimNode
+from tests.fleet.process import free_port
+from tests.fleet.server import Fleet, command_kind
+
+T = TypeVar("T")
+
+
+class FleetStartError(Exception):
+    pass
+
+
+def follows_log(line: str) -> bool:
+    """The command follows the node's kubeadm log (``tail -F``), as the tool does after a
+    trigger: for ``on_command``."""
+    return command_kind(line) == "follow-log"
+
+
+class InProcessFleet:
+    """A fleet of ``nodes`` simulated nodes (``cp-1..``, ``w-1..``) on a loop in a thread.
+
+    Timings default to near zero: kubeadm.sh's settle pause, a kubeadm run and the delay from
+    registered to Ready are what the real nodes take minutes for, and the tool waits on events
+    (the log, the node list), not on those durations.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        nodes: int = 3,
+        control_planes: int = 1,
+        *,
+        settle: float = 0.0,
+        kubeadm_seconds: float = 0.05,
+        ready_delay: float = 0.0,
+        kubernetes_version: str = layout.DEFAULT_VERSION,
+        fail_nodes: tuple[str, ...] = (),
+        cpus: int = 2,
+        memory_kb: int = 4_000_000,
+    ) -> None:
+        self.directory = directory
+        self.config = layout.FleetConfig(
+            nodes=layout.node_specs(nodes, control_planes),
+            port=free_port(),
+            kubernetes_version=kubernetes_version,
+            settle=settle,
+            kubeadm_seconds=kubeadm_seconds,
+            ready_delay=ready_delay,
+            fail_nodes=list(fail_nodes),
+            cpus=cpus,
+            memory_kb=memory_kb,
+        )
+        self.inventory = directory / layout.INVENTORY
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping: asyncio.Event | None = None
+        self._fleet: Fleet | None = None
+        self._gates: dict[str, asyncio.Event] = {}
+        self._arrived: dict[str, asyncio.Event] = {}
+
+    # -- life -------------------------------------------------------------------------------
+
+    def start(self, timeout: float = 60.0) -> InProcessFleet:
+        """Write the client key and the inventory, start serving; return once every node listens."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        keys.write_client_key(self.directory / layout.CLIENT_KEY)
+        layout.save(self.directory, self.config)
+        layout.write_atomic(self.inventory, layout.render_inventory(self.config))
+        started: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread = threading.Thread(
+            target=self._main, args=(started,), name="fleet", daemon=True
+        )
+        self._thread.start()
+        try:
+            started.result(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Close every listener and connection, end the kubeadm runs, end the thread."""
+        loop, thread = self._loop, self._thread
+        if loop is not None and self._stopping is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop ended on its own
+                loop.call_soon_threadsafe(self._stopping.set)
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                raise FleetStartError(f"the fleet thread did not end within {timeout:.0f} s")
+        self._thread = None
+
+    def __enter__(self) -> InProcessFleet:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _main(self, started: concurrent.futures.Future[None]) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve(started))
+        except BaseException as exc:  # reported to start() if it still waits
+            if not started.done():
+                started.set_exception(exc)
+        finally:
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _serve(self, started: concurrent.futures.Future[None]) -> None:
+        self._stopping = asyncio.Event()
+        fleet = Fleet(self.config, self.directory, kubeadm_run=self._kubeadm)
+        self._fleet = fleet
+        try:
+            await fleet.start()
+            started.set_result(None)
+            await self._stopping.wait()
+        finally:
+            for gate in self._gates.values():
+                gate.set()
+            await fleet.stop()
+
+    async def _kubeadm(self, node: SimNode, flag: str) -> bool:
+        """kubeadm init/join, after the node's gate opens when the test holds it."""
+        gate = self._gates.get(node.name)
+        if gate is not None:
+            self._arrived[node.name].set()
+            await gate.wait()
+        return await kubeadm.run(node, flag)
+
+    # -- on the fleet's loop ----------------------------------------------------------------
+
+    def call(self, fn: Callable[[], T], timeout: float = 30.0) -> T:
+        """``fn()`` on the fleet's loop, between two sessions; its result here."""
+
+        async def wrapped() -> T:
+            return fn()
+
+        return self.run(wrapped, timeout)
+
+    def run(self, fn: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
+        """Await ``fn()`` on the fleet's loop; its result here."""
+        if self._loop is None or self._fleet is None:
+            raise FleetStartError("the fleet is not running")
+
+        async def wrapped() -> T:
+            return await fn()
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result(timeout)
+
+    @property
+    def fleet(self) -> Fleet:
+        if self._fleet is None:
+            raise FleetStartError("the fleet is not running")
+        return self._fleet
+
+    def _node(self, name: str) -> SimNode:
+        for node in self.fleet.nodes.values():
+            if node.name == name:
+                return node
+        raise KeyError(f"no node {name} in this fleet")
+
+    # -- reading a node and the cluster ----------------------------------------------------
+
+    @property
+    def names(self) -> list[str]:
+        return [n.name for n in self.config.nodes]
+
+    def address(self, name: str) -> str:
+        return next(n.address for n in self.config.nodes if n.name == name)
+
+    def members(self) -> dict[str, Member]:
+        """The Node objects of the cluster, by name (copies)."""
+        return self.call(lambda: {n: Member(**vars(m)) for n, m in
+                                  self.fleet.cluster.members.items()})
+
+    def etcd_members(self) -> set[str]:
+        return self.call(lambda: set(self.fleet.cluster.etcd_members))
+
+    def tokens(self) -> list[str]:
+        """Descriptions of the bootstrap tokens the cluster holds."""
+        return self.call(lambda: [t.description for t in self.fleet.cluster.tokens.values()])
+
+    def file(self, name: str, path: str) -> bytes | None:
+        """A file of the node as its SSH shell sees it (``/run/node/...``, ``/var/node/...``)."""
+        return self.call(lambda: self._node(name).read(path))
+
+    def mode(self, name: str, path: str) -> int | None:
+        return self.call(lambda: self._node(name).modes.get(path))
+
+    def log(self, name: str) -> list[str]:
+        return self.call(lambda: list(self._node(name).log))
+
+    def configs(self, name: str) -> list[bytes]:
+        """Every kubeadm.yaml the node's kubeadm read."""
+        return self.call(lambda: list(self._node(name).consumed_configs))
+
+    def stats(self) -> dict[str, Any]:
+        return self.call(lambda: self.fleet.stats.to_json(self.fleet.cluster))
+
+    def commands(self) -> dict[str, int]:
+        """How many sessions of each kind (``facts``, ``write-file``, ``kubeadm token``...)."""
+        return dict(self.stats()["commands"])
+
+    def count(self, kind: str) -> int:
+        """Sessions whose kind starts with ``kind`` (``kubectl drain`` counts every node's)."""
+        return sum(n for k, n in self.commands().items() if k.startswith(kind))
+
+    # -- changing a node --------------------------------------------------------------------
+
+    def write_file(self, name: str, path: str, data: bytes, mode: int = 0o644) -> None:
+        self.call(lambda: self._node(name).write(path, data, mode))
+
+    def fail_kubeadm(self, name: str, failing: bool = True) -> None:
+        """The node's kubeadm fails its preflight (too little memory), as ``--fail-nodes``."""
+
+        def change() -> None:
+            fail = self.config.fail_nodes
+            if failing and name not in fail:
+                fail.append(name)
+            if not failing and name in fail:
+                fail.remove(name)
+
+        self.call(change)
+
+    def guard_pod(self, name: str, pod: str = "default/web-0", *, slow: bool = False) -> None:
+        """A pod on the node whose PodDisruptionBudget refuses eviction: drains of it fail,
+        at once or (``slow``) once kubectl's ``--timeout`` has passed, as kubectl retries."""
+
+        def guard() -> None:
+            cluster = self.fleet.cluster
+            cluster.guarded_pods[name] = pod
+            if slow:
+                cluster.slow_drains.add(name)
+
+        self.call(guard)
+
+    def unreachable(self, name: str) -> None:
+        """Connections to the node are refused from now on; open ones are dropped."""
+        self.run(lambda: self.fleet.unlisten(name))
+
+    def reachable(self, name: str) -> None:
+        """The node listens again (with the host key it has now)."""
+        self.run(lambda: self.fleet.listen(self._node(name)))
+
+    def change_host_key(self, name: str) -> None:
+        """The node comes back with a new host key (known_hosts keeps the old one)."""
+
+        async def rekey() -> None:
+            await self.fleet.unlisten(name)
+            self.fleet.host_keys[name] = asyncssh.generate_private_key("ssh-ed25519")
+            await self.fleet.listen(self._node(name))
+
+        self.run(rekey)
+
+    def reboot(self, name: str) -> None:
+        """tmpfs emptied, /var/node kept, kubeadm.sh waiting again (if not configured)."""
+        self.call(lambda: self._node(name).boot())
+
+    def hold_kubeadm(self, name: str) -> None:
+        """The node's kubeadm, once triggered, waits (after ``Found kubeadm flag``) until
+        released: a kubeadm run that takes as long as the test wants."""
+
+        def hold() -> None:
+            self._gates[name] = asyncio.Event()
+            self._arrived[name] = asyncio.Event()
+
+        self.call(hold)
+
+    def release_kubeadm(self, name: str) -> None:
+        """Let the node's held kubeadm go on. Callable from the fleet's own thread (a hook)."""
+
+        def release() -> None:
+            gate = self._gates.pop(name, None)
+            if gate is not None:
+                gate.set()
+
+        if threading.current_thread() is self._thread:
+            release()
+        else:
+            self.call(release)
+
+    def wait_kubeadm_held(self, name: str, timeout: float = 30.0) -> None:
+        """Return once the node's kubeadm was triggered and waits at the hold."""
+        self.run(lambda: self._arrived[name].wait(), timeout)
+
+    @contextlib.contextmanager
+    def holding_kubeadm(self, name: str) -> Iterator[None]:
+        """Inside: the node's kubeadm, once triggered, waits before doing anything."""
+        self.hold_kubeadm(name)
+        try:
+            yield
+        finally:
+            self.release_kubeadm(name)
+
+    def say(self, name: str, lines: list[str]) -> None:
+        """Lines of the node's kubeadm.sh output, as memlogd stores them (a kubeadm that talks)."""
+        self.call(lambda: self._node(name).say("\n".join(lines)))
+
+    def on_write(self, name: str, path: str, action: Callable[[], None], times: int = 1) -> None:
+        """Run ``action`` (on the fleet's thread) right after the node's ``path`` is written,
+        the first ``times`` times."""
+        left = [times]
+
+        def hook(node: SimNode, written: str) -> None:
+            if written == path and left[0] > 0:
+                left[0] -= 1
+                action()
+
+        self.call(lambda: self._node(name).write_hooks.append(hook))
+
+    def on_trigger(self, name: str, action: Callable[[], None]) -> None:
+        """Run ``action`` right after the node's kubeadm trigger is written."""
+        self.on_write(name, KUBEADM_RUN, action)
+
+    def on_command(
+        self, name: str, matches: Callable[[str], bool], action: Callable[[], None], times: int = 1
+    ) -> None:
+        """Run ``action`` (on the fleet's thread) as a command line that ``matches`` arrives at
+        the node, before it is answered, the first ``times`` times."""
+        left = [times]
+
+        def hook(node: SimNode, line: str) -> None:
+            if node.name == name and left[0] > 0 and matches(line):
+                left[0] -= 1
+                action()
+
+        self.call(lambda: self.fleet.session_hooks.append(hook))
+
+    # -- inventories ------------------------------------------------------------------------
+
+    def inventory_of(self, names: list[str], path: Path | None = None) -> Path:
+        """An inventory of some of the nodes (same cluster, endpoint, keys and known_hosts)."""
+        wanted = set(names)
+        lines = [
+            line for line in layout.render_inventory(self.config).splitlines()
+            if not line.startswith("  - {name: ")
+            or line.removeprefix("  - {name: ").split(",")[0] in wanted
+        ]
+        path = path or self.directory / f"inventory-{'-'.join(names)}.yml"
+        layout.write_atomic(path, "\n".join(lines) + "\n")
+        return path

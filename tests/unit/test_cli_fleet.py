@@ -1,0 +1,279 @@
+"""The command line's exit codes, in-process against the fleet: 0 done, 1 a node failed,
+2 bad usage or input (nothing contacted), 3 could not start, 130 interrupted.
+
+Only the CLI's surface is used (flags, exit code, ``--json`` report, stderr): the layers
+under it may change shape without these tests noticing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from k8slk_ops.cli import app
+from tests.fleet.inprocess import InProcessFleet, follows_log
+from tests.fleet.node import MARKER
+from tests.unit.clirun import K8slk
+
+LOCK = "/run/k8slk-ops.lock"  # the cluster lock, in the primary's tmpfs
+
+
+def interrupt() -> None:
+    """Ctrl-C, as the terminal sends it: SIGINT to the process the CLI runs in."""
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+# -- 0 ----------------------------------------------------------------------------------------
+
+
+def test_bootstrap_exits_0_and_a_second_run_changes_nothing(
+    fleet: InProcessFleet, k8slk: K8slk
+) -> None:
+    first = k8slk("bootstrap", fleet.inventory, "--json")
+    assert first.code == 0, first.why()
+    assert first.report["exitCode"] == 0 and first.report["changed"] is True
+    assert first.outcomes == {"cp-1": "ok", "w-1": "ok", "w-2": "ok"}
+    assert set(fleet.members()) == {"cp-1", "w-1", "w-2"}
+    writes = fleet.commands()["write-file"]
+
+    second = k8slk("bootstrap", fleet.inventory, "--json")
+    assert second.code == 0, second.why()
+    assert second.report["changed"] is False
+    assert set(second.outcomes.values()) == {"unchanged"}
+    assert "nothing to do: the cluster already matches" in second.report["messages"]
+    assert fleet.commands()["write-file"] == writes  # not one file written on a node
+    assert fleet.tokens() == []  # both runs deleted the tokens they minted
+
+
+# -- 1 ----------------------------------------------------------------------------------------
+
+
+def test_a_node_whose_kubeadm_fails_exits_1_and_the_others_finish(
+    fleet: InProcessFleet, k8slk: K8slk
+) -> None:
+    fleet.fail_kubeadm("w-1")
+    run = k8slk("bootstrap", fleet.inventory, "--json")
+    assert run.code == 1, run.why()
+    assert run.report["exitCode"] == 1
+    failed = run.nodes["w-1"]
+    assert (failed["outcome"], failed["phase"]) == ("failed", "join")
+    assert any("[ERROR Mem]" in line for line in failed["logTail"])  # kubeadm's own words
+    assert run.outcomes["cp-1"] == run.outcomes["w-2"] == "ok"
+    assert set(fleet.members()) == {"cp-1", "w-2"}
+    assert fleet.tokens() == []  # cleanup ran although a node failed
+
+
+def test_status_exits_1_when_a_node_is_unreachable(fleet: InProcessFleet, k8slk: K8slk) -> None:
+    assert k8slk("bootstrap", fleet.inventory).code == 0
+    fleet.unreachable("w-2")
+    run = k8slk("status", fleet.inventory, "--json")
+    assert run.code == 1, run.why()
+    assert run.nodes["w-2"]["details"]["reachable"] is False
+    assert run.nodes["cp-1"]["details"]["reachable"] is True
+
+
+# -- 2 ----------------------------------------------------------------------------------------
+
+
+def test_a_bad_inventory_exits_2_with_file_and_line_and_contacts_nothing(
+    fleet: InProcessFleet, k8slk: K8slk, tmp_path: Path
+) -> None:
+    text = fleet.inventory.read_text().replace("address: 127.1.0.2", "adress: 127.1.0.2")
+    bad = tmp_path / "bad.yml"
+    bad.write_text(text)
+    line = text.splitlines().index(next(x for x in text.splitlines() if "adress" in x)) + 1
+    run = k8slk("bootstrap", bad, "--json")
+    assert run.code == 2, run.why()
+    assert f"{bad}:{line}:" in run.stderr
+    assert "adress" in run.stderr and "did you mean 'address'" in run.stderr
+    assert run.report["exitCode"] == 2
+    assert fleet.stats()["accepted"] == 0  # no node was contacted
+
+
+def test_inventory_check_exits_2_on_a_bad_inventory_and_0_on_a_good_one(
+    fleet: InProcessFleet, k8slk: K8slk, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text(fleet.inventory.read_text().replace("role: worker", "role: wroker", 1))
+    run = k8slk("inventory", "check", bad)
+    assert run.code == 2, run.why()
+    assert f"{bad}:" in run.stderr and "wroker" in run.stderr
+    good = k8slk("inventory", "check", fleet.inventory)
+    assert good.code == 0, good.why()
+    assert "control planes: cp-1" in good.stdout
+
+
+def test_an_unknown_flag_exits_2(fleet: InProcessFleet, k8slk: K8slk) -> None:
+    run = k8slk("bootstrap", fleet.inventory, "--frobnicate")
+    assert run.code == 2
+    assert "--frobnicate" in run.stderr
+    assert fleet.stats()["accepted"] == 0
+
+
+def test_a_bad_duration_exits_2(fleet: InProcessFleet, k8slk: K8slk) -> None:
+    run = k8slk("remove-node", fleet.inventory, "w-1", "--drain-timeout", "5 minutes")
+    assert run.code == 2
+    assert "Go duration" in run.stderr
+    assert fleet.stats()["accepted"] == 0
+
+
+def test_an_unknown_node_exits_2(fleet: InProcessFleet, k8slk: K8slk) -> None:
+    run = k8slk("add-node", fleet.inventory, "--node", "w-9", "--json")
+    assert run.code == 2, run.why()
+    assert "w-9" in run.stderr
+    assert fleet.stats()["accepted"] == 0
+
+
+def test_a_playbook_with_a_typo_exits_2_with_file_and_line(
+    fleet: InProcessFleet, k8slk: K8slk, tmp_path: Path
+) -> None:
+    book = tmp_path / "typo.yml"
+    book.write_text("name: typo\nstages:\n  - name: join\n    hosts: workers\n    steps:\n"
+                    "      - jion: {}\n")
+    run = k8slk("run", book, fleet.inventory)
+    assert run.code == 2
+    assert f"{book}:6" in run.stderr and "jion" in run.stderr
+    assert fleet.stats()["accepted"] == 0
+
+
+def test_reset_without_a_terminal_needs_yes(fleet: InProcessFleet, k8slk: K8slk) -> None:
+    run = k8slk("reset", fleet.inventory)
+    assert run.code == 2
+    assert "--yes" in run.stderr
+    assert fleet.stats()["accepted"] == 0
+
+
+# -- 3 ----------------------------------------------------------------------------------------
+
+
+def test_an_unreachable_first_control_plane_exits_3_before_any_write(
+    fleet: InProcessFleet, k8slk: K8slk
+) -> None:
+    fleet.unreachable("cp-1")
+    run = k8slk("bootstrap", fleet.inventory, "--json")
+    assert run.code == 3, run.why()
+    assert "the first control plane cp-1 is unreachable" in run.stderr
+    assert run.report["exitCode"] == 3
+    assert "write-file" not in fleet.commands()
+
+
+def test_a_changed_host_key_exits_3_before_any_write(fleet: InProcessFleet, k8slk: K8slk) -> None:
+    fleet.change_host_key("w-2")
+    run = k8slk("bootstrap", fleet.inventory, "--json")
+    assert run.code == 3, run.why()
+    message = "\n".join(run.report["messages"])
+    assert "host key check failed; nothing was changed on any node" in message
+    assert "w-2" in message and "does not match" in message
+    assert "write-file" not in fleet.commands()
+    assert fleet.members() == {}
+
+
+def test_add_node_without_a_cluster_exits_3_before_any_write(
+    fleet: InProcessFleet, k8slk: K8slk
+) -> None:
+    run = k8slk("add-node", fleet.inventory, "--json")
+    assert run.code == 3, run.why()
+    assert "needs a running cluster" in run.stderr and "k8slk-ops bootstrap" in run.stderr
+    assert "write-file" not in fleet.commands()
+
+
+def test_a_cluster_locked_by_another_run_exits_3_until_the_lock_is_broken(
+    fleet: InProcessFleet, k8slk: K8slk
+) -> None:
+    assert k8slk("bootstrap", fleet.inventory).code == 0
+    holder = {"run_id": "20260101T000000-abcdef", "user": "ops", "host": "elsewhere",
+              "pid": 4242, "command": "add-node", "since": 0.0}
+    fleet.write_file("cp-1", LOCK, json.dumps(holder).encode())
+    run = k8slk("add-node", fleet.inventory, "--json")
+    assert run.code == 3, run.why()
+    assert "locked" in run.stderr and "20260101T000000-abcdef" in run.stderr
+    assert "--break-lock" in run.stderr
+    assert fleet.file("cp-1", LOCK) == json.dumps(holder).encode()  # left as it was
+
+    broken = k8slk("add-node", fleet.inventory, "--break-lock", "--json")
+    assert broken.code == 0, broken.why()
+    assert fleet.file("cp-1", LOCK) is None  # taken, then released at the end
+
+
+# -- 130 --------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_during_init_exits_130_after_cleaning_up(
+    fleet: InProcessFleet, k8slk: K8slk
+) -> None:
+    fleet.on_trigger("cp-1", interrupt)
+    run = k8slk("bootstrap", fleet.inventory, "--json")
+    assert run.code == 130, run.why()
+    assert run.report["interrupted"] is True and run.report["exitCode"] == 130
+    # The running init was let finish; nothing new was started.
+    assert run.outcomes == {"cp-1": "ok", "w-1": "cancelled", "w-2": "cancelled"}
+    assert set(fleet.members()) == {"cp-1"}
+    assert fleet.tokens() == []  # the minted token was deleted on the way out
+    assert fleet.file("cp-1", LOCK) is None  # and the cluster lock released
+
+    again = k8slk("bootstrap", fleet.inventory, "--json")
+    assert again.code == 0, again.why()
+    assert again.outcomes == {"cp-1": "unchanged", "w-1": "ok", "w-2": "ok"}
+
+
+def test_a_second_ctrl_c_cancels_a_kubeadm_that_does_not_end(
+    fleet: InProcessFleet, k8slk: K8slk
+) -> None:
+    fleet.on_trigger("cp-1", interrupt)  # the first: finish what runs (init, held)
+    # The second, once the tool follows the log (the first was handled before it got there).
+    fleet.on_command("cp-1", follows_log, interrupt)
+    with fleet.holding_kubeadm("cp-1"):
+        run = k8slk("bootstrap", fleet.inventory, "--json")
+    assert run.code == 130, run.why()
+    assert run.report["interrupted"] is True
+    assert run.outcomes["cp-1"] == "cancelled"
+    assert {run.outcomes["w-1"], run.outcomes["w-2"]} == {"cancelled"}
+    assert fleet.members() == {}
+    assert fleet.file("cp-1", LOCK) is None
+
+
+def test_an_interrupted_drain_uncordons_its_node(fleet: InProcessFleet, k8slk: K8slk) -> None:
+    assert k8slk("bootstrap", fleet.inventory).code == 0
+    fleet.guard_pod("w-1", slow=True)  # kubectl drain retries the eviction for an hour
+
+    def stop_twice() -> None:
+        interrupt()  # Ctrl-C: let the drain finish...
+        os.kill(os.getpid(), signal.SIGTERM)  # ...then a stop that does not wait for it
+
+    fleet.on_command("cp-1", lambda line: "drain" in line, stop_twice)
+    run = k8slk("remove-node", fleet.inventory, "w-1", "--drain-timeout", "1h", "--json")
+    assert run.code == 130, run.why()
+    assert run.outcomes["w-1"] == "cancelled"
+    assert "drain interrupted: node uncordoned" in run.stderr
+    assert fleet.members()["w-1"].unschedulable is False  # given back to the scheduler
+    assert fleet.file("w-1", MARKER) is not None  # and not reset
+    assert fleet.file("cp-1", LOCK) is None
+
+
+# -- the process the CLI runs in ------------------------------------------------------------------
+
+
+@pytest.mark.xfail(reason="the CLI leaves its log file open and its handlers on the k8slk_ops "
+                   "logger when it returns, and the next run's configure_logging removes them "
+                   "without closing them", strict=False)
+def test_the_cli_closes_its_log_file_when_it_returns(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("cluster: {name: x}\n")
+    logger = logging.getLogger("k8slk_ops")
+    try:
+        result = CliRunner().invoke(app, ["bootstrap", str(bad), "--log-file",
+                                          str(tmp_path / "run.log")])
+        assert result.exit_code == 2
+        still_open = [h for h in logger.handlers
+                      if isinstance(h, logging.FileHandler) and h.stream is not None]
+        assert still_open == []
+    finally:
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            handler.close()
