@@ -81,6 +81,11 @@ class StageProgress:
         return max(0, self.total - busy)
 
     @property
+    def done(self) -> int:
+        """Ended well: ok, or nothing to do."""
+        return self.counts[State.OK] + self.counts[State.SKIPPED]
+
+    @property
     def finished(self) -> int:
         return self.counts[State.OK] + self.counts[State.FAILED] + self.counts[State.SKIPPED]
 
@@ -221,10 +226,6 @@ class Bar:
         yield Segment("─" * (width - full - half), Style(color="bright_black"))
 
 
-def _count(n: int, style: str) -> Text:
-    return Text(str(n), style=style if n else "dim")
-
-
 def node_rows(model: ProgressModel, now: float, clean: Callable[[str], str]) -> Table:
     """A row per node (the view of a handful of nodes): name, phase, state, time, message."""
     table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
@@ -242,26 +243,66 @@ def node_rows(model: ProgressModel, now: float, clean: Callable[[str], str]) -> 
     return table
 
 
+# The stage table's columns from the widest layout to the narrowest: a narrow terminal loses
+# the long headers, then the times, then the bar, before a count is cut.
+LAYOUTS = (
+    ("STAGE", "PROGRESS", "DONE", "FAILED", "RUNNING", "WAITING", "TIME", "LEFT"),
+    ("STAGE", "PROGRESS", "DONE", "FAIL", "RUN", "WAIT", "TIME", "LEFT"),
+    ("STAGE", "PROGRESS", "DONE", "FAIL", "RUN", "WAIT", "LEFT"),
+    ("STAGE", "PROGRESS", "DONE", "FAIL", "RUN", "WAIT"),
+    ("STAGE", "DONE", "FAIL", "RUN", "WAIT"),
+)
+BAR_MIN = 8
+NAME_MAX = 20
+
+
+def _stage_cells(stage: StageProgress, now: float) -> dict[str, str]:
+    left = stage.left(now)
+    failed, running, waiting = stage.counts[State.FAILED], stage.counts[State.RUNNING], stage.waiting
+    return {"STAGE": stage.name, "DONE": f"{stage.done}/{stage.total}", "FAILED": str(failed),
+            "FAIL": str(failed), "RUNNING": str(running), "RUN": str(running),
+            "WAITING": str(waiting), "WAIT": str(waiting), "TIME": _clock(stage.elapsed(now)),
+            "LEFT": f"~{_clock(left)}" if left is not None else ""}
+
+
+def _layout(rows: list[dict[str, str]], width: int) -> tuple[str, ...]:
+    """The widest layout whose columns (and a bar of BAR_MIN) fit ``width``."""
+    for layout in LAYOUTS:
+        need = sum(max(len(col), *(len(r[col]) for r in rows)) if col != "STAGE" else
+                   min(NAME_MAX, max(len(col), *(len(r[col]) for r in rows)))
+                   for col in layout if col != "PROGRESS")
+        need += len(layout) - 1 + (BAR_MIN if "PROGRESS" in layout else 0)
+        if need <= width:
+            return layout
+    return LAYOUTS[-1]
+
+
+COUNT_STYLE = {"FAILED": "bold red", "FAIL": "bold red", "RUNNING": "cyan", "RUN": "cyan"}
+
+
 def _stage_table(stages: list[StageProgress], now: float, width: int) -> Table:
+    rows = [_stage_cells(stage, now) for stage in stages]
+    layout = _layout(rows, width)
     table = Table(box=None, show_header=True, header_style="bold", pad_edge=False,
                   width=width, collapse_padding=True)
-    table.add_column("STAGE", no_wrap=True, overflow="ellipsis", max_width=20)
-    table.add_column("PROGRESS", no_wrap=True, ratio=1, min_width=6)
-    table.add_column("DONE", no_wrap=True, justify="right")
-    for col in ("FAILED", "RUNNING", "WAITING", "TIME", "LEFT"):
-        table.add_column(col, no_wrap=True, justify="right")
-    for stage in stages:
-        left = stage.left(now)
-        table.add_row(
-            stage.name,
-            Bar(stage.finished, stage.total, stage.counts[State.FAILED] > 0),
-            f"{stage.counts[State.OK]}/{stage.total}",
-            _count(stage.counts[State.FAILED], "bold red"),
-            _count(stage.counts[State.RUNNING], "cyan"),
-            _count(stage.waiting, ""),
-            _clock(stage.elapsed(now)),
-            f"~{_clock(left)}" if left is not None else "",
-        )
+    for col in layout:
+        if col == "STAGE":
+            table.add_column(col, no_wrap=True, overflow="ellipsis", max_width=NAME_MAX)
+        elif col == "PROGRESS":
+            table.add_column(col, no_wrap=True, ratio=1, min_width=BAR_MIN)
+        else:
+            table.add_column(col, no_wrap=True, justify="right")
+    for stage, cells in zip(stages, rows, strict=True):
+        row: list[RenderableType] = []
+        for col in layout:
+            if col == "PROGRESS":
+                row.append(Bar(stage.finished, stage.total, stage.counts[State.FAILED] > 0))
+            elif col in COUNT_STYLE or col in ("WAITING", "WAIT"):
+                count = cells[col]
+                row.append(Text(count, style=COUNT_STYLE.get(col, "") if count != "0" else "dim"))
+            else:
+                row.append(cells[col])
+        table.add_row(*row)
     return table
 
 
@@ -276,13 +317,16 @@ def _failed_lines(failures: list[Failure], room: int, width: int,
                   clean: Callable[[str], str]) -> list[Text]:
     if room < 2 or not failures:
         return []
-    shown = failures if len(failures) <= room - 1 else failures[: room - 2]
+    if len(failures) <= room - 1:
+        shown = failures
+    else:  # the title has the count: "and N more" only where it leaves some names shown
+        shown = failures[: room - 2] if room >= 4 else failures[: room - 1]
     name_w = max(len(f.node) for f in shown) if shown else 0
     out = [_line((f"{FAILED_TITLE} ({len(failures)})", "bold red"))]
     for f in shown:
         out.append(_line((f"  {f.node.ljust(name_w)}  ", ""), (f"{f.phase}  ", "dim"),
                          (clean(f.reason).replace("\n", " ")[:width], "red")))
-    if len(shown) < len(failures):
+    if len(shown) < len(failures) and room >= 4:
         out.append(_line((f"  … and {len(failures) - len(shown)} more", "dim")))
     return out
 
@@ -310,7 +354,8 @@ def stage_view(model: ProgressModel, now: float, width: int, height: int,
     current = next((s for s in reversed(stages) if s.running), None)
     failures = model.failures
     running_wanted = min(len(current.running) + 1, 3) if current is not None else 0
-    failed = _failed_lines(failures, room - running_wanted, width, clean)
+    # Failed nodes come first; the longest running keep a few lines unless the terminal is tiny.
+    failed = _failed_lines(failures, max(min(room, 2), room - running_wanted), width, clean)
     room -= len(failed)
     running = _running_lines(model, current, room, now, clean)
     return Group(_stage_table(stages, now, width), *failed, *running)

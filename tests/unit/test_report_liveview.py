@@ -244,3 +244,29 @@ def test_stage_events_stay_out_of_the_plain_lines_and_go_to_the_log_file(tmp_pat
     assert "stage" not in stream.getvalue()
     assert stream.getvalue().endswith(" w-1 join start\n")
     assert " - join-workers stage: 2 nodes\n" in (tmp_path / "run.log").read_text()
+
+
+def test_nodes_with_nothing_to_do_count_as_done() -> None:
+    model = ProgressModel()
+    for name in names(40):
+        model.apply(ev(name, "connect", EventKind.OK, at=1.0))
+    join_stage(model, names(40))
+    for name in names(40):
+        model.apply(ev(name, "join-workers", EventKind.SKIP, "already a member", at=2.0))
+    join = next(ln for ln in screen(stage_view(model, 3.0, 80, 24, str))
+                if ln.startswith("join-workers"))
+    assert "40/40" in join and "─" not in join
+    assert join.split()[3:6] == ["0", "0", "0"]
+
+
+def test_a_narrow_terminal_loses_headers_times_and_the_bar_before_any_count() -> None:
+    model = ProgressModel()
+    big_run(model, 1000, failed=3)
+    for width, header in ((80, "STAGE PROGRESS DONE FAILED RUNNING WAITING TIME LEFT"),
+                          (60, "STAGE PROGRESS DONE FAIL RUN WAIT TIME LEFT"),
+                          (42, "STAGE DONE FAIL RUN WAIT")):
+        lines = screen(stage_view(model, 10.0, width, 24, str), width, 24)
+        assert " ".join(lines[0].split()) == header
+        join = next(line for line in lines if line.startswith("join-workers"))
+        assert " 200/1000 3 64 733" in " ".join(join.split())  # done, failed, running, waiting
+        assert all(len(line) <= width for line in lines)
