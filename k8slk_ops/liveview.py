@@ -4,7 +4,8 @@ A handful of nodes get a row each, as they always did. When the nodes no longer 
 terminal, the view becomes one line per stage (a progress bar, counts of done, failed, running
 and waiting nodes against the stage's total, elapsed time and an estimate of what is left),
 then the failed nodes with their reason, then the nodes that have been running longest, as many
-as fit. Either way the view is never taller than the terminal, so nothing scrolls.
+as fit; the latest run-level messages sit under the stages. Either way the view is never taller
+than the terminal, so nothing scrolls.
 
 Cost: an event changes one node's state and moves one count between two buckets of its stage,
 so it costs the same at 5 nodes and at 5,000. A frame (drawn at a bounded rate by rich's
@@ -33,6 +34,7 @@ from rich.text import Text
 from k8slk_ops.events import Event, EventKind
 
 FAILED_TITLE = "FAILED"
+NOTES_SHOWN = 2  # the latest run-level messages, under the stages
 RUNNING_TITLE = "RUNNING LONGEST"
 
 
@@ -124,6 +126,14 @@ class StageProgress:
 
 
 @dataclass(frozen=True)
+class Note:
+    """A run-level message (a stage stopping the run, an interruption, nothing to do)."""
+
+    message: str
+    warn: bool
+
+
+@dataclass(frozen=True)
 class Failure:
     node: str
     phase: str
@@ -140,6 +150,7 @@ class ProgressModel:
         self.groups: dict[str, StageProgress] = {}  # phase groups before any announced stage
         self.current: StageProgress | None = None  # the announced stage events go to
         self.failures: list[Failure] = []
+        self.notes: list[Note] = []
 
     def apply(self, event: Event) -> None:
         """Take one event into account (O(1) but for a STAGE event, O(its nodes))."""
@@ -148,6 +159,8 @@ class ProgressModel:
                 self._announce(event)
             elif event.node is not None:
                 self._node_event(event.node, event)
+            else:
+                self.notes.append(Note(event.message, event.kind == EventKind.WARN))
 
     def _announce(self, event: Event) -> None:
         stage = StageProgress(event.phase, total=len(set(event.nodes)), announced=True)
@@ -351,6 +364,9 @@ def stage_view(model: ProgressModel, now: float, width: int, height: int,
     """The view of many nodes, at most ``height`` lines of at most ``width`` columns."""
     stages = model.stages[-max(1, height - 1):]
     room = height - 1 - len(stages)
+    notes = [_line((clean(n.message).replace("\n", " "), "yellow" if n.warn else ""))
+             for n in model.notes[-min(NOTES_SHOWN, max(0, room)):]] if room > 0 else []
+    room -= len(notes)
     current = next((s for s in reversed(stages) if s.running), None)
     failures = model.failures
     running_wanted = min(len(current.running) + 1, 3) if current is not None else 0
@@ -358,4 +374,4 @@ def stage_view(model: ProgressModel, now: float, width: int, height: int,
     failed = _failed_lines(failures, max(min(room, 2), room - running_wanted), width, clean)
     room -= len(failed)
     running = _running_lines(model, current, room, now, clean)
-    return Group(_stage_table(stages, now, width), *failed, *running)
+    return Group(_stage_table(stages, now, width), *notes, *failed, *running)

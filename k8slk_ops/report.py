@@ -184,7 +184,9 @@ class LiveReporter:
         self.verbose = verbose
         self.model = ProgressModel()
         self.many = False  # sticky: once the nodes outgrew the terminal, a line per stage
-        self.warnings: list[str] = []  # node warnings held back while the view is per stage
+        # Messages held back while the view is per stage (printed above it they would scroll
+        # it), then printed with the report.
+        self.held: list[Text] = []
         self.live = Live(
             console=self.console, refresh_per_second=4, transient=True, get_renderable=self._render
         )
@@ -203,21 +205,20 @@ class LiveReporter:
                 return stage_view(self.model, now, width, height, self._clean)
             return node_rows(self.model, now, self._clean)
 
+    def _per_stage(self) -> bool:
+        return self.many or not self.model.fits_rows(self.console.size.height)
+
     def emit(self, event: Event) -> None:
-        if event.kind == EventKind.STAGE:
-            self.model.apply(event)
-            return
-        if event.node is None:
-            style = "yellow" if event.kind == EventKind.WARN else ""
-            self.console.print(Text(self.redactor.redact(event.message), style=style))
-            return
         self.model.apply(event)
-        if event.kind == EventKind.WARN:
-            text = f"{event.node}: {self.redactor.redact(event.message)}"
-            if self.many or not self.model.fits_rows(self.console.size.height):
-                self.warnings.append(text)  # printed with the report: a line here would scroll
-            else:
-                self.console.print(Text(text, style="yellow"))
+        if event.kind == EventKind.STAGE or (event.node and event.kind != EventKind.WARN):
+            return
+        who = f"{event.node}: " if event.node else ""
+        style = "yellow" if event.kind == EventKind.WARN else ""
+        text = Text(who + self.redactor.redact(event.message), style=style)
+        if self._per_stage():
+            self.held.append(text)
+        else:
+            self.console.print(text)
 
     def error(self, message: str) -> None:
         self.live.stop()
@@ -229,9 +230,9 @@ class LiveReporter:
 
     def finish(self, report: RunReport) -> None:
         self.live.stop()
-        parts: list[RenderableType] = [
-            Text(w, style="yellow") for w in _capped(self.warnings, self.verbose, "warnings")
-        ]
+        said = {self.redactor.redact(m) for m in report.messages}  # the report says them again
+        held = [t for t in self.held if t.plain not in said]
+        parts: list[RenderableType] = list(_capped(held, self.verbose, "messages"))
         parts.extend(final_report(report, self.redactor, self.verbose))
         self.console.print(Group(*parts))
 
@@ -243,10 +244,11 @@ EVERY_ROW_UP_TO = 30  # a report of at most this many nodes lists every node
 TAILS_UP_TO = 5  # log tails shown for this many failed nodes, unless -v
 
 
-def _capped(lines: list[str], verbose: bool, what: str, limit: int = 20) -> list[str]:
+def _capped(lines: list[Text], verbose: bool, what: str, limit: int = 20) -> list[Text]:
     if verbose or len(lines) <= limit:
         return lines
-    return [*lines[:limit], f"... and {len(lines) - limit} more {what} (-v or --log-file: all)"]
+    more = Text(f"... and {len(lines) - limit} more {what} (-v or --log-file: all)", style="dim")
+    return [*lines[:limit], more]
 
 
 def outcome_totals(report: RunReport) -> Text:

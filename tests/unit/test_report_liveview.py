@@ -179,6 +179,7 @@ def test_node_warnings_wait_for_the_report_once_the_view_is_per_stage() -> None:
     buf = io.StringIO()
     console = Console(file=buf, width=80, height=24, force_terminal=True)
     rep = LiveReporter(Redactor(), console)
+    rep.live.stop()  # frames are drawn by hand: the buffer gets only what is printed
     for name in names(40):
         rep.emit(ev(name, "connect", EventKind.START, at=0.0))
     rep.emit(ev("w-7", "preflight", EventKind.WARN, "swap is on"))
@@ -270,3 +271,28 @@ def test_a_narrow_terminal_loses_headers_times_and_the_bar_before_any_count() ->
         join = next(line for line in lines if line.startswith("join-workers"))
         assert " 200/1000 3 64 733" in " ".join(join.split())  # done, failed, running, waiting
         assert all(len(line) <= width for line in lines)
+
+
+def test_run_messages_sit_under_the_stages_and_are_printed_once_with_the_report() -> None:
+    buf = io.StringIO()
+    console = Console(file=buf, width=80, height=24, force_terminal=True)
+    rep = LiveReporter(Redactor(), console)
+    rep.live.stop()  # frames are drawn by hand: the buffer gets only what is printed
+    buf.seek(0)
+    buf.truncate()
+    big_run(rep.model, 300, failed=0)
+    rep.emit(ev(None, "init", EventKind.WARN, "stage init failed on cp-1: stopping before later stages"))
+    rep.emit(ev(None, "plan", EventKind.INFO, "nothing to do: the cluster already matches"))
+    lines = screen(rep._render())
+    assert len(lines) <= 24
+    join_at = next(i for i, line in enumerate(lines) if line.startswith("join-workers"))
+    assert lines[join_at + 1].startswith("stage init failed on cp-1")
+    assert lines[join_at + 2] == "nothing to do: the cluster already matches"
+    assert "stopping before later stages" not in buf.getvalue()  # not printed above the view
+    report = report_of(300, failed=0)
+    report.messages = ["nothing to do: the cluster already matches"]
+    rep.finish(report)
+    rep.close()
+    out = buf.getvalue()
+    assert out.count("stopping before later stages") == 1
+    assert out.count("nothing to do: the cluster already matches") == 1
