@@ -61,7 +61,6 @@ class NodeLine:
     message: str = ""
     started: float | None = None  # first START of the run (the per-node rows' TIME)
     stopped: float | None = None
-    since: float = 0.0  # when it started its current stage (the longest-running order)
 
 
 @dataclass
@@ -181,14 +180,16 @@ class ProgressModel:
         if line is None:
             line = self.nodes[name] = NodeLine()
         line.phase = event.phase
-        stage = self._stage_for(event)
+        if event.message:
+            line.message = event.message
         kind, when = event.kind, event.monotonic
+        if kind not in (EventKind.START, EventKind.OK, EventKind.FAIL, EventKind.SKIP):
+            return  # progress and warnings change the node's message, not its state
+        stage = self._stage_for(event)
         if kind == EventKind.START:
             line.state = State.RUNNING
             line.started = when if line.started is None else line.started
             line.stopped = None
-            if stage.states.get(name) != State.RUNNING:
-                line.since = when
             stage.move(name, State.RUNNING, when)
         elif kind == EventKind.OK:
             line.state, line.stopped = State.OK, when
@@ -197,12 +198,11 @@ class ProgressModel:
             line.state, line.stopped = State.FAILED, when
             stage.move(name, State.FAILED, when)
             self.failures.append(Failure(name, event.phase, event.message))
-        elif kind == EventKind.SKIP and line.state == State.WAITING:
-            line.state = State.SKIPPED
-        if kind == EventKind.SKIP and name not in stage.states:
-            stage.move(name, State.SKIPPED, when)
-        if event.message:
-            line.message = event.message
+        else:  # SKIP: nothing to do here
+            if line.state == State.WAITING:
+                line.state = State.SKIPPED
+            if name not in stage.states:
+                stage.move(name, State.SKIPPED, when)
 
     def fits_rows(self, height: int) -> bool:
         """Whether a row per node (and the header) fits ``height`` lines."""

@@ -296,3 +296,12 @@ def test_run_messages_sit_under_the_stages_and_are_printed_once_with_the_report(
     out = buf.getvalue()
     assert out.count("stopping before later stages") == 1
     assert out.count("nothing to do: the cluster already matches") == 1
+
+
+def test_progress_and_warnings_change_a_nodes_message_not_the_stages() -> None:
+    model = ProgressModel()
+    model.apply(ev("w-1", "preflight", EventKind.WARN, "swap is on", at=1.0))
+    model.apply(ev("w-1", "join", EventKind.PROGRESS, "triggered join", at=1.0))
+    assert model.stages == []
+    assert model.nodes["w-1"].message == "triggered join"
+    assert model.nodes["w-1"].state == State.WAITING
