@@ -220,8 +220,9 @@ def _clock(seconds: float | None) -> str:
 
 
 class Bar:
-    """A progress bar that reads without colour too: ``━━━━━━╸─────`` (done, then to do); red
-    once a node failed. As wide as its table column."""
+    """A progress bar that reads without colour too: ``━━━━━━╸─────`` (done, then to do;
+    ``######-----`` where the terminal's encoding has no such characters); red once a node
+    failed. As wide as its table column."""
 
     def __init__(self, done: int, total: int, failed: bool) -> None:
         # A stage with no node has nothing left to do: a full bar.
@@ -235,8 +236,9 @@ class Bar:
         halves = min(2 * width, 2 * width * self.done // self.total)
         full, half = divmod(halves, 2)
         style = Style(color="red" if self.failed else ("green" if full == width else "cyan"))
-        yield Segment("━" * full + ("╸" if half else ""), style)
-        yield Segment("─" * (width - full - half), Style(color="bright_black"))
+        done, part, todo = ("#", "#", "-") if options.ascii_only else ("━", "╸", "─")
+        yield Segment(done * full + (part if half else ""), style)
+        yield Segment(todo * (width - full - half), Style(color="bright_black"))
 
 
 def node_rows(model: ProgressModel, now: float, clean: Callable[[str], str]) -> Table:

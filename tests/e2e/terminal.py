@@ -54,7 +54,9 @@ def run_on_terminal(
     stream = pyte.ByteStream(screen)
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-    env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
+    # The size comes from the pty alone; nothing tells rich to treat it as anything but a tty.
+    unset = ("COLUMNS", "LINES", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
+    env = {k: v for k, v in env.items() if k not in unset}
     env["TERM"] = "xterm-256color"
     proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave,
                             start_new_session=True)

@@ -305,3 +305,14 @@ def test_progress_and_warnings_change_a_nodes_message_not_the_stages() -> None:
     assert model.stages == []
     assert model.nodes["w-1"].message == "triggered join"
     assert model.nodes["w-1"].state == State.WAITING
+
+
+def test_the_bar_falls_back_to_ascii_where_the_terminal_has_no_box_characters() -> None:
+    model = ProgressModel()
+    big_run(model, 1000, failed=0)
+    console = Console(file=io.TextIOWrapper(io.BytesIO(), encoding="ascii"), width=80, height=24,
+                      color_system=None, legacy_windows=False)
+    with console.capture() as cap:
+        console.print(stage_view(model, 10.0, 80, 24, str))
+    join = next(ln for ln in cap.get().splitlines() if ln.startswith("join-workers"))
+    assert "#" in join and "-" in join and "━" not in join
