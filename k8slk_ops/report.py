@@ -296,14 +296,13 @@ def final_report(report: RunReport, redactor: Redactor, verbose: bool) -> list[R
     if shown:
         parts.append(_result_table(report, shown, redactor))
     tails = _tails(report)
-    if not every and len(tails) > TAILS_UP_TO:
-        left = len(tails) - TAILS_UP_TO
-        tails = tails[:TAILS_UP_TO]
-        parts.append(Text(f"log tails of {left} more failed nodes: -v, --json or --log-file",
-                          style="dim"))
-    for node, tail in tails:
+    left = len(tails) - TAILS_UP_TO if not every else 0
+    for node, tail in tails[: len(tails) - max(0, left)]:
         parts.append(Text(f"last log lines of {node.name} ({node.phase}):", style="bold"))
         parts.extend(Text(f"  | {redactor.redact(line)}", style="dim") for line in tail)
+    if left > 0:
+        parts.append(Text(f"log tails of {left} more failed nodes: -v, --json or --log-file",
+                          style="dim"))
     for line in _closing_lines(report):
         parts.append(Text(redactor.redact(line)))
     return parts
