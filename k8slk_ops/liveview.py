@@ -39,16 +39,16 @@ RUNNING_TITLE = "RUNNING LONGEST"
 
 
 class State(enum.StrEnum):
+    """Where a node is in a stage."""
+
     WAITING = "waiting"
     RUNNING = "running"
     OK = "ok"
     FAILED = "failed"
     SKIPPED = "skipped"
-    WARNING = "warning"  # only in the per-node rows: a warning arrived before the node started
 
 
-STATE_STYLE = {"ok": "green", "failed": "bold red", "running": "cyan", "skipped": "dim",
-               "warning": "yellow"}
+STATE_STYLE = {"ok": "green", "failed": "bold red", "running": "cyan", "skipped": "dim"}
 STATE_MARK = {"ok": "✓", "failed": "✗", "running": "…", "skipped": "-"}
 
 
@@ -134,6 +134,8 @@ class Note:
 
 @dataclass(frozen=True)
 class Failure:
+    """A node that failed, where, and kubeadm's (or the connection's) reason."""
+
     node: str
     phase: str
     reason: str
