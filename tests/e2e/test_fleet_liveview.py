@@ -106,7 +106,12 @@ def test_the_failed_workers_are_listed_with_their_reason(watched: tuple[int, Wat
     assert shown, "no screen listed a failed node"
     last = shown[-1].lines
     at = next(i for i, line in enumerate(last) if line.startswith("FAILED ("))
-    listed = {line.split()[0]: line for line in last[at + 1 : at + 3]}
+    rows = []
+    for line in last[at + 1 :]:
+        if not line.startswith("  "):
+            break
+        rows.append(line)
+    listed = {line.split()[0]: line for line in rows}
     assert set(listed) <= set(FAILING) and listed
     assert all("RAM" in line for line in listed.values())  # kubeadm's own reason
 
