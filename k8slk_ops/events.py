@@ -25,6 +25,9 @@ class EventKind(enum.StrEnum):
     SKIP = "skip"  # nothing to do (already done)
     WARN = "warn"  # a warning that does not fail the node
     INFO = "info"  # run-level information
+    # Run-level: a stage begins (``phase`` is the stage's name, ``nodes`` the nodes it covers,
+    # those it will skip included). Lets the live view count each stage's nodes against a total.
+    STAGE = "stage"
 
 
 class Outcome(enum.StrEnum):
@@ -49,6 +52,7 @@ class Event:
     message: str = ""
     monotonic: float = field(default_factory=time.monotonic)
     wall: datetime = field(default_factory=lambda: datetime.now(UTC))
+    nodes: tuple[str, ...] = ()  # for STAGE: the nodes the stage covers
 
 
 @dataclass

@@ -16,14 +16,15 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from k8slk_ops.events import Event, EventKind, NodeReport, Outcome, RunReport
+from k8slk_ops.liveview import ProgressModel, node_rows, stage_view
 from k8slk_ops.redact import RedactingFilter, Redactor
 
 OUTCOME_STYLE = {
@@ -52,6 +53,8 @@ def _stamp(when: datetime) -> str:
 def event_line(event: Event) -> str:
     """One plain line for an event: ``<time> <node|-> <phase> <kind>[: message]``."""
     who = event.node or "-"
+    if event.kind == EventKind.STAGE:
+        return f"{_stamp(event.wall)} {who} {event.phase} stage: {len(event.nodes)} nodes"
     kind = "FAIL" if event.kind == EventKind.FAIL else event.kind.value
     text = f"{_stamp(event.wall)} {who} {event.phase} {kind}"
     return f"{text}: {event.message}" if event.message else text
@@ -144,7 +147,8 @@ class PlainReporter:
             self.stream.flush()
 
     def emit(self, event: Event) -> None:
-        self._write(event_line(event))
+        if event.kind != EventKind.STAGE:  # the lines stay one per node event, as scripts read them
+            self._write(event_line(event))
 
     def error(self, message: str) -> None:
         self._write(f"error: {message}")
@@ -169,75 +173,52 @@ class PlainReporter:
         pass
 
 
-class _NodeRow:
-    __slots__ = ("message", "phase", "started", "state", "stopped")
-
-    def __init__(self) -> None:
-        self.phase = ""
-        self.state = "waiting"
-        self.message = ""
-        self.started: float | None = None
-        self.stopped: float | None = None
-
-
 class LiveReporter:
-    """A terminal: a live line per node with its phase and elapsed time, then a summary."""
+    """A terminal: the live view of :mod:`k8slk_ops.liveview` (a row per node while they fit the
+    terminal, else a line per stage), then the final report (:func:`final_report`)."""
 
-    def __init__(self, redactor: Redactor, console: Console | None = None) -> None:
+    def __init__(self, redactor: Redactor, console: Console | None = None,
+                 verbose: bool = False) -> None:
         self.redactor = redactor
         self.console = console or Console(stderr=True)
-        self.rows: dict[str, _NodeRow] = {}
-        self.lock = threading.Lock()
+        self.verbose = verbose
+        self.model = ProgressModel()
+        self.many = False  # sticky: once the nodes outgrew the terminal, a line per stage
+        # Messages held back while the view is per stage (printed above it they would scroll
+        # it), then printed with the report.
+        self.held: list[Text] = []
         self.live = Live(
-            console=self.console, refresh_per_second=8, transient=True, get_renderable=self._render
+            console=self.console, refresh_per_second=4, transient=True, get_renderable=self._render
         )
         self.live.start()
 
-    def _render(self) -> Table:
-        table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
-        for col in ("NODE", "PHASE", "STATE", "TIME", ""):
-            table.add_column(col)
+    def _clean(self, text: str) -> str:
+        """Every node-supplied string on its way to the terminal."""
+        return self.redactor.redact(text)
+
+    def _render(self) -> RenderableType:
+        width, height = self.console.size
         now = time.monotonic()
-        with self.lock:
-            items = list(self.rows.items())
-        for name, row in items:
-            elapsed = ""
-            if row.started is not None:
-                elapsed = f"{(row.stopped or now) - row.started:5.1f}s"
-            style = {"ok": "green", "failed": "bold red", "running": "cyan", "skipped": "dim",
-                     "warning": "yellow"}.get(row.state, "")
-            mark = {"ok": "✓", "failed": "✗", "running": "…", "skipped": "-"}.get(row.state, " ")
-            table.add_row(name, row.phase, Text(f"{mark} {row.state}", style=style), elapsed,
-                          Text(self.redactor.redact(row.message)[:70], style="dim"))
-        return table
+        with self.model.lock:
+            self.many = self.many or not self.model.fits_rows(height)
+            if self.many:
+                return stage_view(self.model, now, width, height, self._clean)
+            return node_rows(self.model, now, self._clean)
+
+    def _per_stage(self) -> bool:
+        return self.many or not self.model.fits_rows(self.console.size.height)
 
     def emit(self, event: Event) -> None:
-        if event.node is None:
-            style = "yellow" if event.kind == EventKind.WARN else ""
-            self.console.print(Text(self.redactor.redact(event.message), style=style))
+        self.model.apply(event)
+        if event.kind == EventKind.STAGE or (event.node and event.kind != EventKind.WARN):
             return
-        with self.lock:
-            row = self.rows.setdefault(event.node, _NodeRow())
-            row.phase = event.phase
-            if event.kind == EventKind.START:
-                row.state = "running"
-                if row.started is None:
-                    row.started = event.monotonic
-                row.stopped = None
-            elif event.kind == EventKind.OK:
-                row.state = "ok"
-                row.stopped = event.monotonic
-            elif event.kind == EventKind.FAIL:
-                row.state = "failed"
-                row.stopped = event.monotonic
-            elif event.kind == EventKind.SKIP and row.state == "waiting":
-                row.state = "skipped"
-            elif event.kind == EventKind.WARN:
-                self.console.print(
-                    Text(f"{event.node}: {self.redactor.redact(event.message)}", style="yellow")
-                )
-            if event.message:
-                row.message = event.message
+        who = f"{event.node}: " if event.node else ""
+        style = "yellow" if event.kind == EventKind.WARN else ""
+        text = Text(who + self.redactor.redact(event.message), style=style)
+        if self._per_stage():
+            self.held.append(text)
+        else:
+            self.console.print(text)
 
     def error(self, message: str) -> None:
         self.live.stop()
@@ -249,32 +230,82 @@ class LiveReporter:
 
     def finish(self, report: RunReport) -> None:
         self.live.stop()
-        if _is_status(report):
-            header, rows = STATUS_HEADER, _status_rows(report)
-        elif report.nodes:
-            header, rows = SUMMARY_HEADER, _summary_rows(report)
-        else:
-            header, rows = [], []
-        parts: list[Any] = []
-        if rows:
-            table = Table(box=None, header_style="bold", pad_edge=False)
-            for col in header:
-                table.add_column(col)
-            for n, row in zip(report.nodes, rows, strict=True):
-                cells = [Text(self.redactor.redact(c)) for c in row]
-                if not _is_status(report):
-                    cells[2].stylize(OUTCOME_STYLE.get(n.outcome, ""))
-                table.add_row(*cells)
-            parts.append(table)
-        for node, tail in _tails(report):
-            parts.append(Text(f"last log lines of {node.name} ({node.phase}):", style="bold"))
-            parts.extend(Text(f"  | {self.redactor.redact(line)}", style="dim") for line in tail)
-        for line in _closing_lines(report):
-            parts.append(Text(self.redactor.redact(line)))
+        said = {self.redactor.redact(m) for m in report.messages}  # the report says them again
+        held = [t for t in self.held if t.plain not in said]
+        parts: list[RenderableType] = list(_capped(held, self.verbose, "messages"))
+        parts.extend(final_report(report, self.redactor, self.verbose))
         self.console.print(Group(*parts))
 
     def close(self) -> None:
         self.live.stop()
+
+
+EVERY_ROW_UP_TO = 30  # a report of at most this many nodes lists every node
+TAILS_UP_TO = 5  # log tails shown for this many failed nodes, unless -v
+
+
+def _capped(lines: list[Text], verbose: bool, what: str, limit: int = 20) -> list[Text]:
+    if verbose or len(lines) <= limit:
+        return lines
+    more = Text(f"... and {len(lines) - limit} more {what} (-v or --log-file: all)", style="dim")
+    return [*lines[:limit], more]
+
+
+def outcome_totals(report: RunReport) -> Text:
+    """``300 nodes: 297 ok, 2 failed, 1 unreachable``, in the order of :class:`Outcome`."""
+    counts = {o: 0 for o in Outcome}
+    for n in report.nodes:
+        counts[n.outcome] += 1
+    text = Text(f"{len(report.nodes)} nodes: ", style="bold")
+    shown = [(o, c) for o, c in counts.items() if c]
+    for i, (outcome, count) in enumerate(shown):
+        text.append(f"{count} {outcome.value}", style=OUTCOME_STYLE.get(outcome, ""))
+        if i < len(shown) - 1:
+            text.append(", ")
+    return text
+
+
+def _result_table(report: RunReport, nodes: list[NodeReport], redactor: Redactor) -> Table:
+    status = _is_status(report)
+    header = STATUS_HEADER if status else SUMMARY_HEADER
+    sub = RunReport(report.command, report.cluster, report.inventory, nodes=nodes)
+    rows = _status_rows(sub) if status else _summary_rows(sub)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in header:
+        table.add_column(col)
+    for n, row in zip(nodes, rows, strict=True):
+        cells = [Text(redactor.redact(c)) for c in row]
+        if not status:
+            cells[2].stylize(OUTCOME_STYLE.get(n.outcome, ""))
+        table.add_row(*cells)
+    return table
+
+
+def final_report(report: RunReport, redactor: Redactor, verbose: bool) -> list[RenderableType]:
+    """The report on a terminal. Every node's row when there are few nodes, with ``-v``, and for
+    ``status`` (its rows are the answer); else the totals per outcome, then only the nodes that
+    did not end ok, and the log tails of the first few failed nodes."""
+    every = verbose or len(report.nodes) <= EVERY_ROW_UP_TO or _is_status(report)
+    parts: list[RenderableType] = []
+    if every:
+        shown = report.nodes
+    else:
+        parts.append(outcome_totals(report))
+        fine = {Outcome.OK, Outcome.UNCHANGED, Outcome.PLANNED}
+        shown = [n for n in report.nodes if n.outcome not in fine]
+    if shown:
+        parts.append(_result_table(report, shown, redactor))
+    tails = _tails(report)
+    left = len(tails) - TAILS_UP_TO if not every else 0
+    for node, tail in tails[: len(tails) - max(0, left)]:
+        parts.append(Text(f"last log lines of {node.name} ({node.phase}):", style="bold"))
+        parts.extend(Text(f"  | {redactor.redact(line)}", style="dim") for line in tail)
+    if left > 0:
+        parts.append(Text(f"log tails of {left} more failed nodes: -v, --json or --log-file",
+                          style="dim"))
+    for line in _closing_lines(report):
+        parts.append(Text(redactor.redact(line)))
+    return parts
 
 
 class JsonReporter:
@@ -370,7 +401,7 @@ def make_reporter(
     layered on top."""
     human: Reporter
     if sys.stderr.isatty() and os.environ.get("TERM") != "dumb":
-        human = LiveReporter(redactor)
+        human = LiveReporter(redactor, verbose=verbose)
     else:
         human = PlainReporter(redactor)
     reporter: Reporter = JsonReporter(human, redactor) if json else human
