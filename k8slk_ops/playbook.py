@@ -14,7 +14,7 @@ Example::
         hosts: primary
         onFailure: stop
         steps:
-          - init: {timeout: 600}
+          - init: {timeout: 10m}
 """
 
 from __future__ import annotations
@@ -167,9 +167,28 @@ def load_playbook(path: Path) -> Playbook:
 def _stage(
     doc: Located, loc: tuple[str | int, ...], model: StageModel, problems: list[str], always: bool
 ) -> Stage:
+    calls = _calls(doc, (*loc, "steps"), model.steps, problems)
+    patterns = (model.hosts,) if isinstance(model.hosts, str) else tuple(model.hosts)
+    return Stage(
+        name=model.name,
+        hosts=patterns,
+        steps=tuple(calls),
+        serial=model.serial,
+        concurrency=model.concurrency,
+        on_failure=model.on_failure,
+        always=always,
+        where=doc.where((*loc, "hosts"), "").rstrip(": "),
+        when=dict(model.when or {}),
+    )
+
+
+def _calls(
+    doc: Located, loc: tuple[str | int, ...], entries: list[dict[str, Any]], problems: list[str]
+) -> list[StepCall]:
+    """The validated step calls of a stage's ``steps`` list."""
     calls: list[StepCall] = []
-    for j, entry in enumerate(model.steps):
-        step_loc = (*loc, "steps", j)
+    for j, entry in enumerate(entries):
+        step_loc = (*loc, j)
         if len(entry) != 1:
             problems.append(doc.where(step_loc, "a step is a mapping with exactly one step name"))
             continue
@@ -185,15 +204,4 @@ def _stage(
             problems.append(doc.format_validation_error(exc, prefix=(*step_loc, step_name)))
             continue
         calls.append(StepCall(step, opts, doc.line_of(step_loc)))
-    patterns = (model.hosts,) if isinstance(model.hosts, str) else tuple(model.hosts)
-    return Stage(
-        name=model.name,
-        hosts=patterns,
-        steps=tuple(calls),
-        serial=model.serial,
-        concurrency=model.concurrency,
-        on_failure=model.on_failure,
-        always=always,
-        where=doc.where((*loc, "hosts"), "").rstrip(": "),
-        when=dict(model.when or {}),
-    )
+    return calls

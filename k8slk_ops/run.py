@@ -1,10 +1,10 @@
 """Executing a plan: stages in order, nodes concurrently within bounds, failures contained.
 
-Policy, per DESIGN.md: a stage with ``onFailure: stop`` that loses a node ends the run (no join
-after a failed init); otherwise a failed node drops out of later stages and the others go on.
-``serial`` runs a stage in batches; ``concurrency`` bounds nodes in flight. A stop request
-(Ctrl-C) stops launching new node work and lets running steps end; a second one cancels them.
-``always`` stages (cleanup) run in every case.
+Policy (docs/architecture.md): a stage with ``onFailure: stop`` that loses a node ends the run
+(no join after a failed init); otherwise a failed node drops out of later stages and the others
+go on. ``serial`` runs a stage in batches; ``concurrency`` bounds nodes in flight. A stop
+request (Ctrl-C) stops launching new node work and lets running steps end; a second one cancels
+them. ``always`` stages (cleanup) run in every case.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from k8slk_ops.context import RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind, NodeReport, Outcome
-from k8slk_ops.plan import Plan, PlannedNode, PlannedStage
+from k8slk_ops.plan import Plan, PlannedNode, PlannedStage, PlannedStep
 from k8slk_ops.ssh import SSHError
 
 log = logging.getLogger("k8slk_ops.run")
@@ -124,37 +124,45 @@ class Executor:
                 phase = step.call.step.phase
                 if not always:
                     progress.phase = phase
-                self.ctx.emit(name, phase, EventKind.START, step.actions[0].summary)
-                t0 = time.monotonic()
                 try:
-                    await step.call.step.apply(step.call.options, self.ctx, name)
-                except NodeError as exc:
-                    self._fail(name, phase, str(exc), exc.log_tail, always)
-                    return
-                except SSHError as exc:
-                    self._fail(name, phase, f"connection: {exc}", [], always)
-                    return
+                    failure = await self._apply(step, name)
                 except asyncio.CancelledError:
                     progress.cancelled = True
                     self.ctx.emit(name, phase, EventKind.FAIL, "cancelled")
                     raise
-                except Exception as exc:  # a bug or an unexpected reply: contain it to the node
-                    log.debug("step %s failed on %s", step.call.name, name, exc_info=True)
-                    self._fail(name, phase, f"{type(exc).__name__}: {exc}", [], always)
+                if failure is not None:
+                    self._fail(name, phase, failure[0], failure[1], always)
                     return
                 if step.call.step.changes:
                     progress.changed = True
                     progress.changes_done += 1
-                elapsed = time.monotonic() - t0
-                self.ctx.emit(name, phase, EventKind.OK, f"{elapsed:.1f}s")
             progress.ended = time.monotonic()
+
+    async def _apply(self, step: PlannedStep, name: str) -> tuple[str, list[str]] | None:
+        """Run one step on one node: None when it went well, else (message, log tail)."""
+        phase = step.call.step.phase
+        self.ctx.emit(name, phase, EventKind.START, step.actions[0].summary)
+        t0 = time.monotonic()
+        try:
+            await step.call.step.apply(step.call.options, self.ctx, name)
+        except NodeError as exc:
+            return str(exc), exc.log_tail
+        except SSHError as exc:
+            return f"connection: {exc}", []
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug or an unexpected reply: contain it to the node
+            log.debug("step %s failed on %s", step.call.name, name, exc_info=True)
+            return f"{type(exc).__name__}: {exc}", []
+        self.ctx.emit(name, phase, EventKind.OK, f"{time.monotonic() - t0:.1f}s")
+        return None
 
     def _fail(self, name: str, phase: str, message: str, tail: list[str], always: bool) -> None:
         progress = self.progress[name]
         self.ctx.emit(name, phase, EventKind.FAIL, message)
         if always:
             # A failed cleanup is reported, but does not turn a node's result into a failure.
-            self.ctx.results.setdefault("cleanup_errors", []).append(f"{name}: {message}")
+            self.ctx.state.cleanup_errors.append(f"{name}: {message}")
             return
         progress.failed = True
         progress.phase = phase

@@ -10,23 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from k8slk_ops import kubeadm
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
 from k8slk_ops.node import LinuxKitNode
-from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do, skip
 
 log = logging.getLogger(__name__)
 UNCORDON_TIMEOUT = 30.0
-
-
-def force_level(ctx: PlanContext) -> int:
-    value: Any = ctx.options.extra.get("force", 0)
-    return int(value)
 
 
 def removing(ctx: PlanContext) -> list[str]:
@@ -58,7 +53,7 @@ class RemovalGuard(Step):
                 "no other control plane of the inventory answers; add one to the inventory",
                 phase=self.phase,
             )
-        if problem and force_level(ctx.plan) < 2:
+        if problem and ctx.options.force < 2:
             raise NodeError(
                 f"{problem}; refusing. Pass --force twice to do it anyway", phase=self.phase
             )
@@ -102,10 +97,24 @@ def endpoint_carrier(ctx: PlanContext) -> str | None:
 
 class DrainOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    timeout: str = "5m"
+    timeout: Duration = 300.0
     grace_period: int = Field(default=-1, alias="gracePeriod")
     ignore_daemonsets: bool = Field(default=True, alias="ignoreDaemonsets")
     delete_emptydir_data: bool = Field(default=True, alias="deleteEmptydirData")
+
+
+def drain_args(options: DrainOptions, node: str, timeout: float, force: bool) -> list[str]:
+    """``kubectl drain`` arguments; the timeout in Go's own form, whatever the user wrote."""
+    args = ["drain", node, f"--timeout={kubeadm.format_duration(timeout)}"]
+    if options.grace_period >= 0:
+        args.append(f"--grace-period={options.grace_period}")
+    if options.ignore_daemonsets:
+        args.append("--ignore-daemonsets")
+    if options.delete_emptydir_data:
+        args.append("--delete-emptydir-data")
+    if force:
+        args.append("--force")
+    return args
 
 
 class Drain(Step):
@@ -117,13 +126,13 @@ class Drain(Step):
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
         if not ctx.cluster.is_member(node):
             return skip("not in the cluster")
-        if node in ctx.unreachable and force_level(ctx) < 1:
+        if node in ctx.unreachable and ctx.options.force < 1:
             return do(Action("refuse: the node is unreachable (use --force to remove it anyway)"))
         return do(Action(f"kubectl drain {node} (on {ctx.cluster.primary})"))
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         assert isinstance(options, DrainOptions)
-        force = force_level(ctx.plan) >= 1
+        force = ctx.options.force >= 1
         if node in ctx.plan.unreachable and not force:
             raise NodeError(
                 f"unreachable ({ctx.plan.unreachable[node]}): pass --force to drain and delete "
@@ -131,18 +140,9 @@ class Drain(Step):
                 phase=self.phase,
             )
         primary = await ctx.node(ctx.plan.cluster.primary)
-        timeout = str(ctx.plan.options.extra.get("drain_timeout") or options.timeout)
-        args = ["drain", node, f"--timeout={timeout}"]
-        if options.grace_period >= 0:
-            args.append(f"--grace-period={options.grace_period}")
-        if options.ignore_daemonsets:
-            args.append("--ignore-daemonsets")
-        if options.delete_emptydir_data:
-            args.append("--delete-emptydir-data")
-        if force:
-            args.append("--force")
+        timeout = ctx.options.drain_timeout or options.timeout
         try:
-            result = await primary.kubectl(*args, timeout=None)
+            result = await primary.kubectl(*drain_args(options, node, timeout, force), timeout=None)
         except asyncio.CancelledError:
             # Interrupted twice: kubectl drain was killed with the node cordoned. Give the node
             # back to the scheduler before going, as a failed drain does.
@@ -190,7 +190,7 @@ class DeleteNode(Step):
         return do(Action(f"kubectl delete node {node} (on {ctx.cluster.primary})"))
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
-        if ctx.plan.cluster.primary in ctx.results.get("reset", ()):
+        if ctx.plan.cluster.primary in ctx.state.reset:
             ctx.emit(
                 node, self.phase, EventKind.WARN,
                 "the last control plane was reset: the cluster's API is gone with it, "
@@ -202,7 +202,7 @@ class DeleteNode(Step):
         text = (result.stderr or result.stdout).decode(errors="replace")
         if result.exit_status != 0 and "NotFound" not in text:
             raise NodeError(f"kubectl delete node failed: {text.strip()[-300:]}", phase=self.phase)
-        ctx.plan.cluster.members.pop(node, None)
+        ctx.state.members.pop(node, None)
 
 
 class KubeadmReset(Step):
@@ -221,5 +221,5 @@ class KubeadmReset(Step):
         if result.exit_status != 0:
             text = (result.stdout + result.stderr).decode(errors="replace").strip()
             raise NodeError(f"kubeadm reset failed: {text[-300:]}", phase=self.phase)
-        ctx.results.setdefault("reset", set()).add(node)
+        ctx.state.reset.add(node)
         ctx.emit(node, self.phase, EventKind.PROGRESS, "reset; reboot the node before re-joining")

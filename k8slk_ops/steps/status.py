@@ -63,4 +63,4 @@ class Status(Step):
                         (soonest - datetime.now(UTC)).total_seconds() // 86400
                     )
                 row["certsMissing"] = [r.name for r in rows if r.missing]
-        ctx.results.setdefault("details", {})[node] = row
+        ctx.state.details[node] = row

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
 from pydantic import BaseModel
 
-from k8slk_ops.context import ClusterFacts, PlanContext, RunContext, RunOptions
+from k8slk_ops.context import ClusterFacts, Member, PlanContext, RunContext, RunOptions
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import Event, EventKind, NodeReport, Outcome
 from k8slk_ops.plan import make_plan
@@ -226,3 +227,15 @@ async def test_a_node_failed_earlier_makes_a_stop_stage_stop() -> None:
     assert not any(step == "join" for step, _ in FakeStep.probe.ran)
     assert reports["cp-1"].phase == "preflight"
     assert reports["w-1"].outcome == Outcome.SKIPPED
+
+
+async def test_running_never_changes_the_plan_context() -> None:
+    FakeStep.probe = Probe()
+    ex, _, _ = setup([stage("join", "workers", "join")])
+    before = (dict(ex.ctx.plan.cluster.members), ex.ctx.plan.cluster.initialised)
+    ex.ctx.state.members["w-1"] = Member("w-1", True, False)  # what a step learns at run time
+    ex.ctx.state.initialised = True
+    await ex.execute()
+    assert (dict(ex.ctx.plan.cluster.members), ex.ctx.plan.cluster.initialised) == before
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ex.ctx.plan.cluster = ClusterFacts(primary="w-1")  # type: ignore[misc]
