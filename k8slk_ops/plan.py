@@ -30,6 +30,8 @@ class PlannedStep:
 class PlannedNode:
     node: str
     steps: tuple[PlannedStep, ...]
+    # The stage's cleanup for this node: run when its steps fail or are interrupted.
+    cleanup: tuple[PlannedStep, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class Plan:
                                 for s in n.steps
                                 for a in s.actions
                             ],
+                            **_cleanup_json(n),
                         }
                         for n in stage.nodes
                     ],
@@ -99,9 +102,24 @@ class Plan:
                 for step in planned.steps:
                     for action in step.actions:
                         lines.append(f"  {planned.node}: {action.summary}")
+                for step in planned.cleanup:
+                    for action in step.actions:
+                        lines.append(f"  {planned.node}: if it fails: {action.summary}")
             for node, reason in stage.skipped:
                 lines.append(f"  {node}: nothing to do ({reason})")
         return "\n".join(lines)
+
+
+def _cleanup_json(node: PlannedNode) -> dict[str, Any]:
+    if not node.cleanup:
+        return {}
+    return {
+        "cleanup": [
+            {"step": s.call.name, "summary": a.summary, **a.detail}
+            for s in node.cleanup
+            for a in s.actions
+        ]
+    }
 
 
 def resolve_hosts(ctx: PlanContext, patterns: tuple[str, ...]) -> list[str]:
@@ -142,7 +160,8 @@ def _plan_stage(stage: Stage, ctx: PlanContext) -> PlannedStage:
             continue
         steps, reasons = _plan_calls(stage.steps, ctx, name)
         if steps:
-            planned.append(PlannedNode(name, tuple(steps)))
+            cleanup, _ = _plan_calls(stage.cleanup, ctx, name)
+            planned.append(PlannedNode(name, tuple(steps), tuple(cleanup)))
         else:
             skipped.append((name, "; ".join(reasons) or "nothing due"))
     return PlannedStage(stage, tuple(planned), tuple(skipped))

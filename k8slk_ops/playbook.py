@@ -1,8 +1,9 @@
 """Playbooks: the built-in workflows and the user's own, as validated YAML.
 
 A playbook is a list of stages; a stage runs a list of steps over a group of hosts, with its own
-batch size (``serial``), ``concurrency`` and failure policy. ``always`` stages run at the end
-whatever happened (revoking credentials, releasing things). Steps come from a closed vocabulary
+batch size (``serial``), ``concurrency`` and failure policy, and the ``cleanup`` steps that run
+for its nodes when they fail or are interrupted. ``always`` stages run at the end whatever
+happened (revoking credentials, releasing things). Steps come from a closed vocabulary
 (``k8slk_ops.steps``): an unknown step, an unknown field or a bad value is an error naming the
 file, line and field, raised before anything connects.
 
@@ -42,6 +43,7 @@ class StageModel(BaseModel):
     on_failure: Literal["stop", "continue"] = Field(default="continue", alias="onFailure")
     when: dict[str, Any] | None = None
     steps: list[dict[str, Any]] = Field(min_length=1)
+    cleanup: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("when")
     @classmethod
@@ -98,6 +100,9 @@ class Stage:
     always: bool = False
     where: str = ""  # "file:line: stages[i].hosts" for errors found against an inventory
     when: dict[str, Any] = field(default_factory=dict)  # conditions on node facts
+    # Steps run for a node of this stage when its steps failed or were interrupted (e.g. give
+    # a node whose drain did not finish back to the scheduler).
+    cleanup: tuple[StepCall, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,11 @@ def _stage(
     doc: Located, loc: tuple[str | int, ...], model: StageModel, problems: list[str], always: bool
 ) -> Stage:
     calls = _calls(doc, (*loc, "steps"), model.steps, problems)
+    cleanup = _calls(doc, (*loc, "cleanup"), model.cleanup, problems)
+    if always and model.cleanup:
+        problems.append(
+            doc.where((*loc, "cleanup"), "an always stage has no cleanup: it is the cleanup")
+        )
     patterns = (model.hosts,) if isinstance(model.hosts, str) else tuple(model.hosts)
     return Stage(
         name=model.name,
@@ -179,13 +189,14 @@ def _stage(
         always=always,
         where=doc.where((*loc, "hosts"), "").rstrip(": "),
         when=dict(model.when or {}),
+        cleanup=tuple(cleanup),
     )
 
 
 def _calls(
     doc: Located, loc: tuple[str | int, ...], entries: list[dict[str, Any]], problems: list[str]
 ) -> list[StepCall]:
-    """The validated step calls of a stage's ``steps`` list."""
+    """The validated step calls of a stage's ``steps`` or ``cleanup`` list."""
     calls: list[StepCall] = []
     for j, entry in enumerate(entries):
         step_loc = (*loc, j)

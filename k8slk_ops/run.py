@@ -4,7 +4,8 @@ Policy (docs/architecture.md): a stage with ``onFailure: stop`` that loses a nod
 (no join after a failed init); otherwise a failed node drops out of later stages and the others
 go on. ``serial`` runs a stage in batches; ``concurrency`` bounds nodes in flight. A stop
 request (Ctrl-C) stops launching new node work and lets running steps end; a second one cancels
-them. ``always`` stages (cleanup) run in every case.
+them. A node whose step fails or is cancelled gets its stage's ``cleanup`` steps (shielded from
+the cancellation, bounded by ``CLEANUP_TIMEOUT``). ``always`` stages run in every case.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from k8slk_ops.plan import Plan, PlannedNode, PlannedStage, PlannedStep
 from k8slk_ops.ssh import SSHError
 
 log = logging.getLogger("k8slk_ops.run")
+CLEANUP_TIMEOUT = 60.0  # seconds a node's cleanup may take once its step was cancelled
 
 
 @dataclass
@@ -129,9 +131,12 @@ class Executor:
                 except asyncio.CancelledError:
                     progress.cancelled = True
                     self.ctx.emit(name, phase, EventKind.FAIL, "cancelled")
+                    await self._clean_up_after_cancel(planned)
                     raise
                 if failure is not None:
                     self._fail(name, phase, failure[0], failure[1], always)
+                    if not always:
+                        await self._clean_up(planned)
                     return
                 if step.call.step.changes:
                     progress.changed = True
@@ -156,6 +161,27 @@ class Executor:
             return f"{type(exc).__name__}: {exc}", []
         self.ctx.emit(name, phase, EventKind.OK, f"{time.monotonic() - t0:.1f}s")
         return None
+
+    async def _clean_up(self, planned: PlannedNode) -> None:
+        """The stage's cleanup for a node that failed; a failed cleanup step is reported."""
+        for step in planned.cleanup:
+            failure = await self._apply(step, planned.node)
+            if failure is not None:
+                self._fail(planned.node, step.call.step.phase, failure[0], failure[1], True)
+
+    async def _clean_up_after_cancel(self, planned: PlannedNode) -> None:
+        """The cleanup of a node whose step was cancelled: shielded from the cancellation that
+        is under way, bounded, and never masking it."""
+        if not planned.cleanup:
+            return
+        cleanup = asyncio.ensure_future(self._clean_up(planned))
+        try:
+            await asyncio.wait_for(asyncio.shield(cleanup), CLEANUP_TIMEOUT)
+        except (asyncio.CancelledError, Exception):
+            log.debug("cleanup of %s after a cancel did not finish", planned.node, exc_info=True)
+            self.ctx.state.cleanup_errors.append(
+                f"{planned.node}: cleanup after the interruption did not finish"
+            )
 
     def _fail(self, name: str, phase: str, message: str, tail: list[str], always: bool) -> None:
         progress = self.progress[name]

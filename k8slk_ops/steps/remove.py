@@ -1,15 +1,14 @@
 """Taking nodes out: the quorum guard, drain, delete the Node, ``kubeadm reset -f``.
 
 Drain and delete run through the primary's kubectl, so they work for a node that is gone
-(with ``--force``); the reset runs on the node itself when it can be reached. A failed drain
-uncordons the node and stops, unless forced. Control planes leave etcd through kubeadm reset's
+(with ``--force``); the reset runs on the node itself when it can be reached. A drain that fails
+or is interrupted leaves its node to the stage's cleanup (``uncordon``) and stops, unless forced. Control planes leave etcd through kubeadm reset's
 remove-etcd-member phase before their Node object is deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,10 +16,8 @@ from k8slk_ops import kubeadm
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
-from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do, skip
 
-log = logging.getLogger(__name__)
 UNCORDON_TIMEOUT = 30.0
 
 
@@ -118,6 +115,13 @@ def drain_args(options: DrainOptions, node: str, timeout: float, force: bool) ->
 
 
 class Drain(Step):
+    """Cordons and drains a node through the primary.
+
+    A drain that fails or is interrupted leaves the node cordoned; the stage's ``cleanup``
+    (``uncordon``) gives it back to the scheduler. With ``--force`` a failed drain is a warning
+    and the removal goes on.
+    """
+
     name = "drain"
     phase = "drain"
     Options = DrainOptions
@@ -141,42 +145,55 @@ class Drain(Step):
             )
         primary = await ctx.node(ctx.plan.cluster.primary)
         timeout = ctx.options.drain_timeout or options.timeout
-        try:
-            result = await primary.kubectl(*drain_args(options, node, timeout, force), timeout=None)
-        except asyncio.CancelledError:
-            # Interrupted twice: kubectl drain was killed with the node cordoned. Give the node
-            # back to the scheduler before going, as a failed drain does.
-            await _uncordon_after_cancel(ctx, primary, node)
-            raise
+        ctx.state.drains_unfinished.add(node)
+        result = await primary.kubectl(*drain_args(options, node, timeout, force), timeout=None)
         if result.exit_status == 0:
+            ctx.state.drains_unfinished.discard(node)
             return
         why = (result.stderr or result.stdout).decode(errors="replace").strip().splitlines()
         last = why[-1] if why else "no output"
         if force:
+            ctx.state.drains_unfinished.discard(node)
             ctx.emit(node, self.phase, EventKind.WARN, f"drain failed ({last}); forced on")
             return
-        await primary.kubectl("uncordon", node)
-        raise NodeError(
-            f"drain failed, node uncordoned: {last} (--force removes it anyway)",
-            phase=self.phase,
-        )
+        raise NodeError(f"drain failed: {last} (--force removes it anyway)", phase=self.phase)
 
 
-async def _uncordon_after_cancel(ctx: RunContext, primary: LinuxKitNode, node: str) -> None:
-    """Uncordon ``node`` although the task running this was cancelled (shielded, bounded)."""
-    try:
-        result = await asyncio.wait_for(
-            asyncio.shield(primary.kubectl("uncordon", node)), UNCORDON_TIMEOUT
+class Uncordon(Step):
+    """Cleanup after a drain that did not finish: the node goes back to the scheduler.
+
+    Acts only on a node whose drain this run started and that neither finished nor was forced
+    on, so a node the operator had cordoned before stays cordoned.
+    """
+
+    name = "uncordon"
+    phase = "uncordon"
+    changes = False
+    needs_node = False
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        if not ctx.cluster.is_member(node):
+            return skip("not in the cluster")
+        return do(
+            Action(f"kubectl uncordon {node} (on {ctx.cluster.primary}) if its drain did not finish")
         )
-        ok = result.exit_status == 0
-    except (asyncio.CancelledError, Exception):  # going away anyway: never mask the cancel
-        log.debug("uncordon of %s after an interrupted drain failed", node, exc_info=True)
-        ok = False
-    if ok:
-        ctx.emit(node, "drain", EventKind.WARN, "drain interrupted: node uncordoned")
-    else:
-        ctx.emit(node, "drain", EventKind.WARN,
-                 f"drain interrupted and the node is still cordoned: kubectl uncordon {node}")
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        if node not in ctx.state.drains_unfinished:
+            return
+        primary = await ctx.node(ctx.plan.cluster.primary)
+        try:
+            result = await asyncio.wait_for(primary.kubectl("uncordon", node), UNCORDON_TIMEOUT)
+            uncordoned = result.exit_status == 0
+        except TimeoutError:
+            uncordoned = False
+        if not uncordoned:
+            raise NodeError(
+                f"the drain did not finish and the node is still cordoned: kubectl uncordon {node}",
+                phase=self.phase,
+            )
+        ctx.state.drains_unfinished.discard(node)
+        ctx.emit(node, self.phase, EventKind.WARN, "the drain did not finish: node uncordoned")
 
 
 class DeleteNode(Step):
