@@ -1,4 +1,4 @@
-"""The program's own errors, each carrying the exit code DESIGN.md assigns to it.
+"""The program's own errors, each carrying its exit code (docs/architecture.md).
 
 Exit codes: 0 done; 1 some node failed (others finished, see the report); 2 bad usage or bad
 inventory/playbook; 3 could not start (unreachable, locked, host key refused); 130 interrupted.
