@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from k8slk_ops.events import Event, EventKind, EventSink
 from k8slk_ops.facts import NodeFacts
@@ -22,11 +22,13 @@ from k8slk_ops.inventory import Inventory, NodeSpec
 from k8slk_ops.membership import Member, MemberWatcher
 from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.options import RunOptions
+from k8slk_ops.ssh import HostKeyPolicy
 
 __all__ = [
     "ClusterFacts",
     "JoinCredentials",
     "Member",
+    "NodeProbe",
     "PlanContext",
     "RunContext",
     "RunOptions",
@@ -77,6 +79,20 @@ class JoinCredentials:
     key_expires: float = float("inf")
 
 
+class NodeProbe(Protocol):
+    """What a running step may ask of the cluster probe (``cluster.Cluster``) mid-run."""
+
+    async def refresh(self, names: Sequence[str]) -> dict[str, NodeFacts]: ...
+
+    async def redial(
+        self,
+        name: str,
+        *,
+        host_key_policy: HostKeyPolicy | None = None,
+        host_key_fingerprint: str | None = None,
+    ) -> LinuxKitNode: ...
+
+
 @dataclass
 class RunState:
     """What a run makes and learns while it runs; the report is built from it."""
@@ -98,6 +114,9 @@ class RunState:
     reset: set[str] = field(default_factory=set)  # nodes `kubeadm reset -f` ran on
     # Nodes whose drain started and neither finished nor was forced on: still cordoned by us.
     drains_unfinished: set[str] = field(default_factory=set)
+    # Facts read again during the run (after a reboot, say); the plan keeps the ones it was
+    # made from.
+    facts: dict[str, NodeFacts] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,6 +129,7 @@ class RunContext:
     add_secret: Callable[[str], None]
     state: RunState = field(default_factory=RunState)
     started: float = field(default_factory=time.monotonic)
+    probe: NodeProbe | None = None  # reading facts again, dialling again; None in plain tests
 
     def __post_init__(self) -> None:
         self.state.members = dict(self.plan.cluster.members)
@@ -125,6 +145,35 @@ class RunContext:
 
     async def node(self, name: str) -> LinuxKitNode:
         return await self.connect(name)
+
+    def facts(self, name: str) -> NodeFacts:
+        """The node's latest facts: read again during the run if they were, else the plan's."""
+        return self.state.facts.get(name) or self.plan.facts[name]
+
+    async def refresh(self, names: Sequence[str]) -> dict[str, NodeFacts]:
+        """Read the facts of ``names`` again (one node or a batch); ``facts()`` returns them
+        from now on. A node that cannot be reached is missing from the result."""
+        fresh = await self._probe().refresh(names)
+        self.state.facts.update(fresh)
+        return fresh
+
+    async def redial(
+        self,
+        name: str,
+        *,
+        host_key_policy: HostKeyPolicy | None = None,
+        host_key_fingerprint: str | None = None,
+    ) -> LinuxKitNode:
+        """Drop the node's connection and dial it again with the host-key decision given now
+        (a rebooted LinuxKit node has new host keys)."""
+        return await self._probe().redial(
+            name, host_key_policy=host_key_policy, host_key_fingerprint=host_key_fingerprint
+        )
+
+    def _probe(self) -> NodeProbe:
+        if self.probe is None:
+            raise RuntimeError("this run has no cluster probe to read facts again")
+        return self.probe
 
     def members_watcher(self) -> MemberWatcher:
         """The run's one poller of the primary's node list, started on first use."""

@@ -152,7 +152,11 @@ class Operation:
 
     async def _execute(self, ctx: PlanContext, plan: Plan) -> None:
         run_ctx = RunContext(
-            plan=ctx, sink=self.sink, connect=self.cluster.connect, add_secret=self.add_secret
+            plan=ctx,
+            sink=self.sink,
+            connect=self.cluster.connect,
+            add_secret=self.add_secret,
+            probe=self.cluster,
         )
         reports = {n.name: n for n in self.report.nodes}
         self.executor = Executor(run_ctx, plan, reports)

@@ -63,7 +63,7 @@ class Init(Step):
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         assert isinstance(options, InitOptions)
-        facts = ctx.plan.facts[node]
+        facts = ctx.facts(node)
         if facts.kubeadm_state != KubeadmState.WAITING:
             raise NodeError(
                 f"kubeadm on this node is {facts.kubeadm_state.value}, not waiting for a "

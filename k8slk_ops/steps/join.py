@@ -52,7 +52,7 @@ class Join(Step):
         assert isinstance(options, JoinOptions)
         if ctx.state.credentials is None:
             raise NodeError("no join credentials were minted in this run", phase=self.phase)
-        facts = ctx.plan.facts[node]
+        facts = ctx.facts(node)
         if facts.kubeadm_state != KubeadmState.WAITING:
             raise NodeError(
                 f"kubeadm on this node is {facts.kubeadm_state.value}, not waiting for a "

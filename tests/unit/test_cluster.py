@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from k8slk_ops.cluster import Cluster
+from k8slk_ops.context import ClusterFacts, PlanContext, RunContext, RunOptions
 from k8slk_ops.errors import CannotStart
 from k8slk_ops.events import Event
 from k8slk_ops.facts import parse_facts
@@ -185,3 +186,32 @@ async def test_an_initialised_cluster_whose_api_is_silent_cannot_start(
 def test_members_are_built_in_one_place() -> None:
     members = members_of(nodes_json("cp-1", "w-1").decode())
     assert members["w-1"].ready and members["w-1"].kubelet_version == "v1.31.3"
+
+
+async def test_a_step_reads_facts_again_without_changing_the_plan(
+    tmp_path: Path, world: World
+) -> None:
+    cluster = make(tmp_path, world)
+    await cluster.gather(["cp-1", "w-1"])
+    plan = PlanContext(
+        inventory=cluster.inventory, options=RunOptions(run_id="r1"),
+        facts=dict(cluster.facts), unreachable={}, cluster=ClusterFacts(primary="cp-1"),
+    )
+    ctx = RunContext(plan=plan, sink=Sink(), connect=cluster.connect, add_secret=lambda s: None,
+                     probe=cluster)
+    world.facts["w-1"] = JOINED  # the node rebooted and joined meanwhile
+    world.refuse.add("w-1")
+    await ctx.redial("w-1", host_key_policy="pinned", host_key_fingerprint="SHA256:new")
+    fresh = await ctx.refresh(["w-1"])
+    assert fresh["w-1"].marker and ctx.facts("w-1").marker
+    assert not plan.facts["w-1"].marker  # the plan keeps the facts it was made from
+    assert ctx.facts("cp-1") is plan.facts["cp-1"]
+
+
+async def test_without_a_probe_reading_facts_again_is_refused(tmp_path: Path, world: World) -> None:
+    cluster = make(tmp_path, world)
+    plan = PlanContext(inventory=cluster.inventory, options=RunOptions(), facts={},
+                       unreachable={}, cluster=ClusterFacts(primary="cp-1"))
+    ctx = RunContext(plan=plan, sink=Sink(), connect=cluster.connect, add_secret=lambda s: None)
+    with pytest.raises(RuntimeError, match="no cluster probe"):
+        await ctx.refresh(["w-1"])
