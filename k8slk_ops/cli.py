@@ -3,23 +3,31 @@
 Nothing here talks to a node. Every input is validated (inventory, playbook, flags) before the
 first connection; errors exit 2 with file:line. Exit codes: 0 done, 1 some node failed, 2 bad
 usage or input, 3 could not start (unreachable, locked, host key refused), 130 interrupted.
+
+The flags every command shares are declared once (``SHARED``); ``command`` adds the ones a
+command takes to its signature and hands the command one ``SharedOptions``. Each command turns
+its flags into one ``RunOptions`` and calls ``_run``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
+import inspect
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from k8slk_ops import __version__, kubeadm
-from k8slk_ops.context import RunOptions
 from k8slk_ops.errors import EXIT_USAGE, OpsError, UsageError
 from k8slk_ops.events import RunReport
 from k8slk_ops.inventory import Inventory, InventoryError, load_inventory
 from k8slk_ops.operation import Operation, new_run_id
+from k8slk_ops.options import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RunOptions, SharedOptions
 from k8slk_ops.playbook import Playbook, load_builtin, load_playbook
 from k8slk_ops.redact import Redactor
 from k8slk_ops.report import configure_logging, make_reporter
@@ -29,31 +37,110 @@ app = typer.Typer(
     name="k8slk-ops",
     help="Create, grow, inspect and take apart Kubernetes clusters of LinuxKit nodes over SSH.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 inventory_app = typer.Typer(help="Inventory tools.", no_args_is_help=True)
 app.add_typer(inventory_app, name="inventory")
 
+
+def duration(value: str | float) -> float:
+    """A Go duration (``90s``, ``10m``, ``1h30m``) or a bare number of seconds, as a flag."""
+    try:
+        return kubeadm.parse_timeout(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def flag(*names: str, help: str) -> Any:
+    """A boolean flag: shown without a value in help, because it takes none."""
+    return typer.Option(*names, metavar="", help=help)
+
+
 InventoryArg = Annotated[Path, typer.Argument(help="Inventory file (YAML, or Ansible INI).")]
-ConcurrencyOpt = Annotated[
-    int, typer.Option("--concurrency", "-c", min=1, help="Nodes worked on at once.")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON report on stdout.")]
-LogFileOpt = Annotated[
-    Path | None, typer.Option("--log-file", help="Append a detailed, redacted log here.")
-]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="More detail.")]
-TimeoutOpt = Annotated[
-    float, typer.Option("--timeout", min=1, help="Seconds one kubeadm run may take on a node.")
-]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")]
 NodeOpt = Annotated[
     list[str] | None, typer.Option("--node", help="Only this node (repeatable).")
 ]
-BreakLockOpt = Annotated[
-    bool, typer.Option("--break-lock", help="Remove a stale cluster lock left by a dead run.")
+StrictOpt = Annotated[
+    bool, flag("--strict", help="Fail nodes below the image's CPU/memory minimums.")
 ]
+
+# The flags every command shares: declared once, picked per command by name.
+SHARED: dict[str, tuple[Any, Any]] = {
+    "concurrency": (
+        Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Nodes worked on at once.")],
+        DEFAULT_CONCURRENCY,
+    ),
+    "json_out": (Annotated[bool, flag("--json", help="Print a JSON report on stdout.")], False),
+    "log_file": (
+        Annotated[
+            Path | None, typer.Option("--log-file", help="Append a detailed, redacted log here.")
+        ],
+        None,
+    ),
+    "verbose": (Annotated[bool, flag("--verbose", "-v", help="More detail.")], False),
+    "timeout": (
+        Annotated[
+            float,
+            typer.Option(
+                "--timeout",
+                metavar="DURATION",
+                parser=duration,
+                help="How long one kubeadm run may take on a node (a Go duration such as 10m, "
+                "or seconds).",
+            ),
+        ],
+        DEFAULT_TIMEOUT,
+    ),
+    "dry_run": (
+        Annotated[bool, flag("--dry-run", help="Show the plan; change nothing.")], False
+    ),
+    "break_lock": (
+        Annotated[
+            bool,
+            flag("--break-lock", help="Remove a stale cluster lock left by a dead run."),
+        ],
+        False,
+    ),
+}
+OUTPUT = ("json_out", "log_file", "verbose")
+CHANGING = ("concurrency", *OUTPUT, "timeout", "dry_run", "break_lock")
+
+
+def command(
+    name: str | None = None, *, shared: tuple[str, ...] = OUTPUT
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register a command whose last parameter is ``shared: SharedOptions``.
+
+    The shared flags named in ``shared`` are appended to the command's own parameters (Typer
+    reads the signature), collected into one ``SharedOptions`` and passed as ``shared``.
+    """
+
+    def register(func: Callable[..., None]) -> Callable[..., None]:
+        own = [
+            p for p in inspect.signature(func, eval_str=True).parameters.values()
+            if p.name != "shared"
+        ]
+        added = [
+            inspect.Parameter(
+                key, inspect.Parameter.KEYWORD_ONLY, annotation=SHARED[key][0],
+                default=SHARED[key][1],
+            )
+            for key in shared
+        ]
+
+        @functools.wraps(func)
+        def invoke(**kwargs: Any) -> None:
+            picked = {key: kwargs.pop(key) for key in shared}
+            func(**kwargs, shared=SharedOptions(**picked))
+
+        params = [*own, *added]
+        invoke.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        invoke.__annotations__ = {p.name: p.annotation for p in params}
+        app.command(name)(invoke)
+        return func
+
+    return register
 
 
 def main() -> None:
@@ -61,13 +148,23 @@ def main() -> None:
     app()
 
 
-@app.callback(invoke_without_command=True)
-def _root(
-    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         typer.echo(f"k8slk-ops {__version__}")
         raise typer.Exit(0)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[
+        bool | None,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, metavar="",
+            help="Print the version and exit.",
+        ),
+    ] = None,
+) -> None:
+    """Create, grow, inspect and take apart Kubernetes clusters of LinuxKit nodes over SSH."""
 
 
 def _load_inventory(path: Path) -> Inventory:
@@ -77,46 +174,48 @@ def _load_inventory(path: Path) -> Inventory:
         raise UsageError(str(exc)) from None
 
 
+def _load_playbook(load: Callable[[], Playbook]) -> Playbook:
+    """A playbook, or exit 2 with its file:line errors."""
+    try:
+        return load()
+    except UsageError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
 def _run(
-    command: str,
+    command_name: str,
     playbook: Playbook,
     inventory_path: Path,
-    *,
-    json_out: bool,
-    log_file: Path | None,
-    verbose: bool,
-    options: dict[str, Any],
-    break_lock: bool = False,
+    shared: SharedOptions,
+    options: RunOptions,
 ) -> None:
     """Validate, run one operation, print the report, exit with its code."""
     redactor = Redactor()
-    configure_logging(verbose, log_file, redactor)
-    reporter = make_reporter(json=json_out, log_file=log_file, verbose=verbose, redactor=redactor)
+    configure_logging(shared.verbose, shared.log_file, redactor)
+    reporter = make_reporter(
+        json=shared.json_out, log_file=shared.log_file, verbose=shared.verbose, redactor=redactor
+    )
     code = EXIT_USAGE
     try:
         inventory = _load_inventory(inventory_path)
-        run_options = RunOptions(run_id=new_run_id(), **options)
+        run_options = dataclasses.replace(options, run_id=new_run_id())
         raise_nofile_limit()
         op = Operation(
-            playbook,
-            inventory,
-            run_options,
-            reporter,
-            redactor.add,
-            command=command,
-            break_lock=break_lock,
+            playbook, inventory, run_options, reporter, redactor.add,
+            command=command_name, break_lock=shared.break_lock,
         )
         report = asyncio.run(op.run())
-        if run_options.dry_run and not json_out:
+        if run_options.dry_run and not shared.json_out:
             reporter.show_text(str(report.data.get("planText", "")))
         reporter.finish(report)
         code = report.exit_code
     except OpsError as exc:
         reporter.error(str(exc))
-        failed = RunReport(command=command, cluster="", inventory=str(inventory_path))
+        failed = RunReport(command=command_name, cluster="", inventory=str(inventory_path))
         failed.exit_code = exc.exit_code
         failed.messages.append(str(exc))
-        if json_out:
+        if shared.json_out:
             reporter.finish(failed)
         code = exc.exit_code
     except KeyboardInterrupt:
@@ -127,138 +226,56 @@ def _run(
     raise typer.Exit(code)
 
 
-@app.command()
+@command(shared=CHANGING)
 def bootstrap(
     inventory: InventoryArg,
-    concurrency: ConcurrencyOpt = 64,
-    json_out: JsonOpt = False,
-    log_file: LogFileOpt = None,
-    verbose: VerboseOpt = False,
-    timeout: TimeoutOpt = 600.0,
     kubeconfig_out: Annotated[
         Path | None,
         typer.Option("--kubeconfig-out", help="Where to write the admin kubeconfig (0600)."),
     ] = None,
-    strict: Annotated[
-        bool, typer.Option("--strict", help="Fail nodes below the image's CPU/memory minimums.")
-    ] = False,
-    dry_run: DryRunOpt = False,
-    break_lock: BreakLockOpt = False,
+    strict: StrictOpt = False,
+    *,
+    shared: SharedOptions,
 ) -> None:
     """Create a cluster: init the first control plane, join the rest, wait until all are Ready."""
-    _run(
-        "bootstrap",
-        load_builtin("bootstrap"),
-        inventory,
-        json_out=json_out,
-        log_file=log_file,
-        verbose=verbose,
-        break_lock=break_lock,
-        options={
-            "concurrency": concurrency,
-            "timeout": timeout,
-            "strict": strict,
-            "dry_run": dry_run,
-            "kubeconfig_out": str(kubeconfig_out) if kubeconfig_out else None,
-        },
-    )
+    options = RunOptions.for_command(shared, strict=strict, kubeconfig_out=kubeconfig_out)
+    _run("bootstrap", load_builtin("bootstrap"), inventory, shared, options)
 
 
-@app.command("add-node")
+@command("add-node", shared=CHANGING)
 def add_node(
-    inventory: InventoryArg,
-    node: NodeOpt = None,
-    concurrency: ConcurrencyOpt = 64,
-    json_out: JsonOpt = False,
-    log_file: LogFileOpt = None,
-    verbose: VerboseOpt = False,
-    timeout: TimeoutOpt = 600.0,
-    strict: Annotated[
-        bool, typer.Option("--strict", help="Fail nodes below the image's CPU/memory minimums.")
-    ] = False,
-    dry_run: DryRunOpt = False,
-    break_lock: BreakLockOpt = False,
+    inventory: InventoryArg, node: NodeOpt = None, strict: StrictOpt = False, *,
+    shared: SharedOptions,
 ) -> None:
     """Join the inventory's nodes that are not in the cluster yet (or only those named)."""
-    _run(
-        "add-node",
-        load_builtin("add-node"),
-        inventory,
-        json_out=json_out,
-        log_file=log_file,
-        verbose=verbose,
-        break_lock=break_lock,
-        options={
-            "concurrency": concurrency,
-            "timeout": timeout,
-            "strict": strict,
-            "dry_run": dry_run,
-            "selected": tuple(node or ()),
-        },
-    )
+    options = RunOptions.for_command(shared, selected=node or (), strict=strict)
+    _run("add-node", load_builtin("add-node"), inventory, shared, options)
 
 
-@app.command()
-def status(
-    inventory: InventoryArg,
-    concurrency: ConcurrencyOpt = 64,
-    json_out: JsonOpt = False,
-    log_file: LogFileOpt = None,
-    verbose: VerboseOpt = False,
-) -> None:
+@command(shared=("concurrency", *OUTPUT))
+def status(inventory: InventoryArg, *, shared: SharedOptions) -> None:
     """A row per node: reachable, host key, kubelet, kubeadm state, versions, Ready, certs."""
-    _run(
-        "status",
-        load_builtin("status"),
-        inventory,
-        json_out=json_out,
-        log_file=log_file,
-        verbose=verbose,
-        options={"concurrency": concurrency},
-    )
+    _run("status", load_builtin("status"), inventory, shared, RunOptions.for_command(shared))
 
 
-@app.command()
+@command()
 def kubeconfig(
     inventory: InventoryArg,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File to write (default: beside the inventory).")
     ] = None,
     merge: Annotated[
-        bool, typer.Option("--merge", help="Merge into OUTPUT, keeping its other contexts.")
+        bool, flag("--merge", help="Merge into OUTPUT, keeping its other contexts.")
     ] = False,
-    json_out: JsonOpt = False,
-    log_file: LogFileOpt = None,
-    verbose: VerboseOpt = False,
+    *,
+    shared: SharedOptions,
 ) -> None:
     """Fetch admin.conf, point it at the control plane endpoint, write it 0600."""
-    _run(
-        "kubeconfig",
-        load_builtin("kubeconfig"),
-        inventory,
-        json_out=json_out,
-        log_file=log_file,
-        verbose=verbose,
-        options={
-            "kubeconfig_out": str(output) if output else None,
-            "extra": {"merge_kubeconfig": merge},
-        },
-    )
+    options = RunOptions.for_command(shared, kubeconfig_out=output, merge_kubeconfig=merge)
+    _run("kubeconfig", load_builtin("kubeconfig"), inventory, shared, options)
 
 
-def _check_duration(value: str | None) -> str | None:
-    if value is None:
-        return value
-    try:
-        seconds = kubeadm.parse_duration(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{exc} (a Go duration such as 90s or 5m)") from None
-    if seconds <= 0:
-        raise typer.BadParameter("must be positive")
-    return value
-
-
-@app.command("remove-node")
+@command("remove-node", shared=(*OUTPUT, "dry_run", "break_lock"))
 def remove_node(
     inventory: InventoryArg,
     names: Annotated[list[str], typer.Argument(help="Nodes to remove.")],
@@ -273,126 +290,71 @@ def remove_node(
         ),
     ] = 0,
     drain_timeout: Annotated[
-        str | None,
+        float | None,
         typer.Option(
             "--drain-timeout",
             metavar="DURATION",
+            parser=duration,
             help="How long kubectl drain may take per node (a Go duration; default 5m).",
-            callback=_check_duration,
         ),
     ] = None,
-    json_out: JsonOpt = False,
-    log_file: LogFileOpt = None,
-    verbose: VerboseOpt = False,
-    dry_run: DryRunOpt = False,
-    break_lock: BreakLockOpt = False,
+    *,
+    shared: SharedOptions,
 ) -> None:
     """Cordon, drain, reset and delete nodes (control planes leave etcd first)."""
-    extra: dict[str, object] = {"force": force}
-    if drain_timeout is not None:
-        extra["drain_timeout"] = drain_timeout
-    _run(
-        "remove-node",
-        load_builtin("remove-node"),
-        inventory,
-        json_out=json_out,
-        log_file=log_file,
-        verbose=verbose,
-        break_lock=break_lock,
-        options={"dry_run": dry_run, "selected": tuple(names), "extra": extra},
+    options = RunOptions.for_command(
+        shared, selected=names, force=force, drain_timeout=drain_timeout
     )
+    _run("remove-node", load_builtin("remove-node"), inventory, shared, options)
 
 
-@app.command()
+@command(shared=(*OUTPUT, "dry_run", "break_lock"))
 def reset(
     inventory: InventoryArg,
     node: NodeOpt = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    json_out: JsonOpt = False,
-    log_file: LogFileOpt = None,
-    verbose: VerboseOpt = False,
-    dry_run: DryRunOpt = False,
-    break_lock: BreakLockOpt = False,
+    yes: Annotated[bool, flag("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    *,
+    shared: SharedOptions,
 ) -> None:
     """Take the cluster apart: workers first, then control planes, the primary last."""
-    if not yes and not dry_run:
+    if not yes and not shared.dry_run:
         if not sys.stdin.isatty():
             typer.echo("error: reset needs --yes when there is no terminal to confirm on", err=True)
             raise typer.Exit(EXIT_USAGE)
         what = ", ".join(node) if node else "every node of the cluster"
         typer.confirm(f"Reset {what} (kubeadm reset -f)? Workloads will stop", abort=True)
-    _run(
-        "reset",
-        load_builtin("reset"),
-        inventory,
-        json_out=json_out,
-        log_file=log_file,
-        verbose=verbose,
-        break_lock=break_lock,
-        options={"dry_run": dry_run, "selected": tuple(node or ()), "extra": {"force": 1}},
-    )
+    # Taking the cluster apart goes on past a failed drain: the node is reset anyway.
+    options = RunOptions.for_command(shared, selected=node or (), force=1)
+    _run("reset", load_builtin("reset"), inventory, shared, options)
 
 
-@app.command()
+@command(shared=("concurrency", *OUTPUT))
 def plan(
-    command: Annotated[str, typer.Argument(help="The command to plan, e.g. bootstrap.")],
+    command_name: Annotated[
+        str, typer.Argument(metavar="COMMAND", help="The command to plan, e.g. bootstrap.")
+    ],
     inventory: InventoryArg,
-    json_out: JsonOpt = False,
-    concurrency: ConcurrencyOpt = 64,
-    log_file: LogFileOpt = None,
-    verbose: VerboseOpt = False,
+    *,
+    shared: SharedOptions,
 ) -> None:
     """Show the ordered actions per node that COMMAND would take; change nothing."""
-    try:
-        playbook = load_builtin(command)
-    except UsageError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    _run(
-        f"plan {command}",
-        playbook,
-        inventory,
-        json_out=json_out,
-        log_file=log_file,
-        verbose=verbose,
-        options={"concurrency": concurrency, "dry_run": True},
-    )
+    playbook = _load_playbook(lambda: load_builtin(command_name))
+    options = RunOptions.for_command(shared, dry_run=True)
+    _run(f"plan {command_name}", playbook, inventory, shared, options)
 
 
-@app.command("run")
+@command("run", shared=CHANGING)
 def run_playbook(
     playbook: Annotated[Path, typer.Argument(help="A playbook file.")],
     inventory: InventoryArg,
-    concurrency: ConcurrencyOpt = 64,
-    json_out: JsonOpt = False,
-    log_file: LogFileOpt = None,
-    verbose: VerboseOpt = False,
-    timeout: TimeoutOpt = 600.0,
-    dry_run: DryRunOpt = False,
     node: NodeOpt = None,
-    break_lock: BreakLockOpt = False,
+    *,
+    shared: SharedOptions,
 ) -> None:
     """Run a playbook of your own (copy one from playbooks/ and adapt it)."""
-    try:
-        book = load_playbook(playbook)
-    except UsageError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    _run(
-        f"run {playbook}",
-        book,
-        inventory,
-        json_out=json_out,
-        log_file=log_file,
-        verbose=verbose,
-        break_lock=break_lock,
-        options={
-            "concurrency": concurrency,
-            "timeout": timeout,
-            "dry_run": dry_run,
-            "selected": tuple(node or ()),
-        },
-    )
+    book = _load_playbook(lambda: load_playbook(playbook))
+    options = RunOptions.for_command(shared, selected=node or ())
+    _run(f"run {playbook}", book, inventory, shared, options)
 
 
 @inventory_app.command("check")

@@ -1,38 +1,44 @@
 """What steps see: facts for planning (pure data) and, while running, the live handles.
 
 ``PlanContext`` is plain data read from the nodes before anything changes; planning is a pure
-function of it. ``RunContext`` adds the connections, the event sink and the credentials minted
-during the run. Credentials flow from stage to stage here, in memory, never through files.
+function of it, and nothing changes it afterwards (the plan runs as made). ``RunContext`` adds
+the connections, the event sink and ``RunState``: what the run makes and learns as it goes
+(tokens, the CA pin, the kubeconfig it wrote, membership as it changes). Credentials flow from
+stage to stage there, in memory, never through files.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from k8slk_ops.events import Event, EventKind, EventSink
 from k8slk_ops.facts import NodeFacts
 from k8slk_ops.inventory import Inventory, NodeSpec
+from k8slk_ops.membership import Member, MemberWatcher
 from k8slk_ops.node import LinuxKitNode
+from k8slk_ops.options import RunOptions
+from k8slk_ops.ssh import HostKeyPolicy
+
+__all__ = [
+    "ClusterFacts",
+    "JoinCredentials",
+    "Member",
+    "NodeProbe",
+    "PlanContext",
+    "RunContext",
+    "RunOptions",
+    "RunState",
+]
 
 
 @dataclass(frozen=True)
-class Member:
-    """A node as the cluster's API lists it."""
-
-    name: str
-    ready: bool
-    control_plane: bool
-    unschedulable: bool = False
-    kubelet_version: str = ""
-
-
-@dataclass
 class ClusterFacts:
-    """The cluster as seen from its primary control plane."""
+    """The cluster as seen from its primary control plane before the run changes anything."""
 
     primary: str  # the initialised control plane, else the first control plane
     initialised: bool = False
@@ -42,40 +48,18 @@ class ClusterFacts:
         return name in self.members
 
 
-@dataclass
-class RunOptions:
-    """Knobs from the command line that steps read."""
-
-    run_id: str
-    concurrency: int = 64
-    timeout: float = 600.0  # one kubeadm run on one node
-    ready_timeout: float = 300.0
-    token_ttl: str = "30m"
-    strict: bool = False
-    dry_run: bool = False
-    kubeconfig_out: str | None = None
-    selected: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
+@dataclass(frozen=True)
 class PlanContext:
     """Everything planning may look at. No connections: planning is pure."""
 
     inventory: Inventory
     options: RunOptions
-    facts: dict[str, NodeFacts]  # reachable nodes only
-    unreachable: dict[str, str]  # node -> why
+    facts: Mapping[str, NodeFacts]  # reachable nodes only
+    unreachable: Mapping[str, str]  # node -> why
     cluster: ClusterFacts
-    # What earlier stages of the same plan will have done (e.g. "initialised": True).
-    assumed: dict[str, Any] = field(default_factory=dict)
 
     def spec(self, name: str) -> NodeSpec:
         return self.inventory.node(name)
-
-    @property
-    def will_be_initialised(self) -> bool:
-        return self.cluster.initialised or bool(self.assumed.get("initialised"))
 
 
 @dataclass
@@ -90,9 +74,49 @@ class JoinCredentials:
     # Where they were minted and when they stop working (time.monotonic()), so that a long run
     # mints new ones before a join could be handed an expired token or certificate key.
     primary: str = ""
-    ttl: str = ""
+    ttl: float = 0.0  # seconds
     token_expires: float = float("inf")
     key_expires: float = float("inf")
+
+
+class NodeProbe(Protocol):
+    """What a running step may ask of the cluster probe (``cluster.Cluster``) mid-run."""
+
+    async def refresh(self, names: Sequence[str]) -> dict[str, NodeFacts]: ...
+
+    async def redial(
+        self,
+        name: str,
+        *,
+        host_key_policy: HostKeyPolicy | None = None,
+        host_key_fingerprint: str | None = None,
+    ) -> LinuxKitNode: ...
+
+
+@dataclass
+class RunState:
+    """What a run makes and learns while it runs; the report is built from it."""
+
+    # IDs of the bootstrap tokens this run minted and has not deleted yet: revoked at the end.
+    tokens: list[str] = field(default_factory=list)
+    # The CA pins kubeadm init printed in this run: a computed pin must be one of them.
+    init_ca_hashes: tuple[str, ...] = ()
+    credentials: JoinCredentials | None = None  # token, CA pin, certificate key
+    credentials_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    kubeconfig: Path | None = None  # where the admin kubeconfig was written
+    versions: dict[str, str] = field(default_factory=dict)  # node -> kubelet version when Ready
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)  # node -> status row
+    member_watcher: MemberWatcher | None = None
+    cleanup_errors: list[str] = field(default_factory=list)
+    # Membership as the run changes it (deleted nodes leave, joined nodes arrive).
+    members: dict[str, Member] = field(default_factory=dict)
+    initialised: bool = False  # a control plane is initialised (before the run, or by it)
+    reset: set[str] = field(default_factory=set)  # nodes `kubeadm reset -f` ran on
+    # Nodes whose drain started and neither finished nor was forced on: still cordoned by us.
+    drains_unfinished: set[str] = field(default_factory=set)
+    # Facts read again during the run (after a reboot, say); the plan keeps the ones it was
+    # made from.
+    facts: dict[str, NodeFacts] = field(default_factory=dict)
 
 
 @dataclass
@@ -103,10 +127,13 @@ class RunContext:
     sink: EventSink
     connect: Callable[[str], Awaitable[LinuxKitNode]]
     add_secret: Callable[[str], None]
-    credentials: JoinCredentials | None = None
-    credentials_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    results: dict[str, Any] = field(default_factory=dict)
+    state: RunState = field(default_factory=RunState)
     started: float = field(default_factory=time.monotonic)
+    probe: NodeProbe | None = None  # reading facts again, dialling again; None in plain tests
+
+    def __post_init__(self) -> None:
+        self.state.members = dict(self.plan.cluster.members)
+        self.state.initialised = self.plan.cluster.initialised
 
     @property
     def inventory(self) -> Inventory:
@@ -118,6 +145,43 @@ class RunContext:
 
     async def node(self, name: str) -> LinuxKitNode:
         return await self.connect(name)
+
+    def facts(self, name: str) -> NodeFacts:
+        """The node's latest facts: read again during the run if they were, else the plan's."""
+        return self.state.facts.get(name) or self.plan.facts[name]
+
+    async def refresh(self, names: Sequence[str]) -> dict[str, NodeFacts]:
+        """Read the facts of ``names`` again (one node or a batch); ``facts()`` returns them
+        from now on. A node that cannot be reached is missing from the result."""
+        fresh = await self._probe().refresh(names)
+        self.state.facts.update(fresh)
+        return fresh
+
+    async def redial(
+        self,
+        name: str,
+        *,
+        host_key_policy: HostKeyPolicy | None = None,
+        host_key_fingerprint: str | None = None,
+    ) -> LinuxKitNode:
+        """Drop the node's connection and dial it again with the host-key decision given now
+        (a rebooted LinuxKit node has new host keys)."""
+        return await self._probe().redial(
+            name, host_key_policy=host_key_policy, host_key_fingerprint=host_key_fingerprint
+        )
+
+    def _probe(self) -> NodeProbe:
+        if self.probe is None:
+            raise RuntimeError("this run has no cluster probe to read facts again")
+        return self.probe
+
+    def members_watcher(self) -> MemberWatcher:
+        """The run's one poller of the primary's node list, started on first use."""
+        if self.state.member_watcher is None:
+            self.state.member_watcher = MemberWatcher(
+                lambda: self.node(self.plan.cluster.primary)
+            )
+        return self.state.member_watcher
 
     def emit(self, node: str | None, phase: str, kind: EventKind, message: str = "") -> None:
         self.sink.emit(Event(node, phase, kind, message))

@@ -1,8 +1,12 @@
 """Planning: playbook x inventory x facts -> ordered stages of (node, actions). Pure.
 
-The plan is computed once, from facts read before anything changes, and then executed as is:
-``--dry-run`` and ``plan`` print exactly what a run would do. Each step's plan may record
-assumptions for later stages (after a planned init, the cluster counts as initialised).
+The plan is computed once, from facts read before anything changes, and then executed as
+made: the executor runs exactly the planned steps, on the planned nodes, in the planned order,
+and never plans again. ``--dry-run`` and ``plan`` print exactly that. Neither planning nor
+running changes the ``PlanContext`` (it is frozen, its facts a copy); what a run learns on the
+way (credentials, membership, versions) goes into ``RunState``. So every stage is planned
+from the same facts: a step whose work depends on an earlier stage (a join after an init)
+plans from what it is given, and checks what it needs when it runs.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ class PlannedStep:
 class PlannedNode:
     node: str
     steps: tuple[PlannedStep, ...]
+    # The stage's cleanup for this node: run when its steps fail or are interrupted.
+    cleanup: tuple[PlannedStep, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ class Plan:
                                 for s in n.steps
                                 for a in s.actions
                             ],
+                            **_cleanup_json(n),
                         }
                         for n in stage.nodes
                     ],
@@ -95,9 +102,24 @@ class Plan:
                 for step in planned.steps:
                     for action in step.actions:
                         lines.append(f"  {planned.node}: {action.summary}")
+                for step in planned.cleanup:
+                    for action in step.actions:
+                        lines.append(f"  {planned.node}: if it fails: {action.summary}")
             for node, reason in stage.skipped:
                 lines.append(f"  {node}: nothing to do ({reason})")
         return "\n".join(lines)
+
+
+def _cleanup_json(node: PlannedNode) -> dict[str, Any]:
+    if not node.cleanup:
+        return {}
+    return {
+        "cleanup": [
+            {"step": s.call.name, "summary": a.summary, **a.detail}
+            for s in node.cleanup
+            for a in s.actions
+        ]
+    }
 
 
 def resolve_hosts(ctx: PlanContext, patterns: tuple[str, ...]) -> list[str]:
@@ -128,7 +150,6 @@ def make_plan(playbook: Playbook, ctx: PlanContext) -> Plan:
 def _plan_stage(stage: Stage, ctx: PlanContext) -> PlannedStage:
     planned: list[PlannedNode] = []
     skipped: list[tuple[str, str]] = []
-    assumed: dict[str, Any] = {}
     for name in resolve_hosts(ctx, stage.hosts):
         if stage.when and not when.matches(stage.when, when.fact_values(ctx, name)):
             skipped.append((name, "when: not matched"))
@@ -137,21 +158,29 @@ def _plan_stage(stage: Stage, ctx: PlanContext) -> PlannedStage:
         if gone and all(call.step.needs_node for call in stage.steps):
             skipped.append((name, "unreachable"))
             continue
-        steps: list[PlannedStep] = []
-        reasons: list[str] = []
-        for call in stage.steps:
-            if gone and call.step.needs_node:
-                reasons.append("unreachable")
-                continue
-            step_plan = call.step.plan(call.options, ctx, name)
-            if step_plan.due:
-                steps.append(PlannedStep(call, step_plan.actions))
-                assumed.update(dict(step_plan.assumes))
-            elif step_plan.skip_reason:
-                reasons.append(step_plan.skip_reason)
+        steps, reasons = _plan_calls(stage.steps, ctx, name)
         if steps:
-            planned.append(PlannedNode(name, tuple(steps)))
+            cleanup, _ = _plan_calls(stage.cleanup, ctx, name)
+            planned.append(PlannedNode(name, tuple(steps), tuple(cleanup)))
         else:
             skipped.append((name, "; ".join(reasons) or "nothing due"))
-    ctx.assumed.update(assumed)
     return PlannedStage(stage, tuple(planned), tuple(skipped))
+
+
+def _plan_calls(
+    calls: tuple[StepCall, ...], ctx: PlanContext, name: str
+) -> tuple[list[PlannedStep], list[str]]:
+    """The due steps of ``calls`` on node ``name``, and why the others are not due."""
+    steps: list[PlannedStep] = []
+    reasons: list[str] = []
+    gone = name in ctx.unreachable
+    for call in calls:
+        if gone and call.step.needs_node:
+            reasons.append("unreachable")
+            continue
+        step_plan = call.step.plan(call.options, ctx, name)
+        if step_plan.due:
+            steps.append(PlannedStep(call, step_plan.actions))
+        elif step_plan.skip_reason:
+            reasons.append(step_plan.skip_reason)
+    return steps, reasons

@@ -1,8 +1,9 @@
 """Playbooks: the built-in workflows and the user's own, as validated YAML.
 
 A playbook is a list of stages; a stage runs a list of steps over a group of hosts, with its own
-batch size (``serial``), ``concurrency`` and failure policy. ``always`` stages run at the end
-whatever happened (revoking credentials, releasing things). Steps come from a closed vocabulary
+batch size (``serial``), ``concurrency`` and failure policy, and the ``cleanup`` steps that run
+for its nodes when they fail or are interrupted. ``always`` stages run at the end whatever
+happened (revoking credentials, releasing things). Steps come from a closed vocabulary
 (``k8slk_ops.steps``): an unknown step, an unknown field or a bad value is an error naming the
 file, line and field, raised before anything connects.
 
@@ -14,7 +15,7 @@ Example::
         hosts: primary
         onFailure: stop
         steps:
-          - init: {timeout: 600}
+          - init: {timeout: 10m}
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class StageModel(BaseModel):
     on_failure: Literal["stop", "continue"] = Field(default="continue", alias="onFailure")
     when: dict[str, Any] | None = None
     steps: list[dict[str, Any]] = Field(min_length=1)
+    cleanup: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("when")
     @classmethod
@@ -98,6 +100,9 @@ class Stage:
     always: bool = False
     where: str = ""  # "file:line: stages[i].hosts" for errors found against an inventory
     when: dict[str, Any] = field(default_factory=dict)  # conditions on node facts
+    # Steps run for a node of this stage when its steps failed or were interrupted (e.g. give
+    # a node whose drain did not finish back to the scheduler).
+    cleanup: tuple[StepCall, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -167,9 +172,34 @@ def load_playbook(path: Path) -> Playbook:
 def _stage(
     doc: Located, loc: tuple[str | int, ...], model: StageModel, problems: list[str], always: bool
 ) -> Stage:
+    calls = _calls(doc, (*loc, "steps"), model.steps, problems)
+    cleanup = _calls(doc, (*loc, "cleanup"), model.cleanup, problems)
+    if always and model.cleanup:
+        problems.append(
+            doc.where((*loc, "cleanup"), "an always stage has no cleanup: it is the cleanup")
+        )
+    patterns = (model.hosts,) if isinstance(model.hosts, str) else tuple(model.hosts)
+    return Stage(
+        name=model.name,
+        hosts=patterns,
+        steps=tuple(calls),
+        serial=model.serial,
+        concurrency=model.concurrency,
+        on_failure=model.on_failure,
+        always=always,
+        where=doc.where((*loc, "hosts"), "").rstrip(": "),
+        when=dict(model.when or {}),
+        cleanup=tuple(cleanup),
+    )
+
+
+def _calls(
+    doc: Located, loc: tuple[str | int, ...], entries: list[dict[str, Any]], problems: list[str]
+) -> list[StepCall]:
+    """The validated step calls of a stage's ``steps`` or ``cleanup`` list."""
     calls: list[StepCall] = []
-    for j, entry in enumerate(model.steps):
-        step_loc = (*loc, "steps", j)
+    for j, entry in enumerate(entries):
+        step_loc = (*loc, j)
         if len(entry) != 1:
             problems.append(doc.where(step_loc, "a step is a mapping with exactly one step name"))
             continue
@@ -185,15 +215,4 @@ def _stage(
             problems.append(doc.format_validation_error(exc, prefix=(*step_loc, step_name)))
             continue
         calls.append(StepCall(step, opts, doc.line_of(step_loc)))
-    patterns = (model.hosts,) if isinstance(model.hosts, str) else tuple(model.hosts)
-    return Stage(
-        name=model.name,
-        hosts=patterns,
-        steps=tuple(calls),
-        serial=model.serial,
-        concurrency=model.concurrency,
-        on_failure=model.on_failure,
-        always=always,
-        where=doc.where((*loc, "hosts"), "").rstrip(": "),
-        when=dict(model.when or {}),
-    )
+    return calls

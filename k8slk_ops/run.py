@@ -1,10 +1,11 @@
 """Executing a plan: stages in order, nodes concurrently within bounds, failures contained.
 
-Policy, per DESIGN.md: a stage with ``onFailure: stop`` that loses a node ends the run (no join
-after a failed init); otherwise a failed node drops out of later stages and the others go on.
-``serial`` runs a stage in batches; ``concurrency`` bounds nodes in flight. A stop request
-(Ctrl-C) stops launching new node work and lets running steps end; a second one cancels them.
-``always`` stages (cleanup) run in every case.
+Policy (docs/architecture.md): a stage with ``onFailure: stop`` that loses a node ends the run
+(no join after a failed init); otherwise a failed node drops out of later stages and the others
+go on. ``serial`` runs a stage in batches; ``concurrency`` bounds nodes in flight. A stop
+request (Ctrl-C) stops launching new node work and lets running steps end; a second one cancels
+them. A node whose step fails or is cancelled gets its stage's ``cleanup`` steps (shielded from
+the cancellation, bounded by ``CLEANUP_TIMEOUT``). ``always`` stages run in every case.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from dataclasses import dataclass, field
 
 from k8slk_ops.context import RunContext
 from k8slk_ops.errors import NodeError
-from k8slk_ops.events import EventKind, NodeReport, Outcome
-from k8slk_ops.plan import Plan, PlannedNode, PlannedStage
+from k8slk_ops.events import Event, EventKind, NodeReport, Outcome
+from k8slk_ops.plan import Plan, PlannedNode, PlannedStage, PlannedStep
 from k8slk_ops.ssh import SSHError
 
 log = logging.getLogger("k8slk_ops.run")
+CLEANUP_TIMEOUT = 60.0  # seconds a node's cleanup may take once its step was cancelled
 
 
 @dataclass
@@ -86,6 +88,8 @@ class Executor:
         # A node that failed earlier counts as failed here too: a stage that must stop the run
         # (init) stops it whether its node fails now or already failed in preflight.
         failed = {n.node for n in stage.nodes if not always and self.progress[n.node].failed}
+        covered = (*(n.node for n in todo), *(name for name, _ in stage.skipped))
+        self.ctx.sink.emit(Event(None, stage.name, EventKind.STAGE, nodes=covered))
         for name, reason in stage.skipped:
             self.ctx.emit(name, stage.name, EventKind.SKIP, reason)
         if not todo:
@@ -124,37 +128,69 @@ class Executor:
                 phase = step.call.step.phase
                 if not always:
                     progress.phase = phase
-                self.ctx.emit(name, phase, EventKind.START, step.actions[0].summary)
-                t0 = time.monotonic()
                 try:
-                    await step.call.step.apply(step.call.options, self.ctx, name)
-                except NodeError as exc:
-                    self._fail(name, phase, str(exc), exc.log_tail, always)
-                    return
-                except SSHError as exc:
-                    self._fail(name, phase, f"connection: {exc}", [], always)
-                    return
+                    failure = await self._apply(step, name)
                 except asyncio.CancelledError:
                     progress.cancelled = True
                     self.ctx.emit(name, phase, EventKind.FAIL, "cancelled")
+                    await self._clean_up_after_cancel(planned)
                     raise
-                except Exception as exc:  # a bug or an unexpected reply: contain it to the node
-                    log.debug("step %s failed on %s", step.call.name, name, exc_info=True)
-                    self._fail(name, phase, f"{type(exc).__name__}: {exc}", [], always)
+                if failure is not None:
+                    self._fail(name, phase, failure[0], failure[1], always)
+                    if not always:
+                        await self._clean_up(planned)
                     return
                 if step.call.step.changes:
                     progress.changed = True
                     progress.changes_done += 1
-                elapsed = time.monotonic() - t0
-                self.ctx.emit(name, phase, EventKind.OK, f"{elapsed:.1f}s")
             progress.ended = time.monotonic()
+
+    async def _apply(self, step: PlannedStep, name: str) -> tuple[str, list[str]] | None:
+        """Run one step on one node: None when it went well, else (message, log tail)."""
+        phase = step.call.step.phase
+        self.ctx.emit(name, phase, EventKind.START, step.actions[0].summary)
+        t0 = time.monotonic()
+        try:
+            await step.call.step.apply(step.call.options, self.ctx, name)
+        except NodeError as exc:
+            return str(exc), exc.log_tail
+        except SSHError as exc:
+            return f"connection: {exc}", []
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug or an unexpected reply: contain it to the node
+            log.debug("step %s failed on %s", step.call.name, name, exc_info=True)
+            return f"{type(exc).__name__}: {exc}", []
+        self.ctx.emit(name, phase, EventKind.OK, f"{time.monotonic() - t0:.1f}s")
+        return None
+
+    async def _clean_up(self, planned: PlannedNode) -> None:
+        """The stage's cleanup for a node that failed; a failed cleanup step is reported."""
+        for step in planned.cleanup:
+            failure = await self._apply(step, planned.node)
+            if failure is not None:
+                self._fail(planned.node, step.call.step.phase, failure[0], failure[1], True)
+
+    async def _clean_up_after_cancel(self, planned: PlannedNode) -> None:
+        """The cleanup of a node whose step was cancelled: shielded from the cancellation that
+        is under way, bounded, and never masking it."""
+        if not planned.cleanup:
+            return
+        cleanup = asyncio.ensure_future(self._clean_up(planned))
+        try:
+            await asyncio.wait_for(asyncio.shield(cleanup), CLEANUP_TIMEOUT)
+        except (asyncio.CancelledError, Exception):
+            log.debug("cleanup of %s after a cancel did not finish", planned.node, exc_info=True)
+            self.ctx.state.cleanup_errors.append(
+                f"{planned.node}: cleanup after the interruption did not finish"
+            )
 
     def _fail(self, name: str, phase: str, message: str, tail: list[str], always: bool) -> None:
         progress = self.progress[name]
         self.ctx.emit(name, phase, EventKind.FAIL, message)
         if always:
             # A failed cleanup is reported, but does not turn a node's result into a failure.
-            self.ctx.results.setdefault("cleanup_errors", []).append(f"{name}: {message}")
+            self.ctx.state.cleanup_errors.append(f"{name}: {message}")
             return
         progress.failed = True
         progress.phase = phase

@@ -6,7 +6,7 @@ package what a node printed and writes what it renders.
 
 from k8slk_ops.kubeadm.capin import ca_cert_hash, is_ca_cert_hash
 from k8slk_ops.kubeadm.certs import CertExpiry, parse_cert_expiration, parse_kubeadm_date
-from k8slk_ops.kubeadm.durations import parse_duration
+from k8slk_ops.kubeadm.durations import format_duration, parse_duration, parse_timeout
 from k8slk_ops.kubeadm.errors import KubeadmError, ParseError, RenderError, VersionError
 from k8slk_ops.kubeadm.failures import (
     FailureKind,
@@ -112,6 +112,7 @@ __all__ = [
     "failure_summary",
     "failure_tail",
     "find_secrets",
+    "format_duration",
     "format_time",
     "init_documents",
     "is_ca_cert_hash",
@@ -135,6 +136,7 @@ __all__ = [
     "parse_nodes_json",
     "parse_preflight_errors",
     "parse_print_join_command",
+    "parse_timeout",
     "parse_token",
     "parse_token_list",
     "parse_upgrade_plan",

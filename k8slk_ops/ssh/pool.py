@@ -152,6 +152,13 @@ class SSHPool:
         await conn.ensure_connected()
         return conn
 
+    async def drop(self, name: str) -> None:
+        """Close and forget ``name``'s connection: the next ``connect`` dials it again."""
+        conn = self._connections.pop(name, None)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
     async def close(self) -> None:
         conns, self._connections = list(self._connections.values()), {}
         await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
@@ -320,16 +327,21 @@ class SSHPool:
             finally:
                 self.stats.handshakes_in_flight -= 1
         self.stats.connections += 1
-        if check.to_record is not None:
-            written = await asyncio.to_thread(check.record)
-            if written:
-                log.warning(
-                    "%s: recorded new host key %s in %s (hostKeyPolicy accept-new)",
-                    endpoint.label,
-                    check.presented,
-                    check.known_hosts_path,
-                )
+        await _record_new_host_key(endpoint, check)
         return ssh
+
+
+async def _record_new_host_key(endpoint: _Endpoint, check: HostKeyCheck) -> None:
+    """With hostKeyPolicy accept-new, write a key seen for the first time to known_hosts."""
+    if check.to_record is not None:
+        written = await asyncio.to_thread(check.record)
+        if written:
+            log.warning(
+                "%s: recorded new host key %s in %s (hostKeyPolicy accept-new)",
+                endpoint.label,
+                check.presented,
+                check.known_hosts_path,
+            )
 
 
 def _quiet_asyncssh() -> None:

@@ -10,7 +10,7 @@ from k8slk_ops.steps.join import Join
 from k8slk_ops.steps.kubeconfig import FetchKubeconfig
 from k8slk_ops.steps.preflight import Preflight
 from k8slk_ops.steps.ready import WaitReady
-from k8slk_ops.steps.remove import DeleteNode, Drain, KubeadmReset, RemovalGuard
+from k8slk_ops.steps.remove import DeleteNode, Drain, KubeadmReset, RemovalGuard, Uncordon
 from k8slk_ops.steps.status import Status
 
 STEPS: dict[str, Step] = {
@@ -26,6 +26,7 @@ STEPS: dict[str, Step] = {
         Status(),
         RemovalGuard(),
         Drain(),
+        Uncordon(),
         DeleteNode(),
         KubeadmReset(),
         RunCommand(),

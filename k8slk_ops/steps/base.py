@@ -8,11 +8,16 @@ this), or why nothing is due. ``apply`` does it, through the node layer only, an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
+from k8slk_ops import kubeadm
 from k8slk_ops.context import PlanContext, RunContext
+
+# A timeout or TTL in a playbook: a Go duration (90s, 10m, 1h30m) or a bare number of seconds,
+# checked when the playbook loads; steps see seconds.
+Duration = Annotated[float, BeforeValidator(kubeadm.parse_timeout)]
 
 
 class NoOptions(BaseModel):
@@ -33,8 +38,6 @@ class StepPlan:
 
     actions: tuple[Action, ...] = ()
     skip_reason: str = ""
-    # Facts the rest of the plan may rely on once this step has run (e.g. initialised=True).
-    assumes: tuple[tuple[str, Any], ...] = ()
 
     @property
     def due(self) -> bool:
@@ -45,8 +48,8 @@ def skip(reason: str) -> StepPlan:
     return StepPlan(skip_reason=reason)
 
 
-def do(*actions: Action, assumes: dict[str, Any] | None = None) -> StepPlan:
-    return StepPlan(actions=actions, assumes=tuple((assumes or {}).items()))
+def do(*actions: Action) -> StepPlan:
+    return StepPlan(actions=actions)
 
 
 class Step:

@@ -14,14 +14,14 @@ from k8slk_ops import kubeadm
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
-from k8slk_ops.steps.base import Action, Step, StepPlan, do
+from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do
 
 
 class CommandOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     command: str | list[str] = Field(min_length=1)
     where: Literal["node", "kubelet"] = Field(default="node", alias="in")
-    timeout: float = Field(default=300, gt=0)
+    timeout: Duration = 300.0
     ok_codes: list[int] = Field(default_factory=lambda: [0], alias="okCodes")
 
 

@@ -11,33 +11,21 @@ from __future__ import annotations
 
 import time
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict
 
 from k8slk_ops import kubeadm, paths
 from k8slk_ops.context import JoinCredentials, PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
-from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+from k8slk_ops.node import LinuxKitNode
+from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do, skip
 
 PHASE = "credentials"
 
 
 class MintOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ttl: str | None = None
-
-    @field_validator("ttl")
-    @classmethod
-    def _go_duration(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        try:
-            seconds = kubeadm.parse_duration(value)
-        except ValueError as exc:
-            raise ValueError(f"{exc} (a Go duration such as 30m or 1h)") from None
-        if seconds <= 0:
-            raise ValueError("must be positive: a run's join token has to expire")
-        return value
+    ttl: Duration | None = None  # seconds; a run's join token always expires
 
 
 def joining_nodes(ctx: PlanContext) -> list[str]:
@@ -67,7 +55,10 @@ class MintCredentials(Step):
         assert isinstance(options, MintOptions)
         ttl = options.ttl or ctx.options.token_ttl
         actions = [
-            Action(f"kubeadm token create --ttl {ttl} (for {len(joining)} joining node(s))"),
+            Action(
+                f"kubeadm token create --ttl {kubeadm.format_duration(ttl)} "
+                f"(for {len(joining)} joining node(s))"
+            ),
             Action(f"compute the CA pin from {paths.CA_CERT}"),
         ]
         if any(ctx.spec(n).role == "control-plane" for n in joining):
@@ -77,10 +68,10 @@ class MintCredentials(Step):
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         assert isinstance(options, MintOptions)
         ttl = options.ttl or ctx.options.token_ttl
-        async with ctx.credentials_lock:
+        async with ctx.state.credentials_lock:
             joining = joining_nodes(ctx.plan)
             upload = any(ctx.plan.spec(n).role == "control-plane" for n in joining)
-            ctx.credentials = await _mint(ctx, node, ttl, upload=upload)
+            ctx.state.credentials = await _mint(ctx, node, ttl, upload=upload)
 
 
 async def fresh_credentials(ctx: RunContext, *, control_plane: bool) -> JoinCredentials:
@@ -93,8 +84,8 @@ async def fresh_credentials(ctx: RunContext, *, control_plane: bool) -> JoinCred
     once less than ``refresh_margin`` of their life is left. Concurrent joins wait for one
     refresh and share its result.
     """
-    async with ctx.credentials_lock:
-        creds = ctx.credentials
+    async with ctx.state.credentials_lock:
+        creds = ctx.state.credentials
         if creds is None:
             raise NodeError("no join credentials were minted in this run", phase="join")
         now = time.monotonic()
@@ -102,29 +93,27 @@ async def fresh_credentials(ctx: RunContext, *, control_plane: bool) -> JoinCred
         stale_token = creds.token_expires - now < margin
         stale_key = control_plane and creds.key_expires - now < refresh_margin(CERTS_TTL)
         if stale_token or stale_key:
-            ctx.credentials = creds = await _mint(
+            ctx.state.credentials = creds = await _mint(
                 ctx, creds.primary, creds.ttl, upload=stale_key, previous=creds
             )
         return creds
 
 
 # kubeadm deletes the uploaded certificates (the kubeadm-certs Secret) after two hours.
-CERTS_TTL = "2h"
+CERTS_TTL = 7200.0
 
 
-def refresh_margin(ttl: str) -> float:
-    """How much life left makes credentials too old to hand out: 2 min, at most half the TTL."""
-    try:
-        seconds = kubeadm.parse_duration(ttl)
-    except ValueError:
-        return 0.0
+def refresh_margin(ttl: float | str) -> float:
+    """How much life left makes credentials too old to hand out: 2 min, at most half the TTL
+    (seconds, or a Go duration)."""
+    seconds = kubeadm.parse_duration(ttl) if isinstance(ttl, str) else ttl
     return min(120.0, seconds / 2) if seconds > 0 else 0.0
 
 
 async def _mint(
     ctx: RunContext,
     node: str,
-    ttl: str,
+    ttl: float,
     *,
     upload: bool,
     previous: JoinCredentials | None = None,
@@ -133,44 +122,28 @@ async def _mint(
     lk = await ctx.node(node)
     description = f"k8slk-ops run {ctx.options.run_id}"
     started = time.monotonic()
-    result = await lk.kubeadm("token", "create", "--ttl", ttl, "--description", description)
+    shown_ttl = kubeadm.format_duration(ttl)
+    result = await lk.kubeadm("token", "create", "--ttl", shown_ttl, "--description", description)
     if result.exit_status != 0:
         raise NodeError(_fail("kubeadm token create", result.stderr), phase=PHASE)
     token = kubeadm.parse_token(result.stdout.decode())
     ctx.add_secret(token)
     token_id = token.split(".")[0]
-    ctx.results.setdefault("tokens", []).append(token_id)
-    ttl_seconds = kubeadm.parse_duration(ttl)
-    token_expires = started + ttl_seconds if ttl_seconds > 0 else float("inf")
+    ctx.state.tokens.append(token_id)
+    token_expires = started + ttl if ttl > 0 else float("inf")
 
-    if previous is not None:
-        pin = previous.ca_cert_hash
-    else:
-        pem = await lk.read_file(paths.CA_CERT)
-        if pem is None:
-            raise NodeError(f"{paths.CA_CERT} is missing on the primary", phase=PHASE)
-        pin = kubeadm.ca_cert_hash(pem)
-        printed = ctx.results.get("init_ca_hashes") or []
-        if printed and pin not in printed:
-            raise NodeError(
-                f"the CA pin computed from {paths.CA_CERT} ({pin}) differs from the one kubeadm "
-                f"init printed ({', '.join(printed)}): refusing to hand it to joining nodes",
-                phase=PHASE,
-            )
+    pin = previous.ca_cert_hash if previous is not None else await _ca_pin(ctx, lk)
     cert_key = previous.certificate_key if previous is not None else None
     key_expires = previous.key_expires if previous is not None else float("inf")
     if upload:
-        up = await lk.kubeadm("init", "phase", "upload-certs", "--upload-certs")
-        if up.exit_status != 0:
-            raise NodeError(_fail("kubeadm upload-certs", up.stdout + up.stderr), phase=PHASE)
-        cert_key = kubeadm.parse_certificate_key(up.stdout.decode())
-        ctx.add_secret(cert_key)
-        key_expires = started + kubeadm.parse_duration(CERTS_TTL)
+        cert_key = await _upload_certs(ctx, lk)
+        key_expires = started + CERTS_TTL
     if previous is None:
-        message = f"token {token_id} minted (ttl {ttl}); CA pin {pin}"
+        message = f"token {token_id} minted (ttl {shown_ttl}); CA pin {pin}"
     else:
         message = (
-            f"token {previous.token_id} is close to expiry: minted token {token_id} (ttl {ttl})"
+            f"token {previous.token_id} is close to expiry: minted token {token_id} "
+            f"(ttl {shown_ttl})"
             + ("; certificates uploaded again" if upload else "")
         )
     ctx.emit(node, PHASE, EventKind.PROGRESS, message)
@@ -187,6 +160,32 @@ async def _mint(
     )
 
 
+async def _ca_pin(ctx: RunContext, lk: LinuxKitNode) -> str:
+    """The CA pin from the cluster CA certificate, checked against what init printed."""
+    pem = await lk.read_file(paths.CA_CERT)
+    if pem is None:
+        raise NodeError(f"{paths.CA_CERT} is missing on the primary", phase=PHASE)
+    pin = kubeadm.ca_cert_hash(pem)
+    printed = ctx.state.init_ca_hashes
+    if printed and pin not in printed:
+        raise NodeError(
+            f"the CA pin computed from {paths.CA_CERT} ({pin}) differs from the one kubeadm "
+            f"init printed ({', '.join(printed)}): refusing to hand it to joining nodes",
+            phase=PHASE,
+        )
+    return pin
+
+
+async def _upload_certs(ctx: RunContext, lk: LinuxKitNode) -> str:
+    """A fresh certificate key: the control plane certificates uploaded again under it."""
+    up = await lk.kubeadm("init", "phase", "upload-certs", "--upload-certs")
+    if up.exit_status != 0:
+        raise NodeError(_fail("kubeadm upload-certs", up.stdout + up.stderr), phase=PHASE)
+    cert_key = kubeadm.parse_certificate_key(up.stdout.decode())
+    ctx.add_secret(cert_key)
+    return cert_key
+
+
 class RevokeCredentials(Step):
     name = "revoke-credentials"
     phase = "cleanup"
@@ -196,14 +195,14 @@ class RevokeCredentials(Step):
         return do(Action("delete the bootstrap tokens this run minted, if any"))
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
-        token_ids: list[str] = ctx.results.get("tokens") or []
+        token_ids = list(ctx.state.tokens)
         if not token_ids:
             return
         lk = await ctx.node(node)
         result = await lk.kubeadm("token", "delete", *token_ids)
         if result.exit_status != 0:
             raise NodeError(_fail("kubeadm token delete", result.stdout + result.stderr), phase=self.phase)
-        ctx.results["tokens"] = []
+        ctx.state.tokens[:] = [t for t in ctx.state.tokens if t not in token_ids]
         ctx.emit(node, self.phase, EventKind.PROGRESS, f"deleted token(s) {', '.join(token_ids)}")
 
 

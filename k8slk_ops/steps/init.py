@@ -11,19 +11,19 @@ from __future__ import annotations
 import secrets
 import string
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from k8slk_ops import kubeadm, paths
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
-from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do, skip
 from k8slk_ops.steps.render import api_for, api_label, init_spec
 
 
 class InitOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: Duration | None = None
 
 
 _ALPHABET = string.ascii_lowercase + string.digits
@@ -58,12 +58,11 @@ class Init(Step):
                 f"follow {paths.KUBEADM_LOG} until kubeadm has completed",
                 {"follow": paths.KUBEADM_LOG},
             ),
-            assumes={"initialised": True},
         )
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         assert isinstance(options, InitOptions)
-        facts = ctx.plan.facts[node]
+        facts = ctx.facts(node)
         refused = facts.not_waiting("init")
         if refused is not None:
             raise NodeError(
@@ -73,7 +72,7 @@ class Init(Step):
             )
         token = new_token()
         ctx.add_secret(token)
-        ctx.results.setdefault("tokens", []).append(token.split(".")[0])
+        ctx.state.tokens.append(token.split(".")[0])
         api = api_for(facts)
         spec = init_spec(ctx.plan, node, token=token, run_id=ctx.options.run_id)
         document = kubeadm.render_init(spec, api)
@@ -91,7 +90,5 @@ class Init(Step):
         if not result.ok:
             raise NodeError(result.reason, phase=self.phase, log_tail=result.tail())
         printed = kubeadm.parse_join_commands("\n".join(result.output))
-        ctx.results["init_ca_hashes"] = sorted(
-            {h for cmd in printed for h in cmd.ca_cert_hashes}
-        )
-        ctx.plan.cluster.initialised = True
+        ctx.state.init_ca_hashes = tuple(sorted({h for cmd in printed for h in cmd.ca_cert_hashes}))
+        ctx.state.initialised = True

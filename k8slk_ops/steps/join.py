@@ -8,20 +8,20 @@ Nodes already in the cluster are skipped: a re-run joins only what is missing.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from k8slk_ops import kubeadm, paths
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
-from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do, skip
 from k8slk_ops.steps.credentials import fresh_credentials
 from k8slk_ops.steps.render import api_for, api_label, join_spec
 
 
 class JoinOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: Duration | None = None
 
 
 class Join(Step):
@@ -49,9 +49,9 @@ class Join(Step):
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         assert isinstance(options, JoinOptions)
-        if ctx.credentials is None:
+        if ctx.state.credentials is None:
             raise NodeError("no join credentials were minted in this run", phase=self.phase)
-        facts = ctx.plan.facts[node]
+        facts = ctx.facts(node)
         refused = facts.not_waiting("join")
         if refused is not None:
             raise NodeError(

@@ -19,8 +19,8 @@ class KubeconfigOptions(BaseModel):
 
 
 def kubeconfig_path(ctx: PlanContext) -> Path:
-    if ctx.options.kubeconfig_out:
-        return Path(ctx.options.kubeconfig_out).expanduser()
+    if ctx.options.kubeconfig_out is not None:
+        return ctx.options.kubeconfig_out.expanduser()
     return ctx.inventory.source.parent / f"{ctx.inventory.cluster.name}.kubeconfig"
 
 
@@ -51,7 +51,7 @@ class FetchKubeconfig(Step):
             ctx.add_secret(secret)
         pointed = kubeconfig.point_at(text, ctx.inventory.endpoint)
         target = kubeconfig_path(ctx.plan)
-        merge = options.merge or bool(ctx.options.extra.get("merge_kubeconfig"))
+        merge = options.merge or ctx.options.merge_kubeconfig
         if merge and target.exists():
             pointed = kubeconfig.merge(target.read_text(), pointed)
         if target.exists() and target.read_text() == pointed:
@@ -59,7 +59,7 @@ class FetchKubeconfig(Step):
         else:
             kubeconfig.write_private(target, pointed)
             ctx.emit(node, self.phase, EventKind.PROGRESS, f"wrote {target}")
-        ctx.results["kubeconfig"] = str(target)
+        ctx.state.kubeconfig = target
 
 
 def _key_data(text: str) -> list[str]:

@@ -27,7 +27,7 @@ class Preflight(Step):
         return do(Action("check kubelet task, kubeadm version and state, CPUs and memory"))
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
-        facts = ctx.plan.facts[node]
+        facts = ctx.facts(node)
         if not facts.kubelet_running:
             state = facts.tasks.get("kubelet", "missing")
             raise NodeError(

@@ -1,16 +1,14 @@
 """Taking nodes out: the quorum guard, drain, delete the Node, ``kubeadm reset -f``.
 
 Drain and delete run through the primary's kubectl, so they work for a node that is gone
-(with ``--force``); the reset runs on the node itself when it can be reached. A failed drain
-uncordons the node and stops, unless forced. Control planes leave etcd through kubeadm reset's
+(with ``--force``); the reset runs on the node itself when it can be reached. A drain that fails
+or is interrupted leaves its node to the stage's cleanup (``uncordon``) and stops, unless forced. Control planes leave etcd through kubeadm reset's
 remove-etcd-member phase before their Node object is deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,16 +16,9 @@ from k8slk_ops import kubeadm
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
-from k8slk_ops.node import LinuxKitNode
-from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do, skip
 
-log = logging.getLogger(__name__)
 UNCORDON_TIMEOUT = 30.0
-
-
-def force_level(ctx: PlanContext) -> int:
-    value: Any = ctx.options.extra.get("force", 0)
-    return int(value)
 
 
 def removing(ctx: PlanContext) -> list[str]:
@@ -59,7 +50,7 @@ class RemovalGuard(Step):
                 "no other control plane of the inventory answers; add one to the inventory",
                 phase=self.phase,
             )
-        if problem and force_level(ctx.plan) < 2:
+        if problem and ctx.options.force < 2:
             raise NodeError(
                 f"{problem}; refusing. Pass --force twice to do it anyway", phase=self.phase
             )
@@ -103,13 +94,34 @@ def endpoint_carrier(ctx: PlanContext) -> str | None:
 
 class DrainOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    timeout: str = "5m"
+    timeout: Duration = 300.0
     grace_period: int = Field(default=-1, alias="gracePeriod")
     ignore_daemonsets: bool = Field(default=True, alias="ignoreDaemonsets")
     delete_emptydir_data: bool = Field(default=True, alias="deleteEmptydirData")
 
 
+def drain_args(options: DrainOptions, node: str, timeout: float, force: bool) -> list[str]:
+    """``kubectl drain`` arguments; the timeout in Go's own form, whatever the user wrote."""
+    args = ["drain", node, f"--timeout={kubeadm.format_duration(timeout)}"]
+    if options.grace_period >= 0:
+        args.append(f"--grace-period={options.grace_period}")
+    if options.ignore_daemonsets:
+        args.append("--ignore-daemonsets")
+    if options.delete_emptydir_data:
+        args.append("--delete-emptydir-data")
+    if force:
+        args.append("--force")
+    return args
+
+
 class Drain(Step):
+    """Cordons and drains a node through the primary.
+
+    A drain that fails or is interrupted leaves the node cordoned; the stage's ``cleanup``
+    (``uncordon``) gives it back to the scheduler. With ``--force`` a failed drain is a warning
+    and the removal goes on.
+    """
+
     name = "drain"
     phase = "drain"
     Options = DrainOptions
@@ -118,13 +130,13 @@ class Drain(Step):
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
         if not ctx.cluster.is_member(node):
             return skip("not in the cluster")
-        if node in ctx.unreachable and force_level(ctx) < 1:
+        if node in ctx.unreachable and ctx.options.force < 1:
             return do(Action("refuse: the node is unreachable (use --force to remove it anyway)"))
         return do(Action(f"kubectl drain {node} (on {ctx.cluster.primary})"))
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         assert isinstance(options, DrainOptions)
-        force = force_level(ctx.plan) >= 1
+        force = ctx.options.force >= 1
         if node in ctx.plan.unreachable and not force:
             raise NodeError(
                 f"unreachable ({ctx.plan.unreachable[node]}): pass --force to drain and delete "
@@ -132,51 +144,55 @@ class Drain(Step):
                 phase=self.phase,
             )
         primary = await ctx.node(ctx.plan.cluster.primary)
-        timeout = str(ctx.plan.options.extra.get("drain_timeout") or options.timeout)
-        args = ["drain", node, f"--timeout={timeout}"]
-        if options.grace_period >= 0:
-            args.append(f"--grace-period={options.grace_period}")
-        if options.ignore_daemonsets:
-            args.append("--ignore-daemonsets")
-        if options.delete_emptydir_data:
-            args.append("--delete-emptydir-data")
-        if force:
-            args.append("--force")
-        try:
-            result = await primary.kubectl(*args, timeout=None)
-        except asyncio.CancelledError:
-            # Interrupted twice: kubectl drain was killed with the node cordoned. Give the node
-            # back to the scheduler before going, as a failed drain does.
-            await _uncordon_after_cancel(ctx, primary, node)
-            raise
+        timeout = ctx.options.drain_timeout or options.timeout
+        ctx.state.drains_unfinished.add(node)
+        result = await primary.kubectl(*drain_args(options, node, timeout, force), timeout=None)
         if result.exit_status == 0:
+            ctx.state.drains_unfinished.discard(node)
             return
         last = kubeadm.failure_summary(result.stderr or result.stdout)
         if force:
+            ctx.state.drains_unfinished.discard(node)
             ctx.emit(node, self.phase, EventKind.WARN, f"drain failed ({last}); forced on")
             return
-        await primary.kubectl("uncordon", node)
-        raise NodeError(
-            f"drain failed, node uncordoned: {last} (--force removes it anyway)",
-            phase=self.phase,
-        )
+        raise NodeError(f"drain failed: {last} (--force removes it anyway)", phase=self.phase)
 
 
-async def _uncordon_after_cancel(ctx: RunContext, primary: LinuxKitNode, node: str) -> None:
-    """Uncordon ``node`` although the task running this was cancelled (shielded, bounded)."""
-    try:
-        result = await asyncio.wait_for(
-            asyncio.shield(primary.kubectl("uncordon", node)), UNCORDON_TIMEOUT
+class Uncordon(Step):
+    """Cleanup after a drain that did not finish: the node goes back to the scheduler.
+
+    Acts only on a node whose drain this run started and that neither finished nor was forced
+    on, so a node the operator had cordoned before stays cordoned.
+    """
+
+    name = "uncordon"
+    phase = "uncordon"
+    changes = False
+    needs_node = False
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        if not ctx.cluster.is_member(node):
+            return skip("not in the cluster")
+        return do(
+            Action(f"kubectl uncordon {node} (on {ctx.cluster.primary}) if its drain did not finish")
         )
-        ok = result.exit_status == 0
-    except (asyncio.CancelledError, Exception):  # going away anyway: never mask the cancel
-        log.debug("uncordon of %s after an interrupted drain failed", node, exc_info=True)
-        ok = False
-    if ok:
-        ctx.emit(node, "drain", EventKind.WARN, "drain interrupted: node uncordoned")
-    else:
-        ctx.emit(node, "drain", EventKind.WARN,
-                 f"drain interrupted and the node is still cordoned: kubectl uncordon {node}")
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        if node not in ctx.state.drains_unfinished:
+            return
+        primary = await ctx.node(ctx.plan.cluster.primary)
+        try:
+            result = await asyncio.wait_for(primary.kubectl("uncordon", node), UNCORDON_TIMEOUT)
+            uncordoned = result.exit_status == 0
+        except TimeoutError:
+            uncordoned = False
+        if not uncordoned:
+            raise NodeError(
+                f"the drain did not finish and the node is still cordoned: kubectl uncordon {node}",
+                phase=self.phase,
+            )
+        ctx.state.drains_unfinished.discard(node)
+        ctx.emit(node, self.phase, EventKind.WARN, "the drain did not finish: node uncordoned")
 
 
 class DeleteNode(Step):
@@ -190,7 +206,7 @@ class DeleteNode(Step):
         return do(Action(f"kubectl delete node {node} (on {ctx.cluster.primary})"))
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
-        if ctx.plan.cluster.primary in ctx.results.get("reset", ()):
+        if ctx.plan.cluster.primary in ctx.state.reset:
             ctx.emit(
                 node, self.phase, EventKind.WARN,
                 "the last control plane was reset: the cluster's API is gone with it, "
@@ -204,7 +220,7 @@ class DeleteNode(Step):
             raise NodeError(
                 f"kubectl delete node failed: {kubeadm.failure_summary(text)}", phase=self.phase
             )
-        ctx.plan.cluster.members.pop(node, None)
+        ctx.state.members.pop(node, None)
 
 
 class KubeadmReset(Step):
@@ -223,5 +239,5 @@ class KubeadmReset(Step):
         if result.exit_status != 0:
             why = kubeadm.failure_summary(result.stdout + result.stderr)
             raise NodeError(f"kubeadm reset failed: {why}", phase=self.phase)
-        ctx.results.setdefault("reset", set()).add(node)
+        ctx.state.reset.add(node)
         ctx.emit(node, self.phase, EventKind.PROGRESS, "reset; reboot the node before re-joining")

@@ -61,7 +61,7 @@ def init_spec(ctx: PlanContext, node: str, *, token: str, run_id: str) -> kubead
         bootstrap_tokens=(
             kubeadm.BootstrapTokenSpec(
                 token=token,
-                ttl=ctx.options.token_ttl,
+                ttl=kubeadm.format_duration(ctx.options.token_ttl),
                 description=f"k8slk-ops run {run_id} (init)",
             ),
         ),

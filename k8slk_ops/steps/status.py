@@ -49,7 +49,7 @@ class Status(Step):
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         row = status_row(ctx.plan, node)
-        facts = ctx.plan.facts[node]
+        facts = ctx.facts(node)
         if ctx.plan.spec(node).role == "control-plane" and facts.admin_conf:
             lk = await ctx.node(node)
             result = await lk.kubeadm("certs", "check-expiration", timeout=60)
@@ -63,4 +63,4 @@ class Status(Step):
                         (soonest - datetime.now(UTC)).total_seconds() // 86400
                     )
                 row["certsMissing"] = [r.name for r in rows if r.missing]
-        ctx.results.setdefault("details", {})[node] = row
+        ctx.state.details[node] = row

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
 from pydantic import BaseModel
 
-from k8slk_ops.context import ClusterFacts, PlanContext, RunContext, RunOptions
+from k8slk_ops.context import ClusterFacts, Member, PlanContext, RunContext, RunOptions
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import Event, EventKind, NodeReport, Outcome
 from k8slk_ops.plan import make_plan
@@ -226,3 +227,80 @@ async def test_a_node_failed_earlier_makes_a_stop_stage_stop() -> None:
     assert not any(step == "join" for step, _ in FakeStep.probe.ran)
     assert reports["cp-1"].phase == "preflight"
     assert reports["w-1"].outcome == Outcome.SKIPPED
+
+
+class CleanupStep(Step):
+    """Records the nodes it cleans up after; fails on the nodes named in ``broken``."""
+
+    name = "tidy"
+    phase = "tidy"
+    changes = False
+    done: ClassVar[list[str]] = []
+    broken: ClassVar[set[str]] = set()
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        return do(Action(f"tidy {node}"))
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        await asyncio.sleep(0)
+        if node in CleanupStep.broken:
+            raise NodeError("tidy broke", phase="tidy")
+        CleanupStep.done.append(node)
+
+
+def with_cleanup(st: Stage) -> Stage:
+    return dataclasses.replace(st, cleanup=(StepCall(CleanupStep(), NoOptions()),))
+
+
+async def test_a_failed_node_gets_its_stage_cleanup_and_only_it() -> None:
+    FakeStep.probe = Probe(fail={"drain:w-2"})
+    CleanupStep.done, CleanupStep.broken = [], set()
+    ex, rec, reports = setup([with_cleanup(stage("drain", "workers", "drain"))])
+    await ex.execute()
+    assert CleanupStep.done == ["w-2"]
+    assert reports["w-2"].outcome == Outcome.FAILED
+    assert reports["w-2"].phase == "drain"  # the cleanup does not hide what failed
+    assert reports["w-1"].outcome == Outcome.OK
+    assert ("w-2", "tidy", EventKind.OK) in [(e.node, e.phase, e.kind) for e in rec.events]
+
+
+async def test_an_interrupted_node_gets_its_stage_cleanup() -> None:
+    gate = asyncio.Event()
+    FakeStep.probe = Probe(gate=gate)
+    CleanupStep.done, CleanupStep.broken = [], set()
+    ex, _, reports = setup([with_cleanup(stage("drain", "workers", "drain"))], workers=2)
+    task = asyncio.create_task(ex.execute())
+    await FakeStep.probe.wait_entered(2)
+    ex.request_stop()
+    ex.request_stop()  # the second Ctrl-C cancels the running drains
+    await task
+    assert sorted(CleanupStep.done) == ["w-1", "w-2"]
+    assert reports["w-1"].outcome == Outcome.CANCELLED
+
+
+async def test_a_failed_cleanup_is_reported_not_hidden() -> None:
+    FakeStep.probe = Probe(fail={"drain:w-1"})
+    CleanupStep.done, CleanupStep.broken = [], {"w-1"}
+    ex, _, reports = setup([with_cleanup(stage("drain", "workers", "drain"))], workers=1)
+    await ex.execute()
+    assert ex.ctx.state.cleanup_errors == ["w-1: tidy broke"]
+    assert reports["w-1"].message == "drain broke"
+
+
+def test_the_plan_shows_each_node_s_cleanup() -> None:
+    FakeStep.probe = Probe()
+    ex, _, _ = setup([with_cleanup(stage("drain", "workers", "drain"))], workers=1)
+    assert "w-1: if it fails: tidy w-1" in ex.plan.to_text()
+    assert ex.plan.to_json()[0]["nodes"][0]["cleanup"] == [{"step": "tidy", "summary": "tidy w-1"}]
+
+
+async def test_running_never_changes_the_plan_context() -> None:
+    FakeStep.probe = Probe()
+    ex, _, _ = setup([stage("join", "workers", "join")])
+    before = (dict(ex.ctx.plan.cluster.members), ex.ctx.plan.cluster.initialised)
+    ex.ctx.state.members["w-1"] = Member("w-1", True, False)  # what a step learns at run time
+    ex.ctx.state.initialised = True
+    await ex.execute()
+    assert (dict(ex.ctx.plan.cluster.members), ex.ctx.plan.cluster.initialised) == before
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ex.ctx.plan.cluster = ClusterFacts(primary="w-1")  # type: ignore[misc]

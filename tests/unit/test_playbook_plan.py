@@ -133,8 +133,8 @@ def test_needed_nodes_follow_the_host_groups(tmp_path: Path) -> None:
          "unknown field"),
         ("name: x\nprimary: second\nstages:\n  - name: a\n    steps:\n      - init: {}\n", 2,
          "primary"),
-        ("name: x\nstages:\n  - name: a\n    steps:\n      - mint-credentials: {ttl: '30'}\n",
-         5, "missing unit"),
+        ("name: x\nstages:\n  - name: a\n    steps:\n      - mint-credentials: {ttl: '30x'}\n",
+         5, "unknown unit"),
     ],
 )
 def test_playbook_errors_name_file_and_line(

@@ -1,0 +1,203 @@
+"""Probing the cluster: one connection per node, its facts, the primary and the membership.
+
+``Cluster`` owns a run's SSH connections. It connects to the nodes a run needs (at most
+``concurrency`` at once), reads their facts in one round trip each, and finds the primary: the
+first control plane, in inventory order, that is initialised and whose API answers. A rolling
+change that reboots nodes calls ``refresh`` to read facts again, for one node or a batch, and
+``redial`` to drop a node's connection and dial it again with the host-key decision that
+applies at that moment (a LinuxKit node has new host keys after every boot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+from k8slk_ops.context import ClusterFacts
+from k8slk_ops.errors import CannotStart
+from k8slk_ops.events import Event, EventKind, EventSink
+from k8slk_ops.facts import NodeFacts
+from k8slk_ops.inventory import Inventory
+from k8slk_ops.membership import MembershipUnavailable, list_members
+from k8slk_ops.node import LinuxKitNode
+from k8slk_ops.ssh import (
+    HostKeyMismatch,
+    HostKeyPolicy,
+    HostKeyUnknown,
+    SSHError,
+    SSHPool,
+    SSHTarget,
+)
+
+Opener = Callable[[SSHTarget], Awaitable[LinuxKitNode]]
+
+
+def targets_of(inventory: Inventory) -> dict[str, SSHTarget]:
+    """The SSH target of every node, built once per run."""
+    out = {}
+    for node in inventory.nodes:
+        s = inventory.ssh_for(node)
+        out[node.name] = SSHTarget(
+            name=node.name,
+            address=node.address,
+            port=s.port,
+            user=s.user,
+            identity_file=s.identity_file,
+            known_hosts=s.known_hosts,
+            host_key_policy=s.host_key_policy,
+            host_key_fingerprint=s.host_key_fingerprint,
+            jump_host=s.jump_host,
+            connect_timeout=s.connect_timeout,
+            keepalive_interval=s.keepalive_interval,
+            # ~/.ssh/config is honoured when it exists; a missing default is no error.
+            config_file=s.config_file if s.config_file and s.config_file.exists() else None,
+        )
+    return out
+
+
+class Cluster:
+    """The nodes of one inventory as one run reaches them."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        sink: EventSink,
+        *,
+        concurrency: int,
+        refuse_host_key_errors: bool,
+        opener: Opener | None = None,
+    ) -> None:
+        self.inventory = inventory
+        self.sink = sink
+        self.concurrency = max(1, concurrency)
+        # A run that changes things stops before anything is written when a host key fails;
+        # a read-only run shows the node as a row instead.
+        self.refuse_host_key_errors = refuse_host_key_errors
+        self.pool = SSHPool(max_handshakes=10)
+        self.targets = targets_of(inventory)
+        self._opener = opener or self._open
+        self._nodes: dict[str, asyncio.Task[LinuxKitNode]] = {}
+        self.facts: dict[str, NodeFacts] = {}
+        self.unreachable: dict[str, str] = {}  # node -> why
+        self.host_key_errors: list[str] = []
+        self.host_key_state: dict[str, str] = {}  # node -> "mismatch" | "unknown"
+
+    # -- connections ----------------------------------------------------------------------------
+
+    async def connect(self, name: str) -> LinuxKitNode:
+        """The node's one connection for the run, opened on first use."""
+        task = self._nodes.get(name)
+        if task is None:
+            task = asyncio.ensure_future(self._opener(self.targets[name]))
+            self._nodes[name] = task
+        return await asyncio.shield(task)
+
+    async def _open(self, target: SSHTarget) -> LinuxKitNode:
+        conn = await self.pool.connect(target)
+        return LinuxKitNode(target.name, target.address, conn)
+
+    async def redial(
+        self,
+        name: str,
+        *,
+        host_key_policy: HostKeyPolicy | None = None,
+        host_key_fingerprint: str | None = None,
+    ) -> LinuxKitNode:
+        """Drop ``name``'s connection and dial it again, with the host-key policy (and pinned
+        fingerprint) given now, if any; they apply to this node's later dials too."""
+        target = self.targets[name]
+        if host_key_policy is not None:
+            target = dataclasses.replace(target, host_key_policy=host_key_policy)
+        if host_key_fingerprint is not None:
+            target = dataclasses.replace(target, host_key_fingerprint=host_key_fingerprint)
+        self.targets[name] = target
+        old = self._nodes.pop(name, None)
+        if old is not None and not old.done():
+            old.cancel()
+        await self.pool.drop(name)
+        self.unreachable.pop(name, None)
+        self.host_key_state.pop(name, None)
+        return await self.connect(name)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    # -- facts ----------------------------------------------------------------------------------
+
+    async def gather(self, names: Iterable[str]) -> None:
+        """Connect to ``names`` and read their facts, all at once, bounded; nodes already read
+        (or found unreachable) are not read again."""
+        todo = [n for n in names if n not in self.facts and n not in self.unreachable]
+        await self._read(todo)
+
+    async def refresh(self, names: Sequence[str]) -> dict[str, NodeFacts]:
+        """Read the facts of ``names`` again (after a reboot, a change made mid-run): the new
+        facts replace the old; a node that cannot be reached now is recorded unreachable."""
+        for name in names:
+            self.facts.pop(name, None)
+            self.unreachable.pop(name, None)
+        await self._read(list(names))
+        return {n: self.facts[n] for n in names if n in self.facts}
+
+    async def _read(self, names: list[str]) -> None:
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(name: str) -> None:
+            async with gate:
+                await self._read_one(name)
+
+        await asyncio.gather(*(one(n) for n in names))
+        if self.host_key_errors and self.refuse_host_key_errors:
+            raise CannotStart(
+                "refusing to run: host key check failed; nothing was changed on any node.\n"
+                + "\n".join(self.host_key_errors)
+            )
+
+    async def _read_one(self, name: str) -> None:
+        self._emit(name, "connect", EventKind.START)
+        try:
+            lk = await self.connect(name)
+            self.facts[name] = await lk.facts()
+        except (HostKeyMismatch, HostKeyUnknown) as exc:
+            self.host_key_errors.append(str(exc))
+            kind = "mismatch" if isinstance(exc, HostKeyMismatch) else "unknown"
+            self.host_key_state[name] = kind
+            self.unreachable[name] = f"host key {kind}"
+            self._emit(name, "connect", EventKind.FAIL, str(exc))
+        except SSHError as exc:
+            self.unreachable[name] = str(exc)
+            self._emit(name, "connect", EventKind.FAIL, str(exc))
+        else:
+            version = self.facts[name].kubeadm_version
+            self._emit(name, "connect", EventKind.OK, f"kubeadm {version or '?'}")
+
+    # -- the primary ----------------------------------------------------------------------------
+
+    async def find_primary(self, order: Sequence[str], *, read_only: bool) -> ClusterFacts:
+        """The cluster as the first initialised control plane of ``order`` whose API answers
+        sees it; control planes after it are not contacted for this. With none initialised,
+        the first control plane of the inventory is the primary-to-be."""
+        silent: dict[str, str] = {}
+        for name in order:
+            await self.gather([name])
+            if name not in self.facts or not self.facts[name].admin_conf:
+                continue
+            try:
+                members = await list_members(await self.connect(name))
+            except MembershipUnavailable as exc:
+                silent[name] = str(exc)
+                continue
+            return ClusterFacts(primary=name, initialised=True, members=members)
+        if silent:
+            detail = "; ".join(f"{k}: {v}" for k, v in silent.items())
+            raise CannotStart(f"the cluster is initialised but no control plane API answers: {detail}")
+        first = self.inventory.control_planes[0].name
+        if first in self.unreachable and not read_only:
+            raise CannotStart(
+                f"the first control plane {first} is unreachable: {self.unreachable[first]}"
+            )
+        return ClusterFacts(primary=first)
+
+    def _emit(self, node: str | None, phase: str, kind: EventKind, message: str = "") -> None:
+        self.sink.emit(Event(node, phase, kind, message))

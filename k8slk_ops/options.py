@@ -1,0 +1,76 @@
+"""What the command line asks of a run, as typed values.
+
+``SharedOptions`` are the flags every command shares (output, logging, locking, dry run,
+concurrency, the kubeadm timeout), declared once in ``cli.py``. ``RunOptions`` is the one object
+a command hands to the run and the steps read: the shared knobs plus the command's own (which
+nodes, ``--force``, ``--strict``, where the kubeconfig goes). A misspelt option is a type error,
+not a value that silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_CONCURRENCY = 64
+DEFAULT_TIMEOUT = 600.0  # seconds one kubeadm run may take on a node
+DEFAULT_READY_TIMEOUT = 300.0
+DEFAULT_TOKEN_TTL = 1800.0  # 30m: a run's join token
+
+
+@dataclass(frozen=True)
+class SharedOptions:
+    """The flags every command takes (those a command does not offer keep their default)."""
+
+    json_out: bool = False
+    log_file: Path | None = None
+    verbose: bool = False
+    break_lock: bool = False
+    dry_run: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
+    timeout: float = DEFAULT_TIMEOUT
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Knobs from the command line that the run and its steps read."""
+
+    run_id: str = ""
+    concurrency: int = DEFAULT_CONCURRENCY
+    timeout: float = DEFAULT_TIMEOUT  # seconds for one kubeadm run on one node
+    ready_timeout: float = DEFAULT_READY_TIMEOUT
+    token_ttl: float = DEFAULT_TOKEN_TTL  # seconds
+    strict: bool = False
+    dry_run: bool = False
+    kubeconfig_out: Path | None = None
+    merge_kubeconfig: bool = False
+    selected: tuple[str, ...] = ()  # nodes named on the command line; none: all
+    force: int = 0  # how many times --force was given
+    drain_timeout: float | None = None  # seconds; None: the playbook's own
+
+    @classmethod
+    def for_command(
+        cls,
+        shared: SharedOptions,
+        *,
+        selected: Sequence[str] = (),
+        strict: bool = False,
+        kubeconfig_out: Path | None = None,
+        merge_kubeconfig: bool = False,
+        force: int = 0,
+        drain_timeout: float | None = None,
+        dry_run: bool | None = None,
+    ) -> RunOptions:
+        """One command's options: the shared flags and its own (the run ID comes later)."""
+        return cls(
+            concurrency=shared.concurrency,
+            timeout=shared.timeout,
+            dry_run=shared.dry_run if dry_run is None else dry_run,
+            strict=strict,
+            kubeconfig_out=kubeconfig_out,
+            merge_kubeconfig=merge_kubeconfig,
+            selected=tuple(selected),
+            force=force,
+            drain_timeout=drain_timeout,
+        )

@@ -1,0 +1,81 @@
+"""Building a run's report from what the run found and did.
+
+The lifecycle (``operation.py``) hands over the cluster's facts and reachability, the executor's
+per-node results and the run's state; this module turns them into the ``RunReport`` that
+``report.py`` renders. It decides the exit code and the run-level messages (an undeleted token,
+a failed cleanup); it prints nothing.
+"""
+
+from __future__ import annotations
+
+from k8slk_ops.cluster import Cluster
+from k8slk_ops.context import RunState
+from k8slk_ops.errors import EXIT_INTERRUPTED, EXIT_NODE_FAILED, EXIT_OK
+from k8slk_ops.events import Outcome, RunReport
+from k8slk_ops.plan import Plan
+
+NOTHING_TO_DO = "nothing to do: the cluster already matches"
+_BAD = frozenset({Outcome.FAILED, Outcome.UNREACHABLE, Outcome.SKIPPED, Outcome.CANCELLED})
+
+
+def note_versions(report: RunReport, cluster: Cluster) -> None:
+    """Each reachable node's kubeadm version, as its facts say."""
+    for node in report.nodes:
+        facts = cluster.facts.get(node.name)
+        if facts is not None:
+            node.version = facts.kubeadm_version
+
+
+def finish_run(report: RunReport, cluster: Cluster, state: RunState, interrupted: bool) -> None:
+    """Fill in the report of an executed plan (the executor has set each node's outcome)."""
+    report.interrupted = interrupted
+    report.changed = any(n.outcome == Outcome.OK for n in report.nodes)
+    for node in report.nodes:
+        node.version = state.versions.get(node.name) or node.version
+        if node.name in state.details:
+            node.details.update(state.details[node.name])
+        elif node.name in cluster.unreachable:
+            node.details.update(
+                {
+                    "reachable": False,
+                    "hostKey": cluster.host_key_state.get(node.name, "not checked"),
+                    "error": cluster.unreachable[node.name],
+                }
+            )
+    if state.kubeconfig is not None:
+        report.data["kubeconfig"] = str(state.kubeconfig)
+    for err in state.cleanup_errors:
+        report.messages.append(f"cleanup failed: {err}")
+    if state.tokens:
+        report.messages.append(
+            "WARNING: could not delete bootstrap token(s) "
+            + ", ".join(state.tokens)
+            + "; delete them with `kubeadm token delete`"
+        )
+    if report.interrupted:
+        report.exit_code = EXIT_INTERRUPTED
+    elif any(n.outcome in _BAD for n in report.nodes):
+        report.exit_code = EXIT_NODE_FAILED
+    else:
+        report.exit_code = EXIT_OK
+
+
+def finish_dry_run(report: RunReport, cluster: Cluster, plan: Plan) -> None:
+    """The report of a plan shown and not run: which nodes would change."""
+    touched = plan.nodes_touched()
+    changing = {
+        p.node
+        for s in plan.stages
+        for p in s.nodes
+        if any(step.call.step.changes for step in p.steps)
+    }
+    for node in report.nodes:
+        if node.name in cluster.unreachable:
+            node.outcome = Outcome.UNREACHABLE
+            node.message = cluster.unreachable[node.name]
+        elif node.name in changing:
+            node.outcome = Outcome.PLANNED
+        elif node.name in touched:
+            node.outcome = Outcome.UNCHANGED
+    report.data["planText"] = plan.to_text()
+    report.exit_code = EXIT_OK

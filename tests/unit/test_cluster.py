@@ -1,0 +1,217 @@
+"""Probing the cluster without a network: facts read again mid-run, connections dialled again
+with the host-key decision of the moment, membership read in one place."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from k8slk_ops.cluster import Cluster
+from k8slk_ops.context import ClusterFacts, PlanContext, RunContext, RunOptions
+from k8slk_ops.errors import CannotStart
+from k8slk_ops.events import Event
+from k8slk_ops.facts import parse_facts
+from k8slk_ops.inventory import load_inventory
+from k8slk_ops.membership import members_of
+from k8slk_ops.ssh import HostKeyMismatch, SSHTarget
+from k8slk_ops.ssh.target import CommandResult
+
+INVENTORY = """\
+cluster: {name: lab}
+nodes:
+  - {name: cp-1, address: 127.0.9.11, role: control-plane}
+  - {name: w-1, address: 127.0.9.21, role: worker}
+  - {name: w-2, address: 127.0.9.22, role: worker}
+"""
+
+WAITING = "task kubelet 1 RUNNING\ntask kubeadm 2 RUNNING\nkubeadm_version=v1.31.3\n"
+JOINED = "marker=1\ntask kubelet 1 RUNNING\ntask kubeadm 2 STOPPED\nkubeadm_version=v1.31.3\n"
+PRIMARY = "marker=1\nadmin_conf=1\ntask kubelet 1 RUNNING\nkubeadm_version=v1.31.3\n"
+
+
+def nodes_json(*names: str) -> bytes:
+    items = [
+        {
+            "metadata": {"name": n, "labels": {"node-role.kubernetes.io/control-plane": ""}
+                         if n.startswith("cp") else {}},
+            "spec": {},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                       "nodeInfo": {"kubeletVersion": "v1.31.3"}},
+        }
+        for n in names
+    ]
+    return json.dumps({"items": items}).encode()
+
+
+class FakeNode:
+    """What a LinuxKitNode answers, from a script the test changes as it goes."""
+
+    def __init__(self, world: World, name: str) -> None:
+        self.world = world
+        self.name = name
+
+    async def facts(self) -> Any:
+        self.world.reads.append(self.name)
+        return parse_facts(self.world.facts[self.name])
+
+    async def kubectl(self, *args: str, timeout: float | None = 60) -> CommandResult:
+        self.world.kubectl_calls.append((self.name, args))
+        if self.world.api_down:
+            return CommandResult(1, b"", b"The connection to the server was refused")
+        return CommandResult(0, nodes_json(*self.world.members), b"")
+
+
+class World:
+    def __init__(self) -> None:
+        self.facts = {"cp-1": PRIMARY, "w-1": WAITING, "w-2": WAITING}
+        self.members = ["cp-1"]
+        self.api_down = False
+        self.dials: list[SSHTarget] = []
+        self.reads: list[str] = []
+        self.kubectl_calls: list[tuple[str, tuple[str, ...]]] = []
+        self.refuse: set[str] = set()
+
+    async def open(self, target: SSHTarget) -> Any:
+        self.dials.append(target)
+        if target.name in self.refuse and target.host_key_policy == "strict":
+            raise HostKeyMismatch(
+                f"host key of {target.name} changed", node=target.name, address=target.address,
+                port=target.port, presented="SHA256:new", expected=("SHA256:old",),
+                known_hosts=None,
+            )
+        return FakeNode(self, target.name)
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def make(tmp_path: Path, world: World, *, refuse: bool = True) -> Cluster:
+    path = tmp_path / "inv.yml"
+    path.write_text(INVENTORY)
+    return Cluster(load_inventory(path), Sink(), concurrency=4, refuse_host_key_errors=refuse,
+                   opener=world.open)
+
+
+async def test_gather_reads_each_node_once_over_one_connection(
+    tmp_path: Path, world: World
+) -> None:
+    cluster = make(tmp_path, world)
+    await cluster.gather(["w-1", "w-2"])
+    await cluster.gather(["w-1", "w-2"])
+    assert sorted(world.reads) == ["w-1", "w-2"]
+    assert len(world.dials) == 2
+
+
+async def test_refresh_reads_facts_again_for_a_batch(tmp_path: Path, world: World) -> None:
+    cluster = make(tmp_path, world)
+    await cluster.gather(["w-1", "w-2"])
+    world.facts["w-1"] = JOINED
+    world.facts["w-2"] = JOINED
+    fresh = await cluster.refresh(["w-1", "w-2"])
+    assert fresh["w-1"].marker and fresh["w-2"].marker
+    assert cluster.facts["w-1"].marker
+    assert len(world.dials) == 2  # the same connections
+
+
+async def test_refresh_of_a_node_gone_away_records_it_unreachable(
+    tmp_path: Path, world: World
+) -> None:
+    cluster = make(tmp_path, world, refuse=False)
+    await cluster.gather(["w-1"])
+    world.refuse.add("w-1")  # a reboot: new host keys
+    with pytest.raises(HostKeyMismatch):
+        await cluster.redial("w-1")
+    fresh = await cluster.refresh(["w-1"])
+    assert fresh == {}
+    assert cluster.unreachable["w-1"] == "host key mismatch"
+    assert "w-1" not in cluster.facts
+
+
+async def test_redial_applies_the_host_key_decision_of_the_moment(
+    tmp_path: Path, world: World
+) -> None:
+    cluster = make(tmp_path, world)
+    await cluster.gather(["w-1"])
+    world.refuse.add("w-1")  # rebooted: LinuxKit made new host keys
+    with pytest.raises(HostKeyMismatch):
+        await cluster.redial("w-1")
+    node = await cluster.redial("w-1", host_key_policy="pinned", host_key_fingerprint="SHA256:new")
+    assert node.name == "w-1"
+    assert world.dials[-1].host_key_policy == "pinned"
+    assert world.dials[-1].host_key_fingerprint == "SHA256:new"
+    assert cluster.targets["w-1"].host_key_policy == "pinned"  # and for later dials
+    fresh = await cluster.refresh(["w-1"])
+    assert "w-1" in fresh and "w-1" not in cluster.unreachable
+
+
+async def test_a_refused_host_key_stops_a_changing_run(tmp_path: Path, world: World) -> None:
+    world.refuse.add("w-2")
+    cluster = make(tmp_path, world)
+    with pytest.raises(CannotStart, match="nothing was changed"):
+        await cluster.gather(["w-1", "w-2"])
+
+
+async def test_the_primary_and_members_come_from_kubectl(tmp_path: Path, world: World) -> None:
+    world.members = ["cp-1", "w-1"]
+    cluster = make(tmp_path, world)
+    facts = await cluster.find_primary(["cp-1"], read_only=False)
+    assert facts.primary == "cp-1" and facts.initialised
+    assert set(facts.members) == {"cp-1", "w-1"}
+    assert facts.members["cp-1"].control_plane and not facts.members["w-1"].control_plane
+    assert world.kubectl_calls == [("cp-1", ("get", "nodes", "-o", "json"))]
+
+
+async def test_an_initialised_cluster_whose_api_is_silent_cannot_start(
+    tmp_path: Path, world: World
+) -> None:
+    world.api_down = True
+    cluster = make(tmp_path, world)
+    with pytest.raises(CannotStart, match="no control plane API answers: cp-1: The connection"):
+        await cluster.find_primary(["cp-1"], read_only=False)
+
+
+def test_members_are_built_in_one_place() -> None:
+    members = members_of(nodes_json("cp-1", "w-1").decode())
+    assert members["w-1"].ready and members["w-1"].kubelet_version == "v1.31.3"
+
+
+async def test_a_step_reads_facts_again_without_changing_the_plan(
+    tmp_path: Path, world: World
+) -> None:
+    cluster = make(tmp_path, world)
+    await cluster.gather(["cp-1", "w-1"])
+    plan = PlanContext(
+        inventory=cluster.inventory, options=RunOptions(run_id="r1"),
+        facts=dict(cluster.facts), unreachable={}, cluster=ClusterFacts(primary="cp-1"),
+    )
+    ctx = RunContext(plan=plan, sink=Sink(), connect=cluster.connect, add_secret=lambda s: None,
+                     probe=cluster)
+    world.facts["w-1"] = JOINED  # the node rebooted and joined meanwhile
+    world.refuse.add("w-1")
+    await ctx.redial("w-1", host_key_policy="pinned", host_key_fingerprint="SHA256:new")
+    fresh = await ctx.refresh(["w-1"])
+    assert fresh["w-1"].marker and ctx.facts("w-1").marker
+    assert not plan.facts["w-1"].marker  # the plan keeps the facts it was made from
+    assert ctx.facts("cp-1") is plan.facts["cp-1"]
+
+
+async def test_without_a_probe_reading_facts_again_is_refused(tmp_path: Path, world: World) -> None:
+    cluster = make(tmp_path, world)
+    plan = PlanContext(inventory=cluster.inventory, options=RunOptions(), facts={},
+                       unreachable={}, cluster=ClusterFacts(primary="cp-1"))
+    ctx = RunContext(plan=plan, sink=Sink(), connect=cluster.connect, add_secret=lambda s: None)
+    with pytest.raises(RuntimeError, match="no cluster probe"):
+        await ctx.refresh(["w-1"])

@@ -1,0 +1,66 @@
+"""The run's lifecycle with the nodes faked at the connection: what the report says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from k8slk_ops.context import RunOptions
+from k8slk_ops.events import EventKind
+from k8slk_ops.inventory import load_inventory
+from k8slk_ops.operation import Operation
+from k8slk_ops.outcomes import NOTHING_TO_DO
+from k8slk_ops.playbook import load_builtin, load_playbook
+from k8slk_ops.ssh.target import CommandResult
+from tests.unit.test_cluster import INVENTORY, FakeNode, Sink, World
+
+
+class LockingNode(FakeNode):
+    """Takes the cluster lock and answers `kubeadm certs check-expiration` with nothing."""
+
+    async def shell(self, argv: list[str], **_: Any) -> CommandResult:
+        return CommandResult(0, b"taken\n", b"")
+
+    async def remove_file(self, path: str) -> None:
+        return None
+
+    async def kubeadm(self, *args: str, timeout: float | None = 120) -> CommandResult:
+        return CommandResult(1, b"", b"not in this test")
+
+
+def operation(tmp_path: Path, world: World, book: Any, sink: Sink) -> Operation:
+    inv = tmp_path / "inv.yml"
+    inv.write_text(INVENTORY)
+    op = Operation(book, load_inventory(inv), RunOptions(run_id="r1"), sink, lambda s: None,
+                   command=book.name, local_lock_dir=str(tmp_path / "locks"))
+
+    async def opener(target: Any) -> Any:
+        world.dials.append(target)
+        return LockingNode(world, target.name)
+
+    op.cluster._opener = opener
+    return op
+
+
+async def test_a_read_only_run_never_says_nothing_to_do(tmp_path: Path) -> None:
+    world = World()
+    world.members = ["cp-1", "w-1", "w-2"]
+    sink = Sink()
+    report = await operation(tmp_path, world, load_builtin("status"), sink).run()
+    assert report.exit_code == 0
+    assert NOTHING_TO_DO not in report.messages
+    assert not any("nothing to do" in e.message for e in sink.events)
+    assert report.node("w-1").details["registered"]
+
+
+async def test_a_converged_run_says_nothing_to_do_once(tmp_path: Path) -> None:
+    world = World()
+    world.members = ["cp-1", "w-1", "w-2"]
+    book_path = tmp_path / "ready.yml"
+    book_path.write_text("name: ready\nstages:\n  - name: r\n    steps:\n      - wait-ready: {}\n")
+    sink = Sink()
+    report = await operation(tmp_path, world, load_playbook(book_path), sink).run()
+    assert report.exit_code == 0
+    assert report.messages.count(NOTHING_TO_DO) == 1
+    assert not any(e.kind == EventKind.INFO and "nothing to do" in e.message for e in sink.events)
+    assert {n.version for n in report.nodes} == {"v1.31.3"}
