@@ -49,7 +49,7 @@ def duration(value: str | float) -> float:
     try:
         return kubeadm.parse_timeout(value)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise typer.BadParameter(f"{exc} (a Go duration such as 90s, 10m or 1h30m)") from None
 
 
 def flag(*names: str, help: str) -> Any:
