@@ -37,6 +37,7 @@ from k8slk_ops.inventory.model import (
 
 M = TypeVar("M", bound=BaseModel)
 TOP_LEVEL = ("cluster", "ssh", "nodes")
+MAX_NODES = 10_000  # twice what Kubernetes supports in one cluster
 
 
 class Collector:
@@ -227,6 +228,9 @@ def build_inventory(raw: object, locator: Locator, source: Path) -> Inventory:
     elif not nodes_raw:
         out.add(("nodes",), "must list at least one node")
         all_valid = False
+    elif len(nodes_raw) > MAX_NODES:
+        out.add(("nodes",), f"lists {len(nodes_raw)} nodes; an inventory holds at most {MAX_NODES}")
+        raise InventoryError(out.issues)
     else:
         for index, item in enumerate(nodes_raw):
             node = out.validate(NodeSpec, item, ("nodes", index), context)
