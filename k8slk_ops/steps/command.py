@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from k8slk_ops import kubeadm
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
@@ -49,13 +50,25 @@ class RunCommand(Step):
             result = await lk.kubelet_exec(argv, timeout=options.timeout)
         else:
             result = await lk.shell(argv, timeout=options.timeout)
-        out = result.stdout.decode(errors="replace").strip()
+        out = _whole(ctx, result.stdout)
         for line in out.splitlines()[-20:]:
             ctx.emit(node, self.phase, EventKind.PROGRESS, line)
         if result.exit_status not in options.ok_codes:
-            err = result.stderr.decode(errors="replace").strip().splitlines()
+            err = _whole(ctx, result.stderr).splitlines()
             raise NodeError(
                 f"command exited {result.exit_status}",
                 phase=self.phase,
                 log_tail=(out.splitlines() + err)[-15:],
             )
+
+
+def _whole(ctx: RunContext, raw: bytes) -> str:
+    """A command's output with its secrets hidden while it is whole.
+
+    Output leaves line by line, and a secret may span lines (a PEM key) or follow its
+    announcement on the next line (``Using certificate key:``): found in the whole text, each
+    is registered with the redactor (line by line) and replaced before the text is split."""
+    text = raw.decode(errors="replace").strip()
+    for secret in kubeadm.find_secrets(text):
+        ctx.add_secret(secret)
+    return kubeadm.redact(text)
