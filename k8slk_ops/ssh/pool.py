@@ -321,7 +321,11 @@ class SSHPool:
                 self.stats.handshakes_in_flight -= 1
         self.stats.connections += 1
         if check.to_record is not None:
-            written = await asyncio.to_thread(check.record)
+            try:
+                written = await asyncio.to_thread(check.record)
+            except BaseException:
+                ssh.close()  # a key we cannot record, or a race lost to another run's key
+                raise
             if written:
                 log.warning(
                     "%s: recorded new host key %s in %s (hostKeyPolicy accept-new)",
