@@ -20,6 +20,7 @@ from pydantic_core import ErrorDetails
 
 from k8slk_ops.inventory import checks
 from k8slk_ops.inventory.errors import InventoryError, InventoryIssue, Loc, field_path
+from k8slk_ops.inventory.kubeadm_check import kubeadm_problems
 from k8slk_ops.inventory.located import Locator
 from k8slk_ops.inventory.model import (
     DEFAULT_POD_SUBNET,
@@ -243,7 +244,12 @@ def build_inventory(raw: object, locator: Locator, source: Path) -> Inventory:
         out.add(loc, message)
     if out.issues or cluster is None or ssh is None:
         raise InventoryError(out.issues)
-    return Inventory(cluster=cluster, ssh=ssh, nodes=tuple(n for _, n in nodes), source=source)
+    inventory = Inventory(cluster=cluster, ssh=ssh, nodes=tuple(n for _, n in nodes), source=source)
+    for loc, message in kubeadm_problems(inventory):
+        out.add(loc, message, at_key=True)
+    if out.issues:
+        raise InventoryError(out.issues)
+    return inventory
 
 
 def _checked(check: Callable[[str], str], value: object) -> str | None:
