@@ -245,7 +245,7 @@ def build_inventory(raw: object, locator: Locator, source: Path) -> Inventory:
     if out.issues or cluster is None or ssh is None:
         raise InventoryError(out.issues)
     inventory = Inventory(cluster=cluster, ssh=ssh, nodes=tuple(n for _, n in nodes), source=source)
-    for loc, message in kubeadm_problems(inventory):
+    for loc, message in [*missing_identity_files(inventory), *kubeadm_problems(inventory)]:
         out.add(loc, message, at_key=True)
     if out.issues:
         raise InventoryError(out.issues)
@@ -295,3 +295,20 @@ def _partial_cross_check(
     if ssh is not None:
         problems += unpinned(ssh, nodes)
     return problems
+
+
+def missing_identity_files(inventory: Inventory) -> list[Problem]:
+    """An ``identityFile`` that is not a file would only fail at login, node by node."""
+    declared: list[tuple[Loc, Path | None]] = [(("ssh", "identityFile"), inventory.ssh.identity_file)]
+    for index, node in enumerate(inventory.nodes):
+        if "identity_file" in node.ssh.model_fields_set:
+            declared.append((("nodes", index, "ssh", "identityFile"), node.ssh.identity_file))
+    return [
+        (
+            loc,
+            f"no such file: {path} (the private key to log in with; leave identityFile out "
+            "to use ssh-agent and the default keys in ~/.ssh)",
+        )
+        for loc, path in declared
+        if path is not None and not path.is_file()
+    ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from k8slk_ops import kubeadm
 from k8slk_ops.context import PlanContext, RunContext
@@ -23,6 +23,15 @@ class CommandOptions(BaseModel):
     where: Literal["node", "kubelet"] = Field(default="node", alias="in")
     timeout: float = Field(default=300, gt=0)
     ok_codes: list[int] = Field(default_factory=lambda: [0], alias="okCodes")
+
+    @field_validator("command")
+    @classmethod
+    def _no_nul(cls, value: str | list[str]) -> str | list[str]:
+        """A NUL cannot pass through an argv or a shell: it would cut the command short."""
+        items = [value] if isinstance(value, str) else value
+        if any("\0" in item for item in items):
+            raise ValueError("a command cannot hold a NUL character")
+        return value
 
 
 def argv_of(options: CommandOptions) -> list[str]:
