@@ -60,11 +60,16 @@ class Redactor:
             self._literal = re.compile("|".join(re.escape(s) for s in ordered))
 
     def redact(self, text: str) -> str:
-        """``text`` as it may leave the program: secrets replaced, control characters escaped."""
+        """``text`` as it may leave the program: secrets replaced, control characters escaped.
+
+        Registered values and patterns are all found in the original text and their spans
+        merged: replacing one first could hide what the other needs to match (a registered
+        PEM header, the start of another key)."""
+        spans = [m.span("secret") for p in kubeadm.secret_patterns() for m in p.finditer(text)]
         literal = self._literal
         if literal is not None:
-            text = literal.sub(REPLACEMENT, text)
-        return escape_controls(kubeadm.redact(text, REPLACEMENT))
+            spans.extend(m.span() for m in literal.finditer(text))
+        return escape_controls(_replace_spans(text, spans))
 
     def redact_obj(self, value: Any) -> Any:
         """The same shape as ``value`` (JSON-like), every string redacted."""
@@ -75,6 +80,23 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self.redact_obj(v) for v in value]
         return value
+
+
+def _replace_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each span (overlapping ones merged) replaced by REPLACEMENT."""
+    out: list[str] = []
+    pos = 0
+    for start, end in sorted(spans):
+        if end <= pos:
+            continue
+        if start < pos:  # overlaps the previous span: extend it
+            pos = end
+            continue
+        out.append(text[pos:start])
+        out.append(REPLACEMENT)
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 class RedactingFilter(logging.Filter):

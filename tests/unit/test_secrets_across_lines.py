@@ -134,3 +134,19 @@ def test_control_characters_are_escaped_on_the_way_out(raw: str) -> None:
 
 def test_newlines_and_tabs_stay() -> None:
     assert Redactor().redact("a\tb\nc") == "a\tb\nc"
+
+
+def test_a_second_private_key_is_hidden_after_a_first_was_registered() -> None:
+    redactor = Redactor()
+    redactor.add(PEM)
+    other = ["Zm9vYmFyYmF6cXV4" * 4, "cXV1eHh5enp5eHd2" * 4]
+    text = "-----BEGIN PRIVATE KEY-----\n" + "\n".join(other) + "\n-----END PRIVATE KEY-----\n"
+    out = redactor.redact(text)
+    for line in other:
+        assert line not in out
+
+
+def test_a_registered_secret_containing_a_pattern_match_is_hidden_whole() -> None:
+    redactor = Redactor()
+    redactor.add("qq-abcdef.0123456789abcdef-qq")
+    assert redactor.redact("x qq-abcdef.0123456789abcdef-qq y") == "x <redacted> y"
