@@ -192,10 +192,15 @@ def _run(
 ) -> None:
     """Validate, run one operation, print the report, exit with its code."""
     redactor = Redactor()
-    configure_logging(shared.verbose, shared.log_file, redactor)
-    reporter = make_reporter(
-        json=shared.json_out, log_file=shared.log_file, verbose=shared.verbose, redactor=redactor
-    )
+    try:
+        configure_logging(shared.verbose, shared.log_file, redactor)
+        reporter = make_reporter(
+            json=shared.json_out, log_file=shared.log_file, verbose=shared.verbose,
+            redactor=redactor,
+        )
+    except UsageError as exc:  # a --log-file that cannot be opened safely
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
     code = EXIT_USAGE
     try:
         inventory = _load_inventory(inventory_path)

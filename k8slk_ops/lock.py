@@ -8,18 +8,20 @@ refusal can name the holder; ``--break-lock`` removes a stale cluster lock on pu
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import getpass
 import hashlib
 import json
 import os
 import socket
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from k8slk_ops import paths
-from k8slk_ops.errors import LockHeld
+from k8slk_ops.errors import CannotStart, LockHeld
 from k8slk_ops.node import LinuxKitNode
 
 
@@ -66,8 +68,7 @@ class LocalLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -79,6 +80,25 @@ class LocalLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, self.holder.encode().encode(), 0)
         self._fd = fd
+
+    def _open(self) -> int:
+        """The lock file, never through a symbolic link (a planted one would have its target
+        truncated) and only when it is a regular file; created 0600 in a 0700 directory."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            fd = os.open(self.path, flags, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise CannotStart(
+                    f"the local lock file {self.path} is a symbolic link; refusing to follow it "
+                    "(remove the link)"
+                ) from None
+            raise CannotStart(f"cannot open the local lock {self.path}: {exc.strerror}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise CannotStart(f"the local lock {self.path} is not a regular file; remove it")
+        return fd
 
     def release(self) -> None:
         if self._fd is not None:

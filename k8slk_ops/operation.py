@@ -24,6 +24,7 @@ from k8slk_ops.context import ClusterFacts, PlanContext, RunContext
 from k8slk_ops.errors import CannotStart, UsageError
 from k8slk_ops.events import Event, EventKind, EventSink, NodeReport, RunReport
 from k8slk_ops.inventory import Inventory
+from k8slk_ops.inventory.playbook_check import check_hosts
 from k8slk_ops.lock import ClusterLock, Holder, LocalLock
 from k8slk_ops.options import RunOptions
 from k8slk_ops.plan import Plan, make_plan, needed_nodes
@@ -96,7 +97,9 @@ class Operation:
             self.report.ended = datetime.now(UTC)
 
     def _check_input(self) -> None:
-        self.playbook.check_hosts({n.name for n in self.inventory.nodes})
+        problems = check_hosts(self.playbook, self.inventory)
+        if problems:
+            raise UsageError("\n".join(problems))
         unknown = [n for n in self.options.selected if n not in self.cluster.targets]
         if unknown:
             raise UsageError(f"no node named {', '.join(unknown)} in {self.inventory.source}")

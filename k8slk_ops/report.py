@@ -8,9 +8,11 @@ to stderr so that ``--json`` leaves stdout to one JSON document. Every string pa
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import stat
 import sys
 import threading
 import time
@@ -23,6 +25,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from k8slk_ops.errors import UsageError
 from k8slk_ops.events import Event, EventKind, NodeReport, Outcome, RunReport
 from k8slk_ops.liveview import ProgressModel, node_rows, stage_view
 from k8slk_ops.redact import RedactingFilter, Redactor
@@ -334,13 +337,36 @@ class JsonReporter:
         self.inner.close()
 
 
+def open_log_file(path: Path) -> IO[str]:
+    """``--log-file`` opened for appending: never through a symbolic link, a regular file only,
+    created 0600 and made 0600 if an earlier file was looser (the log holds node output)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UsageError(
+                f"the log file {path} is a symbolic link; refusing to follow it (name its target)"
+            ) from None
+        if exc.errno == errno.ENXIO:
+            raise UsageError(f"the log file {path} is not a regular file") from None
+        raise UsageError(f"cannot open the log file {path}: {exc.strerror or exc}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise UsageError(f"the log file {path} is not a regular file")
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        os.fchmod(fd, 0o600)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "a")
+
+
 class LogFileReporter:
     """``--log-file``: every event as a plain line, appended to a file created 0600."""
 
     def __init__(self, path: Path, redactor: Redactor) -> None:
         self.redactor = redactor
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        self.handle = os.fdopen(fd, "a")
+        self.handle = open_log_file(path)
         self.lock = threading.Lock()
 
     def _write(self, text: str) -> None:
@@ -420,9 +446,7 @@ def configure_logging(verbose: bool, log_file: Path | None, redactor: Redactor) 
         root.removeHandler(handler)
     fmt = logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s")
     if log_file is not None:
-        fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        os.close(fd)
-        to_file: logging.Handler = logging.FileHandler(log_file)
+        to_file: logging.Handler = logging.StreamHandler(open_log_file(log_file))
         to_file.setFormatter(fmt)
         to_file.addFilter(RedactingFilter(redactor))
         root.addHandler(to_file)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from k8slk_ops.context import PlanContext
+from k8slk_ops.facts import KubeadmState
 
 FACTS = {
     "name": "the node's name",
@@ -26,15 +27,39 @@ FACTS = {
 }
 
 
+_BOOLEAN = ("kubeletRunning", "marker", "member", "ready", "unschedulable")
+# Facts with a closed set of values: a value outside it would silently never match.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "role": ("control-plane", "worker"),
+    "kubeadmState": tuple(state.value for state in KubeadmState),
+}
+
+
 def check(conditions: dict[str, Any]) -> str | None:
-    """Why the conditions are malformed, or None."""
+    """Why the conditions are malformed, or None. A value of the wrong type or outside the
+    fact's values is refused: it would never match, and the stage would quietly do nothing."""
     for key, value in conditions.items():
         if key not in FACTS and not key.startswith("labels."):
             known = ", ".join([*FACTS, "labels.<key>"])
             return f"unknown fact {key!r} in when; known: {known}"
         values = value if isinstance(value, list) else [value]
-        if not all(isinstance(v, str | bool | int) for v in values):
-            return f"when: {key} must be a value or a list of values"
+        if not values:
+            return f"when: {key} needs at least one value"
+        for item in values:
+            problem = _value_problem(key, item)
+            if problem:
+                return f"when: {problem}, got {item!r}"
+    return None
+
+
+def _value_problem(key: str, value: object) -> str | None:
+    if key in _BOOLEAN:
+        return None if isinstance(value, bool) else f"{key} must be true or false"
+    if not isinstance(value, str):
+        return f"{key} must be a string (quote it)"
+    choices = _CHOICES.get(key)
+    if choices is not None and value not in choices:
+        return f"{key} must be one of {', '.join(choices)}"
     return None
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from k8slk_ops.errors import UsageError
 
 Loc = Sequence[str | int]
+MAX_SHOWN = 200  # issues in the message; a file with more is fixed from the top anyway
 
 
 def field_path(loc: Loc) -> str:
@@ -52,4 +53,7 @@ class InventoryError(UsageError):
 
     def __init__(self, issues: Iterable[InventoryIssue]) -> None:
         self.issues: tuple[InventoryIssue, ...] = tuple(sorted(set(issues)))
-        super().__init__("\n".join(str(i) for i in self.issues))
+        shown = [str(i) for i in self.issues[:MAX_SHOWN]]
+        if len(self.issues) > MAX_SHOWN:
+            shown.append(f"... and {len(self.issues) - MAX_SHOWN} more problems")
+        super().__init__("\n".join(shown))

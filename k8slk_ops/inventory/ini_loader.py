@@ -57,6 +57,7 @@ NUMBER_FIELDS = ("connectTimeout", "keepaliveInterval")
 KNOWN_VARS = (*CLUSTER_VARS, *ANSIBLE_SSH_VARS, *ADDRESS_VARS, *SSH_ARGS_VARS, *SSH_FIELDS)
 
 MAX_RANGE = 10_000  # a host range wider than this is a typo, not a cluster
+MAX_HOSTS = 10_000  # hosts in one inventory, all lines and ranges together
 _SECTION = re.compile(r"^\[([^\]\s]+)\]\s*(?:[#;].*)?$")
 _RANGE = re.compile(r"\[([0-9a-zA-Z]+):([0-9a-zA-Z]+)(?::([0-9]+))?\]")
 
@@ -130,26 +131,47 @@ def _unquote(text: str) -> str:
     return text
 
 
-def expand_pattern(pattern: str) -> list[str]:
-    """Ansible host ranges: ``w[1:3]`` -> w1 w2 w3, ``n[01:02]`` keeps zeros, ``[a:c]``."""
-    m = _RANGE.search(pattern)
-    if m is None:
-        return [pattern]
+def expand_pattern(pattern: str, limit: int = MAX_RANGE) -> list[str]:
+    """Ansible host ranges: ``w[1:3]`` -> w1 w2 w3, ``n[01:02]`` keeps zeros, ``[a:c]``.
+
+    The number of names is known before any is built: ranges multiply, and a pattern that
+    would give more than ``limit`` names is refused rather than expanded."""
+    ranges = [_range_items(m, pattern) for m in _RANGE.finditer(pattern)]
+    total = 1
+    for items in ranges:
+        total *= len(items)
+        if total > limit:
+            raise ValueError(f"host pattern {pattern!r} gives over {limit} hosts")
+    names = [""]
+    pos = 0
+    for m, items in zip(_RANGE.finditer(pattern), ranges, strict=True):
+        head = pattern[pos : m.start()]
+        names = [name + head + item for name in names for item in items]
+        pos = m.end()
+    return [name + pattern[pos:] for name in names]
+
+
+def _range_items(m: re.Match[str], pattern: str) -> list[str]:
+    """The values of one ``[lo:hi:step]``: numbers (zero-padded like ``lo``) or letters."""
     lo, hi, step_text = m.group(1), m.group(2), m.group(3)
-    step = int(step_text) if step_text else 1
-    head, tail = pattern[: m.start()], pattern[m.end() :]
+    step = max(int(step_text), 1) if step_text else 1
+    items: list[str]
     if lo.isdigit() and hi.isdigit():
-        if (int(hi) - int(lo)) // max(step, 1) >= MAX_RANGE:
-            raise ValueError(f"host range [{lo}:{hi}] in {pattern!r} is over {MAX_RANGE} hosts")
+        if (int(hi) - int(lo)) // step >= MAX_RANGE:
+            raise ValueError(f"host range [{lo}:{hi}] in {pattern!r} gives over {MAX_RANGE} hosts")
         width = len(lo) if lo.startswith("0") else 0
-        items = [str(i).zfill(width) for i in range(int(lo), int(hi) + 1, max(step, 1))]
+        items = [str(i).zfill(width) for i in range(int(lo), int(hi) + 1, step)]
     elif len(lo) == 1 and len(hi) == 1 and lo.isalpha() and hi.isalpha():
-        items = [chr(c) for c in range(ord(lo), ord(hi) + 1, max(step, 1))]
+        if not (lo.isascii() and hi.isascii() and lo.islower() == hi.islower()):
+            raise ValueError(
+                f"a letter range is two ASCII letters of one case, got [{lo}:{hi}] in {pattern!r}"
+            )
+        items = [chr(c) for c in range(ord(lo), ord(hi) + 1, step)]
     else:
         raise ValueError(f"bad host range [{lo}:{hi}] in {pattern!r}")
     if not items:
         raise ValueError(f"empty host range [{lo}:{hi}] in {pattern!r}")
-    return [name for item in items for name in expand_pattern(head + item + tail)]
+    return items
 
 
 def parse_ini(path: Path, text: str) -> IniFile:
@@ -223,10 +245,14 @@ def _parse_host_line(ini: IniFile, file: str, number: int, line: str, group: str
             )
         )
         return
+    room = MAX_HOSTS - len(ini.hosts)
     try:
-        names = expand_pattern(pattern)
+        names = expand_pattern(pattern, limit=max(room, 0))
     except ValueError as exc:
-        ini.issues.append(InventoryIssue(file, number, offset + 1, "", str(exc)))
+        message = str(exc)
+        if room < MAX_RANGE:
+            message = f"more than {MAX_HOSTS} hosts in the inventory ({message})"
+        ini.issues.append(InventoryIssue(file, number, offset + 1, "", message))
         return
     host_vars: dict[str, Var] = {}
     for start, token in rest:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from k8slk_ops.inventory.ini_loader import load_ini_inventory, looks_like_ini
 from k8slk_ops.inventory.model import Inventory
-from k8slk_ops.inventory.yaml_loader import load_yaml_inventory, read_text
+from k8slk_ops.inventory.source import read_text
+from k8slk_ops.inventory.yaml_loader import load_yaml_inventory
 
 YAML_SUFFIXES = (".yml", ".yaml")
 

@@ -20,6 +20,7 @@ from pydantic_core import ErrorDetails
 
 from k8slk_ops.inventory import checks
 from k8slk_ops.inventory.errors import InventoryError, InventoryIssue, Loc, field_path
+from k8slk_ops.inventory.kubeadm_check import kubeadm_problems
 from k8slk_ops.inventory.located import Locator
 from k8slk_ops.inventory.model import (
     DEFAULT_POD_SUBNET,
@@ -37,6 +38,7 @@ from k8slk_ops.inventory.model import (
 
 M = TypeVar("M", bound=BaseModel)
 TOP_LEVEL = ("cluster", "ssh", "nodes")
+MAX_NODES = 10_000  # twice what Kubernetes supports in one cluster
 
 
 class Collector:
@@ -227,6 +229,9 @@ def build_inventory(raw: object, locator: Locator, source: Path) -> Inventory:
     elif not nodes_raw:
         out.add(("nodes",), "must list at least one node")
         all_valid = False
+    elif len(nodes_raw) > MAX_NODES:
+        out.add(("nodes",), f"lists {len(nodes_raw)} nodes; an inventory holds at most {MAX_NODES}")
+        raise InventoryError(out.issues)
     else:
         for index, item in enumerate(nodes_raw):
             node = out.validate(NodeSpec, item, ("nodes", index), context)
@@ -239,7 +244,12 @@ def build_inventory(raw: object, locator: Locator, source: Path) -> Inventory:
         out.add(loc, message)
     if out.issues or cluster is None or ssh is None:
         raise InventoryError(out.issues)
-    return Inventory(cluster=cluster, ssh=ssh, nodes=tuple(n for _, n in nodes), source=source)
+    inventory = Inventory(cluster=cluster, ssh=ssh, nodes=tuple(n for _, n in nodes), source=source)
+    for loc, message in [*missing_identity_files(inventory), *kubeadm_problems(inventory)]:
+        out.add(loc, message, at_key=True)
+    if out.issues:
+        raise InventoryError(out.issues)
+    return inventory
 
 
 def _checked(check: Callable[[str], str], value: object) -> str | None:
@@ -285,3 +295,20 @@ def _partial_cross_check(
     if ssh is not None:
         problems += unpinned(ssh, nodes)
     return problems
+
+
+def missing_identity_files(inventory: Inventory) -> list[Problem]:
+    """An ``identityFile`` that is not a file would only fail at login, node by node."""
+    declared: list[tuple[Loc, Path | None]] = [(("ssh", "identityFile"), inventory.ssh.identity_file)]
+    for index, node in enumerate(inventory.nodes):
+        if "identity_file" in node.ssh.model_fields_set:
+            declared.append((("nodes", index, "ssh", "identityFile"), node.ssh.identity_file))
+    return [
+        (
+            loc,
+            f"no such file: {path} (the private key to log in with; leave identityFile out "
+            "to use ssh-agent and the default keys in ~/.ssh)",
+        )
+        for loc, path in declared
+        if path is not None and not path.is_file()
+    ]

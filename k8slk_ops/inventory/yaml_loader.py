@@ -7,32 +7,102 @@ graph first, all of them, because a loader would keep one of the two values sile
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.composer import Composer, MaxDepthExceededError
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
 
 from k8slk_ops.inventory.errors import InventoryError, InventoryIssue, Loc, field_path
 from k8slk_ops.inventory.located import YamlLocator
 from k8slk_ops.inventory.model import Inventory
+from k8slk_ops.inventory.source import place, read_text
 from k8slk_ops.inventory.validate import build_inventory, describe
 
+__all__ = ["load_yaml_document", "load_yaml_inventory", "parse_yaml", "plain", "read_text"]
 
-def read_text(path: Path) -> str:
-    """The file's text; a missing, unreadable or non-UTF-8 file is an InventoryError."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise _one(path, 0, 0, "no such file") from None
-    except IsADirectoryError:
-        raise _one(path, 0, 0, "is a directory, not an inventory file") from None
-    except UnicodeDecodeError as exc:
-        raise _one(path, 0, 0, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise _one(path, 0, 0, f"cannot read: {exc.strerror or exc}") from None
+MAX_DEPTH = 32  # levels of nesting; an inventory needs six, kubeadm overrides a few more
+MAX_VALUES = 100_000  # scalars, mappings and lists in one file; 10,000 nodes need ~70,000
+
+
+class Refused(MarkedYAMLError):
+    """Something YAML allows that a configuration file here may not hold (said at its place)."""
+
+
+class _BoundedComposer(Composer):
+    """ruamel's composer, refusing aliases (expanding them by copying is how a file of a few
+    lines grows into gigabytes) and counting the values it builds."""
+
+    built = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.parser.check_event(AliasEvent):
+            event = self.parser.peek_event()
+            raise Refused(
+                None,
+                None,
+                f"YAML aliases (*{event.anchor}) are not accepted: write the value out",
+                event.start_mark,
+            )
+        self.built += 1
+        if self.built > MAX_VALUES:
+            raise Refused(
+                None,
+                None,
+                f"more than {MAX_VALUES:,} values in one file",
+                self.parser.peek_event().start_mark,
+            )
+        return super().compose_node(parent, index)
+
+
+_FLOW_CHARS = re.compile(r"""[\[\]{}'"#\n]""")
+
+
+def check_flow_depth(path: Path, text: str) -> None:
+    """Refuse flow collections (``[[[[...``) nested deeper than ``MAX_DEPTH`` before the YAML
+    scanner sees them: its look-ahead over thousands of open brackets takes seconds.
+
+    A lexical pass: quoted text and comments are skipped, block nesting is left to the
+    composer. It may only under-count (a stray quote in plain text), never refuse a real file."""
+    depth, quote, comment = 0, "", False
+    for m in _FLOW_CHARS.finditer(text):
+        char, at = m.group(), m.start()
+        if comment:
+            comment = char != "\n"
+        elif quote:
+            if char == quote and not (quote == '"' and _escaped(text, at)):
+                quote = ""
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line, column = place(text, at)
+                raise _one(path, line, column, f"nested more than {MAX_DEPTH} levels deep")
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+        elif char == "#":
+            comment = at == 0 or text[at - 1] in " \t\n"
+        elif char in "'\"" and (at == 0 or text[at - 1] in " \t\n[{,:-"):
+            quote = char
+
+
+def _escaped(text: str, at: int) -> bool:
+    backslashes = 0
+    while at > backslashes and text[at - 1 - backslashes] == "\\":
+        backslashes += 1
+    return backslashes % 2 == 1
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.Composer = _BoundedComposer
+    yaml.max_depth = MAX_DEPTH
+    return yaml
 
 
 def _one(path: Path, line: int, column: int, message: str, field: str = "") -> InventoryError:
@@ -45,19 +115,35 @@ def parse_yaml(path: Path, text: str) -> Any:
 
     The text is parsed once; only when the loader meets a duplicate key is it composed again
     to find all of them (the loader stops at the first)."""
+    check_flow_depth(path, text)
     try:
-        return YAML(typ="rt").load(text)
+        return _yaml().load(text)
     except DuplicateKeyError as exc:
         raise _all_duplicates(path, text) or _syntax_error(path, exc) from None
+    except Refused as exc:
+        raise _refusal(path, exc, str(exc.problem)) from None
+    except MaxDepthExceededError as exc:
+        raise _refusal(path, exc, f"nested more than {MAX_DEPTH} levels deep") from None
     except MarkedYAMLError as exc:
         raise _syntax_error(path, exc) from None
+    except ReaderError as exc:
+        line, column = place(text, exc.position)
+        what = f"character {exc.character!r}" if isinstance(exc.character, str) else "character"
+        raise _one(path, line, column, f"{what} is not allowed in YAML text") from None
     except (YAMLError, ValueError, TypeError, RecursionError) as exc:
         raise _one(path, 0, 0, f"YAML error: {exc}") from None
 
 
 def _all_duplicates(path: Path, text: str) -> InventoryError | None:
-    issues = _duplicate_keys(str(path), YAML(typ="rt").compose(text), ())
+    issues = _duplicate_keys(str(path), _yaml().compose(text), ())
     return InventoryError(issues) if issues else None
+
+
+def _refusal(path: Path, exc: MarkedYAMLError, message: str) -> InventoryError:
+    mark = exc.problem_mark
+    if mark is None:
+        return _one(path, 0, 0, message)
+    return _one(path, mark.line + 1, mark.column + 1, message)
 
 
 def _syntax_error(path: Path, exc: MarkedYAMLError) -> InventoryError:

@@ -8,6 +8,7 @@ and refused with the reason otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from k8slk_ops.kubeadm.errors import RenderError
@@ -98,3 +99,50 @@ def check_fields(kind: str, doc: dict[str, Any], api: ConfigApi) -> None:
                 f"{_name(kind, path)} does not exist in kubeadm.k8s.io/{api.value} "
                 f"(only in {have}); the node's kubeadm decides the API version"
             )
+
+
+# What the tool decides itself and an override may not change: (kind, path) -> why.
+_MINTED = "is minted fresh for each run and revoked after it; it cannot be set here"
+FORBIDDEN_OVERRIDES: dict[tuple[str, tuple[str, ...]], str] = {
+    ("JoinConfiguration", ("discovery",)): (
+        "cannot be overridden: a join always discovers the cluster with the run's token and "
+        "pins its CA (caCertHashes computed from the CA itself; never unsafeSkipCAVerification)"
+    ),
+    ("InitConfiguration", ("bootstrapTokens",)): (
+        "cannot be overridden: the run mints its own short-lived token and deletes it at the "
+        "end; a token set here would outlive the run and never be revoked"
+    ),
+    ("InitConfiguration", ("certificateKey",)): _MINTED,
+    ("JoinConfiguration", ("controlPlane", "certificateKey")): _MINTED,
+    ("InitConfiguration", ("nodeRegistration", "name")): (
+        "cannot be overridden: a node's name is its name in the inventory"
+    ),
+    ("JoinConfiguration", ("nodeRegistration", "name")): (
+        "cannot be overridden: a node's name is its name in the inventory"
+    ),
+}
+# Under a forbidden path, what stays allowed: the discovery timeout (converted per version).
+_STILL_ALLOWED = {("JoinConfiguration", ("discovery", "timeout"))}
+
+
+def forbidden_overrides(
+    overrides: Mapping[str, Mapping[str, Any]],
+) -> list[tuple[str, tuple[str, ...], str]]:
+    """``(kind, path, why)`` for each override of something the tool decides itself."""
+    found = []
+    for (kind, path), why in FORBIDDEN_OVERRIDES.items():
+        doc = overrides.get(kind)
+        if not isinstance(doc, Mapping) or not has_path(doc, path):
+            continue
+        value = get_path(doc, path)
+        allowed = {p[len(path)] for k, p in _STILL_ALLOWED if k == kind and p[: len(path)] == path}
+        if isinstance(value, Mapping) and allowed and set(value) <= allowed:
+            continue
+        found.append((kind, path, why))
+    return found
+
+
+def check_overrides(overrides: Mapping[str, Mapping[str, Any]]) -> None:
+    """RenderError for the first override of something the tool decides itself."""
+    for kind, path, why in forbidden_overrides(overrides):
+        raise RenderError(f"{_name(kind, path)} {why}")

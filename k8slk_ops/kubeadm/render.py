@@ -16,7 +16,7 @@ from typing import Any
 from k8slk_ops.kubeadm.args import ARG_PATHS, merge_pairs, render_pairs, to_pairs
 from k8slk_ops.kubeadm.capin import is_ca_cert_hash
 from k8slk_ops.kubeadm.errors import RenderError
-from k8slk_ops.kubeadm.fields import check_fields, convert_overrides
+from k8slk_ops.kubeadm.fields import check_fields, check_overrides, convert_overrides
 from k8slk_ops.kubeadm.merge import deep_merge, get_path, pop_path, set_path
 from k8slk_ops.kubeadm.spec import BootstrapTokenSpec, InitSpec, JoinSpec, Overrides
 from k8slk_ops.kubeadm.versions import ConfigApi
@@ -49,6 +49,7 @@ def _copy_overrides(overrides: Overrides) -> dict[str, dict[str, Any]]:
     takes the kinds it writes and leaves the others.
     """
     known = (*KUBEADM_KINDS, *COMPONENT_KINDS)
+    check_overrides(overrides)
     out: dict[str, dict[str, Any]] = {}
     for kind, body in overrides.items():
         if kind not in known:

@@ -20,11 +20,12 @@ import hashlib
 import hmac
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from k8slk_ops.ssh.errors import HostKeyError, HostKeyMismatch, HostKeyUnknown
+from k8slk_ops.ssh.errors import HostKeyError, HostKeyMismatch, HostKeyUnknown, SSHError
 from k8slk_ops.ssh.target import HostKeyPolicy
 
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
@@ -200,14 +201,17 @@ _cache: dict[Path, _Cached] = {}
 def _load_index(path: Path) -> KnownHostsIndex:
     try:
         st = path.stat()
-    except FileNotFoundError:
+        signature = (st.st_ino, st.st_size, st.st_mtime_ns)
+        cached = _cache.get(path)
+        if cached is not None and cached.signature == signature:
+            return cached.index
+        text = _read_regular(path)[0].decode(errors="replace")
+    except (FileNotFoundError, NotADirectoryError):
         _cache.pop(path, None)
         return KnownHostsIndex([])
-    signature = (st.st_ino, st.st_size, st.st_mtime_ns)
-    cached = _cache.get(path)
-    if cached is not None and cached.signature == signature:
-        return cached.index
-    index = KnownHostsIndex(parse_known_hosts(path.read_text(errors="replace")))
+    except OSError as exc:
+        raise KnownHostsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    index = KnownHostsIndex(parse_known_hosts(text))
     _cache[path] = _Cached(signature, index)
     return index
 
@@ -226,46 +230,119 @@ def lookup(path: Path, address: str, port: int) -> list[KnownEntry]:
 # -- recording (accept-new) ----------------------------------------------------------------------
 
 
-def record_host_key(path: Path, address: str, port: int, kind: str, blob: str) -> bool:
+class KnownHostsError(SSHError):
+    """known_hosts could not be read or written: a local problem, said at once, never retried
+    as if the network had failed."""
+
+
+def record_host_key(
+    path: Path,
+    address: str,
+    port: int,
+    kind: str,
+    blob: str,
+    *,
+    node: str = "",
+    label: str | None = None,
+) -> bool:
     """Add ``name kind blob`` to known_hosts unless already there; True when written.
 
     Safe against concurrent writers in this and other processes: an exclusive flock on the
     file's directory (whose inode never changes, unlike the file's, which is replaced) guards a
-    re-read, the duplicate check, and an atomic replace (temp file, fsync, rename).
+    re-read, the check and an atomic replace (temp file, fsync, rename). The re-read decides:
+    a key another run recorded for this name meanwhile, or this key marked ``@revoked``, makes
+    this one a mismatch, never a second trusted key. A link is written through to its target.
     """
-    path = path.expanduser()
     name = host_entry_name(address, port)
+    path = Path(os.path.realpath(path.expanduser()))
+    try:
+        who = (node or address, label or f"node {node or address}")
+        return _record_locked(path, name, kind, blob, who)
+    except OSError as exc:
+        raise KnownHostsError(
+            f"cannot record the host key of {name} in {path}: {exc.strerror or exc}. "
+            "Fix the file or its directory, or set ssh.knownHosts to a writable file"
+        ) from None
+
+
+def _record_locked(path: Path, name: str, kind: str, blob: str, who: tuple[str, str]) -> bool:
     directory = path.parent
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(dir_fd, fcntl.LOCK_EX)
-        try:
-            old = path.read_bytes()
-            mode = path.stat().st_mode & 0o777
-        except FileNotFoundError:
-            old, mode = b"", 0o600
-        for entry in KnownHostsIndex(parse_known_hosts(old.decode(errors="replace"))).matching(name):
-            if not entry.marker and entry.kind == kind and entry.blob == blob:
-                return False
+        old, mode = _read_regular(path)
+        entries = KnownHostsIndex(parse_known_hosts(old.decode(errors="replace"))).matching(name)
+        _refuse_other_keys(path, name, kind, blob, who, entries)
+        if any(not e.marker and e.kind == kind and e.blob == blob for e in entries):
+            return False
         if old and not old.endswith(b"\n"):
             old += b"\n"
-        data = old + f"{name} {kind} {blob}\n".encode()
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        _replace(path, old + f"{name} {kind} {blob}\n".encode(), mode)
         return True
     finally:
         os.close(dir_fd)  # releases the lock
+
+
+def _read_regular(path: Path) -> tuple[bytes, int]:
+    """known_hosts' bytes and mode; (b"", 0600) when absent; a non-regular file is refused."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return b"", 0o600
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise KnownHostsError(f"{path} is not a regular file; refusing to write to it")
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks), stat.S_IMODE(st.st_mode)
+    finally:
+        os.close(fd)
+
+
+def _refuse_other_keys(
+    path: Path, name: str, kind: str, blob: str, who: tuple[str, str], entries: list[KnownEntry]
+) -> None:
+    revoked = any(e.marker == "@revoked" and e.kind == kind and e.blob == blob for e in entries)
+    trusted = [e for e in entries if not e.marker]
+    if not revoked and (not trusted or any(e.kind == kind and e.blob == blob for e in trusted)):
+        return
+    address, _, port = name.removeprefix("[").partition("]:")
+    try:
+        presented = fingerprint(base64.b64decode(blob, validate=True))
+    except (binascii.Error, ValueError):
+        presented = f"{kind} key"
+    raise HostKeyMismatch.build(
+        node=who[0],
+        label=who[1],
+        address=address,
+        port=int(port or 22),
+        presented=presented,
+        expected=tuple(f"{e.fingerprint} ({e.kind}, line {e.line})" for e in trusted),
+        known_hosts=path,
+        source=(
+            f"{path} (this key is marked @revoked)"
+            if revoked
+            else f"{path}, where another run recorded a key for it meanwhile"
+        ),
+    )
+
+
+def _replace(path: Path, data: bytes, mode: int) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 # -- the policy check ----------------------------------------------------------------------------
@@ -368,4 +445,12 @@ class HostKeyCheck:
         if self.to_record is None:
             return False
         kind, blob = self.to_record
-        return record_host_key(self.known_hosts_path, self.address, self.port, kind, blob)
+        return record_host_key(
+            self.known_hosts_path,
+            self.address,
+            self.port,
+            kind,
+            blob,
+            node=self.node,
+            label=self.label,
+        )

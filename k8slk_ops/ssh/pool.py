@@ -327,7 +327,11 @@ class SSHPool:
             finally:
                 self.stats.handshakes_in_flight -= 1
         self.stats.connections += 1
-        await _record_new_host_key(endpoint, check)
+        try:
+            await _record_new_host_key(endpoint, check)
+        except BaseException:
+            ssh.close()  # a key we cannot record, or a race lost to another run's key
+            raise
         return ssh
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from k8slk_ops import kubeadm
 from k8slk_ops.context import PlanContext, RunContext
@@ -23,6 +23,15 @@ class CommandOptions(BaseModel):
     where: Literal["node", "kubelet"] = Field(default="node", alias="in")
     timeout: Duration = 300.0
     ok_codes: list[int] = Field(default_factory=lambda: [0], alias="okCodes")
+
+    @field_validator("command")
+    @classmethod
+    def _no_nul(cls, value: str | list[str]) -> str | list[str]:
+        """A NUL cannot pass through an argv or a shell: it would cut the command short."""
+        items = [value] if isinstance(value, str) else value
+        if any("\0" in item for item in items):
+            raise ValueError("a command cannot hold a NUL character")
+        return value
 
 
 def argv_of(options: CommandOptions) -> list[str]:
@@ -50,13 +59,25 @@ class RunCommand(Step):
             result = await lk.kubelet_exec(argv, timeout=options.timeout)
         else:
             result = await lk.shell(argv, timeout=options.timeout)
-        out = result.stdout.decode(errors="replace").strip()
+        out = _whole(ctx, result.stdout)
         for line in out.splitlines()[-20:]:
             ctx.emit(node, self.phase, EventKind.PROGRESS, line)
         if result.exit_status not in options.ok_codes:
-            err = result.stderr.decode(errors="replace").strip().splitlines()
+            err = _whole(ctx, result.stderr).splitlines()
             raise NodeError(
                 f"command exited {result.exit_status}",
                 phase=self.phase,
                 log_tail=kubeadm.failure_tail([*out.splitlines(), *err]),
             )
+
+
+def _whole(ctx: RunContext, raw: bytes) -> str:
+    """A command's output with its secrets hidden while it is whole.
+
+    Output leaves line by line, and a secret may span lines (a PEM key) or follow its
+    announcement on the next line (``Using certificate key:``): found in the whole text, each
+    is registered with the redactor (line by line) and replaced before the text is split."""
+    text = raw.decode(errors="replace").strip()
+    for secret in kubeadm.find_secrets(text):
+        ctx.add_secret(secret)
+    return kubeadm.redact(text)

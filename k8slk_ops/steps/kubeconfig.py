@@ -49,16 +49,21 @@ class FetchKubeconfig(Step):
         text = raw.decode()
         for secret in _key_data(text):
             ctx.add_secret(secret)
-        pointed = kubeconfig.point_at(text, ctx.inventory.endpoint)
         target = kubeconfig_path(ctx.plan)
         merge = options.merge or ctx.options.merge_kubeconfig
-        if merge and target.exists():
-            pointed = kubeconfig.merge(target.read_text(), pointed)
-        if target.exists() and target.read_text() == pointed:
-            ctx.emit(node, self.phase, EventKind.PROGRESS, f"{target} is up to date")
-        else:
-            kubeconfig.write_private(target, pointed)
-            ctx.emit(node, self.phase, EventKind.PROGRESS, f"wrote {target}")
+        try:
+            pointed = kubeconfig.point_at(text, ctx.inventory.endpoint, f"{node}:{paths.ADMIN_CONF}")
+            existing = kubeconfig.read_existing(target)
+            if merge and existing is not None:
+                pointed = kubeconfig.merge(existing, pointed, str(target))
+            if existing == pointed:
+                ctx.emit(node, self.phase, EventKind.PROGRESS, f"{target} is up to date")
+            else:
+                written = kubeconfig.write_private(target, pointed)
+                via = f" (through the link {target})" if target.is_symlink() else ""
+                ctx.emit(node, self.phase, EventKind.PROGRESS, f"wrote {written}{via}")
+        except kubeconfig.KubeconfigError as exc:
+            raise NodeError(str(exc), phase=self.phase) from None
         ctx.state.kubeconfig = target
 
 

@@ -186,3 +186,18 @@ async def test_non_default_port_uses_bracketed_known_hosts_entries(tmp_path: Pat
         async with SSHPool(retry=FAST_RETRY) as pool:
             conn = await pool.connect(target)
             assert (await conn.run(["true"])).ok
+
+
+async def test_accept_new_with_an_unwritable_known_hosts_fails_at_once_as_a_local_error(
+    node: tuple[SSHDServer, SSHTarget], tmp_path: Path
+) -> None:
+    from k8slk_ops.ssh.hostkeys import KnownHostsError
+
+    _, target = node
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    tofu = replace(target, host_key_policy="accept-new", known_hosts=blocker / "known_hosts")
+    async with SSHPool(retry=FAST_RETRY) as pool:
+        with pytest.raises(KnownHostsError, match="cannot record the host key"):
+            await pool.connect(tofu)
+        assert pool.stats.attempts == 1

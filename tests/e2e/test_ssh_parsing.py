@@ -12,6 +12,7 @@ import os
 import resource
 import shlex
 import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -159,7 +160,7 @@ def test_concurrent_recorders_write_one_line(tmp_path: Path) -> None:
         f" {BLOB_A!r})"
     )
     procs = [
-        subprocess.Popen(["python3", "-c", code, str(i % 3)], cwd=Path(__file__).parents[2])
+        subprocess.Popen([sys.executable, "-c", code, str(i % 3)], cwd=Path(__file__).parents[2])
         for i in range(9)
     ]
     assert [p.wait() for p in procs] == [0] * 9

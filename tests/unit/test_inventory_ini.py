@@ -103,6 +103,7 @@ def test_group_vars_override_file_vars_and_host_vars_override_both(tmp_path: Pat
         """,
     )
     write(tmp_path, "group_vars/all.yml", "clusterName: fromgroupvars\nansible_port: 2200\n")
+    write(tmp_path, "keys/id_ed25519", "not a real key\n")
     inv = load_inventory(hosts)
     assert inv.cluster.name == "fromgroupvars"
     assert inv.cluster.pod_subnet == "10.2.0.0/16"

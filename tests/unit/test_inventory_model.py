@@ -22,6 +22,16 @@ REPO = Path(__file__).resolve().parents[2]
 FP = "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s"
 
 
+@pytest.fixture(autouse=True)
+def _keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example inventories name private keys in ~/.ssh: they must exist to load."""
+    home = tmp_path / "examples-home"
+    (home / ".ssh").mkdir(parents=True)
+    for name in ("id_ed25519", "prod_ed25519"):
+        (home / ".ssh" / name).write_text("not a real key\n")
+    monkeypatch.setenv("HOME", str(home))
+
+
 def write(tmp_path: Path, text: str, name: str = "inv.yml") -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(text))
@@ -56,7 +66,7 @@ def test_ha_example_has_three_control_planes_behind_the_balancer() -> None:
     ]
     assert overrides["KubeletConfiguration"] == {"maxPods": 150, "serverTLSBootstrap": True}
     ssh = inv.ssh_for("cp-2")
-    assert ssh.identity_file == path.parent / "keys" / "prod_ed25519"
+    assert ssh.identity_file == Path("~/.ssh/prod_ed25519").expanduser()
     assert ssh.jump_host == "ops@bastion.example.com:22"
     assert ssh.host_key_policy == "accept-new"
 
@@ -179,6 +189,9 @@ def test_paths_resolve_against_the_inventory_directory(
             ssh: {identityFile: ../other/id_rsa}
         """,
     )
+    for key in (sub / "keys" / "id_ed25519", tmp_path / "clusters" / "other" / "id_rsa"):
+        key.parent.mkdir(parents=True)
+        key.write_text("not a real key\n")
     inv = load_inventory(Path("clusters/prod/inv.yml"))
     cp = inv.ssh_for("cp-1")
     assert cp.identity_file == sub / "keys" / "id_ed25519"

@@ -63,3 +63,118 @@ def test_write_private_is_0600_and_atomic(tmp_path: Path) -> None:
     kubeconfig.write_private(target, OTHER)
     assert target.read_text() == OTHER
     assert [p.name for p in target.parent.iterdir()] == ["admin.kubeconfig"]
+
+
+# -- what a node's admin.conf may carry into the operator's kubeconfig -------------------------
+
+import os  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("section", "extra", "named"),
+    [
+        ("user", "exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh}", "exec"),
+        ("user", "auth-provider: {name: gcp}", "auth-provider"),
+        ("user", "token: abc", "token"),
+        ("cluster", "proxy-url: http://evil:3128", "proxy-url"),
+        ("cluster", "insecure-skip-tls-verify: true", "insecure-skip-tls-verify"),
+        ("cluster", "certificate-authority: /etc/passwd", "certificate-authority"),
+    ],
+)
+def test_fields_kubeadm_never_writes_are_refused(section: str, extra: str, named: str) -> None:
+    lines = ADMIN.splitlines()
+    anchor = "    server: https://127.0.0.11:6443" if section == "cluster" else "- name: kubernetes-admin"
+    text = ADMIN
+    if section == "cluster":
+        text = ADMIN.replace(anchor, f"{anchor}\n    {extra}")
+    else:
+        text = ADMIN.replace(
+            "  user: {client-certificate-data: Q0VSVA==, client-key-data: S0VZ}",
+            f"  user:\n    client-certificate-data: Q0VSVA==\n    client-key-data: S0VZ\n    {extra}",
+        )
+    assert text != ADMIN and lines
+    with pytest.raises(kubeconfig.KubeconfigError, match=named):
+        kubeconfig.point_at(text, "lb:6443")
+
+
+def test_unknown_top_level_keys_are_refused() -> None:
+    with pytest.raises(kubeconfig.KubeconfigError, match="extensions"):
+        kubeconfig.point_at(ADMIN + "extensions: [{name: x, extension: {}}]\n", "lb:6443")
+
+
+def test_a_context_must_name_the_cluster_and_user_given() -> None:
+    bad = ADMIN.replace("user: kubernetes-admin}", "user: somebody-else}")
+    with pytest.raises(kubeconfig.KubeconfigError, match="somebody-else"):
+        kubeconfig.point_at(bad, "lb:6443")
+
+
+def test_only_allowed_fields_come_out() -> None:
+    out = kubeconfig.load(kubeconfig.point_at(ADMIN, "lb:6443"))
+    assert out == {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "lab",
+                "cluster": {"certificate-authority-data": "Q0E=", "server": "https://lb:6443"},
+            }
+        ],
+        "users": [
+            {
+                "name": "kubernetes-admin",
+                "user": {"client-certificate-data": "Q0VSVA==", "client-key-data": "S0VZ"},
+            }
+        ],
+        "contexts": [
+            {"name": "kubernetes-admin@lab", "context": {"cluster": "lab", "user": "kubernetes-admin"}}
+        ],
+        "current-context": "kubernetes-admin@lab",
+        "preferences": {},
+    }
+
+
+@pytest.mark.parametrize(
+    "existing",
+    ["clusters: [x]\n", "clusters: {a: 1}\n", "users:\n- user: {}\n", "- a\n", "contexts: [{name: [1]}]\n"],
+)
+def test_a_malformed_file_to_merge_into_is_a_clear_error(existing: str) -> None:
+    with pytest.raises(kubeconfig.KubeconfigError, match="cannot merge into"):
+        kubeconfig.merge(existing, ADMIN, source="/home/op/.kube/config")
+
+
+def test_the_operators_own_entries_are_kept_as_they_are() -> None:
+    mine = OTHER.replace("user: {token: abc}", "user: {exec: {command: aws}}")
+    merged = kubeconfig.load(kubeconfig.merge(mine, ADMIN))
+    assert {"name": "me", "user": {"exec": {"command": "aws"}}} in merged["users"]
+
+
+def test_write_private_writes_through_a_link_to_its_target(tmp_path: Path) -> None:
+    real = tmp_path / "dotfiles" / "config"
+    real.parent.mkdir()
+    real.write_text(OTHER)
+    os.chmod(real, 0o644)
+    link = tmp_path / "config"
+    link.symlink_to(real)
+    written = kubeconfig.write_private(link, ADMIN)
+    assert link.is_symlink()
+    assert written == real
+    assert real.read_text() == ADMIN
+    assert stat.S_IMODE(real.stat().st_mode) == 0o600
+    assert sorted(p.name for p in real.parent.iterdir()) == ["config"]
+
+
+def test_write_private_refuses_a_target_that_is_not_a_regular_file(tmp_path: Path) -> None:
+    link = tmp_path / "config"
+    link.symlink_to("/dev/null")
+    with pytest.raises(kubeconfig.KubeconfigError, match="not a regular file"):
+        kubeconfig.write_private(link, ADMIN)
+
+
+def test_read_existing_refuses_a_fifo_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "config"
+    os.mkfifo(fifo)
+    with pytest.raises(kubeconfig.KubeconfigError, match="not a regular file"):
+        kubeconfig.read_existing(fifo)
+    assert kubeconfig.read_existing(tmp_path / "absent") is None
