@@ -28,10 +28,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
-from k8sdouble import cluster, env, jws, pki
+from k8sdouble import cluster, env, jws, objects, openapi, pki, resources, rest, tables
 from k8sdouble.nodes import node_json
 
 NODE_GRACE_SECONDS = 40.0  # the node lifecycle controller's grace period before "Unknown"
@@ -115,14 +117,30 @@ class ClusterState:
             self.data["certs"] = None
 
 
+@dataclass(frozen=True)
+class Request:
+    """One API request as the handlers need it."""
+
+    method: str
+    path: str
+    who: str
+    body: Any = None
+    query: dict[str, str] = field(default_factory=dict)
+    accept: str = "application/json"
+    content_type: str = "application/json"
+
+
 class Api:
     """Request handling, independent of HTTP plumbing: (status, JSON body) per call."""
 
-    def __init__(self, state: ClusterState, pki_dir: str) -> None:
+    def __init__(self, state: ClusterState, pki_dir: str, server_address: str = "") -> None:
         self.state = state
         self.pki_dir = pki_dir
+        self.server_address = server_address
 
-    def handle(self, method: str, path: str, who: str, body: Any) -> tuple[int, Any]:
+    def handle(self, method: str, path: str, who: str, body: Any,
+               request: Request | None = None) -> tuple[int, Any]:
+        req = request or Request(method, path, who, body)
         now = time.time()
         st = self.state
         with st.transaction():
@@ -131,10 +149,12 @@ class Api:
                 return 403, _status(403, "Forbidden", f'User "system:bootstrap:{who[10:]}" '
                                     f'cannot {method.lower()} resource "{path}"')
             parts = [p for p in path.split("/") if p]
-            if path == "/api/v1/namespaces/kube-public/configmaps/cluster-info":
+            if path == "/api/v1/namespaces/kube-public/configmaps/cluster-info" and (
+                    method == "PUT" or not self._objects(now).find(
+                        resources.TYPES[3], "kube-public", "cluster-info")):
                 return self._cluster_info(method, body, now)
-            if parts[:3] == ["api", "v1", "nodes"]:
-                return self._nodes(method, parts[3:], body, now)
+            if parts[:3] == ["api", "v1", "nodes"] and parts[4:5] != ["status"]:
+                return self._nodes(req, parts[3:], now)
             if parts[:3] == ["lab", "v1", "tokens"]:
                 return self._tokens(method, parts[3:], body, now)
             if path == "/lab/v1/kubeadm-certs":
@@ -148,7 +168,53 @@ class Api:
                     "config")}
             if path == "/lab/v1/csr" and method == "POST":
                 return self._sign(body)
+            if parts[:1] in (["api"], ["apis"]):
+                return self._rest(req, parts, now)
+            if parts[:2] == ["openapi", "v3"] and method == "GET":
+                doc = openapi.root() if len(parts) == 2 else \
+                    openapi.group_version("/".join(parts[2:]))
+                if doc is not None:
+                    return 200, doc
         return 404, _status(404, "NotFound", "the server could not find the requested resource")
+
+    def _objects(self, now: float) -> objects.Objects:
+        return objects.Objects(self.state.data, now)
+
+    def _rest(self, req: Request, parts: list[str], now: float) -> tuple[int, Any]:
+        """Discovery and the generic REST verbs of every other type."""
+        found = resources.discovery(parts, self.server_address)
+        if found is not None:
+            return (200, found) if req.method == "GET" else \
+                (405, _status(405, "MethodNotAllowed", "the server does not allow this method "
+                              "on the requested resource"))
+        route = rest.parse(parts)
+        if route is None:
+            return 404, _status(404, "NotFound", "the server could not find the requested "
+                                "resource")
+        store = self._objects(now)
+        view = rest.Views(store, self._node_list(now), self._drain_blocks())
+        try:
+            status, answer = rest.serve(req, route, store, view)
+        except objects.ApiFailure as exc:
+            return exc.code, _status(exc.code, exc.reason, exc.message)
+        if req.method != "GET":
+            self.state.save()
+        return status, answer
+
+    def _node_list(self, now: float) -> list[dict[str, Any]]:
+        return [self._node_view(n, now) for _, n in sorted(self.state.data["nodes"].items())]
+
+    @staticmethod
+    def _drain_blocks() -> dict[str, str]:
+        """Node name -> ``namespace/pod`` its PodDisruptionBudget keeps (the lab's fault)."""
+        blocks = {}
+        prefix = env.FAULT_DRAIN_BLOCK.split("{", 1)[0]
+        folder = env.path(prefix).parent
+        if folder.is_dir():
+            for marker in folder.glob(env.path(prefix).name + "*"):
+                with contextlib.suppress(OSError):
+                    blocks[marker.name[len(env.path(prefix).name):]] = marker.read_text().strip()
+        return blocks
 
     def _cluster_info(self, method: str, body: Any, now: float) -> tuple[int, Any]:
         st = self.state
@@ -166,12 +232,17 @@ class Api:
         return 200, {"apiVersion": "v1", "kind": "ConfigMap", "data": data,
                      "metadata": {"name": "cluster-info", "namespace": "kube-public"}}
 
-    def _nodes(self, method: str, rest: list[str], body: Any, now: float) -> tuple[int, Any]:
+    def _nodes(self, req: Request, rest_: list[str], now: float) -> tuple[int, Any]:
         nodes: dict[str, dict[str, Any]] = self.state.data["nodes"]
-        if not rest:
+        method, body = req.method, req.body
+        if not rest_:
             if method == "GET":
-                items = [self._node_view(n, now) for _, n in sorted(nodes.items())]
-                return 200, {"apiVersion": "v1", "kind": "List", "items": items,
+                items = [i for i in self._node_list(now)
+                         if objects.matches_labels(i, req.query.get("labelSelector", ""))]
+                if tables.wants_table(req.accept):
+                    return 200, tables.table("Node", items, self._objects(now).resource_version(),
+                                             req.query.get("includeObject", "Metadata"))
+                return 200, {"apiVersion": "v1", "kind": "NodeList", "items": items,
                              "metadata": {"resourceVersion": ""}}
             if method == "POST":
                 name = body["metadata"]["name"]
@@ -186,34 +257,64 @@ class Api:
                 self.state.data["heartbeats"][name] = now
                 self.state.save()
                 return 201, self._node_view(nodes[name], now)
-        name = rest[0]
+        name = rest_[0]
         node = nodes.get(name)
         if node is None:
             return 404, _status(404, "NotFound", f'nodes "{name}" not found')
         if method == "GET":
-            return 200, self._node_view(node, now)
+            view = self._node_view(node, now)
+            if tables.wants_table(req.accept):
+                return 200, tables.table("Node", [view], self._objects(now).resource_version(),
+                                         req.query.get("includeObject", "Metadata"))
+            return 200, view
         if method == "DELETE":
             del nodes[name]
             self.state.data["heartbeats"].pop(name, None)
+            rest.collect_pods(self._objects(now), name)  # the pod garbage collector's part
             self.state.save()
             return 200, _status(200, "Success", "")
         if method == "PATCH":
-            changed = False
-            for key in ("unschedulable", "ready", "kubeletVersion", "address"):
-                if key in body and node.get(key) != body[key]:
-                    node[key] = body[key]
-                    changed = True
-            for label, value in (body.get("labels") or {}).items():
-                if node["labels"].get(label) != value:
-                    node["labels"][label] = value
-                    changed = True
-            if body.get("heartbeat"):
-                self.state.data["heartbeats"][name] = now
-                changed = True
-            if changed:
-                self.state.save()
-            return 200, self._node_view(node, now)
+            if req.content_type.split(";")[0].strip() != "application/json":
+                return self._patch_node_object(req, node, now)
+            return self._patch_node(node, body, now)
         return 405, _status(405, "MethodNotAllowed", "method not allowed")
+
+    def _patch_node_object(self, req: Request, node: dict[str, Any],
+                           now: float) -> tuple[int, Any]:
+        """A kubectl patch (cordon, uncordon, label, annotate) of the Node object."""
+        view = self._node_view(node, now)
+        kind = req.content_type.split(";")[0].strip()
+        if kind == objects.MERGE_PATCH:
+            new = objects.merge_patch(view, req.body)
+        elif kind == objects.STRATEGIC_PATCH:
+            new = objects.strategic_merge(view, req.body)
+        else:
+            return 415, _status(415, "UnsupportedMediaType", "the body of the request was in an "
+                                f"unknown format - accepted media types include: "
+                                f"{objects.MERGE_PATCH}, {objects.STRATEGIC_PATCH}")
+        node["unschedulable"] = bool((new.get("spec") or {}).get("unschedulable"))
+        node["labels"] = dict((new.get("metadata") or {}).get("labels") or {})
+        node["annotations"] = dict((new.get("metadata") or {}).get("annotations") or {})
+        self.state.save()
+        return 200, self._node_view(node, now)
+
+    def _patch_node(self, node: dict[str, Any], body: Any, now: float) -> tuple[int, Any]:
+        """The lab's own node patch (kubelet heartbeats, kubeadm's control-plane marks)."""
+        changed = False
+        for key in ("unschedulable", "ready", "kubeletVersion", "address", "notReady"):
+            if key in body and node.get(key) != body[key]:
+                node[key] = body[key]
+                changed = True
+        for label, value in (body.get("labels") or {}).items():
+            if node["labels"].get(label) != value:
+                node["labels"][label] = value
+                changed = True
+        if body.get("heartbeat"):
+            self.state.data["heartbeats"][node["name"]] = now
+            changed = True
+        if changed:
+            self.state.save()
+        return 200, self._node_view(node, now)
 
     def _node_view(self, node: dict[str, Any], now: float) -> dict[str, Any]:
         # Like the node lifecycle controller: an API that (re)started gives every kubelet its
@@ -352,7 +453,8 @@ class Handler(BaseHTTPRequestHandler):
         return "anonymous"
 
     def _serve(self, method: str) -> None:
-        path = self.path.split("?", 1)[0]
+        url = urlsplit(self.path)
+        path = url.path
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         if path in ("/healthz", "/readyz", "/livez"):
@@ -366,7 +468,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(401, _status(401, "Unauthorized", "Unauthorized"))
         try:
             body = json.loads(raw) if raw else None
-            status, answer = self.server.app.handle(method, path, who, body)
+            req = Request(method, path, who, body, dict(parse_qsl(url.query)),
+                          self.headers.get("Accept") or "application/json",
+                          self.headers.get("Content-Type") or "application/json")
+            status, answer = self.server.app.handle(method, path, who, body, req)
         except (KeyError, TypeError, ValueError) as exc:
             status, answer = 400, _status(400, "BadRequest", f"bad request: {exc}")
         self._json(status, answer)
@@ -401,7 +506,7 @@ def main(argv: list[str]) -> int:
 
     store = args.lab_state or cluster.store_path(args.client_ca_file)
     state = ClusterState(store, {"version": args.kubernetes_version})
-    app = Api(state, pki_dir)
+    app = Api(state, pki_dir, f"{args.advertise_address}:{args.secure_port}")
     server = Server((args.advertise_address, args.secure_port), ctx, app,
                     args.kubernetes_version)
     print(f"kube-apiserver serving on https://{args.advertise_address}:{args.secure_port}",
