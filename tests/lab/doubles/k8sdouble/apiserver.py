@@ -466,6 +466,8 @@ class Handler(BaseHTTPRequestHandler):
         who = self._who(time.time())
         if who is None or (who == "anonymous" and path not in ANONYMOUS):
             return self._json(401, _status(401, "Unauthorized", "Unauthorized"))
+        if path == "/openapi/v2" and method == "GET":
+            return self._reply(200, openapi.v2_document(self.server.version), openapi.V2_CONTENT_TYPE)
         try:
             body = json.loads(raw) if raw else None
             req = Request(method, path, who, body, dict(parse_qsl(url.query)),

@@ -1,4 +1,5 @@
-"""``/openapi/v3``: the part of the OpenAPI document kubectl reads before ``apply``.
+"""``/openapi/v3`` and ``/openapi/v2``: the part of the OpenAPI documents kubectl reads before
+``apply``.
 
 kubectl (v1.27 on) validates with the server (``fieldValidation=Strict``) when the group
 version's document says the object's PATCH takes that parameter, and computes a strategic-merge
@@ -6,8 +7,7 @@ patch from the schema when the PATCH accepts one; otherwise from the types compi
 So each group version's document carries, per resource path, the PATCH operation with its
 ``x-kubernetes-group-version-kind`` and the ``fieldValidation`` parameter, and only the JSON
 merge-patch media type (no schemas: kubectl then falls back to its own types, which know the
-built-in kinds' patch strategies). ``/openapi/v2`` is not served (404), as kubectl v1.27 on
-only asks for it when v3 is missing.
+built-in kinds' patch strategies). See ``v2_document`` for v2.
 """
 
 from __future__ import annotations
@@ -57,3 +57,22 @@ def group_version(gv_path: str) -> dict[str, Any] | None:
         }}
     return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "unversioned"},
             "paths": paths, "components": {"schemas": {}}}
+
+
+V2_CONTENT_TYPE = "application/octet-stream"  # what the real server answers protobuf with
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (payloads here are shorter than 128 bytes)."""
+    assert len(payload) < 128
+    return bytes([number << 3 | 2, len(payload)]) + payload
+
+
+def v2_document(version: str) -> bytes:
+    """``/openapi/v2`` as kubectl reads it (protobuf only): a swagger 2.0 document with no
+    definitions. kubectl's client-side validation skips kinds a document does not define
+    (v1.20 validates with it; v1.27 on only when v3 has no path for the kind), so a manifest
+    is validated by the server (``fieldValidation``) or not at all, and an unknown kind fails
+    where a real server fails it: ``no matches for kind``."""
+    info = _field(1, b"Kubernetes") + _field(2, version.encode())
+    return _field(1, b"2.0") + _field(2, info) + _field(8, b"") + _field(9, b"")

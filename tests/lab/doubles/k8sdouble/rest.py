@@ -120,17 +120,20 @@ class Views:
                 "observedGeneration": ds["metadata"].get("generation", 1)}
 
     def _deploy_status(self, deploy: dict[str, Any]) -> dict[str, Any]:
-        pods = [p for p in self.store.list(PODS, deploy["metadata"]["namespace"])
-                if p["metadata"].get("labels", {}).get("lab.k8s-double/deployment")
-                == deploy["metadata"]["name"]]
+        pods = [p for rs in self._replicasets(deploy) for p in self._owned(rs, "ReplicaSet")]
         running = sum(1 for p in pods if p.get("status", {}).get("phase") == "Running")
         status: dict[str, Any] = {"replicas": len(pods), "updatedReplicas": len(pods),
                                   "observedGeneration": deploy["metadata"].get("generation", 1)}
         if running:
             status.update(readyReplicas=running, availableReplicas=running)
-        else:
-            status["unavailableReplicas"] = len(pods)
+        if len(pods) > running:
+            status["unavailableReplicas"] = len(pods) - running
         return status
+
+    def _replicasets(self, deploy: dict[str, Any]) -> list[dict[str, Any]]:
+        uid = deploy["metadata"]["uid"]
+        return [rs for rs in self.store.list(REPLICASETS, deploy["metadata"]["namespace"])
+                if any(o.get("uid") == uid for o in rs["metadata"].get("ownerReferences", []))]
 
 
 def tolerates(tolerations: list[dict[str, Any]], taint: dict[str, Any]) -> bool:
@@ -257,14 +260,14 @@ def _evict(ns: str | None, name: str, store: Objects, view: Views) -> tuple[int,
 
 
 def replace_from_replicaset(store: Objects, pod: dict[str, Any]) -> None:
-    """The ReplicaSet controller: a deleted pod of a Deployment gets a Pending successor."""
-    deploy = pod["metadata"].get("labels", {}).get("lab.k8s-double/deployment")
+    """The ReplicaSet controller: a deleted pod of a ReplicaSet gets a Pending successor."""
     ns = pod["metadata"].get("namespace")
-    if not deploy or store.find(DEPLOYMENTS, ns, deploy) is None:  # type: ignore[arg-type]
+    owner = next((o for o in pod["metadata"].get("ownerReferences", [])
+                  if o.get("kind") == "ReplicaSet"), None)
+    if owner is None or store.find(REPLICASETS, ns, owner["name"]) is None:  # type: ignore[arg-type]
         return
     new = {k: v for k, v in pod.items() if k in ("apiVersion", "kind")}
-    base = pod["metadata"]["name"].rsplit("-", 1)[0]
-    new["metadata"] = {"name": f"{base}-{suffix()}", "namespace": ns,
+    new["metadata"] = {"name": f"{owner['name']}-{suffix()}", "namespace": ns,
                        "labels": pod["metadata"].get("labels", {}),
                        "ownerReferences": pod["metadata"].get("ownerReferences", [])}
     new["spec"] = {k: v for k, v in pod.get("spec", {}).items() if k != "nodeName"}
