@@ -268,11 +268,12 @@ class Api:
                                          req.query.get("includeObject", "Metadata"))
             return 200, view
         if method == "DELETE":
+            gone = self._node_view(node, now)
             del nodes[name]
             self.state.data["heartbeats"].pop(name, None)
             rest.collect_pods(self._objects(now), name)  # the pod garbage collector's part
             self.state.save()
-            return 200, _status(200, "Success", "")
+            return 200, gone
         if method == "PATCH":
             if req.content_type.split(";")[0].strip() != "application/json":
                 return self._patch_node_object(req, node, now)

@@ -195,10 +195,7 @@ def serve(req: Request, route: Route, store: Objects, view: Views) -> tuple[int,
         obj = store.delete(t, ns, name)
         if t.resource == "pods":
             replace_from_replicaset(store, obj)
-        return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                     "status": "Success", "details": {"name": name, "group": t.group,
-                                                      "kind": t.resource,
-                                                      "uid": obj["metadata"]["uid"]}}
+        return 200, obj  # as the real server answers an immediate deletion
     raise ApiFailure(405, "MethodNotAllowed",
                      "the server does not allow this method on the requested resource")
 
