@@ -59,6 +59,10 @@ def test_tables_and_addons(cluster: Any) -> None:  # noqa: F811
     assert ds.stdout.splitlines()[1].split()[:4] == ["kube-proxy", "1", "1", "1"]
     listing = kubectl(cp, "get", "pods", "-A", "-o", "wide").stdout
     assert listing.splitlines()[0].split()[:3] == ["NAMESPACE", "NAME", "READY"]
+    mirrors = {line.split()[1] for line in listing.splitlines()[1:]
+               if line.split()[1].endswith("-cp-1")}
+    assert mirrors == {"etcd-cp-1", "kube-apiserver-cp-1", "kube-controller-manager-cp-1",
+                       "kube-scheduler-cp-1"}  # the static pods' mirror pods
     coredns = [line for line in listing.splitlines() if " coredns-" in line]
     assert len(coredns) == 2
     deploy = kubectl(cp, "get", "deploy", "coredns", "-n", "kube-system")
@@ -99,6 +103,8 @@ def test_cordon_drain_and_delete(cluster: Any) -> None:  # noqa: F811
     assert drained.stdout.strip().splitlines()[-1] in ("node/cp-1 drained", "node/cp-1 evicted")
     assert "pod/coredns-" in drained.stdout  # the CoreDNS pods this node ran were evicted
     assert "ignoring DaemonSet-managed Pods: kube-system/kube-proxy-" in drained.stderr
+    assert "kube-apiserver-cp-1" not in drained.stdout + drained.stderr  # a mirror pod stays
+    assert "kube-apiserver-cp-1" in {p["metadata"]["name"] for p in pods(cp)}
     assert kubectl(cp, "uncordon", "cp-1").stdout.strip() == "node/cp-1 uncordoned"
     missing = kubectl(cp, "delete", "node", "nope")
     assert missing.returncode == 1

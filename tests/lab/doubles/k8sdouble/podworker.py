@@ -2,6 +2,8 @@
 
 Each sync (every ``SYNC`` seconds while the node is registered):
 
+- each static pod manifest in /etc/kubernetes/manifests has its mirror pod
+  (``kube-apiserver-<node>`` ...), which kubectl drain leaves alone as it does on a real node;
 - every DaemonSet whose pod template fits this node (nodeSelector, tolerations of the node's
   taints) has one Running pod bound to it, made here as the DaemonSet controller would; a pod
   whose DaemonSet is gone is deleted (the garbage collector);
@@ -19,6 +21,8 @@ import datetime as dt
 import secrets
 from typing import Any
 
+import yaml
+
 from k8sdouble import env
 from k8sdouble.client import Client
 from k8sdouble.errors import ApiError
@@ -28,6 +32,7 @@ SYNC = 2.0
 MERGE = "application/merge-patch+json"
 CNI_KEY = "cni-conf.json"
 CNI_SUFFIXES = (".conf", ".conflist", ".json")
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 
 
 def log(message: str) -> None:
@@ -61,10 +66,45 @@ class PodWorker:
         mine = self.client.request(
             "GET", f"/api/v1/pods?fieldSelector=spec.nodeName%3D{self.node.name}")["items"]
         daemonsets = self.client.request("GET", "/apis/apps/v1/daemonsets")["items"]
+        self._mirror_pods(me, mine)
         self._daemonset_pods(me, mine, daemonsets)
         schedulable = not me.get("spec", {}).get("unschedulable")
         if node_ready and schedulable and (network_ready() or not self.node.strict_network):
             self._take_pending(me)
+
+    def _mirror_pods(self, me: dict[str, Any], mine: list[dict[str, Any]]) -> None:
+        have = {p["metadata"]["name"]: p for p in mine
+                if MIRROR_ANNOTATION in p["metadata"].get("annotations", {})}
+        wanted = {}
+        folder = env.path(env.MANIFESTS)
+        for manifest in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+            try:
+                doc = yaml.safe_load(manifest.read_text()) or {}
+            except (OSError, yaml.YAMLError):
+                continue
+            name = f"{doc.get('metadata', {}).get('name', manifest.stem)}-{self.node.name}"
+            wanted[name] = doc
+        for name, pod in have.items():
+            if name not in wanted:
+                self._delete(pod)
+        for name, doc in wanted.items():
+            if name in have:
+                continue
+            spec = dict(doc.get("spec", {}), nodeName=self.node.name)
+            meta = doc.get("metadata", {})
+            body = {"apiVersion": "v1", "kind": "Pod", "metadata": {
+                "name": name, "namespace": meta.get("namespace", "kube-system"),
+                "labels": meta.get("labels", {}),
+                "annotations": {MIRROR_ANNOTATION: secrets.token_hex(16),
+                                "kubernetes.io/config.source": "file"},
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": self.node.name,
+                                     "uid": me["metadata"]["uid"], "controller": True}]},
+                "spec": spec, "status": self._running(spec)}
+            try:
+                self.client.request("POST", f"/api/v1/namespaces/{body['metadata']['namespace']}"
+                                    "/pods", body)
+            except ApiError as exc:
+                log(f"mirror pod {name}: {exc.message}")
 
     def _daemonset_pods(self, me: dict[str, Any], mine: list[dict[str, Any]],
                         daemonsets: list[dict[str, Any]]) -> None:
@@ -162,6 +202,6 @@ class PodWorker:
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         try:
             self.client.request("DELETE", f"/api/v1/namespaces/{ns}/pods/{name}")
-            log(f"deleted pod {ns}/{name}: its DaemonSet is gone")
+            log(f"deleted pod {ns}/{name}: its owner is gone")
         except ApiError:
             pass
