@@ -173,3 +173,22 @@ def test_unknown_paths_answer_like_the_real_server(cluster: Any) -> None:  # noq
     out = kubectl(cp, "get", "widgets")
     assert out.stderr.strip().endswith('error: the server doesn\'t have a resource type '
                                        '"widgets"')
+
+
+def test_watch_wait_and_rollout_status(cluster: Any) -> None:  # noqa: F811
+    cp = cluster[0]
+    assert KUBECTL is not None
+    watch = subprocess.Popen(
+        [KUBECTL, "--kubeconfig", str(cp.file("/etc/kubernetes/admin.conf")), "get", "ds", "-A",
+         "-w", "--request-timeout=8s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    assert wait_for(lambda: kubectl(cp, "get", "ds", "kube-proxy", "-n",
+                                    "kube-system").returncode == 0)
+    assert kubectl(cp, "apply", "-f", str(CNI)).returncode == 0
+    out, _ = watch.communicate(timeout=60)
+    assert any(line.split()[:2] == ["kube-system", "lab-cni"] for line in out.splitlines())
+    ready = kubectl(cp, "wait", "--for=condition=Ready", "node/cp-1", "--timeout=30s")
+    assert ready.stdout.strip() == "node/cp-1 condition met", ready.stderr
+    rolled = kubectl(cp, "rollout", "status", "ds/lab-cni", "-n", "kube-system", "--timeout=30s")
+    assert rolled.stdout.strip().endswith('daemon set "lab-cni" successfully rolled out'), \
+        rolled.stderr

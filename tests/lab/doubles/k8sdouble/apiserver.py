@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -36,6 +36,7 @@ from urllib.parse import parse_qsl, urlsplit
 from k8sdouble import cluster, env, jws, objects, openapi, pki, resources, rest, tables
 from k8sdouble.nodes import node_json
 
+WATCH_POLL = 0.5
 NODE_GRACE_SECONDS = 40.0  # the node lifecycle controller's grace period before "Unknown"
 ANONYMOUS = {
     "/healthz", "/readyz", "/livez", "/version",
@@ -376,6 +377,23 @@ class Api:
         return 201, {"cert": cert.public_bytes(pki.serialization.Encoding.PEM).decode()}
 
 
+def _by_key(items: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(i["metadata"].get("namespace", ""), i["metadata"]["name"]): i for i in items}
+
+
+def watch_events(before: dict[tuple[str, str], dict[str, Any]],
+                 after: dict[tuple[str, str], dict[str, Any]]) -> list[tuple[str, Any]]:
+    """The watch events that turn ``before`` into ``after``."""
+    events: list[tuple[str, Any]] = []
+    for key, obj in after.items():
+        if key not in before:
+            events.append(("ADDED", obj))
+        elif before[key] != obj:
+            events.append(("MODIFIED", obj))
+    events += [("DELETED", obj) for key, obj in before.items() if key not in after]
+    return events
+
+
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
     return {"kind": "Status", "apiVersion": "v1", "status": "Failure" if code >= 300 else "Success",
             "message": message, "reason": reason, "code": code}
@@ -474,10 +492,53 @@ class Handler(BaseHTTPRequestHandler):
             req = Request(method, path, who, body, dict(parse_qsl(url.query)),
                           self.headers.get("Accept") or "application/json",
                           self.headers.get("Content-Type") or "application/json")
+            if method == "GET" and req.query.get("watch") in ("true", "1"):
+                return self._watch(req)
             status, answer = self.server.app.handle(method, path, who, body, req)
         except (KeyError, TypeError, ValueError) as exc:
             status, answer = 400, _status(400, "BadRequest", f"bad request: {exc}")
         self._json(status, answer)
+
+    def _watch(self, req: Request) -> None:
+        """A watch: the list polled every WATCH_POLL seconds, its changes streamed as
+        ADDED/MODIFIED/DELETED events (each a one-row Table when the client asked for Tables),
+        until timeoutSeconds. From a resourceVersion only later changes are sent, without one
+        every object first as ADDED, as the real server does."""
+        plain = replace(req, accept="application/json", query={
+            k: v for k, v in req.query.items()
+            if k not in ("watch", "resourceVersion", "timeoutSeconds", "allowWatchBookmarks")})
+        status, answer = self.server.app.handle("GET", req.path, req.who, None, plain)
+        if status != 200 or not isinstance(answer, dict) or "items" not in answer:
+            return self._json(status, answer)
+        since = req.query.get("resourceVersion", "")
+        seen = _by_key(answer["items"]) if since not in ("", "0") else {}
+        deadline = time.monotonic() + min(float(req.query.get("timeoutSeconds") or 1800), 1800)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            while True:
+                current = _by_key(answer["items"])
+                for kind, obj in watch_events(seen, current):
+                    if tables.wants_table(req.accept):
+                        obj = tables.table(obj.get("kind", ""), [obj], "",
+                                           req.query.get("includeObject", "Metadata"))
+                    self._chunk(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+                seen = current
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(WATCH_POLL)
+                status, answer = self.server.app.handle("GET", req.path, req.who, None, plain)
+                if status != 200:
+                    break
+            self._chunk(b"")
+        except OSError:
+            pass  # the client went away
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
 
     def _json(self, status: int, obj: Any) -> None:
         self._reply(status, json.dumps(obj).encode(), "application/json")

@@ -84,6 +84,7 @@ class Objects:
         if t.kind in ("DaemonSet", "Deployment", "ReplicaSet"):
             meta.setdefault("generation", 1)
         obj["apiVersion"], obj["kind"] = t.group_version, t.kind
+        apply_defaults(obj)
         return obj
 
     def _table(self, t: ResourceType) -> dict[str, dict[str, Any]]:
@@ -177,6 +178,7 @@ class Objects:
             meta["generation"] = int(old["metadata"]["generation"]) + (1 if spec_changed else 0)
         meta["resourceVersion"] = self._next_version()
         new["apiVersion"], new["kind"] = t.group_version, t.kind
+        apply_defaults(new)
 
     def delete(self, t: ResourceType, ns: str | None, name: str) -> dict[str, Any]:
         obj = self.get(t, ns, name)
@@ -189,6 +191,23 @@ class Objects:
                         del table[key]
         self._next_version()
         return obj
+
+
+def apply_defaults(obj: dict[str, Any]) -> None:
+    """The API server's defaults for the workloads (``kubectl rollout status`` reads them)."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    if obj.get("kind") == "DaemonSet":
+        spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {
+            "maxUnavailable": 1, "maxSurge": 0}})
+        spec.setdefault("revisionHistoryLimit", 10)
+    elif obj.get("kind") == "Deployment":
+        spec.setdefault("replicas", 1)
+        spec.setdefault("strategy", {"type": "RollingUpdate", "rollingUpdate": {
+            "maxUnavailable": "25%", "maxSurge": "25%"}})
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("progressDeadlineSeconds", 600)
 
 
 # --- selectors --------------------------------------------------------------------------------
