@@ -15,6 +15,7 @@ from typing import Any
 from k8sdouble import rest
 from k8sdouble.client import Client
 from k8sdouble.cluster import call, out
+from k8sdouble.errors import ApiError, CommandError
 
 COREDNS_VERSION = "v1.11.3"
 KUBE_PROXY_CONFIG = """apiVersion: kubeproxy.config.k8s.io/v1alpha1
@@ -58,6 +59,21 @@ def kube_proxy(admin: Client, version: str, pod_subnet: str, server: str) -> Non
                      "volumes": [{"name": "kube-proxy",
                                   "configMap": {"name": "kube-proxy"}}]}}}})
     out("[addons] Applied essential addon: kube-proxy")
+
+
+def upgrade_kube_proxy(admin: Client, version: str) -> None:
+    """``kubeadm upgrade apply``: the kube-proxy DaemonSet (if the cluster has one) runs the
+    new version's image."""
+    path = "/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy"
+    try:
+        admin.request("GET", path)
+    except ApiError as exc:
+        if exc.status == 404:
+            return
+        raise CommandError(exc.message) from None
+    call(admin, "PATCH", path, {"spec": {"template": {"spec": {"containers": [
+        {"name": "kube-proxy", "image": f"registry.k8s.io/kube-proxy:{version}"}]}}}},
+         "application/strategic-merge-patch+json")
 
 
 def coredns(admin: Client, dns_ip: str, domain: str) -> None:

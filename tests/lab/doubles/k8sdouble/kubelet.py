@@ -138,6 +138,7 @@ class Heart:
             podworker.PodWorker(self.client, self.node).sync(self.ready)
         except ApiError as exc:
             log(f"syncing pods: {exc.message}")
+            self.next_sync = time.monotonic() + 5 * podworker.SYNC  # the API is away: back off
 
     def _register(self) -> None:
         assert self.client is not None
