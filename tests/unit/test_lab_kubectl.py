@@ -187,6 +187,10 @@ def test_watch_wait_and_rollout_status(cluster: Any) -> None:  # noqa: F811
     assert kubectl(cp, "apply", "-f", str(CNI)).returncode == 0
     out, _ = watch.communicate(timeout=60)
     assert any(line.split()[:2] == ["kube-system", "lab-cni"] for line in out.splitlines())
+    none = kubectl(cp, "get", "nodes", "--field-selector", "metadata.name=nope")
+    assert (none.stdout, none.stderr.strip()) == ("", "No resources found")
+    only = kubectl(cp, "get", "nodes", "--field-selector", "metadata.name=cp-1", "-o", "name")
+    assert only.stdout == "node/cp-1\n"
     ready = kubectl(cp, "wait", "--for=condition=Ready", "node/cp-1", "--timeout=30s")
     assert ready.stdout.strip() == "node/cp-1 condition met", ready.stderr
     rolled = kubectl(cp, "rollout", "status", "ds/lab-cni", "-n", "kube-system", "--timeout=30s")

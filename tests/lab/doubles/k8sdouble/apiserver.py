@@ -154,8 +154,9 @@ class Api:
                     method == "PUT" or not self._objects(now).find(
                         resources.TYPES[3], "kube-public", "cluster-info")):
                 return self._cluster_info(method, body, now)
-            if parts[:3] == ["api", "v1", "nodes"] and parts[4:5] != ["status"]:
-                return self._nodes(req, parts[3:], now)
+            if parts[:3] == ["api", "v1", "nodes"] and (parts[4:] == [] or (
+                    parts[4:] == ["status"] and method == "GET")):
+                return self._nodes(req, parts[3:4], now)
             if parts[:3] == ["lab", "v1", "tokens"]:
                 return self._tokens(method, parts[3:], body, now)
             if path == "/lab/v1/kubeadm-certs":
@@ -239,7 +240,8 @@ class Api:
         if not rest_:
             if method == "GET":
                 items = [i for i in self._node_list(now)
-                         if objects.matches_labels(i, req.query.get("labelSelector", ""))]
+                         if objects.matches_labels(i, req.query.get("labelSelector", ""))
+                         and objects.matches_fields(i, req.query.get("fieldSelector", ""))]
                 if tables.wants_table(req.accept):
                     return 200, tables.table("Node", items, self._objects(now).resource_version(),
                                              req.query.get("includeObject", "Metadata"))
