@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.lab import Lab, LabError, procs, slots
+from tests.lab.image import real_kubectl
 
 pytestmark = pytest.mark.lab
 
@@ -46,6 +47,7 @@ def test_inventory_and_node_facts(lab: Lab) -> None:
     assert json.loads(out.stdout) == {
         "name": "w-1", "address": f"127.0.{s}.12", "role": "worker",
         "kubernetesVersion": "v1.31.3", "settleSeconds": 0.2, "readyDelay": 0.3,
+        "strictNetwork": False,
     }
 
 
@@ -117,6 +119,21 @@ def test_container_has_the_image_tools(lab: Lab) -> None:
         assert tool in words
     assert "/etc/kubernetes/admin.conf" in words
     assert "/opt/lab/doubles/bin/kubeadm" in words
+
+
+def test_kubectl_is_the_real_one_of_the_nodes_minor(lab: Lab) -> None:
+    """The node's kubectl is the host's real kubectl of the node's minor version (else the
+    nearest), so every kubectl call the tool makes goes through the real client."""
+    want = real_kubectl(lab.state.node("cp-1").kubernetes_version)
+    if want is None:
+        pytest.skip("no real kubectl on this host: the lab falls back to its double")
+    out = lab.kubelet_exec("cp-1", ["sh", "-c", "readlink /usr/local/bin/kubectl "
+                                    "/lab/bin/kubectl && kubectl version --client -o json"])
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[:2] == ["/lab/bin/kubectl", want]
+    minor = json.loads("\n".join(lines[2:]))["clientVersion"]["minor"]
+    assert want.endswith(f".{minor}") or want == "/usr/bin/kubectl"
 
 
 def test_ctr_exec_passes_stdin_and_exit_code(lab: Lab) -> None:

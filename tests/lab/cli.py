@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--slot", type=int, default=None, help="1..250 (default: a free one)")
     up.add_argument("--load-balancer", action="store_true",
                     help="a TCP load balancer on 127.0.SLOT.250:6443 as controlPlaneEndpoint")
+    up.add_argument("--strict-network", action="store_true",
+                    help="nodes stay NotReady until a CNI config is in their /etc/cni/net.d")
 
     down = sub.add_parser("down", help="stop everything the lab started")
     down.add_argument("--dir", required=True)
@@ -53,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.dir, nodes=args.nodes, control_planes=args.control_planes,
                 kubernetes_version=args.kubernetes_version, settle=args.settle,
                 ready_delay=args.ready_delay, slot=args.slot,
-                load_balancer=args.load_balancer,
+                load_balancer=args.load_balancer, strict_network=args.strict_network,
             )
             took = time.monotonic() - started
             print(f"{len(lab.nodes)} nodes up in {took:.1f} s (slot {lab.slot})", file=sys.stderr)

@@ -55,12 +55,13 @@ class LabFactory:
         ready_delay: float = 0.3,
         slot: int | None = None,
         load_balancer: bool = False,
+        strict_network: bool = False,
     ) -> Lab:
         require_lab()
         lab = Lab.up(
             self.base / f"lab-{len(self.labs)}", nodes=nodes, control_planes=control_planes,
             kubernetes_version=kubernetes_version, settle=settle, ready_delay=ready_delay,
-            slot=slot, load_balancer=load_balancer,
+            slot=slot, load_balancer=load_balancer, strict_network=strict_network,
         )
         self.labs.append(lab)
         return lab

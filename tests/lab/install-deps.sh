@@ -10,6 +10,18 @@ PACKAGES=(
   util-linux    # unshare, nsenter
 )
 
+# The nodes' kubectl is a real one: the Google Cloud CLI's kubectl.1.NN beside the kubectl on the
+# PATH (its symlink followed) when the machine has them, else Debian's kubernetes-client (v1.20).
+versioned_kubectl() {
+  local found
+  found=$(command -v kubectl 2>/dev/null) || return 1
+  found=$(readlink -f "$found")
+  compgen -G "$(dirname "$found")/kubectl.1.*" >/dev/null
+}
+if ! versioned_kubectl; then
+  PACKAGES+=(kubernetes-client)
+fi
+
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then

@@ -72,11 +72,14 @@ class Lab:
         ready_delay: float = 1.0,
         slot: int | None = None,
         load_balancer: bool = False,
+        strict_network: bool = False,
     ) -> Lab:
         """Boot ``nodes`` fresh nodes concurrently (``cp-1..cp-M`` then ``w-1..``), wait until
         each accepts SSH, write ``inventory.yml``, ``known_hosts`` and ``lab.json``. With
         ``load_balancer``, the inventory's controlPlaneEndpoint is a TCP load balancer on
-        ``127.0.SLOT.250:6443`` in front of every control plane (see ``balancer.py``)."""
+        ``127.0.SLOT.250:6443`` in front of every control plane (see ``balancer.py``). With
+        ``strict_network``, each kubelet keeps its Node NotReady (NetworkPluginNotReady) until a
+        CNI config is in its /etc/cni/net.d, as a real kubelet does."""
         lab_dir = Path(lab_dir).resolve()
         _validate(nodes, control_planes, kubernetes_version, settle, ready_delay)
         preflight.check()
@@ -109,7 +112,8 @@ class Lab:
             lab_dir,
             LabState(chosen, True, settle, ready_delay,
                      [NodeState(s, kubernetes_version) for s in specs],
-                     f"127.0.{chosen}.{BALANCER_HOST}" if load_balancer else ""),
+                     f"127.0.{chosen}.{BALANCER_HOST}" if load_balancer else "",
+                     strict_network),
         )
         st.save(lab_dir, lab.state)
         try:
@@ -399,6 +403,7 @@ class Lab:
             "kubernetesVersion": n.kubernetes_version,
             "settleSeconds": self.state.settle,
             "readyDelay": self.state.ready_delay,
+            "strictNetwork": self.state.strict_network,
         }
 
     def _boot(self, n: NodeState) -> None:

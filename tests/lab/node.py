@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tests.lab import procs
 from tests.lab.errors import LabError
-from tests.lab.image import DOUBLES, DOUBLES_MOUNT, build_rootfs
+from tests.lab.image import DOUBLES, DOUBLES_MOUNT, build_rootfs, link_kubectl
 from tests.lab.keys import new_ed25519
 from tests.lab.state import NodeSpec
 
@@ -125,7 +125,8 @@ class Node:
     def prepare(self, facts: dict[str, object]) -> None:
         """The node's disk and lab files; what is on the disk already is kept."""
         f = self.files
-        for d in (f.var_node / "etc/kubernetes", f.var_node / "var/lib", f.lab / "faults",
+        for d in (f.var_node / "etc/kubernetes", f.var_node / "etc/cni/net.d",
+                  f.var_node / "var/lib", f.lab / "faults",
                   f.lab / "etcd", self.image.parent / "etcd"):
             d.mkdir(parents=True, exist_ok=True)
         ssh_dir = f.var_node / "root/.ssh"
@@ -136,6 +137,7 @@ class Node:
         keys.write_text(self.authorized_key + "\n")
         os.chmod(keys, 0o600)
         (f.lab / "node.json").write_text(json.dumps(facts) + "\n")
+        link_kubectl(f.lab, str(facts["kubernetesVersion"]))
         build_rootfs(f.rootfs)
         (f.root / "sshd_config").write_text(
             _SSHD_CONFIG.format(address=self.spec.address, host_key=HOST_KEY)
@@ -247,6 +249,7 @@ class Node:
             ("/usr", "/usr", "ro"),
             (str(self.image / "etc"), "/etc", "ro"),
             ("/var/node/etc/kubernetes", "/etc/kubernetes", "rw"),
+            ("/var/node/etc/cni/net.d", "/etc/cni/net.d", "rw"),
             (str(self.image / "bin"), "/usr/local/bin", "ro"),
             ("/run/node", "/run", "rw"),
             ("/var/log", "/hostroot/var/log", "rw"),

@@ -39,6 +39,8 @@ class LabState:
     ready_delay: float
     nodes: list[NodeState]
     balancer: str = ""  # the load balancer's address in front of the API servers, if any
+    # kubelet keeps its Node NotReady until a CNI config is in /etc/cni/net.d, as a real one.
+    strict_network: bool = False
 
     def node(self, name: str) -> NodeState:
         for n in self.nodes:
@@ -57,7 +59,7 @@ class LabState:
             for n in data["nodes"]
         ]
         return cls(data["slot"], data["running"], data["settle"], data["ready_delay"], nodes,
-                   data.get("balancer", ""))
+                   data.get("balancer", ""), bool(data.get("strict_network", False)))
 
 
 def save(lab_dir: Path, state: LabState) -> None:

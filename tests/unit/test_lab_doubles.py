@@ -53,7 +53,8 @@ def free_address() -> str:
 class Node:
     """A simulated node: a root directory, an identity, and its background kubelet."""
 
-    def __init__(self, root: Path, name: str, role: str, version: str = "v1.31.3") -> None:
+    def __init__(self, root: Path, name: str, role: str, version: str = "v1.31.3",
+                 strict_network: bool = False) -> None:
         self.root = root
         self.name = name
         self.address = free_address()
@@ -66,7 +67,7 @@ class Node:
         (root / "lab/etcd").symlink_to(shared)
         (root / "lab/node.json").write_text(json.dumps({
             "name": name, "address": self.address, "role": role, "kubernetesVersion": version,
-            "settleSeconds": 0, "readyDelay": 0.3,
+            "settleSeconds": 0, "readyDelay": 0.3, "strictNetwork": strict_network,
         }))
 
     @property
@@ -107,8 +108,9 @@ class Node:
 def nodes(tmp_path: Path) -> Iterator[Any]:
     made: list[Node] = []
 
-    def make(name: str, role: str = "worker", version: str = "v1.31.3") -> Node:
-        node = Node(tmp_path / name, name, role, version)
+    def make(name: str, role: str = "worker", version: str = "v1.31.3",
+             strict_network: bool = False) -> Node:
+        node = Node(tmp_path / name, name, role, version, strict_network)
         made.append(node)
         return node
 
@@ -357,8 +359,11 @@ def test_token_create_list_delete(cluster: tuple[Node, str, str, str]) -> None:
     assert "cannot use --certificate-key without --print-join-command" in bad.stderr
 
 
-def test_kubectl_node_verbs(cluster: tuple[Node, str, str, str]) -> None:
+def test_kubectl_double_fallback_warns_on_every_call(cluster: tuple[Node, str, str, str]) -> None:
+    """The double is only the fallback for hosts without a real kubectl, and says so."""
     cp = cluster[0]
+    warning = ("WARNING: this is the lab's kubectl double, not kubectl: the host has no real "
+               "kubectl binary (run tests/lab/install-deps.sh)")
     assert wait_for(lambda: "cp-1" in ready(cp))
     assert cp.run("kubectl", "cordon", "cp-1").stdout.strip() == "node/cp-1 cordoned"
     assert "Ready,SchedulingDisabled" in cp.run("kubectl", "get", "nodes").stdout
@@ -367,7 +372,9 @@ def test_kubectl_node_verbs(cluster: tuple[Node, str, str, str]) -> None:
     assert cp.run("kubectl", "uncordon", "cp-1").stdout.strip() == "node/cp-1 uncordoned"
     missing = cp.run("kubectl", "delete", "node", "nope")
     assert missing.returncode == 1
-    assert missing.stderr.strip() == 'Error from server (NotFound): nodes "nope" not found'
+    assert missing.stderr.strip().splitlines() == [
+        warning, 'Error from server (NotFound): nodes "nope" not found']
+    assert cp.run("kubectl", "get", "nodes").stderr.splitlines()[0] == warning
 
 
 def test_reset_removes_what_kubeadm_wrote(cluster: tuple[Node, str, str, str]) -> None:

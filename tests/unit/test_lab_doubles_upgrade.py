@@ -186,6 +186,11 @@ def test_upgrade_from_v1_30_plan_skew_fault_then_apply(nodes: Any) -> None:
                                                     "kube-apiserver.yaml"))
     again = parse_upgrade_plan(cp.run("kubeadm", "upgrade", "plan").stdout)
     assert again.up_to_date and again.target_version is None
+    # The addon phase moved kube-proxy to the new version's image.
+    store = json.loads(next(cp.root.parent.joinpath("etcd").glob("*.json")).read_text())
+    ds = store["objects"]["apps/daemonsets"]["kube-system/kube-proxy"]
+    assert ds["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        "registry.k8s.io/kube-proxy:v1.31.3"
 
 
 def test_v1_32_success_line_node_upgrades_and_no_renewal(nodes: Any) -> None:

@@ -28,12 +28,15 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
-from k8sdouble import cluster, env, jws, pki
+from k8sdouble import cluster, env, jws, objects, openapi, pki, resources, rest, tables
 from k8sdouble.nodes import node_json
 
+WATCH_POLL = 0.5
 NODE_GRACE_SECONDS = 40.0  # the node lifecycle controller's grace period before "Unknown"
 ANONYMOUS = {
     "/healthz", "/readyz", "/livez", "/version",
@@ -115,14 +118,30 @@ class ClusterState:
             self.data["certs"] = None
 
 
+@dataclass(frozen=True)
+class Request:
+    """One API request as the handlers need it."""
+
+    method: str
+    path: str
+    who: str
+    body: Any = None
+    query: dict[str, str] = field(default_factory=dict)
+    accept: str = "application/json"
+    content_type: str = "application/json"
+
+
 class Api:
     """Request handling, independent of HTTP plumbing: (status, JSON body) per call."""
 
-    def __init__(self, state: ClusterState, pki_dir: str) -> None:
+    def __init__(self, state: ClusterState, pki_dir: str, server_address: str = "") -> None:
         self.state = state
         self.pki_dir = pki_dir
+        self.server_address = server_address
 
-    def handle(self, method: str, path: str, who: str, body: Any) -> tuple[int, Any]:
+    def handle(self, method: str, path: str, who: str, body: Any,
+               request: Request | None = None) -> tuple[int, Any]:
+        req = request or Request(method, path, who, body)
         now = time.time()
         st = self.state
         with st.transaction():
@@ -131,10 +150,13 @@ class Api:
                 return 403, _status(403, "Forbidden", f'User "system:bootstrap:{who[10:]}" '
                                     f'cannot {method.lower()} resource "{path}"')
             parts = [p for p in path.split("/") if p]
-            if path == "/api/v1/namespaces/kube-public/configmaps/cluster-info":
+            if path == "/api/v1/namespaces/kube-public/configmaps/cluster-info" and (
+                    method == "PUT" or not self._objects(now).find(
+                        resources.TYPES[3], "kube-public", "cluster-info")):
                 return self._cluster_info(method, body, now)
-            if parts[:3] == ["api", "v1", "nodes"]:
-                return self._nodes(method, parts[3:], body, now)
+            if parts[:3] == ["api", "v1", "nodes"] and (parts[4:] == [] or (
+                    parts[4:] == ["status"] and method == "GET")):
+                return self._nodes(req, parts[3:4], now)
             if parts[:3] == ["lab", "v1", "tokens"]:
                 return self._tokens(method, parts[3:], body, now)
             if path == "/lab/v1/kubeadm-certs":
@@ -148,7 +170,53 @@ class Api:
                     "config")}
             if path == "/lab/v1/csr" and method == "POST":
                 return self._sign(body)
+            if parts[:1] in (["api"], ["apis"]):
+                return self._rest(req, parts, now)
+            if parts[:2] == ["openapi", "v3"] and method == "GET":
+                doc = openapi.root() if len(parts) == 2 else \
+                    openapi.group_version("/".join(parts[2:]))
+                if doc is not None:
+                    return 200, doc
         return 404, _status(404, "NotFound", "the server could not find the requested resource")
+
+    def _objects(self, now: float) -> objects.Objects:
+        return objects.Objects(self.state.data, now)
+
+    def _rest(self, req: Request, parts: list[str], now: float) -> tuple[int, Any]:
+        """Discovery and the generic REST verbs of every other type."""
+        found = resources.discovery(parts, self.server_address)
+        if found is not None:
+            return (200, found) if req.method == "GET" else \
+                (405, _status(405, "MethodNotAllowed", "the server does not allow this method "
+                              "on the requested resource"))
+        route = rest.parse(parts)
+        if route is None:
+            return 404, _status(404, "NotFound", "the server could not find the requested "
+                                "resource")
+        store = self._objects(now)
+        view = rest.Views(store, self._node_list(now), self._drain_blocks())
+        try:
+            status, answer = rest.serve(req, route, store, view)
+        except objects.ApiFailure as exc:
+            return exc.code, _status(exc.code, exc.reason, exc.message)
+        if req.method != "GET":
+            self.state.save()
+        return status, answer
+
+    def _node_list(self, now: float) -> list[dict[str, Any]]:
+        return [self._node_view(n, now) for _, n in sorted(self.state.data["nodes"].items())]
+
+    @staticmethod
+    def _drain_blocks() -> dict[str, str]:
+        """Node name -> ``namespace/pod`` its PodDisruptionBudget keeps (the lab's fault)."""
+        blocks = {}
+        prefix = env.FAULT_DRAIN_BLOCK.split("{", 1)[0]
+        folder = env.path(prefix).parent
+        if folder.is_dir():
+            for marker in folder.glob(env.path(prefix).name + "*"):
+                with contextlib.suppress(OSError):
+                    blocks[marker.name[len(env.path(prefix).name):]] = marker.read_text().strip()
+        return blocks
 
     def _cluster_info(self, method: str, body: Any, now: float) -> tuple[int, Any]:
         st = self.state
@@ -166,12 +234,18 @@ class Api:
         return 200, {"apiVersion": "v1", "kind": "ConfigMap", "data": data,
                      "metadata": {"name": "cluster-info", "namespace": "kube-public"}}
 
-    def _nodes(self, method: str, rest: list[str], body: Any, now: float) -> tuple[int, Any]:
+    def _nodes(self, req: Request, rest_: list[str], now: float) -> tuple[int, Any]:
         nodes: dict[str, dict[str, Any]] = self.state.data["nodes"]
-        if not rest:
+        method, body = req.method, req.body
+        if not rest_:
             if method == "GET":
-                items = [self._node_view(n, now) for _, n in sorted(nodes.items())]
-                return 200, {"apiVersion": "v1", "kind": "List", "items": items,
+                items = [i for i in self._node_list(now)
+                         if objects.matches_labels(i, req.query.get("labelSelector", ""))
+                         and objects.matches_fields(i, req.query.get("fieldSelector", ""))]
+                if tables.wants_table(req.accept):
+                    return 200, tables.table("Node", items, self._objects(now).resource_version(),
+                                             req.query.get("includeObject", "Metadata"))
+                return 200, {"apiVersion": "v1", "kind": "NodeList", "items": items,
                              "metadata": {"resourceVersion": ""}}
             if method == "POST":
                 name = body["metadata"]["name"]
@@ -186,34 +260,65 @@ class Api:
                 self.state.data["heartbeats"][name] = now
                 self.state.save()
                 return 201, self._node_view(nodes[name], now)
-        name = rest[0]
+        name = rest_[0]
         node = nodes.get(name)
         if node is None:
             return 404, _status(404, "NotFound", f'nodes "{name}" not found')
         if method == "GET":
-            return 200, self._node_view(node, now)
+            view = self._node_view(node, now)
+            if tables.wants_table(req.accept):
+                return 200, tables.table("Node", [view], self._objects(now).resource_version(),
+                                         req.query.get("includeObject", "Metadata"))
+            return 200, view
         if method == "DELETE":
+            gone = self._node_view(node, now)
             del nodes[name]
             self.state.data["heartbeats"].pop(name, None)
+            rest.collect_pods(self._objects(now), name)  # the pod garbage collector's part
             self.state.save()
-            return 200, _status(200, "Success", "")
+            return 200, gone
         if method == "PATCH":
-            changed = False
-            for key in ("unschedulable", "ready", "kubeletVersion", "address"):
-                if key in body and node.get(key) != body[key]:
-                    node[key] = body[key]
-                    changed = True
-            for label, value in (body.get("labels") or {}).items():
-                if node["labels"].get(label) != value:
-                    node["labels"][label] = value
-                    changed = True
-            if body.get("heartbeat"):
-                self.state.data["heartbeats"][name] = now
-                changed = True
-            if changed:
-                self.state.save()
-            return 200, self._node_view(node, now)
+            if req.content_type.split(";")[0].strip() != "application/json":
+                return self._patch_node_object(req, node, now)
+            return self._patch_node(node, body, now)
         return 405, _status(405, "MethodNotAllowed", "method not allowed")
+
+    def _patch_node_object(self, req: Request, node: dict[str, Any],
+                           now: float) -> tuple[int, Any]:
+        """A kubectl patch (cordon, uncordon, label, annotate) of the Node object."""
+        view = self._node_view(node, now)
+        kind = req.content_type.split(";")[0].strip()
+        if kind == objects.MERGE_PATCH:
+            new = objects.merge_patch(view, req.body)
+        elif kind == objects.STRATEGIC_PATCH:
+            new = objects.strategic_merge(view, req.body)
+        else:
+            return 415, _status(415, "UnsupportedMediaType", "the body of the request was in an "
+                                f"unknown format - accepted media types include: "
+                                f"{objects.MERGE_PATCH}, {objects.STRATEGIC_PATCH}")
+        node["unschedulable"] = bool((new.get("spec") or {}).get("unschedulable"))
+        node["labels"] = dict((new.get("metadata") or {}).get("labels") or {})
+        node["annotations"] = dict((new.get("metadata") or {}).get("annotations") or {})
+        self.state.save()
+        return 200, self._node_view(node, now)
+
+    def _patch_node(self, node: dict[str, Any], body: Any, now: float) -> tuple[int, Any]:
+        """The lab's own node patch (kubelet heartbeats, kubeadm's control-plane marks)."""
+        changed = False
+        for key in ("unschedulable", "ready", "kubeletVersion", "address", "notReady"):
+            if key in body and node.get(key) != body[key]:
+                node[key] = body[key]
+                changed = True
+        for label, value in (body.get("labels") or {}).items():
+            if node["labels"].get(label) != value:
+                node["labels"][label] = value
+                changed = True
+        if body.get("heartbeat"):
+            self.state.data["heartbeats"][node["name"]] = now
+            changed = True
+        if changed:
+            self.state.save()
+        return 200, self._node_view(node, now)
 
     def _node_view(self, node: dict[str, Any], now: float) -> dict[str, Any]:
         # Like the node lifecycle controller: an API that (re)started gives every kubelet its
@@ -272,6 +377,23 @@ class Api:
         cert = pki.issue(ca, f"system:node:{name}", ("system:nodes",), client=True,
                          public_key=csr.public_key()).cert
         return 201, {"cert": cert.public_bytes(pki.serialization.Encoding.PEM).decode()}
+
+
+def _by_key(items: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(i["metadata"].get("namespace", ""), i["metadata"]["name"]): i for i in items}
+
+
+def watch_events(before: dict[tuple[str, str], dict[str, Any]],
+                 after: dict[tuple[str, str], dict[str, Any]]) -> list[tuple[str, Any]]:
+    """The watch events that turn ``before`` into ``after``."""
+    events: list[tuple[str, Any]] = []
+    for key, obj in after.items():
+        if key not in before:
+            events.append(("ADDED", obj))
+        elif before[key] != obj:
+            events.append(("MODIFIED", obj))
+    events += [("DELETED", obj) for key, obj in before.items() if key not in after]
+    return events
 
 
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
@@ -352,7 +474,8 @@ class Handler(BaseHTTPRequestHandler):
         return "anonymous"
 
     def _serve(self, method: str) -> None:
-        path = self.path.split("?", 1)[0]
+        url = urlsplit(self.path)
+        path = url.path
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         if path in ("/healthz", "/readyz", "/livez"):
@@ -364,12 +487,60 @@ class Handler(BaseHTTPRequestHandler):
         who = self._who(time.time())
         if who is None or (who == "anonymous" and path not in ANONYMOUS):
             return self._json(401, _status(401, "Unauthorized", "Unauthorized"))
+        if path == "/openapi/v2" and method == "GET":
+            return self._reply(200, openapi.v2_document(self.server.version), openapi.V2_CONTENT_TYPE)
         try:
             body = json.loads(raw) if raw else None
-            status, answer = self.server.app.handle(method, path, who, body)
+            req = Request(method, path, who, body, dict(parse_qsl(url.query)),
+                          self.headers.get("Accept") or "application/json",
+                          self.headers.get("Content-Type") or "application/json")
+            if method == "GET" and req.query.get("watch") in ("true", "1"):
+                return self._watch(req)
+            status, answer = self.server.app.handle(method, path, who, body, req)
         except (KeyError, TypeError, ValueError) as exc:
             status, answer = 400, _status(400, "BadRequest", f"bad request: {exc}")
         self._json(status, answer)
+
+    def _watch(self, req: Request) -> None:
+        """A watch: the list polled every WATCH_POLL seconds, its changes streamed as
+        ADDED/MODIFIED/DELETED events (each a one-row Table when the client asked for Tables),
+        until timeoutSeconds. From a resourceVersion only later changes are sent, without one
+        every object first as ADDED, as the real server does."""
+        plain = replace(req, accept="application/json", query={
+            k: v for k, v in req.query.items()
+            if k not in ("watch", "resourceVersion", "timeoutSeconds", "allowWatchBookmarks")})
+        status, answer = self.server.app.handle("GET", req.path, req.who, None, plain)
+        if status != 200 or not isinstance(answer, dict) or "items" not in answer:
+            return self._json(status, answer)
+        since = req.query.get("resourceVersion", "")
+        seen = _by_key(answer["items"]) if since not in ("", "0") else {}
+        deadline = time.monotonic() + min(float(req.query.get("timeoutSeconds") or 1800), 1800)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            while True:
+                current = _by_key(answer["items"])
+                for kind, obj in watch_events(seen, current):
+                    if tables.wants_table(req.accept):
+                        obj = tables.table(obj.get("kind", ""), [obj], "",
+                                           req.query.get("includeObject", "Metadata"))
+                    self._chunk(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+                seen = current
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(WATCH_POLL)
+                status, answer = self.server.app.handle("GET", req.path, req.who, None, plain)
+                if status != 200:
+                    break
+            self._chunk(b"")
+        except OSError:
+            pass  # the client went away
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
 
     def _json(self, status: int, obj: Any) -> None:
         self._reply(status, json.dumps(obj).encode(), "application/json")
@@ -401,7 +572,7 @@ def main(argv: list[str]) -> int:
 
     store = args.lab_state or cluster.store_path(args.client_ca_file)
     state = ClusterState(store, {"version": args.kubernetes_version})
-    app = Api(state, pki_dir)
+    app = Api(state, pki_dir, f"{args.advertise_address}:{args.secure_port}")
     server = Server((args.advertise_address, args.secure_port), ctx, app,
                     args.kubernetes_version)
     print(f"kube-apiserver serving on https://{args.advertise_address}:{args.secure_port}",

@@ -44,13 +44,14 @@ class Client:
         kc = pki.read_kubeconfig(text)
         return cls(kc.server, kc.ca_pem or None, kc.cert_pem, kc.key_pem, kc.token, timeout)
 
-    def request(self, method: str, path: str, body: Any = None) -> Any:
+    def request(self, method: str, path: str, body: Any = None,
+                content_type: str = "application/json") -> Any:
         """The decoded JSON answer; ApiError for a non-2xx status (0 when nothing answered)."""
         headers = {"Accept": "application/json"}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx,

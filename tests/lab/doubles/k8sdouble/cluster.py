@@ -53,10 +53,11 @@ def admin_client(timeout: float = 10) -> Client:
     return Client.from_kubeconfig(text, timeout=timeout)
 
 
-def call(client: Client, method: str, path: str, body: Any = None) -> Any:
+def call(client: Client, method: str, path: str, body: Any = None,
+         content_type: str = "application/json") -> Any:
     """A request whose failure is the command's failure, worded as client-go words it."""
     try:
-        return client.request(method, path, body)
+        return client.request(method, path, body, content_type)
     except ApiError as exc:
         if exc.status == 0:
             raise CommandError(f'Get "{client.server}{path}": {exc.message}') from None

@@ -42,6 +42,8 @@ FAULT_FAIL = "/lab/faults/kubeadm-fail"
 FAULT_HANG = "/lab/faults/kubeadm-hang"
 FAULT_DRAIN_BLOCK = "/lab/faults/drain-block-{node}"  # a pod a PodDisruptionBudget protects
 
+CNI_CONF_DIR = "/etc/cni/net.d"  # the image binds it from /var/node/etc/cni/net.d
+
 API_PORT = 6443
 
 
@@ -54,6 +56,7 @@ class Node:
     role: str
     version: str  # the image's Kubernetes version: kubeadm's, kubelet's and kubectl's
     ready_delay: float
+    strict_network: bool  # NotReady until a CNI config is in /etc/cni/net.d
 
 
 def node() -> Node:
@@ -65,6 +68,7 @@ def node() -> Node:
         role=str(data.get("role", "worker")),
         version=str(data.get("kubernetesVersion", "v1.31.3")),
         ready_delay=float(data.get("readyDelay", 1.0)),
+        strict_network=bool(data.get("strictNetwork", False)),
     )
 
 

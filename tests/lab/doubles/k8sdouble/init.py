@@ -11,7 +11,7 @@ import secrets
 import sys
 import time
 
-from k8sdouble import cluster, config, env, faults, pki
+from k8sdouble import addons, cluster, config, env, faults, pki
 from k8sdouble.cluster import out
 from k8sdouble.errors import CommandError, PhaseError
 
@@ -47,6 +47,12 @@ def with_port(endpoint: str, port: int) -> str:
 def service_ip(subnet: str) -> str:
     net = ipaddress.ip_network(subnet.split(",")[0].strip(), strict=False)
     return str(net.network_address + 1)
+
+
+def cluster_dns_ip(subnet: str) -> str:
+    """kubeadm's cluster DNS address: the tenth of the service subnet."""
+    net = ipaddress.ip_network(subnet.split(",")[0].strip(), strict=False)
+    return str(net.network_address + 10)
 
 
 def control_plane_certs(cfg: config.Config, node: env.Node, endpoint: str) -> None:
@@ -264,8 +270,10 @@ def run(config_path: str, upload_certs: bool, skip_token_print: bool) -> int:
         out('[kubelet-finalize] Updating "/etc/kubernetes/kubelet.conf" to point to a rotatable '
             "kubelet client certificate and key")
     if phase("addon"):
-        out("[addons] Applied essential addon: CoreDNS")
-        out("[addons] Applied essential addon: kube-proxy")
+        if "addon/coredns" not in skip:
+            addons.coredns(admin, cluster_dns_ip(cfg.service_subnet), cfg.dns_domain)
+        if "addon/kube-proxy" not in skip:
+            addons.kube_proxy(admin, version, cfg.pod_subnet or "", server)
     out()
     _success(endpoint, tokens, node.version, cfg.control_plane_endpoint is not None,
              cert_key if upload_certs else None, skip_token_print)

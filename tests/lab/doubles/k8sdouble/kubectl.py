@@ -1,4 +1,8 @@
-"""The kubectl double: the node verbs the tool and an operator use, with kubectl's texts."""
+"""The kubectl double: a fallback for hosts without a real kubectl binary, and loud about it.
+
+The lab puts a real kubectl into the nodes (``tests/lab/image.py``); only when the host has none
+does a node's kubectl lead here, and every call then says so on stderr.
+"""
 
 from __future__ import annotations
 
@@ -187,7 +191,12 @@ def _version(client: Client | None, args: list[str]) -> int:
     return 0
 
 
+FALLBACK_WARNING = ("WARNING: this is the lab's kubectl double, not kubectl: the host has no real "
+                    "kubectl binary (run tests/lab/install-deps.sh)")
+
+
 def main(argv: list[str]) -> int:
+    print(FALLBACK_WARNING, file=sys.stderr, flush=True)
     kubeconfig = None
     rest: list[str] = []
     it = iter(argv)

@@ -4,7 +4,9 @@ kubelet.sh execs it once ``/var/lib/kubelet/config.yaml`` exists. It runs the AP
 static pod while ``/etc/kubernetes/manifests/kube-apiserver.yaml`` is there (restarting it if it
 dies, as the kubelet restarts a crashed static pod), and with ``kubelet.conf`` it registers its
 Node (NotReady), turns Ready after the node's ``readyDelay`` and posts a heartbeat every
-``HEARTBEAT`` seconds. When ``kubeadm reset`` takes its configuration away it stops, so the node
+``HEARTBEAT`` seconds. With the lab's ``strictNetwork`` it stays NotReady, with the real
+kubelet's reason and message, until a CNI config is in /etc/cni/net.d. Its pods (DaemonSet
+pods, Pending pods it takes) are the ``podworker``'s. When ``kubeadm reset`` takes its configuration away it stops, so the node
 needs a reboot (a new kubelet) before it can join again, as on a LinuxKit node.
 """
 
@@ -20,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from k8sdouble import env
+from k8sdouble import env, nodes, podworker
 from k8sdouble.client import Client
 from k8sdouble.errors import ApiError
 
@@ -90,6 +92,7 @@ class Heart:
         self.registered = False
         self.ready = False
         self.next_beat = 0.0
+        self.next_sync = 0.0
 
     def beat(self) -> None:
         now = time.monotonic()
@@ -100,12 +103,16 @@ class Heart:
             if not path.exists():
                 return
             self.client = Client.from_kubeconfig(path.read_text(), timeout=5)
-        ready = now - self.started >= self.node.ready_delay
+        network = podworker.network_ready() or not self.node.strict_network
+        ready = now - self.started >= self.node.ready_delay and network
         try:
             if not self.registered:
                 self._register()
             body: dict[str, Any] = {"heartbeat": True, "kubeletVersion": self.node.version,
-                                    "ready": ready, "address": self.node.address}
+                                    "ready": ready, "address": self.node.address,
+                                    "notReady": {} if ready else {
+                                        "reason": "KubeletNotReady",
+                                        "message": nodes.NETWORK_NOT_READY}}
             self.client.request("PATCH", f"/api/v1/nodes/{self.node.name}", body)
         except ApiError as exc:
             if exc.status == 404:
@@ -117,8 +124,21 @@ class Heart:
         self.ready = ready
         if ready:
             self.next_beat = now + HEARTBEAT
+        elif not network:
+            self.next_beat = now + 1.0  # until a CNI config turns up
         else:
             self.next_beat = self.started + self.node.ready_delay
+
+    def sync_pods(self) -> None:
+        now = time.monotonic()
+        if not self.registered or self.client is None or now < self.next_sync:
+            return
+        self.next_sync = now + podworker.SYNC
+        try:
+            podworker.PodWorker(self.client, self.node).sync(self.ready)
+        except ApiError as exc:
+            log(f"syncing pods: {exc.message}")
+            self.next_sync = time.monotonic() + 5 * podworker.SYNC  # the API is away: back off
 
     def _register(self) -> None:
         assert self.client is not None
@@ -159,6 +179,7 @@ def main(argv: list[str]) -> int:
                 break
             pod.sync()
             heart.beat()
+            heart.sync_pods()
             time.sleep(TICK)
     finally:
         pod.stop()

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import platform
 from typing import Any
 
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+NETWORK_NOT_READY = ("container runtime network not ready: NetworkReady=false "
+                     "reason:NetworkPluginNotReady message:Network plugin returns error: "
+                     "cni plugin not initialized")
 ROLE_PREFIX = "node-role.kubernetes.io/"
 
 
@@ -20,14 +24,25 @@ def node_json(node: dict[str, Any], ready: str, created: str, heartbeat: str) ->
     reason = {"True": "KubeletReady", "False": "KubeletNotReady", "Unknown": "NodeStatusUnknown"}
     message = {
         "True": "kubelet is posting ready status",
-        "False": "container runtime network not ready: NetworkReady=false",
+        "False": NETWORK_NOT_READY,
         "Unknown": "Kubelet stopped posting node status.",
     }
+    not_ready = node.get("notReady") or {}
+    if ready == "False" and not_ready:
+        reason = {**reason, "False": not_ready.get("reason", reason["False"])}
+        message = {**message, "False": not_ready.get("message", message["False"])}
     spec: dict[str, Any] = {}
+    taints = []
+    if CONTROL_PLANE_LABEL in labels:  # what kubeadm's mark-control-plane phase adds
+        taints.append({"effect": "NoSchedule", "key": CONTROL_PLANE_LABEL})
+    if ready != "True":  # the node lifecycle controller's taint
+        taints.append({"effect": "NoSchedule", "key": "node.kubernetes.io/not-ready"})
     if node.get("unschedulable"):
         spec["unschedulable"] = True
-        spec["taints"] = [{"effect": "NoSchedule", "key": "node.kubernetes.io/unschedulable",
-                           "timeAdded": heartbeat}]
+        taints.append({"effect": "NoSchedule", "key": "node.kubernetes.io/unschedulable",
+                       "timeAdded": heartbeat})
+    if taints:
+        spec["taints"] = taints
     addresses = [{"address": node["name"], "type": "Hostname"}]
     if node.get("address"):
         addresses.insert(0, {"address": node["address"], "type": "InternalIP"})
@@ -35,8 +50,11 @@ def node_json(node: dict[str, Any], ready: str, created: str, heartbeat: str) ->
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": node["name"], "labels": labels, "creationTimestamp": created,
+                     "uid": node.get("uid", f"node-{node['name']}"),
+                     "resourceVersion": str(int(node.get("created", 0) * 1000)),
                      "annotations": {"kubeadm.alpha.kubernetes.io/cri-socket":
-                                     "unix:///var/run/containerd/containerd.sock"}},
+                                     "unix:///var/run/containerd/containerd.sock",
+                                     **node.get("annotations", {})}},
         "spec": spec,
         "status": {
             "addresses": addresses,
@@ -50,6 +68,7 @@ def node_json(node: dict[str, Any], ready: str, created: str, heartbeat: str) ->
                 "kubeProxyVersion": node.get("kubeletVersion", ""),
                 "containerRuntimeVersion": "containerd://1.6.20",
                 "operatingSystem": "linux", "architecture": "amd64",
+                "kernelVersion": platform.release(),
                 "osImage": "LinuxKit Kubernetes Project",
             },
         },

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from k8sdouble import certs, cluster, env, faults
+from k8sdouble import addons, certs, cluster, env, faults
 from k8sdouble.client import Client
 from k8sdouble.cluster import out
 from k8sdouble.errors import ApiError, CommandError
@@ -527,6 +527,7 @@ def apply(version_arg: str | None, yes: bool, force: bool, renew: bool) -> int:
         "client certificates in the cluster")
     faults.check("addon")
     out("[addons] Applied essential addon: CoreDNS")
+    addons.upgrade_kube_proxy(client, new_str)
     out("[addons] Applied essential addon: kube-proxy")
     out()
     if modern:
