@@ -108,8 +108,8 @@ def test_the_failed_workers_are_listed_with_their_reason(watched: tuple[int, Wat
     at = next(i for i, line in enumerate(last) if line.startswith("FAILED ("))
     rows = []
     for line in last[at + 1 :]:
-        if not line.startswith("  "):
-            break
+        if not line.startswith("  ") or not line.strip():
+            break  # the section ends at the next heading or at the screen's blank padding
         rows.append(line)
     listed = {line.split()[0]: line for line in rows}
     assert set(listed) <= set(FAILING) and listed
