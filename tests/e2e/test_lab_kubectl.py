@@ -146,6 +146,16 @@ def test_remove_node_drains_a_node_with_daemonset_pods(cluster: dict[str, Any]) 
     assert " w-2 " not in pods  # its DaemonSet pods went with the node
 
 
+def test_the_cni_config_survives_a_reboot(cluster: dict[str, Any]) -> None:
+    kubeconfig, lab = cluster["kubeconfig"], cluster["lab"]
+    lab.fault("w-1", "reboot")
+    lab.rewrite_known_hosts()  # a reboot makes a new host key
+    wait_until(lambda: ready_conditions(kubeconfig).get("w-1", {}).get("status") == "True"
+               and lab.exists("w-1", "/var/node/etc/cni/net.d/10-lab-cni.conflist"),
+               timeout=90, what="w-1 Ready again after its reboot")
+    out = lab.kubelet_exec("w-1", ["ls", "/etc/cni/net.d"])
+    assert out.stdout.split() == ["10-lab-cni.conflist"]
+
 def test_an_old_node_gets_the_nearest_kubectl(lab_factory: Any, tmp_path: Path) -> None:
     """A v1.15 node (kubeadm config v1beta2, no skipPhases) runs the nearest real kubectl; the
     tool's calls go through it against the old API, and kube-proxy is there."""
