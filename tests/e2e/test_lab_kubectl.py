@@ -144,3 +144,33 @@ def test_remove_node_drains_a_node_with_daemonset_pods(cluster: dict[str, Any]) 
     assert names == ["cp-1", "w-1"]
     pods = run(kubeconfig, "get", "pods", "-A", "-o", "wide").stdout
     assert " w-2 " not in pods  # its DaemonSet pods went with the node
+
+
+def test_the_cni_config_survives_a_reboot(cluster: dict[str, Any]) -> None:
+    kubeconfig, lab = cluster["kubeconfig"], cluster["lab"]
+    lab.fault("w-1", "reboot")
+    lab.rewrite_known_hosts()  # a reboot makes a new host key
+    wait_until(lambda: ready_conditions(kubeconfig).get("w-1", {}).get("status") == "True"
+               and lab.exists("w-1", "/var/node/etc/cni/net.d/10-lab-cni.conflist"),
+               timeout=90, what="w-1 Ready again after its reboot")
+    out = lab.kubelet_exec("w-1", ["ls", "/etc/cni/net.d"])
+    assert out.stdout.split() == ["10-lab-cni.conflist"]
+
+def test_an_old_node_gets_the_nearest_kubectl(lab_factory: Any, tmp_path: Path) -> None:
+    """A v1.15 node (kubeadm config v1beta2, no skipPhases) runs the nearest real kubectl; the
+    tool's calls go through it against the old API, and kube-proxy is there."""
+    lab = lab_factory(nodes=2, control_planes=1, kubernetes_version="v1.15.3")
+    kubeconfig = tmp_path / "admin.kubeconfig"
+    boot = cli("bootstrap", str(lab.inventory_path), "--json", "--kubeconfig-out",
+               str(kubeconfig), log_file=tmp_path / "boot.log")
+    assert boot.code == 0, boot.stderr + boot.log[-2000:]
+    found = real_kubectls()
+    nearest = found[min(found, key=lambda m: (abs(m - 15), -m))]
+    link = lab.kubelet_exec("w-1", ["readlink", "/lab/bin/kubectl"])
+    assert link.stdout.strip() == nearest
+    version = lab.kubelet_exec("cp-1", ["kubectl", "version", "-o", "json"])
+    assert json.loads(version.stdout)["serverVersion"]["gitVersion"] == "v1.15.3"
+    ds = run(kubeconfig, "get", "ds", "kube-proxy", "-n", "kube-system", "-o", "json")
+    assert ds.returncode == 0, ds.stderr
+    image = json.loads(ds.stdout)["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "k8s.gcr.io/kube-proxy:v1.15.3"  # kubeadm's repository before v1.25

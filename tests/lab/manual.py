@@ -99,7 +99,9 @@ def init(lab: Lab, node: str = "cp-1") -> list[str]:
     """Init the first control plane and follow its log to the end."""
     write_config(lab, node, init_config(lab, node))
     trigger(lab, node, "init")
-    return lab.follow(node, "kubeadm has completed")
+    lines = lab.follow(node, "kubeadm has completed")
+    lab.wait_task_stopped(node)  # kubeadm.sh removes the config after its last log line
+    return lines
 
 
 def create_token(lab: Lab, node: str = "cp-1") -> str:

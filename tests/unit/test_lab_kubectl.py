@@ -196,3 +196,30 @@ def test_watch_wait_and_rollout_status(cluster: Any) -> None:  # noqa: F811
     rolled = kubectl(cp, "rollout", "status", "ds/lab-cni", "-n", "kube-system", "--timeout=30s")
     assert rolled.stdout.strip().endswith('daemon set "lab-cni" successfully rolled out'), \
         rolled.stderr
+
+
+def test_daemonset_pods_follow_their_template(cluster: Any) -> None:  # noqa: F811
+    """A changed DaemonSet template replaces the node's pod (rollout status waits for it); a
+    DaemonSet that no longer fits the node, or is gone, takes its pod away."""
+    cp = cluster[0]
+    assert kubectl(cp, "apply", "-f", str(CNI)).returncode == 0
+
+    def cni_pods() -> list[str]:
+        return [p["metadata"]["name"] for p in pods(cp)
+                if p["metadata"]["name"].startswith("lab-cni-")]
+
+    assert wait_for(lambda: len(cni_pods()) == 1)
+    first = cni_pods()[0]
+    changed = CNI.read_text().replace("busybox:1.36", "busybox:1.37")
+    assert kubectl(cp, "apply", "-f", "-", stdin=changed).returncode == 0
+    rolled = kubectl(cp, "rollout", "status", "ds/lab-cni", "-n", "kube-system", "--timeout=30s")
+    assert rolled.returncode == 0, rolled.stderr
+    assert wait_for(lambda: cni_pods() not in ([], [first]))
+    assert len(cni_pods()) == 1
+    windows = changed.replace("      hostNetwork: true\n",
+                              "      hostNetwork: true\n      nodeSelector: {kubernetes.io/os: "
+                              "windows}\n")
+    assert kubectl(cp, "apply", "-f", "-", stdin=windows).returncode == 0
+    assert wait_for(lambda: cni_pods() == [])
+    ds = kubectl(cp, "get", "ds", "lab-cni", "-n", "kube-system").stdout.splitlines()[1].split()
+    assert ds[1:3] == ["0", "0"]

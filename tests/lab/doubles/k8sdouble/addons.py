@@ -14,7 +14,7 @@ from typing import Any
 
 from k8sdouble import rest
 from k8sdouble.client import Client
-from k8sdouble.cluster import call, out
+from k8sdouble.cluster import call, out, version_tuple
 from k8sdouble.errors import ApiError, CommandError
 
 COREDNS_VERSION = "v1.11.3"
@@ -23,6 +23,11 @@ kind: KubeProxyConfiguration
 clusterCIDR: {pod_subnet}
 mode: ""
 """
+
+
+def registry(version: str) -> str:
+    """kubeadm's default image repository: k8s.gcr.io before v1.25."""
+    return "k8s.gcr.io" if version_tuple(version)[:2] < (1, 25) else "registry.k8s.io"
 
 
 def _post(admin: Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -49,7 +54,7 @@ def kube_proxy(admin: Client, version: str, pod_subnet: str, server: str) -> Non
                      "nodeSelector": {"kubernetes.io/os": "linux"},
                      "tolerations": [{"operator": "Exists"}],
                      "containers": [{
-                         "name": "kube-proxy", "image": f"registry.k8s.io/kube-proxy:{version}",
+                         "name": "kube-proxy", "image": f"{registry(version)}/kube-proxy:{version}",
                          "command": ["/usr/local/bin/kube-proxy",
                                      "--config=/var/lib/kube-proxy/config.conf",
                                      "--hostname-override=$(NODE_NAME)"],
@@ -72,7 +77,7 @@ def upgrade_kube_proxy(admin: Client, version: str) -> None:
             return
         raise CommandError(exc.message) from None
     call(admin, "PATCH", path, {"spec": {"template": {"spec": {"containers": [
-        {"name": "kube-proxy", "image": f"registry.k8s.io/kube-proxy:{version}"}]}}}},
+        {"name": "kube-proxy", "image": f"{registry(version)}/kube-proxy:{version}"}]}}}},
          "application/strategic-merge-patch+json")
 
 

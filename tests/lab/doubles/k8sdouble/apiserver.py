@@ -10,8 +10,11 @@ one control plane; the last control plane's ``kubeadm reset`` deletes it.
 Authentication is the real kind: client certificates signed by the cluster CA (admin.conf, the
 kubelets' certificates), bootstrap tokens as bearer tokens (valid, unexpired, with the
 ``authentication`` usage; they may only do what a joining node does), and anonymous requests only
-for cluster-info, health and version. Paths under ``/api/v1`` answer in the real shapes; the
-lab's own ``/lab/v1`` surface carries what kubeadm keeps in Secrets and ConfigMaps.
+for cluster-info, health and version. What the real kubectl asks is answered in the real
+shapes: discovery (``resources``), server-side Tables (``tables``), the OpenAPI documents
+``apply`` reads (``openapi``), Nodes here, every other type through the generic verbs and watches
+of ``rest`` and ``objects``. The lab's own ``/lab/v1`` surface carries what kubeadm keeps in
+Secrets and ConfigMaps.
 """
 
 from __future__ import annotations
@@ -152,7 +155,7 @@ class Api:
             parts = [p for p in path.split("/") if p]
             if path == "/api/v1/namespaces/kube-public/configmaps/cluster-info" and (
                     method == "PUT" or not self._objects(now).find(
-                        resources.TYPES[3], "kube-public", "cluster-info")):
+                        objects.CONFIGMAPS, "kube-public", "cluster-info")):
                 return self._cluster_info(method, body, now)
             if parts[:3] == ["api", "v1", "nodes"] and (parts[4:] == [] or (
                     parts[4:] == ["status"] and method == "GET")):

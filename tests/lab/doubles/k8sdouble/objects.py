@@ -18,7 +18,11 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from k8sdouble.resources import TYPES, ResourceType
+from k8sdouble.resources import TYPES, ResourceType, find
+
+NAMESPACES = find("", "v1", "namespaces")
+CONFIGMAPS = find("", "v1", "configmaps")
+assert NAMESPACES is not None and CONFIGMAPS is not None
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 MERGE_PATCH = "application/merge-patch+json"
@@ -67,7 +71,7 @@ class Objects:
                 spaces[f"/{name}"] = self._stamp(
                     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name},
                      "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}},
-                    TYPES[0])
+                    NAMESPACES)
 
     def _next_version(self) -> str:
         self.data["resourceVersion"] = int(self.data["resourceVersion"]) + 1
@@ -123,8 +127,8 @@ class Objects:
             if meta.get("namespace") not in (None, ns):
                 raise ApiFailure(400, "BadRequest", "the namespace of the provided object does "
                                  "not match the namespace sent on the request")
-            if self.find(TYPES[0], None, ns) is None:
-                raise not_found(TYPES[0], ns)
+            if self.find(NAMESPACES, None, ns) is None:
+                raise not_found(NAMESPACES, ns)
             meta["namespace"] = ns
         key = self._id(ns if t.namespaced else None, name)
         if key in self._table(t):

@@ -6,7 +6,8 @@ Each sync (every ``SYNC`` seconds while the node is registered):
   (``kube-apiserver-<node>`` ...), which kubectl drain leaves alone as it does on a real node;
 - every DaemonSet whose pod template fits this node (nodeSelector, tolerations of the node's
   taints) has one Running pod bound to it, made here as the DaemonSet controller would; a pod
-  whose DaemonSet is gone is deleted (the garbage collector);
+  of an older template (its ``controller-revision-hash``) is replaced, one whose DaemonSet is
+  gone or no longer fits is deleted;
 - a DaemonSet pod that mounts hostPath ``/etc/cni/net.d`` and a ConfigMap holding
   ``cni-conf.json`` (the shape of flannel's and kube-router's manifests) installs that content
   as ``/etc/cni/net.d/10-<daemonset>.conflist`` when it starts, as their install-cni containers do;
@@ -26,7 +27,7 @@ import yaml
 from k8sdouble import env
 from k8sdouble.client import Client
 from k8sdouble.errors import ApiError
-from k8sdouble.rest import fits
+from k8sdouble.rest import REVISION_LABEL, fits, template_hash
 
 SYNC = 2.0
 MERGE = "application/merge-patch+json"
@@ -116,10 +117,14 @@ class PodWorker:
         wanted = {ds["metadata"]["uid"]: ds for ds in daemonsets
                   if fits(ds["spec"]["template"], me)}
         for uid, pod in by_owner.items():
-            if uid not in {ds["metadata"]["uid"] for ds in daemonsets}:
+            ds = wanted.get(uid)
+            revision = pod["metadata"].get("labels", {}).get(REVISION_LABEL)
+            if ds is None or revision != template_hash(ds["spec"]["template"]):
                 self._delete(pod)
         for uid, ds in wanted.items():
-            if uid not in by_owner:
+            pod = by_owner.get(uid)
+            if pod is None or pod["metadata"].get("labels", {}).get(REVISION_LABEL) != \
+                    template_hash(ds["spec"]["template"]):
                 self._start_daemon_pod(ds)
 
     def _start_daemon_pod(self, ds: dict[str, Any]) -> None:
@@ -130,7 +135,8 @@ class PodWorker:
         pod = {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": f"{meta['name']}-{_suffix()}", "namespace": ns,
-                         "labels": dict(template.get("metadata", {}).get("labels", {})),
+                         "labels": {**template.get("metadata", {}).get("labels", {}),
+                                    REVISION_LABEL: template_hash(template)},
                          "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet",
                                               "name": meta["name"], "uid": meta["uid"],
                                               "controller": True,
@@ -202,6 +208,6 @@ class PodWorker:
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         try:
             self.client.request("DELETE", f"/api/v1/namespaces/{ns}/pods/{name}")
-            log(f"deleted pod {ns}/{name}: its owner is gone")
+            log(f"deleted pod {ns}/{name}")
         except ApiError:
             pass

@@ -10,6 +10,8 @@ once (what the scheduler does through it), 409 if it is bound already.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,6 +33,14 @@ DAEMONSET_TOLERATES = {f"node.kubernetes.io/{k}" for k in (
     "unschedulable", "not-ready", "unreachable", "disk-pressure", "memory-pressure",
     "pid-pressure", "network-unavailable")}
 PDB_MESSAGE = "Cannot evict pod as it would violate the pod's disruption budget."
+
+
+REVISION_LABEL = "controller-revision-hash"
+
+
+def template_hash(template: dict[str, Any]) -> str:
+    """A DaemonSet template's revision, as its pods' controller-revision-hash label says."""
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def suffix(n: int = 5) -> str:
@@ -114,8 +124,11 @@ class Views:
         pods = self._owned(ds, "DaemonSet")
         running = sum(1 for p in pods if p.get("status", {}).get("phase") == "Running")
         want = sum(1 for n in self.nodes if fits(ds["spec"]["template"], n))
+        revision = template_hash(ds["spec"]["template"])
+        updated = sum(1 for p in pods
+                      if p["metadata"].get("labels", {}).get(REVISION_LABEL) == revision)
         return {"desiredNumberScheduled": want, "currentNumberScheduled": len(pods),
-                "numberReady": running, "updatedNumberScheduled": len(pods),
+                "numberReady": running, "updatedNumberScheduled": updated,
                 "numberAvailable": running, "numberMisscheduled": 0,
                 "observedGeneration": ds["metadata"].get("generation", 1)}
 
