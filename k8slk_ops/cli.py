@@ -30,7 +30,7 @@ from k8slk_ops.operation import Operation, new_run_id
 from k8slk_ops.options import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RunOptions, SharedOptions
 from k8slk_ops.playbook import Playbook, load_builtin, load_playbook
 from k8slk_ops.redact import Redactor
-from k8slk_ops.report import configure_logging, make_reporter
+from k8slk_ops.report import configure_logging, make_reporter, release_logging
 from k8slk_ops.ssh import raise_nofile_limit
 
 app = typer.Typer(
@@ -228,6 +228,7 @@ def _run(
         code = 130
     finally:
         reporter.close()
+        release_logging()
     raise typer.Exit(code)
 
 
@@ -339,12 +340,13 @@ def plan(
         str, typer.Argument(metavar="COMMAND", help="The command to plan, e.g. bootstrap.")
     ],
     inventory: InventoryArg,
+    node: NodeOpt = None,
     *,
     shared: SharedOptions,
 ) -> None:
     """Show the ordered actions per node that COMMAND would take; change nothing."""
     playbook = _load_playbook(lambda: load_builtin(command_name))
-    options = RunOptions.for_command(shared, dry_run=True)
+    options = RunOptions.for_command(shared, dry_run=True, selected=node or ())
     _run(f"plan {command_name}", playbook, inventory, shared, options)
 
 

@@ -100,6 +100,10 @@ class Operation:
         problems = check_hosts(self.playbook, self.inventory)
         if problems:
             raise UsageError("\n".join(problems))
+        if self.playbook.primary == "not-selected" and not self.options.selected:
+            raise UsageError(
+                f"{self.playbook.name} acts on the nodes it is given: name them (--node NAME)"
+            )
         unknown = [n for n in self.options.selected if n not in self.cluster.targets]
         if unknown:
             raise UsageError(f"no node named {', '.join(unknown)} in {self.inventory.source}")

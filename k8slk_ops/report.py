@@ -436,17 +436,36 @@ def make_reporter(
     return reporter
 
 
+def release_logging() -> None:
+    """Detach what configure_logging attached and close the log file it opened, so a process
+    that runs several commands (tests, a library user) neither leaks nor shares a log file."""
+    root = logging.getLogger("k8slk_ops")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+
+
+class _LogFileHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The --log-file handler: unlike a plain StreamHandler, closing it closes its file."""
+
+    def close(self) -> None:
+        try:
+            self.flush()
+            self.stream.close()
+        finally:
+            super().close()
+
+
 def configure_logging(verbose: bool, log_file: Path | None, redactor: Redactor) -> None:
     """Route the program's logging through the redactor: to the log file (debug when verbose),
     and warnings to stderr."""
     root = logging.getLogger("k8slk_ops")
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     root.propagate = False
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    release_logging()
     fmt = logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s")
     if log_file is not None:
-        to_file: logging.Handler = logging.StreamHandler(open_log_file(log_file))
+        to_file: logging.Handler = _LogFileHandler(open_log_file(log_file))
         to_file.setFormatter(fmt)
         to_file.addFilter(RedactingFilter(redactor))
         root.addHandler(to_file)

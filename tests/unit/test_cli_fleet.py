@@ -13,7 +13,6 @@ import os
 import signal
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from k8slk_ops.cli import app
@@ -259,9 +258,6 @@ def test_an_interrupted_drain_uncordons_its_node(fleet: InProcessFleet, k8slk: K
 # -- the process the CLI runs in ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(reason="the CLI leaves its log file open and its handlers on the k8slk_ops "
-                   "logger when it returns, and the next run's configure_logging removes them "
-                   "without closing them", strict=False)
 def test_the_cli_closes_its_log_file_when_it_returns(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text("cluster: {name: x}\n")

@@ -52,7 +52,6 @@ def long_init(fleet: InProcessFleet, k8slk: K8slk) -> Iterator[InProcessFleet]:
         fleet.release_kubeadm("cp-1")
 
 
-@pytest.mark.xfail(reason=BUG, strict=False)
 def test_status_shows_an_init_of_120_lines_as_running(
     long_init: InProcessFleet, k8slk: K8slk
 ) -> None:
@@ -60,7 +59,6 @@ def test_status_shows_an_init_of_120_lines_as_running(
     assert run.nodes["cp-1"]["details"]["kubeadm"] == "running"
 
 
-@pytest.mark.xfail(reason=BUG, strict=False)
 def test_a_new_bootstrap_leaves_the_running_init_alone(
     long_init: InProcessFleet, k8slk: K8slk
 ) -> None:

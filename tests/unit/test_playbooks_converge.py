@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.fleet.inprocess import InProcessFleet
 from tests.unit.clirun import CliRun, K8slk
 from tests.unit.conftest import FleetFactory
@@ -76,13 +74,11 @@ def test_remove_node_converges(fleet: InProcessFleet, k8slk: K8slk) -> None:
     assert after.changes() == set() and planned(after) == set()
 
 
-@pytest.mark.xfail(reason="`plan remove-node` cannot name the nodes to remove (plan has no "
-                   "node argument nor --node), and with none named it plans the removal of "
-                   "every member", strict=False)
 def test_plan_remove_node_plans_only_the_named_nodes(fleet: InProcessFleet, k8slk: K8slk) -> None:
     assert k8slk("bootstrap", fleet.inventory).code == 0
-    unnamed = plan(k8slk, "plan", "remove-node", fleet.inventory)
-    assert unnamed.changes() == set()  # nothing named: nothing to remove
+    unnamed = k8slk("plan", "remove-node", fleet.inventory, "--json")
+    assert unnamed.code == 2, unnamed.why()  # nothing named: refused, never "remove every node"
+    assert "--node" in unnamed.stderr
     named = plan(k8slk, "plan", "remove-node", fleet.inventory, "--node", "w-2")
     assert planned(named) == {"w-2"}
 
