@@ -177,16 +177,16 @@ class CertsRenew(Step):
 
 
 def _warn_ca(ctx: RunContext, node: str, certs: NodeCerts, now: datetime) -> None:
-    """The CA is never renewed here: say when it expires, loudly when it is close."""
-    for ca in certs.authorities:
-        if ca.expires is None:
-            continue
-        left = kubeadm.days_left(ca.expires, now)
-        days = ctx.options.cert_days or 0
-        kind = EventKind.WARN if left <= max(days, 365) else EventKind.PROGRESS
-        ctx.emit(node, "renew", kind,
-                 f"CA {ca.name} expires {ca.expires:%Y-%m-%d} ({left} days left); "
-                 "k8slk-ops does not renew certificate authorities")
+    """The CAs are never renewed here: say when they expire, as a warning within a year."""
+    dated = [ca for ca in certs.authorities if ca.expires is not None]
+    if not dated:
+        return
+    soonest = min(kubeadm.days_left(ca.expires, now) for ca in dated if ca.expires)
+    listed = ", ".join(f"{ca.name} {ca.expires:%Y-%m-%d}" for ca in dated)
+    kind = EventKind.WARN if soonest <= max(ctx.options.cert_days or 0, 365) else EventKind.PROGRESS
+    ctx.emit(node, "renew", kind,
+             f"certificate authorities expire {listed} ({soonest} days left at the soonest); "
+             "k8slk-ops never renews them")
 
 
 async def restart_control_plane(ctx: RunContext, node: str, lk: LinuxKitNode) -> None:
