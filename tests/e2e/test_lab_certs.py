@@ -8,6 +8,7 @@ certificates (same CA) to expire in 9 days.
 
 from __future__ import annotations
 
+import re
 import ssl
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,9 @@ def test_certs_check_lists_every_certificate_of_every_control_plane(
     for name, certs in found.items():
         assert set(certs) == EVERY_CERT | {"ca", "etcd-ca", "front-proxy-ca"}, name
     assert "front-proxy-client" in run.stderr  # the plain table on stderr (no terminal)
+    # No terminal: no live view, plain timestamped lines.
+    assert "\x1b[" not in run.stderr
+    assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ cp-2 certs start: ", run.stderr, re.M)
     for name in ("cp-1", "cp-2"):
         left = sample(prom, "k8slk_ops_certificate_remaining_seconds", node=name,
                       command="certs check")
