@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -262,6 +262,14 @@ def _run(
             final = _failed_report(command_name, inventory_path, ended, "the run did not finish")
         _write_metrics(shared, final)
     raise typer.Exit(code)
+
+
+def refuse(command_name: str, inventory_path: Path, shared: SharedOptions, why: str) -> NoReturn:
+    """Exit 2 before anything connects (``--yes`` missing without a terminal, say), with the
+    error on stderr and in ``--metrics-file``."""
+    typer.echo(f"error: {why}", err=True)
+    _write_metrics(shared, _failed_report(command_name, inventory_path, EXIT_USAGE, why))
+    raise typer.Exit(EXIT_USAGE)
 
 
 def _failed_report(command_name: str, inventory_path: Path, code: int, why: str) -> RunReport:

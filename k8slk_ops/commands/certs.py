@@ -13,8 +13,7 @@ from typing import Annotated
 
 import typer
 
-from k8slk_ops.cli import CHANGING, OUTPUT, InventoryArg, _run, app, command, flag
-from k8slk_ops.errors import EXIT_USAGE
+from k8slk_ops.cli import CHANGING, OUTPUT, InventoryArg, _run, app, command, flag, refuse
 from k8slk_ops.options import DEFAULT_CERT_DAYS, RunOptions, SharedOptions
 from k8slk_ops.playbook import load_builtin
 
@@ -67,9 +66,8 @@ def renew(
     """Renew expiring certificates and restart each control plane's static pods, one at a time."""
     if not yes and not shared.dry_run:
         if not sys.stdin.isatty():
-            typer.echo("error: certs renew needs --yes when there is no terminal to confirm on",
-                       err=True)
-            raise typer.Exit(EXIT_USAGE)
+            refuse("certs renew", inventory, shared,
+                   "certs renew needs --yes when there is no terminal to confirm on")
         typer.confirm("Renew certificates and restart each control plane's API server, "
                       "controller manager, scheduler and etcd in turn?", abort=True)
     days = None if within == "all" else int(within)

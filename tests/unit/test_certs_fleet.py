@@ -142,9 +142,11 @@ def test_certs_renew_without_a_terminal_needs_yes_and_touches_nothing(
 ) -> None:
     ha.expire_certs("cp-1", ("apiserver",))
     calls = ha.commands()
-    run = k8slk("certs", "renew", ha.inventory)
+    prom = ha.inventory.parent / "refused.prom"
+    run = k8slk("certs", "renew", ha.inventory, "--metrics-file", prom)
     assert run.code == 2
     assert "--yes" in run.stderr
+    assert value(metrics(prom), "k8slk_ops_run_result", result="usage") == 1
     assert ha.commands() == calls
     assert ha.certificates("cp-1").renewals == []
     assert k8slk("certs", "renew", ha.inventory, "--within-days", "soon", "--yes").code == 2
