@@ -197,10 +197,42 @@ def check_target(path: Path) -> str | None:
     return None
 
 
+_SNAPSHOT_KEYS = {
+    f"{PREFIX}etcd_snapshot_size_bytes": "sizeBytes",
+    f"{PREFIX}etcd_snapshot_revision": "revision",
+    f"{PREFIX}etcd_snapshot_timestamp_seconds": "timestampSeconds",
+}
+
+
+def previous_snapshot(text: str) -> dict[str, float]:
+    """The snapshot an earlier run wrote into this file (our own lines), else empty."""
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition("{")
+        key = _SNAPSHOT_KEYS.get(name)
+        if key is None:
+            continue
+        try:
+            found[key] = float(rest.rpartition("} ")[2])
+        except ValueError:
+            continue
+    return found if len(found) == len(_SNAPSHOT_KEYS) else {}
+
+
 def write(path: Path, report: RunReport, now: datetime | None = None) -> None:
-    """Write the report's metrics to ``path`` atomically: ``path.tmp``, 0644, renamed."""
+    """Write the report's metrics to ``path`` atomically: ``path.tmp``, 0644, renamed.
+
+    A run that took no snapshot (a failed ``etcd snapshot``) keeps the last one the file held,
+    its age now older: an alert on the snapshot's age fires instead of losing its series."""
     target = path.expanduser()
     tmp = target.with_name(target.name + ".tmp")
+    if "snapshot" not in report.data:
+        try:
+            last = previous_snapshot(target.read_text(errors="replace"))
+        except OSError:
+            last = {}
+        if last:
+            report.data["snapshot"] = last
     data = render(report, now).encode()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:

@@ -85,6 +85,21 @@ def test_written_atomically_0644_and_a_missing_directory_is_refused(tmp_path: Pa
     assert why is not None and "does not exist" in why
 
 
+def test_a_run_without_a_snapshot_keeps_the_last_one(tmp_path: Path) -> None:
+    target = tmp_path / "snap.prom"
+    taken = (T0 - timedelta(minutes=10)).timestamp()
+    metrics.write(target, report(snapshot={"sizeBytes": 2048, "revision": 7,
+                                           "timestampSeconds": taken}))
+    failed = report()
+    failed.ended = T0 + timedelta(hours=7)
+    metrics.write(target, failed)
+    got = parse(target.read_text())
+    assert got["k8slk_ops_etcd_snapshot_timestamp_seconds"][0][1] == taken
+    assert got["k8slk_ops_etcd_snapshot_age_seconds"][0][1] == 7 * 3600 + 600
+    assert got["k8slk_ops_etcd_snapshot_revision"][0][1] == 7
+    assert got["k8slk_ops_run_success"][0][1] == 0
+
+
 @pytest.mark.parametrize("code, result", [(0, "ok"), (1, "failed"), (2, "usage"),
                                           (3, "cannot-start"), (130, "interrupted"), (9, "error")])
 def test_result_names(code: int, result: str) -> None:
