@@ -43,7 +43,8 @@ except OSError as exc:
     sys.exit(3)
 """
 _PARK = 'set -e; mkdir -p "$2"; for f in "$1"/*.yaml; do [ -e "$f" ] && mv "$f" "$2"/; done; true'
-_UNPARK = 'set -e; [ -d "$2" ] || exit 0; for f in "$2"/*.yaml; do [ -e "$f" ] && mv "$f" "$1"/; done; rmdir "$2"'
+_UNPARK = ('set -e; [ -d "$2" ] || exit 0; '
+           'for f in "$2"/*.yaml; do [ -e "$f" ] && mv "$f" "$1"/ && echo "$f"; done; rmdir "$2"')
 
 
 async def read_certs(ctx: RunContext, node: str) -> NodeCerts:
@@ -147,6 +148,11 @@ class CertsRenew(Step):
         )
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        lk = await ctx.node(node)
+        back = await _shell(lk, _UNPARK, "moving back manifests an earlier run left parked")
+        if back:
+            ctx.emit(node, self.phase, EventKind.WARN,
+                     f"an earlier run left the static pod manifests out; moved back: {back}")
         now = datetime.now(UTC)
         certs = await read_certs(ctx, node)
         _warn_ca(ctx, node, certs, now)
@@ -158,7 +164,6 @@ class CertsRenew(Step):
             details.update(cert_details(certs, now))
             ctx.emit(node, self.phase, EventKind.PROGRESS, "nothing to renew")
             return
-        lk = await ctx.node(node)
         sub = kubeadm.certs_command(ctx.facts(node).kubeadm_version or "v1.31.0")
         for name in due:
             ctx.emit(node, self.phase, EventKind.PROGRESS, f"renewing {name}")
@@ -225,11 +230,13 @@ async def restart_control_plane(ctx: RunContext, node: str, lk: LinuxKitNode) ->
              f"the API serves the new certificate (serial {expected.serial_number:x})")
 
 
-async def _shell(lk: LinuxKitNode, script: str, what: str) -> None:
+async def _shell(lk: LinuxKitNode, script: str, what: str) -> str:
+    """One of the manifest moves; what it printed (the manifests moved back), on one line."""
     result = await lk.shell(["sh", "-c", script, "sh", paths.MANIFESTS, paths.PARKED_MANIFESTS])
     if result.exit_status != 0:
         raise NodeError(f"{what} failed: {kubeadm.failure_summary(_output(result))}",
                         phase="restart")
+    return ", ".join(line.rsplit("/", 1)[-1] for line in result.lines() if line.strip())
 
 
 async def _served(lk: LinuxKitNode, where: tuple[str, int]) -> x509.Certificate | None:

@@ -190,12 +190,14 @@ def park(node: SimNode) -> Result:
     return Result.ok()
 
 
-def unpark(node: SimNode) -> Result:
-    """The manifests are back: the API starts with the serving certificate on disk."""
+def unpark(node: SimNode, parked_dir: str) -> Result:
+    """The manifests are back (the script names each it moved): the API starts with the
+    serving certificate on disk."""
     state = _STATE.get(node)
     if state is not None and state.parked:
         state.parked = False
         state.served = node.files.get(APISERVER_CERT, b"")
+        return Result.ok(f"{parked_dir}/kube-apiserver.yaml\n")
     return Result.ok()
 
 

@@ -104,7 +104,7 @@ def _script(node: SimNode, script: str, args: list[str]) -> Answer:
         data = node.read(params[0])
         return Result(3) if data is None else Result.ok(data)
     if "/etc/kubernetes/manifests" in " ".join(params) and "mv " in script:  # certs renew
-        return certs.unpark(node) if "rmdir" in script else certs.park(node)
+        return certs.unpark(node, params[1]) if "rmdir" in script else certs.park(node)
     echo = _ECHO_TO_FILE.fullmatch(script.strip())
     if echo is not None:  # echo WORDS > PATH, as a user's playbook leaves a mark
         words = shlex.split(echo["words"])

@@ -167,3 +167,13 @@ def test_a_failed_run_still_writes_its_metrics(
     bad = k8slk("bootstrap", tmp_path / "missing.yaml", "--metrics-file", prom)
     assert bad.code == 2
     assert value(metrics(prom), "k8slk_ops_run_result", command="bootstrap", result="usage") == 1
+
+
+def test_certs_renew_moves_back_manifests_an_earlier_run_left_out(
+    ha: InProcessFleet, k8slk: K8slk
+) -> None:
+    ha.call(lambda: setattr(ha.certificates("cp-2"), "parked", True))  # a run died mid-restart
+    run = k8slk("certs", "renew", ha.inventory, "--yes")
+    assert run.code == 0, run.why()
+    assert ha.certificates("cp-2").parked is False
+    assert "moved back: kube-apiserver.yaml" in run.stderr
