@@ -177,3 +177,24 @@ def test_certs_renew_moves_back_manifests_an_earlier_run_left_out(
     assert run.code == 0, run.why()
     assert ha.certificates("cp-2").parked is False
     assert "moved back: kube-apiserver.yaml" in run.stderr
+
+
+def test_bootstrap_and_status_write_their_metrics(
+    fleet: InProcessFleet, k8slk: K8slk, tmp_path: Path
+) -> None:
+    prom = tmp_path / "boot.prom"
+    boot = k8slk("bootstrap", fleet.inventory, "--metrics-file", prom)
+    assert boot.code == 0, boot.why()
+    got = metrics(prom)
+    assert value(got, "k8slk_ops_run_nodes", command="bootstrap", cluster="fleet",
+                 outcome="ok") == 3
+    assert value(got, "k8slk_ops_run_result", result="ok") == 1
+    assert value(got, "k8slk_ops_run_duration_seconds") > 0
+    status = k8slk("status", fleet.inventory, "--metrics-file", prom)
+    assert status.code == 0, status.why()
+    got = metrics(prom)
+    assert value(got, "k8slk_ops_run_nodes", command="status", outcome="unchanged") == 3
+    assert value(got, "k8slk_ops_certificate_remaining_seconds", node="cp-1") > 364 * 86400
+    assert value(got, "k8slk_ops_ca_remaining_seconds", node="cp-1") > 3640 * 86400
+    assert not any(n == "k8slk_ops_certificate_remaining_seconds" and ("node", "w-1") in ls
+                   for n, ls in got)  # workers have no kubeadm certificates
