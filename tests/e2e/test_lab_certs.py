@@ -150,6 +150,29 @@ def test_a_run_that_cannot_start_still_writes_its_metrics(cluster: dict[str, Any
     assert sample(prom, "k8slk_ops_run_exit_code") == 2
 
 
+def test_renew_with_a_control_plane_unreachable_exits_1_and_says_so_in_the_metrics(
+    cluster: dict[str, Any]
+) -> None:
+    lab, work, inventory = cluster["lab"], cluster["work"], cluster["inventory"]
+    lab.fault("cp-2", "ssh-stop")
+    try:
+        prom = work / "unreachable.prom"
+        run = cli("certs", "renew", inventory, "--within-days", "all", "--yes", "--json",
+                  "--metrics-file", str(prom), log_file=work / "unreachable.log", timeout=600)
+    finally:
+        lab.fault("cp-2", "ssh-start")
+    assert run.code == 1, run.stderr[-3000:]
+    outcomes = {n["name"]: n["outcome"] for n in run.report["nodes"]}
+    assert outcomes["cp-2"] == "unreachable"
+    assert outcomes["cp-1"] == "ok"  # the reachable control plane was still renewed
+    assert sorted(next(n for n in run.report["nodes"] if n["name"] == "cp-1")["details"][
+        "renewed"]) == sorted(EVERY_CERT)
+    on_disk = x509.load_pem_x509_certificate(lab.read("cp-1", APISERVER_CRT))
+    assert served(lab, "cp-1").serial_number == on_disk.serial_number
+    assert sample(prom, "k8slk_ops_run_nodes", outcome="unreachable") == 1
+    assert sample(prom, "k8slk_ops_run_result", result="failed") == 1
+
+
 def lab_cluster_name(inventory: str) -> str:
     import yaml
 
