@@ -73,6 +73,15 @@ StrictOpt = Annotated[
     bool, flag("--strict", help="Fail nodes below the image's CPU/memory minimums.")
 ]
 
+MetricsFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--metrics-file",
+        help="Write the run's metrics here (Prometheus text, for node_exporter's textfile "
+        "collector), also when it fails.",
+    ),
+]
+
 # The flags every command shares: declared once, picked per command by name.
 SHARED: dict[str, tuple[Any, Any]] = {
     "concurrency": (
@@ -110,17 +119,7 @@ SHARED: dict[str, tuple[Any, Any]] = {
         ],
         False,
     ),
-    "metrics_file": (
-        Annotated[
-            Path | None,
-            typer.Option(
-                "--metrics-file",
-                help="Write the run's metrics here (Prometheus text, for node_exporter's "
-                "textfile collector), also when it fails.",
-            ),
-        ],
-        None,
-    ),
+    "metrics_file": (MetricsFileOpt, None),
 }
 # Taken by every command, whatever its ``shared=`` says.
 EVERY = ("metrics_file",)
@@ -427,12 +426,17 @@ def run_playbook(
 
 
 @inventory_app.command("check")
-def inventory_check(inventory: InventoryArg) -> None:
+def inventory_check(
+    inventory: InventoryArg,
+    metrics_file: MetricsFileOpt = None,
+) -> None:
     """Validate an inventory; print every problem with file:line."""
+    shared = SharedOptions(metrics_file=metrics_file)
     try:
         inv = _load_inventory(inventory)
     except UsageError as exc:
         typer.echo(str(exc), err=True)
+        _write_metrics(shared, _failed_report("inventory check", inventory, EXIT_USAGE, str(exc)))
         raise typer.Exit(EXIT_USAGE) from None
     cps = ", ".join(n.name for n in inv.control_planes)
     workers = ", ".join(n.name for n in inv.workers) or "none"
@@ -443,6 +447,8 @@ def inventory_check(inventory: InventoryArg) -> None:
     typer.echo(f"  workers:        {workers}")
     if sys.stdout.isatty():
         typer.echo(f"  nodes:          {len(inv.nodes)}")
+    _write_metrics(shared, RunReport(command="inventory check", cluster=inv.cluster.name,
+                                     inventory=str(inventory)))
 
 
 from k8slk_ops.commands import certs as _certs  # noqa: E402,F401

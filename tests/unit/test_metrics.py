@@ -123,8 +123,6 @@ def test_every_command_takes_metrics_file() -> None:
     found = commands(group)
     assert {"status", "bootstrap", "certs check", "certs renew"} <= {n for n, _ in found}
     for name, cmd in found:
-        if name == "inventory check":  # reads a file; no run, no metrics
-            continue
         opts = {o for p in cmd.params for o in getattr(p, "opts", [])}  # type: ignore[attr-defined]
         assert "--metrics-file" in opts, name
 
@@ -168,3 +166,14 @@ def test_certs_command_and_apiserver_address() -> None:
     assert kubeadm.apiserver_address(manifest.replace("    - --secure-port=6444\n", "")) == (
         "10.1.2.3", 6443)
     assert kubeadm.apiserver_address("spec: {}\n") is None
+
+
+def test_inventory_check_writes_its_metrics(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    prom = tmp_path / "inv.prom"
+    bad = tmp_path / "bad.yml"
+    bad.write_text("cluster: [\n")
+    out = CliRunner().invoke(app, ["inventory", "check", str(bad), "--metrics-file", str(prom)])
+    assert out.exit_code == 2
+    assert parse(prom.read_text())["k8slk_ops_run_result"][0][0]["result"] == "usage"
