@@ -218,7 +218,8 @@ async def restart_control_plane(ctx: RunContext, node: str, lk: LinuxKitNode) ->
     expected = x509.load_pem_x509_certificate(wanted)
     while True:
         served = await _served(lk, where)
-        if served is not None and served.serial_number == expected.serial_number:
+        if served is not None and (served.serial_number, served.not_valid_after_utc) == (
+                expected.serial_number, expected.not_valid_after_utc):
             break
         _check_deadline(deadline, ctx, "the API to serve the new certificate")
         await asyncio.sleep(POLL)
