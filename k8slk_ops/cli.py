@@ -12,18 +12,26 @@ its flags into one ``RunOptions`` and calls ``_run``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import inspect
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from k8slk_ops import __version__, kubeadm
-from k8slk_ops.errors import EXIT_USAGE, OpsError, UsageError
+from k8slk_ops import __version__, kubeadm, metrics
+from k8slk_ops.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_NODE_FAILED,
+    EXIT_USAGE,
+    OpsError,
+    UsageError,
+)
 from k8slk_ops.events import RunReport
 from k8slk_ops.inventory import Inventory, InventoryError, load_inventory
 from k8slk_ops.operation import Operation, new_run_id
@@ -65,6 +73,15 @@ StrictOpt = Annotated[
     bool, flag("--strict", help="Fail nodes below the image's CPU/memory minimums.")
 ]
 
+MetricsFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--metrics-file",
+        help="Write the run's metrics here (Prometheus text, for node_exporter's textfile "
+        "collector), also when it fails.",
+    ),
+]
+
 # The flags every command shares: declared once, picked per command by name.
 SHARED: dict[str, tuple[Any, Any]] = {
     "concurrency": (
@@ -102,19 +119,26 @@ SHARED: dict[str, tuple[Any, Any]] = {
         ],
         False,
     ),
+    "metrics_file": (MetricsFileOpt, None),
 }
+# Taken by every command, whatever its ``shared=`` says.
+EVERY = ("metrics_file",)
 OUTPUT = ("json_out", "log_file", "verbose")
 CHANGING = ("concurrency", *OUTPUT, "timeout", "dry_run", "break_lock")
 
 
 def command(
-    name: str | None = None, *, shared: tuple[str, ...] = OUTPUT
+    name: str | None = None, *, shared: tuple[str, ...] = OUTPUT, group: typer.Typer | None = None
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Register a command whose last parameter is ``shared: SharedOptions``.
 
-    The shared flags named in ``shared`` are appended to the command's own parameters (Typer
-    reads the signature), collected into one ``SharedOptions`` and passed as ``shared``.
+    The shared flags named in ``shared`` (and those in ``EVERY``, which every command takes)
+    are appended to the command's own parameters (Typer reads the signature), collected into one
+    ``SharedOptions`` and passed as ``shared``. ``group``: a sub-command group (``certs``)
+    to register on instead of the top level.
     """
+
+    picked_keys = (*shared, *(k for k in EVERY if k not in shared))
 
     def register(func: Callable[..., None]) -> Callable[..., None]:
         own = [
@@ -126,18 +150,18 @@ def command(
                 key, inspect.Parameter.KEYWORD_ONLY, annotation=SHARED[key][0],
                 default=SHARED[key][1],
             )
-            for key in shared
+            for key in picked_keys
         ]
 
         @functools.wraps(func)
         def invoke(**kwargs: Any) -> None:
-            picked = {key: kwargs.pop(key) for key in shared}
+            picked = {key: kwargs.pop(key) for key in picked_keys}
             func(**kwargs, shared=SharedOptions(**picked))
 
         params = [*own, *added]
         invoke.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         invoke.__annotations__ = {p.name: p.annotation for p in params}
-        app.command(name)(invoke)
+        (group or app).command(name)(invoke)
         return func
 
     return register
@@ -190,7 +214,10 @@ def _run(
     shared: SharedOptions,
     options: RunOptions,
 ) -> None:
-    """Validate, run one operation, print the report, exit with its code."""
+    """Validate, run one operation, print the report, write the metrics, exit with its code."""
+    if shared.metrics_file is not None and (why := metrics.check_target(shared.metrics_file)):
+        typer.echo(f"error: {why}", err=True)
+        raise typer.Exit(EXIT_USAGE)
     redactor = Redactor()
     try:
         configure_logging(shared.verbose, shared.log_file, redactor)
@@ -200,8 +227,10 @@ def _run(
         )
     except UsageError as exc:  # a --log-file that cannot be opened safely
         typer.echo(f"error: {exc}", err=True)
+        _write_metrics(shared, _failed_report(command_name, inventory_path, EXIT_USAGE, str(exc)))
         raise typer.Exit(EXIT_USAGE) from None
     code = EXIT_USAGE
+    final: RunReport | None = None
     try:
         inventory = _load_inventory(inventory_path)
         run_options = dataclasses.replace(options, run_id=new_run_id())
@@ -215,21 +244,55 @@ def _run(
             reporter.show_text(str(report.data.get("planText", "")))
         reporter.finish(report)
         code = report.exit_code
+        final = report
     except OpsError as exc:
         reporter.error(str(exc))
-        failed = RunReport(command=command_name, cluster="", inventory=str(inventory_path))
-        failed.exit_code = exc.exit_code
-        failed.messages.append(str(exc))
+        final = _failed_report(command_name, inventory_path, exc.exit_code, str(exc))
         if shared.json_out:
-            reporter.finish(failed)
+            reporter.finish(final)
         code = exc.exit_code
     except KeyboardInterrupt:
         reporter.error("interrupted")
-        code = 130
+        code = EXIT_INTERRUPTED
     finally:
         reporter.close()
+        if final is None:  # interrupted, or crashed: the metrics still say the run failed
+            ended = code if code == EXIT_INTERRUPTED else EXIT_NODE_FAILED
+            final = _failed_report(command_name, inventory_path, ended, "the run did not finish")
+        _write_metrics(shared, final)
         release_logging()
     raise typer.Exit(code)
+
+
+def refuse(command_name: str, inventory_path: Path, shared: SharedOptions, why: str) -> NoReturn:
+    """Exit 2 before anything connects (``--yes`` missing without a terminal, say), with the
+    error on stderr and in ``--metrics-file``."""
+    typer.echo(f"error: {why}", err=True)
+    _write_metrics(shared, _failed_report(command_name, inventory_path, EXIT_USAGE, why))
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _failed_report(command_name: str, inventory_path: Path, code: int, why: str) -> RunReport:
+    """The report of a run that ended before it had one of its own."""
+    failed = RunReport(command=command_name, cluster="", inventory=str(inventory_path))
+    failed.exit_code = code
+    failed.messages.append(why)
+    with contextlib.suppress(OpsError, OSError):
+        failed.cluster = _load_inventory(inventory_path).cluster.name
+    return failed
+
+
+def _write_metrics(shared: SharedOptions, report: RunReport) -> None:
+    """``--metrics-file``, whatever the run's end; a file that cannot be written is said, and
+    does not change the exit code."""
+    if shared.metrics_file is None:
+        return
+    if report.ended is None:
+        report.ended = datetime.now(UTC)
+    try:
+        metrics.write(shared.metrics_file, report)
+    except OSError as exc:
+        typer.echo(f"error: writing --metrics-file {shared.metrics_file}: {exc}", err=True)
 
 
 @command(shared=CHANGING)
@@ -365,12 +428,17 @@ def run_playbook(
 
 
 @inventory_app.command("check")
-def inventory_check(inventory: InventoryArg) -> None:
+def inventory_check(
+    inventory: InventoryArg,
+    metrics_file: MetricsFileOpt = None,
+) -> None:
     """Validate an inventory; print every problem with file:line."""
+    shared = SharedOptions(metrics_file=metrics_file)
     try:
         inv = _load_inventory(inventory)
     except UsageError as exc:
         typer.echo(str(exc), err=True)
+        _write_metrics(shared, _failed_report("inventory check", inventory, EXIT_USAGE, str(exc)))
         raise typer.Exit(EXIT_USAGE) from None
     cps = ", ".join(n.name for n in inv.control_planes)
     workers = ", ".join(n.name for n in inv.workers) or "none"
@@ -381,3 +449,8 @@ def inventory_check(inventory: InventoryArg) -> None:
     typer.echo(f"  workers:        {workers}")
     if sys.stdout.isatty():
         typer.echo(f"  nodes:          {len(inv.nodes)}")
+    _write_metrics(shared, RunReport(command="inventory check", cluster=inv.cluster.name,
+                                     inventory=str(inventory)))
+
+
+from k8slk_ops.commands import certs as _certs  # noqa: E402,F401

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from k8slk_ops.events import Event, EventKind, EventSink
 from k8slk_ops.facts import NodeFacts
 from k8slk_ops.inventory import Inventory, NodeSpec
+from k8slk_ops.kubeadm import NodeCerts
 from k8slk_ops.membership import Member, MemberWatcher
 from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.options import RunOptions
@@ -117,6 +118,10 @@ class RunState:
     # Facts read again during the run (after a reboot, say); the plan keeps the ones it was
     # made from.
     facts: dict[str, NodeFacts] = field(default_factory=dict)
+    # (node, step) pairs whose changing step found nothing to do: the node stays "unchanged".
+    noop: set[tuple[str, str]] = field(default_factory=set)
+    # Each control plane's certificates as `kubeadm certs check-expiration` last showed them.
+    certs: dict[str, NodeCerts] = field(default_factory=dict)
 
 
 @dataclass

@@ -17,6 +17,7 @@ DEFAULT_CONCURRENCY = 64
 DEFAULT_TIMEOUT = 600.0  # seconds one kubeadm run may take on a node
 DEFAULT_READY_TIMEOUT = 300.0
 DEFAULT_TOKEN_TTL = 1800.0  # 30m: a run's join token
+DEFAULT_CERT_DAYS = 30  # certs check warns, certs renew renews, within this many days
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class SharedOptions:
     dry_run: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
     timeout: float = DEFAULT_TIMEOUT
+    metrics_file: Path | None = None  # Prometheus text written at the end of the run
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ class RunOptions:
     selected: tuple[str, ...] = ()  # nodes named on the command line; none: all
     force: int = 0  # how many times --force was given
     drain_timeout: float | None = None  # seconds; None: the playbook's own
+    # certs check: fail when a certificate expires within this many days; certs renew: renew
+    # those (None: every certificate).
+    cert_days: int | None = DEFAULT_CERT_DAYS
 
     @classmethod
     def for_command(
@@ -61,6 +66,7 @@ class RunOptions:
         force: int = 0,
         drain_timeout: float | None = None,
         dry_run: bool | None = None,
+        cert_days: int | None = DEFAULT_CERT_DAYS,
     ) -> RunOptions:
         """One command's options: the shared flags and its own (the run ID comes later)."""
         return cls(
@@ -73,4 +79,5 @@ class RunOptions:
             selected=tuple(selected),
             force=force,
             drain_timeout=drain_timeout,
+            cert_days=cert_days,
         )

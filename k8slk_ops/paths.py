@@ -16,6 +16,11 @@ KUBEADM_LOG = "/var/log/kubeadm.out.log"
 MARKER = "/var/node/var/lib/kubelet/config.yaml"
 ADMIN_CONF = "/var/node/etc/kubernetes/admin.conf"
 CA_CERT = "/var/node/etc/kubernetes/pki/ca.crt"
+APISERVER_CERT = "/var/node/etc/kubernetes/pki/apiserver.crt"  # the API's serving certificate
+# The kubelet runs a static pod per manifest here; `certs renew` parks them beside it to
+# restart the control plane (kubeadm's documented way).
+MANIFESTS = "/var/node/etc/kubernetes/manifests"
+PARKED_MANIFESTS = "/var/node/etc/kubernetes/manifests.k8slk-ops-restart"
 # The cluster lock lives in the node's tmpfs /run: a reboot clears a stale one.
 LOCK_FILE = "/run/k8slk-ops.lock"
 

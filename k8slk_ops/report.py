@@ -112,8 +112,22 @@ def _tails(report: RunReport) -> list[tuple[NodeReport, list[str]]]:
     return [(n, n.log_tail) for n in report.nodes if n.outcome == Outcome.FAILED and n.log_tail]
 
 
+CERTS_HEADER = ["NODE", "CERTIFICATE", "EXPIRES", "DAYS LEFT", "SIGNED BY"]
+
+
+def _certificate_table(report: RunReport) -> list[str]:
+    """``certs``: a row per certificate and control plane, the CAs marked (empty otherwise)."""
+    rows = [
+        [n.name, f"{c['name']} (CA)" if c.get("authority") else str(c["name"]),
+         str(c.get("expires") or "MISSING"),
+         "" if c.get("daysLeft") is None else f"{c['daysLeft']}d", str(c.get("signedBy") or "")]
+        for n in report.nodes for c in n.details.get("certificates", [])
+    ]
+    return [plain_table(CERTS_HEADER, rows)] if rows else []
+
+
 def _closing_lines(report: RunReport) -> list[str]:
-    lines = list(report.messages)
+    lines = [*_certificate_table(report), *report.messages]
     if "kubeconfig" in report.data:
         lines.append(f"kubeconfig written to {report.data['kubeconfig']}")
     counts: dict[str, int] = {}

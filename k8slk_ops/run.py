@@ -141,7 +141,9 @@ class Executor:
                         await self._clean_up(planned)
                     return
                 if step.call.step.changes:
-                    progress.changed = True
+                    # A step that found nothing to do leaves the node "unchanged".
+                    noop = (name, step.call.step.name) in self.ctx.state.noop
+                    progress.changed = progress.changed or not noop
                     progress.changes_done += 1
             progress.ended = time.monotonic()
 

@@ -5,7 +5,15 @@ package what a node printed and writes what it renders.
 """
 
 from k8slk_ops.kubeadm.capin import ca_cert_hash, is_ca_cert_hash
-from k8slk_ops.kubeadm.certs import CertExpiry, parse_cert_expiration, parse_kubeadm_date
+from k8slk_ops.kubeadm.certs import (
+    CertExpiry,
+    NodeCerts,
+    apiserver_address,
+    certs_command,
+    days_left,
+    parse_cert_expiration,
+    parse_kubeadm_date,
+)
 from k8slk_ops.kubeadm.durations import format_duration, parse_duration, parse_timeout
 from k8slk_ops.kubeadm.errors import KubeadmError, ParseError, RenderError, VersionError
 from k8slk_ops.kubeadm.failures import (
@@ -97,6 +105,7 @@ __all__ = [
     "KubeadmLogState",
     "KubeadmState",
     "LogLine",
+    "NodeCerts",
     "NodeStatus",
     "ParseError",
     "PreflightIssue",
@@ -105,9 +114,12 @@ __all__ = [
     "TokenInfo",
     "UpgradePlan",
     "VersionError",
+    "apiserver_address",
     "ca_cert_hash",
+    "certs_command",
     "classify_kubeadm_error",
     "config_api_version",
+    "days_left",
     "diagnose_kubeadm_error",
     "failure_summary",
     "failure_tail",

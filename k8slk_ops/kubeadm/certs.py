@@ -3,15 +3,22 @@
 Two tables follow some ``[check-expiration]`` lines: certificates (with the CA that signed
 each) and certificate authorities. Dates read ``Jan 02, 2006 15:04 MST``; a certificate that is
 not on disk is a ``!MISSING! <name>`` row. Rows end with padding spaces.
+
+``status``, ``certs check``, ``certs renew`` and the metrics all read one node's rows through
+:class:`NodeCerts`: one notion of "the earliest certificate" (leaf certificates only, missing
+ones aside) and of "the CA's expiry" (the earliest of the authorities; kubeadm never renews
+them).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
 from k8slk_ops.kubeadm.logs import log_message
+from k8slk_ops.kubeadm.versions import KubeVersion
 
 _DATE = r"[A-Z][a-z]{2} \d{1,2}, \d{4} \d{2}:\d{2} [A-Za-z]+|[A-Z][a-z]{2} \d{1,2}, \d{4} \d{2}:\d{2} [+-]\d{4}"
 _ROW_RE = re.compile(
@@ -90,3 +97,84 @@ def parse_cert_expiration(stdout: str) -> list[CertExpiry]:
             )
         )
     return rows
+
+
+def certs_command(version: str | KubeVersion) -> tuple[str, ...]:
+    """``("certs",)``, or ``("alpha", "certs")`` for a kubeadm before v1.20 (where ``certs`` was
+    still under ``alpha``; v1.20 has both, v1.21 only ``certs``)."""
+    v = KubeVersion.parse(version)
+    return ("alpha", "certs") if (v.major, v.minor) < (1, 20) else ("certs",)
+
+
+def days_left(expires: datetime, now: datetime) -> int:
+    """Whole days until ``expires`` (negative once lapsed), as kubeadm's RESIDUAL TIME rounds."""
+    return int((expires - now).total_seconds() // 86400)
+
+
+@dataclass(frozen=True)
+class NodeCerts:
+    """One control plane's ``check-expiration`` rows, and what is read from them."""
+
+    rows: tuple[CertExpiry, ...]
+
+    @classmethod
+    def parse(cls, stdout: str) -> NodeCerts:
+        return cls(tuple(parse_cert_expiration(stdout)))
+
+    @property
+    def leaves(self) -> tuple[CertExpiry, ...]:
+        return tuple(r for r in self.rows if not r.is_ca)
+
+    @property
+    def authorities(self) -> tuple[CertExpiry, ...]:
+        return tuple(r for r in self.rows if r.is_ca)
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.rows if r.missing)
+
+    @property
+    def earliest(self) -> CertExpiry | None:
+        """The leaf certificate that expires first (missing ones aside)."""
+        return _first(self.leaves)
+
+    @property
+    def earliest_ca(self) -> CertExpiry | None:
+        """The certificate authority that expires first."""
+        return _first(self.authorities)
+
+    def due(self, within_days: float | None, now: datetime) -> tuple[str, ...]:
+        """The leaf certificates to renew: those expiring within ``within_days`` (every one for
+        None), neither missing (kubeadm cannot renew what is not there) nor externally managed
+        (kubeadm refuses)."""
+        return tuple(
+            r.name for r in self.leaves
+            if not r.missing and not r.externally_managed and r.expires is not None
+            and (within_days is None or r.expires_within(within_days, now))
+        )
+
+
+def _first(rows: Sequence[CertExpiry]) -> CertExpiry | None:
+    dated = [r for r in rows if r.expires is not None]
+    return min(dated, key=lambda r: r.expires or datetime.max.replace(tzinfo=UTC), default=None)
+
+
+_FLAG_RE = re.compile(r"^\s*-\s*--(?P<flag>advertise-address|secure-port)=(?P<value>\S+)\s*$")
+
+
+def apiserver_address(manifest: str) -> tuple[str, int] | None:
+    """Where the kube-apiserver static pod serves, from its manifest's ``--advertise-address``
+    and ``--secure-port`` flags (6443 without one); None when the manifest has no address."""
+    found: dict[str, str] = {}
+    for line in manifest.splitlines():
+        m = _FLAG_RE.match(line.replace("'", "").replace('"', ""))
+        if m is not None:
+            found.setdefault(m["flag"], m["value"])
+    address = found.get("advertise-address")
+    if address is None:
+        return None
+    try:
+        port = int(found.get("secure-port", "6443"))
+    except ValueError:
+        return None
+    return address, port

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from k8slk_ops.steps.base import Action, Step, StepPlan
+from k8slk_ops.steps.certs import CertsCheck, CertsRenew
 from k8slk_ops.steps.command import RunCommand
 from k8slk_ops.steps.credentials import MintCredentials, RevokeCredentials
 from k8slk_ops.steps.init import Init
@@ -30,6 +31,8 @@ STEPS: dict[str, Step] = {
         DeleteNode(),
         KubeadmReset(),
         RunCommand(),
+        CertsCheck(),
+        CertsRenew(),
     )
 }
 

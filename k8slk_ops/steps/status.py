@@ -13,9 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from k8slk_ops import kubeadm
 from k8slk_ops.context import PlanContext, RunContext
+from k8slk_ops.errors import NodeError
 from k8slk_ops.steps.base import Action, Step, StepPlan, do
+from k8slk_ops.steps.certs import cert_details, read_certs
 
 
 def status_row(ctx: PlanContext, node: str) -> dict[str, Any]:
@@ -51,16 +52,11 @@ class Status(Step):
         row = status_row(ctx.plan, node)
         facts = ctx.facts(node)
         if ctx.plan.spec(node).role == "control-plane" and facts.admin_conf:
-            lk = await ctx.node(node)
-            result = await lk.kubeadm("certs", "check-expiration", timeout=60)
-            if result.exit_status == 0:
-                rows = kubeadm.parse_cert_expiration(result.stdout.decode(errors="replace"))
-                dates = [r.expires for r in rows if r.expires is not None and not r.is_ca]
-                if dates:
-                    soonest = min(dates)
-                    row["certsExpire"] = soonest.isoformat()
-                    row["certsDaysLeft"] = int(
-                        (soonest - datetime.now(UTC)).total_seconds() // 86400
-                    )
-                row["certsMissing"] = [r.name for r in rows if r.missing]
+            try:
+                certs = await read_certs(ctx, node)
+            except NodeError:
+                pass  # status shows what it can; `certs check` says why
+            else:
+                row.update(cert_details(certs, datetime.now(UTC)))
+                del row["certificates"]  # status shows the earliest; `certs check` lists all
         ctx.state.details[node] = row

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import asyncssh
 
+from tests.fleet import certs as fleet_certs
 from tests.fleet import keys, kubeadm, layout
 from tests.fleet.cluster import Member
 from tests.fleet.node import KUBEADM_RUN, SimNode
@@ -240,6 +241,17 @@ class InProcessFleet:
 
     def write_file(self, name: str, path: str, data: bytes, mode: int = 0o644) -> None:
         self.call(lambda: self._node(name).write(path, data, mode))
+
+    def expire_certs(self, name: str, certs: tuple[str, ...], days: int = 5) -> None:
+        """Re-issue these certificates of a control plane to expire within ``days``."""
+        node = self._node(name)
+        self.call(lambda: fleet_certs.expire_soon(node, certs, days))
+
+    def certificates(self, name: str) -> fleet_certs.Certificates:
+        """A control plane's certificates (a live object: read it between runs)."""
+        state = fleet_certs.of(self._node(name))
+        assert state is not None, f"{name} has no certificates"
+        return state
 
     def fail_kubeadm(self, name: str, failing: bool = True) -> None:
         """The node's kubeadm fails its preflight (too little memory), as ``--fail-nodes``."""

@@ -13,6 +13,7 @@ import json
 import secrets
 from datetime import timedelta
 
+from tests.fleet import certs
 from tests.fleet import config as cfg
 from tests.fleet.cluster import (
     NODE_TOKEN_GROUP,
@@ -116,6 +117,7 @@ async def _init(node: SimNode) -> None:
     node.say('[kubeconfig] Writing "admin.conf" kubeconfig file')
     cluster_name = str(clus.get("clusterName") or "kubernetes")
     node.write(ADMIN_CONF, admin_conf(cluster.pki, endpoint, cluster_name), 0o600)
+    certs.install(node)
     await _pause(node)
     node.say('[kubelet-start] Writing kubelet configuration to file "/var/lib/kubelet/config.yaml"')
     node.write(MARKER, KUBELET_CONFIG, 0o644)
@@ -257,6 +259,7 @@ async def _join(node: SimNode) -> None:
             )
         node.write(ADMIN_CONF, admin_conf(cluster.pki, cluster.endpoint or endpoint,
                                           cluster.name), 0o600)
+        certs.install(node)
     node.write(CA_CERT, cluster.pki.ca_pem, 0o644)
     node.say('[kubelet-start] Writing kubelet configuration to file "/var/lib/kubelet/config.yaml"')
     node.write(MARKER, KUBELET_CONFIG, 0o644)
@@ -331,8 +334,13 @@ def cli(node: SimNode, argv: list[str]) -> Result:
             '[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the '
             '"kube-system" Namespace\n[upload-certs] Using certificate key:\n' + key + "\n"
         )
-    if args[:2] == ["certs", "check-expiration"]:
-        return _check_expiration(node)
+    sub = args[1:] if args[:1] == ["alpha"] and cfg._minor(node.version) <= 20 else args
+    if args[:1] == ["certs"] and cfg._minor(node.version) < 20:
+        return _fail('unknown command "certs" for "kubeadm"')
+    if sub[:2] == ["certs", "check-expiration"]:
+        return certs.check_expiration(node)
+    if sub[:2] == ["certs", "renew"]:
+        return certs.renew(node, sub[2:])
     return _fail(f'unknown command "{" ".join(args[:2])}" for "kubeadm"', code=1)
 
 
@@ -440,24 +448,3 @@ def _reset(node: SimNode, args: list[str]) -> Result:
         "[reset] Deleting files: [/etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf]",
     ]
     return Result.ok("".join(line + "\n" for line in lines))
-
-
-def _check_expiration(node: SimNode) -> Result:
-    until = node.cluster.pki.not_after
-    stamp = until.strftime("%b %d, %Y %H:%M UTC")
-    left = max(0, (until - node.cluster.now()).days)
-    lines = [
-        "[check-expiration] Reading configuration from the cluster...",
-        "",
-        "CERTIFICATE                EXPIRES                  RESIDUAL TIME   CERTIFICATE "
-        "AUTHORITY   EXTERNALLY MANAGED",
-    ]
-    for name, ca in (("admin.conf", "ca"), ("apiserver", "ca"), ("apiserver-etcd-client", "etcd-ca"),
-                     ("controller-manager.conf", "ca"), ("scheduler.conf", "ca")):
-        lines.append(f"{name:<26} {stamp:<24} {left}d{'':<{14 - len(str(left))}}"
-                     f"{ca:<23} no")
-    lines += ["", "CERTIFICATE AUTHORITY   EXPIRES                  RESIDUAL TIME   EXTERNALLY MANAGED"]
-    ca_until = (node.cluster.now() + timedelta(days=3649)).strftime("%b %d, %Y %H:%M UTC")
-    lines.append(f"{'ca':<23} {ca_until:<24} 9y              no")
-    return Result.ok("".join(line + "\n" for line in lines))
-

@@ -19,7 +19,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tests.fleet import kubeadm, kubectl
+from tests.fleet import certs, kubeadm, kubectl
 from tests.fleet.node import CONTAINER_PATHS, KUBEADM_LOG, NAMESPACE, SimNode
 from tests.fleet.result import Pending, Result
 
@@ -103,6 +103,8 @@ def _script(node: SimNode, script: str, args: list[str]) -> Answer:
     if "exit 3" in script and "cat" in script and params:  # read, 3 when absent
         data = node.read(params[0])
         return Result(3) if data is None else Result.ok(data)
+    if "/etc/kubernetes/manifests" in " ".join(params) and "mv " in script:  # certs renew
+        return certs.unpark(node, params[1]) if "rmdir" in script else certs.park(node)
     echo = _ECHO_TO_FILE.fullmatch(script.strip())
     if echo is not None:  # echo WORDS > PATH, as a user's playbook leaves a mark
         words = shlex.split(echo["words"])
@@ -262,6 +264,8 @@ def _in_container(node: SimNode, argv: list[str]) -> Result | Pending:
         return kubeadm.cli(node, argv)
     if name == "kubectl":
         return kubectl.cli(node, argv)
+    if name == "python3" and argv[1:2] == ["-c"] and "get_server_certificate" in argv[2]:
+        return certs.served(node)
     if name in ("sh", "ash") and len(argv) >= 3 and argv[1] == "-c":
         simple = _simple_script(argv[2])
         if simple is not None:

@@ -36,7 +36,12 @@ BALANCER_HOST = 250  # the load balancer's address: 127.0.SLOT.250
 REPO = Path(__file__).resolve().parents[2]
 FAULTS = (
     "ssh-stop", "ssh-start", "partition", "heal", "kubeadm-fail", "kubeadm-hang", "reboot",
-    "drain-block", "drain-unblock",
+    "drain-block", "drain-unblock", "certs-expire",
+)
+# Run in a control plane's kubelet container: re-issue certificates to expire soon.
+_EXPIRE_CERTS = (
+    "import sys; sys.path.insert(0, '/opt/lab/doubles'); from k8sdouble import certs; "
+    "print('\\n'.join(certs.expire_soon(sys.argv[2:], int(sys.argv[1]))))"
 )
 _exec_ids = itertools.count(1)
 
@@ -319,7 +324,9 @@ class Lab:
         ``kubeadm-fail PHASE``, ``kubeadm-hang [PHASE [--lines N]]`` (hang at PHASE, or the
         first phase, after N lines of output), ``reboot [--kubernetes-version V]``,
         ``drain-block`` / ``drain-unblock`` (a pod on the node that a PodDisruptionBudget
-        keeps from being evicted: ``kubectl drain`` retries until its timeout)."""
+        keeps from being evicted: ``kubectl drain`` retries until its timeout),
+        ``certs-expire [--days N] NAME...`` (a control plane's certificates re-issued by the same
+        CA to expire in N days, default 9: within kubeadm's and the tool's 10-day warnings)."""
         self._require_running()
         n = self.state.node(name)
         node = self._node(n)
@@ -348,6 +355,9 @@ class Lab:
                     marker.write_text("default/web-5d8f7c9b6-q2x7k\n")
                 else:
                     marker.unlink(missing_ok=True)
+        elif kind == "certs-expire":
+            self._expire_certs(name, list(args))
+            return
         elif kind == "reboot":
             version = None
             if args:
@@ -359,6 +369,16 @@ class Lab:
         else:
             raise LabError(f"unknown fault {kind!r}: one of {', '.join(FAULTS)}")
         st.save(self.dir, self.state)
+
+    def _expire_certs(self, name: str, args: list[str]) -> None:
+        days = "9"
+        if args[:1] == ["--days"] and len(args) >= 2:
+            days, args = args[1], args[2:]
+        if not args or not days.isdigit():
+            raise LabError("usage: certs-expire [--days N] NAME...")
+        out = self.kubelet_exec(name, ["python3", "-c", _EXPIRE_CERTS, days, *args])
+        if out.returncode != 0:
+            raise LabError(f"certs-expire on {name}: {out.stderr.strip() or out.stdout.strip()}")
 
     def reboot(self, name: str, kubernetes_version: str | None = None) -> None:
         """Every process of the node killed; it boots again with a new host key, empty /run

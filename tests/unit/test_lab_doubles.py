@@ -393,3 +393,47 @@ def test_version_short(nodes: Any) -> None:
     node = nodes("w-9", version="v1.25.4")
     out = node.run("kubeadm", "version", "-o", "short")
     assert (out.returncode, out.stdout) == (0, "v1.25.4\n")
+
+
+def _served_serial(cp: Node) -> int | None:
+    """The serial of the certificate the API double serves, None while nothing answers."""
+    import ssl
+
+    try:
+        pem = ssl.get_server_certificate((cp.address, 6443), timeout=2)
+    except OSError:
+        return None
+    return x509.load_pem_x509_certificate(pem.encode()).serial_number
+
+
+def test_certs_expire_knob_renew_and_the_restarted_api_serves_the_new_certificate(
+    cluster: tuple[Node, str, str, str],
+) -> None:
+    cp = cluster[0]
+    knob = subprocess.run(
+        [PYTHON, "-c", f"import sys; sys.path.insert(0, {str(DOUBLES)!r}); "
+         "from k8sdouble import certs; print(certs.expire_soon(['apiserver', 'etcd-peer'], 9))"],
+        env=cp.env, capture_output=True, text=True, check=True)
+    assert "renewed" in knob.stdout
+    table = cp.run("kubeadm", "certs", "check-expiration").stdout
+    rows = {line.split()[0]: line for line in table.splitlines() if line.strip()}
+    assert re.search(r"\s8d\s", rows["apiserver"]) and re.search(r"\s8d\s", rows["etcd-peer"])
+    assert re.search(r"\s364d\s", rows["front-proxy-client"])
+    crt = cp.file("/etc/kubernetes/pki/apiserver.crt")
+
+    def on_disk() -> int:
+        return x509.load_pem_x509_certificate(crt.read_bytes()).serial_number
+
+    wait_for(lambda: _served_serial(cp) is not None)
+    assert _served_serial(cp) != on_disk()  # loaded at start: the old one until a restart
+    renewed = cp.run("kubeadm", "certs", "renew", "apiserver")
+    assert renewed.returncode == 0 and "certificate for serving the Kubernetes API renewed" in \
+        renewed.stdout
+    assert re.search(r"\s364d\s", {line.split()[0]: line for line in cp.run(
+        "kubeadm", "certs", "check-expiration").stdout.splitlines() if line.strip()}["apiserver"])
+    manifest = cp.file("/etc/kubernetes/manifests/kube-apiserver.yaml")
+    parked = cp.file("/etc/kubernetes/kube-apiserver.yaml.parked")
+    manifest.rename(parked)
+    wait_for(lambda: _served_serial(cp) is None)  # the kubelet stopped the static pod
+    parked.rename(manifest)
+    wait_for(lambda: _served_serial(cp) == on_disk())  # started again, with the new certificate

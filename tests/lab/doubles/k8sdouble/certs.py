@@ -277,8 +277,9 @@ def check_expiration(output: str) -> int:
 
 # --- renewing -----------------------------------------------------------------------------------
 
-def _reissue(old: x509.Certificate, ca: pki.Pair) -> pki.Pair:
-    """The same subject, SANs and usages from the same CA, with a new key and a new year."""
+def _reissue(old: x509.Certificate, ca: pki.Pair, days: int = pki.CERT_DAYS) -> pki.Pair:
+    """The same subject, SANs and usages from the same CA, with a new key and a new year (or
+    ``days``)."""
     cn = old.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
     orgs = tuple(str(a.value) for a in old.subject.get_attributes_for_oid(
         NameOID.ORGANIZATION_NAME))
@@ -293,7 +294,8 @@ def _reissue(old: x509.Certificate, ca: pki.Pair) -> pki.Pair:
     except x509.ExtensionNotFound:
         sans = []
     return pki.issue(ca, str(cn), orgs, server=ExtendedKeyUsageOID.SERVER_AUTH in usages,
-                     client=ExtendedKeyUsageOID.CLIENT_AUTH in usages, sans=sans or None)
+                     client=ExtendedKeyUsageOID.CLIENT_AUTH in usages, sans=sans or None,
+                     days=days)
 
 
 def _write_kubeconfig(path: str, pair: pki.Pair) -> None:
@@ -310,7 +312,7 @@ def _write_kubeconfig(path: str, pair: pki.Pair) -> None:
     env.write_atomic(path, yaml.safe_dump(doc, sort_keys=False), 0o600)
 
 
-def renew_one(leaf: Leaf) -> str:
+def renew_one(leaf: Leaf, days: int = pki.CERT_DAYS) -> str:
     """Renew one certificate; the line kubeadm prints for it."""
     old = read_leaf(leaf)
     if old is None:
@@ -318,7 +320,7 @@ def renew_one(leaf: Leaf) -> str:
     ca = _authority(leaf.ca)
     if externally_managed(ca):
         return f"Detected external {leaf.ca}, {leaf.long_name} can't be renewed"
-    pair = _reissue(old, pki.load_pair(ca.base + ".crt", ca.base + ".key"))
+    pair = _reissue(old, pki.load_pair(ca.base + ".crt", ca.base + ".key"), days)
     if leaf.kubeconfig:
         _write_kubeconfig(leaf.path, pair)
     else:
@@ -330,6 +332,16 @@ def renew(names: list[str]) -> list[str]:
     """Renew the named certificates (every known one for ``all``), in kubeadm's order."""
     wanted = [leaf for leaf in leaves() if "all" in names or leaf.name in names]
     return [renew_one(leaf) for leaf in wanted]
+
+
+def expire_soon(names: list[str], days: int) -> list[str]:
+    """The lab's knob (not kubeadm's): re-issue these certificates from the same CA so that they
+    expire in ``days``, as a cluster nearing its first anniversary has them."""
+    known = {leaf.name: leaf for leaf in leaves()}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise CommandError(f"no such certificate: {', '.join(unknown)}", hint=False)
+    return [renew_one(known[n], days) for n in names]
 
 
 def renew_command(args: list[str], done: bool) -> int:

@@ -1,0 +1,75 @@
+"""``k8slk-ops certs check`` and ``certs renew``: kubeadm's certificates on the control planes.
+
+``check`` lists every certificate of every control plane (and the CAs) and exits 1 when one
+expires within ``--warn-days``; ``renew`` renews those expiring within ``--within-days`` one
+control plane at a time and restarts its static pods. Both are meant for cron: ``renew`` needs
+``--yes`` when there is no terminal to confirm on (exit 2, nothing touched).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from k8slk_ops.cli import CHANGING, OUTPUT, InventoryArg, _run, app, command, flag, refuse
+from k8slk_ops.options import DEFAULT_CERT_DAYS, RunOptions, SharedOptions
+from k8slk_ops.playbook import load_builtin
+
+certs_app = typer.Typer(help="kubeadm's certificates on the control planes.",
+                        no_args_is_help=True)
+app.add_typer(certs_app, name="certs")
+
+
+def within_days(value: str) -> str:
+    """``--within-days``: a whole number of days (0 or more) or ``all``."""
+    if value == "all":
+        return value
+    try:
+        days = int(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is neither a number of days nor 'all'") from None
+    if days < 0:
+        raise typer.BadParameter(f"{days} is negative")
+    return str(days)
+
+
+@command("check", shared=("concurrency", *OUTPUT), group=certs_app)
+def check(
+    inventory: InventoryArg,
+    warn_days: Annotated[
+        int,
+        typer.Option("--warn-days", min=0, metavar="N",
+                     help="Exit 1 when a certificate expires within N days."),
+    ] = DEFAULT_CERT_DAYS,
+    *,
+    shared: SharedOptions,
+) -> None:
+    """A row per certificate and control plane: expiry and days left, the CAs' too."""
+    options = RunOptions.for_command(shared, cert_days=warn_days)
+    _run("certs check", load_builtin("certs-check"), inventory, shared, options)
+
+
+@command("renew", shared=tuple(k for k in CHANGING if k != "concurrency"), group=certs_app)
+def renew(
+    inventory: InventoryArg,
+    within: Annotated[
+        str,
+        typer.Option("--within-days", metavar="N|all", parser=within_days,
+                     help="Renew what expires within N days (0: nothing; all: everything)."),
+    ] = str(DEFAULT_CERT_DAYS),
+    yes: Annotated[bool, flag("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    *,
+    shared: SharedOptions,
+) -> None:
+    """Renew expiring certificates and restart each control plane's static pods, one at a time."""
+    if not yes and not shared.dry_run:
+        if not sys.stdin.isatty():
+            refuse("certs renew", inventory, shared,
+                   "certs renew needs --yes when there is no terminal to confirm on")
+        typer.confirm("Renew certificates and restart each control plane's API server, "
+                      "controller manager, scheduler and etcd in turn?", abort=True)
+    days = None if within == "all" else int(within)
+    options = RunOptions.for_command(shared, cert_days=days)
+    _run("certs renew", load_builtin("certs-renew"), inventory, shared, options)

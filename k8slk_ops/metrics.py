@@ -1,0 +1,247 @@
+"""``--metrics-file``: a run's report as Prometheus text for node_exporter's textfile collector.
+
+A job run from cron is watched through its metrics, not its mail: whatever the run did
+(succeeded, failed on a node, could not start, was interrupted) the file is rewritten at the end
+with the run's start time, duration, exit code and result, the nodes per outcome, the expiry of
+each control plane's earliest certificate and of its CA (when the run read them), and the last
+etcd snapshot (when the run took one). The file is written atomically (``F.tmp``, then renamed
+over ``F``, mode 0644): the collector never reads half a file.
+
+Names follow Prometheus conventions: the ``k8slk_ops_`` prefix, base units (seconds, bytes),
+``_timestamp_seconds`` for points in time, and labels ``command``, ``cluster`` and ``node``.
+Times left are given both as the expiry's timestamp (which never goes stale, for alert rules:
+``... - time()``) and as the seconds left when the run ended.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from k8slk_ops.errors import (
+    EXIT_CANNOT_START,
+    EXIT_INTERRUPTED,
+    EXIT_NODE_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+)
+from k8slk_ops.events import Outcome, RunReport
+
+PREFIX = "k8slk_ops_"
+RESULTS = {
+    EXIT_OK: "ok",
+    EXIT_NODE_FAILED: "failed",
+    EXIT_USAGE: "usage",
+    EXIT_CANNOT_START: "cannot-start",
+    EXIT_INTERRUPTED: "interrupted",
+}
+
+
+def result_name(exit_code: int) -> str:
+    """The run's result as a label value: ``ok``, ``failed``, ``usage``, ``cannot-start``,
+    ``interrupted`` (``error`` for any other code)."""
+    return RESULTS.get(exit_code, "error")
+
+
+@dataclass(frozen=True)
+class Sample:
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+
+@dataclass
+class Family:
+    """One metric: its HELP and TYPE lines, then its samples."""
+
+    name: str
+    help: str
+    kind: str = "gauge"
+    samples: list[Sample] = field(default_factory=list)
+
+    def add(self, value: float, **labels: str) -> None:
+        self.samples.append(Sample(tuple(labels.items()), value))
+
+    def lines(self) -> list[str]:
+        out = [f"# HELP {PREFIX}{self.name} {_escape_help(self.help)}",
+               f"# TYPE {PREFIX}{self.name} {self.kind}"]
+        for s in self.samples:
+            labels = ",".join(f'{k}="{_escape_label(v)}"' for k, v in s.labels)
+            out.append(f"{PREFIX}{self.name}{{{labels}}} {_number(s.value)}")
+        return out
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _escape_label(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if float(value).is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(float(value))
+
+
+def _timestamp(text: Any) -> float | None:
+    """An ISO 8601 time from the report as Unix seconds; None when absent or unreadable."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def render(report: RunReport, now: datetime | None = None) -> str:
+    """The Prometheus text of one run's report."""
+    ended = report.ended or now or datetime.now(UTC)
+    end = ended.timestamp()
+    run = {"command": report.command, "cluster": report.cluster}
+    families = [*_run_families(report, run, end), *_cert_families(report, run, end)]
+    families.extend(_snapshot_families(report.data.get("snapshot"), run, end))
+    lines = [line for family in families if family.samples for line in family.lines()]
+    return "\n".join(lines) + "\n"
+
+
+def _run_families(report: RunReport, run: dict[str, str], end: float) -> list[Family]:
+    start = Family("run_start_timestamp_seconds", "When the run started, in Unix seconds.")
+    start.add(report.started.timestamp(), **run)
+    duration = Family("run_duration_seconds", "How long the run took.")
+    duration.add(max(0.0, end - report.started.timestamp()), **run)
+    code = Family("run_exit_code", "The run's exit code (0 ok, 1 a node failed, 2 bad usage, "
+                  "3 could not start, 130 interrupted).")
+    code.add(report.exit_code, **run)
+    success = Family("run_success", "1 when the run ended with exit code 0, else 0.")
+    success.add(1 if report.exit_code == EXIT_OK else 0, **run)
+    result = Family("run_result", "The run's result: 1 for the result it ended with.")
+    result.add(1, **run, result=result_name(report.exit_code))
+    nodes = Family("run_nodes", "Nodes of the run per final outcome.")
+    counts = {o: 0 for o in Outcome}
+    for n in report.nodes:
+        counts[n.outcome] += 1
+    for outcome, count in counts.items():
+        nodes.add(count, **run, outcome=outcome.value)
+    return [start, duration, code, success, result, nodes]
+
+
+def _cert_families(report: RunReport, run: dict[str, str], end: float) -> list[Family]:
+    cert_at = Family("certificate_expiry_timestamp_seconds",
+                     "When the control plane's earliest-expiring certificate expires.")
+    cert_left = Family("certificate_remaining_seconds",
+                       "Time left, when the run ended, before the control plane's "
+                       "earliest-expiring certificate expires.")
+    ca_at = Family("ca_expiry_timestamp_seconds",
+                   "When the control plane's earliest-expiring certificate authority expires "
+                   "(kubeadm does not renew it).")
+    ca_left = Family("ca_remaining_seconds",
+                     "Time left, when the run ended, before the control plane's earliest-expiring "
+                     "certificate authority expires.")
+    for n in report.nodes:
+        labels = {**run, "node": n.name}
+        expires = _timestamp(n.details.get("certsExpire"))
+        if expires is not None:
+            cert_at.add(expires, **labels)
+            cert_left.add(expires - end, **labels)
+        ca_expires = _timestamp(n.details.get("caExpire"))
+        if ca_expires is not None:
+            ca_at.add(ca_expires, **labels)
+            ca_left.add(ca_expires - end, **labels)
+    return [cert_at, cert_left, ca_at, ca_left]
+
+
+def _snapshot_families(snapshot: Any, run: dict[str, str], end: float) -> Iterable[Family]:
+    """The snapshot the run took (``report.data["snapshot"]``: sizeBytes, revision,
+    timestampSeconds)."""
+    if not isinstance(snapshot, dict):
+        return []
+    out = []
+    size = snapshot.get("sizeBytes")
+    if isinstance(size, int | float):
+        fam = Family("etcd_snapshot_size_bytes", "Size of the last etcd snapshot taken.")
+        fam.add(size, **run)
+        out.append(fam)
+    revision = snapshot.get("revision")
+    if isinstance(revision, int | float):
+        fam = Family("etcd_snapshot_revision", "etcd revision held by the last snapshot taken.")
+        fam.add(revision, **run)
+        out.append(fam)
+    taken = snapshot.get("timestampSeconds")
+    if isinstance(taken, int | float):
+        at = Family("etcd_snapshot_timestamp_seconds",
+                    "When the last etcd snapshot was taken, in Unix seconds.")
+        at.add(taken, **run)
+        age = Family("etcd_snapshot_age_seconds",
+                     "Age of the last etcd snapshot when the run ended.")
+        age.add(max(0.0, end - taken), **run)
+        out += [at, age]
+    return out
+
+
+def check_target(path: Path) -> str | None:
+    """Why ``path`` cannot take the metrics (its directory is missing), or None."""
+    parent = path.expanduser().parent
+    if not parent.is_dir():
+        return f"--metrics-file {path}: directory {parent} does not exist"
+    return None
+
+
+_SNAPSHOT_KEYS = {
+    f"{PREFIX}etcd_snapshot_size_bytes": "sizeBytes",
+    f"{PREFIX}etcd_snapshot_revision": "revision",
+    f"{PREFIX}etcd_snapshot_timestamp_seconds": "timestampSeconds",
+}
+
+
+def previous_snapshot(text: str) -> dict[str, float]:
+    """The snapshot an earlier run wrote into this file (our own lines), else empty."""
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition("{")
+        key = _SNAPSHOT_KEYS.get(name)
+        if key is None:
+            continue
+        try:
+            found[key] = float(rest.rpartition("} ")[2])
+        except ValueError:
+            continue
+    return found if len(found) == len(_SNAPSHOT_KEYS) else {}
+
+
+def write(path: Path, report: RunReport, now: datetime | None = None) -> None:
+    """Write the report's metrics to ``path`` atomically: ``path.tmp``, 0644, renamed.
+
+    A run that took no snapshot (a failed ``etcd snapshot``) keeps the last one the file held,
+    its age now older: an alert on the snapshot's age fires instead of losing its series."""
+    target = path.expanduser()
+    tmp = target.with_name(target.name + ".tmp")
+    if "snapshot" not in report.data:
+        try:
+            last = previous_snapshot(target.read_text(errors="replace"))
+        except OSError:
+            last = {}
+        if last:
+            report.data["snapshot"] = last
+    data = render(report, now).encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,271 @@
+"""certs-check and certs-renew: kubeadm's certificates on each control plane.
+
+Both read ``kubeadm certs check-expiration`` (``kubeadm alpha certs`` before v1.20) through
+:func:`read_certs`, the one reader ``status`` uses too, and record the rows in
+``RunState.certs`` and the node's report row (the earliest certificate, the CA).
+
+``certs-renew`` renews with ``kubeadm certs renew <name>`` what expires within the run's
+``cert_days`` (every certificate for None), then restarts the control-plane static pods the way
+kubeadm documents it: the manifests leave ``/etc/kubernetes/manifests``, the kubelet stops the
+pods (the API stops answering), the manifests come back, and the step waits until the API
+serves the certificate now on disk. The CA is never renewed; its expiry is reported loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography import x509
+from pydantic import BaseModel
+
+from k8slk_ops import kubeadm, paths
+from k8slk_ops.context import PlanContext, RunContext
+from k8slk_ops.errors import NodeError
+from k8slk_ops.events import EventKind
+from k8slk_ops.kubeadm import CertExpiry, NodeCerts
+from k8slk_ops.node import LinuxKitNode
+from k8slk_ops.ssh import CommandResult
+from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+
+POLL = 1.0  # seconds between looks at the API while it restarts
+# Prints the certificate the API serves at ADDRESS PORT; exits 3 when nothing answers there.
+# Run with the kubelet container's python3 (the SSH shell has none).
+SERVED_CERT = """
+import socket, ssl, sys
+socket.setdefaulttimeout(5)
+try:
+    print(ssl.get_server_certificate((sys.argv[1], int(sys.argv[2]))))
+except OSError as exc:
+    print("down:", exc)
+    sys.exit(3)
+"""
+_PARK = 'set -e; mkdir -p "$2"; for f in "$1"/*.yaml; do [ -e "$f" ] && mv "$f" "$2"/; done; true'
+_UNPARK = ('set -e; [ -d "$2" ] || exit 0; '
+           'for f in "$2"/*.yaml; do [ -e "$f" ] && mv "$f" "$1"/ && echo "$f"; done; rmdir "$2"')
+
+
+async def read_certs(ctx: RunContext, node: str) -> NodeCerts:
+    """The node's certificates, as kubeadm reports them; recorded in ``RunState.certs``."""
+    lk = await ctx.node(node)
+    sub = kubeadm.certs_command(ctx.facts(node).kubeadm_version or "v1.31.0")
+    result = await lk.kubeadm(*sub, "check-expiration", timeout=60)
+    if result.exit_status != 0:
+        raise NodeError(
+            f"kubeadm {' '.join(sub)} check-expiration failed: "
+            f"{kubeadm.failure_summary(_output(result))}",
+            phase="certs", log_tail=kubeadm.failure_tail(_output(result)),
+        )
+    certs = NodeCerts.parse(result.stdout.decode(errors="replace"))
+    if not certs.rows:
+        raise NodeError("kubeadm check-expiration printed no certificates", phase="certs")
+    ctx.state.certs[node] = certs
+    return certs
+
+
+def cert_details(certs: NodeCerts, now: datetime) -> dict[str, Any]:
+    """What a node's report row says of its certificates (``status`` shows the earliest)."""
+    row: dict[str, Any] = {"certsMissing": list(certs.missing)}
+    earliest, ca = certs.earliest, certs.earliest_ca
+    if earliest is not None and earliest.expires is not None:
+        row["certsExpire"] = earliest.expires.isoformat()
+        row["certsDaysLeft"] = kubeadm.days_left(earliest.expires, now)
+    if ca is not None and ca.expires is not None:
+        row["caExpire"] = ca.expires.isoformat()
+        row["caDaysLeft"] = kubeadm.days_left(ca.expires, now)
+    row["certificates"] = [_cert_row(r, now) for r in certs.rows]
+    return row
+
+
+def _cert_row(r: CertExpiry, now: datetime) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "authority": r.is_ca,
+        "expires": r.expires.isoformat() if r.expires else None,
+        "daysLeft": kubeadm.days_left(r.expires, now) if r.expires else None,
+        "signedBy": r.authority,
+        "externallyManaged": r.externally_managed,
+        "missing": r.missing,
+    }
+
+
+def _days(r: CertExpiry, now: datetime) -> str:
+    return "missing" if r.expires is None else f"{kubeadm.days_left(r.expires, now)}d"
+
+
+def _control_plane_plan(ctx: PlanContext, node: str, what: str) -> StepPlan:
+    if ctx.spec(node).role != "control-plane":
+        return skip("not a control plane")
+    if not ctx.facts[node].admin_conf:
+        return skip("not initialised (no admin.conf)")
+    return do(Action(what))
+
+
+class CertsCheck(Step):
+    """Read the certificates; fail the node when one expires within ``cert_days``."""
+
+    name = "certs-check"
+    phase = "certs"
+    changes = False
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        return _control_plane_plan(ctx, node, "kubeadm certs check-expiration")
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        now = datetime.now(UTC)
+        certs = await read_certs(ctx, node)
+        ctx.state.details.setdefault(node, {}).update(cert_details(certs, now))
+        days = ctx.options.cert_days
+        limit = 0 if days is None else days
+        due = [r for r in certs.rows if r.missing or r.expires_within(limit, now)]
+        if due:
+            listed = ", ".join(f"{r.name} ({_days(r, now)})" for r in due)
+            raise NodeError(f"{len(due)} certificate(s) expire within {limit} days: {listed}",
+                            phase=self.phase)
+        earliest = certs.earliest
+        if earliest is not None:
+            ctx.emit(node, self.phase, EventKind.PROGRESS,
+                     f"earliest: {earliest.name} in {_days(earliest, now)}")
+
+
+class CertsRenew(Step):
+    """Renew what expires within ``cert_days``, restart the static pods, wait for the API."""
+
+    name = "certs-renew"
+    phase = "renew"
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        days = ctx.options.cert_days
+        if days == 0:
+            return skip("--within-days 0: nothing to renew")
+        which = "every certificate" if days is None else f"certificates expiring within {days} days"
+        return _control_plane_plan(
+            ctx, node,
+            f"kubeadm certs renew {which}, restart the control-plane static pods, wait until "
+            "the API serves the new certificate",
+        )
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        lk = await ctx.node(node)
+        back = await _shell(lk, _UNPARK, "moving back manifests an earlier run left parked")
+        if back:
+            ctx.emit(node, self.phase, EventKind.WARN,
+                     f"an earlier run left the static pod manifests out; moved back: {back}")
+        now = datetime.now(UTC)
+        certs = await read_certs(ctx, node)
+        _warn_ca(ctx, node, certs, now)
+        due = certs.due(ctx.options.cert_days, now)
+        details = ctx.state.details.setdefault(node, {})
+        details["renewed"] = list(due)
+        if not due:
+            ctx.state.noop.add((node, self.name))
+            details.update(cert_details(certs, now))
+            ctx.emit(node, self.phase, EventKind.PROGRESS, "nothing to renew")
+            return
+        sub = kubeadm.certs_command(ctx.facts(node).kubeadm_version or "v1.31.0")
+        for name in due:
+            ctx.emit(node, self.phase, EventKind.PROGRESS, f"renewing {name}")
+            result = await lk.kubeadm(*sub, "renew", name, timeout=120)
+            if result.exit_status != 0:
+                raise NodeError(
+                    f"kubeadm certs renew {name} failed: "
+                    f"{kubeadm.failure_summary(_output(result))}",
+                    phase=self.phase, log_tail=kubeadm.failure_tail(_output(result)),
+                )
+        await restart_control_plane(ctx, node, lk)
+        after = await read_certs(ctx, node)
+        details.update(cert_details(after, datetime.now(UTC)))
+        if "admin.conf" in due:
+            await _refresh_kubeconfig(ctx, node)
+
+
+def _warn_ca(ctx: RunContext, node: str, certs: NodeCerts, now: datetime) -> None:
+    """The CAs are never renewed here: say when they expire, as a warning within a year."""
+    dated = [ca for ca in certs.authorities if ca.expires is not None]
+    if not dated:
+        return
+    soonest = min(kubeadm.days_left(ca.expires, now) for ca in dated if ca.expires)
+    listed = ", ".join(f"{ca.name} {ca.expires:%Y-%m-%d}" for ca in dated)
+    kind = EventKind.WARN if soonest <= max(ctx.options.cert_days or 0, 365) else EventKind.PROGRESS
+    ctx.emit(node, "renew", kind,
+             f"certificate authorities expire {listed} ({soonest} days left at the soonest); "
+             "k8slk-ops never renews them")
+
+
+async def restart_control_plane(ctx: RunContext, node: str, lk: LinuxKitNode) -> None:
+    """Move the static pod manifests out, wait for the API to stop, move them back, wait until
+    it serves the certificate on disk. The manifests go back whatever happens."""
+    manifest = await lk.read_file(f"{paths.MANIFESTS}/kube-apiserver.yaml")
+    where = kubeadm.apiserver_address(manifest.decode(errors="replace")) if manifest else None
+    if where is None:
+        raise NodeError("cannot tell where the API serves: no --advertise-address in "
+                        f"{paths.MANIFESTS}/kube-apiserver.yaml", phase="restart")
+    deadline = time.monotonic() + ctx.options.timeout
+    ctx.emit(node, "restart", EventKind.PROGRESS, "moving the static pod manifests out")
+    await _shell(lk, _PARK, "parking the static pod manifests")
+    try:
+        while await _served(lk, where) is not None:
+            _check_deadline(deadline, ctx, "the API to stop")
+            await asyncio.sleep(POLL)
+    finally:
+        await _shell(lk, _UNPARK, "moving the static pod manifests back")
+    ctx.emit(node, "restart", EventKind.PROGRESS, "manifests back; waiting for the API")
+    wanted = await lk.read_file(paths.APISERVER_CERT)
+    if wanted is None:
+        raise NodeError(f"{paths.APISERVER_CERT} is missing", phase="restart")
+    expected = x509.load_pem_x509_certificate(wanted)
+    while True:
+        served = await _served(lk, where)
+        if served is not None and (served.serial_number, served.not_valid_after_utc) == (
+                expected.serial_number, expected.not_valid_after_utc):
+            break
+        _check_deadline(deadline, ctx, "the API to serve the new certificate")
+        await asyncio.sleep(POLL)
+    ctx.state.details.setdefault(node, {})["servingCertificate"] = {
+        "serial": format(expected.serial_number, "x"),
+        "notAfter": expected.not_valid_after_utc.isoformat(),
+    }
+    ctx.emit(node, "restart", EventKind.PROGRESS,
+             f"the API serves the new certificate (serial {expected.serial_number:x})")
+
+
+async def _shell(lk: LinuxKitNode, script: str, what: str) -> str:
+    """One of the manifest moves; what it printed (the manifests moved back), on one line."""
+    result = await lk.shell(["sh", "-c", script, "sh", paths.MANIFESTS, paths.PARKED_MANIFESTS])
+    if result.exit_status != 0:
+        raise NodeError(f"{what} failed: {kubeadm.failure_summary(_output(result))}",
+                        phase="restart")
+    return ", ".join(line.rsplit("/", 1)[-1] for line in result.lines() if line.strip())
+
+
+async def _served(lk: LinuxKitNode, where: tuple[str, int]) -> x509.Certificate | None:
+    """The certificate the API serves now, or None while nothing answers."""
+    result = await lk.kubelet_exec(["python3", "-c", SERVED_CERT, where[0], str(where[1])],
+                                   timeout=30)
+    if result.exit_status != 0:
+        return None
+    try:
+        return x509.load_pem_x509_certificate(result.stdout)
+    except ValueError:
+        return None
+
+
+def _output(result: CommandResult) -> str:
+    return (result.stdout + b"\n" + result.stderr).decode(errors="replace")
+
+
+def _check_deadline(deadline: float, ctx: RunContext, what: str) -> None:
+    if time.monotonic() > deadline:
+        raise NodeError(f"timed out after {ctx.options.timeout:.0f}s waiting for {what}",
+                        phase="restart")
+
+
+async def _refresh_kubeconfig(ctx: RunContext, node: str) -> None:
+    """admin.conf has a new client certificate: the local kubeconfig taken from it is rewritten
+    (its other contexts kept), when there is one."""
+    from k8slk_ops.steps.kubeconfig import FetchKubeconfig, KubeconfigOptions, kubeconfig_path
+
+    if kubeconfig_path(ctx.plan).exists():
+        await FetchKubeconfig().apply(KubeconfigOptions(merge=True), ctx, node)

@@ -1,0 +1,209 @@
+"""A simulated control plane's certificates, static pods and serving certificate.
+
+kubeadm init and join (control plane) ``install`` them: every certificate kubeadm makes, valid a
+year from the cluster's clock, the CAs ten years, the kube-apiserver manifest and the API's
+serving certificate (a real PEM, so a client reads its serial). ``kubeadm certs
+check-expiration`` prints kubeadm's tables from them, ``kubeadm certs renew NAME`` gives one a
+new year and serial, as kubeadm does, and restarts nothing: the API serves its old certificate
+until its manifest leaves ``/etc/kubernetes/manifests`` (it stops answering) and comes back (it
+loads the certificate on disk). ``expire_soon`` is the tests' knob.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import weakref
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.fleet.node import ADMIN_CONF, SimNode
+from tests.fleet.result import Result
+
+MANIFESTS = "/var/node/etc/kubernetes/manifests"
+APISERVER_MANIFEST = f"{MANIFESTS}/kube-apiserver.yaml"
+APISERVER_CERT = "/var/node/etc/kubernetes/pki/apiserver.crt"
+# In kubeadm's order (sorted), with the CA that signs each; super-admin.conf from v1.29.
+LEAVES = (
+    ("admin.conf", "ca"), ("apiserver", "ca"), ("apiserver-etcd-client", "etcd-ca"),
+    ("apiserver-kubelet-client", "ca"), ("controller-manager.conf", "ca"),
+    ("etcd-healthcheck-client", "etcd-ca"), ("etcd-peer", "etcd-ca"), ("etcd-server", "etcd-ca"),
+    ("front-proxy-client", "front-proxy-ca"), ("scheduler.conf", "ca"),
+    ("super-admin.conf", "ca"),
+)
+AUTHORITIES = ("ca", "etcd-ca", "front-proxy-ca")
+DONE = ("Done renewing certificates. You must restart the kube-apiserver, "
+        "kube-controller-manager, kube-scheduler and etcd, so that they can use the new "
+        "certificates.")
+
+
+@dataclass
+class Certificates:
+    """One control plane's certificates and what its API serves."""
+
+    expires: dict[str, dt.datetime]
+    ca_expires: dt.datetime
+    serials: dict[str, int] = field(default_factory=dict)
+    parked: bool = False  # the static pod manifests are out: the API does not answer
+    served: bytes = b""  # the serving certificate the API loaded when it started
+    renewals: list[str] = field(default_factory=list)  # every `renew` run, in order
+
+
+_STATE: weakref.WeakKeyDictionary[SimNode, Certificates] = weakref.WeakKeyDictionary()
+_serials = iter(range(0x1000, 1 << 60))
+
+
+def install(node: SimNode) -> None:
+    """What a control plane's init or join leaves: certificates, manifest, serving cert."""
+    now = node.cluster.now()
+    minor = int(node.version.lstrip("v").split(".")[1])
+    names = [n for n, _ in LEAVES if n != "super-admin.conf" or minor >= 29]
+    state = Certificates({n: now + dt.timedelta(days=365) for n in names},
+                         now + dt.timedelta(days=3650))
+    state.serials = {n: next(_serials) for n in names}
+    _STATE[node] = state
+    node.write(APISERVER_MANIFEST, _manifest(node.spec.address).encode(), 0o600)
+    _write_cert(node, state)
+    state.served = node.files[APISERVER_CERT]
+
+
+def of(node: SimNode) -> Certificates | None:
+    return _STATE.get(node)
+
+
+def expire_soon(node: SimNode, names: tuple[str, ...], days: int = 5) -> None:
+    """The knob: these certificates now expire within ``days`` (re-issued, new serial)."""
+    state = _STATE[node]
+    for name in names:
+        state.expires[name] = node.cluster.now() + dt.timedelta(days=days)
+        state.serials[name] = next(_serials)
+    _write_cert(node, state)
+
+
+def _manifest(address: str) -> str:
+    return ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\n"
+            "  namespace: kube-system\nspec:\n  containers:\n  - command:\n"
+            f"    - kube-apiserver\n    - --advertise-address={address}\n"
+            "    - --secure-port=6443\n    - --tls-cert-file=/etc/kubernetes/pki/apiserver.crt\n"
+            "    name: kube-apiserver\n")
+
+
+def _write_cert(node: SimNode, state: Certificates) -> None:
+    node.write(APISERVER_CERT, _pem(state.serials["apiserver"], state.expires["apiserver"]), 0o644)
+
+
+@functools.lru_cache(maxsize=256)
+def _pem(serial: int, not_after: dt.datetime) -> bytes:
+    """A certificate with this serial and expiry (self-signed: only its fields are read)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")])
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(serial)
+        .not_valid_before(not_after - dt.timedelta(days=366)).not_valid_after(not_after)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+# -- kubeadm certs ---------------------------------------------------------------------------
+
+
+def check_expiration(node: SimNode) -> Result:
+    """kubeadm's two tables, from the node's certificates."""
+    state = _STATE.get(node)
+    if state is None:
+        return Result.error(1, "error reading certificates: no control plane here\n")
+    now = node.cluster.now()
+
+    def row(name: str, until: dt.datetime, ca: str | None) -> str:
+        left = until - now
+        residual = f"{left.days}d" if left.days < 365 else f"{left.days // 365}y"
+        cells = [f"{name:<26}", f"{until:%b %d, %Y %H:%M} UTC   ", f"{residual:<15} "]
+        if ca is not None:
+            cells.append(f"{ca:<23} ")
+        return "".join(cells) + "no"
+
+    lines = ["[check-expiration] Reading configuration from the cluster...",
+             "[check-expiration] FYI: You can look at this config file with 'kubectl -n "
+             "kube-system get cm kubeadm-config -o yaml'", "",
+             "CERTIFICATE                EXPIRES                  RESIDUAL TIME   CERTIFICATE "
+             "AUTHORITY   EXTERNALLY MANAGED"]
+    signer = dict(LEAVES)
+    lines += [row(n, until, signer[n]) for n, until in state.expires.items()]
+    lines += ["", "CERTIFICATE AUTHORITY   EXPIRES                  RESIDUAL TIME   "
+              "EXTERNALLY MANAGED"]
+    lines += [row(ca, state.ca_expires, None) for ca in AUTHORITIES]
+    return Result.ok("".join(line + "\n" for line in lines))
+
+
+def renew(node: SimNode, args: list[str]) -> Result:
+    """``kubeadm certs renew NAME|all``: a new year and serial; nothing restarted."""
+    state = _STATE.get(node)
+    if state is None:
+        return Result.error(1, "error reading certificates: no control plane here\n")
+    if not args or args[0].startswith("-"):
+        return Result.error(1, 'missing subcommand; "renew" is not meant to be run on its own\n')
+    what = args[0]
+    if what != "all" and what not in state.expires:
+        return Result.error(1, f'invalid subcommand "{what}"\n')
+    names = list(state.expires) if what == "all" else [what]
+    lines = ["[renew] Reading configuration from the cluster...", ""]
+    for name in names:
+        state.expires[name] = node.cluster.now() + dt.timedelta(days=365)
+        state.serials[name] = next(_serials)
+        state.renewals.append(name)
+        lines.append(f"certificate {name} renewed")
+        if name == "admin.conf":
+            _renew_admin_conf(node, state)
+    _write_cert(node, state)
+    if what == "all":
+        lines += ["", DONE]
+    return Result.ok("".join(line + "\n" for line in lines))
+
+
+def _renew_admin_conf(node: SimNode, state: Certificates) -> None:
+    """admin.conf gets a new client certificate (the rest of the file stays)."""
+    text = node.files.get(ADMIN_CONF, b"").decode()
+    pem = _pem(state.serials["admin.conf"], state.expires["admin.conf"])
+    lines = [
+        f"    client-certificate-data: {base64.b64encode(pem).decode()}"
+        if line.strip().startswith("client-certificate-data:") else line
+        for line in text.splitlines()
+    ]
+    node.write(ADMIN_CONF, ("\n".join(lines) + "\n").encode(), 0o600)
+
+
+# -- the static pods and the API ---------------------------------------------------------------
+
+
+def park(node: SimNode) -> Result:
+    """The manifests leave /etc/kubernetes/manifests: the kubelet stops the static pods."""
+    state = _STATE.get(node)
+    if state is not None:
+        state.parked = True
+    return Result.ok()
+
+
+def unpark(node: SimNode, parked_dir: str) -> Result:
+    """The manifests are back (the script names each it moved): the API starts with the
+    serving certificate on disk."""
+    state = _STATE.get(node)
+    if state is not None and state.parked:
+        state.parked = False
+        state.served = node.files.get(APISERVER_CERT, b"")
+        return Result.ok(f"{parked_dir}/kube-apiserver.yaml\n")
+    return Result.ok()
+
+
+def served(node: SimNode) -> Result:
+    """``python3 -c <get the served certificate> ADDRESS PORT``."""
+    state = _STATE.get(node)
+    if state is None or state.parked:
+        return Result(3, b"down: [Errno 111] Connection refused\n", b"")
+    return Result.ok(state.served)
