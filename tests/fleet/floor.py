@@ -1,12 +1,16 @@
 """The floor under k8slk-ops's CPU per node: bare asyncssh against a running fleet.
 
-    python -m tests.fleet.floor DIR [--concurrency 256] [--sessions 1]
+    python -m tests.fleet.floor DIR [--concurrency 256] [--sessions 1] [--shards 1]
 
 Connects to every node of the fleet in DIR with the fleet's client key and known_hosts (host
 keys checked, as the tool does), runs ``sessions`` commands (``true``) on each, and closes,
 at most ``concurrency`` nodes at once. It prints the CPU seconds this process spent doing so
 (imports and reading the fleet's files excluded) and that per node: what the SSH handshake and
 the packet layer cost on this machine, before any work of the tool's own.
+
+With ``--shards N`` the nodes are split over N processes (each its own event loop and
+connections, ``concurrency / N`` nodes at once each): whether a second core, shared with the
+fleet, makes the same work end sooner.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import argparse
 import asyncio
 import json
 import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -36,8 +42,11 @@ async def _one(address: str, port: int, options: asyncssh.SSHClientConnectionOpt
             await conn.run("true", check=True)
 
 
-async def measure(directory: Path, concurrency: int, sessions: int) -> dict[str, float]:
+async def measure(
+    directory: Path, concurrency: int, sessions: int, part: tuple[int, int] = (0, 1)
+) -> dict[str, float]:
     config = layout.load(directory)
+    nodes_here = config.nodes[part[0]::part[1]]
     # The tool's own choices (k8slk_ops/ssh/options.py): AES-GCM first, nothing to try but
     # the key; known_hosts read once (asyncssh reads a file name again for each connection).
     options = asyncssh.SSHClientConnectionOptions(
@@ -62,9 +71,9 @@ async def measure(directory: Path, concurrency: int, sessions: int) -> dict[str,
             await _one(address, config.port, options, sessions)
 
     cpu0, wall0 = _cpu(), time.monotonic()
-    await asyncio.gather(*(bounded(n.address) for n in config.nodes))
+    await asyncio.gather(*(bounded(n.address) for n in nodes_here))
     cpu, wall = _cpu() - cpu0, time.monotonic() - wall0
-    nodes = len(config.nodes)
+    nodes = len(nodes_here)
     return {"nodes": nodes, "sessions": sessions, "cpuSeconds": round(cpu, 2),
             "cpuMsPerNode": round(cpu / nodes * 1000, 2), "wallSeconds": round(wall, 2)}
 
@@ -75,9 +84,39 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("directory", type=Path)
     p.add_argument("--concurrency", type=int, default=256)
     p.add_argument("--sessions", type=int, default=1)
+    p.add_argument("--shards", type=int, default=1)
+    p.add_argument("--part", default="0/1", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    print(json.dumps(asyncio.run(measure(args.directory, args.concurrency, args.sessions))))
+    if args.shards > 1:
+        print(json.dumps(sharded(args)))
+        return 0
+    index, count = (int(x) for x in args.part.split("/"))
+    print(json.dumps(asyncio.run(measure(args.directory, args.concurrency, args.sessions,
+                                         (index, count)))))
     return 0
+
+
+def sharded(args: argparse.Namespace) -> dict[str, float]:
+    """The same work split over ``args.shards`` processes started together; their CPU summed,
+    the wall from the first start to the last end."""
+    each = max(1, args.concurrency // args.shards)
+    wall0 = time.monotonic()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.fleet.floor", str(args.directory), "--concurrency",
+             str(each), "--sessions", str(args.sessions), "--part", f"{i}/{args.shards}"],
+            stdout=subprocess.PIPE,
+        )
+        for i in range(args.shards)
+    ]
+    parts = [json.loads(proc.communicate()[0]) for proc in procs]
+    wall = time.monotonic() - wall0
+    nodes = sum(part["nodes"] for part in parts)
+    cpu = sum(part["cpuSeconds"] for part in parts)
+    return {"nodes": nodes, "sessions": args.sessions, "shards": args.shards,
+            "cpuSeconds": round(cpu, 2), "cpuMsPerNode": round(cpu / nodes * 1000, 2),
+            "wallSeconds": round(wall, 2),
+            "shardWallSeconds": max(part["wallSeconds"] for part in parts)}
 
 
 if __name__ == "__main__":

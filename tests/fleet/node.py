@@ -69,6 +69,7 @@ class SimNode:
         self.modes: dict[str, int] = {}
         self.log: list[str] = []
         self._log_waiters: list[asyncio.Future[None]] = []
+        self.changes = 0  # counts changes of the log and the tasks, for ``changed``
         self.tasks: dict[str, tuple[int, str]] = {}
         self.exec_ids: set[str] = set()
         self.boots = 0
@@ -150,6 +151,7 @@ class SimNode:
 
     def _wake(self) -> None:
         """Wake whoever waits for the log to grow or the kubeadm task to change."""
+        self.changes += 1
         waiters, self._log_waiters = self._log_waiters, []
         for fut in waiters:
             if not fut.done():
@@ -158,13 +160,15 @@ class SimNode:
     async def log_grown(self, seen: int) -> None:
         """Return once the log has more than ``seen`` lines (or was emptied by a reboot)."""
         while len(self.log) == seen:
-            await self.changed()
+            await self.changed(self.changes)
 
-    async def changed(self) -> None:
-        """Return at the next line of the log or change of the kubeadm task."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._log_waiters.append(fut)
-        await fut
+    async def changed(self, since: int) -> None:
+        """Return once the log or the tasks changed after ``changes`` was ``since`` (at once
+        if they already have: a waiter that starts late misses nothing)."""
+        while self.changes == since:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._log_waiters.append(fut)
+            await fut
 
     # -- kubeadm.sh -------------------------------------------------------------------------
 

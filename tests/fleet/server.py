@@ -298,6 +298,7 @@ class Fleet:
         closed = asyncio.ensure_future(process.stdin.read())
         try:
             while True:
+                version = node.changes
                 state = node.listed_state("kubeadm") if follow.end is not None else None
                 if len(node.log) < seen:  # the log was emptied (a reboot)
                     seen = 0
@@ -310,7 +311,7 @@ class Fleet:
                     await process.stdout.drain()
                 if follow.end is not None and state in ("STOPPED", "MISSING"):
                     return True
-                changed = asyncio.ensure_future(node.changed())
+                changed = asyncio.ensure_future(node.changed(version))
                 # A lost listing is read again after the script's pause (scaled down).
                 pause = _LOST_LISTING_PAUSE if follow.end is not None and state is None else None
                 done, _ = await asyncio.wait(
