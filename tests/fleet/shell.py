@@ -6,8 +6,12 @@ ARGS. Scripts are recognised by what they do (the facts probe reads /proc/cpuinf
 write ends in ``mv``, the lock takes its file with ``set -C``...), never by their exact text.
 Unknown commands exit 127 with a message on stderr, as ``sh`` does.
 
-The answer is one of: a finished result, a function of the command's stdin (file writes), or a
-log to follow (``tail -F``), which the server streams until the client closes the channel.
+The answer is one of: a finished result, a function of the command's stdin (file writes, the
+config-then-trigger write), or a log to follow: ``tail -F``, streamed until the client closes the
+channel, or the tool's follow loop, which also ends by itself with the kubeadm task's state once
+the task has stopped (the end line's text is read from the script). A node's knobs
+(``lost_exec_outputs``, ``lost_task_lists``) make ``ctr tasks exec`` lose its output and ``ctr
+tasks ls`` print nothing, as containerd now and then does.
 """
 
 from __future__ import annotations
