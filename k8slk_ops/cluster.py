@@ -74,7 +74,7 @@ class Cluster:
         # A run that changes things stops before anything is written when a host key fails;
         # a read-only run shows the node as a row instead.
         self.refuse_host_key_errors = refuse_host_key_errors
-        self.pool = SSHPool(max_handshakes=10)
+        self.pool = SSHPool()
         self.targets = targets_of(inventory)
         self._opener = opener or self._open
         self._nodes: dict[str, asyncio.Task[LinuxKitNode]] = {}

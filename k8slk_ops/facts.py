@@ -36,6 +36,7 @@ __all__ = [
     "log_probe",
     "parse_facts",
     "parse_tasks",
+    "tasks_header",
 ]
 
 # The minimums the image's README states.
@@ -122,6 +123,7 @@ class NodeFacts:
     kubeadm_run: str | None = None  # the trigger file's content, if present
     lock: str | None = None
     tasks: dict[str, TaskState] = field(default_factory=dict)
+    tasks_listed: bool = False  # ctr answered with its header: an absent task is missing
     kubeadm_version: str = ""
     log: list[str] = field(default_factory=list)  # this attempt's kubeadm.out.log lines, raw
     log_cut: int = 0  # older lines of kubeadm's output the probe left out (LOG_CAP_BYTES)
@@ -132,7 +134,22 @@ class NodeFacts:
 
     @property
     def kubeadm_task(self) -> TaskState:
-        return self.tasks.get("kubeadm", TaskState.MISSING)
+        """The kubeadm task's state; UNKNOWN when the listing came back empty (an empty list
+        says nothing: only a listing with its header and no kubeadm row means MISSING)."""
+        absent = TaskState.MISSING if self.tasks_listed else TaskState.UNKNOWN
+        return self.tasks.get("kubeadm", absent)
+
+    def incomplete(self) -> list[str]:
+        """What the probe should have printed and did not: its output (or that of a command
+        inside it) was lost. Empty when the facts are whole."""
+        missing = []
+        if not self.cpus or not self.hostname:
+            missing.append("the node's resources")
+        if not self.tasks_listed:
+            missing.append("the task list")
+        elif self.kubelet_running and not self.kubeadm_version:
+            missing.append("kubeadm's version")
+        return missing
 
     @property
     def messages(self) -> list[str]:
@@ -194,6 +211,11 @@ def kubeadm_state(task: TaskState, log: Iterable[str]) -> KubeadmState:
     return state.phase
 
 
+def tasks_header(lines: list[str]) -> bool:
+    """Whether ``ctr tasks ls`` output holds its header (ctr answered, even with no task)."""
+    return any(line.split()[:1] == ["TASK"] for line in lines)
+
+
 def parse_tasks(lines: list[str]) -> dict[str, TaskState]:
     """Parse ``ctr tasks ls`` (``TASK PID STATUS`` columns)."""
     tasks: dict[str, TaskState] = {}
@@ -240,6 +262,7 @@ def parse_facts(stdout: str) -> NodeFacts:
         elif key == "kubeadm_version" and value:
             facts.kubeadm_version = value
     facts.tasks = parse_tasks(task_lines)
+    facts.tasks_listed = tasks_header(task_lines)
     return facts
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from k8slk_ops import kubeadm
 from k8slk_ops.errors import NodeError
-from k8slk_ops.node import LinuxKitNode
+from k8slk_ops.node import LinuxKitNode, NodeCommandError, certain_read
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,13 @@ def members_of(nodes_json: str) -> dict[str, Member]:
 
 async def list_members(control_plane: LinuxKitNode) -> dict[str, Member]:
     """The cluster's node list as ``control_plane`` sees it; MembershipUnavailable if not."""
-    result = await control_plane.kubectl("get", "nodes", "-o", "json", timeout=30)
+    try:  # an empty success (the exec's output lost) is read again
+        result = await certain_read(
+            lambda: control_plane.kubectl("get", "nodes", "-o", "json", timeout=30),
+            what=f"kubectl get nodes on {control_plane.name}",
+        )
+    except NodeCommandError as exc:
+        raise MembershipUnavailable(str(exc)) from exc
     if result.exit_status != 0:
         raise MembershipUnavailable(kubeadm.failure_summary(result.stderr))
     return members_of(result.stdout.decode())

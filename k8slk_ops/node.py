@@ -12,19 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shlex
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from k8slk_ops import paths
-from k8slk_ops.facts import FACTS_SCRIPT, NodeFacts, TaskState, parse_facts, parse_tasks
+from k8slk_ops.facts import FACTS_SCRIPT, NodeFacts, parse_facts
 from k8slk_ops.kubeadm import (
     TAIL_LINES,
     KubeadmLogState,
     failure_summary,
     failure_tail,
-    looks_like_error,
 )
 from k8slk_ops.ssh import CommandResult, Connection, ConnectionLost
 
@@ -122,26 +120,57 @@ class LinuxKitNode:
     # -- facts --------------------------------------------------------------------------------
 
     async def facts(self) -> NodeFacts:
-        """Everything the planner needs about this node, in one round trip."""
-        result = await self.shell(["sh", "-c", FACTS_SCRIPT], timeout=60)
-        return parse_facts(result.stdout.decode(errors="replace"))
+        """Everything the planner needs about this node, in one round trip.
 
-    async def tasks(self) -> dict[str, TaskState]:
-        result = await self.shell(["ctr", "--namespace", paths.CONTAINERD_NAMESPACE, "tasks", "ls"])
-        return parse_tasks(result.stdout.decode(errors="replace").splitlines())
+        A probe whose output (or that of the ``ctr tasks exec`` inside it) was lost is read
+        again, a bounded number of times: what a whole probe prints is certain. The last
+        reading is returned as it is; ``NodeFacts.incomplete`` says what it lacks.
+        """
+        for attempt in range(1, CERTAIN_READS + 1):
+            result = await self.shell(["sh", "-c", FACTS_SCRIPT], timeout=60)
+            facts = parse_facts(result.stdout.decode(errors="replace"))
+            missing = facts.incomplete()
+            if not missing:
+                return facts
+            log.debug("%s: facts without %s (attempt %d)", self.name, ", ".join(missing), attempt)
+        return facts
+
+    async def kubelet_read(
+        self, argv: Sequence[str], *, what: str, timeout: float | None = 60
+    ) -> CommandResult:
+        """A read inside the kubelet container whose output is certain when it succeeds
+        (``kubeadm version``, ``kubeadm token list`` of a token just made): see
+        ``certain_read``."""
+        return await certain_read(lambda: self.kubelet_exec(argv, timeout=timeout),
+                                  what=f"{what} on {self.name}")
 
     # -- the trigger ----------------------------------------------------------------------------
 
-    async def trigger(self, flag: str) -> None:
-        """Write ``init`` or ``join`` into the trigger file (no newline, as the image expects)."""
+    async def trigger_with(self, flag: str, config: bytes) -> None:
+        """Write the kubeadm configuration and then the trigger, in one command.
+
+        The configuration is written to a temp file beside its target and renamed (mode 0600,
+        from stdin: it holds secrets), and only then ``init`` or ``join`` goes into the
+        trigger file (no newline, as the image expects), itself renamed into place: the
+        node's script never sees a trigger without its whole configuration.
+        """
         if flag not in ("init", "join"):
             raise ValueError(f"unknown kubeadm flag {flag!r}")
-        await self.write_file(paths.KUBEADM_RUN, flag.encode(), 0o644)
+        argv = ["sh", "-c", _WRITE_THEN_TRIGGER, "sh", paths.KUBEADM_YAML, "600",
+                paths.KUBEADM_RUN, flag]
+        result = await self.shell(argv, input=config)
+        if result.exit_status != 0:
+            raise NodeCommandError(f"writing {paths.KUBEADM_YAML} and the trigger on {self.name}",
+                                   result)
 
-    def follow_log(self) -> AsyncIterator[str]:
-        """This boot's kubeadm log, from its first line, as it grows (``tail -F``)."""
-        cmd = f"tail -n +1 -F {shlex.quote(paths.KUBEADM_LOG)} 2>/dev/null"
-        return self.conn.stream_lines(cmd)
+    def follow_kubeadm(self, start: int = 0) -> AsyncGenerator[str, None]:
+        """This boot's kubeadm log from line ``start`` (0-based), as it grows, then one
+        ``FOLLOW_END`` line naming the kubeadm task's state once it has stopped (or is
+        missing), after every line it wrote: one command tells both what kubeadm says and
+        when it is done. An empty task list (containerd's answer lost) is not a stop."""
+        argv = ["sh", "-c", _FOLLOW_UNTIL_STOPPED, "sh", str(start), paths.KUBEADM_LOG,
+                paths.CONTAINERD_NAMESPACE, paths.KUBEADM_TASK]
+        return self.conn.stream_lines(argv)
 
     async def wait_kubeadm(
         self,
@@ -150,85 +179,100 @@ class LinuxKitNode:
         timeout: float,
         on_note: Callable[[str], None] | None = None,
     ) -> KubeadmResult:
-        """Follow the log after a trigger until kubeadm completes or fails, or ``timeout``.
+        """Follow the log after a trigger until kubeadm completes or its task stops, or
+        ``timeout``.
 
         Success is only the ``kubeadm has completed`` line. Failure is the task stopping without
-        it (``sh -e`` ends the script at kubeadm's error) or an unknown-flag line. We react to
-        log lines as they stream; the task state is polled only to catch a silent stop, with
-        backoff, and right away when an error line shows up. When the task has stopped, the
-        whole log is read once and decides, so no line in flight is missed. Both read the log
-        with ``kubeadm.KubeadmLogState``, the one interpretation of the trigger script's lines.
+        it (``sh -e`` ends the script at kubeadm's error) or an unknown-flag line. Lines and the
+        task's end come over one command (``follow_kubeadm``), read with
+        ``kubeadm.KubeadmLogState``, the one interpretation of the trigger script's lines.
 
         kubeadm goes on on the node whatever happens to our connection, so a connection that
         drops (a network blip, a keepalive timeout) is dialled again and the log followed
-        again, skipping the lines already seen; ``on_note`` hears of it. Only a node that
-        cannot be reached again ends the wait, with its SSHError.
+        again from the first line not seen; ``on_note`` hears of it. Only a node that cannot
+        be reached again ends the wait, with its SSHError.
         """
         state = KubeadmLogState()
-        error_seen = asyncio.Event()
-        done: asyncio.Future[KubeadmResult] = asyncio.get_running_loop().create_future()
-
-        async def reader() -> None:
-            seen = 0  # raw log lines consumed; a follow after a dropped connection skips them
-            drops = 0
-            while True:
-                skip = seen
-                try:
-                    async for raw in self.follow_log():
-                        if skip:
-                            skip -= 1
-                            continue
-                        seen += 1
-                        state.feed(raw)
-                        if state.done:
-                            _settle(done, _result(state))
-                            return
-                        if looks_like_error(raw):
-                            error_seen.set()
-                    return
-                except ConnectionLost as exc:
-                    drops += 1
-                    if drops > MAX_FOLLOW_DROPS:
-                        raise
-                    log.debug("%s: following the kubeadm log again after: %s", self.name, exc)
-                    if on_note is not None:
-                        on_note(f"connection dropped while following the log ({exc}); "
-                                "following it again")
-
-        async def watcher() -> None:
-            delay = 0.5
-            while not done.done():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(error_seen.wait(), delay)
-                delay = min(delay * 1.5, 5.0)
-                try:
-                    tasks = await self.tasks()
-                    if tasks.get(paths.KUBEADM_TASK) not in (TaskState.STOPPED, None):
-                        continue
-                    whole = await self.read_file(paths.KUBEADM_LOG) or b""
-                except ConnectionLost:
-                    continue  # the reader dials again, or gives up and ends the wait
-                _settle(done, stopped_result(whole.decode(errors="replace").splitlines()))
-                return
-
-        async def guarded(job: Callable[[], Awaitable[None]]) -> None:
-            try:
-                await job()
-            except Exception as exc:  # handed to the waiter, raised there
-                if not done.done():
-                    done.set_exception(exc)
-
-        jobs = [asyncio.create_task(guarded(reader)), asyncio.create_task(guarded(watcher))]
         try:
-            return await asyncio.wait_for(asyncio.shield(done), timeout)
+            async with asyncio.timeout(timeout):
+                return await self._follow_to_end(state, on_note)
         except TimeoutError:
             reason = f"kubeadm {flag} did not finish within {timeout:.0f}s"
             return KubeadmResult(False, reason, state.output, state.tail)
-        finally:
-            for job in jobs:
-                job.cancel()
-            await asyncio.gather(*jobs, return_exceptions=True)
 
+    async def _follow_to_end(
+        self, state: KubeadmLogState, on_note: Callable[[str], None] | None
+    ) -> KubeadmResult:
+        seen = 0  # log lines consumed; a follow after a dropped connection starts after them
+        drops = 0
+        while True:
+            try:
+                lines = self.follow_kubeadm(seen)
+                async with contextlib.aclosing(lines):
+                    async for raw in lines:
+                        if raw.startswith(FOLLOW_END):
+                            state.task_stopped()
+                            return _result(state)
+                        seen += 1
+                        state.feed(raw)
+                        if state.done:
+                            return _result(state)
+                raise ConnectionLost(
+                    f"following the kubeadm log on {self.name} ended without the task's state"
+                )
+            except ConnectionLost as exc:
+                drops += 1
+                if drops > MAX_FOLLOW_DROPS:
+                    raise
+                log.debug("%s: following the kubeadm log again after: %s", self.name, exc)
+                if on_note is not None:
+                    on_note(f"connection dropped while following the log ({exc}); "
+                            "following it again")
+
+
+# The log follow's last line, then the kubeadm task's state (STOPPED or MISSING).
+FOLLOW_END = "k8slk-follow-end: kubeadm task "
+
+# Streams the log from line $1 ($2 the log, $3 the namespace, $4 the task) and ends with
+# FOLLOW_END once the task has stopped. Each round reads the task state *before* the log, so
+# a stopped task's lines are all printed before the end line; only whole lines (counted by
+# newlines) are printed. An empty listing prints no state: unknown, the follow goes on.
+_FOLLOW_UNTIL_STOPPED = (
+    'n=$1\n'
+    "while :; do\n"
+    '  s=$(ctr --namespace "$3" tasks ls 2>/dev/null | awk -v t="$4" '
+    "'$1 == \"TASK\" { h = 1 } $1 == t { s = $NF } "
+    "END { if (s != \"\") print s; else if (h) print \"MISSING\" }')\n"
+    '  m=$(( $(wc -l < "$2" 2>/dev/null || echo 0) + 0 ))\n'
+    '  [ "$m" -lt "$n" ] && n=0\n'
+    '  if [ "$m" -gt "$n" ]; then awk -v a="$n" -v b="$m" \'NR > a && NR <= b\' "$2"; n=$m; fi\n'
+    '  case "$s" in STOPPED|MISSING) echo "' + FOLLOW_END + '$s"; exit 0;; esac\n'
+    "  sleep 1\n"
+    "done\n"
+)
+
+# $1 the config, $2 its mode, $3 the trigger file, $4 the flag; the config from stdin.
+_WRITE_THEN_TRIGGER = (
+    'set -e; umask 077; t="$1.k8slk-$$"; g="$3.k8slk-$$"; trap \'rm -f "$t" "$g"\' EXIT; '
+    'cat > "$t"; chmod "$2" "$t"; mv -f "$t" "$1"; '
+    'printf %s "$4" > "$g"; chmod 644 "$g"; mv -f "$g" "$3"; trap - EXIT'
+)
+
+# How many times a read whose output is certain is made when it comes back empty.
+CERTAIN_READS = 3
+
+
+async def certain_read(run: Callable[[], Awaitable[CommandResult]], *, what: str) -> CommandResult:
+    """``run()`` for a read whose output is certain when it succeeds (``kubectl get nodes -o
+    json``...): ``ctr tasks exec`` may exit 0 with its output lost, so an empty success is run
+    again, a bounded number of times, and then reported as the failure it is
+    (NodeCommandError). A failure is returned as it is, for the caller to word."""
+    for attempt in range(1, CERTAIN_READS + 1):
+        result = await run()
+        if result.exit_status != 0 or result.stdout.strip():
+            return result
+        log.debug("%s exited 0 without output (attempt %d)", what, attempt)
+    raise NodeCommandError(f"{what} (exited 0 without output {CERTAIN_READS} times)", result)
 
 # How many times one wait follows the log again after a dropped connection (each time after a
 # successful dial: a node that cannot be dialled fails the wait at once).
@@ -249,8 +293,5 @@ def stopped_result(raw_lines: list[str]) -> KubeadmResult:
     return _result(state)
 
 
-def _settle(fut: asyncio.Future[KubeadmResult], value: KubeadmResult) -> None:
-    if not fut.done():
-        fut.set_result(value)
 
 

@@ -49,6 +49,7 @@ class Executor:
         self.stopping = asyncio.Event()
         self.stopped_by_failure = False
         self._running: set[asyncio.Task[None]] = set()
+        self._changes_per_node: dict[str, int] | None = None
 
     # -- control ------------------------------------------------------------------------------
 
@@ -201,14 +202,16 @@ class Executor:
         progress.ended = time.monotonic()
 
     def _planned_changes(self, name: str) -> int:
-        return sum(
-            1
-            for stage in self.plan.stages
-            for planned in stage.nodes
-            if planned.node == name
-            for step in planned.steps
-            if step.call.step.changes
-        )
+        """How many changing steps the plan holds for ``name`` (counted once for all nodes:
+        a scan of the whole plan per node would grow with the square of the fleet)."""
+        if self._changes_per_node is None:
+            counts: dict[str, int] = {}
+            for stage in self.plan.stages:
+                for planned in stage.nodes:
+                    changing = sum(1 for step in planned.steps if step.call.step.changes)
+                    counts[planned.node] = counts.get(planned.node, 0) + changing
+            self._changes_per_node = counts
+        return self._changes_per_node.get(name, 0)
 
     def _finish_reports(self) -> None:
         for name, report in self.reports.items():

@@ -13,7 +13,11 @@ For each concurrency it brings up a fresh fleet (tests/fleet), runs
 - our overhead: wall time minus the nodes' own time;
 - CPU seconds of the k8slk-ops process (``os.wait4``'s rusage of the child) and of the fleet
   process (from /proc over the same span), and the k8slk-ops process's peak RSS;
-- SSH connections per second, as the fleet accepted them during the run.
+- SSH connections per second, as the fleet accepted them during the run;
+- SSH commands per node (mean, max, and the usual mix), and CPU milliseconds per node;
+- then ``k8slk-ops status`` of the same fleet, just bootstrapped: wall, CPU (and per node),
+  peak RSS, at the same concurrency;
+- the load average of the machine before the run (other work shares its cores).
 
 It prints figures and asserts nothing about them; it exits non-zero only if a run failed.
 With ``--profile DIR`` the k8slk-ops process runs under ``py-spy record`` (when installed) or
@@ -23,6 +27,7 @@ cProfile, py-spy also records the fleet during the run, and the profiles are wri
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -60,6 +65,21 @@ class Figures:
     connections: int
     connections_per_second: float | None
     commands: dict[str, int]
+    commands_per_node: dict[str, Any]
+    tool_cpu_ms_per_node: float
+    status: RunFigures | None
+    load_average: tuple[float, float, float]
+
+
+@dataclass
+class RunFigures:
+    """One run of the tool: its exit code, wall, CPU and peak RSS."""
+
+    exit_code: int
+    wall_seconds: float
+    cpu_seconds: float
+    cpu_ms_per_node: float
+    peak_rss_mb: float
 
 
 def nodes_time(nodes: int, control_planes: int, concurrency: int, settle: float,
@@ -100,6 +120,42 @@ def _profile_fleet(pid: int, profile: Path | None, concurrency: int) -> subproce
                              str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _tool(command: list[str], directory: Path, name: str) -> tuple[int, float, Any]:
+    """Run the tool; its exit code, wall seconds and rusage (``os.wait4``)."""
+    env = dict(os.environ, XDG_CACHE_HOME=str(directory / "cache"))
+    with (directory / f"{name}.json").open("wb") as out, \
+            (directory / f"{name}.log").open("wb") as err:
+        t0 = time.monotonic()
+        child = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.monotonic() - t0
+    return os.waitstatus_to_exitcode(status), wall, usage
+
+
+def _snapshot(directory: Path, pid: int, timeout: float = 30.0) -> dict[str, Any]:
+    """The fleet's counters as of now (SIGUSR1 makes it write stats.json)."""
+    path = directory / layout.STATS_FILE
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.stat().st_mtime_ns != before:
+            with contextlib.suppress(ValueError):
+                data: dict[str, Any] = json.loads(path.read_text())
+                return data
+        time.sleep(0.05)
+    return {}
+
+
+def _status(args: argparse.Namespace, directory: Path, concurrency: int) -> RunFigures:
+    command = [sys.executable, "-m", "k8slk_ops", "status", str(directory / layout.INVENTORY),
+               "--json", "--concurrency", str(concurrency)]
+    code, wall, usage = _tool(command, directory, "status")
+    cpu = usage.ru_utime + usage.ru_stime
+    return RunFigures(code, round(wall, 2), round(cpu, 2), round(cpu / args.nodes * 1000, 2),
+                      round(usage.ru_maxrss / 1024, 1))
+
+
 def run_once(args: argparse.Namespace, concurrency: int, work: Path) -> Figures:
     directory = work / f"fleet-c{concurrency}"
     directory.mkdir(parents=True, exist_ok=True)
@@ -113,38 +169,36 @@ def run_once(args: argparse.Namespace, concurrency: int, work: Path) -> Figures:
     startup = time.monotonic() - started
     fleet_pid = process.running_pid(directory)
     assert fleet_pid is not None
+    load = os.getloadavg()
+    status: RunFigures | None = None
     try:
         fleet_cpu0 = process.cpu_seconds(fleet_pid)
-        env = dict(os.environ, XDG_CACHE_HOME=str(directory / "cache"))
-        out_path = directory / "report.json"
-        err_path = directory / "run.log"
         command = _command(directory / layout.INVENTORY, concurrency, args.profile)
         spy = _profile_fleet(fleet_pid, args.profile, concurrency)
         t0_wall = time.time()
-        t0 = time.monotonic()
-        with out_path.open("wb") as out, err_path.open("wb") as err:
-            child = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=err, env=env)
-            _, status, usage = os.wait4(child.pid, 0)
-            child.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.monotonic() - t0
+        code, wall, usage = _tool(command, directory, "report")
         t1_wall = time.time()
         fleet_cpu = process.cpu_seconds(fleet_pid) - fleet_cpu0
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait()
+        stats = _snapshot(directory, fleet_pid)
+        if not args.no_status:
+            status = _status(args, directory, concurrency)
     finally:
-        stats = process.stop(directory)
+        process.stop(directory)
     try:
-        text = out_path.read_text()  # a profiler may print around the report: skip that
+        text = (directory / "report.json").read_text()  # a profiler may print around it
         report: dict[str, Any] = json.JSONDecoder().raw_decode(text[text.index("{"):])[0]
         outcomes = dict(Counter(n["outcome"] for n in report["nodes"]))
         exit_code = int(report["exitCode"])
     except (OSError, ValueError, KeyError):
-        outcomes, exit_code = {}, child.returncode
+        outcomes, exit_code = {}, code
     times = [t for t in stats.get("authTimes", []) if t0_wall <= t <= t1_wall]
     span = (max(times) - min(times)) if len(times) > 1 else 0.0
     own = nodes_time(args.nodes, args.control_planes, concurrency, args.settle,
                      args.kubeadm_seconds, args.ready_delay)
+    cpu = usage.ru_utime + usage.ru_stime
     return Figures(
         nodes=args.nodes,
         control_planes=args.control_planes,
@@ -154,19 +208,32 @@ def run_once(args: argparse.Namespace, concurrency: int, work: Path) -> Figures:
         wall_seconds=round(wall, 2),
         nodes_seconds=round(own, 2),
         overhead_seconds=round(wall - own, 2),
-        tool_cpu_seconds=round(usage.ru_utime + usage.ru_stime, 2),
+        tool_cpu_seconds=round(cpu, 2),
         tool_peak_rss_mb=round(usage.ru_maxrss / 1024, 1),
         fleet_cpu_seconds=round(fleet_cpu, 2),
         fleet_startup_seconds=round(startup, 2),
         connections=len(times),
         connections_per_second=round(len(times) / span, 1) if span > 0 else None,
         commands=stats.get("commands", {}),
+        commands_per_node=stats.get("commandsPerNode", {}),
+        tool_cpu_ms_per_node=round(cpu / args.nodes * 1000, 2),
+        status=status,
+        load_average=(round(load[0], 2), round(load[1], 2), round(load[2], 2)),
     )
 
 
 def show(f: Figures) -> str:
     rate = f"{f.connections_per_second:.0f}/s" if f.connections_per_second else "n/a"
     share = f.overhead_seconds / f.wall_seconds * 100 if f.wall_seconds else 0.0
+    per = f.commands_per_node
+    typical = ", ".join(f"{k} {v}" for k, v in per.get("typical", {}).items()) or "n/a"
+    st = f.status
+    status = [] if st is None else [
+        f"status of the same {f.nodes} nodes: exit {st.exit_code}",
+        f"  wall time             {st.wall_seconds:8.2f} s",
+        f"  k8slk-ops CPU         {st.cpu_seconds:8.2f} s   ({st.cpu_ms_per_node:.2f} ms per node)",
+        f"  k8slk-ops peak RSS    {st.peak_rss_mb:8.1f} MB",
+    ]
     return "\n".join([
         f"bootstrap of {f.nodes} simulated nodes ({f.control_planes} control plane(s)), "
         f"--concurrency {f.concurrency}: exit {f.exit_code}, outcomes {f.outcomes}",
@@ -180,6 +247,11 @@ def show(f: Figures) -> str:
         f"  SSH connections       {f.connections:8d}   ({rate})",
         f"  commands              {sum(f.commands.values()):8d}   "
         + ", ".join(f"{k} {v}" for k, v in list(f.commands.items())[:8]),
+        f"  commands per node     {per.get('mean', 0):8.2f}   (max {per.get('max', 0)}; "
+        f"usual: {typical})",
+        f"  k8slk-ops CPU/node    {f.tool_cpu_ms_per_node:8.2f} ms",
+        f"  load average before   {' '.join(f'{x:.2f}' for x in f.load_average)}",
+        *status,
     ])
 
 
@@ -196,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", type=Path, default=None)
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
     p.add_argument("--keep", action="store_true", help="keep the fleet directories")
+    p.add_argument("--no-status", action="store_true", help="skip the status run")
     args = p.parse_args(argv)
     raise_nofile()
     work = Path(tempfile.mkdtemp(prefix="k8slk-bench-"))
@@ -206,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
             print(show(figures), flush=True)
             if args.json:
                 print(json.dumps(asdict(figures)), flush=True)
-            failed |= figures.exit_code != 0
+            failed |= figures.exit_code != 0 or (figures.status is not None
+                                                 and figures.status.exit_code != 0)
     finally:
         if args.keep:
             print(f"fleet directories kept in {work}")

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import math
 import shlex
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncssh
@@ -205,15 +205,22 @@ class Connection:
                     raise self._lost(exc, label) from exc
             finally:
                 await _close_process(proc)
-        status = done.returncode if done.returncode is not None else -1
-        log.debug("%s: exit %s from %s", self.name, status, label)
-        return CommandResult(status, _bytes(done.stdout), _bytes(done.stderr))
+        if done.returncode is None:
+            # The channel closed without an exit status or signal: the connection went away
+            # under the command, whose output may be cut short. Not a result.
+            raise self._lost(
+                ConnectionError("the channel closed without an exit status"), label
+            )
+        log.debug("%s: exit %s from %s", self.name, done.returncode, label)
+        return CommandResult(done.returncode, _bytes(done.stdout), _bytes(done.stderr))
 
-    async def stream_lines(self, command: str | Sequence[str]) -> AsyncIterator[str]:
+    async def stream_lines(self, command: str | Sequence[str]) -> AsyncGenerator[str, None]:
         """Yield the command's stdout lines (decoded, without newline) as they arrive.
 
         Closing the iterator (``aclose()``, leaving ``contextlib.aclosing``) or cancelling the
-        consumer closes the channel, which ends the remote command. stderr is discarded.
+        consumer closes the channel, which ends the remote command. stderr is discarded. When
+        the output ends, the command's exit status must follow: a channel closed without one
+        raises ConnectionLost (the connection went away, what was streamed may be cut short).
         """
         label = command_label(command)
         wrapped = follow_command(command)
@@ -226,6 +233,12 @@ class Connection:
             try:
                 async for text in proc.stdout:
                     yield text[:-1] if text.endswith("\n") else text
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(proc.wait_closed()), _CLOSE_WAIT)
+                if proc.returncode is None:
+                    raise self._lost(
+                        ConnectionError("the channel closed without an exit status"), label
+                    )
             except _LOST as exc:
                 raise self._lost(exc, label) from exc
             finally:

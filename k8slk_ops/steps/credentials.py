@@ -9,6 +9,7 @@ whether it succeeded or not.
 
 from __future__ import annotations
 
+import secrets
 import time
 
 from pydantic import BaseModel, ConfigDict
@@ -17,8 +18,9 @@ from k8slk_ops import kubeadm, paths
 from k8slk_ops.context import JoinCredentials, PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
-from k8slk_ops.node import LinuxKitNode
+from k8slk_ops.node import LinuxKitNode, NodeCommandError
 from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do, skip
+from k8slk_ops.steps.init import new_token
 
 PHASE = "credentials"
 
@@ -123,12 +125,10 @@ async def _mint(
     description = f"k8slk-ops run {ctx.options.run_id}"
     started = time.monotonic()
     shown_ttl = kubeadm.format_duration(ttl)
-    result = await lk.kubeadm("token", "create", "--ttl", shown_ttl, "--description", description)
-    if result.exit_status != 0:
-        raise NodeError(_fail("kubeadm token create", result.stderr), phase=PHASE)
-    token = kubeadm.parse_token(result.stdout.decode())
+    token = new_token()
     ctx.add_secret(token)
     token_id = token.split(".")[0]
+    await _create_token(lk, token, shown_ttl, description)
     ctx.state.tokens.append(token_id)
     token_expires = started + ttl if ttl > 0 else float("inf")
 
@@ -176,13 +176,60 @@ async def _ca_pin(ctx: RunContext, lk: LinuxKitNode) -> str:
     return pin
 
 
+async def _create_token(lk: LinuxKitNode, token: str, ttl: str, description: str) -> None:
+    """``kubeadm token create`` of a token we chose, checked rather than repeated blindly.
+
+    ``ctr tasks exec`` may exit 0 with its output lost: a create that does not print the
+    token is looked for in ``kubeadm token list`` (by its ID and this run's description) and
+    made again only when the list, which answered, does not hold it.
+    """
+    token_id = token.split(".")[0]
+    for _ in range(CREATE_ATTEMPTS):
+        result = await lk.kubeadm("token", "create", token, "--ttl", ttl, "--description",
+                                  description)
+        if result.exit_status != 0:
+            raise NodeError(_fail("kubeadm token create", result.stderr), phase=PHASE)
+        if token in result.stdout.decode(errors="replace"):
+            return
+        try:
+            listed = await lk.kubelet_read(["kubeadm", "token", "list"],
+                                           what="kubeadm token list")
+        except NodeCommandError as exc:
+            raise NodeError(f"kubeadm token create printed nothing and {exc}", phase=PHASE) from exc
+        if listed.exit_status != 0:
+            raise NodeError(_fail("kubeadm token list", listed.stderr), phase=PHASE)
+        ours = [t for t in kubeadm.parse_token_list(listed.stdout.decode(errors="replace"))
+                if t.token.split(".")[0] == token_id and t.description == description]
+        if ours:
+            return
+    raise NodeError(
+        f"kubeadm token create exited 0 {CREATE_ATTEMPTS} times and token {token_id} is not in "
+        "kubeadm token list",
+        phase=PHASE,
+    )
+
+
+# How many times a token create that printed nothing and is not listed is made again.
+CREATE_ATTEMPTS = 3
+
+
 async def _upload_certs(ctx: RunContext, lk: LinuxKitNode) -> str:
-    """A fresh certificate key: the control plane certificates uploaded again under it."""
-    up = await lk.kubeadm("init", "phase", "upload-certs", "--upload-certs")
+    """A fresh certificate key, chosen here: the control plane certificates uploaded under it.
+
+    Choosing the key makes the upload safe to check: a success whose output was lost
+    (``ctr tasks exec`` exits 0 without it) still uploaded under the key we hold, and a
+    repeat with the same key uploads the same Secret again.
+    """
+    cert_key = secrets.token_hex(32)
+    ctx.add_secret(cert_key)
+    up = await lk.kubeadm("init", "phase", "upload-certs", "--upload-certs",
+                          "--certificate-key", cert_key)
     if up.exit_status != 0:
         raise NodeError(_fail("kubeadm upload-certs", up.stdout + up.stderr), phase=PHASE)
-    cert_key = kubeadm.parse_certificate_key(up.stdout.decode())
-    ctx.add_secret(cert_key)
+    printed = up.stdout.decode(errors="replace")
+    if printed.strip() and kubeadm.parse_certificate_key(printed) != cert_key:
+        raise NodeError("kubeadm upload-certs used a certificate key other than ours",
+                        phase=PHASE)
     return cert_key
 
 

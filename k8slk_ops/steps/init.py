@@ -1,8 +1,9 @@
 """init: create the cluster on the primary control plane through the node's trigger.
 
 Renders InitConfiguration + ClusterConfiguration + KubeletConfiguration for the API version the
-node's own kubeadm speaks, writes it atomically to /run/node/kubeadm.yaml (0600), writes
-``init`` into the trigger file and follows the kubeadm log until it completes or fails. The
+node's own kubeadm speaks, writes it atomically to /run/node/kubeadm.yaml (0600) and then
+``init`` into the trigger file (one command), and follows the kubeadm log until it completes or
+fails (one command, which also tells when the kubeadm task has stopped). The
 init's bootstrap token is one of ours, short-lived and described, so no 24 h token lingers.
 """
 
@@ -77,10 +78,9 @@ class Init(Step):
         spec = init_spec(ctx.plan, node, token=token, run_id=ctx.options.run_id)
         document = kubeadm.render_init(spec, api)
         lk = await ctx.node(node)
-        await lk.write_file(paths.KUBEADM_YAML, document.encode(), 0o600)
-        ctx.emit(node, self.phase, EventKind.PROGRESS, f"wrote {paths.KUBEADM_YAML} ({api})")
-        await lk.trigger("init")
-        ctx.emit(node, self.phase, EventKind.PROGRESS, "triggered init; following the log")
+        await lk.trigger_with("init", document.encode())
+        ctx.emit(node, self.phase, EventKind.PROGRESS,
+                 f"wrote {paths.KUBEADM_YAML} ({api}), triggered init; following the log")
         timeout = options.timeout or ctx.options.timeout
         result = await lk.wait_kubeadm(
             "init",

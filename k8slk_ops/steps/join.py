@@ -2,7 +2,8 @@
 
 Renders a JoinConfiguration that always carries the CA pin (never
 ``unsafeSkipCAVerification: true``), plus ``controlPlane`` with the certificate key for control
-planes; writes it atomically (0600), writes ``join`` and follows the node's log to its end.
+planes; writes it atomically (0600) and then ``join`` into the trigger file in one command,
+and follows the node's log to its end in another: with the facts probe, three per node.
 Nodes already in the cluster are skipped: a re-run joins only what is missing.
 """
 
@@ -66,8 +67,7 @@ class Join(Step):
         api = api_for(facts)
         document = kubeadm.render_join(join_spec(ctx.plan, node, creds), api)
         lk = await ctx.node(node)
-        await lk.write_file(paths.KUBEADM_YAML, document.encode(), 0o600)
-        await lk.trigger("join")
+        await lk.trigger_with("join", document.encode())
         ctx.emit(node, self.phase, EventKind.PROGRESS, "triggered join; following the log")
         result = await lk.wait_kubeadm(
             "join",

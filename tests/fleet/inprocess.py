@@ -233,6 +233,10 @@ class InProcessFleet:
         """How many sessions of each kind (``facts``, ``write-file``, ``kubeadm token``...)."""
         return dict(self.stats()["commands"])
 
+    def node_commands(self, name: str) -> dict[str, int]:
+        """The sessions of each kind one node served."""
+        return self.call(lambda: dict(self.fleet.stats.node_commands.get(name, {})))
+
     def count(self, kind: str) -> int:
         """Sessions whose kind starts with ``kind`` (``kubectl drain`` counts every node's)."""
         return sum(n for k, n in self.commands().items() if k.startswith(kind))
@@ -264,6 +268,20 @@ class InProcessFleet:
                 fail.remove(name)
 
         self.call(change)
+
+    def lose_exec_output(self, name: str, times: int = 1) -> None:
+        """The node's next ``times`` ``ctr tasks exec`` run and exit 0 with their output lost
+        (containerd does that now and then)."""
+        self.call(lambda: setattr(self._node(name), "lost_exec_outputs", times))
+
+    def lose_task_lists(self, name: str, times: int = 1) -> None:
+        """The node's next ``times`` ``ctr tasks ls`` print nothing (and exit 0)."""
+        self.call(lambda: setattr(self._node(name), "lost_task_lists", times))
+
+    def unfinish_sessions(self, name: str, times: int = 1) -> None:
+        """The node's next ``times`` sessions close without an exit status, as when the
+        connection goes away mid-command (the command may or may not have run)."""
+        self.call(lambda: setattr(self._node(name), "unfinished_sessions", times))
 
     def guard_pod(self, name: str, pod: str = "default/web-0", *, slow: bool = False) -> None:
         """A pod on the node whose PodDisruptionBudget refuses eviction: drains of it fail,

@@ -69,10 +69,17 @@ class SimNode:
         self.modes: dict[str, int] = {}
         self.log: list[str] = []
         self._log_waiters: list[asyncio.Future[None]] = []
+        self.changes = 0  # counts changes of the log and the tasks, for ``changed``
         self.tasks: dict[str, tuple[int, str]] = {}
         self.exec_ids: set[str] = set()
         self.boots = 0
         self.consumed_configs: list[bytes] = []  # every kubeadm.yaml its kubeadm read
+        # Knobs of a node's bad day: the next N `ctr tasks exec` exit 0 with their output lost
+        # (containerd does that now and then), the next N `ctr tasks ls` print nothing, the
+        # next N sessions close without an exit status (the connection gone mid-command).
+        self.lost_exec_outputs = 0
+        self.lost_task_lists = 0
+        self.unfinished_sessions = 0
         # Called with (node, path) after every file write: tests act at a precise moment.
         self.write_hooks: list[Callable[[SimNode, str], None]] = []
         self._script: asyncio.Task[None] | None = None
@@ -97,6 +104,15 @@ class SimNode:
         else:
             self.say(WAITING_LINE)
             self.tasks["kubeadm"] = (next(_pids), "RUNNING")
+        self._wake()
+
+    def listed_state(self, task: str) -> str | None:
+        """The task's state as one ``ctr tasks ls`` shows it: ``MISSING`` when absent from the
+        listing, None when the listing was lost (``lost_task_lists``)."""
+        if self.lost_task_lists > 0:
+            self.lost_task_lists -= 1
+            return None
+        return self.tasks[task][1] if task in self.tasks else "MISSING"
 
     @property
     def kubeadm_waiting(self) -> bool:
@@ -131,6 +147,11 @@ class SimNode:
         for text in message.split("\n"):
             line = (log_prefix() + text).encode()[:LINE_LIMIT].decode(errors="ignore")
             self.log.append(line)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Wake whoever waits for the log to grow or the kubeadm task to change."""
+        self.changes += 1
         waiters, self._log_waiters = self._log_waiters, []
         for fut in waiters:
             if not fut.done():
@@ -139,6 +160,12 @@ class SimNode:
     async def log_grown(self, seen: int) -> None:
         """Return once the log has more than ``seen`` lines (or was emptied by a reboot)."""
         while len(self.log) == seen:
+            await self.changed(self.changes)
+
+    async def changed(self, since: int) -> None:
+        """Return once the log or the tasks changed after ``changes`` was ``since`` (at once
+        if they already have: a waiter that starts late misses nothing)."""
+        while self.changes == since:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._log_waiters.append(fut)
             await fut
@@ -164,6 +191,7 @@ class SimNode:
         finally:
             pid, _ = self.tasks["kubeadm"]
             self.tasks["kubeadm"] = (pid, "STOPPED")
+            self._wake()
 
     async def close(self) -> None:
         if self._script is not None:

@@ -62,6 +62,7 @@ class Stats:
         self.open_sessions = 0
         self.peak_sessions = 0
         self.commands: Counter[str] = Counter()
+        self.node_commands: dict[str, Counter[str]] = {}  # node -> kind -> sessions
 
     def to_json(self, cluster: Cluster) -> dict[str, Any]:
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -71,6 +72,7 @@ class Stats:
             "peakConnections": self.peak_connections,
             "peakSessions": self.peak_sessions,
             "commands": dict(self.commands.most_common()),
+            "commandsPerNode": per_node(self.node_commands),
             "cpuSeconds": round(usage.ru_utime + usage.ru_stime, 3),
             "maxRssKb": usage.ru_maxrss,
             "members": len(cluster.members),
@@ -80,11 +82,25 @@ class Stats:
         }
 
 
+def per_node(counts: dict[str, Counter[str]]) -> dict[str, Any]:
+    """Sessions per node that had any: mean, max, and the most frequent mix of kinds."""
+    if not counts:
+        return {"nodes": 0, "mean": 0.0, "max": 0, "typical": {}}
+    totals = [sum(c.values()) for c in counts.values()]
+    mixes = Counter(tuple(sorted(c.items())) for c in counts.values())
+    return {
+        "nodes": len(counts),
+        "mean": round(sum(totals) / len(totals), 2),
+        "max": max(totals),
+        "typical": dict(mixes.most_common(1)[0][0]),
+    }
+
+
 def command_kind(line: str) -> str:
     """A short label for a command line, for the counters (not for dispatch)."""
     if "/proc/cpuinfo" in line:
         return "facts"
-    if " -F " in line and "tail" in line:
+    if (" -F " in line and "tail" in line) or ("wc -l" in line and "tasks ls" in line):
         return "follow-log"
     if "tasks exec" in line:
         for tool in ("kubeadm", "kubectl"):
@@ -224,10 +240,16 @@ class Fleet:
         s.open_sessions += 1
         s.peak_sessions = max(s.peak_sessions, s.open_sessions)
         line = process.command or ""
-        s.commands[command_kind(line)] += 1
+        kind = command_kind(line)
+        s.commands[kind] += 1
+        s.node_commands.setdefault(node.name, Counter())[kind] += 1
         for hook in list(self.session_hooks):
             hook(node, line)
         try:
+            if node.unfinished_sessions > 0:  # the connection went away mid-command
+                node.unfinished_sessions -= 1
+                process.close()
+                return
             answer = shell.dispatch(node, line)
             if isinstance(answer, shell.NeedsInput):
                 answer = answer.apply(await process.stdin.read())
@@ -238,8 +260,8 @@ class Fleet:
                     return
                 answer = ended
             if isinstance(answer, shell.Follow):
-                await self._follow(node, process, answer.start)
-                process.exit(143)
+                ended = await self._follow(node, process, answer)
+                process.exit(0 if ended else 143)
                 return
             _reply(process, answer)
         except (asyncssh.Error, OSError, BrokenPipeError):
@@ -266,29 +288,46 @@ class Fleet:
         return work.result() if work.done() and not work.cancelled() else None
 
     async def _follow(
-        self, node: SimNode, process: asyncssh.SSHServerProcess[bytes], start: int
-    ) -> None:
-        """``tail -F``: what the log has, then each new line, until stdin ends or closes."""
+        self, node: SimNode, process: asyncssh.SSHServerProcess[bytes], follow: shell.Follow
+    ) -> bool:
+        """``tail -F``: what the log has, then each new line, until stdin ends or closes. With
+        ``follow.end``, the loop that also watches the kubeadm task: once it has stopped, the
+        rest of the log, the end line, and True (the script exits by itself)."""
+        start = follow.start
         seen = start if start >= 0 else max(0, len(node.log) + start)
         closed = asyncio.ensure_future(process.stdin.read())
         try:
             while True:
+                version = node.changes
+                state = node.listed_state("kubeadm") if follow.end is not None else None
                 if len(node.log) < seen:  # the log was emptied (a reboot)
                     seen = 0
-                if len(node.log) > seen:
-                    chunk = "".join(line + "\n" for line in node.log[seen:])
-                    seen = len(node.log)
+                chunk = "".join(line + "\n" for line in node.log[seen:])
+                seen = len(node.log)
+                if follow.end is not None and state in ("STOPPED", "MISSING"):
+                    chunk += f"{follow.end}{state}\n"
+                if chunk:
                     process.stdout.write(chunk.encode())
                     await process.stdout.drain()
-                grown = asyncio.ensure_future(node.log_grown(seen))
-                done, _ = await asyncio.wait({closed, grown}, return_when=asyncio.FIRST_COMPLETED)
+                if follow.end is not None and state in ("STOPPED", "MISSING"):
+                    return True
+                changed = asyncio.ensure_future(node.changed(version))
+                # A lost listing is read again after the script's pause (scaled down).
+                pause = _LOST_LISTING_PAUSE if follow.end is not None and state is None else None
+                done, _ = await asyncio.wait(
+                    {closed, changed}, timeout=pause, return_when=asyncio.FIRST_COMPLETED
+                )
+                changed.cancel()
                 if closed in done:
-                    grown.cancel()
-                    return
+                    return False
         finally:
             closed.cancel()
             if closed.done() and not closed.cancelled():
                 closed.exception()  # a dropped connection ends the follow; nothing to report
+
+
+# The follow loop's pause between two readings of the task list (a second on a node).
+_LOST_LISTING_PAUSE = 0.05
 
 
 def _reply(process: asyncssh.SSHServerProcess[bytes], result: Result) -> None:

@@ -6,8 +6,12 @@ ARGS. Scripts are recognised by what they do (the facts probe reads /proc/cpuinf
 write ends in ``mv``, the lock takes its file with ``set -C``...), never by their exact text.
 Unknown commands exit 127 with a message on stderr, as ``sh`` does.
 
-The answer is one of: a finished result, a function of the command's stdin (file writes), or a
-log to follow (``tail -F``), which the server streams until the client closes the channel.
+The answer is one of: a finished result, a function of the command's stdin (file writes, the
+config-then-trigger write), or a log to follow: ``tail -F``, streamed until the client closes the
+channel, or the tool's follow loop, which also ends by itself with the kubeadm task's state once
+the task has stopped (the end line's text is read from the script). A node's knobs
+(``lost_exec_outputs``, ``lost_task_lists``) make ``ctr tasks exec`` lose its output and ``ctr
+tasks ls`` print nothing, as containerd now and then does.
 """
 
 from __future__ import annotations
@@ -30,9 +34,14 @@ _OPERATORS = ("|", ";", "&&", "||", "`", "$(", ">", "<", "&")
 
 @dataclass(frozen=True)
 class Follow:
-    """Stream the node's kubeadm log from line ``start`` (0-based) until the channel closes."""
+    """Stream the node's kubeadm log from line ``start`` (0-based) until the channel closes.
+
+    With ``end``, the follow is the shell loop that also watches the kubeadm task: once the
+    task has stopped (or is missing from a listing), it prints the log's remaining lines, then
+    ``end`` followed by the task's state, and exits 0."""
 
     start: int
+    end: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,12 @@ def _script(node: SimNode, script: str, args: list[str]) -> Answer:
         from tests.fleet.probe import run_probe
 
         return Result.ok(run_probe(node, script))
+    if "tasks ls" in script and "wc -l" in script and params:  # follow until the task stops
+        return _follow_task(script, params)
+    if "mv " in script and "cat >" in script and "printf" in script and len(params) >= 4:
+        # the config ($1, mode $2) from stdin, renamed into place, then the flag $4 into $3
+        path, mode, trigger, flag = params[:4]
+        return NeedsInput(lambda data: _write_then_trigger(node, path, data, mode, trigger, flag))
     if "mv " in script and "cat >" in script and len(params) >= 2:  # atomic write: $1 path, $2 mode
         path, mode = params[0], params[1]
         return NeedsInput(lambda data: _write(node, path, data, mode))
@@ -140,6 +155,26 @@ def _follow(argv: list[str]) -> Follow | None:
         n = args[args.index("-n") + 1]
         start = max(0, int(n[1:]) - 1) if n.startswith("+") else -int(n)
     return Follow(start)
+
+
+_FOLLOW_END = re.compile(r'echo "(?P<end>[^"$]*)\$s"')
+
+
+def _follow_task(script: str, params: list[str]) -> Answer:
+    """The log follow that ends with the task's state: $1 the first line, $2 the log."""
+    end = _FOLLOW_END.search(script)
+    if end is None or len(params) < 2 or params[1] != KUBEADM_LOG or not params[0].isdigit():
+        return Result.error(127, "sh: the fleet cannot run this script\n")
+    return Follow(int(params[0]), end["end"])
+
+
+def _write_then_trigger(
+    node: SimNode, path: str, data: bytes, mode: str, trigger: str, flag: str
+) -> Result:
+    written = _write(node, path, data, mode)
+    if written.status != 0:
+        return written
+    return _write(node, trigger, flag.encode(), "644")
 
 
 def _write(node: SimNode, path: str, data: bytes, mode: str) -> Result:
@@ -205,6 +240,9 @@ def _ctr(node: SimNode, args: list[str]) -> Result | Pending:
     sub = args[1:2]
     tasks = node.tasks if namespace == NAMESPACE else {}
     if sub in (["ls"], ["list"]):
+        if node.lost_task_lists > 0:  # containerd's answer lost: nothing printed, exit 0
+            node.lost_task_lists -= 1
+            return Result.ok()
         rows = ["TASK       PID     STATUS    "]
         rows += [f"{name:<10} {pid:<7} {state:<10}" for name, (pid, state) in sorted(tasks.items())]
         return Result.ok("".join(r + "\n" for r in rows))
@@ -243,16 +281,20 @@ def _exec(
     except BaseException:
         node.exec_ids.discard(exec_id)
         raise
+    lose = node.lost_exec_outputs > 0
+    if lose:
+        node.lost_exec_outputs -= 1
     if isinstance(answer, Result):
         node.exec_ids.discard(exec_id)
-        return answer
-    return Pending(functools.partial(_exec_ends, node, exec_id, answer))
+        return Result.ok() if lose else answer
+    return Pending(functools.partial(_exec_ends, node, exec_id, answer, lose))
 
 
-async def _exec_ends(node: SimNode, exec_id: str, running: Pending) -> Result:
+async def _exec_ends(node: SimNode, exec_id: str, running: Pending, lose: bool) -> Result:
     """A long exec keeps its exec ID until it ends (or is killed with its channel)."""
     try:
-        return await running.wait()
+        result = await running.wait()
+        return Result.ok() if lose else result
     finally:
         node.exec_ids.discard(exec_id)
 

@@ -66,7 +66,19 @@ def test_garbage_is_ignored() -> None:
     facts = parse_facts("nonsense\n=\ncpus=x\nkubeadm_version=\n")
     assert facts.cpus == 0
     assert facts.kubeadm_version == ""
-    assert facts.kubeadm_state == KubeadmState.MISSING
+    assert facts.kubeadm_state == KubeadmState.UNKNOWN  # no task list: nothing is known
+    assert "the task list" in facts.incomplete()
+
+
+def test_an_empty_task_list_is_unknown_and_a_listing_without_kubeadm_is_missing() -> None:
+    empty = parse_facts("cpus=2\nhostname=w-1\n")
+    assert empty.kubeadm_task == TaskState.UNKNOWN and empty.kubeadm_state == KubeadmState.UNKNOWN
+    listed = parse_facts("cpus=2\nhostname=w-1\ntask TASK PID STATUS\n"
+                         "task kubelet 10 RUNNING\nkubeadm_version=v1.31.2\n")
+    assert listed.kubeadm_task == TaskState.MISSING and listed.incomplete() == []
+    lost_version = parse_facts("cpus=2\nhostname=w-1\ntask TASK PID STATUS\n"
+                               "task kubelet 10 RUNNING\n")
+    assert lost_version.incomplete() == ["kubeadm's version"]
 
 
 def test_log_message_strips_the_prefix_only_when_present() -> None:
