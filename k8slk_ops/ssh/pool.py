@@ -282,16 +282,7 @@ class SSHPool:
         client_keys = await self._options.keys_for(
             endpoint.settings, endpoint.address, endpoint.port
         )
-        check = HostKeyCheck(
-            node=endpoint.name,
-            label=endpoint.label,
-            address=endpoint.address,
-            port=endpoint.port,
-            policy=endpoint.policy,
-            known_hosts=Path(endpoint.known_hosts_file) if endpoint.known_hosts_file else None,
-            pinned=endpoint.pinned,
-        )
-        check.prepare()
+        check = _host_key_check(endpoint)
         client = _Client(check)
         through: contextlib.AbstractAsyncContextManager[Any] = contextlib.nullcontext()
         if tunnel is not None:
@@ -342,6 +333,21 @@ class SSHPool:
             ssh.close()  # a key we cannot record, or a race lost to another run's key
             raise
         return ssh
+
+
+def _host_key_check(endpoint: _Endpoint) -> HostKeyCheck:
+    """The host-key decision for one dial of ``endpoint``, with known_hosts read afresh."""
+    check = HostKeyCheck(
+        node=endpoint.name,
+        label=endpoint.label,
+        address=endpoint.address,
+        port=endpoint.port,
+        policy=endpoint.policy,
+        known_hosts=Path(endpoint.known_hosts_file) if endpoint.known_hosts_file else None,
+        pinned=endpoint.pinned,
+    )
+    check.prepare()
+    return check
 
 
 async def _record_new_host_key(endpoint: _Endpoint, check: HostKeyCheck) -> None:
