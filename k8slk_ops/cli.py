@@ -97,10 +97,14 @@ SHARED: dict[str, tuple[Any, Any]] = {
     ),
     "break_lock": (
         Annotated[
-            bool,
-            flag("--break-lock", help="Remove a stale cluster lock left by a dead run."),
+            int,
+            typer.Option(
+                "--break-lock", count=True, metavar="",
+                help="Remove a stale cluster lock left by a dead run (twice: even one held by "
+                "a live process of this host).",
+            ),
         ],
-        False,
+        0,
     ),
 }
 OUTPUT = ("json_out", "log_file", "verbose")

@@ -16,12 +16,11 @@ import functools
 import os
 import re
 import shlex
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from tests.fleet import kubeadm, kubectl
 from tests.fleet.node import CONTAINER_PATHS, KUBEADM_LOG, NAMESPACE, SimNode
-from tests.fleet.result import Pending, Result
+from tests.fleet.result import NeedsInput, Pending, Result
 
 _ECHO_TO_FILE = re.compile(r"echo (?P<words>[^;&|<>`$]*?) ?> ?(?P<path>/[\w./-]+)")
 _REDIRECTS = ("2>/dev/null", ">/dev/null", "2>&1", "</dev/null")
@@ -33,13 +32,6 @@ class Follow:
     """Stream the node's kubeadm log from line ``start`` (0-based) until the channel closes."""
 
     start: int
-
-
-@dataclass(frozen=True)
-class NeedsInput:
-    """The command consumes stdin: call ``apply`` with all of it."""
-
-    apply: Callable[[bytes], Result]
 
 
 Answer = Result | Follow | NeedsInput | Pending
@@ -241,7 +233,7 @@ def _exec(
     except BaseException:
         node.exec_ids.discard(exec_id)
         raise
-    if isinstance(answer, Result):
+    if isinstance(answer, (Result, NeedsInput)):
         node.exec_ids.discard(exec_id)
         return answer
     return Pending(functools.partial(_exec_ends, node, exec_id, answer))
