@@ -176,6 +176,14 @@ def _load_inventory(path: Path) -> Inventory:
         return load_inventory(path)
     except InventoryError as exc:
         raise UsageError(str(exc)) from None
+    except MemoryError:
+        raise UsageError(f"{path}: {OUT_OF_MEMORY}") from None
+
+
+OUT_OF_MEMORY = (
+    "what this file describes does not fit in memory (too many nodes, hosts or values); "
+    "nothing was contacted"
+)
 
 
 def _load_playbook(load: Callable[[], Playbook]) -> Playbook:
@@ -184,6 +192,9 @@ def _load_playbook(load: Callable[[], Playbook]) -> Playbook:
         return load()
     except UsageError as exc:
         typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    except MemoryError:
+        typer.echo(f"error: the playbook: {OUT_OF_MEMORY}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
 
 
