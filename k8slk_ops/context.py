@@ -103,6 +103,7 @@ class RunState:
     init_ca_hashes: tuple[str, ...] = ()
     credentials: JoinCredentials | None = None  # token, CA pin, certificate key
     credentials_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    certs_uploaded: bool = False  # this run stored the kubeadm-certs Secret: deleted at the end
     kubeconfig: Path | None = None  # where the admin kubeconfig was written
     versions: dict[str, str] = field(default_factory=dict)  # node -> kubelet version when Ready
     details: dict[str, dict[str, Any]] = field(default_factory=dict)  # node -> status row

@@ -82,6 +82,13 @@ def cli(node: SimNode, argv: list[str]) -> Result | Pending:
         verb = {"cordon": "cordoned", "uncordon": "uncordoned", "drain": "drained"}[words[0]]
         prefix = f"node/{member.name} cordoned\n" if words[0] == "drain" else ""
         return Result.ok(f"{prefix}node/{member.name} {verb}\n")
+    if words[:3] == ["delete", "secret", "kubeadm-certs"]:
+        if cluster.cert_key is None:
+            if "--ignore-not-found" in args:
+                return Result.ok()
+            return Result.error(1, 'Error from server (NotFound): secrets "kubeadm-certs" not found\n')
+        cluster.cert_key = cluster.cert_key_expires = None
+        return Result.ok('secret "kubeadm-certs" deleted\n')
     if words[:2] == ["delete", "node"] and len(words) >= 3:
         out = []
         for name in words[2:]:
