@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
 
 from k8slk_ops.context import ClusterFacts
-from k8slk_ops.errors import CannotStart
+from k8slk_ops.errors import CannotStart, UsageError
 from k8slk_ops.events import Event, EventKind, EventSink
 from k8slk_ops.facts import NodeFacts
 from k8slk_ops.inventory import Inventory
@@ -29,6 +30,7 @@ from k8slk_ops.ssh import (
     SSHPool,
     SSHTarget,
 )
+from k8slk_ops.ssh.options import config_proxy_jump
 
 Opener = Callable[[SSHTarget], Awaitable[LinuxKitNode]]
 
@@ -38,6 +40,11 @@ def targets_of(inventory: Inventory) -> dict[str, SSHTarget]:
     out = {}
     for node in inventory.nodes:
         s = inventory.ssh_for(node)
+        # ~/.ssh/config is honoured when it exists; a missing default is no error.
+        config = s.config_file if s.config_file and s.config_file.exists() else None
+        jump = s.jump_host
+        if jump is None and config is not None:
+            jump = _config_jump(config, s.user, node.address, s.port)
         out[node.name] = SSHTarget(
             name=node.name,
             address=node.address,
@@ -47,13 +54,27 @@ def targets_of(inventory: Inventory) -> dict[str, SSHTarget]:
             known_hosts=s.known_hosts,
             host_key_policy=s.host_key_policy,
             host_key_fingerprint=s.host_key_fingerprint,
-            jump_host=s.jump_host,
+            jump_host=jump,
             connect_timeout=s.connect_timeout,
             keepalive_interval=s.keepalive_interval,
-            # ~/.ssh/config is honoured when it exists; a missing default is no error.
-            config_file=s.config_file if s.config_file and s.config_file.exists() else None,
+            config_file=config,
         )
     return out
+
+
+def _config_jump(config: Path, user: str, address: str, port: int) -> str | None:
+    """A ProxyJump of the ssh config for ``address``, dialled by the pool under the
+    inventory's host-key rules (ssh.options.config_proxy_jump)."""
+    try:
+        jump = config_proxy_jump(config, user, address, port)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{config}: {exc}") from None
+    if jump is not None and "," in jump:
+        raise UsageError(
+            f"{config}: ProxyJump {jump} for {address} has several hops; k8slk-ops goes through "
+            "one jump host: set ssh.jumpHost in the inventory"
+        )
+    return jump
 
 
 class Cluster:

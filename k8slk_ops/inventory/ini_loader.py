@@ -456,6 +456,10 @@ class _Builder:
                 i += 1
             if option is not None:
                 key, _, value = option.replace(" ", "=", 1).partition("=")
+                if key.lower() == "proxycommand":
+                    self.issue(var.value_at, "", PROXY_COMMAND_REFUSED)
+                    i += 1
+                    continue
                 mapped = _ssh_option(key.lower(), value)
                 if mapped is not None:
                     out.append(mapped)
@@ -488,6 +492,13 @@ class _Builder:
             node["ssh"] = ssh
             self.values.setdefault((*loc, "ssh"), host.at)
         return node
+
+
+PROXY_COMMAND_REFUSED = (
+    "ProxyCommand is not supported in ssh arguments (it would be dropped, and the nodes reached "
+    "another way): use -J / -o ProxyJump=HOST (jumpHost), or put the ProxyCommand in the ssh "
+    "config file the inventory names (ssh.configFile, ~/.ssh/config by default)"
+)
 
 
 def _ssh_option(key: str, value: str) -> tuple[str, Any] | None:
