@@ -19,7 +19,7 @@ from k8slk_ops.context import ClusterFacts
 from k8slk_ops.errors import CannotStart, UsageError
 from k8slk_ops.events import Event, EventKind, EventSink
 from k8slk_ops.facts import NodeFacts
-from k8slk_ops.inventory import Inventory
+from k8slk_ops.inventory import Inventory, checks
 from k8slk_ops.membership import MembershipUnavailable, list_members
 from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.ssh import (
@@ -103,6 +103,7 @@ class Cluster:
         self.unreachable: dict[str, str] = {}  # node -> why
         self.host_key_errors: list[str] = []
         self.host_key_state: dict[str, str] = {}  # node -> "mismatch" | "unknown"
+        self.peer_addresses: dict[str, str] = {}  # node -> the IP its connection reached
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -116,7 +117,22 @@ class Cluster:
 
     async def _open(self, target: SSHTarget) -> LinuxKitNode:
         conn = await self.pool.connect(target)
+        if conn.peer_address:
+            self.peer_addresses[target.name] = conn.peer_address
         return LinuxKitNode(target.name, target.address, conn)
+
+    def node_ips(self) -> dict[str, str]:
+        """Each node's IP for kubeadm: ``nodeIP``, else its address when that is an IP, else
+        the IP its SSH connection reached (the name as resolved here)."""
+        out = {}
+        for node in self.inventory.nodes:
+            if node.node_ip is not None:
+                out[node.name] = node.node_ip
+            elif checks.is_ip(node.address):
+                out[node.name] = node.address
+            elif checks.is_ip(self.peer_addresses.get(node.name, "")):
+                out[node.name] = self.peer_addresses[node.name]
+        return out
 
     async def redial(
         self,

@@ -10,6 +10,7 @@ stage to stage there, in memory, never through files.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ class PlanContext:
     facts: Mapping[str, NodeFacts]  # reachable nodes only
     unreachable: Mapping[str, str]  # node -> why
     cluster: ClusterFacts
+    # node -> the IP kubeadm advertises and the kubelet registers (Cluster.node_ips)
+    node_ips: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def spec(self, name: str) -> NodeSpec:
         return self.inventory.node(name)

@@ -144,6 +144,7 @@ class Operation:
             facts=dict(self.cluster.facts),
             unreachable=dict(self.cluster.unreachable),
             cluster=cluster,
+            node_ips=self.cluster.node_ips(),
         )
         plan = make_plan(self.playbook, ctx)
         self.report.plan = plan.to_json()

@@ -50,11 +50,14 @@ ANSIBLE_SSH_VARS = {
     "ansible_private_key_file": "identityFile",
 }
 ADDRESS_VARS = ("ansible_host", "ansible_ssh_host")
+NODE_IP_VARS = ("nodeIP",)
 SSH_ARGS_VARS = ("ansible_ssh_common_args", "ansible_ssh_extra_args")
 SSH_FIELDS = tuple(f.alias or n for n, f in SSHSettings.model_fields.items())
 INT_FIELDS = ("port",)
 NUMBER_FIELDS = ("connectTimeout", "keepaliveInterval")
-KNOWN_VARS = (*CLUSTER_VARS, *ANSIBLE_SSH_VARS, *ADDRESS_VARS, *SSH_ARGS_VARS, *SSH_FIELDS)
+KNOWN_VARS = (
+    *CLUSTER_VARS, *ANSIBLE_SSH_VARS, *ADDRESS_VARS, *NODE_IP_VARS, *SSH_ARGS_VARS, *SSH_FIELDS
+)
 
 MAX_RANGE = 10_000  # a host range wider than this is a typo, not a cluster
 MAX_HOSTS = 10_000  # hosts in one inventory, all lines and ranges together
@@ -480,6 +483,9 @@ class _Builder:
             if key in ADDRESS_VARS:
                 node["address"] = var.value
                 self.values[(*loc, "address")] = var.value_at
+            elif key in NODE_IP_VARS:
+                node["nodeIP"] = var.value
+                self.values[(*loc, "nodeIP")] = var.value_at
             elif key in CLUSTER_VARS:
                 self.issue(
                     var.key_at,
