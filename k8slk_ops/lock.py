@@ -352,15 +352,15 @@ class LeaseLock:
             state = await self.read()
             if state is not None and not break_lock:
                 raise LockHeld(
-                    f"{self.where} is held by {state.describe()}; if that run is gone, re-run "
-                    "with --break-lock"
+                    f"the cluster is locked: {self.where} is held by {state.describe()}; if "
+                    "that run is gone, re-run with --break-lock"
                 )
             if state is not None:
                 self.broken.append(breaking(state.holder, self.where, break_lock))
                 await self._delete()
             if not await self._create():
                 other = await self.read()
-                raise LockHeld(f"{self.where} was taken meanwhile by "
+                raise LockHeld(f"the cluster is locked: {self.where} was taken meanwhile by "
                                f"{other.describe() if other else 'another run'}")
         self.held = True
         await self._refuse_bootstrap_in_progress(break_lock)
