@@ -70,6 +70,7 @@ class Operation:
         self.executor: Executor | None = None
         self.lock: FileLocks | LeaseLock | None = None
         self.lock_lost = ""
+        self.run_ctx: RunContext | None = None
         self.interrupted = False
         self.report = RunReport(
             command=command,
@@ -164,6 +165,7 @@ class Operation:
             add_secret=self.add_secret,
             probe=self.cluster,
         )
+        self.run_ctx = run_ctx
         reports = {n.name: n for n in self.report.nodes}
         self.executor = Executor(run_ctx, plan, reports, guard=self._still_locked)
         if self.interrupted:
@@ -214,8 +216,9 @@ class Operation:
             renewer.cancel()
             with contextlib.suppress(BaseException):
                 await renewer
-            with contextlib.suppress(Exception):
-                await lock.release()
+            if not self._lock_taken_apart():
+                with contextlib.suppress(Exception):
+                    await lock.release()
 
     async def _take_cluster_lock(
         self, cluster: ClusterFacts, holder: Holder
@@ -238,6 +241,8 @@ class Operation:
         """Renew the lock until the run ends; a renewal that fails marks the lock lost."""
         while True:
             await asyncio.sleep(RENEW_SECONDS)
+            if self._lock_taken_apart():
+                return
             try:
                 await lock.renew()
             except LockLost as exc:
@@ -246,12 +251,18 @@ class Operation:
             except Exception:  # a connection hiccup: the next renewal or the check decides
                 continue
 
+    def _lock_taken_apart(self) -> bool:
+        """The run itself reset the control plane its Lease was kept through (the last one,
+        or the cluster taken apart): the lock went with the cluster, on purpose."""
+        lock, ctx = self.lock, self.run_ctx
+        return isinstance(lock, LeaseLock) and ctx is not None and lock.node.name in ctx.state.reset
+
     async def _still_locked(self) -> str | None:
         """Checked before every changing stage: None while the run holds its lock."""
+        if self.lock is None or self._lock_taken_apart():
+            return None
         if self.lock_lost:
             return self.lock_lost
-        if self.lock is None:
-            return None
         try:
             return await self.lock.verify()
         except Exception as exc:

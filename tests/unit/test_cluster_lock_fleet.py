@@ -159,3 +159,13 @@ def test_a_bootstrap_before_the_cluster_exists_locks_every_control_plane(
     assert "cp-2" in run.stderr and "20260101T000000-abcdef" in run.stderr
     assert fleet.file("cp-1", LOCK_FILE) is None  # what it took, it gave back
     assert fleet.members() == {}
+
+
+def test_removing_the_last_control_plane_takes_the_lease_with_it(
+    fleet: InProcessFleet, k8slk: K8slk
+) -> None:
+    assert k8slk("bootstrap", fleet.inventory).code == 0
+    run = k8slk("remove-node", fleet.inventory, "cp-1", "--force", "--force", "--json")
+    assert run.code == 0, run.why()
+    assert run.outcomes["cp-1"] == "ok"
+    assert "lock was lost" not in run.stderr
