@@ -23,7 +23,7 @@ import os
 import socket
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -297,8 +297,13 @@ class LeaseLock:
 
     where = f"the cluster lock (Lease {LEASE_NAMESPACE}/{LEASE_NAME})"
 
-    def __init__(self, node: LinuxKitNode, holder: Holder) -> None:
-        self.node = node
+    def __init__(
+        self, node: str, connect: Callable[[str], Awaitable[LinuxKitNode]], holder: Holder
+    ) -> None:
+        # Reached through the run's current connection to ``node`` each time (a node the run
+        # re-dials, after a reboot say, has a new one).
+        self.node_name = node
+        self._connect = connect
         self.holder = holder
         self.identity = holder.encode()
         self.version = ""
@@ -327,7 +332,8 @@ class LeaseLock:
         }).encode()
 
     async def _kubectl(self, *args: str, data: bytes | None = None) -> CommandResult:
-        return await self.node.kubelet_exec(["kubectl", *args], input=data, timeout=30)
+        node = await self._connect(self.node_name)
+        return await node.kubelet_exec(["kubectl", *args], input=data, timeout=30)
 
     async def read(self) -> LeaseState | None:
         result = await self._kubectl("get", "lease", LEASE_NAME, "-n", LEASE_NAMESPACE, "-o", "json")
@@ -345,7 +351,7 @@ class LeaseLock:
             return True
         if b"AlreadyExists" in result.stderr:
             return False
-        raise CannotStart(f"cannot create {self.where} on {self.node.name}: {_said(result)}")
+        raise CannotStart(f"cannot create {self.where} on {self.node_name}: {_said(result)}")
 
     async def acquire(self, break_lock: int = 0) -> None:
         if not await self._create():
@@ -367,25 +373,26 @@ class LeaseLock:
 
     async def _refuse_bootstrap_in_progress(self, break_lock: int) -> None:
         """A bootstrap that began before the cluster existed holds lock files, not the Lease."""
-        text = await self.node.read_file(paths.LOCK_FILE)
+        node = await self._connect(self.node_name)
+        text = await node.read_file(paths.LOCK_FILE)
         if text is None:
             return
         other = Holder.decode(text.decode(errors="replace"))
         if other is not None and other.run_id == self.holder.run_id:
             return
         if break_lock:
-            where = f"the lock file on {self.node.name} ({paths.LOCK_FILE})"
+            where = f"the lock file on {self.node_name} ({paths.LOCK_FILE})"
             try:
                 self.broken.append(breaking(other, where, break_lock))
             except LockHeld:
                 await self.release()
                 raise
-            await self.node.remove_file(paths.LOCK_FILE)
+            await node.remove_file(paths.LOCK_FILE)
             return
         await self.release()
         who = other.describe() if other else "an unknown holder"
         raise LockHeld(
-            f"the cluster is locked on {self.node.name} ({paths.LOCK_FILE}) by {who}; if that "
+            f"the cluster is locked on {self.node_name} ({paths.LOCK_FILE}) by {who}; if that "
             "run is gone, re-run with --break-lock"
         )
 

@@ -225,7 +225,7 @@ class Operation:
     ) -> FileLocks | LeaseLock:
         lock: FileLocks | LeaseLock
         if cluster.initialised:
-            lock = LeaseLock(await self.cluster.connect(cluster.primary), holder)
+            lock = LeaseLock(cluster.primary, self.cluster.connect, holder)
         else:
             names = [
                 n.name for n in self.inventory.control_planes if n.name not in self.cluster.unreachable
@@ -255,7 +255,7 @@ class Operation:
         """The run itself reset the control plane its Lease was kept through (the last one,
         or the cluster taken apart): the lock went with the cluster, on purpose."""
         lock, ctx = self.lock, self.run_ctx
-        return isinstance(lock, LeaseLock) and ctx is not None and lock.node.name in ctx.state.reset
+        return isinstance(lock, LeaseLock) and ctx is not None and lock.node_name in ctx.state.reset
 
     async def _still_locked(self) -> str | None:
         """Checked before every changing stage: None while the run holds its lock."""
