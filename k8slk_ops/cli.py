@@ -114,10 +114,14 @@ SHARED: dict[str, tuple[Any, Any]] = {
     ),
     "break_lock": (
         Annotated[
-            bool,
-            flag("--break-lock", help="Remove a stale cluster lock left by a dead run."),
+            int,
+            typer.Option(
+                "--break-lock", count=True, metavar="",
+                help="Remove a stale cluster lock left by a dead run (twice: even one held by "
+                "a live process of this host).",
+            ),
         ],
-        False,
+        0,
     ),
     "metrics_file": (MetricsFileOpt, None),
 }
@@ -196,6 +200,14 @@ def _load_inventory(path: Path) -> Inventory:
         return load_inventory(path)
     except InventoryError as exc:
         raise UsageError(str(exc)) from None
+    except MemoryError:
+        raise UsageError(f"{path}: {OUT_OF_MEMORY}") from None
+
+
+OUT_OF_MEMORY = (
+    "what this file describes does not fit in memory (too many nodes, hosts or values); "
+    "nothing was contacted"
+)
 
 
 def _load_playbook(load: Callable[[], Playbook]) -> Playbook:
@@ -204,6 +216,9 @@ def _load_playbook(load: Callable[[], Playbook]) -> Playbook:
         return load()
     except UsageError as exc:
         typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    except MemoryError:
+        typer.echo(f"error: the playbook: {OUT_OF_MEMORY}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
 
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
 
 from k8slk_ops.context import ClusterFacts
-from k8slk_ops.errors import CannotStart
+from k8slk_ops.errors import CannotStart, UsageError
 from k8slk_ops.events import Event, EventKind, EventSink
 from k8slk_ops.facts import NodeFacts
-from k8slk_ops.inventory import Inventory
+from k8slk_ops.inventory import Inventory, checks
 from k8slk_ops.membership import MembershipUnavailable, list_members
 from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.ssh import (
@@ -29,6 +30,7 @@ from k8slk_ops.ssh import (
     SSHPool,
     SSHTarget,
 )
+from k8slk_ops.ssh.options import config_proxy_jump
 
 Opener = Callable[[SSHTarget], Awaitable[LinuxKitNode]]
 
@@ -38,6 +40,11 @@ def targets_of(inventory: Inventory) -> dict[str, SSHTarget]:
     out = {}
     for node in inventory.nodes:
         s = inventory.ssh_for(node)
+        # ~/.ssh/config is honoured when it exists; a missing default is no error.
+        config = s.config_file if s.config_file and s.config_file.exists() else None
+        jump = s.jump_host
+        if jump is None and config is not None:
+            jump = _config_jump(config, s.user, node.address, s.port)
         out[node.name] = SSHTarget(
             name=node.name,
             address=node.address,
@@ -47,13 +54,27 @@ def targets_of(inventory: Inventory) -> dict[str, SSHTarget]:
             known_hosts=s.known_hosts,
             host_key_policy=s.host_key_policy,
             host_key_fingerprint=s.host_key_fingerprint,
-            jump_host=s.jump_host,
+            jump_host=jump,
             connect_timeout=s.connect_timeout,
             keepalive_interval=s.keepalive_interval,
-            # ~/.ssh/config is honoured when it exists; a missing default is no error.
-            config_file=s.config_file if s.config_file and s.config_file.exists() else None,
+            config_file=config,
         )
     return out
+
+
+def _config_jump(config: Path, user: str, address: str, port: int) -> str | None:
+    """A ProxyJump of the ssh config for ``address``, dialled by the pool under the
+    inventory's host-key rules (ssh.options.config_proxy_jump)."""
+    try:
+        jump = config_proxy_jump(config, user, address, port)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{config}: {exc}") from None
+    if jump is not None and "," in jump:
+        raise UsageError(
+            f"{config}: ProxyJump {jump} for {address} has several hops; k8slk-ops goes through "
+            "one jump host: set ssh.jumpHost in the inventory"
+        )
+    return jump
 
 
 class Cluster:
@@ -82,6 +103,7 @@ class Cluster:
         self.unreachable: dict[str, str] = {}  # node -> why
         self.host_key_errors: list[str] = []
         self.host_key_state: dict[str, str] = {}  # node -> "mismatch" | "unknown"
+        self.peer_addresses: dict[str, str] = {}  # node -> the IP its connection reached
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -95,7 +117,22 @@ class Cluster:
 
     async def _open(self, target: SSHTarget) -> LinuxKitNode:
         conn = await self.pool.connect(target)
+        if conn.peer_address:
+            self.peer_addresses[target.name] = conn.peer_address
         return LinuxKitNode(target.name, target.address, conn)
+
+    def node_ips(self) -> dict[str, str]:
+        """Each node's IP for kubeadm: ``nodeIP``, else its address when that is an IP, else
+        the IP its SSH connection reached (the name as resolved here)."""
+        out = {}
+        for node in self.inventory.nodes:
+            if node.node_ip is not None:
+                out[node.name] = node.node_ip
+            elif checks.is_ip(node.address):
+                out[node.name] = node.address
+            elif checks.is_ip(self.peer_addresses.get(node.name, "")):
+                out[node.name] = self.peer_addresses[node.name]
+        return out
 
     async def redial(
         self,

@@ -10,6 +10,7 @@ stage to stage there, in memory, never through files.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,8 @@ class PlanContext:
     facts: Mapping[str, NodeFacts]  # reachable nodes only
     unreachable: Mapping[str, str]  # node -> why
     cluster: ClusterFacts
+    # node -> the IP kubeadm advertises and the kubelet registers (Cluster.node_ips)
+    node_ips: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def spec(self, name: str) -> NodeSpec:
         return self.inventory.node(name)
@@ -104,6 +107,7 @@ class RunState:
     init_ca_hashes: tuple[str, ...] = ()
     credentials: JoinCredentials | None = None  # token, CA pin, certificate key
     credentials_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    certs_uploaded: bool = False  # this run stored the kubeadm-certs Secret: deleted at the end
     kubeconfig: Path | None = None  # where the admin kubeconfig was written
     versions: dict[str, str] = field(default_factory=dict)  # node -> kubelet version when Ready
     details: dict[str, dict[str, Any]] = field(default_factory=dict)  # node -> status row

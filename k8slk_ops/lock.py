@@ -1,13 +1,19 @@
 """Two locks keep two runs from driving one cluster at once.
 
 The local lock (``flock`` on a file under the user's cache dir) stops two runs from this
-machine; the cluster lock (a file created exclusively in the primary's tmpfs ``/run``) stops runs
-from different machines, and a node reboot clears a stale one. Both record who holds them so a
-refusal can name the holder; ``--break-lock`` removes a stale cluster lock on purpose.
+machine. The cluster lock stops runs from different machines, and lives where every run meets
+it whatever command it runs and whichever control plane it works through: once the cluster
+exists, a Lease in kube-system (``LeaseLock``), created only if absent and renewed while the run
+lasts; before it exists, a file created exclusively in the tmpfs ``/run`` of every reachable
+control plane, in inventory order (``FileLocks``; a node reboot clears a stale one). Every lock
+records who holds it so a refusal can name the holder; ``--break-lock`` removes a stale cluster
+lock on purpose, says whose, and refuses a lock held by a live process of this host unless
+given twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import getpass
@@ -17,12 +23,16 @@ import os
 import socket
 import stat
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from k8slk_ops import paths
 from k8slk_ops.errors import CannotStart, LockHeld
 from k8slk_ops.node import LinuxKitNode
+from k8slk_ops.ssh import CommandResult
 
 
 @dataclass(frozen=True)
@@ -121,15 +131,26 @@ class ClusterLock:
         self.holder = holder
         self.held = False
 
-    async def acquire(self, break_lock: bool = False) -> None:
+    async def acquire(self, break_lock: int = 0) -> list[str]:
+        """Take the lock file; what was broken to take it, in words."""
+        broken = []
         if break_lock:
-            await self.node.remove_file(paths.LOCK_FILE)
+            text = await self.node.read_file(paths.LOCK_FILE)
+            if text is not None:
+                where = f"the lock file on {self.node.name} ({paths.LOCK_FILE})"
+                other = Holder.decode(text.decode(errors="replace"))
+                broken.append(breaking(other, where, break_lock))
+                await self.node.remove_file(paths.LOCK_FILE)
         argv = ["sh", "-c", _TAKE, "sh", self.holder.encode(), paths.LOCK_FILE]
         result = await self.node.shell(argv)
         out = result.stdout.decode(errors="replace").strip()
+        if result.exit_status != 0 and not out:
+            raise CannotStart(
+                f"cannot take the lock file on {self.node.name}: exit status {result.exit_status}"
+            )
         if out == "taken":
             self.held = True
-            return
+            return broken
         other = Holder.decode(out)
         who = other.describe() if other else f"an unknown holder ({out[:80]!r})"
         raise LockHeld(
@@ -142,3 +163,284 @@ class ClusterLock:
             argv = ["sh", "-c", _RELEASE, "sh", f'"run_id": "{self.holder.run_id}"', paths.LOCK_FILE]
             await self.node.shell(argv)
             self.held = False
+
+
+# -- breaking a lock --------------------------------------------------------------------------
+
+YOUNG_SECONDS = 3600.0  # a lock younger than this, from this host, by a live pid, is in use
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0 and not isinstance(pid, bool)
+    return pid > 0
+
+
+def breaking(other: Holder | None, what: str, times: int) -> str:
+    """What ``--break-lock`` is about to remove, in words; LockHeld when the lock looks in use
+    by a live run on this very host and the flag was given only once."""
+    if other is None:
+        return f"breaking {what}, held by an unreadable holder"
+    age = time.time() - other.since
+    live = other.host == socket.gethostname() and pid_alive(other.pid) and age < YOUNG_SECONDS
+    if live and times < 2:
+        raise LockHeld(
+            f"refusing to break {what}: it is held by {other.describe()}, a process that is "
+            "still running on this host; give --break-lock twice to break it anyway"
+        )
+    return (
+        f"breaking {what}, held by {other.command} on {other.host} pid {other.pid} "
+        f"(run {other.run_id}, by {other.user}, {int(age)}s old)"
+    )
+
+
+# -- the lock file on every control plane, before the cluster exists ---------------------------
+
+
+class FileLocks:
+    """Before the cluster exists: the lock file on every reachable control plane, taken in
+    inventory order so that two runs meet on the first node they share."""
+
+    def __init__(self, nodes: Sequence[LinuxKitNode], holder: Holder) -> None:
+        self.locks = [ClusterLock(n, holder) for n in nodes]
+        self.holder = holder
+        self.broken: list[str] = []
+
+    async def acquire(self, break_lock: int = 0) -> None:
+        try:
+            for lock in self.locks:
+                self.broken += await lock.acquire(break_lock)
+        except BaseException:
+            await self.release()
+            raise
+
+    async def verify(self) -> str | None:
+        """None while every lock file still names this run, else why not."""
+        for lock in self.locks:
+            text = await lock.node.read_file(paths.LOCK_FILE)
+            other = Holder.decode((text or b"").decode(errors="replace"))
+            if other is None or other.run_id != self.holder.run_id:
+                who = other.describe() if other else "nobody"
+                return f"the lock file on {lock.node.name} is now held by {who}"
+        return None
+
+    async def renew(self) -> None:
+        """A lock file lives until removed (or the node reboots): nothing to renew."""
+
+    async def release(self) -> None:
+        for lock in reversed(self.locks):
+            with contextlib.suppress(Exception):
+                await lock.release()
+
+
+# -- the Lease, once the cluster exists ---------------------------------------------------------
+
+LEASE_NAME = "k8slk-ops-lock"
+LEASE_NAMESPACE = "kube-system"
+LEASE_SECONDS = 120  # a holder that stopped renewing for this long is gone
+RENEW_SECONDS = 20.0
+
+
+def _micro_time(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_time(text: object) -> float | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    """The Lease as the API server holds it."""
+
+    holder: Holder | None
+    identity: str
+    renewed: float | None
+    resource_version: str
+    body: dict[str, Any]
+
+    @classmethod
+    def parse(cls, out: bytes) -> LeaseState:
+        try:
+            body = json.loads(out.decode())
+            spec = body.get("spec") or {}
+            identity = str(spec.get("holderIdentity") or "")
+            version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+        except (ValueError, AttributeError) as exc:
+            raise CannotStart(f"the cluster lock Lease could not be read: {exc}") from None
+        renewed = _parse_time(spec.get("renewTime"))
+        return cls(Holder.decode(identity), identity, renewed, version, body)
+
+    def describe(self) -> str:
+        who = self.holder.describe() if self.holder else f"an unknown holder ({self.identity[:80]!r})"
+        if self.renewed is not None:
+            quiet = int(time.time() - self.renewed)
+            who += f", last renewed {quiet}s ago"
+            if quiet > LEASE_SECONDS:
+                who += " (expired: that run is probably gone)"
+        return who
+
+
+class LeaseLock:
+    """The cluster's lock once it exists: a Lease (coordination.k8s.io/v1) in kube-system,
+    created only if absent, renewed while the run lasts, deleted at its end. It lives in the
+    cluster, so every run meets it whatever node it works through."""
+
+    where = f"the cluster lock (Lease {LEASE_NAMESPACE}/{LEASE_NAME})"
+
+    def __init__(
+        self, node: str, connect: Callable[[str], Awaitable[LinuxKitNode]], holder: Holder
+    ) -> None:
+        # Reached through the run's current connection to ``node`` each time (a node the run
+        # re-dials, after a reboot say, has a new one).
+        self.node_name = node
+        self._connect = connect
+        self.holder = holder
+        self.identity = holder.encode()
+        self.version = ""
+        self.held = False
+        self.broken: list[str] = []
+
+    def _manifest(self, version: str = "") -> bytes:
+        now = _micro_time(time.time())
+        meta: dict[str, Any] = {
+            "name": LEASE_NAME,
+            "namespace": LEASE_NAMESPACE,
+            "labels": {"app.kubernetes.io/managed-by": "k8slk-ops"},
+        }
+        if version:
+            meta["resourceVersion"] = version
+        return json.dumps({
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": meta,
+            "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": LEASE_SECONDS,
+                "acquireTime": _micro_time(self.holder.since),
+                "renewTime": now,
+            },
+        }).encode()
+
+    async def _kubectl(self, *args: str, data: bytes | None = None) -> CommandResult:
+        node = await self._connect(self.node_name)
+        return await node.kubelet_exec(["kubectl", *args], input=data, timeout=30)
+
+    async def read(self) -> LeaseState | None:
+        result = await self._kubectl("get", "lease", LEASE_NAME, "-n", LEASE_NAMESPACE, "-o", "json")
+        if result.exit_status != 0:
+            if b"NotFound" in result.stderr:
+                return None
+            raise CannotStart(f"cannot read {self.where}: {_said(result)}")
+        return LeaseState.parse(result.stdout)
+
+    async def _create(self) -> bool:
+        """True when this run created the Lease; False when it exists already."""
+        result = await self._kubectl("create", "-f", "-", "-o", "json", data=self._manifest())
+        if result.exit_status == 0:
+            self.version = LeaseState.parse(result.stdout).resource_version
+            return True
+        if b"AlreadyExists" in result.stderr:
+            return False
+        raise CannotStart(f"cannot create {self.where} on {self.node_name}: {_said(result)}")
+
+    async def acquire(self, break_lock: int = 0) -> None:
+        if not await self._create():
+            state = await self.read()
+            if state is not None and not break_lock:
+                raise LockHeld(
+                    f"the cluster is locked: {self.where} is held by {state.describe()}; if "
+                    "that run is gone, re-run with --break-lock"
+                )
+            if state is not None:
+                self.broken.append(breaking(state.holder, self.where, break_lock))
+                await self._delete()
+            if not await self._create():
+                other = await self.read()
+                raise LockHeld(f"the cluster is locked: {self.where} was taken meanwhile by "
+                               f"{other.describe() if other else 'another run'}")
+        self.held = True
+        await self._refuse_bootstrap_in_progress(break_lock)
+
+    async def _refuse_bootstrap_in_progress(self, break_lock: int) -> None:
+        """A bootstrap that began before the cluster existed holds lock files, not the Lease."""
+        node = await self._connect(self.node_name)
+        text = await node.read_file(paths.LOCK_FILE)
+        if text is None:
+            return
+        other = Holder.decode(text.decode(errors="replace"))
+        if other is not None and other.run_id == self.holder.run_id:
+            return
+        if break_lock:
+            where = f"the lock file on {self.node_name} ({paths.LOCK_FILE})"
+            try:
+                self.broken.append(breaking(other, where, break_lock))
+            except LockHeld:
+                await self.release()
+                raise
+            await node.remove_file(paths.LOCK_FILE)
+            return
+        await self.release()
+        who = other.describe() if other else "an unknown holder"
+        raise LockHeld(
+            f"the cluster is locked on {self.node_name} ({paths.LOCK_FILE}) by {who}; if that "
+            "run is gone, re-run with --break-lock"
+        )
+
+    async def verify(self) -> str | None:
+        """None while the Lease is this run's, else why not."""
+        try:
+            state = await self.read()
+        except CannotStart as exc:
+            return str(exc)
+        if state is None:
+            return f"{self.where} was deleted"
+        if state.identity != self.identity:
+            return f"{self.where} is now held by {state.describe()}"
+        return None
+
+    async def renew(self) -> None:
+        """Move renewTime on, only over this run's own version of the Lease (the server
+        refuses a replace of a version that changed meanwhile)."""
+        state = await self.read()
+        if state is None or state.identity != self.identity:
+            raise LockLost(await self.verify() or f"{self.where} was lost")
+        result = await self._kubectl(
+            "replace", "-f", "-", "-o", "json", data=self._manifest(state.resource_version)
+        )
+        if result.exit_status != 0:
+            raise LockLost(f"{self.where} could not be renewed: {_said(result)}")
+        self.version = LeaseState.parse(result.stdout).resource_version
+
+    async def _delete(self) -> None:
+        result = await self._kubectl(
+            "delete", "lease", LEASE_NAME, "-n", LEASE_NAMESPACE, "--ignore-not-found"
+        )
+        if result.exit_status != 0:
+            raise CannotStart(f"cannot delete {self.where}: {_said(result)}")
+
+    async def release(self) -> None:
+        if not self.held:
+            return
+        self.held = False
+        state = await self.read()
+        if state is not None and state.identity == self.identity:
+            await self._delete()
+
+
+class LockLost(Exception):
+    """The run's cluster lock is no longer its own."""
+
+
+def _said(result: CommandResult) -> str:
+    text = (result.stderr or result.stdout).decode(errors="replace").strip()
+    return text.splitlines()[-1][:200] if text else f"exit status {result.exit_status}"

@@ -51,7 +51,14 @@ async def list_members(control_plane: LinuxKitNode) -> dict[str, Member]:
         raise MembershipUnavailable(str(exc)) from exc
     if result.exit_status != 0:
         raise MembershipUnavailable(kubeadm.failure_summary(result.stderr))
-    return members_of(result.stdout.decode())
+    try:
+        return members_of(result.stdout.decode())
+    except UnicodeDecodeError:
+        raise MembershipUnavailable(
+            f"kubectl get nodes -o json on {control_plane.name} printed bytes that are not UTF-8"
+        ) from None
+    except kubeadm.ParseError as exc:
+        raise MembershipUnavailable(f"{exc} (on {control_plane.name})") from None
 
 
 class MemberWatcher:

@@ -21,11 +21,11 @@ from pathlib import Path
 from k8slk_ops import outcomes
 from k8slk_ops.cluster import Cluster, targets_of
 from k8slk_ops.context import ClusterFacts, PlanContext, RunContext
-from k8slk_ops.errors import CannotStart, UsageError
+from k8slk_ops.errors import EXIT_CANNOT_START, CannotStart, UsageError
 from k8slk_ops.events import Event, EventKind, EventSink, NodeReport, RunReport
 from k8slk_ops.inventory import Inventory
 from k8slk_ops.inventory.playbook_check import check_hosts
-from k8slk_ops.lock import ClusterLock, Holder, LocalLock
+from k8slk_ops.lock import RENEW_SECONDS, FileLocks, Holder, LeaseLock, LocalLock, LockLost
 from k8slk_ops.options import RunOptions
 from k8slk_ops.plan import Plan, make_plan, needed_nodes
 from k8slk_ops.playbook import Playbook
@@ -50,7 +50,7 @@ class Operation:
         add_secret: Callable[[str], None],
         *,
         command: str,
-        break_lock: bool = False,
+        break_lock: int = 0,
         local_lock_dir: str | None = None,
     ) -> None:
         self.playbook = playbook
@@ -68,6 +68,9 @@ class Operation:
             refuse_host_key_errors=not playbook.read_only,
         )
         self.executor: Executor | None = None
+        self.lock: FileLocks | LeaseLock | None = None
+        self.lock_lost = ""
+        self.run_ctx: RunContext | None = None
         self.interrupted = False
         self.report = RunReport(
             command=command,
@@ -146,6 +149,7 @@ class Operation:
             facts=dict(self.cluster.facts),
             unreachable=dict(self.cluster.unreachable),
             cluster=cluster,
+            node_ips=self.cluster.node_ips(),
         )
         plan = make_plan(self.playbook, ctx)
         self.report.plan = plan.to_json()
@@ -165,12 +169,19 @@ class Operation:
             add_secret=self.add_secret,
             probe=self.cluster,
         )
+        self.run_ctx = run_ctx
         reports = {n.name: n for n in self.report.nodes}
-        self.executor = Executor(run_ctx, plan, reports)
+        self.executor = Executor(run_ctx, plan, reports, guard=self._still_locked)
         if self.interrupted:
             self.executor.request_stop()
         await self.executor.execute()
         outcomes.finish_run(self.report, self.cluster, run_ctx.state, self.executor.interrupted)
+        if self.executor.guard_stopped:
+            self.report.messages.append(
+                f"the cluster lock was lost ({self.executor.guard_stopped}): the run stopped "
+                "before its next changing stage"
+            )
+            self.report.exit_code = EXIT_CANNOT_START
 
     # -- locks and signals ----------------------------------------------------------------------
 
@@ -194,17 +205,72 @@ class Operation:
     async def _cluster_lock(
         self, cluster: ClusterFacts, holder: Holder, locking: bool
     ) -> AsyncIterator[None]:
-        """The lock file on the primary, for a run that changes things; released in any case."""
-        lock: ClusterLock | None = None
-        if locking:
-            lock = ClusterLock(await self.cluster.connect(cluster.primary), holder)
-            await lock.acquire(self.break_lock)
+        """The cluster lock for a run that changes things, renewed while the run lasts and
+        released in any case: the Lease once the cluster exists, else the lock file on every
+        reachable control plane (lock.py)."""
+        if not locking:
+            yield
+            return
+        lock = await self._take_cluster_lock(cluster, holder)
+        self.lock = lock
+        renewer = asyncio.ensure_future(self._keep(lock))
         try:
             yield
         finally:
-            if lock is not None:
+            renewer.cancel()
+            with contextlib.suppress(BaseException):
+                await renewer
+            if not self._lock_taken_apart():
                 with contextlib.suppress(Exception):
                     await lock.release()
+
+    async def _take_cluster_lock(
+        self, cluster: ClusterFacts, holder: Holder
+    ) -> FileLocks | LeaseLock:
+        lock: FileLocks | LeaseLock
+        if cluster.initialised:
+            lock = LeaseLock(cluster.primary, self.cluster.connect, holder)
+        else:
+            names = [
+                n.name for n in self.inventory.control_planes if n.name not in self.cluster.unreachable
+            ]
+            lock = FileLocks([await self.cluster.connect(n) for n in names], holder)
+        await lock.acquire(self.break_lock)
+        for message in lock.broken:
+            self.emit(None, "lock", EventKind.WARN, message)
+            self.report.messages.append(message)
+        return lock
+
+    async def _keep(self, lock: FileLocks | LeaseLock) -> None:
+        """Renew the lock until the run ends; a renewal that fails marks the lock lost."""
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            if self._lock_taken_apart():
+                return
+            try:
+                await lock.renew()
+            except LockLost as exc:
+                self.lock_lost = str(exc)
+                return
+            except Exception:  # a connection hiccup: the next renewal or the check decides
+                continue
+
+    def _lock_taken_apart(self) -> bool:
+        """The run itself reset the control plane its Lease was kept through (the last one,
+        or the cluster taken apart): the lock went with the cluster, on purpose."""
+        lock, ctx = self.lock, self.run_ctx
+        return isinstance(lock, LeaseLock) and ctx is not None and lock.node_name in ctx.state.reset
+
+    async def _still_locked(self) -> str | None:
+        """Checked before every changing stage: None while the run holds its lock."""
+        if self.lock is None or self._lock_taken_apart():
+            return None
+        if self.lock_lost:
+            return self.lock_lost
+        try:
+            return await self.lock.verify()
+        except Exception as exc:
+            return f"the lock could not be checked: {exc}"
 
     @contextlib.asynccontextmanager
     async def _signals(self) -> AsyncIterator[None]:

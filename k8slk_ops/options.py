@@ -27,7 +27,7 @@ class SharedOptions:
     json_out: bool = False
     log_file: Path | None = None
     verbose: bool = False
-    break_lock: bool = False
+    break_lock: int = 0  # times --break-lock was given
     dry_run: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
     timeout: float = DEFAULT_TIMEOUT

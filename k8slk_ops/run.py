@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from k8slk_ops.context import RunContext
@@ -41,8 +42,18 @@ class NodeProgress:
 class Executor:
     """Runs one plan against live nodes and fills in the per-node reports."""
 
-    def __init__(self, ctx: RunContext, plan: Plan, reports: dict[str, NodeReport]) -> None:
+    def __init__(
+        self,
+        ctx: RunContext,
+        plan: Plan,
+        reports: dict[str, NodeReport],
+        guard: Callable[[], Awaitable[str | None]] | None = None,
+    ) -> None:
         self.ctx = ctx
+        # Asked before every stage that changes nodes: None to go on, else why the run stops
+        # (the cluster lock is no longer the run's).
+        self.guard = guard
+        self.guard_stopped = ""
         self.plan = plan
         self.reports = reports
         self.progress: dict[str, NodeProgress] = {name: NodeProgress() for name in reports}
@@ -72,6 +83,8 @@ class Executor:
         for stage in self.plan.stages:
             if self.stopping.is_set() or self.stopped_by_failure:
                 break
+            if not await self._guard_allows(stage):
+                break
             failed = await self._run_stage(stage)
             if failed and stage.stage.on_failure == "stop":
                 self.stopped_by_failure = True
@@ -83,6 +96,17 @@ class Executor:
         for stage in self.plan.always:
             await self._run_stage(stage, always=True)
         self._finish_reports()
+
+    async def _guard_allows(self, stage: PlannedStage) -> bool:
+        changing = any(step.call.step.changes for n in stage.nodes for step in n.steps)
+        if self.guard is None or not changing:
+            return True
+        why = await self.guard()
+        if why is None:
+            return True
+        self.guard_stopped = why
+        self.ctx.emit(None, stage.name, EventKind.WARN, f"stopping before {stage.name}: {why}")
+        return False
 
     async def _run_stage(self, stage: PlannedStage, always: bool = False) -> set[str]:
         todo = [n for n in stage.nodes if always or not self.progress[n.node].failed]

@@ -55,6 +55,22 @@ def is_hostname(value: str) -> bool:
     return all(_HOST_LABEL.match(label) for label in labels)
 
 
+def ip(value: str) -> str:
+    """An IP address (normalised): what kubeadm advertises and the kubelet registers."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"must be an IP address, got {value!r}") from None
+
+
+def is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 def host(value: str) -> str:
     """An IP address (normalised) or a host name (lower-cased): where a node is reached."""
     try:

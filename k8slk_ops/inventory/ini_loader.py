@@ -50,11 +50,14 @@ ANSIBLE_SSH_VARS = {
     "ansible_private_key_file": "identityFile",
 }
 ADDRESS_VARS = ("ansible_host", "ansible_ssh_host")
+NODE_IP_VARS = ("nodeIP",)
 SSH_ARGS_VARS = ("ansible_ssh_common_args", "ansible_ssh_extra_args")
 SSH_FIELDS = tuple(f.alias or n for n, f in SSHSettings.model_fields.items())
 INT_FIELDS = ("port",)
 NUMBER_FIELDS = ("connectTimeout", "keepaliveInterval")
-KNOWN_VARS = (*CLUSTER_VARS, *ANSIBLE_SSH_VARS, *ADDRESS_VARS, *SSH_ARGS_VARS, *SSH_FIELDS)
+KNOWN_VARS = (
+    *CLUSTER_VARS, *ANSIBLE_SSH_VARS, *ADDRESS_VARS, *NODE_IP_VARS, *SSH_ARGS_VARS, *SSH_FIELDS
+)
 
 MAX_RANGE = 10_000  # a host range wider than this is a typo, not a cluster
 MAX_HOSTS = 10_000  # hosts in one inventory, all lines and ranges together
@@ -456,6 +459,10 @@ class _Builder:
                 i += 1
             if option is not None:
                 key, _, value = option.replace(" ", "=", 1).partition("=")
+                if key.lower() == "proxycommand":
+                    self.issue(var.value_at, "", PROXY_COMMAND_REFUSED)
+                    i += 1
+                    continue
                 mapped = _ssh_option(key.lower(), value)
                 if mapped is not None:
                     out.append(mapped)
@@ -476,6 +483,9 @@ class _Builder:
             if key in ADDRESS_VARS:
                 node["address"] = var.value
                 self.values[(*loc, "address")] = var.value_at
+            elif key in NODE_IP_VARS:
+                node["nodeIP"] = var.value
+                self.values[(*loc, "nodeIP")] = var.value_at
             elif key in CLUSTER_VARS:
                 self.issue(
                     var.key_at,
@@ -488,6 +498,13 @@ class _Builder:
             node["ssh"] = ssh
             self.values.setdefault((*loc, "ssh"), host.at)
         return node
+
+
+PROXY_COMMAND_REFUSED = (
+    "ProxyCommand is not supported in ssh arguments (it would be dropped, and the nodes reached "
+    "another way): use -J / -o ProxyJump=HOST (jumpHost), or put the ProxyCommand in the ssh "
+    "config file the inventory names (ssh.configFile, ~/.ssh/config by default)"
+)
 
 
 def _ssh_option(key: str, value: str) -> tuple[str, Any] | None:

@@ -209,6 +209,9 @@ class NodeSpec(_Model):
     name: Annotated[str, AfterValidator(checks.dns_subdomain)]
     address: Address
     role: Role
+    # The IP kubeadm advertises and the kubelet registers; by default the address itself when
+    # it is an IP, else the address the SSH connection reached (a name resolved).
+    node_ip: Annotated[str, AfterValidator(checks.ip)] | None = Field(default=None, alias="nodeIP")
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     ssh: SSHOverrides = SSHOverrides()
 
@@ -271,6 +274,9 @@ def cross_check(cluster: ClusterSpec, ssh: SSHSettings, nodes: Sequence[NodeSpec
     indexed = list(enumerate(nodes))
     problems = duplicates([(i, n.name) for i, n in indexed], "name", "node name")
     problems += duplicates([(i, n.address) for i, n in indexed], "address", "address")
+    problems += duplicates(
+        [(i, n.node_ip) for i, n in indexed if n.node_ip is not None], "nodeIP", "node IP"
+    )
     if not any(n.is_control_plane for n in nodes):
         problems.append((("nodes",), NO_CONTROL_PLANE))
     problems += subnet_overlap(cluster.pod_subnet, cluster.service_subnet)

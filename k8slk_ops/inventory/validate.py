@@ -274,15 +274,18 @@ def _partial_cross_check(
     section is not, so they are reported together with the field errors."""
     items = raw.get("nodes")
     items = items if isinstance(items, list) else []
-    fields: dict[str, list[tuple[int, str]]] = {"name": [], "address": []}
+    fields: dict[str, list[tuple[int, str]]] = {"name": [], "address": [], "nodeIP": []}
     for index, item in enumerate(items):
         if isinstance(item, dict):
-            for field, check in (("name", checks.dns_subdomain), ("address", checks.host)):
+            for field, check in (
+                ("name", checks.dns_subdomain), ("address", checks.host), ("nodeIP", checks.ip)
+            ):
                 value = _checked(check, item.get(field))
                 if value is not None:
                     fields[field].append((index, value))
     problems = duplicates(fields["name"], "name", "node name")
     problems += duplicates(fields["address"], "address", "address")
+    problems += duplicates(fields["nodeIP"], "nodeIP", "node IP")
     if roles_known and items and not any(n.is_control_plane for _, n in nodes):
         problems.append((("nodes",), NO_CONTROL_PLANE))
     section = raw.get("cluster")

@@ -114,6 +114,12 @@ class Connection:
                 self._in_use -= 1
 
     @property
+    def peer_address(self) -> str | None:
+        """The address the connection reached (a name resolved), while it is connected."""
+        peer = self._ssh.get_extra_info("peername") if self._ssh is not None else None
+        return str(peer[0]) if peer else None
+
+    @property
     def connected(self) -> bool:
         return self._ssh is not None and not self._ssh.is_closed()
 

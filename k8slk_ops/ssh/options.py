@@ -90,6 +90,22 @@ def _config_identities(settings: ClientSettings, host: str, port: int) -> list[P
     return [p for p in paths if p.exists()]  # like ssh(1): a missing IdentityFile is skipped
 
 
+def config_proxy_jump(config_file: Path, user: str, host: str, port: int) -> str | None:
+    """The ProxyJump the config file gives for ``host``, if any (``none`` is none).
+
+    The connection pool dials a jump host itself, with the inventory's known_hosts file and
+    host-key policy; left to asyncssh, a ProxyJump read from the config would be dialled with
+    its defaults (``~/.ssh/known_hosts``, no policy of ours). So the target carries it instead.
+    """
+    config = SSHClientConfig.load(
+        None, [str(config_file)], False, False, False, getpass.getuser(), user, host, port
+    )
+    jump = config.get("ProxyJump")
+    if not isinstance(jump, str) or not jump.strip() or jump.strip().lower() == "none":
+        return None
+    return jump.strip()
+
+
 class OptionsCache:
     """Keys per identity file and options per settings, each built once (in a worker thread)."""
 

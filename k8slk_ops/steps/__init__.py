@@ -9,6 +9,7 @@ from k8slk_ops.steps.credentials import MintCredentials, RevokeCredentials
 from k8slk_ops.steps.init import Init
 from k8slk_ops.steps.join import Join
 from k8slk_ops.steps.kubeconfig import FetchKubeconfig
+from k8slk_ops.steps.leftovers import RemoveKubeadmConfig
 from k8slk_ops.steps.preflight import Preflight
 from k8slk_ops.steps.ready import WaitReady
 from k8slk_ops.steps.remove import DeleteNode, Drain, KubeadmReset, RemovalGuard, Uncordon
@@ -33,6 +34,7 @@ STEPS: dict[str, Step] = {
         RunCommand(),
         CertsCheck(),
         CertsRenew(),
+        RemoveKubeadmConfig(),
     )
 }
 

@@ -226,6 +226,7 @@ async def _upload_certs(ctx: RunContext, lk: LinuxKitNode) -> str:
                           "--certificate-key", cert_key)
     if up.exit_status != 0:
         raise NodeError(_fail("kubeadm upload-certs", up.stdout + up.stderr), phase=PHASE)
+    ctx.state.certs_uploaded = True
     printed = up.stdout.decode(errors="replace")
     if printed.strip() and kubeadm.parse_certificate_key(printed) != cert_key:
         raise NodeError("kubeadm upload-certs used a certificate key other than ours",
@@ -239,18 +240,52 @@ class RevokeCredentials(Step):
     changes = False
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
-        return do(Action("delete the bootstrap tokens this run minted, if any"))
+        return do(Action("delete the bootstrap tokens and uploaded certificates this run made, "
+                         "if any"))
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
-        token_ids = list(ctx.state.tokens)
-        if not token_ids:
-            return
         lk = await ctx.node(node)
+        problems = []
+        if ctx.state.tokens:
+            problems += await self._delete_tokens(ctx, lk, node)
+        if ctx.state.certs_uploaded:
+            result = await lk.kubectl(
+                "delete", "secret", CERTS_SECRET, "-n", "kube-system", "--ignore-not-found"
+            )
+            if result.exit_status != 0:
+                problems.append(_fail(f"deleting the {CERTS_SECRET} Secret", result.stderr))
+            else:
+                ctx.state.certs_uploaded = False
+                ctx.emit(node, self.phase, EventKind.PROGRESS, f"deleted the {CERTS_SECRET} Secret")
+        if problems:
+            raise NodeError("; ".join(problems), phase=self.phase)
+
+    async def _delete_tokens(self, ctx: RunContext, lk: LinuxKitNode, node: str) -> list[str]:
+        """Delete this run's tokens that exist: a token whose init failed before kubeadm made
+        it, or with no cluster at all, is not there to delete."""
+        listed = await lk.kubeadm("token", "list", "-o", "json")
+        token_ids = list(ctx.state.tokens)
+        if listed.exit_status == 0:
+            try:
+                existing = {t.token.split(".")[0] for t in kubeadm.parse_token_list(
+                    listed.stdout.decode(errors="replace"))}
+            except kubeadm.ParseError:
+                existing = set(token_ids)
+            token_ids = [t for t in token_ids if t in existing]
+        elif not (ctx.state.initialised or ctx.plan.cluster.initialised):
+            token_ids = []  # no cluster came up: it holds no token
+        if not token_ids:
+            ctx.state.tokens.clear()
+            return []
         result = await lk.kubeadm("token", "delete", *token_ids)
         if result.exit_status != 0:
-            raise NodeError(_fail("kubeadm token delete", result.stdout + result.stderr), phase=self.phase)
-        ctx.state.tokens[:] = [t for t in ctx.state.tokens if t not in token_ids]
+            return [_fail("kubeadm token delete", result.stdout + result.stderr)]
+        ctx.state.tokens.clear()
         ctx.emit(node, self.phase, EventKind.PROGRESS, f"deleted token(s) {', '.join(token_ids)}")
+        return []
+
+
+CERTS_SECRET = "kubeadm-certs"
 
 
 def _fail(what: str, output: bytes) -> str:

@@ -84,10 +84,11 @@ def quorum_problem(ctx: PlanContext) -> str:
 
 
 def endpoint_carrier(ctx: PlanContext) -> str | None:
-    """The control plane whose own address is the API endpoint, if the endpoint is one."""
+    """The control plane whose own address (or IP, when it is named) is the API endpoint, if
+    the endpoint is one."""
     host = ctx.inventory.endpoint_host
     for spec in ctx.inventory.control_planes:
-        if spec.address == host:
+        if host in (spec.address, spec.node_ip, ctx.node_ips.get(spec.name)):
             return spec.name
     return None
 

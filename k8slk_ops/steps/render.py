@@ -12,6 +12,7 @@ from k8slk_ops import kubeadm
 from k8slk_ops.context import JoinCredentials, PlanContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.facts import NodeFacts
+from k8slk_ops.inventory import checks
 
 KINDS = (
     "InitConfiguration",
@@ -44,20 +45,46 @@ def overrides(ctx: PlanContext) -> dict[str, dict[str, Any]]:
     return {kind: table.for_kind(kind) for kind in KINDS if table.for_kind(kind)}
 
 
+def node_ip(ctx: PlanContext, node: str) -> str:
+    """The IP kubeadm advertises for ``node`` and its kubelet registers (Cluster.node_ips)."""
+    spec = ctx.inventory.node(node)
+    found = ctx.node_ips.get(node) or spec.node_ip
+    if found is None and checks.is_ip(spec.address):
+        found = spec.address
+    if found is None:
+        address = spec.address
+        raise NodeError(
+            f"cannot tell the IP address of {node} ({address}): its SSH connection did not "
+            "say; set nodeIP for it in the inventory",
+            phase="render",
+        )
+    return found
+
+
+def cert_sans(ctx: PlanContext) -> tuple[str, ...]:
+    """The inventory's certSANs, and the endpoint's host when it is a name (every kubelet and
+    kubeconfig reach the API server by it)."""
+    sans = list(ctx.inventory.cluster.cert_sans)
+    host = ctx.inventory.endpoint_host
+    if not checks.is_ip(host) and host not in sans:
+        sans.append(host)
+    return tuple(sans)
+
+
 def init_spec(ctx: PlanContext, node: str, *, token: str, run_id: str) -> kubeadm.InitSpec:
     inv = ctx.inventory
     spec = inv.node(node)
     version = inv.cluster.kubernetes_version or ctx.facts[node].kubeadm_version
     return kubeadm.InitSpec(
         node_name=spec.name,
-        advertise_address=spec.address,
+        advertise_address=node_ip(ctx, node),
         kubernetes_version=version,
         cluster_name=inv.cluster.name,
         control_plane_endpoint=inv.endpoint,
         pod_subnet=inv.cluster.pod_subnet,
         service_subnet=inv.cluster.service_subnet,
         dns_domain=inv.cluster.dns_domain,
-        cert_sans=tuple(inv.cluster.cert_sans),
+        cert_sans=cert_sans(ctx),
         bootstrap_tokens=(
             kubeadm.BootstrapTokenSpec(
                 token=token,
@@ -78,9 +105,9 @@ def join_spec(ctx: PlanContext, node: str, creds: JoinCredentials) -> kubeadm.Jo
         api_server_endpoint=creds.endpoint,
         token=creds.token,
         ca_cert_hashes=(creds.ca_cert_hash,),
-        node_ip=spec.address,
+        node_ip=node_ip(ctx, node),
         control_plane=control_plane,
-        advertise_address=spec.address if control_plane else None,
+        advertise_address=node_ip(ctx, node) if control_plane else None,
         certificate_key=creds.certificate_key if control_plane else None,
         node_labels=dict(spec.labels),
         overrides=overrides(ctx),

@@ -7,6 +7,7 @@ whenever someone asks (``kubectl get nodes``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -107,6 +108,10 @@ class Cluster:
         # Nodes whose refused drain retries the eviction until its --timeout, in real time
         # (else kubectl answers at once, as if the timeout had passed).
         self.slow_drains: set[str] = set()
+        # Nodes whose drain waits until the test lets it go (an asyncio.Event each).
+        self.drain_gates: dict[str, asyncio.Event] = {}
+        # (namespace, name) -> Lease object (tests/fleet/leases.py).
+        self.leases: dict[tuple[str, str], dict[str, Any]] = {}
         # Things a careful tool never does: joins that skip CA verification, configs not 0600.
         self.audit: Counter[str] = Counter(unsafe_skip_ca=0, loose_config_mode=0)
 
@@ -174,6 +179,7 @@ class Cluster:
         self.endpoint = None
         self.members.clear()
         self.tokens.clear()
+        self.leases.clear()
         self.cert_key = self.cert_key_expires = None
 
     def ready(self, member: Member) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -294,6 +295,23 @@ class InProcessFleet:
                 cluster.slow_drains.add(name)
 
         self.call(guard)
+
+    def hold_drain(self, name: str) -> None:
+        """``kubectl drain NAME`` waits, its node cordoned, until ``release_drain``."""
+        self.call(lambda: self.fleet.cluster.drain_gates.setdefault(name, asyncio.Event()))
+
+    def release_drain(self, name: str) -> None:
+        def release() -> None:
+            gate = self.fleet.cluster.drain_gates.pop(name, None)
+            if gate is not None:
+                gate.set()
+
+        self.call(release)
+
+    def leases(self) -> dict[str, dict[str, Any]]:
+        """The cluster's Leases, "namespace/name" -> object."""
+        return self.call(lambda: json.loads(json.dumps(
+            {"/".join(k): v for k, v in self.fleet.cluster.leases.items()})))
 
     def unreachable(self, name: str) -> None:
         """Connections to the node are refused from now on; open ones are dropped."""

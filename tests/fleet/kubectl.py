@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 
+from tests.fleet import leases
 from tests.fleet.cluster import parse_duration
 from tests.fleet.node import ADMIN_CONF, SimNode
-from tests.fleet.result import Pending, Result
+from tests.fleet.result import NeedsInput, Pending, Result
 
 NO_SERVER = (
     "The connection to the server localhost:8080 was refused - did you specify the right host "
@@ -25,6 +26,9 @@ def cli(node: SimNode, argv: list[str]) -> Result | Pending:
     if node.files.get(ADMIN_CONF) is None or not cluster.initialised:
         return Result.error(1, NO_SERVER)
     words = _positional(args)
+    lease = _lease(node, args, words)
+    if lease is not None:
+        return lease
     if args[:2] == ["get", "nodes"] or args[:2] == ["get", "node"]:
         output = _output(args)
         names = words[2:]
@@ -55,6 +59,15 @@ def cli(node: SimNode, argv: list[str]) -> Result | Pending:
             return Result.error(1, f'Error from server (NotFound): nodes "{words[1]}" not found\n')
         member.unschedulable = words[0] != "uncordon"
         pod = cluster.guarded_pods.get(member.name)
+        gate = cluster.drain_gates.get(member.name)
+        if words[0] == "drain" and gate is not None:
+            drained = Result.ok(f"node/{member.name} cordoned\nnode/{member.name} drained\n")
+
+            async def held() -> Result:
+                await gate.wait()
+                return drained
+
+            return Pending(held)
         if words[0] == "drain" and pod is not None:
             timeout = _flag_value(args, "--timeout") or "0s"
             refused = _drain_refused(member.name, pod, timeout)
@@ -69,6 +82,13 @@ def cli(node: SimNode, argv: list[str]) -> Result | Pending:
         verb = {"cordon": "cordoned", "uncordon": "uncordoned", "drain": "drained"}[words[0]]
         prefix = f"node/{member.name} cordoned\n" if words[0] == "drain" else ""
         return Result.ok(f"{prefix}node/{member.name} {verb}\n")
+    if words[:3] == ["delete", "secret", "kubeadm-certs"]:
+        if cluster.cert_key is None:
+            if "--ignore-not-found" in args:
+                return Result.ok()
+            return Result.error(1, 'Error from server (NotFound): secrets "kubeadm-certs" not found\n')
+        cluster.cert_key = cluster.cert_key_expires = None
+        return Result.ok('secret "kubeadm-certs" deleted\n')
     if words[:2] == ["delete", "node"] and len(words) >= 3:
         out = []
         for name in words[2:]:
@@ -78,6 +98,22 @@ def cli(node: SimNode, argv: list[str]) -> Result | Pending:
             out.append(f'node "{name}" deleted\n')
         return Result.ok("".join(out))
     return Result.error(1, f'error: unknown command "{" ".join(words[:2])}" for "kubectl"\n')
+
+
+def _lease(node: SimNode, args: list[str], words: list[str]) -> Result | NeedsInput | None:
+    """create/replace -f - of a Lease, get/delete lease NAME; None for anything else."""
+    store = node.cluster.leases
+    output = _output(args)
+    if words[:1] in (["create"], ["replace"]) and _flag_value(args, "-f") == "-":
+        verb = leases.create if words[0] == "create" else leases.replace
+        return NeedsInput(lambda data: verb(store, data, output))
+    if len(words) >= 3 and words[1] in ("lease", "leases", "lease.coordination.k8s.io"):
+        ns = _flag_value(args, "-n") or _flag_value(args, "--namespace") or "default"
+        if words[0] == "get":
+            return leases.get(store, ns, words[2])
+        if words[0] == "delete":
+            return leases.delete(store, ns, words[2], "--ignore-not-found" in args)
+    return None
 
 
 def _drain_refused(node: str, pod: str, timeout: str) -> Result:
@@ -122,7 +158,7 @@ def _flag_value(args: list[str], name: str) -> str | None:
     return None
 
 
-_VALUED = {"-o", "--output", "-l", "--selector", "-n", "--namespace", "--timeout",
+_VALUED = {"-f", "--filename", "-o", "--output", "-l", "--selector", "-n", "--namespace", "--timeout",
            "--grace-period", "--kubeconfig"}
 
 

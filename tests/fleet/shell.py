@@ -20,12 +20,11 @@ import functools
 import os
 import re
 import shlex
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from tests.fleet import certs, kubeadm, kubectl
 from tests.fleet.node import CONTAINER_PATHS, KUBEADM_LOG, NAMESPACE, SimNode
-from tests.fleet.result import Pending, Result
+from tests.fleet.result import NeedsInput, Pending, Result
 
 _ECHO_TO_FILE = re.compile(r"echo (?P<words>[^;&|<>`$]*?) ?> ?(?P<path>/[\w./-]+)")
 _REDIRECTS = ("2>/dev/null", ">/dev/null", "2>&1", "</dev/null")
@@ -42,13 +41,6 @@ class Follow:
 
     start: int
     end: str | None = None
-
-
-@dataclass(frozen=True)
-class NeedsInput:
-    """The command consumes stdin: call ``apply`` with all of it."""
-
-    apply: Callable[[bytes], Result]
 
 
 Answer = Result | Follow | NeedsInput | Pending
@@ -284,6 +276,9 @@ def _exec(
     lose = node.lost_exec_outputs > 0
     if lose:
         node.lost_exec_outputs -= 1
+    if isinstance(answer, NeedsInput):  # its output is the applied input's: never lost here
+        node.exec_ids.discard(exec_id)
+        return answer
     if isinstance(answer, Result):
         node.exec_ids.discard(exec_id)
         return Result.ok() if lose else answer

@@ -223,3 +223,39 @@ def test_daemonset_pods_follow_their_template(cluster: Any) -> None:  # noqa: F8
     assert wait_for(lambda: cni_pods() == [])
     ds = kubectl(cp, "get", "ds", "lab-cni", "-n", "kube-system").stdout.splitlines()[1].split()
     assert ds[1:3] == ["0", "0"]
+
+
+def lease_manifest(holder: str, version: str = "") -> str:
+    meta: dict[str, Any] = {"name": "k8slk-ops-lock", "namespace": "kube-system"}
+    if version:
+        meta["resourceVersion"] = version
+    return json.dumps({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
+                       "spec": {"holderIdentity": holder, "leaseDurationSeconds": 120}})
+
+
+def test_leases_create_if_absent_and_replace_by_version(cluster: Any) -> None:  # noqa: F811
+    """What the cluster lock relies on: 409 AlreadyExists on create, 409 Conflict on a replace
+    of a version that changed meanwhile, delete."""
+    cp = cluster[0]
+    made = kubectl(cp, "create", "-f", "-", "-o", "json", stdin=lease_manifest("a"))
+    assert made.returncode == 0, made.stderr
+    version = json.loads(made.stdout)["metadata"]["resourceVersion"]
+    again = kubectl(cp, "create", "-f", "-", stdin=lease_manifest("b"))
+    assert again.returncode == 1
+    assert again.stderr == ('Error from server (AlreadyExists): error when creating "STDIN": '
+                            'leases.coordination.k8s.io "k8slk-ops-lock" already exists\n')
+    renewed = kubectl(cp, "replace", "-f", "-", "-o", "json", stdin=lease_manifest("a", version))
+    assert renewed.returncode == 0, renewed.stderr
+    stale = kubectl(cp, "replace", "-f", "-", stdin=lease_manifest("a", version))
+    assert stale.returncode == 1
+    assert stale.stderr == ('Error from server (Conflict): error when replacing "STDIN": Operation '
+                            'cannot be fulfilled on leases.coordination.k8s.io "k8slk-ops-lock": '
+                            'the object has been modified; please apply your changes to the '
+                            'latest version and try again\n')
+    got = kubectl(cp, "get", "lease", "k8slk-ops-lock", "-n", "kube-system", "-o", "json")
+    assert json.loads(got.stdout)["spec"]["holderIdentity"] == "a"
+    gone = kubectl(cp, "delete", "lease", "k8slk-ops-lock", "-n", "kube-system")
+    assert gone.stdout == 'lease.coordination.k8s.io "k8slk-ops-lock" deleted\n', gone.stderr
+    missing = kubectl(cp, "get", "lease", "k8slk-ops-lock", "-n", "kube-system")
+    assert missing.stderr == ('Error from server (NotFound): leases.coordination.k8s.io '
+                              '"k8slk-ops-lock" not found\n')

@@ -108,7 +108,7 @@ def test_a_token_create_whose_output_was_lost_is_checked_in_the_token_list(
     run = k8slk("bootstrap", fleet.inventory, "--json")
     assert run.code == 0, run.why()
     assert fleet.count("kubeadm token create") == 1  # found in the list: not made again
-    assert fleet.count("kubeadm token list") == 1
+    assert fleet.count("kubeadm token list") >= 1  # looked for there (the cleanup lists too)
     assert fleet.tokens() == []  # and revoked at the end like any other
 
 

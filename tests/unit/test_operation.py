@@ -27,6 +27,17 @@ class LockingNode(FakeNode):
     async def kubeadm(self, *args: str, timeout: float | None = 120) -> CommandResult:
         return CommandResult(1, b"", b"not in this test")
 
+    async def kubelet_exec(self, argv: list[str], **_: Any) -> CommandResult:
+        """The cluster lock's Lease: created, then gone by the time it is read back."""
+        if argv[1] == "create":
+            return CommandResult(0, b'{"metadata": {"resourceVersion": "1"}}', b"")
+        if argv[1] == "get":
+            return CommandResult(1, b"", b'Error from server (NotFound): leases "x" not found')
+        return CommandResult(0, b"", b"")
+
+    async def read_file(self, path: str) -> bytes | None:
+        return None
+
 
 def operation(tmp_path: Path, world: World, book: Any, sink: Sink) -> Operation:
     inv = tmp_path / "inv.yml"

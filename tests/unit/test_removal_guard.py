@@ -61,3 +61,13 @@ def test_an_endpoint_of_its_own_carries_nothing(tmp_path: Path) -> None:
     ctx = context(tmp_path, ("cp-1",), endpoint="k8s.example.org:6443")
     assert endpoint_carrier(ctx) is None
     assert quorum_problem(ctx) == ""
+
+
+def test_a_named_control_plane_reached_at_the_endpoint_ip_carries_it(tmp_path: Path) -> None:
+    path = tmp_path / "named.yml"
+    path.write_text(INVENTORY.format(endpoint="10.0.0.11:6443")
+                    .replace("address: 10.0.0.11", "address: cp-1.lab.test"))
+    ctx = context(tmp_path, ("cp-1",))
+    named = PlanContext(inventory=load_inventory(path), options=ctx.options, facts={},
+                        unreachable={}, cluster=ctx.cluster, node_ips={"cp-1": "10.0.0.11"})
+    assert endpoint_carrier(named) == "cp-1"

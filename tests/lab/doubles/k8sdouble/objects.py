@@ -143,6 +143,12 @@ class Objects:
         old = self.get(t, ns, name)
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
+        sent = meta.get("resourceVersion")
+        if sent and str(sent) != str(old["metadata"].get("resourceVersion")):
+            # An update is conditional on the version it was read at (optimistic concurrency).
+            raise ApiFailure(409, "Conflict", f'Operation cannot be fulfilled on {qualified(t)} '
+                             f'"{name}": the object has been modified; please apply your changes '
+                             "to the latest version and try again")
         for kept in ("uid", "creationTimestamp", "namespace", "name"):
             if kept in old["metadata"]:
                 meta[kept] = old["metadata"][kept]

@@ -1,0 +1,52 @@
+"""remove-kubeadm-config: what a failed init or join leaves on its node, taken away.
+
+The node's kubeadm.sh deletes ``/run/node/kubeadm.yaml`` (which holds the bootstrap token and
+the certificate key) only when kubeadm succeeds. After a failure the file stays in tmpfs until
+the next reboot: this cleanup step removes it, but never while kubeadm may still read it (the
+kubeadm task running with the trigger written), which it reports instead.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from k8slk_ops import paths
+from k8slk_ops.context import PlanContext, RunContext
+from k8slk_ops.errors import NodeError
+from k8slk_ops.events import EventKind
+from k8slk_ops.facts import TaskState
+from k8slk_ops.steps.base import Action, Step, StepPlan, do
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RemoveKubeadmConfig(Step):
+    name = "remove-kubeadm-config"
+    phase = "cleanup"
+    changes = False  # it removes what this run put there
+    Options = NoOptions
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        return do(Action(f"remove {paths.KUBEADM_YAML} (token, certificate key) once kubeadm "
+                         "has stopped"))
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        lk = await ctx.node(node)
+        facts = await lk.facts()  # one round trip: the config, the trigger, the task
+        if not facts.kubeadm_yaml:
+            return
+        triggered = facts.kubeadm_run is not None
+        state = facts.kubeadm_task
+        if triggered and state is not TaskState.STOPPED:
+            why = "is still running" if state is TaskState.RUNNING else f"is {state.value.lower()}"
+            raise NodeError(
+                f"{paths.KUBEADM_YAML} left in place: the kubeadm task {why} and may read it "
+                "(it goes at the node's next reboot)",
+                phase=self.phase,
+            )
+        result = await lk.shell(["rm", "-f", paths.KUBEADM_YAML])
+        if result.exit_status != 0:
+            raise NodeError(f"could not remove {paths.KUBEADM_YAML}", phase=self.phase)
+        ctx.emit(node, self.phase, EventKind.PROGRESS, f"removed {paths.KUBEADM_YAML}")
