@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from k8slk_ops.steps.addons import ApplyAddons
 from k8slk_ops.steps.base import Action, Step, StepPlan
 from k8slk_ops.steps.command import RunCommand
 from k8slk_ops.steps.credentials import MintCredentials, RevokeCredentials
@@ -18,6 +19,7 @@ STEPS: dict[str, Step] = {
     for step in (
         Preflight(),
         Init(),
+        ApplyAddons(),
         MintCredentials(),
         Join(),
         WaitReady(),
