@@ -104,8 +104,13 @@ class MemberWatcher:
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 3.0)
 
-    async def wait_ready(self, name: str, timeout: float) -> Member:
+    async def wait_ready(
+        self, name: str, timeout: float, on_reason: Callable[[str], None] | None = None
+    ) -> Member:
+        """The member once Ready; NodeError with its Ready condition's words at ``timeout``.
+        ``on_reason`` hears each new explanation kubelet gives while the node is NotReady."""
         self.waiters += 1
+        told = ""
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._run())
         deadline = time.monotonic() + timeout
@@ -115,10 +120,13 @@ class MemberWatcher:
                     member = self.members.get(name)
                     if member is not None and member.ready:
                         return member
+                    why = member.not_ready_text if member is not None else ""
+                    if why and why != told and on_reason is not None:
+                        told = why
+                        on_reason(why)
                     left = deadline - time.monotonic()
                     if left <= 0:
                         state = "not registered" if member is None else "NotReady"
-                        why = member.not_ready_text if member is not None else ""
                         extra = f" ({why or self.error})" if why or self.error else ""
                         raise NodeError(
                             f"still {state} after {timeout:.0f}s{extra}", phase="ready"

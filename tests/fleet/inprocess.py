@@ -65,6 +65,8 @@ class InProcessFleet:
         fail_nodes: tuple[str, ...] = (),
         cpus: int = 2,
         memory_kb: int = 4_000_000,
+        strict_network: bool = True,
+        pod_network_addon: bool = True,
     ) -> None:
         self.directory = directory
         self.config = layout.FleetConfig(
@@ -77,6 +79,8 @@ class InProcessFleet:
             fail_nodes=list(fail_nodes),
             cpus=cpus,
             memory_kb=memory_kb,
+            strict_network=strict_network,
+            pod_network_addon=pod_network_addon,
         )
         self.inventory = directory / layout.INVENTORY
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -93,7 +97,7 @@ class InProcessFleet:
         self.directory.mkdir(parents=True, exist_ok=True)
         keys.write_client_key(self.directory / layout.CLIENT_KEY)
         layout.save(self.directory, self.config)
-        layout.write_atomic(self.inventory, layout.render_inventory(self.config))
+        layout.write_inventory(self.directory, self.config, self.inventory)
         started: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._thread = threading.Thread(
             target=self._main, args=(started,), name="fleet", daemon=True

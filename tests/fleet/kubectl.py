@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 
+from tests.fleet import objects
 from tests.fleet.cluster import parse_duration
 from tests.fleet.node import ADMIN_CONF, SimNode
-from tests.fleet.result import Pending, Result
+from tests.fleet.result import NeedsInput, Pending, Result
 
 NO_SERVER = (
     "The connection to the server localhost:8080 was refused - did you specify the right host "
@@ -19,7 +20,7 @@ NO_SERVER = (
 )
 
 
-def cli(node: SimNode, argv: list[str]) -> Result | Pending:
+def cli(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInput:
     args = argv[1:]
     cluster = node.cluster
     if node.files.get(ADMIN_CONF) is None or not cluster.initialised:
@@ -69,6 +70,9 @@ def cli(node: SimNode, argv: list[str]) -> Result | Pending:
         verb = {"cordon": "cordoned", "uncordon": "uncordoned", "drain": "drained"}[words[0]]
         prefix = f"node/{member.name} cordoned\n" if words[0] == "drain" else ""
         return Result.ok(f"{prefix}node/{member.name} {verb}\n")
+    answer = _objects(node, args, words)
+    if answer is not None:
+        return answer
     if words[:2] == ["delete", "node"] and len(words) >= 3:
         out = []
         for name in words[2:]:
@@ -78,6 +82,26 @@ def cli(node: SimNode, argv: list[str]) -> Result | Pending:
             out.append(f'node "{name}" deleted\n')
         return Result.ok("".join(out))
     return Result.error(1, f'error: unknown command "{" ".join(words[:2])}" for "kubectl"\n')
+
+
+def _objects(node: SimNode, args: list[str], words: list[str]) -> Result | NeedsInput | None:
+    """apply -f -, get configmap NAME, delete KIND/NAME: the objects besides Nodes."""
+    cluster = node.cluster
+    namespace = _flag_value(args, "-n") or _flag_value(args, "--namespace") or "default"
+    ignore = "--ignore-not-found" in args
+    if words[:1] == ["apply"] and _flag_value(args, "-f") == "-":
+
+        def apply(stdin: bytes) -> Result:
+            result, network = objects.apply(cluster.objects, stdin)
+            cluster.network = cluster.network or network
+            return result
+
+        return NeedsInput(apply)
+    if words[:2] == ["get", "configmap"] and len(words) == 3:
+        return objects.get(cluster.objects, "ConfigMap", namespace, words[2], ignore)
+    if words[:1] == ["delete"] and len(words) >= 2 and all("/" in w for w in words[1:]):
+        return objects.delete(cluster.objects, words[1:], namespace, ignore)
+    return None
 
 
 def _drain_refused(node: str, pod: str, timeout: str) -> Result:
@@ -122,7 +146,7 @@ def _flag_value(args: list[str], name: str) -> str | None:
     return None
 
 
-_VALUED = {"-o", "--output", "-l", "--selector", "-n", "--namespace", "--timeout",
+_VALUED = {"-f", "--filename", "-o", "--output", "-l", "--selector", "-n", "--namespace", "--timeout",
            "--grace-period", "--kubeconfig"}
 
 

@@ -27,3 +27,10 @@ class Pending:
     first ends it, as the node kills a command bound to its channel."""
 
     wait: Callable[[], Awaitable[Result]]
+
+
+@dataclass(frozen=True)
+class NeedsInput:
+    """The command consumes stdin: call ``apply`` with all of it."""
+
+    apply: Callable[[bytes], Result]

@@ -16,12 +16,11 @@ import functools
 import os
 import re
 import shlex
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from tests.fleet import kubeadm, kubectl
 from tests.fleet.node import CONTAINER_PATHS, KUBEADM_LOG, NAMESPACE, SimNode
-from tests.fleet.result import Pending, Result
+from tests.fleet.result import NeedsInput, Pending, Result
 
 _ECHO_TO_FILE = re.compile(r"echo (?P<words>[^;&|<>`$]*?) ?> ?(?P<path>/[\w./-]+)")
 _REDIRECTS = ("2>/dev/null", ">/dev/null", "2>&1", "</dev/null")
@@ -33,13 +32,6 @@ class Follow:
     """Stream the node's kubeadm log from line ``start`` (0-based) until the channel closes."""
 
     start: int
-
-
-@dataclass(frozen=True)
-class NeedsInput:
-    """The command consumes stdin: call ``apply`` with all of it."""
-
-    apply: Callable[[bytes], Result]
 
 
 Answer = Result | Follow | NeedsInput | Pending
@@ -188,7 +180,7 @@ def run_simple(node: SimNode, argv: list[str], stdin: bytes | None) -> Result | 
     return None
 
 
-def _ctr(node: SimNode, args: list[str]) -> Result | Pending:
+def _ctr(node: SimNode, args: list[str]) -> Result | Pending | NeedsInput:
     namespace = "default"
     while args and args[0].startswith("-"):
         flag = args[0]
@@ -213,7 +205,7 @@ def _ctr(node: SimNode, args: list[str]) -> Result | Pending:
 
 def _exec(
     node: SimNode, tasks: dict[str, tuple[int, str]], args: list[str]
-) -> Result | Pending:
+) -> Result | Pending | NeedsInput:
     exec_id = None
     while args and args[0].startswith("-"):
         if args[0] == "--exec-id" and len(args) > 1:
@@ -241,7 +233,7 @@ def _exec(
     except BaseException:
         node.exec_ids.discard(exec_id)
         raise
-    if isinstance(answer, Result):
+    if isinstance(answer, Result | NeedsInput):
         node.exec_ids.discard(exec_id)
         return answer
     return Pending(functools.partial(_exec_ends, node, exec_id, answer))
@@ -255,7 +247,7 @@ async def _exec_ends(node: SimNode, exec_id: str, running: Pending) -> Result:
         node.exec_ids.discard(exec_id)
 
 
-def _in_container(node: SimNode, argv: list[str]) -> Result | Pending:
+def _in_container(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInput:
     """A command inside the kubelet container, where paths are the container's."""
     name = os.path.basename(argv[0])
     if name == "kubeadm":
