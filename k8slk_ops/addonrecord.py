@@ -73,5 +73,15 @@ async def apply_manifest(node: LinuxKitNode, manifest: bytes, what: str) -> None
     if result.exit_status != 0:
         raise AddonError(
             f"kubectl apply of {what} failed (exit {result.exit_status}): "
-            + kubeadm.failure_summary(result.stderr or result.stdout)
+            + kubectl_error(result.stderr or result.stdout)
         )
+
+
+def kubectl_error(output: bytes) -> str:
+    """kubectl's error lines (``error: ...``, ``Error from server ...``), else its last line:
+    after ``no matches for kind`` it adds a hint line that alone would not say what failed."""
+    lines = output.decode(errors="replace").splitlines()
+    errors = [line.strip() for line in lines if line.lstrip().lower().startswith("error")]
+    if not errors:
+        return kubeadm.failure_summary(output)
+    return kubeadm.failure_summary(" | ".join(errors[:3]), limit=600)

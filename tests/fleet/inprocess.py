@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import copy
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -207,6 +208,10 @@ class InProcessFleet:
         """The Node objects of the cluster, by name (copies)."""
         return self.call(lambda: {n: Member(**vars(m)) for n, m in
                                   self.fleet.cluster.members.items()})
+
+    def objects(self) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """The API objects besides Nodes, by (kind, namespace, name) (copies)."""
+        return self.call(lambda: copy.deepcopy(self.fleet.cluster.objects))
 
     def etcd_members(self) -> set[str]:
         return self.call(lambda: set(self.fleet.cluster.etcd_members))
