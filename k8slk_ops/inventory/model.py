@@ -291,7 +291,7 @@ class Inventory(_Model):
     nodes: tuple[NodeSpec, ...]
     source: Path = Path("<memory>")
     # The manifests of ``cluster.addons``, read and filled in when the inventory loaded.
-    addon_manifests: tuple[Addon, ...] = ()
+    addon_manifests: tuple[Addon, ...] = Field(default=(), exclude=True)
 
     @field_validator("nodes", mode="before")
     @classmethod
