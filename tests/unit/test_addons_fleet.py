@@ -112,6 +112,8 @@ def test_without_addons_the_ready_stage_fails_with_the_network_reason(
         assert "NetworkPluginNotReady" in node["message"]
     assert any("no pod network is installed" in m and "cluster.addons" in m
                for m in run.report["messages"])
+    # The plain lines show why a node waits, as it waits.
+    assert "NotReady: KubeletNotReady: container runtime network not ready" in run.stderr
     status = k8slk("status", fleet.inventory, "--json")
     rows = {n["name"]: n["details"] for n in status.report["nodes"]}
     assert all(not r["ready"] and "NetworkPluginNotReady" in r["notReadyReason"]
