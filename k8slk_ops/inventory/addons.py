@@ -113,6 +113,9 @@ def load_addons(
     addons: list[Addon] = []
     problems: list[InventoryIssue] = []
     for index, entry in enumerate(entries):
+        if not entry.exists():
+            problems.append(issue_at(index, f"no such file or directory: {entry}"))
+            continue
         files = manifest_files(entry)
         if not files:
             problems.append(issue_at(index, f"{entry} holds no *.yaml or *.yml manifest"))

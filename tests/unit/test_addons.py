@@ -66,8 +66,8 @@ def test_missing_files_and_empty_directories_are_refused(tmp_path: Path) -> None
     with pytest.raises(InventoryError) as err:
         load_inventory(inventory(tmp_path, "[gone.yaml, empty]"))
     text = str(err.value)
-    assert f"{tmp_path / 'gone.yaml'}: no such file" in text
-    assert "inv.yml:4" in text and "holds no *.yaml or *.yml manifest" in text
+    assert f"inv.yml:4:12: cluster.addons[0]: no such file or directory: {tmp_path / 'gone.yaml'}" in text
+    assert "inv.yml:4:23: cluster.addons[1]" in text and "holds no *.yaml or *.yml manifest" in text
 
 
 def test_a_manifest_over_the_size_bound_is_refused(tmp_path: Path) -> None:
