@@ -15,6 +15,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 
+from k8slk_ops import addonrecord
 from k8slk_ops.context import ClusterFacts
 from k8slk_ops.errors import CannotStart, UsageError
 from k8slk_ops.events import Event, EventKind, EventSink
@@ -225,7 +226,8 @@ class Cluster:
             except MembershipUnavailable as exc:
                 silent[name] = str(exc)
                 continue
-            return ClusterFacts(primary=name, initialised=True, members=members)
+            addons = await self._addon_record(name)
+            return ClusterFacts(primary=name, initialised=True, members=members, addons=addons)
         if silent:
             detail = "; ".join(f"{k}: {v}" for k, v in silent.items())
             raise CannotStart(f"the cluster is initialised but no control plane API answers: {detail}")
@@ -235,6 +237,18 @@ class Cluster:
                 f"the first control plane {first} is unreachable: {self.unreachable[first]}"
             )
         return ClusterFacts(primary=first)
+
+    async def _addon_record(self, name: str) -> dict[str, str]:
+        """The manifests the cluster says were applied, when the inventory has any to apply;
+        unreadable, it is empty (every manifest is applied again: ``kubectl apply`` is safe)."""
+        cluster = self.inventory.cluster
+        if not self.inventory.addon_manifests and cluster.kube_proxy:
+            return {}
+        try:
+            return await addonrecord.read_record(await self.connect(name))
+        except addonrecord.AddonError as exc:
+            self._emit(name, "addons", EventKind.WARN, f"cannot read the addon record: {exc}")
+            return {}
 
     def _emit(self, node: str | None, phase: str, kind: EventKind, message: str = "") -> None:
         self.sink.emit(Event(node, phase, kind, message))

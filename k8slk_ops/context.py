@@ -45,6 +45,8 @@ class ClusterFacts:
     primary: str  # the initialised control plane, else the first control plane
     initialised: bool = False
     members: dict[str, Member] = field(default_factory=dict)
+    # The addon manifests the cluster records as applied: key -> SHA-256 (see addonrecord).
+    addons: dict[str, str] = field(default_factory=dict)
 
     def is_member(self, name: str) -> bool:
         return name in self.members

@@ -16,6 +16,9 @@ from k8slk_ops import kubeadm
 from k8slk_ops.errors import NodeError
 from k8slk_ops.node import LinuxKitNode, NodeCommandError, certain_read
 
+# kubelet's reason when the container runtime reports no CNI configuration.
+NETWORK_NOT_READY = "NetworkPluginNotReady"
+
 
 @dataclass(frozen=True)
 class Member:
@@ -26,6 +29,20 @@ class Member:
     control_plane: bool
     unschedulable: bool = False
     kubelet_version: str = ""
+    not_ready_reason: str = ""  # the Ready condition's reason while it is not True
+    not_ready_message: str = ""
+
+    @property
+    def not_ready_text(self) -> str:
+        """``reason: message`` of a node that is not Ready; empty when Ready or unexplained."""
+        return ": ".join(p for p in (self.not_ready_reason, self.not_ready_message) if p)
+
+    @property
+    def network_missing(self) -> bool:
+        """kubelet says no pod network (CNI) is installed on the node."""
+        return NETWORK_NOT_READY in self.not_ready_message or (
+            self.not_ready_reason == NETWORK_NOT_READY
+        )
 
 
 class MembershipUnavailable(Exception):
@@ -35,7 +52,15 @@ class MembershipUnavailable(Exception):
 def members_of(nodes_json: str) -> dict[str, Member]:
     """Every member in ``kubectl get nodes -o json`` output, by name."""
     return {
-        n.name: Member(n.name, n.ready, n.control_plane, n.unschedulable, n.kubelet_version)
+        n.name: Member(
+            n.name,
+            n.ready,
+            n.control_plane,
+            n.unschedulable,
+            n.kubelet_version,
+            n.not_ready_reason,
+            n.not_ready_message,
+        )
         for n in kubeadm.parse_nodes_json(nodes_json)
     }
 
@@ -92,8 +117,13 @@ class MemberWatcher:
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 3.0)
 
-    async def wait_ready(self, name: str, timeout: float) -> Member:
+    async def wait_ready(
+        self, name: str, timeout: float, on_reason: Callable[[str], None] | None = None
+    ) -> Member:
+        """The member once Ready; NodeError with its Ready condition's words at ``timeout``.
+        ``on_reason`` hears each new explanation kubelet gives while the node is NotReady."""
         self.waiters += 1
+        told = ""
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._run())
         deadline = time.monotonic() + timeout
@@ -103,10 +133,14 @@ class MemberWatcher:
                     member = self.members.get(name)
                     if member is not None and member.ready:
                         return member
+                    why = member.not_ready_text if member is not None else ""
+                    if why and why != told and on_reason is not None:
+                        told = why
+                        on_reason(why)
                     left = deadline - time.monotonic()
                     if left <= 0:
                         state = "not registered" if member is None else "NotReady"
-                        extra = f" ({self.error})" if self.error else ""
+                        extra = f" ({why or self.error})" if why or self.error else ""
                         raise NodeError(
                             f"still {state} after {timeout:.0f}s{extra}", phase="ready"
                         )

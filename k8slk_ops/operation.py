@@ -157,6 +157,8 @@ class Operation:
         if self.options.dry_run:
             outcomes.finish_dry_run(self.report, self.cluster, plan)
             return
+        for warning in plan.warnings:
+            self.sink.emit(Event(None, "plan", EventKind.WARN, warning))
         if not plan.changes and not self.playbook.read_only:
             self.report.messages.append(outcomes.NOTHING_TO_DO)
         await self._execute(ctx, plan)

@@ -8,6 +8,7 @@ a failed cleanup); it prints nothing.
 
 from __future__ import annotations
 
+from k8slk_ops import podnetwork
 from k8slk_ops.cluster import Cluster
 from k8slk_ops.context import RunState
 from k8slk_ops.errors import EXIT_INTERRUPTED, EXIT_NODE_FAILED, EXIT_OK
@@ -44,6 +45,8 @@ def finish_run(report: RunReport, cluster: Cluster, state: RunState, interrupted
             )
     if state.kubeconfig is not None:
         report.data["kubeconfig"] = str(state.kubeconfig)
+    has_addons = bool(cluster.inventory.addon_manifests)
+    report.messages += podnetwork.report_messages(has_addons, state.members.values())
     for err in state.cleanup_errors:
         report.messages.append(f"cleanup failed: {err}")
     if state.tokens:
@@ -78,4 +81,6 @@ def finish_dry_run(report: RunReport, cluster: Cluster, plan: Plan) -> None:
         elif node.name in touched:
             node.outcome = Outcome.UNCHANGED
     report.data["planText"] = plan.to_text()
+    if plan.warnings:
+        report.data["planWarnings"] = list(plan.warnings)
     report.exit_code = EXIT_OK

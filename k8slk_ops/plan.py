@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from k8slk_ops import hosts, when
+from k8slk_ops import hosts, podnetwork, when
 from k8slk_ops.context import PlanContext
 from k8slk_ops.playbook import Playbook, Stage, StepCall
 from k8slk_ops.steps.base import Action
@@ -51,6 +51,7 @@ class Plan:
     stages: tuple[PlannedStage, ...]
     always: tuple[PlannedStage, ...]
     unreachable: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # shown before anything runs (no pod network to come)
 
     @property
     def changes(self) -> bool:
@@ -91,6 +92,7 @@ class Plan:
 
     def to_text(self) -> str:
         lines = [f"plan: {self.playbook.name}"]
+        lines += [f"  ! {warning}" for warning in self.warnings]
         for name, why in sorted(self.unreachable.items()):
             lines.append(f"  ! {name}: unreachable ({why})")
         for stage in (*self.stages, *self.always):
@@ -144,7 +146,11 @@ def needed_nodes(playbook: Playbook, ctx: PlanContext) -> list[str]:
 def make_plan(playbook: Playbook, ctx: PlanContext) -> Plan:
     stages = tuple(_plan_stage(stage, ctx) for stage in playbook.stages)
     always = tuple(_plan_stage(stage, ctx) for stage in playbook.always)
-    return Plan(playbook, stages, always, dict(ctx.unreachable))
+    waits = any(
+        step.call.name == "wait-ready" for s in stages for n in s.nodes for step in n.steps
+    )
+    warnings = podnetwork.plan_warnings(ctx, waits)
+    return Plan(playbook, stages, always, dict(ctx.unreachable), warnings)
 
 
 def _plan_stage(stage: Stage, ctx: PlanContext) -> PlannedStage:

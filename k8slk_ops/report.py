@@ -86,9 +86,17 @@ def _status_rows(report: RunReport) -> list[list[str]]:
             str(d.get("kubeletVersion", "")),
             ("Ready" if d.get("ready") else "NotReady") if d.get("registered") else "absent",
             "" if days is None else f"{days}d",
-            "cordoned" if d.get("unschedulable") else "",
+            _status_note(d),
         ])
     return rows
+
+
+def _status_note(d: dict[str, object]) -> str:
+    """Cordoned, and why a registered node is not Ready (its Ready condition's words)."""
+    notes = ["cordoned"] if d.get("unschedulable") else []
+    if d.get("registered") and not d.get("ready") and d.get("notReadyReason"):
+        notes.append(str(d["notReadyReason"]))
+    return "; ".join(notes)
 
 
 STATUS_HEADER = ["NODE", "ROLE", "REACHABLE", "HOST KEY", "KUBELET", "KUBEADM", "KUBEADM VER",

@@ -40,6 +40,9 @@ def main() -> int:
         print("== kubectl get nodes (inside cp-1's kubelet container)")
         out = lab.kubelet_exec("cp-1", ["kubectl", "get", "nodes", "-o", "wide"])
         print(out.stdout, end="")
+        print("== the pod network bootstrap applied (cluster.addons: cni/lab-cni.yaml)")
+        out = lab.kubelet_exec("cp-1", ["kubectl", "get", "ds", "-n", "kube-system"])
+        print(out.stdout, end="")
         if args.keep:
             print(f"== lab left running: python -m tests.lab down --dir {workdir / 'lab'}")
             return code

@@ -95,6 +95,7 @@ def _init_spec(
         bootstrap_tokens=(kubeadm.BootstrapTokenSpec(token=_TOKEN, ttl="30m"),),
         node_labels=dict(first.labels),
         overrides=overrides,
+        kube_proxy=cluster.kube_proxy,
     )
 
 

@@ -30,6 +30,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from k8slk_ops.inventory import checks
+from k8slk_ops.inventory.addons import Addon
 from k8slk_ops.inventory.errors import Loc, field_path
 
 Role = Literal["control-plane", "worker"]
@@ -196,8 +197,12 @@ class ClusterSpec(_Model):
         default=(), alias="certSANs"
     )
     kubeadm: KubeadmOverrides = KubeadmOverrides()
+    # Manifests applied after init (a pod network first); read by ``inventory.addons``.
+    addons: tuple[ResolvedPath, ...] = ()
+    # False for a pod network that replaces kube-proxy (kube-router, Cilium): none is installed.
+    kube_proxy: bool = True
 
-    @field_validator("cert_sans", mode="before")
+    @field_validator("cert_sans", "addons", mode="before")
     @classmethod
     def _list_to_tuple(cls, value: object) -> object:
         return tuple(value) if isinstance(value, list) else value
@@ -291,6 +296,8 @@ class Inventory(_Model):
     ssh: SSHSettings = SSHSettings()
     nodes: tuple[NodeSpec, ...]
     source: Path = Path("<memory>")
+    # The manifests of ``cluster.addons``, read and filled in when the inventory loaded.
+    addon_manifests: tuple[Addon, ...] = Field(default=(), exclude=True)
 
     @field_validator("nodes", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from k8slk_ops.inventory import checks
+from k8slk_ops.inventory.addons import Addon, load_addons
 from k8slk_ops.inventory.errors import InventoryError, InventoryIssue, Loc, field_path
 from k8slk_ops.inventory.kubeadm_check import kubeadm_problems
 from k8slk_ops.inventory.located import Locator
@@ -247,9 +248,32 @@ def build_inventory(raw: object, locator: Locator, source: Path) -> Inventory:
     inventory = Inventory(cluster=cluster, ssh=ssh, nodes=tuple(n for _, n in nodes), source=source)
     for loc, message in [*missing_identity_files(inventory), *kubeadm_problems(inventory)]:
         out.add(loc, message, at_key=True)
+    manifests = _addons(inventory, out, context["base_dir"])
     if out.issues:
         raise InventoryError(out.issues)
-    return inventory
+    return inventory.model_copy(update={"addon_manifests": manifests})
+
+
+def _addons(inventory: Inventory, out: Collector, base_dir: Path) -> tuple[Addon, ...]:
+    """The addon manifests, read now so that a bad one stops the run before anything connects."""
+    cluster = inventory.cluster
+
+    def issue_at(index: int, message: str) -> InventoryIssue:
+        out.add(("cluster", "addons", index), message)
+        return out.issues.pop()
+
+    values: dict[str, str | None] = {
+        "podSubnet": cluster.pod_subnet,
+        "serviceSubnet": cluster.service_subnet,
+        "clusterName": cluster.name,
+        "controlPlaneEndpoint": inventory.endpoint,
+        "kubernetesVersion": cluster.kubernetes_version,
+    }
+    try:
+        return load_addons(cluster.addons, base_dir, values, issue_at)
+    except InventoryError as exc:
+        out.issues.extend(exc.issues)
+        return ()
 
 
 def _checked(check: Callable[[str], str], value: object) -> str | None:

@@ -25,6 +25,10 @@ class NodeStatus:
     unschedulable: bool
     kubelet_version: str
     internal_ip: str | None = None
+    # The Ready condition's reason and message when it is not True (kubelet's own words, e.g.
+    # ``KubeletNotReady`` / ``container runtime network not ready: ... NetworkPluginNotReady``).
+    not_ready_reason: str = ""
+    not_ready_message: str = ""
 
     @property
     def control_plane(self) -> bool:
@@ -55,10 +59,12 @@ def _node(obj: Any) -> NodeStatus:
                 roles.add(key[len(ROLE_PREFIX) :])
             elif key == LEGACY_ROLE_LABEL and isinstance(value, str) and value:
                 roles.add(value)
-    ready = False
+    ready, reason, message = False, "", ""
     for cond in _items(status.get("conditions")):
         if isinstance(cond, dict) and cond.get("type") == "Ready":
             ready = cond.get("status") == "True"
+            reason = "" if ready else _text(cond.get("reason"))
+            message = "" if ready else _text(cond.get("message"))
     info = status.get("nodeInfo") or {}
     version = info.get("kubeletVersion", "") if isinstance(info, dict) else ""
     internal_ip = None
@@ -73,7 +79,16 @@ def _node(obj: Any) -> NodeStatus:
         unschedulable=spec.get("unschedulable") is True,
         kubelet_version=str(version),
         internal_ip=internal_ip,
+        not_ready_reason=reason,
+        not_ready_message=message,
     )
+
+
+def _text(value: Any, limit: int = 500) -> str:
+    """A string field from the API, one line and bounded (a node's words reach the terminal)."""
+    if not isinstance(value, str):
+        return ""
+    return " ".join("".join(c if c.isprintable() else " " for c in value).split())[:limit]
 
 
 def parse_nodes_json(stdout: str) -> list[NodeStatus]:

@@ -24,6 +24,7 @@ from k8slk_ops.kubeadm.yamlout import dump_all
 
 KUBELET_API = "kubelet.config.k8s.io/v1beta1"
 KUBE_PROXY_API = "kubeproxy.config.k8s.io/v1alpha1"
+SKIP_KUBE_PROXY = "addon/kube-proxy"
 KUBEADM_KINDS = ("InitConfiguration", "ClusterConfiguration", "JoinConfiguration")
 # Component configurations kubeadm accepts next to its own kinds, with their API versions.
 COMPONENT_KINDS = {"KubeletConfiguration": KUBELET_API, "KubeProxyConfiguration": KUBE_PROXY_API}
@@ -112,6 +113,9 @@ def init_documents(spec: InitSpec, api: str | ConfigApi) -> list[dict[str, Any]]
         init["bootstrapTokens"] = [_token(t) for t in spec.bootstrap_tokens]
     if spec.certificate_key is not None:
         init["certificateKey"] = spec.certificate_key
+    if not spec.kube_proxy and api != ConfigApi.V1BETA2:
+        # v1beta2 has no skipPhases: the init step deletes kube-proxy after init instead.
+        init["skipPhases"] = [SKIP_KUBE_PROXY]
     networking: dict[str, Any] = {"dnsDomain": spec.dns_domain}
     if spec.pod_subnet:
         networking["podSubnet"] = spec.pod_subnet

@@ -92,6 +92,8 @@ class InitSpec:
     node_labels: Mapping[str, str] = field(default_factory=dict)
     cri_socket: str = CRI_SOCKET
     overrides: Overrides = field(default_factory=dict)
+    # False: init installs no kube-proxy (``skipPhases`` where the config API has it).
+    kube_proxy: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kubernetes_version", KubeVersion.parse(self.kubernetes_version))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from k8slk_ops.steps.addons import ApplyAddons
 from k8slk_ops.steps.base import Action, Step, StepPlan
 from k8slk_ops.steps.certs import CertsCheck, CertsRenew
 from k8slk_ops.steps.command import RunCommand
@@ -20,6 +21,7 @@ STEPS: dict[str, Step] = {
     for step in (
         Preflight(),
         Init(),
+        ApplyAddons(),
         MintCredentials(),
         Join(),
         WaitReady(),

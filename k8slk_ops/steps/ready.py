@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from k8slk_ops.context import PlanContext, RunContext
+from k8slk_ops.events import EventKind
 from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do, skip
 
 
@@ -33,6 +34,12 @@ class WaitReady(Step):
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         assert isinstance(options, ReadyOptions)
         watcher = ctx.members_watcher()
-        member = await watcher.wait_ready(node, options.timeout or ctx.options.ready_timeout)
-        ctx.state.members.update(watcher.members)
+        try:
+            member = await watcher.wait_ready(
+                node,
+                options.timeout or ctx.options.ready_timeout,
+                lambda why: ctx.emit(node, self.phase, EventKind.PROGRESS, f"NotReady: {why}"),
+            )
+        finally:  # NotReady members too: the report explains why they are not Ready
+            ctx.state.members.update(watcher.members)
         ctx.state.versions[node] = member.kubelet_version

@@ -94,6 +94,7 @@ def init_spec(ctx: PlanContext, node: str, *, token: str, run_id: str) -> kubead
         ),
         node_labels=dict(spec.labels),
         overrides=overrides(ctx),
+        kube_proxy=inv.cluster.kube_proxy,
     )
 
 

@@ -32,6 +32,7 @@ def status_row(ctx: PlanContext, node: str) -> dict[str, Any]:
         "kubeletVersion": member.kubelet_version if member else "",
         "registered": member is not None,
         "ready": bool(member and member.ready),
+        "notReadyReason": member.not_ready_text if member else "",
         "unschedulable": bool(member and member.unschedulable),
         "certsExpire": None,
     }

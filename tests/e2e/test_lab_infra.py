@@ -42,12 +42,13 @@ def test_inventory_and_node_facts(lab: Lab) -> None:
     assert f"- {{name: cp-1, address: 127.0.{s}.11, role: control-plane}}" in text
     assert f"- {{name: w-2, address: 127.0.{s}.13, role: worker}}" in text
     assert "identityFile: id_ed25519" in text and "knownHosts: known_hosts" in text
+    assert "addons: [cni/lab-cni.yaml]" in text and (lab.dir / "cni" / "lab-cni.yaml").is_file()
     assert (lab.dir / "id_ed25519").stat().st_mode & 0o777 == 0o600
     out = lab.kubelet_exec("w-1", ["cat", "/lab/node.json"])
     assert json.loads(out.stdout) == {
         "name": "w-1", "address": f"127.0.{s}.12", "role": "worker",
         "kubernetesVersion": "v1.31.3", "settleSeconds": 0.2, "readyDelay": 0.3,
-        "strictNetwork": False,
+        "strictNetwork": True,
     }
 
 

@@ -1,7 +1,7 @@
 """The real kubectl on the host against a lab cluster the tool bootstrapped, nodes as strict as
 real ones: NotReady for want of a pod network until a CNI manifest is applied.
 
-One module-scoped lab with ``strict_network``: ``bootstrap`` runs in the background and waits in
+One module-scoped lab (strict, the default) whose inventory has no addons: ``bootstrap`` runs in the background and waits in
 its ready stage while the nodes report NetworkPluginNotReady; the host's kubectl applies the
 lab's CNI manifest with the control plane's admin.conf, the nodes turn Ready and the run
 completes. The tests then use the kubeconfig ``bootstrap`` wrote.
@@ -51,7 +51,7 @@ def ready_conditions(kubeconfig: Path) -> dict[str, dict[str, str]]:
 @pytest.fixture(scope="module")
 def cluster(lab_factory_module: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     host_kubectl()
-    lab = lab_factory_module(nodes=3, control_planes=1, strict_network=True)
+    lab = lab_factory_module(nodes=3, control_planes=1, pod_network_addon=False)
     work = tmp_path_factory.mktemp("kubectl")
     kubeconfig = work / "admin.kubeconfig"
     boot = Background("bootstrap", str(lab.inventory_path), "--json", "--kubeconfig-out",

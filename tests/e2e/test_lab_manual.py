@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 
 from tests.lab import Lab
 from tests.lab.fixture import require_doubles
-from tests.lab.manual import ca_pin, create_token, in_kubelet, init, join
+from tests.lab.manual import apply_pod_network, ca_pin, create_token, in_kubelet, init, join
 
 pytestmark = pytest.mark.lab
 
@@ -92,5 +92,8 @@ def test_readme_manual_steps(lab_factory: Any) -> None:
         assert "This node has joined the cluster:" in log
         assert log[-1] == COMPLETED
 
+    # The image README's next step: a pod network; without one kubelet stays NotReady.
+    assert ready_nodes(lab) == {"cp-1": False, "w-1": False, "w-2": False}
+    apply_pod_network(lab)
     ready = wait_all_ready(lab, {"cp-1", "w-1", "w-2"})
     assert ready == {"cp-1": True, "w-1": True, "w-2": True}

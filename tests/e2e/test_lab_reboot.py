@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.lab.fixture import require_doubles
-from tests.lab.manual import ca_pin, create_token, in_kubelet, init, join
+from tests.lab.manual import apply_pod_network, ca_pin, create_token, in_kubelet, init, join
 
 pytestmark = pytest.mark.lab
 
@@ -43,6 +43,7 @@ def test_cluster_survives_reboots(lab_factory: Any) -> None:
     token = create_token(lab)
     join(lab, "w-1", token, ca_pin(lab), f"{lab.node('cp-1').address}:6443")
     lab.follow("w-1", "kubeadm has completed")
+    apply_pod_network(lab)  # its CNI config is under /var/node: it survives the reboots
     assert wait_ready(lab, {"cp-1", "w-1"}) == {"cp-1": True, "w-1": True}
 
     lab.fault("cp-1", "reboot")

@@ -63,7 +63,7 @@ def cluster(lab_factory_module: Any, tmp_path_factory: pytest.TempPathFactory) -
     data["nodes"] = [n for n in data["nodes"] if n["name"] == "cp-1"]
     only_cp = work / "cp-only.yml"
     only_cp.write_text(yaml.safe_dump(data))
-    for name in ("id_ed25519", "known_hosts"):
+    for name in ("id_ed25519", "known_hosts", "cni"):
         target = lab.inventory_path.parent / name
         if target.exists():
             (work / name).symlink_to(target)

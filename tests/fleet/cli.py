@@ -49,7 +49,7 @@ def up(args: argparse.Namespace) -> int:
         raise ValueError(f"--fail-nodes names no node of this fleet: {', '.join(sorted(unknown))}")
     keys.write_client_key(directory / layout.CLIENT_KEY)
     layout.save(directory, config)
-    layout.write_atomic(directory / layout.INVENTORY, layout.render_inventory(config))
+    layout.write_inventory(directory, config)
     (directory / layout.STATS_FILE).unlink(missing_ok=True)
     pid = process.start(directory)
     print(f"fleet up: {len(config.nodes)} nodes on port {config.port}, pid {pid}, "

@@ -82,6 +82,13 @@ class Member:
     unschedulable: bool = False
 
 
+# kubelet's words while the node has no CNI configuration.
+NETWORK_NOT_READY = (
+    "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
+    "message:Network plugin returns error: cni plugin not initialized"
+)
+
+
 class Cluster:
     """The state an API server and etcd would hold, for every simulated node to share."""
 
@@ -91,8 +98,13 @@ class Cluster:
         *,
         ready_delay: float = 1.0,
         clock: Callable[[], float] = time.time,
+        strict_network: bool = True,
     ) -> None:
         self.pki = pki
+        # As kubelet does: no node is Ready before a pod network (a CNI DaemonSet) is applied.
+        self.strict_network = strict_network
+        self.network = False
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.ready_delay = ready_delay
         self.clock = clock
         self.endpoint: str | None = None  # set by init
@@ -178,11 +190,15 @@ class Cluster:
         """The last etcd member is gone: no API server, no Node objects, no tokens are left."""
         self.endpoint = None
         self.members.clear()
+        self.objects.clear()
+        self.network = False
         self.tokens.clear()
         self.leases.clear()
         self.cert_key = self.cert_key_expires = None
 
     def ready(self, member: Member) -> bool:
+        if self.strict_network and not self.network:
+            return False
         return self.clock() >= member.registered + self.ready_delay
 
     def node_object(self, m: Member) -> dict[str, Any]:
@@ -218,7 +234,8 @@ class Cluster:
             "reason": "KubeletReady" if ready else "KubeletNotReady",
             "message": "kubelet is posting ready status"
             if ready
-            else "container runtime network not ready: NetworkReady=false",
+            else NETWORK_NOT_READY if self.strict_network and not self.network
+            else "PLEG is not healthy: pleg has yet to be successful",
             "lastHeartbeatTime": stamp,
             "lastTransitionTime": created,
         }

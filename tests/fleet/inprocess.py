@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import copy
 import json
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -67,6 +68,8 @@ class InProcessFleet:
         fail_nodes: tuple[str, ...] = (),
         cpus: int = 2,
         memory_kb: int = 4_000_000,
+        strict_network: bool = True,
+        pod_network_addon: bool = True,
     ) -> None:
         self.directory = directory
         self.config = layout.FleetConfig(
@@ -79,6 +82,8 @@ class InProcessFleet:
             fail_nodes=list(fail_nodes),
             cpus=cpus,
             memory_kb=memory_kb,
+            strict_network=strict_network,
+            pod_network_addon=pod_network_addon,
         )
         self.inventory = directory / layout.INVENTORY
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -95,7 +100,7 @@ class InProcessFleet:
         self.directory.mkdir(parents=True, exist_ok=True)
         keys.write_client_key(self.directory / layout.CLIENT_KEY)
         layout.save(self.directory, self.config)
-        layout.write_atomic(self.inventory, layout.render_inventory(self.config))
+        layout.write_inventory(self.directory, self.config, self.inventory)
         started: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._thread = threading.Thread(
             target=self._main, args=(started,), name="fleet", daemon=True
@@ -205,6 +210,10 @@ class InProcessFleet:
         """The Node objects of the cluster, by name (copies)."""
         return self.call(lambda: {n: Member(**vars(m)) for n, m in
                                   self.fleet.cluster.members.items()})
+
+    def objects(self) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """The API objects besides Nodes, by (kind, namespace, name) (copies)."""
+        return self.call(lambda: copy.deepcopy(self.fleet.cluster.objects))
 
     def etcd_members(self) -> set[str]:
         return self.call(lambda: set(self.fleet.cluster.etcd_members))

@@ -13,7 +13,7 @@ import json
 import secrets
 from datetime import timedelta
 
-from tests.fleet import certs
+from tests.fleet import certs, objects
 from tests.fleet import config as cfg
 from tests.fleet.cluster import (
     NODE_TOKEN_GROUP,
@@ -146,7 +146,11 @@ async def _init(node: SimNode) -> None:
         node.say(f"[bootstrap-token] Using token: {text}")
     await _pause(node)
     node.say("[addons] Applied essential addon: CoreDNS")
-    node.say("[addons] Applied essential addon: kube-proxy")
+    if "addon/kube-proxy" in (init.get("skipPhases") or []):
+        pass
+    else:
+        cluster.objects.update(objects.kube_proxy_objects())
+        node.say("[addons] Applied essential addon: kube-proxy")
     for token in made:
         node.say(_init_success(endpoint, token.text, cluster.pki.ca_hash,
                                bool(clus.get("controlPlaneEndpoint"))))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from tests.fleet import leases
+from tests.fleet import leases, objects
 from tests.fleet.cluster import parse_duration
 from tests.fleet.node import ADMIN_CONF, SimNode
 from tests.fleet.result import NeedsInput, Pending, Result
@@ -20,7 +20,7 @@ NO_SERVER = (
 )
 
 
-def cli(node: SimNode, argv: list[str]) -> Result | Pending:
+def cli(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInput:
     args = argv[1:]
     cluster = node.cluster
     if node.files.get(ADMIN_CONF) is None or not cluster.initialised:
@@ -89,6 +89,9 @@ def cli(node: SimNode, argv: list[str]) -> Result | Pending:
             return Result.error(1, 'Error from server (NotFound): secrets "kubeadm-certs" not found\n')
         cluster.cert_key = cluster.cert_key_expires = None
         return Result.ok('secret "kubeadm-certs" deleted\n')
+    answer = _objects(node, args, words)
+    if answer is not None:
+        return answer
     if words[:2] == ["delete", "node"] and len(words) >= 3:
         out = []
         for name in words[2:]:
@@ -113,6 +116,26 @@ def _lease(node: SimNode, args: list[str], words: list[str]) -> Result | NeedsIn
             return leases.get(store, ns, words[2])
         if words[0] == "delete":
             return leases.delete(store, ns, words[2], "--ignore-not-found" in args)
+    return None
+
+
+def _objects(node: SimNode, args: list[str], words: list[str]) -> Result | NeedsInput | None:
+    """apply -f -, get configmap NAME, delete KIND/NAME: the objects besides Nodes."""
+    cluster = node.cluster
+    namespace = _flag_value(args, "-n") or _flag_value(args, "--namespace") or "default"
+    ignore = "--ignore-not-found" in args
+    if words[:1] == ["apply"] and _flag_value(args, "-f") == "-":
+
+        def apply(stdin: bytes) -> Result:
+            result, network = objects.apply(cluster.objects, stdin)
+            cluster.network = cluster.network or network
+            return result
+
+        return NeedsInput(apply)
+    if words[:2] == ["get", "configmap"] and len(words) == 3:
+        return objects.get(cluster.objects, "ConfigMap", namespace, words[2], ignore)
+    if words[:1] == ["delete"] and len(words) >= 2 and all("/" in w for w in words[1:]):
+        return objects.delete(cluster.objects, words[1:], namespace, ignore)
     return None
 
 

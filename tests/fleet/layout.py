@@ -46,6 +46,10 @@ class FleetConfig:
     settle: float = 5.0  # kubeadm.sh's "sleeping a bit more" before it reads the trigger
     kubeadm_seconds: float = 2.0  # how long one simulated kubeadm init/join runs
     ready_delay: float = 1.0  # from joined to Ready in the node list
+    # As on a real node, no Node is Ready before a pod network is applied; the inventory lists
+    # the lab's small CNI manifest as its addon unless ``pod_network_addon`` is False.
+    strict_network: bool = True
+    pod_network_addon: bool = True
     cpus: int = 2
     memory_kb: int = 4_000_000
     # Nodes whose kubeadm fails its preflight (too little memory), to test failure at scale.
@@ -88,6 +92,11 @@ def node_specs(nodes: int, control_planes: int) -> list[NodeSpec]:
     return out
 
 
+# The lab's CNI manifest (a DaemonSet mounting hostPath /etc/cni/net.d): the fleet's pod network.
+POD_NETWORK = "pod-network.yaml"
+POD_NETWORK_SOURCE = Path(__file__).resolve().parent.parent / "lab" / "cni" / "lab-cni.yaml"
+
+
 def render_inventory(config: FleetConfig, cluster_name: str = "fleet") -> str:
     """The inventory k8slk-ops loads; paths are relative to it (DIR)."""
     lines = [
@@ -96,6 +105,7 @@ def render_inventory(config: FleetConfig, cluster_name: str = "fleet") -> str:
         f"  name: {cluster_name}",
         f"  kubernetesVersion: {config.kubernetes_version}",
         f"  controlPlaneEndpoint: {config.endpoint}",
+        *([f"  addons: [{POD_NETWORK}]"] if config.pod_network_addon else []),
         "ssh:",
         "  user: root",
         f"  port: {config.port}",
@@ -109,6 +119,12 @@ def render_inventory(config: FleetConfig, cluster_name: str = "fleet") -> str:
     ]
     lines += [f"  - {{name: {n.name}, address: {n.address}, role: {n.role}}}" for n in config.nodes]
     return "\n".join(lines) + "\n"
+
+
+def write_inventory(directory: Path, config: FleetConfig, path: Path | None = None) -> None:
+    """The inventory and the pod network manifest it names, beside it."""
+    write_atomic(directory / POD_NETWORK, POD_NETWORK_SOURCE.read_bytes())
+    write_atomic(path or directory / INVENTORY, render_inventory(config))
 
 
 def write_atomic(path: Path, data: str | bytes, mode: int = 0o644) -> None:

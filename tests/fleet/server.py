@@ -170,7 +170,9 @@ class Fleet:
         self.directory = directory
         self.kubeadm_run = kubeadm_run
         self.stats = Stats()
-        self.cluster = Cluster(make_pki(), ready_delay=config.ready_delay)
+        self.cluster = Cluster(
+            make_pki(), ready_delay=config.ready_delay, strict_network=config.strict_network
+        )
         self.nodes: dict[str, SimNode] = {}
         self.listeners: dict[str, asyncssh.SSHAcceptor] = {}
         self.connections: dict[str, set[asyncssh.SSHServerConnection]] = {}

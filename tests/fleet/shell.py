@@ -217,7 +217,7 @@ def run_simple(node: SimNode, argv: list[str], stdin: bytes | None) -> Result | 
     return None
 
 
-def _ctr(node: SimNode, args: list[str]) -> Result | Pending:
+def _ctr(node: SimNode, args: list[str]) -> Result | Pending | NeedsInput:
     namespace = "default"
     while args and args[0].startswith("-"):
         flag = args[0]
@@ -245,7 +245,7 @@ def _ctr(node: SimNode, args: list[str]) -> Result | Pending:
 
 def _exec(
     node: SimNode, tasks: dict[str, tuple[int, str]], args: list[str]
-) -> Result | Pending:
+) -> Result | Pending | NeedsInput:
     exec_id = None
     while args and args[0].startswith("-"):
         if args[0] == "--exec-id" and len(args) > 1:
@@ -294,7 +294,7 @@ async def _exec_ends(node: SimNode, exec_id: str, running: Pending, lose: bool) 
         node.exec_ids.discard(exec_id)
 
 
-def _in_container(node: SimNode, argv: list[str]) -> Result | Pending:
+def _in_container(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInput:
     """A command inside the kubelet container, where paths are the container's."""
     name = os.path.basename(argv[0])
     if name == "kubeadm":

@@ -144,6 +144,16 @@ async def test_a_worker_joins_and_turns_ready_after_the_delay(make: Any, clock: 
     assert nodes["w-1"].internal_ip == worker.spec.address
     clock.now += 1.5
     out = ctr_exec(cp, "kubectl", "get", "nodes", "-o", "json").stdout.decode()
+    # As kubelet does: NotReady for want of a pod network, whatever the delay.
+    assert all(
+        not n.ready and "NetworkPluginNotReady" in n.not_ready_message
+        for n in tool.parse_nodes_json(out)
+    )
+    applied = sh(cp, ["ctr", "--namespace", "services.linuxkit", "tasks", "exec", "--exec-id",
+                      "t-2", "kubelet", "kubectl", "apply", "-f", "-"],
+                 layout.POD_NETWORK_SOURCE.read_bytes())
+    assert applied.status == 0 and b"daemonset.apps/lab-cni created" in applied.stdout
+    out = ctr_exec(cp, "kubectl", "get", "nodes", "-o", "json").stdout.decode()
     assert all(n.ready for n in tool.parse_nodes_json(out))
     assert '"zone": "a"' in out
 

@@ -27,7 +27,12 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--load-balancer", action="store_true",
                     help="a TCP load balancer on 127.0.SLOT.250:6443 as controlPlaneEndpoint")
     up.add_argument("--strict-network", action="store_true",
-                    help="nodes stay NotReady until a CNI config is in their /etc/cni/net.d")
+                    help="the default: nodes stay NotReady until a CNI config is in their "
+                         "/etc/cni/net.d, as real kubelets do")
+    up.add_argument("--lenient-network", action="store_true",
+                    help="nodes turn Ready without a pod network (unlike a real node)")
+    up.add_argument("--no-addons", action="store_true",
+                    help="an inventory without the lab's CNI manifest as cluster.addons")
 
     down = sub.add_parser("down", help="stop everything the lab started")
     down.add_argument("--dir", required=True)
@@ -55,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.dir, nodes=args.nodes, control_planes=args.control_planes,
                 kubernetes_version=args.kubernetes_version, settle=args.settle,
                 ready_delay=args.ready_delay, slot=args.slot,
-                load_balancer=args.load_balancer, strict_network=args.strict_network,
+                load_balancer=args.load_balancer, strict_network=not args.lenient_network,
+                pod_network_addon=not args.no_addons,
             )
             took = time.monotonic() - started
             print(f"{len(lab.nodes)} nodes up in {took:.1f} s (slot {lab.slot})", file=sys.stderr)

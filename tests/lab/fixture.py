@@ -55,13 +55,15 @@ class LabFactory:
         ready_delay: float = 0.3,
         slot: int | None = None,
         load_balancer: bool = False,
-        strict_network: bool = False,
+        strict_network: bool = True,
+        pod_network_addon: bool = True,
     ) -> Lab:
         require_lab()
         lab = Lab.up(
             self.base / f"lab-{len(self.labs)}", nodes=nodes, control_planes=control_planes,
             kubernetes_version=kubernetes_version, settle=settle, ready_delay=ready_delay,
             slot=slot, load_balancer=load_balancer, strict_network=strict_network,
+            pod_network_addon=pod_network_addon,
         )
         self.labs.append(lab)
         return lab

@@ -12,8 +12,20 @@ POD_SUBNET = "10.244.0.0/16"
 SERVICE_SUBNET = "10.96.0.0/12"
 
 
-def render(nodes: Sequence[NodeSpec], kubernetes_version: str, endpoint: str = "") -> str:
-    """``endpoint``: the API's address (a load balancer); the first control plane's otherwise."""
+CNI_MANIFEST = Path(__file__).resolve().parent / "cni" / "lab-cni.yaml"
+
+
+def copy_cni(lab_dir: Path) -> tuple[str, ...]:
+    """The lab's CNI manifest beside the inventory; its path as ``cluster.addons`` lists it."""
+    (lab_dir / "cni").mkdir(exist_ok=True)
+    write(lab_dir / "cni" / CNI_MANIFEST.name, CNI_MANIFEST.read_text())
+    return (f"cni/{CNI_MANIFEST.name}",)
+
+
+def render(nodes: Sequence[NodeSpec], kubernetes_version: str, endpoint: str = "",
+           addons: Sequence[str] = ()) -> str:
+    """``endpoint``: the API's address (a load balancer); the first control plane's otherwise.
+    ``addons``: manifests (relative to the inventory) for ``cluster.addons``."""
     first_cp = next(n for n in nodes if n.role == CONTROL_PLANE)
     lines = [
         "cluster:",
@@ -22,6 +34,7 @@ def render(nodes: Sequence[NodeSpec], kubernetes_version: str, endpoint: str = "
         f"  controlPlaneEndpoint: {endpoint or first_cp.address}:6443",
         f"  podSubnet: {POD_SUBNET}",
         f"  serviceSubnet: {SERVICE_SUBNET}",
+        *([f"  addons: [{', '.join(addons)}]"] if addons else []),
         "ssh:",
         "  user: root",
         "  port: 22",

@@ -77,14 +77,17 @@ class Lab:
         ready_delay: float = 1.0,
         slot: int | None = None,
         load_balancer: bool = False,
-        strict_network: bool = False,
+        strict_network: bool = True,
+        pod_network_addon: bool = True,
     ) -> Lab:
         """Boot ``nodes`` fresh nodes concurrently (``cp-1..cp-M`` then ``w-1..``), wait until
         each accepts SSH, write ``inventory.yml``, ``known_hosts`` and ``lab.json``. With
         ``load_balancer``, the inventory's controlPlaneEndpoint is a TCP load balancer on
         ``127.0.SLOT.250:6443`` in front of every control plane (see ``balancer.py``). With
-        ``strict_network``, each kubelet keeps its Node NotReady (NetworkPluginNotReady) until a
-        CNI config is in its /etc/cni/net.d, as a real kubelet does."""
+        ``strict_network`` (the default), each kubelet keeps its Node NotReady
+        (NetworkPluginNotReady) until a CNI config is in its /etc/cni/net.d, as a real kubelet
+        does. With ``pod_network_addon`` (the default), the inventory lists the lab's CNI
+        manifest (copied to ``cni/lab-cni.yaml`` beside it) as ``cluster.addons``."""
         lab_dir = Path(lab_dir).resolve()
         _validate(nodes, control_planes, kubernetes_version, settle, ready_delay)
         preflight.check()
@@ -130,8 +133,10 @@ class Lab:
             lab.rewrite_known_hosts()
             if lab.state.balancer:
                 lab._start_balancer()
+            addons = inventory.copy_cni(lab_dir) if pod_network_addon else ()
             inventory.write(lab.inventory_path,
-                            inventory.render(specs, kubernetes_version, lab.state.balancer))
+                            inventory.render(specs, kubernetes_version, lab.state.balancer,
+                                             addons))
         except BaseException:
             lab.down()
             raise

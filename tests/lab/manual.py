@@ -119,3 +119,13 @@ def ca_pin(lab: Lab, node: str = "cp-1") -> str:
 def join(lab: Lab, node: str, token: str, pin: str, endpoint: str) -> None:
     write_config(lab, node, join_config(lab, node, token, pin, endpoint))
     trigger(lab, node, "join")
+
+
+def apply_pod_network(lab: Lab, node: str = "cp-1") -> None:
+    """The image README's "kubectl apply -f [podnetwork].yaml": the lab's CNI manifest, on
+    stdin to the kubectl in the node's kubelet container."""
+    from tests.lab.inventory import CNI_MANIFEST
+
+    out = in_kubelet(lab, node, "kubectl apply -f -", input=CNI_MANIFEST.read_text())
+    if out.returncode != 0:
+        raise AssertionError(f"kubectl apply of the pod network failed: {out.stderr}")

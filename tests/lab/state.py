@@ -40,7 +40,7 @@ class LabState:
     nodes: list[NodeState]
     balancer: str = ""  # the load balancer's address in front of the API servers, if any
     # kubelet keeps its Node NotReady until a CNI config is in /etc/cni/net.d, as a real one.
-    strict_network: bool = False
+    strict_network: bool = True
 
     def node(self, name: str) -> NodeState:
         for n in self.nodes:
@@ -59,7 +59,7 @@ class LabState:
             for n in data["nodes"]
         ]
         return cls(data["slot"], data["running"], data["settle"], data["ready_delay"], nodes,
-                   data.get("balancer", ""), bool(data.get("strict_network", False)))
+                   data.get("balancer", ""), bool(data.get("strict_network", True)))
 
 
 def save(lab_dir: Path, state: LabState) -> None:

@@ -16,9 +16,12 @@ class _Started:
     inventory_path = Path("/tmp/x/inventory.yml")
 
 
-@pytest.mark.parametrize(("flags", "strict"), [([], False), (["--strict-network"], True)])
+@pytest.mark.parametrize(("flags", "strict", "addon"), [
+    ([], True, True), (["--strict-network"], True, True), (["--lenient-network"], False, True),
+    (["--no-addons"], True, False),
+])
 def test_up_strict_network(monkeypatch: pytest.MonkeyPatch, flags: list[str],
-                           strict: bool) -> None:
+                           strict: bool, addon: bool) -> None:
     seen: dict[str, Any] = {}
 
     def up(directory: str, **kwargs: Any) -> _Started:
@@ -28,3 +31,4 @@ def test_up_strict_network(monkeypatch: pytest.MonkeyPatch, flags: list[str],
     monkeypatch.setattr(cli.Lab, "up", up)
     assert cli.main(["up", "--dir", "/tmp/x", *flags]) == 0
     assert seen["strict_network"] is strict
+    assert seen["pod_network_addon"] is addon

@@ -1,0 +1,92 @@
+"""apply-addons: the inventory's manifests (a pod network first), applied through the primary.
+
+Without a pod network kubelet keeps every Node NotReady, so bootstrap applies ``cluster.addons``
+right after init, before any join. Each manifest goes to ``kubectl apply -f -`` inside the
+kubelet container on stdin: nothing is copied to the node and nothing reaches argv. The
+cluster's record (``addonrecord``) says which manifests were applied already: the plan lists
+only those that changed, so a re-run with the same files applies nothing and says so. With
+``cluster.kubeProxy: false`` the kube-proxy DaemonSet and ConfigMap are deleted once (kubeadm's
+v1beta2 configuration, before Kubernetes 1.22, cannot skip installing them).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from k8slk_ops import addonrecord
+from k8slk_ops.context import PlanContext, RunContext
+from k8slk_ops.errors import NodeError
+from k8slk_ops.events import EventKind
+from k8slk_ops.inventory.addons import Addon
+from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+
+PHASE = "addons"
+
+
+def due_addons(ctx: PlanContext) -> tuple[Addon, ...]:
+    """The manifests whose content the cluster has not recorded as applied."""
+    recorded = ctx.cluster.addons
+    return tuple(a for a in ctx.inventory.addon_manifests if recorded.get(a.key) != a.sha256)
+
+
+def kube_proxy_due(ctx: PlanContext) -> bool:
+    """kube-proxy is to be deleted: not wanted, and not recorded as deleted yet."""
+    return not ctx.inventory.cluster.kube_proxy and (
+        addonrecord.KUBE_PROXY_REMOVED not in ctx.cluster.addons
+    )
+
+
+class ApplyAddons(Step):
+    name = "apply-addons"
+    phase = PHASE
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        actions = [
+            Action(
+                f"kubectl apply -f - of {a.name} (sha256 {a.sha256[:12]})",
+                {"manifest": a.name, "sha256": a.sha256},
+            )
+            for a in due_addons(ctx)
+        ]
+        if kube_proxy_due(ctx):
+            actions.append(Action("delete the kube-proxy DaemonSet and ConfigMap if present"))
+        if actions:
+            return do(*actions)
+        count = len(ctx.inventory.addon_manifests)
+        if not count:
+            return skip("no addons in the inventory")
+        return skip(f"addons applied already ({count} manifest(s) unchanged)")
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        lk = await ctx.node(node)
+        record = dict(ctx.plan.cluster.addons)
+        try:
+            for addon in due_addons(ctx.plan):
+                await addonrecord.apply_manifest(lk, addon.text.encode(), addon.name)
+                record[addon.key] = addon.sha256
+                await addonrecord.write_record(lk, record)
+                ctx.emit(node, PHASE, EventKind.PROGRESS, f"applied {addon.name}")
+            if kube_proxy_due(ctx.plan):
+                await self._delete_kube_proxy(ctx, node)
+                record[addonrecord.KUBE_PROXY_REMOVED] = "true"
+                await addonrecord.write_record(lk, record)
+        except addonrecord.AddonError as exc:
+            raise NodeError(str(exc), phase=PHASE) from None
+
+    async def _delete_kube_proxy(self, ctx: RunContext, node: str) -> None:
+        lk = await ctx.node(node)
+        result = await lk.kubectl(
+            "-n",
+            "kube-system",
+            "delete",
+            "daemonset/kube-proxy",
+            "configmap/kube-proxy",
+            "--ignore-not-found",
+            timeout=120,
+        )
+        if result.exit_status != 0:
+            raise addonrecord.AddonError(
+                "kubectl delete of kube-proxy failed: "
+                + (result.stderr or result.stdout).decode(errors="replace").strip()[-300:]
+            )
+        ctx.emit(node, PHASE, EventKind.PROGRESS, "deleted kube-proxy")

@@ -1,0 +1,118 @@
+"""The API objects the fleet's cluster keeps besides Nodes: what ``kubectl apply -f -``,
+``get configmap`` and ``delete`` touch (addon manifests, the tool's record, kube-proxy).
+
+Answers use kubectl's own words: ``<kind>[.<group>]/<name> created|configured|unchanged``,
+``error: resource mapping not found ...`` for a kind the server does not serve, ``Error from
+server (NotFound)`` for a missing object. A DaemonSet whose pods mount hostPath
+``/etc/cni/net.d`` installs the pod network, as the lab's kubelet treats it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+from tests.fleet.result import Result
+
+CNI_DIR = "/etc/cni/net.d"
+NAMESPACED = {"ConfigMap", "ServiceAccount", "DaemonSet", "Deployment", "Role", "RoleBinding",
+              "Secret", "Service"}
+SERVED = {  # kind -> (resource, group) as kubectl names them in its output
+    "ConfigMap": ("configmap", ""),
+    "ServiceAccount": ("serviceaccount", ""),
+    "Secret": ("secret", ""),
+    "Service": ("service", ""),
+    "Namespace": ("namespace", ""),
+    "DaemonSet": ("daemonset", "apps"),
+    "Deployment": ("deployment", "apps"),
+    "ClusterRole": ("clusterrole", "rbac.authorization.k8s.io"),
+    "ClusterRoleBinding": ("clusterrolebinding", "rbac.authorization.k8s.io"),
+    "Role": ("role", "rbac.authorization.k8s.io"),
+    "RoleBinding": ("rolebinding", "rbac.authorization.k8s.io"),
+}
+Key = tuple[str, str, str]  # kind, namespace, name
+
+
+def kube_proxy_objects() -> dict[Key, dict[str, Any]]:
+    """What kubeadm's addon/kube-proxy phase creates."""
+    meta = {"namespace": "kube-system", "name": "kube-proxy"}
+    return {
+        ("DaemonSet", "kube-system", "kube-proxy"): {
+            "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": meta},
+        ("ConfigMap", "kube-system", "kube-proxy"): {
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {}},
+    }
+
+
+def _label(kind: str) -> str:
+    resource, group = SERVED[kind]
+    return f"{resource}.{group}" if group else resource
+
+
+def apply(objects: dict[Key, dict[str, Any]], stdin: bytes) -> tuple[Result, bool]:
+    """``kubectl apply -f -``: the result, and whether a pod network DaemonSet was applied."""
+    try:
+        docs = [d for d in yaml.safe_load_all(stdin.decode()) if d is not None]
+    except yaml.YAMLError as exc:
+        return Result.error(1, f"error: error parsing STDIN: {exc}\n"), False
+    out, network = [], False
+    for doc in docs:
+        kind, api = doc.get("kind"), doc.get("apiVersion")
+        meta = doc.get("metadata") or {}
+        if not kind or not api:
+            missing = "kind" if not kind else "apiVersion"
+            return Result.error(1, f'error: error validating "STDIN": error validating data: '
+                                   f'{missing} not set; if you choose to ignore these errors, '
+                                   f"turn validation off with --validate=false\n"), network
+        if kind not in SERVED:
+            return Result.error(
+                1, f'error: resource mapping not found for name: "{meta.get("name", "")}" '
+                   f'namespace: "{meta.get("namespace", "")}" from "STDIN": no matches for kind '
+                   f'"{kind}" in version "{api}"\nensure CRDs are installed first\n'), network
+        namespace = str(meta.get("namespace") or "default") if kind in NAMESPACED else ""
+        key = (kind, namespace, str(meta.get("name")))
+        before = objects.get(key)
+        objects[key] = doc
+        verb = "created" if before is None else "unchanged" if before == doc else "configured"
+        out.append(f"{_label(kind)}/{key[2]} {verb}\n")
+        network = network or (kind == "DaemonSet" and _mounts_cni(doc))
+    return Result.ok("".join(out)), network
+
+
+def _mounts_cni(doc: dict[str, Any]) -> bool:
+    volumes = (((doc.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes")
+    return any((v.get("hostPath") or {}).get("path") == CNI_DIR for v in volumes or [])
+
+
+def get(objects: dict[Key, dict[str, Any]], kind: str, namespace: str, name: str,
+        ignore_missing: bool) -> Result:
+    """``kubectl get KIND NAME -o json`` (``--ignore-not-found``: nothing when missing)."""
+    obj = objects.get((kind, namespace, name))
+    if obj is None:
+        if ignore_missing:
+            return Result.ok("")
+        return Result.error(1, f'Error from server (NotFound): {SERVED[kind][0]}s "{name}" not '
+                               "found\n")
+    return Result.ok(json.dumps(obj, indent=4) + "\n")
+
+
+def delete(objects: dict[Key, dict[str, Any]], refs: list[str], namespace: str,
+           ignore_missing: bool) -> Result:
+    """``kubectl delete kind/name ...``"""
+    kinds = {resource: kind for kind, (resource, _) in SERVED.items()}
+    out = []
+    for ref in refs:
+        resource, _, name = ref.partition("/")
+        kind = kinds.get(resource.split(".")[0])
+        if kind is None:
+            return Result.error(1, f'error: the server doesn\'t have a resource type "{resource}"\n')
+        key = (kind, namespace if kind in NAMESPACED else "", name)
+        if objects.pop(key, None) is None:
+            if ignore_missing:
+                continue
+            return Result.error(1, f'Error from server (NotFound): {resource}s "{name}" not '
+                                   "found\n")
+        out.append(f'{_label(kind)} "{name}" deleted\n')
+    return Result.ok("".join(out))

@@ -1,0 +1,130 @@
+"""cluster.addons read at load time, cluster.kubeProxy rendered, readiness explained (pure)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from k8slk_ops import addonrecord, podnetwork
+from k8slk_ops.inventory import InventoryError, load_inventory
+from k8slk_ops.kubeadm import ConfigApi, parse_nodes_json, render_init
+from k8slk_ops.membership import members_of
+from tests.unit.test_kubeadm_render import docs, init_spec
+
+NETWORK = ("container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
+           "message:Network plugin returns error: cni plugin not initialized")
+
+
+def inventory(tmp_path: Path, addons: str, version: str = "v1.31.3") -> Path:
+    path = tmp_path / "inv.yml"
+    path.write_text(
+        f"cluster:\n  name: lab\n  kubernetesVersion: {version}\n  addons: {addons}\n"
+        "nodes:\n  - {name: cp-1, address: 10.0.0.1, role: control-plane}\n"
+    )
+    return path
+
+
+def test_placeholders_are_filled_in_and_a_directory_is_read_in_name_order(
+    tmp_path: Path,
+) -> None:
+    net = tmp_path / "net"
+    net.mkdir()
+    (net / "b.yml").write_text("cidr: ${podSubnet}\nliteral: $${HOME}\n")
+    (net / "a.yaml").write_text(
+        "svc: ${serviceSubnet}\nname: ${clusterName}\n"
+        "api: ${controlPlaneEndpoint}\nv: ${kubernetesVersion}\n"
+    )
+    (net / "notes.txt").write_text("${ignored}")
+    inv = load_inventory(inventory(tmp_path, "[net]"))
+    first, second = inv.addon_manifests
+    assert (first.name, second.name) == ("net/a.yaml", "net/b.yml")
+    assert first.text == "svc: 10.96.0.0/12\nname: lab\napi: 10.0.0.1:6443\nv: v1.31.3\n"
+    assert second.text == "cidr: 10.244.0.0/16\nliteral: ${HOME}\n"
+    assert first.key == "net__a.yaml" and len(first.sha256) == 64
+
+
+def test_an_unknown_placeholder_is_an_error_at_its_line(tmp_path: Path) -> None:
+    (tmp_path / "cni.yaml").write_text("a: 1\nb: x-${POD_CIDR}\n")
+    with pytest.raises(InventoryError) as err:
+        load_inventory(inventory(tmp_path, "[cni.yaml]"))
+    assert f"{tmp_path / 'cni.yaml'}:2:6: unknown placeholder ${{POD_CIDR}}" in str(err.value)
+
+
+def test_kubernetes_version_placeholder_needs_the_version_set(tmp_path: Path) -> None:
+    (tmp_path / "cni.yaml").write_text("image: x:${kubernetesVersion}\n")
+    path = tmp_path / "inv.yml"
+    path.write_text("cluster:\n  name: lab\n  addons: [cni.yaml]\n"
+                    "nodes:\n  - {name: cp-1, address: 10.0.0.1, role: control-plane}\n")
+    with pytest.raises(InventoryError, match=r"needs cluster\.kubernetesVersion set"):
+        load_inventory(path)
+
+
+def test_missing_files_and_empty_directories_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InventoryError) as err:
+        load_inventory(inventory(tmp_path, "[gone.yaml, empty]"))
+    text = str(err.value)
+    assert f"inv.yml:4:12: cluster.addons[0]: no such file or directory: {tmp_path / 'gone.yaml'}" in text
+    assert "inv.yml:4:23: cluster.addons[1]" in text and "holds no *.yaml or *.yml manifest" in text
+
+
+def test_a_manifest_over_the_size_bound_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "big.yaml").write_bytes(b"#" * (2 << 20))
+    with pytest.raises(InventoryError, match="larger than 1 MiB"):
+        load_inventory(inventory(tmp_path, "[big.yaml]"))
+
+
+@pytest.mark.parametrize("api", [ConfigApi.V1BETA3, ConfigApi.V1BETA4])
+def test_kube_proxy_false_skips_its_phase(api: ConfigApi) -> None:
+    init = docs(render_init(init_spec(kube_proxy=False), api))["InitConfiguration"]
+    assert init["skipPhases"] == ["addon/kube-proxy"]
+    assert "skipPhases" not in docs(render_init(init_spec(), api))["InitConfiguration"]
+
+
+def test_kube_proxy_false_on_v1beta2_renders_no_skip_phases() -> None:
+    init = docs(render_init(init_spec("v1.21.14", kube_proxy=False), ConfigApi.V1BETA2))
+    assert "skipPhases" not in init["InitConfiguration"]
+
+
+def node_list(*conditions: dict[str, str]) -> str:
+    items = [{"metadata": {"name": f"n-{i}"}, "status": {"conditions": [c]}}
+             for i, c in enumerate(conditions)]
+    return json.dumps({"kind": "List", "items": items})
+
+
+def test_the_ready_condition_explains_a_not_ready_node() -> None:
+    out = node_list(
+        {"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": NETWORK},
+        {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "posting"},
+        {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown",
+         "message": "Kubelet stopped\x1b[2J posting\nnode status."},
+    )
+    nodes = parse_nodes_json(out)
+    assert (nodes[0].not_ready_reason, nodes[0].not_ready_message) == ("KubeletNotReady", NETWORK)
+    assert (nodes[1].not_ready_reason, nodes[1].not_ready_message) == ("", "")
+    assert nodes[2].not_ready_message == "Kubelet stopped [2J posting node status."
+    members = members_of(out)
+    assert members["n-0"].network_missing and members["n-0"].not_ready_text.startswith(
+        "KubeletNotReady: container runtime network not ready")
+    assert not members["n-1"].network_missing and members["n-1"].not_ready_text == ""
+    assert podnetwork.report_messages(False, members.values()) == [podnetwork.REPORT_MESSAGE]
+    assert podnetwork.report_messages(True, members.values()) == []
+
+
+def test_kubectls_error_lines_are_kept_whole() -> None:
+    err = (b'error: resource mapping not found for name: "w" namespace: "" from "STDIN": '
+           b'no matches for kind "Widget" in version "example.com/v1"\n'
+           b"ensure CRDs are installed first\n")
+    assert 'no matches for kind "Widget"' in addonrecord.kubectl_error(err)
+    assert addonrecord.kubectl_error(b"something odd\n") == "something odd"
+
+
+def test_the_record_reads_strings_only() -> None:
+    doc = {"data": {"a.yaml": "f00", "x": 1}}
+    assert addonrecord.parse_record(json.dumps(doc)) == {"a.yaml": "f00"}
+    made = json.loads(addonrecord.record_manifest({"b": "2", "a": "1"}))
+    assert made["metadata"] == {"name": "k8slk-ops-addons", "namespace": "kube-system",
+                                "labels": {"app.kubernetes.io/managed-by": "k8slk-ops"}}
+    assert list(made["data"]) == ["a", "b"]
