@@ -36,8 +36,10 @@ BALANCER_HOST = 250  # the load balancer's address: 127.0.SLOT.250
 REPO = Path(__file__).resolve().parents[2]
 FAULTS = (
     "ssh-stop", "ssh-start", "partition", "heal", "kubeadm-fail", "kubeadm-hang", "reboot",
-    "drain-block", "drain-unblock",
+    "drain-block", "drain-unblock", "no-boot",
 )
+REBOOT_PAUSE = 1.0  # from ``reboot`` in a node's shell to the node going down
+POWER_OFF = 1.0  # how long a rebooting node stays down before it boots
 _exec_ids = itertools.count(1)
 
 
@@ -321,6 +323,7 @@ class Lab:
         ``drain-block`` / ``drain-unblock`` (a pod on the node that a PodDisruptionBudget
         keeps from being evicted: ``kubectl drain`` retries until its timeout)."""
         self._require_running()
+        self.state = st.load(self.dir)  # a reboot from a node's shell may have changed it
         n = self.state.node(name)
         node = self._node(n)
         if kind == "ssh-stop":
@@ -334,6 +337,13 @@ class Lab:
             network.partition(self.slot, n.spec.address)
         elif kind == "heal":
             network.heal(self.slot, n.spec.address)
+            n.no_boot = False
+            if n.down:  # a reboot that did not come back: it boots now
+                n.down = False
+                self._boot(n)
+                _wait_ssh(n.spec)
+        elif kind == "no-boot":
+            n.no_boot = True
         elif kind == "kubeadm-fail":
             if len(args) != 1:
                 raise LabError("kubeadm-fail needs a phase, e.g. kubeadm-fail preflight")
@@ -359,6 +369,42 @@ class Lab:
         else:
             raise LabError(f"unknown fault {kind!r}: one of {', '.join(FAULTS)}")
         st.save(self.dir, self.state)
+
+    def set_image(self, kubernetes_version: str) -> None:
+        """The image the lab serves from now on: what a node runs after its next reboot from
+        its own shell (``reboot``), as an iPXE server serving a new image."""
+        if not VERSION.fullmatch(kubernetes_version):
+            raise LabError(f"bad Kubernetes version {kubernetes_version!r}: want vX.Y.Z")
+        self.state = st.load(self.dir)
+        self.state.image_version = kubernetes_version
+        st.save(self.dir, self.state)
+
+    def power_cycle(self, name: str) -> None:
+        """What ``reboot`` in a node's shell does: a process outside the node (so that the
+        node's halt does not take it along) reboots it into the served image after a pause,
+        and ``reboot`` returns at once, as reboot(8) does."""
+        self.state.node(name)
+        procs.spawn(
+            [sys.executable, "-m", "tests.lab", "reboot-now", "--dir", str(self.dir), name],
+            f"k8slk-lab-{self.slot}/reboots/{name}",
+            {"PATH": PATH, "PYTHONPATH": str(REPO)},
+        )
+
+    def reboot_now(self, name: str) -> None:
+        """The second half of ``power_cycle``: the pause, the halt, the boot into the served
+        image, unless the node has the ``no-boot`` fault (then it stays down until ``heal``)."""
+        time.sleep(REBOOT_PAUSE)
+        self.state = st.load(self.dir)
+        n = self.state.node(name)
+        if n.no_boot:
+            self._node(n).halt()
+            n.pids = {}
+            n.down = True
+            st.save(self.dir, self.state)
+            return
+        self._node(n).halt()
+        time.sleep(POWER_OFF)
+        self.reboot(name, self.state.image_version or None)
 
     def reboot(self, name: str, kubernetes_version: str | None = None) -> None:
         """Every process of the node killed; it boots again with a new host key, empty /run
@@ -406,9 +452,29 @@ class Lab:
             "strictNetwork": self.state.strict_network,
         }
 
+    def _reboot_command(self, n: NodeState) -> str:
+        """The node's ``reboot`` (its shell finds it first on PATH, in /usr/local/sbin): asks
+        the lab to power-cycle the node. It runs in a copy of the node's mount namespace with
+        the node's own mounts taken off (the host's namespace is out of reach), so that the
+        node booted from it looks like one booted by ``up``."""
+        power_cycle = (
+            f"{shlex.quote(sys.executable)} -m tests.lab power-cycle "
+            f"--dir {shlex.quote(str(self.dir))} {shlex.quote(n.spec.name)}"
+        )
+        inner = (
+            "for m in /usr/local/sbin /root /var/node /var/log /run; do "
+            "umount -l $m 2>/dev/null || true; done; "
+            f"exec /usr/bin/env -i PATH={PATH} PYTHONPATH={shlex.quote(str(REPO))} {power_cycle}"
+        )
+        return (
+            "#!/bin/sh\n"
+            "# The lab's reboot(8): the node goes down after a moment, boots the served image.\n"
+            f"exec unshare -m --propagation private -- {procs.BUSYBOX} sh -c {shlex.quote(inner)}\n"
+        )
+
     def _boot(self, n: NodeState) -> None:
         node = self._node(n)
-        node.prepare(self._facts(n))
+        node.prepare(self._facts(n), self._reboot_command(n))
         n.pids = node.boot()
         n.boots += 1
 
