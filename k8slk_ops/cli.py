@@ -379,3 +379,5 @@ def inventory_check(inventory: InventoryArg) -> None:
     typer.echo(f"  workers:        {workers}")
     if sys.stdout.isatty():
         typer.echo(f"  nodes:          {len(inv.nodes)}")
+
+from k8slk_ops.commands import upgrade as _upgrade  # noqa: E402,F401  (registers the command)

@@ -117,6 +117,8 @@ class RunState:
     # Facts read again during the run (after a reboot, say); the plan keeps the ones it was
     # made from.
     facts: dict[str, NodeFacts] = field(default_factory=dict)
+    # Nodes this run rebooted (a new host key from them may be accepted: hostKeyAfterReboot).
+    rebooted: set[str] = field(default_factory=set)
 
 
 @dataclass

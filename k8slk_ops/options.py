@@ -48,6 +48,7 @@ class RunOptions:
     selected: tuple[str, ...] = ()  # nodes named on the command line; none: all
     force: int = 0  # how many times --force was given
     drain_timeout: float | None = None  # seconds; None: the playbook's own
+    upgrade_to: str = ""  # upgrade --to; none: the inventory's cluster.kubernetesVersion
 
     @classmethod
     def for_command(

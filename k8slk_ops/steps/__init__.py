@@ -10,8 +10,18 @@ from k8slk_ops.steps.join import Join
 from k8slk_ops.steps.kubeconfig import FetchKubeconfig
 from k8slk_ops.steps.preflight import Preflight
 from k8slk_ops.steps.ready import WaitReady
+from k8slk_ops.steps.reboot import Reboot, WaitSSH
 from k8slk_ops.steps.remove import DeleteNode, Drain, KubeadmReset, RemovalGuard, Uncordon
 from k8slk_ops.steps.status import Status
+from k8slk_ops.steps.upgrade import (
+    Cordon,
+    HealthGate,
+    KubeadmUpgrade,
+    PersistentDisk,
+    UncordonUpgraded,
+    UpgradeCheck,
+    UpgradeDrain,
+)
 
 STEPS: dict[str, Step] = {
     step.name: step
@@ -30,6 +40,15 @@ STEPS: dict[str, Step] = {
         DeleteNode(),
         KubeadmReset(),
         RunCommand(),
+        UpgradeCheck(),
+        PersistentDisk(),
+        Cordon(),
+        Reboot(),
+        WaitSSH(),
+        KubeadmUpgrade(),
+        HealthGate(),
+        UncordonUpgraded(),
+        UpgradeDrain(),
     )
 }
 
