@@ -200,6 +200,9 @@ class Operation:
         finally:
             if lock is not None:
                 with contextlib.suppress(Exception):
+                    # The primary may have been dialled again (a reboot): release through
+                    # its current connection.
+                    lock.node = await self.cluster.connect(cluster.primary)
                     await lock.release()
 
     @contextlib.asynccontextmanager

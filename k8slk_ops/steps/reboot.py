@@ -20,6 +20,7 @@ from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
 from k8slk_ops.kubeadm.errors import VersionError
 from k8slk_ops.kubeadm.versions import KubeVersion
+from k8slk_ops.lock import ClusterLock, Holder
 from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.ssh import HostKeyMismatch, SSHError
 from k8slk_ops.ssh.hostkeys import replace_host_key
@@ -126,7 +127,10 @@ class WaitSSH(Step):
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         assert isinstance(options, WaitSSHOptions)
         deadline = time.monotonic() + options.timeout
-        await booted(ctx, node, deadline)
+        lk = await booted(ctx, node, deadline)
+        if node == ctx.plan.cluster.primary and not ctx.options.dry_run:
+            # The cluster lock lived in the primary's /run, which the reboot emptied.
+            await ClusterLock(lk, Holder.me(ctx.options.run_id, "upgrade")).acquire()
         fresh = await ctx.refresh([node])
         facts = fresh.get(node)
         if facts is None:

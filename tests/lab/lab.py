@@ -502,6 +502,10 @@ class Lab:
     def _holder(self, name: str) -> int:
         holder = self.state.node(name).pids.get("holder")
         if not holder or not procs.alive(*holder):
+            # Rebooted by another process (the node's own reboot(8)): ask lab.json again.
+            self.state = st.load(self.dir)
+            holder = self.state.node(name).pids.get("holder")
+        if not holder or not procs.alive(*holder):
             raise LabError(f"node {name} is not running")
         return holder[0]
 
