@@ -192,3 +192,20 @@ def test_two_runs_at_once_one_works_the_other_exits_3(lab_factory: Any, tmp_path
     finally:
         out, _ = first.communicate(timeout=300)
     assert first.returncode == 0, out
+
+
+def test_three_control_planes_behind_the_balancer_keep_the_api_answering(
+    lab_factory: Any, tmp_path: Path
+) -> None:
+    lab, inventory = prepared(lab_factory, tmp_path, nodes=4, control_planes=3,
+                              load_balancer=True)
+    with Sampler(lab) as sampler:  # through lab.kubeconfig: the balancer's address
+        run = cli("upgrade", str(inventory), "--yes", log_file=tmp_path / "up.log")
+    assert run.code == 0, run.stdout + run.stderr
+    assert sampler.unanswered == 0
+    assert sampler.most_unschedulable <= 1
+    order = [line.split()[1] for line in run.log.splitlines() if " reboot start" in line]
+    assert order == ["cp-1", "cp-2", "cp-3", "w-1"]
+    assert {n: v["version"] for n, v in answering(lab).items()} == {
+        n: NEW for n in ("cp-1", "cp-2", "cp-3", "w-1")
+    }
