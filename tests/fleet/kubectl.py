@@ -25,6 +25,11 @@ def cli(node: SimNode, argv: list[str]) -> Result | Pending:
     if node.files.get(ADMIN_CONF) is None or not cluster.initialised:
         return Result.error(1, NO_SERVER)
     words = _positional(args)
+    if args[:3] == ["get", "--raw", "/readyz"]:
+        return Result.ok("ok")
+    if words[:2] == ["get", "pods"] and _flag_value(args, "-n") == "kube-system":
+        selector = _flag_value(args, "--field-selector") or ""
+        return Result.ok(cluster.static_pods_json(selector.removeprefix("spec.nodeName=")))
     if args[:2] == ["get", "nodes"] or args[:2] == ["get", "node"]:
         output = _output(args)
         names = words[2:]
