@@ -128,6 +128,8 @@ class RunState:
     noop: set[tuple[str, str]] = field(default_factory=set)
     # Each control plane's certificates as `kubeadm certs check-expiration` last showed them.
     certs: dict[str, NodeCerts] = field(default_factory=dict)
+    # Nodes this run rebooted (a new host key from them may be accepted: hostKeyAfterReboot).
+    rebooted: set[str] = field(default_factory=set)
 
 
 @dataclass

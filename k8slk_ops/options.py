@@ -53,6 +53,7 @@ class RunOptions:
     # certs check: fail when a certificate expires within this many days; certs renew: renew
     # those (None: every certificate).
     cert_days: int | None = DEFAULT_CERT_DAYS
+    upgrade_to: str = ""  # upgrade --to; none: the inventory's cluster.kubernetesVersion
 
     @classmethod
     def for_command(

@@ -98,6 +98,9 @@ class SSHSettings(_Model):
     connect_timeout: Seconds = 10.0
     keepalive_interval: Seconds = 15.0
     config_file: ResolvedPath | None = Field(default=Path("~/.ssh/config"), validate_default=True)
+    # A LinuxKit node makes new host keys at every boot. After a reboot this run made:
+    # ``refuse`` stops at the node; ``accept`` trusts the first key it presents then.
+    host_key_after_reboot: Literal["refuse", "accept"] = "refuse"
 
 
 _NOT_NULL = (
@@ -184,6 +187,15 @@ def _endpoint(value: str) -> str:
     return checks.format_hostport(hp.host, hp.port)
 
 
+class RebootSpec(_Model):
+    """How ``upgrade`` reboots a node into the image the boot server now serves: ``command``
+    in the node's shell, or ``local`` on the operator's machine (an IPMI or PDU power cycle)
+    with ``{name}`` and ``{address}`` filled in."""
+
+    command: Annotated[str, Field(min_length=1)] = "reboot"
+    local: Annotated[str, Field(min_length=1)] | None = None
+
+
 class ClusterSpec(_Model):
     """What the cluster is: its name, version, endpoint and networks."""
 
@@ -201,6 +213,7 @@ class ClusterSpec(_Model):
     addons: tuple[ResolvedPath, ...] = ()
     # False for a pod network that replaces kube-proxy (kube-router, Cilium): none is installed.
     kube_proxy: bool = True
+    reboot: RebootSpec = RebootSpec()
 
     @field_validator("cert_sans", "addons", mode="before")
     @classmethod

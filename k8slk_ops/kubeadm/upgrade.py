@@ -121,3 +121,45 @@ def is_upgrade_apply_success(output: str, version: str | KubeVersion | None = No
 def is_upgrade_node_success(output: str) -> bool:
     """True when ``kubeadm upgrade node`` printed its success line."""
     return any(log_message(raw).strip() == NODE_OK_LINE for raw in output.splitlines())
+
+
+@dataclass(frozen=True)
+class NodeVersion:
+    """A node's kubelet version as its Node object reports it, and its role."""
+
+    name: str
+    version: KubeVersion
+    control_plane: bool
+
+
+def upgrade_refusal(target: KubeVersion, nodes: tuple[NodeVersion, ...]) -> str:
+    """Why kubeadm would refuse to roll these nodes to ``target``, or ''. Pure.
+
+    kubeadm upgrades one minor at a time and never downgrades a node; a kubelet newer than the
+    control plane's API server is outside the skew policy, so workers ahead of the control
+    planes are refused too. The cluster's version is the oldest control plane's.
+    """
+    planes = [n for n in nodes if n.control_plane]
+    if not planes:
+        return "no control plane reports a version"
+    oldest_cp = min(planes, key=lambda n: n.version)
+    for n in nodes:
+        if n.version.major != target.major or n.version > target:
+            return (
+                f"{n.name} runs {n.version}, newer than the target {target}: kubeadm does not "
+                "downgrade"
+            )
+    if target.minor - oldest_cp.version.minor > 1:
+        nxt = f"v{oldest_cp.version.major}.{oldest_cp.version.minor + 1}"
+        return (
+            f"{oldest_cp.name} runs {oldest_cp.version}; {target} skips a minor version. kubeadm "
+            f"upgrades one minor at a time: upgrade to the latest {nxt}.x first"
+        )
+    ahead = [n for n in nodes if not n.control_plane and n.version > oldest_cp.version]
+    if ahead:
+        return (
+            f"worker {ahead[0].name} runs {ahead[0].version}, ahead of control plane "
+            f"{oldest_cp.name} at {oldest_cp.version}: a kubelet is never newer than the API "
+            "server; upgrade the control planes first"
+        )
+    return ""

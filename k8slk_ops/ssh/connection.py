@@ -8,6 +8,7 @@ stdin and never logged. Commands are logged at debug level only.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import math
@@ -125,6 +126,13 @@ class Connection:
 
     async def ensure_connected(self) -> None:
         await self._connection()
+
+    async def server_host_key(self) -> tuple[str, str]:
+        """(kind, base64 blob) of the host key the node presented on this connection."""
+        key = (await self._connection()).get_server_host_key()
+        if key is None:
+            raise SSHError(f"{self.name} presented no host key")
+        return key.get_algorithm(), base64.b64encode(key.public_data).decode()
 
     async def _connection(self) -> asyncssh.SSHClientConnection:
         if self._closed:

@@ -265,6 +265,40 @@ def record_host_key(
         ) from None
 
 
+def replace_host_key(path: Path, address: str, port: int, kind: str, blob: str) -> list[str]:
+    """Make ``kind blob`` the one trusted key of the node in known_hosts: the lines trusting
+    other keys for its name go, the new one is added; returns the fingerprints removed.
+
+    For a LinuxKit node that made new host keys at a reboot the operator's run caused (the
+    ``hostKeyAfterReboot: accept`` trade-off). Same locking and atomic replace as
+    ``record_host_key``; ``@revoked`` lines stay, and a revoked key is still refused.
+    """
+    name = host_entry_name(address, port)
+    path = Path(os.path.realpath(path.expanduser()))
+    directory = path.parent
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(dir_fd, fcntl.LOCK_EX)
+        old, mode = _read_regular(path)
+        text = old.decode(errors="replace")
+        entries = [e for e in parse_known_hosts(text) if e.matches(name)]
+        if any(e.marker == "@revoked" and e.kind == kind and e.blob == blob for e in entries):
+            raise KnownHostsError(f"the new host key of {name} is marked @revoked in {path}")
+        gone = {e.line: e.fingerprint for e in entries if not e.marker}
+        kept = [line for number, line in enumerate(text.splitlines(), start=1)
+                if number not in gone]
+        kept.append(f"{name} {kind} {blob}")
+        _replace(path, ("\n".join(kept) + "\n").encode(), mode)
+        return list(gone.values())
+    except OSError as exc:
+        raise KnownHostsError(
+            f"cannot replace the host key of {name} in {path}: {exc.strerror or exc}"
+        ) from None
+    finally:
+        os.close(dir_fd)
+
+
 def _record_locked(path: Path, name: str, kind: str, blob: str, who: tuple[str, str]) -> bool:
     directory = path.parent
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)

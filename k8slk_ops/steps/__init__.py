@@ -13,8 +13,18 @@ from k8slk_ops.steps.kubeconfig import FetchKubeconfig
 from k8slk_ops.steps.leftovers import RemoveKubeadmConfig
 from k8slk_ops.steps.preflight import Preflight
 from k8slk_ops.steps.ready import WaitReady
+from k8slk_ops.steps.reboot import Reboot, WaitSSH
 from k8slk_ops.steps.remove import DeleteNode, Drain, KubeadmReset, RemovalGuard, Uncordon
 from k8slk_ops.steps.status import Status
+from k8slk_ops.steps.upgrade import (
+    Cordon,
+    HealthGate,
+    KubeadmUpgrade,
+    PersistentDisk,
+    UncordonUpgraded,
+    UpgradeCheck,
+    UpgradeDrain,
+)
 
 STEPS: dict[str, Step] = {
     step.name: step
@@ -37,6 +47,15 @@ STEPS: dict[str, Step] = {
         CertsCheck(),
         CertsRenew(),
         RemoveKubeadmConfig(),
+        UpgradeCheck(),
+        PersistentDisk(),
+        Cordon(),
+        Reboot(),
+        WaitSSH(),
+        KubeadmUpgrade(),
+        HealthGate(),
+        UncordonUpgraded(),
+        UpgradeDrain(),
     )
 }
 

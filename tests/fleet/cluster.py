@@ -124,6 +124,9 @@ class Cluster:
         self.drain_gates: dict[str, asyncio.Event] = {}
         # (namespace, name) -> Lease object (tests/fleet/leases.py).
         self.leases: dict[tuple[str, str], dict[str, Any]] = {}
+        # Control plane -> the version of its static pods, once an upgrade changed it (before:
+        # the cluster's version at init).
+        self.static_pods: dict[str, str] = {}
         # Things a careful tool never does: joins that skip CA verification, configs not 0600.
         self.audit: Counter[str] = Counter(unsafe_skip_ca=0, loose_config_mode=0)
 
@@ -272,6 +275,22 @@ class Cluster:
                 },
             },
         }
+
+    def static_pods_json(self, node: str) -> str:
+        """The mirror pods of ``node``'s static pods (a control plane's), as kube-system lists."""
+        member = self.members.get(node)
+        items = []
+        if member is not None and member.control_plane:
+            version = self.static_pods.get(node, self.version)
+            images = {"etcd": "registry.k8s.io/etcd:3.5.15-0"}
+            for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+                images[c] = f"registry.k8s.io/{c}:{version}"
+            items = [{"apiVersion": "v1", "kind": "Pod",
+                      "metadata": {"name": f"{c}-{node}", "namespace": "kube-system",
+                                   "annotations": {"kubernetes.io/config.mirror": "x"}},
+                      "spec": {"nodeName": node, "containers": [{"name": c, "image": i}]},
+                      "status": {"phase": "Running"}} for c, i in images.items()]
+        return json.dumps({"apiVersion": "v1", "kind": "List", "items": items}) + "\n"
 
     def nodes_json(self) -> str:
         items = [self.node_object(m) for m in self.members.values()]

@@ -340,6 +340,49 @@ class InProcessFleet:
 
         self.run(rekey)
 
+    def serve_image(self, version: str) -> None:
+        """The image a node boots at its next reboot from its own shell."""
+
+        def serve() -> None:
+            self.fleet.image_version = version
+
+        self.call(serve)
+
+    def no_boot(self, name: str) -> None:
+        """The node's next reboot does not come back (until ``power_on``)."""
+
+        def set_it() -> None:
+            self._node(name).no_boot = True
+
+        self.call(set_it)
+
+    def power_on(self, name: str) -> None:
+        self.run(lambda: self.fleet.power_on(self._node(name)))
+
+    def without_disk(self, name: str) -> None:
+        """/var/node is not a mounted disk on the node."""
+
+        def set_it() -> None:
+            self._node(name).persistent_disk = False
+
+        self.call(set_it)
+
+    def boots(self, name: str) -> int:
+        return self.call(lambda: self._node(name).boots)
+
+    def rewrite_known_hosts(self) -> None:
+        """known_hosts from the nodes' current host keys (an operator who checked them)."""
+
+        def lines() -> str:
+            out = []
+            for node in self.fleet.nodes.values():
+                public = self.fleet.host_keys[node.name].export_public_key().decode().split()[:2]
+                out.append(f"[{node.spec.address}]:{self.fleet.config.port} {' '.join(public)}\n")
+            return "".join(out)
+
+        text = self.call(lines)
+        (self.directory / layout.KNOWN_HOSTS).write_text(text)
+
     def reboot(self, name: str) -> None:
         """tmpfs emptied, /var/node kept, kubeadm.sh waiting again (if not configured)."""
         self.call(lambda: self._node(name).boot())

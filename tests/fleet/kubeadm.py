@@ -316,6 +316,8 @@ def cli(node: SimNode, argv: list[str]) -> Result:
         )
     if args[:1] == ["reset"]:
         return _reset(node, args[1:])
+    if args[:2] == ["upgrade", "node"]:
+        return _upgrade_node(node)
     if node.files.get(ADMIN_CONF) is None or not node.cluster.initialised:
         return _fail(
             "failed to load admin kubeconfig: open /etc/kubernetes/admin.conf: no such file or "
@@ -345,6 +347,8 @@ def cli(node: SimNode, argv: list[str]) -> Result:
         return certs.check_expiration(node)
     if sub[:2] == ["certs", "renew"]:
         return certs.renew(node, sub[2:])
+    if args[:2] == ["upgrade", "apply"]:
+        return _upgrade_apply(node, args[2:])
     return _fail(f'unknown command "{" ".join(args[:2])}" for "kubeadm"', code=1)
 
 
@@ -451,4 +455,60 @@ def _reset(node: SimNode, args: list[str]) -> Result:
         "/etc/kubernetes/pki]",
         "[reset] Deleting files: [/etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf]",
     ]
+    return Result.ok("".join(line + "\n" for line in lines))
+
+
+# -- upgrade -------------------------------------------------------------------------------------
+
+
+def _vt(text: str) -> tuple[int, int, int]:
+    major, minor, patch = text.lstrip("v").split(".")[:3]
+    return int(major), int(minor), int(patch.split("-")[0])
+
+
+def _upgrade_apply(node: SimNode, args: list[str]) -> Result:
+    """``kubeadm upgrade apply vX --yes`` with kubeadm's version policy and its v1.31 texts."""
+    words = [a for a in args if not a.startswith("-")]
+    if not words:
+        return _fail("missing one or more required arguments. Required arguments: [version]")
+    target, cluster = words[0], node.cluster
+    if "--yes" not in args and "-y" not in args:
+        return _fail("[upgrade/confirm] Are you sure you want to proceed? [y/N]: aborted")
+    new, current, own = _vt(target), _vt(cluster.version), _vt(node.version)
+    if new[1] > current[1] + 1:
+        return _fail(f'[upgrade/version] FATAL: the --version argument is invalid due to these '
+                     f'fatal errors:\n\n\t- Specified version to upgrade to "{target}" is too '
+                     "high; kubeadm can upgrade only 1 minor version at a time")
+    if new[:2] > own[:2]:
+        return _fail(f'[upgrade/version] FATAL: Specified version to upgrade to "{target}" is at '
+                     f'least one minor release higher than the kubeadm minor release '
+                     f"({own[1]} < {new[1]}). Such an upgrade is not supported")
+    cluster.version = target
+    cluster.static_pods[node.name] = target
+    return Result.ok(
+        f"[upgrade/version] You have chosen to change the cluster version to \"{target}\"\n"
+        f"[upgrade/staticpods] Writing new Static Pod manifests\n"
+        f"[upgrade/successful] SUCCESS! Your cluster was upgraded to \"{target}\". Enjoy!\n"
+        "\n[upgrade/kubelet] Now that your control plane is upgraded, please proceed with "
+        "upgrading your kubelets if you haven't already done so.\n"
+    )
+
+
+def _upgrade_node(node: SimNode) -> Result:
+    """``kubeadm upgrade node``: a control plane's static pods follow the cluster's version."""
+    member = node.cluster.members.get(node.name)
+    if member is None:
+        return _fail(f'nodes "{node.name}" not found')
+    lines = ["[upgrade] Reading configuration from the cluster..."]
+    if member.control_plane:
+        node.cluster.static_pods[node.name] = node.cluster.version
+        lines.append("[upgrade] Upgrading your Static Pod-hosted control plane instance")
+    else:
+        lines.append("[upgrade] Skipping phase. Not a control plane node.")
+    lines += ["[upgrade] Backing up kubelet config file",
+              "[kubelet-start] Writing kubelet configuration to file "
+              '"/var/lib/kubelet/config.yaml"',
+              "[upgrade] The configuration for this node was successfully updated!",
+              "[upgrade] Now you should go ahead and upgrade the kubelet package using your "
+              "package manager."]
     return Result.ok("".join(line + "\n" for line in lines))

@@ -29,6 +29,11 @@ def cli(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInput:
     lease = _lease(node, args, words)
     if lease is not None:
         return lease
+    if args[:3] == ["get", "--raw", "/readyz"]:
+        return Result.ok("ok")
+    if words[:2] == ["get", "pods"] and _flag_value(args, "-n") == "kube-system":
+        selector = _flag_value(args, "--field-selector") or ""
+        return Result.ok(cluster.static_pods_json(selector.removeprefix("spec.nodeName=")))
     if args[:2] == ["get", "nodes"] or args[:2] == ["get", "node"]:
         output = _output(args)
         names = words[2:]

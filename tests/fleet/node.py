@@ -83,6 +83,10 @@ class SimNode:
         # Called with (node, path) after every file write: tests act at a precise moment.
         self.write_hooks: list[Callable[[SimNode, str], None]] = []
         self._script: asyncio.Task[None] | None = None
+        self.persistent_disk = True  # /var/node is a mounted disk
+        self.no_boot = False  # the next reboot does not come back (until the test powers it on)
+        # What ``reboot`` in the node's shell does (the fleet powers it off and on again).
+        self.on_reboot: Callable[[SimNode], None] | None = None
         self.boot()
 
     # -- boot -------------------------------------------------------------------------------
@@ -113,6 +117,10 @@ class SimNode:
             self.lost_task_lists -= 1
             return None
         return self.tasks[task][1] if task in self.tasks else "MISSING"
+
+    def restart_kubelet(self) -> None:
+        """A new kubelet task of the same container (the image does not supervise it)."""
+        self.tasks["kubelet"] = (next(_pids), "RUNNING")
 
     @property
     def kubeadm_waiting(self) -> bool:

@@ -180,6 +180,9 @@ class Fleet:
         self._authorized: Any = None
         # Called with (node, command line) as each session starts: tests act at that moment.
         self.session_hooks: list[Callable[[SimNode, str], None]] = []
+        # The image the boot server serves: what a node runs after its next reboot ("": its own).
+        self.image_version = ""
+        self._reboots: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         raise_nofile(4 * len(self.config.nodes) + 1024)
@@ -188,6 +191,7 @@ class Fleet:
         lines = []
         for spec in self.config.nodes:
             node = SimNode(spec, self.cluster, self.config, self.kubeadm_run)
+            node.on_reboot = self._reboot_soon
             self.nodes[spec.address] = node
             self.connections[spec.name] = set()
             key = asyncssh.generate_private_key("ssh-ed25519")
@@ -214,6 +218,32 @@ class Fleet:
             reuse_address=True,
             backlog=128,
         )
+
+    def _reboot_soon(self, node: SimNode) -> None:
+        task = asyncio.get_running_loop().create_task(self.reboot(node))
+        self._reboots.add(task)
+        task.add_done_callback(self._reboots.discard)
+
+    async def reboot(self, node: SimNode) -> None:
+        """reboot(8): a moment later the node drops off, makes a new host key and boots the
+        served image (its Node NotReady until its kubelet is up again); ``no_boot``: it stays
+        off until ``power_on``."""
+        await asyncio.sleep(0.05)
+        await self.unlisten(node.name)
+        self.host_keys[node.name] = asyncssh.generate_private_key("ssh-ed25519")
+        if node.no_boot:
+            return
+        await self.power_on(node)
+
+    async def power_on(self, node: SimNode) -> None:
+        node.no_boot = False
+        node.version = self.image_version or node.version
+        node.boot()
+        member = self.cluster.members.get(node.name)
+        if member is not None:
+            member.kubelet_version = node.version
+            member.registered = self.cluster.clock()
+        await self.listen(node)
 
     async def unlisten(self, name: str) -> None:
         """Close the node's listener and drop its connections: it refuses connections now."""

@@ -112,6 +112,9 @@ def _script(node: SimNode, script: str, args: list[str]) -> Answer:
         return Result(3) if data is None else Result.ok(data)
     if "/etc/kubernetes/manifests" in " ".join(params) and "mv " in script:  # certs renew
         return certs.unpark(node, params[1]) if "rmdir" in script else certs.park(node)
+    if "tasks start" in script and "kubelet" in script:  # the kubelet task restarted
+        node.restart_kubelet()
+        return Result.ok()
     echo = _ECHO_TO_FILE.fullmatch(script.strip())
     if echo is not None:  # echo WORDS > PATH, as a user's playbook leaves a mark
         words = shlex.split(echo["words"])
@@ -214,6 +217,13 @@ def run_simple(node: SimNode, argv: list[str], stdin: bytes | None) -> Result | 
         return Result.ok()
     if name == "ctr":
         return _ctr(node, args)
+    if name == "reboot":  # reboot(8) returns; the node goes down a moment later
+        if node.on_reboot is None:
+            return Result.error(1, "reboot: not possible here\n")
+        node.on_reboot(node)
+        return Result.ok()
+    if name == "grep" and "/proc/self/mounts" in args:  # is /var/node a mounted disk?
+        return Result(0 if node.persistent_disk and " /var/node " in args else 1)
     return None
 
 

@@ -1,4 +1,4 @@
-"""``python -m tests.lab up|down|fault|known-hosts|rss``: the lab from a shell (demos, CI,
+"""``python -m tests.lab up|down|fault|image|known-hosts|rss``: the lab from a shell (demos, CI,
 benchmarks, and an engineer poking at a node)."""
 
 from __future__ import annotations
@@ -43,6 +43,16 @@ def _parser() -> argparse.ArgumentParser:
     fault.add_argument("kind", choices=FAULTS)
     fault.add_argument("args", nargs=argparse.REMAINDER)
 
+    img = sub.add_parser("image", help="set the image the lab serves (a node's next reboot)")
+    img.add_argument("--dir", required=True)
+    img.add_argument("--kubernetes-version", required=True)
+
+    # What the lab's reboot(8) in a node's shell calls (not for people).
+    for internal in ("power-cycle", "reboot-now"):
+        cmd = sub.add_parser(internal)
+        cmd.add_argument("--dir", required=True)
+        cmd.add_argument("node")
+
     kh = sub.add_parser("known-hosts", help="rewrite DIR/known_hosts from the current host keys")
     kh.add_argument("--dir", required=True)
 
@@ -75,6 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             lab.down()
         elif args.command == "fault":
             Lab.open(args.dir).fault(args.node, args.kind, *args.args)
+        elif args.command == "image":
+            Lab.open(args.dir).set_image(args.kubernetes_version)
+        elif args.command == "power-cycle":
+            Lab.open(args.dir).power_cycle(args.node)
+        elif args.command == "reboot-now":
+            Lab.open(args.dir).reboot_now(args.node)
         elif args.command == "known-hosts":
             lab = Lab.open(args.dir)
             lab.rewrite_known_hosts()

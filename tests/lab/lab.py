@@ -36,13 +36,15 @@ BALANCER_HOST = 250  # the load balancer's address: 127.0.SLOT.250
 REPO = Path(__file__).resolve().parents[2]
 FAULTS = (
     "ssh-stop", "ssh-start", "partition", "heal", "kubeadm-fail", "kubeadm-hang", "reboot",
-    "drain-block", "drain-unblock", "certs-expire",
+    "drain-block", "drain-unblock", "certs-expire", "no-boot",
 )
 # Run in a control plane's kubelet container: re-issue certificates to expire soon.
 _EXPIRE_CERTS = (
     "import sys; sys.path.insert(0, '/opt/lab/doubles'); from k8sdouble import certs; "
     "print('\\n'.join(certs.expire_soon(sys.argv[2:], int(sys.argv[1]))))"
 )
+REBOOT_PAUSE = 1.0  # from ``reboot`` in a node's shell to the node going down
+POWER_OFF = 1.0  # how long a rebooting node stays down before it boots
 _exec_ids = itertools.count(1)
 
 
@@ -333,6 +335,7 @@ class Lab:
         ``certs-expire [--days N] NAME...`` (a control plane's certificates re-issued by the same
         CA to expire in N days, default 9: within kubeadm's and the tool's 10-day warnings)."""
         self._require_running()
+        self.state = st.load(self.dir)  # a reboot from a node's shell may have changed it
         n = self.state.node(name)
         node = self._node(n)
         if kind == "ssh-stop":
@@ -346,6 +349,13 @@ class Lab:
             network.partition(self.slot, n.spec.address)
         elif kind == "heal":
             network.heal(self.slot, n.spec.address)
+            n.no_boot = False
+            if n.down:  # a reboot that did not come back: it boots now
+                n.down = False
+                self._boot(n)
+                _wait_ssh(n.spec)
+        elif kind == "no-boot":
+            n.no_boot = True
         elif kind == "kubeadm-fail":
             if len(args) != 1:
                 raise LabError("kubeadm-fail needs a phase, e.g. kubeadm-fail preflight")
@@ -384,6 +394,42 @@ class Lab:
         out = self.kubelet_exec(name, ["python3", "-c", _EXPIRE_CERTS, days, *args])
         if out.returncode != 0:
             raise LabError(f"certs-expire on {name}: {out.stderr.strip() or out.stdout.strip()}")
+
+    def set_image(self, kubernetes_version: str) -> None:
+        """The image the lab serves from now on: what a node runs after its next reboot from
+        its own shell (``reboot``), as an iPXE server serving a new image."""
+        if not VERSION.fullmatch(kubernetes_version):
+            raise LabError(f"bad Kubernetes version {kubernetes_version!r}: want vX.Y.Z")
+        self.state = st.load(self.dir)
+        self.state.image_version = kubernetes_version
+        st.save(self.dir, self.state)
+
+    def power_cycle(self, name: str) -> None:
+        """What ``reboot`` in a node's shell does: a process outside the node (so that the
+        node's halt does not take it along) reboots it into the served image after a pause,
+        and ``reboot`` returns at once, as reboot(8) does."""
+        self.state.node(name)
+        procs.spawn(
+            [sys.executable, "-m", "tests.lab", "reboot-now", "--dir", str(self.dir), name],
+            f"k8slk-lab-{self.slot}/reboots/{name}",
+            {"PATH": PATH, "PYTHONPATH": str(REPO)},
+        )
+
+    def reboot_now(self, name: str) -> None:
+        """The second half of ``power_cycle``: the pause, the halt, the boot into the served
+        image, unless the node has the ``no-boot`` fault (then it stays down until ``heal``)."""
+        time.sleep(REBOOT_PAUSE)
+        self.state = st.load(self.dir)
+        n = self.state.node(name)
+        if n.no_boot:
+            self._node(n).halt()
+            n.pids = {}
+            n.down = True
+            st.save(self.dir, self.state)
+            return
+        self._node(n).halt()
+        time.sleep(POWER_OFF)
+        self.reboot(name, self.state.image_version or None)
 
     def reboot(self, name: str, kubernetes_version: str | None = None) -> None:
         """Every process of the node killed; it boots again with a new host key, empty /run
@@ -431,9 +477,29 @@ class Lab:
             "strictNetwork": self.state.strict_network,
         }
 
+    def _reboot_command(self, n: NodeState) -> str:
+        """The node's ``reboot`` (its shell finds it first on PATH, in /usr/local/sbin): asks
+        the lab to power-cycle the node. It runs in a copy of the node's mount namespace with
+        the node's own mounts taken off (the host's namespace is out of reach), so that the
+        node booted from it looks like one booted by ``up``."""
+        power_cycle = (
+            f"{shlex.quote(sys.executable)} -m tests.lab power-cycle "
+            f"--dir {shlex.quote(str(self.dir))} {shlex.quote(n.spec.name)}"
+        )
+        inner = (
+            "for m in /usr/local/sbin /root /var/node /var/log /run; do "
+            "umount -l $m 2>/dev/null || true; done; "
+            f"exec /usr/bin/env -i PATH={PATH} PYTHONPATH={shlex.quote(str(REPO))} {power_cycle}"
+        )
+        return (
+            "#!/bin/sh\n"
+            "# The lab's reboot(8): the node goes down after a moment, boots the served image.\n"
+            f"exec unshare -m --propagation private -- {procs.BUSYBOX} sh -c {shlex.quote(inner)}\n"
+        )
+
     def _boot(self, n: NodeState) -> None:
         node = self._node(n)
-        node.prepare(self._facts(n))
+        node.prepare(self._facts(n), self._reboot_command(n))
         n.pids = node.boot()
         n.boots += 1
 
@@ -460,6 +526,10 @@ class Lab:
 
     def _holder(self, name: str) -> int:
         holder = self.state.node(name).pids.get("holder")
+        if not holder or not procs.alive(*holder):
+            # Rebooted by another process (the node's own reboot(8)): ask lab.json again.
+            self.state = st.load(self.dir)
+            holder = self.state.node(name).pids.get("holder")
         if not holder or not procs.alive(*holder):
             raise LabError(f"node {name} is not running")
         return holder[0]

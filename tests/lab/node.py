@@ -41,6 +41,7 @@ mount -t tmpfs -o mode=0755,nosuid,nodev,size=256m tmpfs /var/log
 mount --bind "$1" /var/node
 mkdir -p /var/node/root
 mount --bind /var/node/root /root
+mount --bind "$2" /usr/local/sbin
 echo ready
 exec /usr/bin/busybox sleep 2147483647 </dev/null >/dev/null 2>&1
 """
@@ -104,6 +105,10 @@ class NodeFiles:
         return self.root / "rootfs"
 
     @property
+    def sbin(self) -> Path:  # /usr/local/sbin in the node's shell: the lab's reboot(8)
+        return self.root / "sbin"
+
+    @property
     def host_key_pub(self) -> Path:  # the node's current host key, as the lab knows it
         return self.root / "host_key.pub"
 
@@ -122,9 +127,13 @@ class Node:
     def cgroup(self) -> str:
         return f"k8slk-lab-{self.slot}/{self.spec.name}"
 
-    def prepare(self, facts: dict[str, object]) -> None:
-        """The node's disk and lab files; what is on the disk already is kept."""
+    def prepare(self, facts: dict[str, object], reboot: str = "") -> None:
+        """The node's disk and lab files; what is on the disk already is kept. ``reboot`` is
+        the script its shell runs as ``reboot``."""
         f = self.files
+        f.sbin.mkdir(parents=True, exist_ok=True)
+        (f.sbin / "reboot").write_text(reboot or "#!/bin/sh\necho reboot: not in this lab >&2\nexit 1\n")
+        os.chmod(f.sbin / "reboot", 0o755)
         for d in (f.var_node / "etc/kubernetes", f.var_node / "etc/cni/net.d",
                   f.var_node / "var/lib", f.lab / "faults",
                   f.lab / "etcd", self.image.parent / "etcd"):
@@ -172,7 +181,8 @@ class Node:
         with log:
             proc = procs.spawn(
                 ["unshare", "-m", "--propagation", "private", "--",
-                 procs.BUSYBOX, "sh", "-c", _HOLDER, "holder", str(self.files.var_node)],
+                 procs.BUSYBOX, "sh", "-c", _HOLDER, "holder", str(self.files.var_node),
+                 str(self.files.sbin)],
                 f"{self.cgroup}/holder", {"PATH": PATH},
                 stdout=subprocess.PIPE, stderr=log.fileno(),
             )

@@ -29,6 +29,8 @@ class NodeState:
     # Daemon name -> [pid, start time]: the processes the lab started for this node.
     pids: dict[str, list[int]] = field(default_factory=dict)
     boots: int = 0
+    no_boot: bool = False  # the next reboot does not come back until ``heal``
+    down: bool = False  # halted by a reboot that did not come back
 
 
 @dataclass
@@ -41,6 +43,9 @@ class LabState:
     balancer: str = ""  # the load balancer's address in front of the API servers, if any
     # kubelet keeps its Node NotReady until a CNI config is in /etc/cni/net.d, as a real one.
     strict_network: bool = True
+    # The image the lab's boot server serves: what a node runs after its next reboot from its
+    # own shell ("" until ``image`` sets one: each node keeps its version).
+    image_version: str = ""
 
     def node(self, name: str) -> NodeState:
         for n in self.nodes:
@@ -55,11 +60,13 @@ class LabState:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LabState:
         nodes = [
-            NodeState(NodeSpec(**n["spec"]), n["kubernetes_version"], n["pids"], n["boots"])
+            NodeState(NodeSpec(**n["spec"]), n["kubernetes_version"], n["pids"], n["boots"],
+                      bool(n.get("no_boot", False)), bool(n.get("down", False)))
             for n in data["nodes"]
         ]
         return cls(data["slot"], data["running"], data["settle"], data["ready_delay"], nodes,
-                   data.get("balancer", ""), bool(data.get("strict_network", True)))
+                   data.get("balancer", ""), bool(data.get("strict_network", True)),
+                   str(data.get("image_version", "")))
 
 
 def save(lab_dir: Path, state: LabState) -> None:

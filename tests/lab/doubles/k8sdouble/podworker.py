@@ -57,6 +57,10 @@ def _suffix() -> str:
     return "".join(secrets.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
 
 
+def _images(doc: dict[str, Any]) -> list[str]:
+    return [c.get("image", "") for c in doc.get("spec", {}).get("containers", [])]
+
+
 class PodWorker:
     def __init__(self, client: Client, node: env.Node) -> None:
         self.client = client
@@ -89,8 +93,10 @@ class PodWorker:
             if name not in wanted:
                 self._delete(pod)
         for name, doc in wanted.items():
-            if name in have:
+            if name in have and _images(have[name]) == _images(doc):
                 continue
+            if name in have:  # the manifest changed (an upgrade): a new mirror pod, as a kubelet
+                self._delete(have[name])
             spec = dict(doc.get("spec", {}), nodeName=self.node.name)
             meta = doc.get("metadata", {})
             body = {"apiVersion": "v1", "kind": "Pod", "metadata": {

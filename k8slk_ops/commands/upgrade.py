@@ -1,0 +1,96 @@
+"""``k8slk-ops upgrade``: roll the cluster onto the image the boot server serves now.
+
+Safe from cron: without a terminal it needs ``--yes`` (else exit 2, nothing touched), a second
+run while one holds the lock exits 3 naming the holder (the operation's cluster lock), and a
+run with nothing due is a quick no-op.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from k8slk_ops.cli import CHANGING, InventoryArg, _load_inventory, _run, command, flag
+from k8slk_ops.errors import EXIT_USAGE, UsageError
+from k8slk_ops.kubeadm.errors import VersionError
+from k8slk_ops.kubeadm.versions import KubeVersion
+from k8slk_ops.options import RunOptions, SharedOptions
+from k8slk_ops.playbook import Playbook, load_builtin
+
+_UNAVAILABLE = re.compile(r"^(?P<n>[1-9][0-9]*)(?P<pct>%?)$")
+WORKERS_STAGE = "workers"
+
+
+def workers_batch(max_unavailable: str, workers: int) -> int:
+    """How many workers one batch takes: N, or P% of the workers rounded down (at least 1),
+    as Kubernetes reads maxUnavailable. Raises ValueError for anything else."""
+    m = _UNAVAILABLE.fullmatch(max_unavailable.strip())
+    if m is None or (m["pct"] and int(m["n"]) > 100):
+        raise ValueError(f"--max-unavailable {max_unavailable!r}: want N (>= 1) or P% (1-100)")
+    if not m["pct"]:
+        return int(m["n"])
+    return max(1, math.floor(workers * int(m["n"]) / 100))
+
+
+def with_batch(playbook: Playbook, batch: int) -> Playbook:
+    stages = tuple(
+        dataclasses.replace(s, serial=batch) if s.name == WORKERS_STAGE else s
+        for s in playbook.stages
+    )
+    return dataclasses.replace(playbook, stages=stages)
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+@command(shared=CHANGING)
+def upgrade(
+    inventory: InventoryArg,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", metavar="vX.Y.Z",
+                     help="Target version (default: the inventory's cluster.kubernetesVersion)."),
+    ] = None,
+    max_unavailable: Annotated[
+        str,
+        typer.Option("--max-unavailable", metavar="N|P%",
+                     help="Workers upgraded at once (a number or a percentage; default 1)."),
+    ] = "1",
+    yes: Annotated[bool, flag("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    *,
+    shared: SharedOptions,
+) -> None:
+    """Reboot each node into the new image and upgrade it with kubeadm, one at a time."""
+    try:
+        inv = _load_inventory(inventory)
+    except UsageError as exc:
+        _fail(str(exc))
+        return
+    target = to or inv.cluster.kubernetes_version
+    if not target:
+        _fail(f"{inventory}: no target version: pass --to or set cluster.kubernetesVersion")
+        return
+    try:
+        target = str(KubeVersion.parse(target))
+        batch = workers_batch(max_unavailable, len(inv.workers))
+    except (VersionError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    if not yes and not shared.dry_run:
+        if not sys.stdin.isatty():
+            _fail("upgrade needs --yes when there is no terminal to confirm on")
+        typer.confirm(
+            f"Upgrade {inv.cluster.name} to {target}, rebooting every node that is not there "
+            "yet, one at a time?",
+            abort=True,
+        )
+    options = dataclasses.replace(RunOptions.for_command(shared), upgrade_to=target)
+    _run("upgrade", with_batch(load_builtin("upgrade"), batch), Path(inventory), shared, options)

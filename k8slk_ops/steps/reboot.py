@@ -1,0 +1,184 @@
+"""reboot and wait-ssh: boot a node into the image its boot server serves now, and get it back.
+
+The reboot leaves a mark in the node's /run (a tmpfs): a node that answers SSH without the
+mark has booted since. A LinuxKit node makes new host keys at every boot, so the first dial
+after the reboot meets a key known_hosts does not know: ``ssh.hostKeyAfterReboot`` says whether
+the run stops there (``refuse``, the default) or trusts that key and replaces the old entry
+(``accept``). Once back, the node's facts are read again: it must run the target kubeadm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import time
+
+from pydantic import BaseModel, ConfigDict
+
+from k8slk_ops.context import PlanContext, RunContext
+from k8slk_ops.errors import NodeError
+from k8slk_ops.events import EventKind
+from k8slk_ops.kubeadm.errors import VersionError
+from k8slk_ops.kubeadm.versions import KubeVersion
+from k8slk_ops.node import LinuxKitNode
+from k8slk_ops.ssh import HostKeyMismatch, SSHError
+from k8slk_ops.ssh.hostkeys import replace_host_key
+from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do
+from k8slk_ops.steps.upgrade import not_due, target_version
+
+REBOOT_MARK = "/run/k8slk-ops-rebooting"  # tmpfs: gone once the node has booted again
+REBOOT_COMMAND_TIMEOUT = 60.0
+
+
+def booted_target(ctx: PlanContext, node: str) -> bool:
+    """The node already runs the target image (a run that stopped after its reboot)."""
+    facts = ctx.facts.get(node)
+    if facts is None or not facts.kubeadm_version:
+        return False
+    try:
+        return KubeVersion.parse(facts.kubeadm_version) == target_version(ctx)
+    except VersionError:
+        return False
+
+
+def reboot_due(ctx: PlanContext, node: str) -> StepPlan | None:
+    skipped = not_due(ctx, node)
+    if skipped is not None:
+        return skipped
+    if booted_target(ctx, node):
+        return StepPlan(skip_reason=f"already booted the {target_version(ctx)} image")
+    return None
+
+
+class RebootOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Reboot(Step):
+    """``cluster.reboot.command`` in the node's shell, or ``cluster.reboot.local`` on this
+    machine with ``{name}`` and ``{address}`` filled in (shell-quoted)."""
+
+    name = "reboot"
+    phase = "reboot"
+    Options = RebootOptions
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        skipped = reboot_due(ctx, node)
+        if skipped is not None:
+            return skipped
+        spec = ctx.inventory.cluster.reboot
+        if spec.local:
+            return do(Action(f"run locally: {local_command(spec.local, ctx, node)}"))
+        return do(Action(f"run on the node: {spec.command}"))
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        lk = await ctx.node(node)
+        await lk.write_file(REBOOT_MARK, b"", 0o644)
+        spec = ctx.inventory.cluster.reboot
+        ctx.state.rebooted.add(node)
+        if spec.local:
+            await run_local(local_command(spec.local, ctx.plan, node))
+            return
+        try:
+            result = await lk.shell(["sh", "-c", spec.command], timeout=REBOOT_COMMAND_TIMEOUT)
+        except SSHError:
+            return  # the reboot took the connection with it
+        if result.exit_status not in (0, -1):
+            text = (result.stderr or result.stdout).decode(errors="replace").strip()
+            raise NodeError(f"{spec.command!r} failed: {text[-300:]}", phase=self.phase)
+
+
+def local_command(template: str, ctx: PlanContext, node: str) -> str:
+    address = ctx.inventory.node(node).address
+    return template.format(name=shlex.quote(node), address=shlex.quote(address))
+
+
+async def run_local(command: str) -> None:
+    proc = await asyncio.create_subprocess_shell(
+        command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), REBOOT_COMMAND_TIMEOUT)
+    if proc.returncode != 0:
+        text = out.decode(errors="replace").strip()[-300:]
+        raise NodeError(f"{command!r} exited {proc.returncode}: {text}", phase="reboot")
+
+
+class WaitSSHOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    timeout: Duration = 600.0
+
+
+class WaitSSH(Step):
+    """Waits until the node has booted again and answers SSH, then checks that it runs the
+    target kubeadm (else the boot server still serves the old image)."""
+
+    name = "wait-ssh"
+    phase = "boot"
+    changes = False
+    Options = WaitSSHOptions
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        skipped = reboot_due(ctx, node)
+        if skipped is not None:
+            return skipped
+        return do(Action("wait until the node is back over SSH, running the target kubeadm"))
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        assert isinstance(options, WaitSSHOptions)
+        deadline = time.monotonic() + options.timeout
+        await booted(ctx, node, deadline)
+        # The cluster lock is a Lease in the cluster's store: the primary's reboot keeps it.
+        fresh = await ctx.refresh([node])
+        facts = fresh.get(node)
+        if facts is None:
+            raise NodeError("the node answered, then its facts could not be read", phase=self.phase)
+        target = target_version(ctx.plan)
+        if facts.kubeadm_version != str(target):
+            raise NodeError(
+                f"the node came back with {facts.kubeadm_version or 'no kubeadm'}, not {target}: "
+                "is the new image served?",
+                phase=self.phase,
+            )
+
+
+async def booted(ctx: RunContext, node: str, deadline: float) -> LinuxKitNode:
+    """Dial until the node answers without the reboot mark; the host key decided by policy."""
+    pause = 0.5
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        try:
+            lk = await ctx.redial(node)
+            if await lk.read_file(REBOOT_MARK) is None:
+                return lk
+            last = "it has not gone down yet"
+        except HostKeyMismatch as exc:
+            return await new_host_key(ctx, node, exc)
+        except (SSHError, OSError) as exc:
+            last = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        await asyncio.sleep(pause)
+        pause = min(pause * 1.5, 5.0)
+    raise NodeError(f"the node did not come back over SSH: {last}", phase="boot")
+
+
+async def new_host_key(ctx: RunContext, node: str, exc: HostKeyMismatch) -> LinuxKitNode:
+    """The node presents a new host key after the reboot this run made."""
+    settings = ctx.inventory.ssh_for(node)
+    if settings.host_key_after_reboot != "accept" or node not in ctx.state.rebooted:
+        raise NodeError(
+            f"{exc}\nThe node made new host keys at its reboot; ssh.hostKeyAfterReboot is "
+            "refuse. Check the new key, accept it as above, then run upgrade again",
+            phase="boot",
+        ) from None
+    presented = str(getattr(exc, "presented", "") or "")
+    lk = await ctx.redial(node, host_key_policy="pinned", host_key_fingerprint=presented)
+    kind, blob = await lk.conn.server_host_key()
+    spec = ctx.inventory.node(node)
+    old = replace_host_key(settings.known_hosts, spec.address, settings.port, kind, blob)
+    ctx.emit(
+        node, "boot", EventKind.WARN,
+        f"new host key after the reboot accepted (hostKeyAfterReboot: accept): "
+        f"{', '.join(old) or 'none'} -> {presented}; known_hosts updated",
+    )
+    if await lk.read_file(REBOOT_MARK) is not None:
+        raise NodeError("a new host key but the node did not reboot", phase="boot")
+    return lk
