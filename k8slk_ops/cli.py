@@ -108,12 +108,13 @@ CHANGING = ("concurrency", *OUTPUT, "timeout", "dry_run", "break_lock")
 
 
 def command(
-    name: str | None = None, *, shared: tuple[str, ...] = OUTPUT
+    name: str | None = None, *, shared: tuple[str, ...] = OUTPUT, group: typer.Typer | None = None
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Register a command whose last parameter is ``shared: SharedOptions``.
 
     The shared flags named in ``shared`` are appended to the command's own parameters (Typer
     reads the signature), collected into one ``SharedOptions`` and passed as ``shared``.
+    ``group`` registers it under a sub-command group (``etcd snapshot``) instead of the top.
     """
 
     def register(func: Callable[..., None]) -> Callable[..., None]:
@@ -137,7 +138,7 @@ def command(
         params = [*own, *added]
         invoke.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         invoke.__annotations__ = {p.name: p.annotation for p in params}
-        app.command(name)(invoke)
+        (group or app).command(name)(invoke)
         return func
 
     return register
@@ -379,3 +380,6 @@ def inventory_check(inventory: InventoryArg) -> None:
     typer.echo(f"  workers:        {workers}")
     if sys.stdout.isatty():
         typer.echo(f"  nodes:          {len(inv.nodes)}")
+
+
+from k8slk_ops.commands import etcd as _etcd  # noqa: E402,F401  (registers `etcd`)

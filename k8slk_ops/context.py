@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from k8slk_ops.etcdctl import MemberHealth
 from k8slk_ops.events import Event, EventKind, EventSink
 from k8slk_ops.facts import NodeFacts
 from k8slk_ops.inventory import Inventory, NodeSpec
 from k8slk_ops.membership import Member, MemberWatcher
 from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.options import RunOptions
+from k8slk_ops.snapshot import SnapshotResult
 from k8slk_ops.ssh import HostKeyPolicy
 
 __all__ = [
@@ -43,6 +45,8 @@ class ClusterFacts:
     primary: str  # the initialised control plane, else the first control plane
     initialised: bool = False
     members: dict[str, Member] = field(default_factory=dict)
+    # Why no control plane's API answered, when a read-only run goes on without it.
+    api_error: str = ""
 
     def is_member(self, name: str) -> bool:
         return name in self.members
@@ -117,6 +121,9 @@ class RunState:
     # Facts read again during the run (after a reboot, say); the plan keeps the ones it was
     # made from.
     facts: dict[str, NodeFacts] = field(default_factory=dict)
+    snapshot: SnapshotResult | None = None  # the etcd snapshot this run wrote and checked
+    etcd: dict[str, MemberHealth] = field(default_factory=dict)  # node -> its etcd member
+    api_error: str = ""  # no control plane's API answered this read-only run: why
 
 
 @dataclass
@@ -134,6 +141,7 @@ class RunContext:
     def __post_init__(self) -> None:
         self.state.members = dict(self.plan.cluster.members)
         self.state.initialised = self.plan.cluster.initialised
+        self.state.api_error = self.plan.cluster.api_error
 
     @property
     def inventory(self) -> Inventory:

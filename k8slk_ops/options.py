@@ -48,6 +48,8 @@ class RunOptions:
     selected: tuple[str, ...] = ()  # nodes named on the command line; none: all
     force: int = 0  # how many times --force was given
     drain_timeout: float | None = None  # seconds; None: the playbook's own
+    snapshot_dir: Path | None = None  # etcd snapshot: where files go (None: beside the inventory)
+    snapshot_keep: int | None = None  # etcd snapshot: how many of this cluster's to keep
 
     @classmethod
     def for_command(

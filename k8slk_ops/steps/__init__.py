@@ -5,6 +5,7 @@ from __future__ import annotations
 from k8slk_ops.steps.base import Action, Step, StepPlan
 from k8slk_ops.steps.command import RunCommand
 from k8slk_ops.steps.credentials import MintCredentials, RevokeCredentials
+from k8slk_ops.steps.etcd import EtcdSnapshot, EtcdStatus
 from k8slk_ops.steps.init import Init
 from k8slk_ops.steps.join import Join
 from k8slk_ops.steps.kubeconfig import FetchKubeconfig
@@ -30,6 +31,8 @@ STEPS: dict[str, Step] = {
         DeleteNode(),
         KubeadmReset(),
         RunCommand(),
+        EtcdSnapshot(),
+        EtcdStatus(),
     )
 }
 
