@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="a TCP load balancer on 127.0.SLOT.250:6443 as controlPlaneEndpoint")
     up.add_argument("--strict-network", action="store_true",
                     help="nodes stay NotReady until a CNI config is in their /etc/cni/net.d")
+    up.add_argument("--real-etcd", action="store_true",
+                    help="control planes run Debian's etcd as their etcd static pod, holding the "
+                    "cluster's state")
 
     down = sub.add_parser("down", help="stop everything the lab started")
     down.add_argument("--dir", required=True)
@@ -56,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 kubernetes_version=args.kubernetes_version, settle=args.settle,
                 ready_delay=args.ready_delay, slot=args.slot,
                 load_balancer=args.load_balancer, strict_network=args.strict_network,
+                real_etcd=args.real_etcd,
             )
             took = time.monotonic() - started
             print(f"{len(lab.nodes)} nodes up in {took:.1f} s (slot {lab.slot})", file=sys.stderr)

@@ -56,12 +56,14 @@ class LabFactory:
         slot: int | None = None,
         load_balancer: bool = False,
         strict_network: bool = False,
+        real_etcd: bool = False,
     ) -> Lab:
         require_lab()
         lab = Lab.up(
             self.base / f"lab-{len(self.labs)}", nodes=nodes, control_planes=control_planes,
             kubernetes_version=kubernetes_version, settle=settle, ready_delay=ready_delay,
             slot=slot, load_balancer=load_balancer, strict_network=strict_network,
+            real_etcd=real_etcd,
         )
         self.labs.append(lab)
         return lab

@@ -36,7 +36,7 @@ BALANCER_HOST = 250  # the load balancer's address: 127.0.SLOT.250
 REPO = Path(__file__).resolve().parents[2]
 FAULTS = (
     "ssh-stop", "ssh-start", "partition", "heal", "kubeadm-fail", "kubeadm-hang", "reboot",
-    "drain-block", "drain-unblock",
+    "drain-block", "drain-unblock", "etcd-stop", "etcd-start",
 )
 _exec_ids = itertools.count(1)
 
@@ -73,6 +73,7 @@ class Lab:
         slot: int | None = None,
         load_balancer: bool = False,
         strict_network: bool = False,
+        real_etcd: bool = False,
     ) -> Lab:
         """Boot ``nodes`` fresh nodes concurrently (``cp-1..cp-M`` then ``w-1..``), wait until
         each accepts SSH, write ``inventory.yml``, ``known_hosts`` and ``lab.json``. With
@@ -113,7 +114,7 @@ class Lab:
             LabState(chosen, True, settle, ready_delay,
                      [NodeState(s, kubernetes_version) for s in specs],
                      f"127.0.{chosen}.{BALANCER_HOST}" if load_balancer else "",
-                     strict_network),
+                     strict_network, real_etcd),
         )
         st.save(lab_dir, lab.state)
         try:
@@ -319,7 +320,8 @@ class Lab:
         ``kubeadm-fail PHASE``, ``kubeadm-hang [PHASE [--lines N]]`` (hang at PHASE, or the
         first phase, after N lines of output), ``reboot [--kubernetes-version V]``,
         ``drain-block`` / ``drain-unblock`` (a pod on the node that a PodDisruptionBudget
-        keeps from being evicted: ``kubectl drain`` retries until its timeout)."""
+        keeps from being evicted: ``kubectl drain`` retries until its timeout),
+        ``etcd-stop`` / ``etcd-start`` (the node's etcd static pod stopped, and kept stopped)."""
         self._require_running()
         n = self.state.node(name)
         node = self._node(n)
@@ -340,6 +342,10 @@ class Lab:
             (node.files.lab / "faults" / "kubeadm-fail").write_text(args[0] + "\n")
         elif kind == "kubeadm-hang":
             (node.files.lab / "faults" / "kubeadm-hang").write_text(_hang_switch(args))
+        elif kind == "etcd-stop":  # the kubelet stops the etcd static pod and keeps it stopped
+            (node.files.lab / "faults" / "etcd-stop").write_text("stop\n")
+        elif kind == "etcd-start":
+            (node.files.lab / "faults" / "etcd-stop").unlink(missing_ok=True)
         elif kind in ("drain-block", "drain-unblock"):
             # kubectl may run on any node, so every node's kubectl learns of the pod.
             for other in self.state.nodes:
@@ -404,6 +410,7 @@ class Lab:
             "settleSeconds": self.state.settle,
             "readyDelay": self.state.ready_delay,
             "strictNetwork": self.state.strict_network,
+            "realEtcd": self.state.real_etcd,
         }
 
     def _boot(self, n: NodeState) -> None:

@@ -41,6 +41,9 @@ class LabState:
     balancer: str = ""  # the load balancer's address in front of the API servers, if any
     # kubelet keeps its Node NotReady until a CNI config is in /etc/cni/net.d, as a real one.
     strict_network: bool = False
+    # Control planes run a real etcd (Debian's etcd-server) as their etcd static pod, and the
+    # API doubles keep the cluster's state in it.
+    real_etcd: bool = False
 
     def node(self, name: str) -> NodeState:
         for n in self.nodes:
@@ -59,7 +62,8 @@ class LabState:
             for n in data["nodes"]
         ]
         return cls(data["slot"], data["running"], data["settle"], data["ready_delay"], nodes,
-                   data.get("balancer", ""), bool(data.get("strict_network", False)))
+                   data.get("balancer", ""), bool(data.get("strict_network", False)),
+                   bool(data.get("real_etcd", False)))
 
 
 def save(lab_dir: Path, state: LabState) -> None:
