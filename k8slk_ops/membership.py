@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from k8slk_ops import kubeadm
 from k8slk_ops.errors import NodeError
 from k8slk_ops.node import LinuxKitNode
+from k8slk_ops.ssh import CommandTimeout
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,12 @@ def members_of(nodes_json: str) -> dict[str, Member]:
 
 async def list_members(control_plane: LinuxKitNode) -> dict[str, Member]:
     """The cluster's node list as ``control_plane`` sees it; MembershipUnavailable if not."""
-    result = await control_plane.kubectl("get", "nodes", "-o", "json", timeout=30)
+    try:
+        result = await control_plane.kubectl("get", "nodes", "-o", "json", timeout=30)
+    except CommandTimeout:  # an API server whose etcd is gone answers nothing, or late
+        raise MembershipUnavailable(
+            f"kubectl get nodes on {control_plane.name} did not answer within 30 s"
+        ) from None
     if result.exit_status != 0:
         raise MembershipUnavailable(kubeadm.failure_summary(result.stderr))
     return members_of(result.stdout.decode())

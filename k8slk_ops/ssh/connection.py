@@ -266,6 +266,10 @@ class Connection:
                     raise self._lost(exc, label) from exc
             finally:
                 await _close_process(proc)
+        if done.returncode is None and done.exit_signal is None:
+            # The stream ended without the command's exit: the connection went, not the file.
+            raise self._lost(ConnectionError("the channel closed before the command ended"),
+                             label)
         status = done.returncode if done.returncode is not None else -1
         return CommandResult(status, b"", _bytes(done.stderr))
 

@@ -26,7 +26,7 @@ from k8sdouble import env
 
 STATE_KEY = "/registry/k8sdouble/state"
 NODES_PREFIX = "/registry/minions/"
-TIMEOUT = 8.0
+TIMEOUT = 4.0  # seconds; a real API server gives up on etcd after a few too
 
 
 class EtcdUnavailable(Exception):
