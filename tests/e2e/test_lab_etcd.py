@@ -9,6 +9,7 @@ stops answering and every command says why.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -128,6 +129,10 @@ def test_a_transfer_cut_short_leaves_no_db(
         await real_copy(self, path, first_then_cut)
 
     monkeypatch.setattr(LinuxKitNode, "copy_file_out", cut)
+    # The in-process CLI sets up the k8slk_ops logger for itself: restored for later tests.
+    logger = logging.getLogger("k8slk_ops")
+    monkeypatch.setattr(logger, "propagate", logger.propagate)
+    monkeypatch.setattr(logger, "level", logger.level)
     k8slk = K8slk(tmp_path)
     out = tmp_path / "snaps"
     run = k8slk("etcd", "snapshot", lab.inventory_path, "-o", out, "--json")

@@ -410,7 +410,7 @@ class Lab:
             "settleSeconds": self.state.settle,
             "readyDelay": self.state.ready_delay,
             "strictNetwork": self.state.strict_network,
-            "realEtcd": self.state.real_etcd,
+            **({"realEtcd": True} if self.state.real_etcd else {}),
         }
 
     def _boot(self, n: NodeState) -> None:
