@@ -469,4 +469,5 @@ def inventory_check(
 
 
 from k8slk_ops.commands import certs as _certs  # noqa: E402,F401
+from k8slk_ops.commands import etcd as _etcd  # noqa: E402,F401
 from k8slk_ops.commands import upgrade as _upgrade  # noqa: E402,F401

@@ -230,6 +230,8 @@ class Cluster:
             return ClusterFacts(primary=name, initialised=True, members=members, addons=addons)
         if silent:
             detail = "; ".join(f"{k}: {v}" for k, v in silent.items())
+            if read_only:  # a look at a broken cluster (status, etcd status) says what it sees
+                return ClusterFacts(primary=next(iter(silent)), initialised=True, api_error=detail)
             raise CannotStart(f"the cluster is initialised but no control plane API answers: {detail}")
         first = self.inventory.control_planes[0].name
         if first in self.unreachable and not read_only:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from k8slk_ops.etcdctl import MemberHealth
 from k8slk_ops.events import Event, EventKind, EventSink
 from k8slk_ops.facts import NodeFacts
 from k8slk_ops.inventory import Inventory, NodeSpec
@@ -24,6 +25,7 @@ from k8slk_ops.kubeadm import NodeCerts
 from k8slk_ops.membership import Member, MemberWatcher
 from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.options import RunOptions
+from k8slk_ops.snapshot import SnapshotResult
 from k8slk_ops.ssh import HostKeyPolicy
 
 __all__ = [
@@ -47,6 +49,8 @@ class ClusterFacts:
     members: dict[str, Member] = field(default_factory=dict)
     # The addon manifests the cluster records as applied: key -> SHA-256 (see addonrecord).
     addons: dict[str, str] = field(default_factory=dict)
+    # Why no control plane's API answered, when a read-only run goes on without it.
+    api_error: str = ""
 
     def is_member(self, name: str) -> bool:
         return name in self.members
@@ -130,6 +134,9 @@ class RunState:
     certs: dict[str, NodeCerts] = field(default_factory=dict)
     # Nodes this run rebooted (a new host key from them may be accepted: hostKeyAfterReboot).
     rebooted: set[str] = field(default_factory=set)
+    snapshot: SnapshotResult | None = None  # the etcd snapshot this run wrote and checked
+    etcd: dict[str, MemberHealth] = field(default_factory=dict)  # node -> its etcd member
+    api_error: str = ""  # no control plane's API answered this read-only run: why
 
 
 @dataclass
@@ -147,6 +154,7 @@ class RunContext:
     def __post_init__(self) -> None:
         self.state.members = dict(self.plan.cluster.members)
         self.state.initialised = self.plan.cluster.initialised
+        self.state.api_error = self.plan.cluster.api_error
 
     @property
     def inventory(self) -> Inventory:

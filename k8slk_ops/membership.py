@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from k8slk_ops import kubeadm
 from k8slk_ops.errors import NodeError
 from k8slk_ops.node import LinuxKitNode, NodeCommandError, certain_read
+from k8slk_ops.ssh import CommandTimeout
 
 # kubelet's reason when the container runtime reports no CNI configuration.
 NETWORK_NOT_READY = "NetworkPluginNotReady"
@@ -74,6 +75,10 @@ async def list_members(control_plane: LinuxKitNode) -> dict[str, Member]:
         )
     except NodeCommandError as exc:
         raise MembershipUnavailable(str(exc)) from exc
+    except CommandTimeout:  # an API server whose etcd is gone answers nothing, or late
+        raise MembershipUnavailable(
+            f"kubectl get nodes on {control_plane.name} did not answer within 30 s"
+        ) from None
     if result.exit_status != 0:
         raise MembershipUnavailable(kubeadm.failure_summary(result.stderr))
     try:

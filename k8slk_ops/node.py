@@ -117,6 +117,23 @@ class LinuxKitNode:
     async def remove_file(self, path: str) -> None:
         await self.shell(["rm", "-f", path])
 
+    async def copy_file_out(self, path: str, write: Callable[[bytes], None]) -> None:
+        """Stream the file's bytes to ``write`` over the exec channel (the node has no SFTP)."""
+        result = await self.conn.copy_out(["cat", path], write)
+        if result.exit_status != 0:
+            raise NodeCommandError(f"reading {path} on {self.name}", result)
+
+    async def file_digest(self, path: str) -> tuple[int, str]:
+        """The file's size in bytes and its SHA-256 (hex), read on the node."""
+        size = await self.shell(["stat", "-c", "%s", path], timeout=60)
+        if size.exit_status != 0:
+            raise NodeCommandError(f"stat {path} on {self.name}", size)
+        digest = await self.shell(["sha256sum", path], timeout=300)
+        if digest.exit_status != 0:
+            raise NodeCommandError(f"sha256sum {path} on {self.name}", digest)
+        words = digest.stdout.decode(errors="replace").split()
+        return int(size.stdout.decode().strip()), words[0] if words else ""
+
     # -- facts --------------------------------------------------------------------------------
 
     async def facts(self) -> NodeFacts:

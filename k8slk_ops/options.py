@@ -54,6 +54,8 @@ class RunOptions:
     # those (None: every certificate).
     cert_days: int | None = DEFAULT_CERT_DAYS
     upgrade_to: str = ""  # upgrade --to; none: the inventory's cluster.kubernetesVersion
+    snapshot_dir: Path | None = None  # etcd snapshot: where files go (None: beside the inventory)
+    snapshot_keep: int | None = None  # etcd snapshot: how many of this cluster's to keep
 
     @classmethod
     def for_command(

@@ -47,6 +47,9 @@ def finish_run(report: RunReport, cluster: Cluster, state: RunState, interrupted
         report.data["kubeconfig"] = str(state.kubeconfig)
     has_addons = bool(cluster.inventory.addon_manifests)
     report.messages += podnetwork.report_messages(has_addons, state.members.values())
+    if state.api_error:
+        report.messages.append(f"the Kubernetes API does not answer: {state.api_error}")
+    note_etcd(report, state)
     for err in state.cleanup_errors:
         report.messages.append(f"cleanup failed: {err}")
     if state.tokens:
@@ -57,10 +60,25 @@ def finish_run(report: RunReport, cluster: Cluster, state: RunState, interrupted
         )
     if report.interrupted:
         report.exit_code = EXIT_INTERRUPTED
-    elif any(n.outcome in _BAD for n in report.nodes):
+    elif state.api_error or any(n.outcome in _BAD for n in report.nodes):
         report.exit_code = EXIT_NODE_FAILED
     else:
         report.exit_code = EXIT_OK
+
+
+def note_etcd(report: RunReport, state: RunState) -> None:
+    """The snapshot written (``report.data["snapshot"]``) and each etcd member's line."""
+    for name in sorted(state.etcd):
+        report.messages.append(state.etcd[name].line())
+    snap = state.snapshot
+    if snap is not None:
+        report.data["snapshot"] = snap.to_report()
+        report.messages.append(
+            f"snapshot written: {snap.path} ({snap.size} bytes, revision {snap.status.revision}, "
+            f"{snap.status.total_keys} keys, from {snap.node}, verified by {snap.verified_by})"
+        )
+        for old in snap.pruned:
+            report.messages.append(f"deleted older snapshot {old}")
 
 
 def finish_dry_run(report: RunReport, cluster: Cluster, plan: Plan) -> None:

@@ -21,6 +21,9 @@ APISERVER_CERT = "/var/node/etc/kubernetes/pki/apiserver.crt"  # the API's servi
 # restart the control plane (kubeadm's documented way).
 MANIFESTS = "/var/node/etc/kubernetes/manifests"
 PARKED_MANIFESTS = "/var/node/etc/kubernetes/manifests.k8slk-ops-restart"
+# etcd's data directory (kubeadm's hostPath for the etcd static pod, /var/lib/etcd on the host and
+# in the etcd container): where a snapshot is written, so that the shell can read and remove it.
+ETCD_DATA = "/var/node/var/lib/etcd"
 # The cluster lock lives in the node's tmpfs /run: a reboot clears a stale one.
 LOCK_FILE = "/run/k8slk-ops.lock"
 
@@ -28,3 +31,6 @@ LOCK_FILE = "/run/k8slk-ops.lock"
 CONTAINER_KUBEADM_YAML = "/run/kubeadm.yaml"
 CONTAINER_ADMIN_CONF = "/etc/kubernetes/admin.conf"
 CONTAINER_CA_CERT = "/etc/kubernetes/pki/ca.crt"
+
+# Seen from inside the etcd static pod's container.
+ETCD_CONTAINER_DATA = "/var/lib/etcd"

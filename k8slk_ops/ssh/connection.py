@@ -55,6 +55,7 @@ _OPEN_RETRY_BUDGET = 10.0  # seconds of refusals before giving up
 # Seconds the node grants a timed-out command beyond the caller's timeout before killing it.
 REMOTE_KILL_GRACE = 2
 _CLOSE_WAIT = 2.0
+_COPY_CHUNK = 256 * 1024  # bytes read at a time by copy_out
 
 
 def _argv(command: str | Sequence[str]) -> list[str]:
@@ -259,6 +260,45 @@ class Connection:
                 with contextlib.suppress(*_LOST):
                     proc.stdin.write_eof()
                 await _close_process(proc)
+
+    async def copy_out(
+        self, command: str | Sequence[str], write: Callable[[bytes], None]
+    ) -> CommandResult:
+        """Run a command and hand its stdout to ``write`` chunk by chunk, as it arrives.
+
+        For files too large to hold in memory (an etcd snapshot): nothing is buffered here. The
+        result carries the exit status and stderr; its stdout is empty. A connection that breaks
+        raises ``ConnectionLost``, and whatever ``write`` got so far is all there is.
+        """
+        label = command_label(command)
+        wrapped = follow_command(command)
+        async with self._channel_slot():
+            ssh = await self._connection()
+            log.debug("%s: copy out %s", self.name, command_line(command))
+            proc = await self._open(ssh, label, wrapped, encoding=None)
+            try:
+                while True:
+                    try:
+                        chunk = await proc.stdout.read(_COPY_CHUNK)
+                    except _LOST as exc:
+                        raise self._lost(exc, label) from exc
+                    if not chunk:
+                        break
+                    write(chunk)  # a local error (disk full) is the caller's, not a lost link
+                try:
+                    with contextlib.suppress(*_LOST):
+                        proc.stdin.write_eof()
+                    done = await proc.wait()
+                except _LOST as exc:
+                    raise self._lost(exc, label) from exc
+            finally:
+                await _close_process(proc)
+        if done.returncode is None and done.exit_signal is None:
+            # The stream ended without the command's exit: the connection went, not the file.
+            raise self._lost(ConnectionError("the channel closed before the command ended"),
+                             label)
+        status = done.returncode if done.returncode is not None else -1
+        return CommandResult(status, b"", _bytes(done.stderr))
 
     async def close(self) -> None:
         """Close the connection; further calls raise SSHError."""

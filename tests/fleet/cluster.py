@@ -115,6 +115,10 @@ class Cluster:
         self.cert_key_expires: datetime | None = None
         self.members: dict[str, Member] = {}
         self.etcd_members: set[str] = set()
+        # Control planes whose etcd member is stopped (no etcd container); quorum counts them.
+        self.etcd_stopped: set[str] = set()
+        # The stream of a snapshot file ends early (a transfer cut short).
+        self.snapshot_cut = False
         # node -> "namespace/pod" whose PodDisruptionBudget refuses every eviction: drain fails.
         self.guarded_pods: dict[str, str] = {}
         # Nodes whose refused drain retries the eviction until its --timeout, in real time

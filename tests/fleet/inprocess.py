@@ -321,6 +321,21 @@ class InProcessFleet:
         """The cluster's Leases, "namespace/name" -> object."""
         return self.call(lambda: json.loads(json.dumps(
             {"/".join(k): v for k, v in self.fleet.cluster.leases.items()})))
+    def files_under(self, name: str, prefix: str) -> list[str]:
+        """Paths of the node's files that start with ``prefix``."""
+        return self.call(lambda: sorted(p for p in self._node(name).files if p.startswith(prefix)))
+
+    def stop_etcd(self, *names: str) -> None:
+        """Stop these control planes' etcd members (their containers are gone)."""
+        self.call(lambda: self.fleet.cluster.etcd_stopped.update(names))
+
+    def cut_snapshots(self, cut: bool = True) -> None:
+        """Every later read of a snapshot file on a node ends early."""
+
+        def change() -> None:
+            self.fleet.cluster.snapshot_cut = cut
+
+        self.call(change)
 
     def unreachable(self, name: str) -> None:
         """Connections to the node are refused from now on; open ones are dropped."""

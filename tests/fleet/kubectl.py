@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 
-from tests.fleet import leases, objects
+from tests.fleet import etcd, leases, objects
 from tests.fleet.cluster import parse_duration
 from tests.fleet.node import ADMIN_CONF, SimNode
 from tests.fleet.result import NeedsInput, Pending, Result
 
+# What a real API server answers once its etcd has lost quorum (after its request timeout).
+ETCD_GONE = "Error from server: etcdserver: request timed out\n"
 NO_SERVER = (
     "The connection to the server localhost:8080 was refused - did you specify the right host "
     "or port?\n"
@@ -25,6 +27,8 @@ def cli(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInput:
     cluster = node.cluster
     if node.files.get(ADMIN_CONF) is None or not cluster.initialised:
         return Result.error(1, NO_SERVER)
+    if cluster.etcd_members and not etcd.has_quorum(node):
+        return Result.error(1, ETCD_GONE)
     words = _positional(args)
     lease = _lease(node, args, words)
     if lease is not None:

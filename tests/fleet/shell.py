@@ -17,12 +17,13 @@ tasks ls`` print nothing, as containerd now and then does.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import shlex
 from dataclasses import dataclass
 
-from tests.fleet import certs, kubeadm, kubectl
+from tests.fleet import certs, etcd, kubeadm, kubectl
 from tests.fleet.node import CONTAINER_PATHS, KUBEADM_LOG, NAMESPACE, SimNode
 from tests.fleet.result import NeedsInput, Pending, Result
 
@@ -207,10 +208,12 @@ def run_simple(node: SimNode, argv: list[str], stdin: bytes | None) -> Result | 
             data = node.read(path)
             if data is None:
                 return Result(1, b"".join(out), f"cat: can't open '{path}': No such file or directory\n".encode())
-            out.append(data)
+            out.append(etcd.cat_snapshot(node, data) if path.startswith(etcd.HOST_DATA_DIR) else data)
         return Result.ok(b"".join(out))
     if name == "test" and len(args) == 2 and args[0] in ("-e", "-f"):
         return Result(0 if node.exists(args[1]) else 1)
+    if name in ("stat", "sha256sum"):
+        return _stat_or_digest(node, name, args)
     if name == "rm":
         for path in (a for a in args if not a.startswith("-")):
             node.remove(path)
@@ -225,6 +228,20 @@ def run_simple(node: SimNode, argv: list[str], stdin: bytes | None) -> Result | 
     if name == "grep" and "/proc/self/mounts" in args:  # is /var/node a mounted disk?
         return Result(0 if node.persistent_disk and " /var/node " in args else 1)
     return None
+
+
+def _stat_or_digest(node: SimNode, name: str, args: list[str]) -> Result:
+    """``stat -c %s PATH`` (the size) and ``sha256sum PATH``, as coreutils print them."""
+    path = args[-1] if args else ""
+    data = node.read(path)
+    if data is None:
+        verb = "cannot stat" if name == "stat" else ""
+        text = (f"stat: {verb} '{path}': No such file or directory\n" if name == "stat"
+                else f"sha256sum: {path}: No such file or directory\n")
+        return Result.error(1, text)
+    if name == "stat":
+        return Result.ok(f"{len(data)}\n")
+    return Result.ok(f"{hashlib.sha256(data).hexdigest()}  {path}\n")
 
 
 def _ctr(node: SimNode, args: list[str]) -> Result | Pending | NeedsInput:
@@ -313,6 +330,8 @@ def _in_container(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInp
         return kubectl.cli(node, argv)
     if name == "python3" and argv[1:2] == ["-c"] and "get_server_certificate" in argv[2]:
         return certs.served(node)
+    if name == "crictl":
+        return etcd.crictl(node, argv)
     if name in ("sh", "ash") and len(argv) >= 3 and argv[1] == "-c":
         simple = _simple_script(argv[2])
         if simple is not None:

@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="nodes turn Ready without a pod network (unlike a real node)")
     up.add_argument("--no-addons", action="store_true",
                     help="an inventory without the lab's CNI manifest as cluster.addons")
+    up.add_argument("--real-etcd", action="store_true",
+                    help="control planes run Debian's etcd as their etcd static pod, holding the "
+                    "cluster's state")
 
     down = sub.add_parser("down", help="stop everything the lab started")
     down.add_argument("--dir", required=True)
@@ -72,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ready_delay=args.ready_delay, slot=args.slot,
                 load_balancer=args.load_balancer, strict_network=not args.lenient_network,
                 pod_network_addon=not args.no_addons,
+                real_etcd=args.real_etcd,
             )
             took = time.monotonic() - started
             print(f"{len(lab.nodes)} nodes up in {took:.1f} s (slot {lab.slot})", file=sys.stderr)

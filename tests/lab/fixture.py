@@ -57,6 +57,7 @@ class LabFactory:
         load_balancer: bool = False,
         strict_network: bool = True,
         pod_network_addon: bool = True,
+        real_etcd: bool = False,
     ) -> Lab:
         require_lab()
         lab = Lab.up(
@@ -64,6 +65,7 @@ class LabFactory:
             kubernetes_version=kubernetes_version, settle=settle, ready_delay=ready_delay,
             slot=slot, load_balancer=load_balancer, strict_network=strict_network,
             pod_network_addon=pod_network_addon,
+            real_etcd=real_etcd,
         )
         self.labs.append(lab)
         return lab

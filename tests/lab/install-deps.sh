@@ -5,6 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   openssh-server openssh-client containerd runc busybox-static iproute2 openssl
+  etcd-server etcd-client  # the control planes' etcd static pods; etcdctl for snapshots
   python3 python3-cryptography python3-yaml
   nftables      # partitions: a node's packets dropped so connects time out
   util-linux    # unshare, nsenter
@@ -50,6 +51,7 @@ if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     case "$pkg" in
       openssh-server) systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true ;;
       containerd) systemctl disable --now containerd.service >/dev/null 2>&1 || true ;;
+      etcd-server) systemctl disable --now etcd.service >/dev/null 2>&1 || true ;;
     esac
   done
 fi

@@ -36,7 +36,7 @@ BALANCER_HOST = 250  # the load balancer's address: 127.0.SLOT.250
 REPO = Path(__file__).resolve().parents[2]
 FAULTS = (
     "ssh-stop", "ssh-start", "partition", "heal", "kubeadm-fail", "kubeadm-hang", "reboot",
-    "drain-block", "drain-unblock", "certs-expire", "no-boot",
+    "drain-block", "drain-unblock", "certs-expire", "no-boot", "etcd-stop", "etcd-start",
 )
 # Run in a control plane's kubelet container: re-issue certificates to expire soon.
 _EXPIRE_CERTS = (
@@ -81,6 +81,7 @@ class Lab:
         load_balancer: bool = False,
         strict_network: bool = True,
         pod_network_addon: bool = True,
+        real_etcd: bool = False,
     ) -> Lab:
         """Boot ``nodes`` fresh nodes concurrently (``cp-1..cp-M`` then ``w-1..``), wait until
         each accepts SSH, write ``inventory.yml``, ``known_hosts`` and ``lab.json``. With
@@ -123,7 +124,7 @@ class Lab:
             LabState(chosen, True, settle, ready_delay,
                      [NodeState(s, kubernetes_version) for s in specs],
                      f"127.0.{chosen}.{BALANCER_HOST}" if load_balancer else "",
-                     strict_network),
+                     strict_network, real_etcd=real_etcd),
         )
         st.save(lab_dir, lab.state)
         try:
@@ -333,7 +334,8 @@ class Lab:
         ``drain-block`` / ``drain-unblock`` (a pod on the node that a PodDisruptionBudget
         keeps from being evicted: ``kubectl drain`` retries until its timeout),
         ``certs-expire [--days N] NAME...`` (a control plane's certificates re-issued by the same
-        CA to expire in N days, default 9: within kubeadm's and the tool's 10-day warnings)."""
+        CA to expire in N days, default 9: within kubeadm's and the tool's 10-day warnings),
+        ``etcd-stop`` / ``etcd-start`` (the node's etcd static pod stopped, and kept stopped)."""
         self._require_running()
         self.state = st.load(self.dir)  # a reboot from a node's shell may have changed it
         n = self.state.node(name)
@@ -362,6 +364,10 @@ class Lab:
             (node.files.lab / "faults" / "kubeadm-fail").write_text(args[0] + "\n")
         elif kind == "kubeadm-hang":
             (node.files.lab / "faults" / "kubeadm-hang").write_text(_hang_switch(args))
+        elif kind == "etcd-stop":  # the kubelet stops the etcd static pod and keeps it stopped
+            (node.files.lab / "faults" / "etcd-stop").write_text("stop\n")
+        elif kind == "etcd-start":
+            (node.files.lab / "faults" / "etcd-stop").unlink(missing_ok=True)
         elif kind in ("drain-block", "drain-unblock"):
             # kubectl may run on any node, so every node's kubectl learns of the pod.
             for other in self.state.nodes:
@@ -475,6 +481,7 @@ class Lab:
             "settleSeconds": self.state.settle,
             "readyDelay": self.state.ready_delay,
             "strictNetwork": self.state.strict_network,
+            **({"realEtcd": True} if self.state.real_etcd else {}),
         }
 
     def _reboot_command(self, n: NodeState) -> str:

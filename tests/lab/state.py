@@ -46,6 +46,9 @@ class LabState:
     # The image the lab's boot server serves: what a node runs after its next reboot from its
     # own shell ("" until ``image`` sets one: each node keeps its version).
     image_version: str = ""
+    # Control planes run a real etcd (Debian's etcd-server) as their etcd static pod, and the
+    # API doubles keep the cluster's state in it.
+    real_etcd: bool = False
 
     def node(self, name: str) -> NodeState:
         for n in self.nodes:
@@ -66,7 +69,7 @@ class LabState:
         ]
         return cls(data["slot"], data["running"], data["settle"], data["ready_delay"], nodes,
                    data.get("balancer", ""), bool(data.get("strict_network", True)),
-                   str(data.get("image_version", "")))
+                   str(data.get("image_version", "")), bool(data.get("real_etcd", False)))
 
 
 def save(lab_dir: Path, state: LabState) -> None:

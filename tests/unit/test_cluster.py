@@ -183,6 +183,16 @@ async def test_an_initialised_cluster_whose_api_is_silent_cannot_start(
         await cluster.find_primary(["cp-1"], read_only=False)
 
 
+async def test_a_read_only_run_goes_on_without_an_api_and_keeps_why(
+    tmp_path: Path, world: World
+) -> None:
+    world.api_down = True
+    cluster = make(tmp_path, world)
+    facts = await cluster.find_primary(["cp-1"], read_only=True)
+    assert facts.primary == "cp-1" and facts.initialised and facts.members == {}
+    assert facts.api_error.startswith("cp-1: The connection")
+
+
 def test_members_are_built_in_one_place() -> None:
     members = members_of(nodes_json("cp-1", "w-1").decode())
     assert members["w-1"].ready and members["w-1"].kubelet_version == "v1.31.3"

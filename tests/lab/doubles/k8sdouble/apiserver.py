@@ -36,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from k8sdouble import cluster, env, jws, objects, openapi, pki, resources, rest, tables
+from k8sdouble import cluster, env, etcdstore, jws, objects, openapi, pki, resources, rest, tables
 from k8sdouble.nodes import node_json
 
 WATCH_POLL = 0.5
@@ -65,7 +65,9 @@ class ClusterState:
     reloaded when another process changed it, and written back whole by ``save()``.
     """
 
-    def __init__(self, path: str, defaults: dict[str, Any]) -> None:
+    def __init__(self, path: str, defaults: dict[str, Any],
+                 etcd: etcdstore.EtcdClient | None = None) -> None:
+        self.etcd = etcd  # the document lives in a real etcd (etcdstore.py), else in the file
         self.path = env.path(path)
         self.lock_path = self.path.with_suffix(".lock")
         self.lock = threading.Lock()
@@ -74,7 +76,8 @@ class ClusterState:
         self._seen: tuple[int, int, int] | None = None
         self.started = time.time()  # heartbeats older than this instance get a new grace
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._reload()
+        with contextlib.suppress(etcdstore.EtcdUnavailable):  # etcd starting: read it per request
+            self._reload()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -88,6 +91,14 @@ class ClusterState:
                 os.close(fd)  # releases the flock
 
     def _reload(self) -> None:
+        if self.etcd is not None:
+            raw = self.etcd.get(etcdstore.STATE_KEY)
+            self._seen = None
+            self.data = {}
+            if raw is not None:
+                self.data = json.loads(raw)
+            self._fill_defaults()
+            return
         try:
             st = self.path.stat()
         except FileNotFoundError:
@@ -105,7 +116,16 @@ class ClusterState:
             self.data.setdefault("heartbeats", {})
             self._seen = seen
 
+    def _fill_defaults(self) -> None:
+        empty = {"nodes": {}, "tokens": {}, "certs": None, "clusterInfo": None, "members": [],
+                 "config": None, "heartbeats": {}}
+        for key, value in {**empty, **self.defaults}.items():
+            self.data.setdefault(key, value)
+
     def save(self) -> None:
+        if self.etcd is not None:
+            self.etcd.save_state(self.data, self.data.get("nodes") or {})
+            return
         env.write_atomic(self.path, json.dumps(self.data, indent=1, sort_keys=True), 0o600)
         st = self.path.stat()
         self._seen = (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -144,6 +164,13 @@ class Api:
 
     def handle(self, method: str, path: str, who: str, body: Any,
                request: Request | None = None) -> tuple[int, Any]:
+        try:
+            return self._handle(method, path, who, body, request)
+        except etcdstore.EtcdUnavailable as exc:  # as a real API server whose etcd is gone
+            return 500, _status(500, "", str(exc).split(" (", 1)[0])
+
+    def _handle(self, method: str, path: str, who: str, body: Any,
+                request: Request | None = None) -> tuple[int, Any]:
         req = request or Request(method, path, who, body)
         now = time.time()
         st = self.state
@@ -482,6 +509,13 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         if path in ("/healthz", "/readyz", "/livez"):
+            etcd = self.server.app.state.etcd
+            if etcd is not None and path != "/livez":
+                try:
+                    etcd.get(etcdstore.STATE_KEY)
+                except etcdstore.EtcdUnavailable:  # as a real one: the etcd check fails
+                    return self._reply(500, b"[-]etcd failed: reason withheld\n"
+                                       + f"{path[1:]} check failed".encode(), "text/plain")
             return self._reply(200, b"ok", "text/plain")
         if path == "/version":
             v = self.server.version.lstrip("v").split(".")
@@ -565,6 +599,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--client-ca-file", required=True)
     parser.add_argument("--kubernetes-version", default="v1.31.3")
     parser.add_argument("--lab-state", default="", help="default: the store of this CA's cluster")
+    parser.add_argument("--etcd-servers", default="")
+    parser.add_argument("--etcd-cafile", default="")
+    parser.add_argument("--etcd-certfile", default="")
+    parser.add_argument("--etcd-keyfile", default="")
     args, _ = parser.parse_known_args(argv)
     pki_dir = os.path.dirname(args.client_ca_file)
 
@@ -574,7 +612,11 @@ def main(argv: list[str]) -> int:
     ctx.load_verify_locations(str(env.path(args.client_ca_file)))
 
     store = args.lab_state or cluster.store_path(args.client_ca_file)
-    state = ClusterState(store, {"version": args.kubernetes_version})
+    etcd = None
+    if args.etcd_servers:
+        etcd = etcdstore.EtcdClient(args.etcd_servers.split(",")[0], args.etcd_cafile,
+                                    args.etcd_certfile, args.etcd_keyfile)
+    state = ClusterState(store, {"version": args.kubernetes_version}, etcd)
     app = Api(state, pki_dir, f"{args.advertise_address}:{args.secure_port}")
     server = Server((args.advertise_address, args.secure_port), ctx, app,
                     args.kubernetes_version)

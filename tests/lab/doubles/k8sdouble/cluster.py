@@ -156,6 +156,33 @@ def etcd_member(name: str) -> None:
     env.write_atomic(env.ETCD_MEMBER, name + "\n", 0o600)
 
 
+def real_etcd_manifest(name: str, address: str, initial_cluster: str, state: str) -> None:
+    """kubeadm's etcd static pod, to be run by the real etcd (the lab's ``realEtcd``).
+
+    kubeadm's flags, but for the client and metrics URLs on 127.0.0.1: the lab's nodes share
+    one loopback, so the node's address stands for it (crictl exec points 127.0.0.1:2379 there).
+    """
+    etcd_pki = f"{env.PKI}/etcd"
+    write_manifest("etcd", [
+        "etcd", f"--advertise-client-urls=https://{address}:2379",
+        f"--cert-file={etcd_pki}/server.crt", "--client-cert-auth=true",
+        f"--data-dir={env.ETCD_DIR}", f"--initial-advertise-peer-urls=https://{address}:2380",
+        f"--initial-cluster={initial_cluster}", f"--initial-cluster-state={state}",
+        f"--key-file={etcd_pki}/server.key", f"--listen-client-urls=https://{address}:2379",
+        f"--listen-metrics-urls=http://{address}:2381", f"--listen-peer-urls=https://{address}:2380",
+        f"--name={name}", f"--peer-cert-file={etcd_pki}/peer.crt", "--peer-client-cert-auth=true",
+        f"--peer-key-file={etcd_pki}/peer.key", f"--peer-trusted-ca-file={etcd_pki}/ca.crt",
+        "--snapshot-count=10000", f"--trusted-ca-file={etcd_pki}/ca.crt",
+    ])
+
+
+def etcd_flags(address: str) -> list[str]:
+    """kube-apiserver's flags for its local etcd (kubeadm's), with the lab's loopback rule."""
+    return [f"--etcd-servers=https://{address}:2379", f"--etcd-cafile={env.PKI}/etcd/ca.crt",
+            f"--etcd-certfile={env.PKI}/apiserver-etcd-client.crt",
+            f"--etcd-keyfile={env.PKI}/apiserver-etcd-client.key"]
+
+
 def control_plane_manifests(address: str, port: int, version: str) -> None:
     pki_dir = env.PKI
     api = ["kube-apiserver", f"--advertise-address={address}", f"--secure-port={port}",
@@ -163,6 +190,8 @@ def control_plane_manifests(address: str, port: int, version: str) -> None:
            f"--tls-private-key-file={pki_dir}/apiserver.key",
            f"--client-ca-file={pki_dir}/ca.crt", f"--kubernetes-version={version}",
            "--authorization-mode=Node,RBAC", "--enable-bootstrap-token-auth=true"]
+    if env.node().real_etcd:
+        api += etcd_flags(address)
     write_manifest("kube-apiserver", api)
     write_manifest("kube-controller-manager", ["kube-controller-manager",
                    "--kubeconfig=/etc/kubernetes/controller-manager.conf"])

@@ -40,6 +40,7 @@ ETCD_MEMBER = "/var/lib/etcd/member/lab-member"  # this node's etcd data: a memb
 NODE_JSON = "/lab/node.json"
 FAULT_FAIL = "/lab/faults/kubeadm-fail"
 FAULT_HANG = "/lab/faults/kubeadm-hang"
+FAULT_ETCD_STOP = "/lab/faults/etcd-stop"  # the kubelet keeps the etcd static pod stopped
 FAULT_DRAIN_BLOCK = "/lab/faults/drain-block-{node}"  # a pod a PodDisruptionBudget protects
 
 CNI_CONF_DIR = "/etc/cni/net.d"  # the image binds it from /var/node/etc/cni/net.d
@@ -57,6 +58,7 @@ class Node:
     version: str  # the image's Kubernetes version: kubeadm's, kubelet's and kubectl's
     ready_delay: float
     strict_network: bool  # NotReady until a CNI config is in /etc/cni/net.d
+    real_etcd: bool = False  # a real etcd static pod holds the cluster's state
 
 
 def node() -> Node:
@@ -69,6 +71,7 @@ def node() -> Node:
         version=str(data.get("kubernetesVersion", "v1.31.3")),
         ready_delay=float(data.get("readyDelay", 1.0)),
         strict_network=bool(data.get("strictNetwork", False)),
+        real_etcd=bool(data.get("realEtcd", False)),
     )
 
 

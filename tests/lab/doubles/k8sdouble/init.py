@@ -195,8 +195,12 @@ def run(config_path: str, upload_certs: bool, skip_token_print: bool) -> int:
         kubeconfigs(node, server, local, cfg.cluster_name, version)
     if phase("etcd"):
         out(f'[etcd] Creating static Pod manifest for local etcd in "{env.MANIFESTS}"')
-        cluster.write_manifest("etcd", ["etcd", f"--advertise-client-urls=https://{address}:2379",
-                                        f"--name={node.name}"])
+        if node.real_etcd:
+            cluster.real_etcd_manifest(node.name, address, f"{node.name}=https://{address}:2380",
+                                       "new")
+        else:
+            cluster.write_manifest("etcd", ["etcd", f"--advertise-client-urls=https://{address}:2379",
+                                            f"--name={node.name}"])
         cluster.etcd_member(node.name)
     if phase("control-plane"):
         out(f'[control-plane] Using manifest folder "{env.MANIFESTS}"')

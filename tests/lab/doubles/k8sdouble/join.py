@@ -14,10 +14,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from k8sdouble import cluster, config, env, faults, jws, pki
+from k8sdouble import cluster, config, env, etcdmember, faults, jws, pki
 from k8sdouble.client import Client
 from k8sdouble.cluster import out
 from k8sdouble.errors import ApiError, PhaseError
+from k8sdouble.etcdstore import EtcdUnavailable
 from k8sdouble.init import control_plane_certs, kubeconfigs, with_port
 
 DISCOVERY_RETRY_SECONDS = 3.0  # real kubeadm: until its discovery timeout (5 min)
@@ -164,6 +165,8 @@ def run(config_path: str) -> int:
         if node.name not in members:
             members.append(node.name)
         cluster.call(admin, "PATCH", "/lab/v1/cluster", {"members": members})
+        if node.real_etcd:
+            _join_etcd(admin, node, cfg.advertise_address or node.address)
         out("[etcd] Waiting for the new etcd member to join the cluster. This can take up to 40s")
         out(f"[mark-control-plane] Marking the node {node.name} as control-plane by adding the "
             "labels: [node-role.kubernetes.io/control-plane "
@@ -207,8 +210,22 @@ def _prepare_control_plane(cfg: config.Config, node: env.Node, boot: Client,
     for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
         out(f'[control-plane] Creating static Pod manifest for "{component}"')
     cluster.control_plane_manifests(address, cfg.bind_port or 6443, version)
-    cluster.write_manifest("etcd", ["etcd", f"--name={node.name}"])
+    if not node.real_etcd:  # the real one's manifest comes with its member, in control-plane-join
+        cluster.write_manifest("etcd", ["etcd", f"--name={node.name}"])
     cluster.etcd_member(node.name)
+
+
+def _join_etcd(admin: Client, node: env.Node, address: str) -> None:
+    """kubeadm's etcd phase: member add through an existing member, then the static pod with
+    ``--initial-cluster-state=existing``."""
+    others = etcdmember.control_plane_addresses(cluster.call(admin, "GET", "/api/v1/nodes"),
+                                                exclude=address)
+    try:
+        initial = etcdmember.add(others, node.name, address)
+    except EtcdUnavailable as exc:
+        raise PhaseError("control-plane-join/etcd", f"error creating local etcd static pod "
+                         f"manifest file: {exc}") from None
+    cluster.real_etcd_manifest(node.name, address, initial, "existing")
 
 
 def _tls_bootstrap(boot: Client, kc: pki.KubeConfig, node: env.Node) -> Client:

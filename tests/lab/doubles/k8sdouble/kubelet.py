@@ -13,6 +13,7 @@ needs a reboot (a new kubelet) before it can join again, as on a LinuxKit node.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,13 +23,14 @@ from typing import Any
 
 import yaml
 
-from k8sdouble import env, nodes, podworker
+from k8sdouble import crictl, env, nodes, podworker
 from k8sdouble.client import Client
 from k8sdouble.errors import ApiError
 
 HEARTBEAT = 10.0
 TICK = 0.25
 APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
+ETCD_MANIFEST = "/etc/kubernetes/manifests/etcd.yaml"
 BIN = Path(__file__).resolve().parent.parent / "bin"
 
 
@@ -39,8 +41,10 @@ def log(message: str) -> None:
 class StaticPod:
     """One static pod: a child process run from its manifest's command."""
 
-    def __init__(self, manifest: str) -> None:
+    def __init__(self, manifest: str, held: str = "") -> None:
         self.manifest = manifest
+        self.name = Path(manifest).stem
+        self.held = held  # a lab fault file that keeps this pod stopped while it exists
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0
 
@@ -55,18 +59,25 @@ class StaticPod:
         cmd = [str(c) for c in containers[0].get("command") or []]
         if not cmd:
             return None
-        return [sys.executable, str(BIN / cmd[0]), *cmd[1:]]
+        if (BIN / cmd[0]).exists():
+            return [sys.executable, str(BIN / cmd[0]), *cmd[1:]]
+        real = shutil.which(cmd[0])  # a real component (Debian's etcd)
+        return [real, *cmd[1:]] if real else None
 
     def sync(self) -> None:
         wanted = env.path(self.manifest).exists()
+        if self.held and env.path(self.held).exists():
+            wanted = False
         if self.proc is not None and self.proc.poll() is not None:
             log(f"static pod {Path(self.manifest).stem} exited ({self.proc.returncode})")
             self.proc = None
+            crictl.forget(self.name)
         if wanted and self.proc is None and time.monotonic() - self.started > 1.0:
             cmd = self.command()
             if cmd:
                 self.started = time.monotonic()
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+                crictl.record(self.name, self.proc.pid)
                 log(f"started static pod {Path(self.manifest).stem}")
         elif not wanted and self.proc is not None:
             self.stop()
@@ -79,6 +90,7 @@ class StaticPod:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.proc = None
+        crictl.forget(self.name)
 
 
 class Heart:
@@ -161,7 +173,9 @@ def main(argv: list[str]) -> int:
             kubeconfig = arg.split("=", 1)[1]
         elif arg.startswith("--config="):
             config = arg.split("=", 1)[1]
-    pod = StaticPod(APISERVER_MANIFEST)
+    static = [StaticPod(APISERVER_MANIFEST)]
+    if env.node().real_etcd:
+        static.insert(0, StaticPod(ETCD_MANIFEST, held=env.FAULT_ETCD_STOP))
     heart = Heart(kubeconfig)
     stopping = False
 
@@ -177,12 +191,14 @@ def main(argv: list[str]) -> int:
             if not env.path(config).exists():
                 log(f"{config} is gone (kubeadm reset): stopping")
                 break
-            pod.sync()
+            for pod in static:
+                pod.sync()
             heart.beat()
             heart.sync_pods()
             time.sleep(TICK)
     finally:
-        pod.stop()
+        for pod in static:
+            pod.stop()
     return 0 if stopping else 1
 
 

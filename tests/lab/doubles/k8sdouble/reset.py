@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 
-from k8sdouble import cluster, env
+from k8sdouble import cluster, env, etcdmember
 from k8sdouble.cluster import out
 from k8sdouble.errors import ApiError
 
@@ -38,7 +38,9 @@ def run(force: bool) -> int:
             about = client.request("GET", "/lab/v1/cluster")
             members = [m for m in about.get("members") or [] if m != node.name]
             client.request("PATCH", "/lab/v1/cluster", {"members": members})
-            if not members:  # the last member: etcd's data goes with it
+            if node.real_etcd:  # kubeadm's remove-etcd-member phase, on the real etcd
+                etcdmember.remove_self(node.name, node.address)
+            elif not members:  # the last member: etcd's data goes with it
                 env.path(cluster.store_path()).unlink(missing_ok=True)
         except (ApiError, Exception) as exc:
             print(f"W0000 [reset] Failed to remove etcd member: {exc}", file=sys.stderr)

@@ -1,0 +1,170 @@
+"""etcd-snapshot and etcd-status: the cluster's etcd, read through its static pods.
+
+``etcd-snapshot`` runs on one healthy control plane (the primary): ``etcdctl snapshot save``
+inside the etcd container into the data directory, the file streamed back over the exec
+channel into a ``.part`` file, size and SHA-256 checked against the node's copy, read by
+etcdctl (the operator's own if installed, else the pod's), renamed to ``.db``; the node's copy
+is deleted whatever happened, and the newest N of the cluster's snapshots are kept.
+``etcd-status`` asks each control plane's member for its status, the member list and its
+health; a member that is not healthy fails its node, with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from k8slk_ops import etcdctl, paths, snapshot
+from k8slk_ops.context import PlanContext, RunContext
+from k8slk_ops.errors import NodeError
+from k8slk_ops.etcdpod import EtcdPod, EtcdPodError
+from k8slk_ops.events import EventKind
+from k8slk_ops.node import LinuxKitNode, NodeCommandError
+from k8slk_ops.snapshot import (
+    IncomingSnapshot,
+    SnapshotError,
+    SnapshotResult,
+    check_status,
+    prune,
+    snapshot_name,
+    verify_local,
+)
+from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+
+
+def snapshot_dir(ctx: PlanContext) -> Path:
+    """``-o DIR``, else the inventory's directory."""
+    if ctx.options.snapshot_dir is not None:
+        return ctx.options.snapshot_dir.expanduser()
+    return ctx.inventory.source.parent
+
+
+def _remote_name(ctx: RunContext) -> str:
+    return f"k8slk-snapshot-{ctx.options.run_id or 'run'}.db"
+
+
+class EtcdSnapshot(Step):
+    name = "etcd-snapshot"
+    phase = "snapshot"
+    changes = False
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        if ctx.spec(node).role != "control-plane":
+            return skip("not a control plane")
+        target = snapshot_dir(ctx) / f"{ctx.inventory.cluster.name}-<UTC time>.db"
+        keep = ctx.options.snapshot_keep
+        kept = f", keep the newest {keep}" if keep else ""
+        return do(Action(
+            f"etcdctl snapshot save in the etcd pod, stream it to {target}, check size, "
+            f"SHA-256 and etcdctl snapshot status{kept}",
+            {"local": str(target), "keep": keep},
+        ))
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        lk = await ctx.node(node)
+        remote = _remote_name(ctx)
+        shell_path = f"{paths.ETCD_DATA}/{remote}"
+        try:
+            pod = await EtcdPod.find(lk)
+            await _require_healthy(pod)
+            taken = datetime.now(UTC)
+            await pod.etcdctl(
+                "snapshot", "save", f"{paths.ETCD_CONTAINER_DATA}/{remote}",
+                timeout=ctx.options.timeout,
+            )
+            ctx.emit(node, self.phase, EventKind.PROGRESS, "snapshot saved on the node")
+            result = await _fetch(ctx, lk, pod, shell_path, remote, taken)
+        except (EtcdPodError, SnapshotError, NodeCommandError, etcdctl.EtcdctlError) as exc:
+            raise NodeError(str(exc), phase=self.phase) from None
+        finally:
+            await _remove_remote(ctx, lk, shell_path, node)
+        keep = ctx.options.snapshot_keep
+        if keep:
+            pruned = prune(result.path.parent, ctx.inventory.cluster.name, keep)
+            result = dataclasses.replace(result, pruned=tuple(pruned))
+        ctx.state.snapshot = result
+
+
+async def _require_healthy(pod: EtcdPod) -> None:
+    """Refuse a member without quorum: its snapshot could be stale (a minority's view)."""
+    try:
+        await pod.etcdctl("endpoint", "health", "-w", "json")
+    except EtcdPodError as exc:
+        raise EtcdPodError(f"etcd is not healthy, no snapshot taken: {exc}") from None
+
+
+async def _fetch(
+    ctx: RunContext, lk: LinuxKitNode, pod: EtcdPod, shell_path: str, remote: str,
+    taken: datetime,
+) -> SnapshotResult:
+    """Stream the node's copy into a part file, check it, keep it; the part goes on failure."""
+    size, sha256 = await lk.file_digest(shell_path)
+    incoming = IncomingSnapshot(
+        snapshot_dir(ctx.plan), snapshot_name(ctx.inventory.cluster.name, taken)
+    )
+    try:
+        await lk.copy_file_out(shell_path, incoming.write)
+        incoming.check(size, sha256)
+        binary = snapshot.local_etcdctl()  # looked up per run (tests replace it)
+        if binary is not None:
+            status, by = await verify_local(binary, incoming.part), "local etcdctl"
+        else:
+            status = check_status(
+                await pod.snapshot_status(f"{paths.ETCD_CONTAINER_DATA}/{remote}")
+            )
+            by = f"etcdctl on {lk.name}"
+        final = incoming.keep()
+    except BaseException:
+        incoming.discard()
+        raise
+    return SnapshotResult(final, lk.name, size, sha256, status, taken, by)
+
+
+async def _remove_remote(ctx: RunContext, lk: LinuxKitNode, path: str, node: str) -> None:
+    """Delete the node's copy (it holds every secret of the cluster), even when cancelled."""
+    try:
+        await asyncio.shield(lk.remove_file(path))
+    except Exception as exc:  # reported, never masking the snapshot's own result
+        ctx.emit(node, "snapshot", EventKind.WARN, f"could not delete {path}: {exc}")
+        ctx.state.cleanup_errors.append(f"{node}: could not delete {path}: {exc}")
+
+
+class EtcdStatus(Step):
+    name = "etcd-status"
+    phase = "etcd"
+    changes = False
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        if ctx.spec(node).role != "control-plane":
+            return skip("not a control plane")
+        return do(Action("etcdctl endpoint status, member list and endpoint health in the etcd pod"))
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        health = await member_health(await ctx.node(node))
+        ctx.state.etcd[node] = health
+        ctx.state.details[node] = {"etcd": health.to_report()}
+        if not health.healthy:
+            raise NodeError(health.error, phase=self.phase)
+
+
+async def member_health(lk: LinuxKitNode) -> etcdctl.MemberHealth:
+    """Status, members and health of one control plane's member; why not, when unhealthy."""
+    try:
+        pod = await EtcdPod.find(lk)
+    except EtcdPodError as exc:
+        return etcdctl.MemberHealth(lk.name, False, str(exc))
+    status: etcdctl.EndpointStatus | None = None
+    members: tuple[etcdctl.MemberInfo, ...] = ()
+    try:
+        status = etcdctl.parse_endpoint_status(await pod.etcdctl("endpoint", "status", "-w", "json"))
+        members = tuple(etcdctl.parse_member_list(await pod.etcdctl("member", "list", "-w", "json")))
+        await pod.etcdctl("endpoint", "health", "-w", "json")
+    except (EtcdPodError, etcdctl.EtcdctlError) as exc:
+        return etcdctl.MemberHealth(lk.name, False, str(exc), status, members)
+    if status is not None and not status.leader_id:
+        return etcdctl.MemberHealth(lk.name, False, "the member has no leader", status, members)
+    return etcdctl.MemberHealth(lk.name, True, "", status, members)

@@ -1,0 +1,154 @@
+"""The etcd static pod of a simulated control plane: ``crictl`` in the kubelet container, and
+``etcdctl`` inside the etcd container, answering as etcd 3.4 does.
+
+A control plane that is an etcd member has a running ``etcd`` container, unless the member is
+stopped (``Cluster.etcd_stopped``): then ``crictl ps`` does not list it. Quorum is counted over
+the cluster's etcd members: with half or more stopped, ``endpoint health`` times out the way
+etcdctl does and the endpoint reports no leader. ``snapshot save`` writes a real etcd 3.4
+snapshot (``data/etcd-snapshot.db``, taken from a real etcd holding ``/registry/minions/...``
+keys) into the node's etcd data directory; ``snapshot status`` reads it back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from tests.fleet.node import SimNode
+from tests.fleet.result import Result
+
+SNAPSHOT = (Path(__file__).parent / "data" / "etcd-snapshot.db").read_bytes()
+SNAPSHOT_STATUS = {"hash": 1955560298, "revision": 6, "totalKey": 9, "totalSize": 20480}
+DATA_DIR = "/var/lib/etcd"  # in the etcd container
+HOST_DATA_DIR = "/var/node/var/lib/etcd"  # from the SSH shell
+CLUSTER_ID = 14841639068965178418
+DEADLINE = (
+    '{"level":"warn","ts":"2026-01-01T00:00:00.000Z","caller":"clientv3/retry_interceptor.go:62",'
+    '"msg":"retrying of unary invoker failed","target":"endpoint://client-0/127.0.0.1:2379",'
+    '"attempt":0,"error":"rpc error: code = DeadlineExceeded desc = context deadline exceeded"}\n'
+)
+
+
+def container_id(node: SimNode) -> str:
+    return hashlib.sha256(f"etcd-{node.name}".encode()).hexdigest()
+
+
+def member_id(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") >> 1
+
+
+def running(node: SimNode) -> bool:
+    cluster = node.cluster
+    return node.name in cluster.etcd_members and node.name not in cluster.etcd_stopped
+
+
+def has_quorum(node: SimNode) -> bool:
+    cluster = node.cluster
+    up = cluster.etcd_members - cluster.etcd_stopped
+    return len(up) * 2 > len(cluster.etcd_members)
+
+
+def crictl(node: SimNode, argv: list[str]) -> Result:
+    args = argv[1:]
+    if args[:1] == ["ps"]:
+        return _ps(node, args[1:])
+    if args[:1] == ["exec"]:
+        rest = [a for a in args[1:] if a not in ("-i", "-t", "--interactive", "--tty")]
+        if not rest or not running(node) or rest[0] != container_id(node):
+            cid = rest[0] if rest else ""
+            return Result.error(1, f'time="2026-01-01T00:00:00Z" level=fatal msg="execing command '
+                                   f'in container: rpc error: code = NotFound desc = could not find '
+                                   f'container \\"{cid}\\": not found"\n')
+        if len(rest) < 2:
+            return Result.error(1, "crictl exec: command must not be empty\n")
+        if os.path.basename(rest[1]) != "etcdctl":
+            return Result.error(1, f'OCI runtime exec failed: exec: "{rest[1]}": executable file '
+                                   "not found in $PATH\n")
+        return etcdctl(node, rest[1:])
+    return Result.error(1, f"crictl: no such command {args[:1]}\n")
+
+
+def _ps(node: SimNode, args: list[str]) -> Result:
+    name = args[args.index("--name") + 1] if "--name" in args else ""
+    shown = running(node) and (not name or name in "etcd")
+    cid = container_id(node)
+    if "-q" in args or "--quiet" in args:
+        return Result.ok(cid + "\n" if shown else "")
+    if "-o" in args and args[args.index("-o") + 1] == "json":
+        containers = [] if not shown else [{
+            "id": cid, "podSandboxId": cid[::-1],
+            "metadata": {"name": "etcd", "attempt": 0},
+            "state": "CONTAINER_RUNNING",
+            "labels": {"io.kubernetes.container.name": "etcd",
+                       "io.kubernetes.pod.name": f"etcd-{node.name}",
+                       "io.kubernetes.pod.namespace": "kube-system"},
+        }]
+        return Result.ok(json.dumps({"containers": containers}, indent=2) + "\n")
+    header = "CONTAINER           IMAGE               CREATED             STATE               NAME                ATTEMPT             POD ID\n"
+    row = f"{cid[:13]}       3.4.23-0            1 minute ago        Running             etcd                0                   {cid[::-1][:13]}\n"
+    return Result.ok(header + (row if shown else ""))
+
+
+def etcdctl(node: SimNode, argv: list[str]) -> Result:
+    words = [a for a in argv[1:] if not a.startswith("--")]
+    flags = [a for a in argv[1:] if a.startswith("--")]
+    if words[:2] == ["snapshot", "status"] and len(words) >= 3:
+        return _snapshot_status(node, words[2])
+    if not any(f.startswith("--cert=") for f in flags):
+        return Result.error(1, DEADLINE + "Error: context deadline exceeded\n")  # no client cert
+    if words[:2] == ["snapshot", "save"] and len(words) >= 3:
+        path = words[2]
+        node.write(_host_path(path), SNAPSHOT, 0o600)
+        return Result.ok(f"Snapshot saved at {path}\n")
+    if words[:2] == ["endpoint", "status"]:
+        return Result.ok(json.dumps([_endpoint_status(node)]) + "\n")
+    if words[:2] == ["endpoint", "health"]:
+        if not has_quorum(node):
+            return Result(1, b"", (DEADLINE + "https://127.0.0.1:2379 is unhealthy: failed to "
+                          "commit proposal: context deadline exceeded\nError: unhealthy cluster\n"
+                          ).encode())
+        return Result.ok(json.dumps([{"endpoint": "https://127.0.0.1:2379", "health": True,
+                                      "took": "1.2ms"}]) + "\n")
+    if words[:2] == ["member", "list"]:
+        members = [{"ID": member_id(n), "name": n,
+                    "peerURLs": [f"https://{node.cluster.members[n].address}:2380"
+                                 if n in node.cluster.members else ""],
+                    "clientURLs": []} for n in sorted(node.cluster.etcd_members)]
+        return Result.ok(json.dumps({"header": {"cluster_id": CLUSTER_ID}, "members": members}))
+    return Result.error(1, f"Error: unknown command {words[:2]} for \"etcdctl\"\n")
+
+
+def _endpoint_status(node: SimNode) -> dict[str, object]:
+    leader = min(node.cluster.etcd_members - node.cluster.etcd_stopped) if has_quorum(node) else ""
+    return {
+        "Endpoint": "https://127.0.0.1:2379",
+        "Status": {
+            "header": {"cluster_id": CLUSTER_ID, "member_id": member_id(node.name),
+                       "revision": 6, "raft_term": 2},
+            "version": "3.4.23", "dbSize": 20480,
+            "leader": member_id(leader) if leader else 0,
+            "raftIndex": 9, "raftTerm": 2, "raftAppliedIndex": 9, "dbSizeInUse": 20480,
+        },
+    }
+
+
+def _snapshot_status(node: SimNode, path: str) -> Result:
+    data = node.read(_host_path(path))
+    if data is None:
+        return Result.error(1, f"Error: stat {path}: no such file or directory\n")
+    if data != SNAPSHOT:
+        return Result.error(1, "panic: invalid database\n")
+    return Result.ok(json.dumps(SNAPSHOT_STATUS) + "\n")
+
+
+def _host_path(path: str) -> str:
+    if path.startswith(DATA_DIR + "/"):
+        return HOST_DATA_DIR + path[len(DATA_DIR):]
+    return path
+
+
+def cat_snapshot(node: SimNode, data: bytes) -> bytes:
+    """What ``cat`` of a file in the etcd data directory sends: cut short when the fault says."""
+    return data[: len(data) // 2] if node.cluster.snapshot_cut else data

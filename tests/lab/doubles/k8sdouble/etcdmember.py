@@ -1,0 +1,70 @@
+"""kubeadm's etcd membership with the lab's real etcd: ``join --control-plane`` adds the new
+member through an existing one, ``reset`` removes the node's own. Both use etcd's JSON gateway
+with kubeadm's healthcheck-client certificate, as kubeadm uses its etcd client."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from k8sdouble import env
+from k8sdouble.etcdstore import EtcdClient, EtcdUnavailable
+
+
+def client(address: str) -> EtcdClient:
+    pki = f"{env.PKI}/etcd"
+    return EtcdClient(f"https://{address}:2379", f"{pki}/ca.crt",
+                      f"{pki}/healthcheck-client.crt", f"{pki}/healthcheck-client.key")
+
+
+def control_plane_addresses(nodes: dict[str, Any], exclude: str) -> list[str]:
+    """InternalIPs of the control planes in a node list, the joining node's left out."""
+    found = []
+    for item in nodes.get("items") or []:
+        labels = (item.get("metadata") or {}).get("labels") or {}
+        if "node-role.kubernetes.io/control-plane" not in labels:
+            continue
+        for a in (item.get("status") or {}).get("addresses") or []:
+            if a.get("type") == "InternalIP" and a.get("address") != exclude:
+                found.append(str(a["address"]))
+    return found
+
+
+def add(existing: list[str], name: str, address: str, wait: float = 40.0) -> str:
+    """``member add`` as kubeadm does it: retried with a pause while etcd answers ``unhealthy
+    cluster`` (it refuses a new member until every member has been connected for 5s, right
+    after the previous join); the new --initial-cluster."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return _add_once(existing, name, address)
+        except EtcdUnavailable:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(1.0)
+
+
+def _add_once(existing: list[str], name: str, address: str) -> str:
+    peer = f"https://{address}:2380"
+    last: Exception | None = None
+    for other in existing:
+        try:
+            answer = client(other).call("/v3/cluster/member/add", {"peerURLs": [peer]})
+        except EtcdUnavailable as exc:
+            last = exc
+            continue
+        members = answer.get("members") or []
+        return ",".join(f"{m.get('name') or name}={(m.get('peerURLs') or [''])[0]}"
+                        for m in members)
+    raise EtcdUnavailable(f"no etcd member answered at {', '.join(existing)}: {last}")
+
+
+def remove_self(name: str, address: str) -> bool:
+    """``member remove`` of this node's member, through itself; False when it is the last."""
+    etcd = client(address)
+    members = etcd.call("/v3/cluster/member/list", {}).get("members") or []
+    mine = [m for m in members if m.get("name") == name]
+    if not mine or len(members) == 1:
+        return False
+    etcd.call("/v3/cluster/member/remove", {"ID": mine[0]["ID"]})
+    return True
