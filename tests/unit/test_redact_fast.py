@@ -12,7 +12,7 @@ SAMPLES = [
     "--certificate-key " + "a" * 64,
     'certificateKey: "' + "b" * 64 + '"',
     "[upload-certs] Using certificate key:\n" + "c" * 64,
-    "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----",
+    "-----BEGIN EC PRIVATE" " KEY-----\nMHcCAQEE\n-----END EC PRIVATE" " KEY-----",
     "client-key-data: LS0tLS1CRUdJTg==",
     '{"token": "s3cr3t"}',
     "w-1 connect ok: kubeadm v1.31.3",

