@@ -144,6 +144,16 @@ class PersistentDisk(Step):
             )
 
 
+
+async def kubectl_on_primary(ctx: RunContext, verb: str, node: str, phase: str) -> None:
+    """``kubectl VERB NODE`` (cordon, uncordon) through the primary; NodeError with its words."""
+    primary = await ctx.node(ctx.plan.cluster.primary)
+    result = await primary.kubectl(verb, node)
+    if result.exit_status != 0:
+        why = kubeadm.failure_summary(result.stderr or result.stdout)
+        raise NodeError(f"kubectl {verb} failed: {why}", phase=phase)
+
+
 class Cordon(Step):
     """Marks the node unschedulable through the primary. Until its drain finishes, the stage's
     ``uncordon`` cleanup gives it back if the run stops."""
@@ -158,12 +168,8 @@ class Cordon(Step):
         )
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
-        primary = await ctx.node(ctx.plan.cluster.primary)
         ctx.state.drains_unfinished.add(node)
-        result = await primary.kubectl("cordon", node)
-        if result.exit_status != 0:
-            why = kubeadm.failure_summary(result.stderr or result.stdout)
-            raise NodeError(f"kubectl cordon failed: {why}", phase=self.phase)
+        await kubectl_on_primary(ctx, "cordon", node, self.phase)
 
 
 class UpgradeDrain(Drain):
@@ -328,8 +334,4 @@ class UncordonUpgraded(Step):
         )
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
-        primary = await ctx.node(ctx.plan.cluster.primary)
-        result = await primary.kubectl("uncordon", node)
-        if result.exit_status != 0:
-            why = kubeadm.failure_summary(result.stderr or result.stdout)
-            raise NodeError(f"kubectl uncordon failed: {why}", phase=self.phase)
+        await kubectl_on_primary(ctx, "uncordon", node, self.phase)
