@@ -200,7 +200,8 @@ class RunContext:
         """The run's one poller of the primary's node list, started on first use."""
         if self.state.member_watcher is None:
             self.state.member_watcher = MemberWatcher(
-                lambda: self.node(self.plan.cluster.primary)
+                lambda: self.node(self.plan.cluster.primary),
+                on_poll=lambda seen: self.state.members.update(seen),  # NotReady ones too
             )
         return self.state.member_watcher
 

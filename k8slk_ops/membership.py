@@ -92,10 +92,19 @@ async def list_members(control_plane: LinuxKitNode) -> dict[str, Member]:
 
 
 class MemberWatcher:
-    """Polls the node list while anyone waits; shared by all waiters of a run."""
+    """Polls the node list while anyone waits; shared by all waiters of a run.
 
-    def __init__(self, primary: Callable[[], Awaitable[LinuxKitNode]]) -> None:
+    ``on_poll`` hears each node list read, once per poll: the run's membership is kept current
+    there, not by each waiter (a copy of the whole list per waiting node would grow with the
+    square of the fleet)."""
+
+    def __init__(
+        self,
+        primary: Callable[[], Awaitable[LinuxKitNode]],
+        on_poll: Callable[[dict[str, Member]], None] | None = None,
+    ) -> None:
         self.primary = primary
+        self.on_poll = on_poll
         self.members: dict[str, Member] = {}
         self.changed = asyncio.Condition()
         self.waiters = 0
@@ -109,6 +118,8 @@ class MemberWatcher:
             self.error = str(exc)
             return
         self.error = ""
+        if self.on_poll is not None:
+            self.on_poll(self.members)
 
     async def _run(self) -> None:
         delay = 0.25

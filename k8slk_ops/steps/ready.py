@@ -33,13 +33,11 @@ class WaitReady(Step):
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         assert isinstance(options, ReadyOptions)
-        watcher = ctx.members_watcher()
-        try:
-            member = await watcher.wait_ready(
-                node,
-                options.timeout or ctx.options.ready_timeout,
-                lambda why: ctx.emit(node, self.phase, EventKind.PROGRESS, f"NotReady: {why}"),
-            )
-        finally:  # NotReady members too: the report explains why they are not Ready
-            ctx.state.members.update(watcher.members)
+        # Each poll's node list goes into the run's membership (ctx.members_watcher), NotReady
+        # members too: the report explains why they are not Ready.
+        member = await ctx.members_watcher().wait_ready(
+            node,
+            options.timeout or ctx.options.ready_timeout,
+            lambda why: ctx.emit(node, self.phase, EventKind.PROGRESS, f"NotReady: {why}"),
+        )
         ctx.state.versions[node] = member.kubelet_version
