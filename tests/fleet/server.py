@@ -30,7 +30,7 @@ from typing import Any
 
 import asyncssh
 
-from tests.fleet import kubeadm, layout, shell
+from tests.fleet import kubeadm, layout, lean, shell
 from tests.fleet.cluster import Cluster
 from tests.fleet.node import KubeadmRun, SimNode
 from tests.fleet.pki import make_pki
@@ -96,6 +96,7 @@ def per_node(counts: dict[str, Counter[str]]) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=1024)
 def command_kind(line: str) -> str:
     """A short label for a command line, for the counters (not for dispatch)."""
     if "/proc/cpuinfo" in line:
@@ -186,6 +187,7 @@ class Fleet:
 
     async def start(self) -> None:
         raise_nofile(4 * len(self.config.nodes) + 1024)
+        lean.serve_like_sshd()
         client_pub = (self.directory / f"{layout.CLIENT_KEY}.pub").read_text()
         self._authorized = asyncssh.import_authorized_keys(client_pub)
         lines = []
@@ -373,6 +375,7 @@ def _reply(process: asyncssh.SSHServerProcess[bytes], result: Result) -> None:
 async def serve(directory: Path, ready_fd: int | None) -> None:
     """Run the fleet described by DIR/fleet.json until SIGTERM or SIGINT."""
     config = layout.load(directory)
+    lean.quiet_logs()
     fleet = Fleet(config, directory)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -67,3 +67,39 @@ def test_an_inventory_of_some_nodes_keeps_the_endpoint(tmp_path: Path) -> None:
         text = path.read_text()
         assert f"controlPlaneEndpoint: {fleet.config.endpoint}" in text
         assert "name: w-2" in text and "name: w-1" not in text
+
+
+def test_a_node_sends_no_ignore_packets_as_sshd_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncssh's server would send SSH_MSG_IGNORE before each packet; the fleet's nodes, like
+    OpenSSH's sshd, send none (tests/fleet/lean.py)."""
+    import asyncio
+
+    import asyncssh
+    from asyncssh.connection import SSHConnection
+    from asyncssh.constants import MSG_IGNORE
+
+    ignored = 0
+    handlers = SSHConnection._packet_handlers  # type: ignore[attr-defined]
+    original = handlers[MSG_IGNORE]
+
+    def counting(self: SSHConnection, *args: object) -> None:
+        nonlocal ignored
+        ignored += self.is_client()  # what the node sent
+        original(self, *args)
+
+    monkeypatch.setitem(handlers, MSG_IGNORE, counting)
+
+    async def run_one(address: str, port: int) -> str:
+        async with asyncssh.connect(
+            address, port, username="root", client_keys=[str(tmp_path / layout.CLIENT_KEY)],
+            known_hosts=str(tmp_path / layout.KNOWN_HOSTS), config=None,
+        ) as conn:
+            result = await conn.run("hostname", check=True)
+            return str(result.stdout)
+
+    with InProcessFleet(tmp_path, 1, 1) as fleet:
+        out = asyncio.run(run_one(fleet.address("cp-1"), fleet.config.port))
+    assert out == "cp-1\n"
+    assert ignored == 0

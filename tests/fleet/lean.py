@@ -1,0 +1,40 @@
+"""asyncssh's server side as the fleet runs it: a simulated node should cost what sshd costs.
+
+asyncssh sends an SSH_MSG_IGNORE packet before every packet once the keys are exchanged (an
+extra encryption, send and, on the other side, decryption per packet: an eighth of the
+fleet's CPU at 5,000 nodes). OpenSSH's sshd sends none on exec sessions, so the fleet's nodes
+send none either: what a client sees of a node is unchanged, and the fleet, which shares the
+machine's cores with the client under measurement, takes less of them. Applied once, to the
+server connection class only; clients in the same process are untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asyncssh.connection import SSHServerConnection
+from asyncssh.constants import MSG_IGNORE
+
+
+def serve_like_sshd() -> None:
+    """Make every asyncssh server connection of this process skip the IGNORE packets."""
+    cls: Any = SSHServerConnection
+    if getattr(cls.send_packet, "_fleet_lean", False):
+        return
+    original = cls.send_packet
+
+    def send_packet(self: Any, pkttype: int, *args: bytes, **kwargs: Any) -> None:
+        if pkttype == MSG_IGNORE:
+            return
+        original(self, pkttype, *args, **kwargs)
+
+    send_packet._fleet_lean = True  # type: ignore[attr-defined]
+    cls.send_packet = send_packet
+
+
+def quiet_logs() -> None:
+    """asyncssh formats each log line (one per packet, too) before asking whether its level is
+    on; the client's guard for that (``k8slk_ops.ssh.pool``) applies to the fleet's process."""
+    from k8slk_ops.ssh.pool import _quiet_asyncssh
+
+    _quiet_asyncssh()
