@@ -90,10 +90,18 @@ def nodes_time(nodes: int, control_planes: int, concurrency: int, settle: float,
     return waves * (settle + kubeadm_seconds) + ready_delay
 
 
-def raise_nofile() -> None:
+def raise_nofile(nodes: int) -> str | None:
+    """Lift the open-file soft limit to the hard one (the fleet and k8slk-ops inherit it and
+    raise their own too); why the run cannot work when even the hard limit is too low: the
+    fleet holds a listener and a connection per node, k8slk-ops a connection per node."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
+    if hard != resource.RLIM_INFINITY and soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    needed = 2 * nodes + 256
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        return (f"{nodes} nodes need about {needed} open files in the fleet's process; the hard "
+                f"limit is {hard}: raise it (ulimit -Hn, or LimitNOFILE= for a service)")
+    return None
 
 
 def _command(inventory: Path, concurrency: int, profile: Path | None) -> list[str]:
@@ -270,7 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the fleet directories")
     p.add_argument("--no-status", action="store_true", help="skip the status run")
     args = p.parse_args(argv)
-    raise_nofile()
+    why = raise_nofile(args.nodes)
+    if why is not None:
+        print(f"bench: {why}", file=sys.stderr)
+        return 2
     work = Path(tempfile.mkdtemp(prefix="k8slk-bench-"))
     failed = False
     try:
