@@ -158,6 +158,15 @@ class Cluster:
         self.host_key_state.pop(name, None)
         return await self.connect(name)
 
+    async def release(self, name: str) -> None:
+        """Close ``name``'s connection now, not at the end of the run: an idle connection still
+        costs keepalives on both sides, and thousands closed at once make the run's end wait.
+        A later ``connect`` dials it again."""
+        task = self._nodes.pop(name, None)
+        if task is not None and not task.done():
+            task.cancel()
+        await self.pool.drop(name)
+
     async def close(self) -> None:
         await self.pool.close()
 

@@ -102,6 +102,8 @@ class NodeProbe(Protocol):
         host_key_fingerprint: str | None = None,
     ) -> LinuxKitNode: ...
 
+    async def release(self, name: str) -> None: ...
+
 
 @dataclass
 class RunState:
@@ -190,6 +192,12 @@ class RunContext:
         return await self._probe().redial(
             name, host_key_policy=host_key_policy, host_key_fingerprint=host_key_fingerprint
         )
+
+    async def release(self, name: str) -> None:
+        """Close the node's connection: nothing later in the run uses it (a later use would
+        dial it again)."""
+        if self.probe is not None:
+            await self.probe.release(name)
 
     def _probe(self) -> NodeProbe:
         if self.probe is None:

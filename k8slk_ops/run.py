@@ -5,7 +5,8 @@ Policy (docs/architecture.md): a stage with ``onFailure: stop`` that loses a nod
 go on. ``serial`` runs a stage in batches; ``concurrency`` bounds nodes in flight. A stop
 request (Ctrl-C) stops launching new node work and lets running steps end; a second one cancels
 them. A node whose step fails or is cancelled gets its stage's ``cleanup`` steps (shielded from
-the cancellation, bounded by ``CLEANUP_TIMEOUT``). ``always`` stages run in every case.
+the cancellation, bounded by ``CLEANUP_TIMEOUT``). ``always`` stages run in every case. A
+worker's connection is closed once it is done with the last stage that uses it.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class Executor:
         self.stopped_by_failure = False
         self._running: set[asyncio.Task[None]] = set()
         self._changes_per_node: dict[str, int] | None = None
+        self._last_use: dict[str, PlannedStage] | None = None
 
     # -- control ------------------------------------------------------------------------------
 
@@ -142,35 +144,41 @@ class Executor:
     async def _run_node(
         self, stage: PlannedStage, planned: PlannedNode, gate: asyncio.Semaphore, always: bool
     ) -> None:
-        name = planned.node
-        progress = self.progress[name]
         async with gate:
             if self.stopping.is_set() and not always:
                 return
-            if progress.started is None and not always:
-                progress.started = time.monotonic()
-            for step in planned.steps:
-                phase = step.call.step.phase
+            await self._run_steps(planned, always)
+        if self._last_stage_using(planned.node) is stage:
+            await self.ctx.release(planned.node)
+
+    async def _run_steps(self, planned: PlannedNode, always: bool) -> None:
+        """One node's steps of a stage, in order, until one fails (then its cleanup)."""
+        name = planned.node
+        progress = self.progress[name]
+        if progress.started is None and not always:
+            progress.started = time.monotonic()
+        for step in planned.steps:
+            phase = step.call.step.phase
+            if not always:
+                progress.phase = phase
+            try:
+                failure = await self._apply(step, name)
+            except asyncio.CancelledError:
+                progress.cancelled = True
+                self.ctx.emit(name, phase, EventKind.FAIL, "cancelled")
+                await self._clean_up_after_cancel(planned)
+                raise
+            if failure is not None:
+                self._fail(name, phase, failure[0], failure[1], always)
                 if not always:
-                    progress.phase = phase
-                try:
-                    failure = await self._apply(step, name)
-                except asyncio.CancelledError:
-                    progress.cancelled = True
-                    self.ctx.emit(name, phase, EventKind.FAIL, "cancelled")
-                    await self._clean_up_after_cancel(planned)
-                    raise
-                if failure is not None:
-                    self._fail(name, phase, failure[0], failure[1], always)
-                    if not always:
-                        await self._clean_up(planned)
-                    return
-                if step.call.step.changes:
-                    # A step that found nothing to do leaves the node "unchanged".
-                    noop = (name, step.call.step.name) in self.ctx.state.noop
-                    progress.changed = progress.changed or not noop
-                    progress.changes_done += 1
-            progress.ended = time.monotonic()
+                    await self._clean_up(planned)
+                return
+            if step.call.step.changes:
+                # A step that found nothing to do leaves the node "unchanged".
+                noop = (name, step.call.step.name) in self.ctx.state.noop
+                progress.changed = progress.changed or not noop
+                progress.changes_done += 1
+        progress.ended = time.monotonic()
 
     async def _apply(self, step: PlannedStep, name: str) -> tuple[str, list[str]] | None:
         """Run one step on one node: None when it went well, else (message, log tail)."""
@@ -224,6 +232,26 @@ class Executor:
         progress.message = message
         progress.log_tail = list(tail)
         progress.ended = time.monotonic()
+
+    def _last_stage_using(self, name: str) -> PlannedStage | None:
+        """The last stage whose steps use the worker ``name``'s own connection, when no
+        ``always`` stage names it: once the worker is done there, its connection is closed
+        rather than kept idle to the end of the run. Control planes keep theirs (the primary
+        serves every node's requests; the lock file lives on each of them)."""
+        if self._last_use is None:
+            kept = {n.node for s in self.plan.always for n in s.nodes}
+            last: dict[str, PlannedStage] = {}
+            for stage in self.plan.stages:
+                for planned in stage.nodes:
+                    calls = (s.call.step for s in (*planned.steps, *planned.cleanup))
+                    if any(step.uses_connection for step in calls):
+                        last[planned.node] = stage
+            self._last_use = {
+                node: stage
+                for node, stage in last.items()
+                if node not in kept and self.ctx.plan.spec(node).role != "control-plane"
+            }
+        return self._last_use.get(name)
 
     def _planned_changes(self, name: str) -> int:
         """How many changing steps the plan holds for ``name`` (counted once for all nodes:

@@ -62,6 +62,10 @@ class Step:
     changes: ClassVar[bool] = True
     # False for steps that act through the primary only: they can run for an unreachable node.
     needs_node: ClassVar[bool] = True
+    # False for steps that never use the node's own connection (they act through the primary,
+    # or wait on the cluster's API): a worker's connection is closed before such steps once
+    # nothing later in the run uses it (run.Executor).
+    uses_connection: ClassVar[bool] = True
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
         raise NotImplementedError

@@ -23,6 +23,7 @@ class WaitReady(Step):
     name = "wait-ready"
     phase = "ready"
     changes = False
+    uses_connection = False  # it asks the primary
     Options = ReadyOptions
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
