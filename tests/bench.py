@@ -22,6 +22,7 @@ For each concurrency it brings up a fresh fleet (tests/fleet), runs
 It prints figures and asserts nothing about them; it exits non-zero only if a run failed.
 With ``--profile DIR`` the k8slk-ops process runs under ``py-spy record`` (when installed) or
 cProfile, py-spy also records the fleet during the run, and the profiles are written to DIR.
+With ``--phases`` each run also prints its wall and CPU per phase (tests/benchphases.py).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.benchphases import spans
 from tests.fleet import layout, process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +71,7 @@ class Figures:
     tool_cpu_ms_per_node: float
     status: RunFigures | None
     load_average: tuple[float, float, float]
+    phases: list[tuple[str, float, float]] | None = None  # (phase, wall s, CPU s)
 
 
 @dataclass
@@ -80,6 +83,7 @@ class RunFigures:
     cpu_seconds: float
     cpu_ms_per_node: float
     peak_rss_mb: float
+    phases: list[tuple[str, float, float]] | None = None
 
 
 def nodes_time(nodes: int, control_planes: int, concurrency: int, settle: float,
@@ -104,17 +108,20 @@ def raise_nofile(nodes: int) -> str | None:
     return None
 
 
-def _command(inventory: Path, concurrency: int, profile: Path | None) -> list[str]:
-    tool = ["-m", "k8slk_ops", "bootstrap", str(inventory), "--json",
-            "--concurrency", str(concurrency)]
+def _command(inventory: Path, concurrency: int, profile: Path | None,
+             phases: Path | None = None, command: str = "bootstrap") -> list[str]:
+    args = [command, str(inventory), "--json", "--concurrency", str(concurrency)]
+    tool = ["-m", "k8slk_ops", *args]
+    if profile is None and phases is not None:
+        return [sys.executable, "-m", "tests.benchphases", str(phases), *args]
     if profile is None:
         return [sys.executable, *tool]
     profile.mkdir(parents=True, exist_ok=True)
     spy = shutil.which("py-spy")
     if spy is not None:
-        out = profile / f"k8slk-ops-c{concurrency}.raw"
+        out = profile / f"k8slk-ops-{command}-c{concurrency}.raw"
         return [spy, "record", "-r", "50", "-f", "raw", "-o", str(out), "--", sys.executable, *tool]
-    out = profile / f"k8slk-ops-c{concurrency}.pstats"
+    out = profile / f"k8slk-ops-{command}-c{concurrency}.pstats"
     return [sys.executable, "-m", "cProfile", "-o", str(out), *tool]
 
 
@@ -155,13 +162,26 @@ def _snapshot(directory: Path, pid: int, timeout: float = 30.0) -> dict[str, Any
     return {}
 
 
+def _phases_file(args: argparse.Namespace, directory: Path, name: str) -> Path | None:
+    return directory / f"{name}-phases.json" if args.phases else None
+
+
+def _read_phases(path: Path | None) -> list[tuple[str, float, float]] | None:
+    if path is None:
+        return None
+    try:
+        return spans(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
 def _status(args: argparse.Namespace, directory: Path, concurrency: int) -> RunFigures:
-    command = [sys.executable, "-m", "k8slk_ops", "status", str(directory / layout.INVENTORY),
-               "--json", "--concurrency", str(concurrency)]
+    phases = _phases_file(args, directory, "status")
+    command = _command(directory / layout.INVENTORY, concurrency, args.profile, phases, "status")
     code, wall, usage = _tool(command, directory, "status")
     cpu = usage.ru_utime + usage.ru_stime
     return RunFigures(code, round(wall, 2), round(cpu, 2), round(cpu / args.nodes * 1000, 2),
-                      round(usage.ru_maxrss / 1024, 1))
+                      round(usage.ru_maxrss / 1024, 1), _read_phases(phases))
 
 
 def run_once(args: argparse.Namespace, concurrency: int, work: Path) -> Figures:
@@ -181,7 +201,8 @@ def run_once(args: argparse.Namespace, concurrency: int, work: Path) -> Figures:
     status: RunFigures | None = None
     try:
         fleet_cpu0 = process.cpu_seconds(fleet_pid)
-        command = _command(directory / layout.INVENTORY, concurrency, args.profile)
+        phases = _phases_file(args, directory, "report")
+        command = _command(directory / layout.INVENTORY, concurrency, args.profile, phases)
         spy = _profile_fleet(fleet_pid, args.profile, concurrency)
         t0_wall = time.time()
         code, wall, usage = _tool(command, directory, "report")
@@ -227,7 +248,16 @@ def run_once(args: argparse.Namespace, concurrency: int, work: Path) -> Figures:
         tool_cpu_ms_per_node=round(cpu / args.nodes * 1000, 2),
         status=status,
         load_average=(round(load[0], 2), round(load[1], 2), round(load[2], 2)),
+        phases=_read_phases(phases),
     )
+
+
+def _show_phases(phases: list[tuple[str, float, float]] | None) -> list[str]:
+    if not phases:
+        return []
+    return ["  phases (wall s, CPU s):"] + [
+        f"    {name:<28} {wall:8.2f} {cpu:8.2f}" for name, wall, cpu in phases
+    ]
 
 
 def show(f: Figures) -> str:
@@ -241,6 +271,7 @@ def show(f: Figures) -> str:
         f"  wall time             {st.wall_seconds:8.2f} s",
         f"  k8slk-ops CPU         {st.cpu_seconds:8.2f} s   ({st.cpu_ms_per_node:.2f} ms per node)",
         f"  k8slk-ops peak RSS    {st.peak_rss_mb:8.1f} MB",
+        *_show_phases(st.phases),
     ]
     return "\n".join([
         f"bootstrap of {f.nodes} simulated nodes ({f.control_planes} control plane(s)), "
@@ -259,6 +290,7 @@ def show(f: Figures) -> str:
         f"usual: {typical})",
         f"  k8slk-ops CPU/node    {f.tool_cpu_ms_per_node:8.2f} ms",
         f"  load average before   {' '.join(f'{x:.2f}' for x in f.load_average)}",
+        *_show_phases(f.phases),
         *status,
     ])
 
@@ -277,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
     p.add_argument("--keep", action="store_true", help="keep the fleet directories")
     p.add_argument("--no-status", action="store_true", help="skip the status run")
+    p.add_argument("--phases", action="store_true",
+                   help="also print wall and CPU per phase of each run (not with --profile)")
     args = p.parse_args(argv)
     why = raise_nofile(args.nodes)
     if why is not None:
