@@ -20,6 +20,7 @@ import asyncssh
 from asyncssh.config import SSHClientConfig
 from asyncssh.public_key import load_default_keypairs
 
+from k8slk_ops.ssh import speedups
 from k8slk_ops.ssh.errors import AuthenticationFailed
 from k8slk_ops.ssh.target import SSHTarget
 
@@ -149,7 +150,7 @@ class OptionsCache:
         extra: dict[str, Any] = {}
         if settings.config_file is None:
             extra["encryption_algs"] = PREFERRED_CIPHERS
-        return await asyncio.to_thread(
+        options = await asyncio.to_thread(
             functools.partial(asyncssh.SSHClientConnectionOptions, **extra),
             username=settings.user,
             client_keys=keys,
@@ -167,6 +168,9 @@ class OptionsCache:
             host_based_auth=False,
             request_pty=False,
         )
+        if settings.config_file is None:
+            speedups.mark_file_free(options)  # rebuilt per connection without reading a file
+        return options
 
     def clear(self) -> None:
         for task in [*self._keys.values(), *self._options.values()]:
