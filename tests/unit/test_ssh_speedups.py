@@ -4,6 +4,8 @@ per-connection options without a thread; a real connection still works through b
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +122,24 @@ async def test_a_node_answers_through_the_coalesced_transport(fleet: InProcessFl
         ssh = conn._ssh
         assert ssh is not None
         assert isinstance(ssh._transport, speedups.CoalescingTransport)
+
+
+async def test_command_lines_are_not_made_for_a_disabled_debug_log(
+    fleet: InProcessFleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from k8slk_ops.ssh import connection
+
+    def unwanted(command: object) -> str:
+        raise AssertionError("a debug line was made though debug is off")
+
+    monkeypatch.setattr(connection, "command_line", unwanted)
+    logging.getLogger("k8slk_ops.ssh").setLevel(logging.INFO)
+    try:
+        target = targets_of(load_inventory(fleet.inventory))["w-1"]
+        async with SSHPool() as pool:
+            conn = await pool.connect(target)
+            assert (await conn.run(["true"])).exit_status == 0
+            async with contextlib.aclosing(conn.stream_lines(["echo", "x"])) as lines:
+                assert [line async for line in lines][0] == "x"
+    finally:
+        logging.getLogger("k8slk_ops.ssh").setLevel(logging.NOTSET)
