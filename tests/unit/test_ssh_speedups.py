@@ -140,6 +140,7 @@ async def test_command_lines_are_not_made_for_a_disabled_debug_log(
             conn = await pool.connect(target)
             assert (await conn.run(["true"])).exit_status == 0
             async with contextlib.aclosing(conn.stream_lines(["echo", "x"])) as lines:
-                assert [line async for line in lines][0] == "x"
+                got = [line async for line in lines]
+                assert got[0] == "x"
     finally:
         logging.getLogger("k8slk_ops.ssh").setLevel(logging.NOTSET)
