@@ -144,3 +144,18 @@ async def test_command_lines_are_not_made_for_a_disabled_debug_log(
                 assert got[0] == "x"
     finally:
         logging.getLogger("k8slk_ops.ssh").setLevel(logging.NOTSET)
+
+
+def test_the_preferred_ciphers_are_a_list_asyncssh_need_not_expand() -> None:
+    from asyncssh.encryption import get_default_encryption_algs
+
+    from k8slk_ops.ssh.options import PREFERRED_CIPHERS
+
+    assert isinstance(PREFERRED_CIPHERS, list)
+    assert PREFERRED_CIPHERS[:2] == ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]
+    defaults = [a.decode() for a in get_default_encryption_algs()]
+    assert sorted(PREFERRED_CIPHERS) == sorted(defaults)  # the defaults, GCM first, none lost
+    options = asyncssh.SSHClientConnectionOptions(
+        encryption_algs=PREFERRED_CIPHERS, config=[], known_hosts=None, agent_path=None
+    )
+    assert [a.decode() for a in options.encryption_algs] == PREFERRED_CIPHERS
