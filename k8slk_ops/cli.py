@@ -33,6 +33,7 @@ from k8slk_ops.errors import (
     UsageError,
 )
 from k8slk_ops.events import RunReport
+from k8slk_ops.gctune import lean_gc
 from k8slk_ops.inventory import Inventory, InventoryError, load_inventory
 from k8slk_ops.operation import Operation, new_run_id
 from k8slk_ops.options import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RunOptions, SharedOptions
@@ -254,7 +255,8 @@ def _run(
             playbook, inventory, run_options, reporter, redactor.add,
             command=command_name, break_lock=shared.break_lock,
         )
-        report = asyncio.run(op.run())
+        with lean_gc():  # the inventory and the modules are not scanned again and again
+            report = asyncio.run(op.run())
         if run_options.dry_run and not shared.json_out:
             reporter.show_text(str(report.data.get("planText", "")))
         reporter.finish(report)

@@ -65,11 +65,13 @@ class Redactor:
         Registered values and patterns are all found in the original text and their spans
         merged: replacing one first could hide what the other needs to match (a registered
         PEM header, the start of another key)."""
-        spans = [m.span("secret") for p in kubeadm.secret_patterns() for m in p.finditer(text)]
+        spans: list[tuple[int, int]] = []
+        if kubeadm.may_hold_secret(text):  # most text holds none: one pass says so
+            spans = [m.span("secret") for p in kubeadm.secret_patterns() for m in p.finditer(text)]
         literal = self._literal
         if literal is not None:
             spans.extend(m.span() for m in literal.finditer(text))
-        return escape_controls(_replace_spans(text, spans))
+        return escape_controls(_replace_spans(text, spans) if spans else text)
 
     def redact_obj(self, value: Any) -> Any:
         """The same shape as ``value`` (JSON-like), every string redacted."""

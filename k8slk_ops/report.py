@@ -9,8 +9,10 @@ to stderr so that ``--json`` leaves stdout to one JSON document. Every string pa
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import logging
+import math
 import os
 import stat
 import sys
@@ -50,7 +52,13 @@ class Reporter(Protocol):
 
 
 def _stamp(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``when`` to the second in UTC; events of one second (hundreds, at scale) share one."""
+    return _stamp_of(math.floor(when.timestamp()))
+
+
+@functools.lru_cache(maxsize=64)
+def _stamp_of(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def event_line(event: Event) -> str:

@@ -45,7 +45,7 @@ from k8slk_ops.kubeadm.logs import (
     parse_log_line,
 )
 from k8slk_ops.kubeadm.render import init_documents, join_documents, render_init, render_join
-from k8slk_ops.kubeadm.secrets import find_secrets, redact, secret_patterns
+from k8slk_ops.kubeadm.secrets import find_secrets, may_hold_secret, redact, secret_patterns
 from k8slk_ops.kubeadm.spec import CRI_SOCKET, BootstrapTokenSpec, InitSpec, JoinSpec
 from k8slk_ops.kubeadm.summary import SUMMARY_CHARS, TAIL_LINES, failure_summary, failure_tail
 from k8slk_ops.kubeadm.taskstate import KubeadmLogState, KubeadmState
@@ -138,6 +138,7 @@ __all__ = [
     "kubelet_skew_allowed",
     "log_message",
     "looks_like_error",
+    "may_hold_secret",
     "parse_cert_expiration",
     "parse_certificate_key",
     "parse_duration",

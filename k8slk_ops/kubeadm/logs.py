@@ -9,6 +9,7 @@ that knows that prefix (``LOG_PREFIX``) and the lines ``kubeadm.sh`` prints (``M
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -68,11 +69,19 @@ def format_time(t: datetime) -> str:
     return f"{text}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-def _time(m: re.Match[str]) -> datetime | None:
+_TIME_GROUPS = ("date", "h", "m", "s", "frac", "tz")
+
+
+@functools.lru_cache(maxsize=4096)
+def _time(parts: tuple[str, str, str, str, str | None, str]) -> datetime | None:
+    """The prefix's time (its groups ``_TIME_GROUPS``), or None when it is no real time.
+
+    Cached: the lines of one second share it, and a thousand nodes' logs were written in the
+    same few seconds; a datetime is immutable, so the same one is handed out again."""
+    date, hour, minute, second, frac, tz_text = parts
     try:
-        year, month, day = (int(p) for p in m["date"].split("-"))
-        micro = int((m["frac"] or "0")[:6].ljust(6, "0"))
-        tz_text = m["tz"]
+        year, month, day = (int(p) for p in date.split("-"))
+        micro = int((frac or "0")[:6].ljust(6, "0"))
         if tz_text in ("Z", "z"):
             tz = UTC
         else:
@@ -81,7 +90,7 @@ def _time(m: re.Match[str]) -> datetime | None:
             if hours > 23 or minutes > 59:
                 return None
             tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
-        return datetime(year, month, day, int(m["h"]), int(m["m"]), int(m["s"]), micro, tzinfo=tz)
+        return datetime(year, month, day, int(hour), int(minute), int(second), micro, tzinfo=tz)
     except ValueError:
         return None
 
@@ -96,7 +105,7 @@ def parse_log_line(line: str) -> LogLine:
     m = _LINE_RE.fullmatch(text)
     if m is None:
         return LogLine(None, None, text)
-    when = _time(m)
+    when = _time(m.group(*_TIME_GROUPS))
     if when is None:
         return LogLine(None, None, text)
     return LogLine(when, m["source"], m["message"] or "")

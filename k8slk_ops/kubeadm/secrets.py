@@ -58,6 +58,12 @@ def secret_patterns() -> tuple[re.Pattern[str], ...]:
     return _PATTERNS
 
 
+def may_hold_secret(text: str) -> bool:
+    """False when no pattern can match ``text`` (one pass): most text, which then needs no
+    pattern tried in turn."""
+    return _ANY.search(text) is not None
+
+
 def find_secrets(text: str) -> list[str]:
     """Every secret value in ``text``, once each, in order of appearance."""
     found: list[tuple[int, str]] = []

@@ -199,13 +199,15 @@ class Connection:
             ssh = await self._connection()
             if input:
                 line = command_line(limited)
-                log.debug("%s: run %s", self.name, line)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("%s: run %s", self.name, line)
                 proc = await self._open(ssh, label, line, input=input, encoding=None)
             else:
                 # Bound to the channel: our stdin stays open, and when we close the channel
                 # (done, timed out, cancelled) the node ends the command at once.
                 line = follow_command(limited)
-                log.debug("%s: run %s", self.name, command_line(limited))
+                if log.isEnabledFor(logging.DEBUG):  # the line is made for nobody otherwise
+                    log.debug("%s: run %s", self.name, command_line(limited))
                 proc = await self._open(ssh, label, line, encoding=None)
             try:
                 try:
@@ -241,7 +243,8 @@ class Connection:
         wrapped = follow_command(command)
         async with self._channel_slot():
             ssh = await self._connection()
-            log.debug("%s: follow %s", self.name, command_line(command))
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s: follow %s", self.name, command_line(command))
             proc = await self._open(
                 ssh, label, wrapped, encoding="utf-8", errors="replace", stderr=asyncssh.DEVNULL
             )
@@ -274,7 +277,8 @@ class Connection:
         wrapped = follow_command(command)
         async with self._channel_slot():
             ssh = await self._connection()
-            log.debug("%s: copy out %s", self.name, command_line(command))
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s: copy out %s", self.name, command_line(command))
             proc = await self._open(ssh, label, wrapped, encoding=None)
             try:
                 while True:

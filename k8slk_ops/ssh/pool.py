@@ -28,6 +28,7 @@ from tenacity import (
     wait_random,
 )
 
+from k8slk_ops.ssh import speedups
 from k8slk_ops.ssh.connection import Connection
 from k8slk_ops.ssh.errors import (
     AuthenticationFailed,
@@ -132,6 +133,7 @@ class SSHPool:
         self._jump_locks: dict[_Endpoint, asyncio.Lock] = {}
         self.stats = PoolStats()
         _quiet_asyncssh()
+        speedups.install()
 
     @property
     def options_cache(self) -> OptionsCache:

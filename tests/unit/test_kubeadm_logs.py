@@ -165,3 +165,10 @@ def test_the_one_prefix_pattern_embeds_and_strips() -> None:
     assert looks_like_error(log("error execution phase preflight: x"))
     assert looks_like_error("\t[ERROR Port-10250]: Port 10250 is in use")
     assert not looks_like_error(log("[preflight] Running pre-flight checks"))
+
+
+def test_lines_of_one_second_share_one_parsed_time() -> None:
+    first = parse_log_line("2026-11-29T21:13:50Z kubeadm.out [preflight] Running checks")
+    second = parse_log_line("2026-11-29T21:13:50Z kubeadm.out [kubelet-start] Writing")
+    assert first.time is not None and first.time is second.time
+    assert parse_log_line("2026-13-29T21:13:50Z kubeadm.out x").time is None  # still checked

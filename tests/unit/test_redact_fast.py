@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -36,3 +39,22 @@ def test_the_samples_agree() -> None:
        .map("".join))
 def test_generated_text_agrees(text: str) -> None:
     assert (secrets._ANY.search(text) is not None) == matches_any(text)
+
+
+def test_the_redactor_tries_the_patterns_only_on_text_that_may_hold_a_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from k8slk_ops import kubeadm
+    from k8slk_ops.redact import Redactor
+
+    redactor = Redactor()
+    redactor.add("registered-secret-value")
+    assert redactor.redact(SAMPLES[0]).endswith("<redacted>")
+
+    def no_patterns() -> tuple[re.Pattern[str], ...]:
+        raise AssertionError("patterns tried on text that holds no secret")
+
+    monkeypatch.setattr(kubeadm, "secret_patterns", no_patterns)
+    line = "w-1 join ok: registered-secret-value\x1b[2J"
+    assert redactor.redact(line) == "w-1 join ok: <redacted>\\x1b[2J"
+    assert redactor.redact(SAMPLES[7]) == SAMPLES[7]

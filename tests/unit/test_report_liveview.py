@@ -317,3 +317,14 @@ def test_the_bar_falls_back_to_ascii_where_the_terminal_has_no_box_characters() 
         console.print(stage_view(model, 10.0, 80, 24, str))
     join = next(ln for ln in cap.get().splitlines() if ln.startswith("join-workers"))
     assert "#" in join and "-" in join and "━" not in join
+
+
+def test_events_of_one_second_share_one_time_stamp() -> None:
+    from datetime import UTC, datetime
+
+    from k8slk_ops.report import _stamp
+
+    a = _stamp(datetime(2026, 11, 29, 23, 59, 59, 10, tzinfo=UTC))
+    b = _stamp(datetime(2026, 11, 29, 23, 59, 59, 999_999, tzinfo=UTC))
+    assert a == "2026-11-29T23:59:59Z" and a is b
+    assert _stamp(datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC)) == "1969-12-31T23:59:59Z"

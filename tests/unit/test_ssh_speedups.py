@@ -1,0 +1,161 @@
+"""asyncssh's client sends the packets of one loop turn in one write, and builds file-free
+per-connection options without a thread; a real connection still works through both."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import pytest
+
+from k8slk_ops.cluster import targets_of
+from k8slk_ops.inventory import load_inventory
+from k8slk_ops.ssh import speedups
+from k8slk_ops.ssh.options import ClientSettings, OptionsCache
+from k8slk_ops.ssh.pool import SSHPool
+from tests.fleet.inprocess import InProcessFleet
+
+
+class _Recorder:
+    """An asyncio transport that records every write and call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bytes]] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.calls.append(("write", data))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        self.calls.append(("close", b""))
+
+    def abort(self) -> None:
+        self.calls.append(("abort", b""))
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.9", 22)}.get(name, default)
+
+
+async def test_writes_of_one_loop_turn_leave_as_one_write_in_order() -> None:
+    inner = _Recorder()
+    transport = speedups.CoalescingTransport(inner, asyncio.get_running_loop())
+    transport.write(b"a")
+    transport.write(b"bc")
+    assert inner.calls == []
+    assert transport.get_write_buffer_size() == 3
+    await asyncio.sleep(0)
+    transport.write(b"d")
+    await asyncio.sleep(0)
+    assert inner.calls == [("write", b"abc"), ("write", b"d")]
+    assert transport.get_extra_info("peername") == ("127.0.0.9", 22)
+
+
+@pytest.mark.parametrize("end", ["close", "abort"])
+async def test_closing_or_aborting_sends_what_is_pending_first(end: str) -> None:
+    inner = _Recorder()
+    transport = speedups.CoalescingTransport(inner, asyncio.get_running_loop())
+    transport.write(b"disconnect")
+    getattr(transport, end)()
+    await asyncio.sleep(0)
+    assert inner.calls == [("write", b"disconnect"), (end, b"")]
+
+
+async def test_file_free_options_are_built_without_a_thread(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    speedups.install()
+    loop = asyncio.get_running_loop()
+    hops: list[object] = []
+    original = loop.run_in_executor
+
+    def counting(executor: Any, func: Any, *args: Any) -> Any:
+        hops.append(func)
+        return original(executor, func, *args)
+
+    monkeypatch.setattr(loop, "run_in_executor", counting)
+    base = asyncssh.SSHClientConnectionOptions(
+        username="root", client_keys=None, known_hosts=None, config=[], agent_path=None
+    )
+    await asyncssh.SSHClientConnectionOptions.construct(base, config=[], host="h", port=22)
+    assert hops != []  # not marked: in the thread pool, as asyncssh does
+    hops.clear()
+    speedups.mark_file_free(base)
+    built = await asyncssh.SSHClientConnectionOptions.construct(
+        base, config=[], host="h", port=2222
+    )
+    assert hops == []
+    assert built.port == 2222 and built.username == "root"
+    config = tmp_path / "ssh_config"
+    config.write_text("Host *\n  Port 2200\n")
+    read = await asyncssh.SSHClientConnectionOptions.construct(base, config=[str(config)], host="h")
+    assert read.port == 2200
+    assert hops != []  # a config file to read goes to the pool again
+
+
+async def test_the_pool_marks_options_file_free_only_without_an_ssh_config(
+    fleet: InProcessFleet,
+) -> None:
+    cache = OptionsCache()
+    target = targets_of(load_inventory(fleet.inventory))["w-1"]
+    settings = ClientSettings.of(target)
+    assert settings.config_file is None
+    options = await cache.options(settings)
+    assert getattr(options, "_k8slk_file_free", False)
+
+
+async def test_a_node_answers_through_the_coalesced_transport(fleet: InProcessFleet) -> None:
+    target = targets_of(load_inventory(fleet.inventory))["w-1"]
+    async with SSHPool() as pool:
+        conn = await pool.connect(target)
+        assert (await conn.run(["true"])).exit_status == 0
+        assert (await conn.run(["false"])).exit_status == 1
+        ssh = conn._ssh
+        assert ssh is not None
+        assert isinstance(ssh._transport, speedups.CoalescingTransport)
+
+
+async def test_command_lines_are_not_made_for_a_disabled_debug_log(
+    fleet: InProcessFleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from k8slk_ops.ssh import connection
+
+    def unwanted(command: object) -> str:
+        raise AssertionError("a debug line was made though debug is off")
+
+    monkeypatch.setattr(connection, "command_line", unwanted)
+    logging.getLogger("k8slk_ops.ssh").setLevel(logging.INFO)
+    try:
+        target = targets_of(load_inventory(fleet.inventory))["w-1"]
+        async with SSHPool() as pool:
+            conn = await pool.connect(target)
+            assert (await conn.run(["true"])).exit_status == 0
+            async with contextlib.aclosing(conn.stream_lines(["echo", "x"])) as lines:
+                got = [line async for line in lines]
+                assert got[0] == "x"
+    finally:
+        logging.getLogger("k8slk_ops.ssh").setLevel(logging.NOTSET)
+
+
+def test_the_preferred_ciphers_are_a_list_asyncssh_need_not_expand() -> None:
+    from asyncssh.encryption import get_default_encryption_algs
+
+    from k8slk_ops.ssh.options import PREFERRED_CIPHERS
+
+    assert isinstance(PREFERRED_CIPHERS, list)
+    assert PREFERRED_CIPHERS[:2] == ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]
+    defaults = [a.decode() for a in get_default_encryption_algs()]
+    assert sorted(PREFERRED_CIPHERS) == sorted(defaults)  # the defaults, GCM first, none lost
+    options = asyncssh.SSHClientConnectionOptions(
+        encryption_algs=PREFERRED_CIPHERS, config=[], known_hosts=None, agent_path=None
+    )
+    assert [a.decode() for a in options.encryption_algs] == PREFERRED_CIPHERS
