@@ -1,4 +1,4 @@
-"""etcd snapshots and status on the lab's real etcd (``real_etcd``: Debian's etcd as each control
+"""etcd snapshots and status on the lab's real etcd (Debian's etcd as each control
 plane's etcd static pod, holding the API doubles' state; Nodes under /registry/minions/NAME).
 
 A snapshot must be one that Debian's own etcdctl accepts, and restored into a fresh data
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import socket
 import subprocess
 from collections.abc import Callable
@@ -24,11 +23,7 @@ from k8slk_ops.node import LinuxKitNode
 from tests.e2e.helpers import cli
 from tests.unit.clirun import K8slk
 
-pytestmark = [
-    pytest.mark.lab,
-    pytest.mark.skipif(shutil.which("etcd") is None or shutil.which("etcdctl") is None,
-                       reason="Debian's etcd-server and etcd-client are not installed"),
-]
+pytestmark = pytest.mark.lab
 ETCDCTL_ENV = dict(os.environ, ETCDCTL_API="3")
 
 
@@ -84,7 +79,7 @@ def _db_files(out: Path) -> list[str]:
 def test_snapshot_on_one_control_plane_restores_the_clusters_nodes(
     lab_factory: Any, tmp_path: Path
 ) -> None:
-    lab = lab_factory(nodes=2, control_planes=1, real_etcd=True)
+    lab = lab_factory(nodes=2, control_planes=1)
     inv = lab.inventory_path
     boot = cli("bootstrap", str(inv), "--json", log_file=tmp_path / "boot.log")
     assert boot.code == 0, boot.stderr
@@ -112,7 +107,7 @@ def test_snapshot_on_one_control_plane_restores_the_clusters_nodes(
 def test_a_transfer_cut_short_leaves_no_db(
     lab_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lab = lab_factory(nodes=1, control_planes=1, real_etcd=True)
+    lab = lab_factory(nodes=1, control_planes=1)
     boot = cli("bootstrap", str(lab.inventory_path), "--json", log_file=tmp_path / "boot.log")
     assert boot.code == 0, boot.stderr
     real_copy = LinuxKitNode.copy_file_out
@@ -142,7 +137,7 @@ def test_a_transfer_cut_short_leaves_no_db(
 
 
 def test_three_control_planes_and_a_lost_quorum(lab_factory: Any, tmp_path: Path) -> None:
-    lab = lab_factory(nodes=4, control_planes=3, real_etcd=True)
+    lab = lab_factory(nodes=4, control_planes=3)
     inv = lab.inventory_path
     boot = cli("bootstrap", str(inv), "--json", log_file=tmp_path / "boot.log")
     assert boot.code == 0, boot.stderr

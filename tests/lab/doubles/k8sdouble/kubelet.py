@@ -47,6 +47,7 @@ class StaticPod:
         self.held = held  # a lab fault file that keeps this pod stopped while it exists
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0
+        self.missing = False  # its command's executable is not on this node (said once)
 
     def command(self) -> list[str] | None:
         try:
@@ -62,6 +63,10 @@ class StaticPod:
         if (BIN / cmd[0]).exists():
             return [sys.executable, str(BIN / cmd[0]), *cmd[1:]]
         real = shutil.which(cmd[0])  # a real component (Debian's etcd)
+        if real is None and not self.missing:  # as a real kubelet: the pod cannot start
+            self.missing = True
+            log(f"static pod {self.name}: {cmd[0]!r}: executable file not found in $PATH "
+                "(the lab needs Debian's etcd-server: bash tests/lab/install-deps.sh)")
         return [real, *cmd[1:]] if real else None
 
     def sync(self) -> None:
