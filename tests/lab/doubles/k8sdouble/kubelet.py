@@ -6,8 +6,9 @@ dies, as the kubelet restarts a crashed static pod), and with ``kubelet.conf`` i
 Node (NotReady), turns Ready after the node's ``readyDelay`` and posts a heartbeat every
 ``HEARTBEAT`` seconds. With the lab's ``strictNetwork`` it stays NotReady, with the real
 kubelet's reason and message, until a CNI config is in /etc/cni/net.d. Its pods (DaemonSet
-pods, Pending pods it takes) are the ``podworker``'s. When ``kubeadm reset`` takes its configuration away it stops, so the node
-needs a reboot (a new kubelet) before it can join again, as on a LinuxKit node.
+pods, Pending pods it takes) are the ``podworker``'s. When ``kubeadm reset`` takes its
+configuration away it stops its pods and heartbeats; the process stays, as a kubelet LinuxKit
+does not supervise does, so the node needs a reboot (a new kubelet) before it can join again.
 """
 
 from __future__ import annotations
@@ -194,7 +195,8 @@ def main(argv: list[str]) -> int:
     try:
         while not stopping:
             if not env.path(config).exists():
-                log(f"{config} is gone (kubeadm reset): stopping")
+                log(f"{config} is gone (kubeadm reset): static pods stopped, no more "
+                    "heartbeats until the node reboots")
                 break
             for pod in static:
                 pod.sync()
@@ -204,7 +206,12 @@ def main(argv: list[str]) -> int:
     finally:
         for pod in static:
             pod.stop()
-    return 0 if stopping else 1
+    # The process stays, as a real kubelet that LinuxKit does not supervise does when kubeadm
+    # reset cannot stop its service: the kubelet task keeps running, so the kubeadm reset
+    # exec'd into it is not killed with it, and the node does nothing more until it reboots.
+    while not stopping:
+        time.sleep(TICK)
+    return 0
 
 
 if __name__ == "__main__":
