@@ -428,12 +428,12 @@ class Lab:
         self.state = st.load(self.dir)
         n = self.state.node(name)
         if n.no_boot:
-            self._node(n).halt()
+            self._node(n).halt(graceful=True)
             n.pids = {}
             n.down = True
             st.save(self.dir, self.state)
             return
-        self._node(n).halt()
+        self._node(n).halt(graceful=True)
         time.sleep(POWER_OFF)
         self.reboot(name, self.state.image_version or None)
 
@@ -448,7 +448,7 @@ class Lab:
                 raise LabError(f"bad Kubernetes version {kubernetes_version!r}: want vX.Y.Z")
             n.kubernetes_version = kubernetes_version
         node = self._node(n)
-        node.halt()
+        node.halt(graceful=True)
         n.pids = {}
         self._boot(n)
         if not network.partitioned(self.slot, n.spec.address):

@@ -636,6 +636,22 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+def _wait_for_storage(etcd: etcdstore.EtcdClient) -> None:
+    """A real API server opens its port only once its storage answers (until then it retries,
+    or exits and the kubelet starts it again): a control plane just booted is not served
+    through a load balancer before its etcd member has rejoined its peers."""
+    said = False
+    while True:
+        try:
+            etcd.get(etcdstore.STATE_KEY)
+            return
+        except etcdstore.EtcdUnavailable as exc:
+            if not said:
+                print(f"kube-apiserver: waiting for etcd: {exc}", flush=True)
+                said = True
+            time.sleep(0.5)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="kube-apiserver")
     parser.add_argument("--advertise-address", required=True)
@@ -662,6 +678,8 @@ def main(argv: list[str]) -> int:
     if args.etcd_servers:
         etcd = etcdstore.EtcdClient(args.etcd_servers.split(",")[0], args.etcd_cafile,
                                     args.etcd_certfile, args.etcd_keyfile)
+    if etcd is not None:
+        _wait_for_storage(etcd)
     state = ClusterState(store, {"version": args.kubernetes_version}, etcd)
     app = Api(state, pki_dir, f"{args.advertise_address}:{args.secure_port}")
     server = Server((args.advertise_address, args.secure_port), ctx, app,

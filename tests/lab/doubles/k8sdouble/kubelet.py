@@ -204,7 +204,7 @@ def main(argv: list[str]) -> int:
             heart.sync_pods()
             time.sleep(TICK)
     finally:
-        for pod in static:
+        for pod in reversed(static):  # the API server before the etcd it uses
             pod.stop()
     # The process stays, as a real kubelet that LinuxKit does not supervise does when kubeadm
     # reset cannot stop its service: the kubelet task keeps running, so the kubeadm reset
