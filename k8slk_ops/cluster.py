@@ -21,7 +21,7 @@ from k8slk_ops.errors import CannotStart, UsageError
 from k8slk_ops.events import Event, EventKind, EventSink
 from k8slk_ops.facts import NodeFacts
 from k8slk_ops.inventory import Inventory, checks
-from k8slk_ops.membership import MembershipUnavailable, list_members
+from k8slk_ops.membership import Member, MembershipUnavailable, list_members
 from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.ssh import (
     HostKeyMismatch,
@@ -224,19 +224,26 @@ class Cluster:
     async def find_primary(self, order: Sequence[str], *, read_only: bool) -> ClusterFacts:
         """The cluster as the first initialised control plane of ``order`` whose API answers
         sees it; control planes after it are not contacted for this. With none initialised,
-        the first control plane of the inventory is the primary-to-be."""
+        the first control plane of the inventory is the primary-to-be. Once one API has been
+        silent (etcd without quorum, say), the control planes left are asked all at once: a
+        silent API costs its timeout once, not once per control plane."""
         silent: dict[str, str] = {}
-        for name in order:
-            await self.gather([name])
-            if name not in self.facts or not self.facts[name].admin_conf:
-                continue
-            try:
-                members = await list_members(await self.connect(name))
-            except MembershipUnavailable as exc:
-                silent[name] = str(exc)
-                continue
-            addons = await self._addon_record(name)
-            return ClusterFacts(primary=name, initialised=True, members=members, addons=addons)
+        for i, name in enumerate(order):
+            if silent:
+                await self.gather(order[i:])
+                looks = await asyncio.gather(*(self._look(n) for n in order[i:]))
+                for other, look in zip(order[i:], looks, strict=True):
+                    if isinstance(look, str):
+                        silent[other] = look
+                for other, look in zip(order[i:], looks, strict=True):
+                    if isinstance(look, dict):
+                        return await self._primary(other, look)
+                break
+            members = await self._look(name)
+            if isinstance(members, str):
+                silent[name] = members
+            elif members is not None:
+                return await self._primary(name, members)
         if silent:
             detail = "; ".join(f"{k}: {v}" for k, v in silent.items())
             if read_only:  # a look at a broken cluster (status, etcd status) says what it sees
@@ -248,6 +255,21 @@ class Cluster:
                 f"the first control plane {first} is unreachable: {self.unreachable[first]}"
             )
         return ClusterFacts(primary=first)
+
+    async def _look(self, name: str) -> dict[str, Member] | str | None:
+        """A control plane's view of the node list; why its API is silent; None when it is
+        not initialised or cannot be reached."""
+        await self.gather([name])
+        if name not in self.facts or not self.facts[name].admin_conf:
+            return None
+        try:
+            return await list_members(await self.connect(name))
+        except MembershipUnavailable as exc:
+            return str(exc)
+
+    async def _primary(self, name: str, members: dict[str, Member]) -> ClusterFacts:
+        addons = await self._addon_record(name)
+        return ClusterFacts(primary=name, initialised=True, members=members, addons=addons)
 
     async def _addon_record(self, name: str) -> dict[str, str]:
         """The manifests the cluster says were applied, when the inventory has any to apply;

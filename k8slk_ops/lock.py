@@ -13,6 +13,7 @@ given twice.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fcntl
@@ -31,8 +32,13 @@ from typing import Any
 
 from k8slk_ops import paths
 from k8slk_ops.errors import CannotStart, LockHeld
+from k8slk_ops.membership import NODE_LIST_TIMEOUT, request_timeout
 from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.ssh import CommandResult
+
+# How long a read of the Lease waits for etcd to elect a leader again (etcd 3.4 and 3.5 take
+# about one election timeout, a second by default, after losing their leader).
+ETCD_SETTLE = 20.0
 
 
 @dataclass(frozen=True)
@@ -333,10 +339,29 @@ class LeaseLock:
 
     async def _kubectl(self, *args: str, data: bytes | None = None) -> CommandResult:
         node = await self._connect(self.node_name)
-        return await node.kubelet_exec(["kubectl", *args], input=data, timeout=30)
+        return await node.kubelet_exec(
+            ["kubectl", *args, request_timeout()], input=data, timeout=NODE_LIST_TIMEOUT
+        )
+
+    async def _get_settled(self) -> CommandResult:
+        """``kubectl get`` of the Lease, asked again with a growing pause while the API says
+        its etcd is between leaders (a member was just removed, a control plane restarts):
+        etcd's moment of election is not a lost lock. At most ``ETCD_SETTLE`` seconds."""
+        deadline = time.monotonic() + ETCD_SETTLE
+        pause = 0.5
+        while True:
+            result = await self._kubectl(
+                "get", "lease", LEASE_NAME, "-n", LEASE_NAMESPACE, "-o", "json"
+            )
+            if result.exit_status == 0 or not _etcd_unsettled(result):
+                return result
+            if time.monotonic() + pause > deadline:
+                return result
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 4.0)
 
     async def read(self) -> LeaseState | None:
-        result = await self._kubectl("get", "lease", LEASE_NAME, "-n", LEASE_NAMESPACE, "-o", "json")
+        result = await self._get_settled()
         if result.exit_status != 0:
             if b"NotFound" in result.stderr:
                 return None
@@ -417,6 +442,8 @@ class LeaseLock:
         result = await self._kubectl(
             "replace", "-f", "-", "-o", "json", data=self._manifest(state.resource_version)
         )
+        if result.exit_status != 0 and _etcd_unsettled(result):
+            return  # etcd between leaders: the next renewal, or the check before a stage, tells
         if result.exit_status != 0:
             raise LockLost(f"{self.where} could not be renewed: {_said(result)}")
         self.version = LeaseState.parse(result.stdout).resource_version
@@ -439,6 +466,12 @@ class LeaseLock:
 
 class LockLost(Exception):
     """The run's cluster lock is no longer its own."""
+
+
+def _etcd_unsettled(result: CommandResult) -> bool:
+    """The API server answered that its etcd did not (``etcdserver: request timed out``,
+    ``leader changed``, ``no leader``): true of a lost quorum, and of a moment's election."""
+    return b"etcdserver:" in result.stderr
 
 
 def _said(result: CommandResult) -> str:

@@ -19,6 +19,12 @@ from k8slk_ops.ssh import CommandTimeout
 
 # kubelet's reason when the container runtime reports no CNI configuration.
 NETWORK_NOT_READY = "NetworkPluginNotReady"
+# How long kubectl waits for the API's answer to one request (its --request-timeout). An API
+# server whose etcd has lost quorum accepts the request and answers late or never; without a
+# bound each look at the node list would last as long as the server's own 60 s.
+API_REQUEST_TIMEOUT = 10.0
+# The exec's own bound: the request's, plus the time kubectl takes to start and discover.
+NODE_LIST_TIMEOUT = API_REQUEST_TIMEOUT + 10.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,11 @@ class Member:
         )
 
 
+def request_timeout(seconds: float = API_REQUEST_TIMEOUT) -> str:
+    """kubectl's flag bounding how long it waits for the API server's answer."""
+    return f"--request-timeout={kubeadm.format_duration(seconds)}"
+
+
 class MembershipUnavailable(Exception):
     """The control plane's API did not answer ``kubectl get nodes``; carries kubectl's words."""
 
@@ -70,14 +81,17 @@ async def list_members(control_plane: LinuxKitNode) -> dict[str, Member]:
     """The cluster's node list as ``control_plane`` sees it; MembershipUnavailable if not."""
     try:  # an empty success (the exec's output lost) is read again
         result = await certain_read(
-            lambda: control_plane.kubectl("get", "nodes", "-o", "json", timeout=30),
+            lambda: control_plane.kubectl(
+                "get", "nodes", "-o", "json", request_timeout(), timeout=NODE_LIST_TIMEOUT
+            ),
             what=f"kubectl get nodes on {control_plane.name}",
         )
     except NodeCommandError as exc:
         raise MembershipUnavailable(str(exc)) from exc
     except CommandTimeout:  # an API server whose etcd is gone answers nothing, or late
         raise MembershipUnavailable(
-            f"kubectl get nodes on {control_plane.name} did not answer within 30 s"
+            f"kubectl get nodes on {control_plane.name} did not answer within "
+            f"{NODE_LIST_TIMEOUT:.0f} s"
         ) from None
     if result.exit_status != 0:
         raise MembershipUnavailable(kubeadm.failure_summary(result.stderr))

@@ -48,7 +48,7 @@ def finish_run(report: RunReport, cluster: Cluster, state: RunState, interrupted
     has_addons = bool(cluster.inventory.addon_manifests)
     report.messages += podnetwork.report_messages(has_addons, state.members.values())
     if state.api_error:
-        report.messages.append(f"the Kubernetes API does not answer: {state.api_error}")
+        report.messages.append(api_silence(state.api_error))
     note_etcd(report, state)
     for err in state.cleanup_errors:
         report.messages.append(f"cleanup failed: {err}")
@@ -102,3 +102,12 @@ def finish_dry_run(report: RunReport, cluster: Cluster, plan: Plan) -> None:
     if plan.warnings:
         report.data["planWarnings"] = list(plan.warnings)
     report.exit_code = EXIT_OK
+
+
+def api_silence(api_error: str) -> str:
+    """The run's message when no control plane's API answered: why, and, when the API servers
+    said their etcd did not answer, that it is etcd (quorum lost or members down) to look at."""
+    why = ""
+    if "etcdserver" in api_error:
+        why = " (its etcd does not answer: quorum lost or members down; see `etcd status`)"
+    return f"the Kubernetes API does not answer{why}: {api_error}"

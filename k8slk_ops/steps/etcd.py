@@ -35,6 +35,10 @@ from k8slk_ops.snapshot import (
 )
 from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
 
+# What a member that has no leader means: fewer than a majority of the members can reach each
+# other (or an election is under way this very second).
+NO_LEADER = "quorum lost: the member has no leader (a majority of members is down or unreachable)"
+
 
 def snapshot_dir(ctx: PlanContext) -> Path:
     """``-o DIR``, else the inventory's directory."""
@@ -90,10 +94,15 @@ class EtcdSnapshot(Step):
 
 
 async def _require_healthy(pod: EtcdPod) -> None:
-    """Refuse a member without quorum: its snapshot could be stale (a minority's view)."""
+    """Refuse a member without quorum: its snapshot could be stale (a minority's view). A member
+    that knows it has no leader says so at once (``endpoint status``, answered locally); only
+    then is ``endpoint health`` (a quorum read, which waits its timeout without one) asked."""
     try:
+        status = etcdctl.parse_endpoint_status(await pod.etcdctl("endpoint", "status", "-w", "json"))
+        if not status.leader_id:
+            raise EtcdPodError(NO_LEADER)
         await pod.etcdctl("endpoint", "health", "-w", "json")
-    except EtcdPodError as exc:
+    except (EtcdPodError, etcdctl.EtcdctlError) as exc:
         raise EtcdPodError(f"etcd is not healthy, no snapshot taken: {exc}") from None
 
 
@@ -162,9 +171,9 @@ async def member_health(lk: LinuxKitNode) -> etcdctl.MemberHealth:
     try:
         status = etcdctl.parse_endpoint_status(await pod.etcdctl("endpoint", "status", "-w", "json"))
         members = tuple(etcdctl.parse_member_list(await pod.etcdctl("member", "list", "-w", "json")))
+        if not status.leader_id:  # known at once: no need to wait out a quorum read
+            return etcdctl.MemberHealth(lk.name, False, NO_LEADER, status, members)
         await pod.etcdctl("endpoint", "health", "-w", "json")
     except (EtcdPodError, etcdctl.EtcdctlError) as exc:
         return etcdctl.MemberHealth(lk.name, False, str(exc), status, members)
-    if status is not None and not status.leader_id:
-        return etcdctl.MemberHealth(lk.name, False, "the member has no leader", status, members)
     return etcdctl.MemberHealth(lk.name, True, "", status, members)

@@ -29,6 +29,7 @@ from k8slk_ops.kubeadm.upgrade import (
 from k8slk_ops.kubeadm.versions import KubeVersion
 from k8slk_ops.membership import Member, MembershipUnavailable, list_members
 from k8slk_ops.ssh import SSHError
+from k8slk_ops.steps import localapi
 from k8slk_ops.steps.base import Action, Duration, NoOptions, Step, StepPlan, do, skip
 from k8slk_ops.steps.remove import Drain
 
@@ -203,6 +204,8 @@ class KubeadmUpgrade(Step):
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         lk = await ctx.node(node)
         argv = self.argv(ctx.plan, node)
+        if ctx.plan.spec(node).role == "control-plane":  # just booted: its API comes back first
+            await localapi.wait_ready(lk, ctx.options.timeout, self.phase)
         result = await lk.kubelet_exec(argv, timeout=ctx.options.timeout)
         output = (result.stdout + result.stderr).decode(errors="replace")
         ok = (

@@ -1,4 +1,4 @@
-"""etcd snapshots and status on the lab's real etcd (``real_etcd``: Debian's etcd as each control
+"""etcd snapshots and status on the lab's real etcd (Debian's etcd as each control
 plane's etcd static pod, holding the API doubles' state; Nodes under /registry/minions/NAME).
 
 A snapshot must be one that Debian's own etcdctl accepts, and restored into a fresh data
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import socket
 import subprocess
 from collections.abc import Callable
@@ -19,16 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from k8slk_ops.node import LinuxKitNode
 from tests.e2e.helpers import cli
 from tests.unit.clirun import K8slk
 
-pytestmark = [
-    pytest.mark.lab,
-    pytest.mark.skipif(shutil.which("etcd") is None or shutil.which("etcdctl") is None,
-                       reason="Debian's etcd-server and etcd-client are not installed"),
-]
+pytestmark = pytest.mark.lab
 ETCDCTL_ENV = dict(os.environ, ETCDCTL_API="3")
 
 
@@ -77,6 +73,16 @@ def _snapshot(inventory: Path, out: Path, log: Path, *extra: str) -> Any:
     return run
 
 
+def _sample(path: Path, name: str, **labels: str) -> float:
+    """The one sample ``name`` (with ``labels``) in a metrics file, read with prometheus_client's
+    own parser."""
+    hits = [s.value for family in text_string_to_metric_families(path.read_text())
+            for s in family.samples
+            if s.name == name and set(labels.items()) <= set(s.labels.items())]
+    assert len(hits) == 1, (name, labels, path.read_text())
+    return hits[0]
+
+
 def _db_files(out: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir()) if out.exists() else []
 
@@ -84,7 +90,7 @@ def _db_files(out: Path) -> list[str]:
 def test_snapshot_on_one_control_plane_restores_the_clusters_nodes(
     lab_factory: Any, tmp_path: Path
 ) -> None:
-    lab = lab_factory(nodes=2, control_planes=1, real_etcd=True)
+    lab = lab_factory(nodes=2, control_planes=1)
     inv = lab.inventory_path
     boot = cli("bootstrap", str(inv), "--json", log_file=tmp_path / "boot.log")
     assert boot.code == 0, boot.stderr
@@ -112,7 +118,7 @@ def test_snapshot_on_one_control_plane_restores_the_clusters_nodes(
 def test_a_transfer_cut_short_leaves_no_db(
     lab_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lab = lab_factory(nodes=1, control_planes=1, real_etcd=True)
+    lab = lab_factory(nodes=1, control_planes=1)
     boot = cli("bootstrap", str(lab.inventory_path), "--json", log_file=tmp_path / "boot.log")
     assert boot.code == 0, boot.stderr
     real_copy = LinuxKitNode.copy_file_out
@@ -142,10 +148,12 @@ def test_a_transfer_cut_short_leaves_no_db(
 
 
 def test_three_control_planes_and_a_lost_quorum(lab_factory: Any, tmp_path: Path) -> None:
-    lab = lab_factory(nodes=4, control_planes=3, real_etcd=True)
+    lab = lab_factory(nodes=4, control_planes=3)
     inv = lab.inventory_path
-    boot = cli("bootstrap", str(inv), "--json", log_file=tmp_path / "boot.log")
+    boot = cli("bootstrap", str(inv), "--json", "--metrics-file", str(tmp_path / "boot.prom"),
+               log_file=tmp_path / "boot.log")
     assert boot.code == 0, boot.stderr
+    assert _sample(tmp_path / "boot.prom", "k8slk_ops_run_success") == 1
 
     status = cli("etcd", "status", str(inv), "--json", log_file=tmp_path / "status.log")
     assert status.code == 0, status.stderr
@@ -156,26 +164,45 @@ def test_three_control_planes_and_a_lost_quorum(lab_factory: Any, tmp_path: Path
     assert {m["name"] for m in rows["cp-1"]["members"]} == {"cp-1", "cp-2", "cp-3"}
 
     out = tmp_path / "snaps"
-    run = _snapshot(inv, out, tmp_path / "snap.log")
+    prom = tmp_path / "snap.prom"
+    run = _snapshot(inv, out, tmp_path / "snap.log", "--metrics-file", str(prom))
     assert run.code == 0, run.stderr
-    path = Path(json.loads(run.stdout)["data"]["snapshot"]["path"])
+    snap = json.loads(run.stdout)["data"]["snapshot"]
+    path = Path(snap["path"])
+    checked = _etcdctl("snapshot", "status", str(path), "-w", "json")
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout)["revision"] == snap["revision"] > 0
     assert restored_nodes(path, tmp_path) == {"cp-1", "cp-2", "cp-3", "w-1"}
+    assert _sample(prom, "k8slk_ops_etcd_snapshot_size_bytes") == path.stat().st_size
+    assert _sample(prom, "k8slk_ops_etcd_snapshot_revision") == snap["revision"]
+    assert _sample(prom, "k8slk_ops_run_success") == 1
 
     lab.fault("cp-2", "etcd-stop")
     lab.fault("cp-3", "etcd-stop")
-    broken = cli("etcd", "status", str(inv), "--json", log_file=tmp_path / "broken.log")
+    api = lab.kubelet_exec("cp-1", ["kubectl", "get", "nodes", "--request-timeout=20s"])
+    assert api.returncode != 0 and "etcdserver: request timed out" in api.stderr, api.stderr
+    broken = cli("etcd", "status", str(inv), "--json", "--metrics-file",
+                 str(tmp_path / "broken.prom"), log_file=tmp_path / "broken.log")
     assert broken.code == 1
+    assert _sample(tmp_path / "broken.prom", "k8slk_ops_run_result", result="failed") == 1
     report = json.loads(broken.stdout)
     why = {n["name"]: n["message"] for n in report["nodes"]}
     assert "quorum lost" in why["cp-1"]
     assert "no running etcd container on cp-2" in why["cp-2"]
     assert any("API does not answer" in m for m in report["messages"])
 
-    st = cli("status", str(inv), "--json", log_file=tmp_path / "st.log")
+    st = cli("status", str(inv), "--json", "--metrics-file", str(tmp_path / "st.prom"),
+             log_file=tmp_path / "st.log")
     assert st.code == 1
-    assert any("API does not answer" in m for m in json.loads(st.stdout)["messages"])
+    assert any("API does not answer" in m and "quorum lost" in m
+               for m in json.loads(st.stdout)["messages"])
+    assert _sample(tmp_path / "st.prom", "k8slk_ops_run_exit_code") == 1
 
-    failed = _snapshot(inv, out, tmp_path / "snap2.log")
+    failed = _snapshot(inv, out, tmp_path / "snap2.log", "--metrics-file", str(prom))
     assert failed.code == 1
     assert "not healthy" in json.loads(failed.stdout)["nodes"][0]["message"]
     assert _db_files(out) == [path.name]
+    # The failed run says so, and the last snapshot's figures stay for the age alert.
+    assert _sample(prom, "k8slk_ops_run_success") == 0
+    assert _sample(prom, "k8slk_ops_run_exit_code") == 1
+    assert _sample(prom, "k8slk_ops_etcd_snapshot_revision") == snap["revision"]

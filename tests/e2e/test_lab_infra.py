@@ -48,7 +48,7 @@ def test_inventory_and_node_facts(lab: Lab) -> None:
     assert json.loads(out.stdout) == {
         "name": "w-1", "address": f"127.0.{s}.12", "role": "worker",
         "kubernetesVersion": "v1.31.3", "settleSeconds": 0.2, "readyDelay": 0.3,
-        "strictNetwork": True,
+        "strictNetwork": True, "realEtcd": True,
     }
 
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import ssl
 import sys
 import time
 
 CONNECT_TIMEOUT = 1.0
 SKIP_SECONDS = 5.0  # a backend that failed is tried last for this long
+CHECK_INTERVAL = 0.5  # how often each backend's /readyz is asked (HAProxy's httpchk)
+CHECK_TIMEOUT = 2.0
 
 
 class Balancer:
@@ -24,13 +27,23 @@ class Balancer:
         self.backends = backends
         self.turn = itertools.count()
         self.failed: dict[tuple[str, int], float] = {}
+        self.unready: set[tuple[str, int]] = set()
 
     def order(self) -> list[tuple[str, int]]:
-        """Round robin, backends that failed recently last."""
+        """Round robin; backends whose /readyz failed, then those that failed recently, last."""
         start = next(self.turn) % len(self.backends)
         ring = self.backends[start:] + self.backends[:start]
         now = time.monotonic()
-        return sorted(ring, key=lambda b: self.failed.get(b, 0.0) > now - SKIP_SECONDS)
+        return sorted(ring, key=lambda b: (b in self.unready,
+                                           self.failed.get(b, 0.0) > now - SKIP_SECONDS))
+
+    async def check_forever(self) -> None:
+        """A real load balancer in front of API servers checks their /readyz (an API server
+        whose etcd does not answer is not ready) and sends no client there while it fails."""
+        while True:
+            answers = await asyncio.gather(*(_ready(b) for b in self.backends))
+            self.unready = {b for b, ok in zip(self.backends, answers, strict=True) if not ok}
+            await asyncio.sleep(CHECK_INTERVAL)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         for backend in self.order():
@@ -59,6 +72,27 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.close()
 
 
+async def _ready(backend: tuple[str, int]) -> bool:
+    """``GET /readyz`` over TLS (the certificate not checked, as an LB's health check) is 200."""
+    tls = ssl.create_default_context()
+    tls.check_hostname = False
+    tls.verify_mode = ssl.CERT_NONE
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(*backend, ssl=tls), CONNECT_TIMEOUT
+        )
+    except (OSError, TimeoutError):
+        return False
+    try:
+        writer.write(b"GET /readyz HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n")
+        status = await asyncio.wait_for(reader.readline(), CHECK_TIMEOUT)
+        return status.split(b" ")[1:2] == [b"200"]
+    except (OSError, TimeoutError, asyncio.IncompleteReadError):
+        return False
+    finally:
+        writer.close()
+
+
 def _hostport(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host, int(port)
@@ -72,8 +106,10 @@ async def main(argv: list[str]) -> int:
     balancer = Balancer([_hostport(b) for b in argv[1:]])
     server = await asyncio.start_server(balancer.handle, *listen, reuse_address=True)
     print(f"balancing {argv[0]} over {' '.join(argv[1:])}", flush=True)
+    checks = asyncio.create_task(balancer.check_forever())
     async with server:
         await server.serve_forever()
+    checks.cancel()
     return 0
 
 

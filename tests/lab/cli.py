@@ -33,9 +33,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="nodes turn Ready without a pod network (unlike a real node)")
     up.add_argument("--no-addons", action="store_true",
                     help="an inventory without the lab's CNI manifest as cluster.addons")
-    up.add_argument("--real-etcd", action="store_true",
+    up.add_argument("--real-etcd", action=argparse.BooleanOptionalAction, default=True,
                     help="control planes run Debian's etcd as their etcd static pod, holding the "
-                    "cluster's state")
+                    "cluster's state (the default; --no-real-etcd: a JSON file under the lab "
+                    "directory instead, with no quorum)")
 
     down = sub.add_parser("down", help="stop everything the lab started")
     down.add_argument("--dir", required=True)

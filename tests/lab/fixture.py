@@ -17,9 +17,9 @@ from tests.lab.image import DOUBLES, TOOLS
 from tests.lab.lab import DEFAULT_VERSION, Lab
 
 
-def require_lab() -> None:
+def require_lab(real_etcd: bool = True) -> None:
     """Skip (or, when env CI is set, fail) when this machine cannot run a lab."""
-    found = preflight.problems()
+    found = preflight.problems(real_etcd)
     if not found:
         return
     reason = "the lab cannot run here: " + "; ".join(found)
@@ -57,9 +57,9 @@ class LabFactory:
         load_balancer: bool = False,
         strict_network: bool = True,
         pod_network_addon: bool = True,
-        real_etcd: bool = False,
+        real_etcd: bool = True,
     ) -> Lab:
-        require_lab()
+        require_lab(real_etcd)
         lab = Lab.up(
             self.base / f"lab-{len(self.labs)}", nodes=nodes, control_planes=control_planes,
             kubernetes_version=kubernetes_version, settle=settle, ready_delay=ready_delay,

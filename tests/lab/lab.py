@@ -81,7 +81,7 @@ class Lab:
         load_balancer: bool = False,
         strict_network: bool = True,
         pod_network_addon: bool = True,
-        real_etcd: bool = False,
+        real_etcd: bool = True,
     ) -> Lab:
         """Boot ``nodes`` fresh nodes concurrently (``cp-1..cp-M`` then ``w-1..``), wait until
         each accepts SSH, write ``inventory.yml``, ``known_hosts`` and ``lab.json``. With
@@ -93,7 +93,7 @@ class Lab:
         manifest (copied to ``cni/lab-cni.yaml`` beside it) as ``cluster.addons``."""
         lab_dir = Path(lab_dir).resolve()
         _validate(nodes, control_planes, kubernetes_version, settle, ready_delay)
-        preflight.check()
+        preflight.check(real_etcd)
         lab_dir.mkdir(parents=True, exist_ok=True)
         if (lab_dir / "lab.json").exists() and st.load(lab_dir).running:
             raise LabError(f"a lab is already running in {lab_dir}: down it first")
@@ -428,12 +428,12 @@ class Lab:
         self.state = st.load(self.dir)
         n = self.state.node(name)
         if n.no_boot:
-            self._node(n).halt()
+            self._node(n).halt(graceful=True)
             n.pids = {}
             n.down = True
             st.save(self.dir, self.state)
             return
-        self._node(n).halt()
+        self._node(n).halt(graceful=True)
         time.sleep(POWER_OFF)
         self.reboot(name, self.state.image_version or None)
 
@@ -448,7 +448,7 @@ class Lab:
                 raise LabError(f"bad Kubernetes version {kubernetes_version!r}: want vX.Y.Z")
             n.kubernetes_version = kubernetes_version
         node = self._node(n)
-        node.halt()
+        node.halt(graceful=True)
         n.pids = {}
         self._boot(n)
         if not network.partitioned(self.slot, n.spec.address):
@@ -481,7 +481,7 @@ class Lab:
             "settleSeconds": self.state.settle,
             "readyDelay": self.state.ready_delay,
             "strictNetwork": self.state.strict_network,
-            **({"realEtcd": True} if self.state.real_etcd else {}),
+            "realEtcd": self.state.real_etcd,
         }
 
     def _reboot_command(self, n: NodeState) -> str:

@@ -31,6 +31,7 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NAMESPACE = "services.linuxkit"
 HOST_KEY = "/run/ssh/ssh_host_ed25519_key"  # inside the node: made at every boot
 BOOT_TIMEOUT = 20.0
+ETCD_STOP_GRACE = 5.0  # a reboot's shutdown: how long etcd has to stop after SIGTERM
 
 # Run by the holder, inside the new mount namespace: make the node's mounts, say so, then
 # hold the namespace open doing nothing.
@@ -171,8 +172,16 @@ class Node:
         self._run_task(holder[0], "kubeadm", "/usr/local/bin/kubeadm.sh")
         return pids
 
-    def halt(self) -> None:
-        """Power off: every process of the node killed; its mounts go with its namespace."""
+    def halt(self, graceful: bool = False) -> None:
+        """Power off: every process of the node killed; its mounts go with its namespace.
+        ``graceful`` is a reboot's shutdown: etcd gets SIGTERM first and a moment to stop, as
+        the image's shutdown gives its services, so that a leader hands its leadership over
+        (etcd does on SIGTERM) rather than leaving its peers to elect one after a timeout."""
+        if graceful:  # the API server first (clients go elsewhere), then etcd hands over
+            pids = procs.pids_in(self.cgroup)
+            procs.terminate_and_wait([p for p in pids if procs.is_apiserver(p)], ETCD_STOP_GRACE)
+            members = [p for p in pids if procs.command_name(p) == "etcd"]
+            procs.terminate_and_wait(members, ETCD_STOP_GRACE)
         procs.stop_cgroup(self.cgroup)
         procs.remove_cgroup(self.cgroup)
 

@@ -27,14 +27,19 @@ BINARIES = {
     "openssl": "openssl",
     "/usr/bin/python3": "python3",
 }
+# The control planes' etcd static pods run Debian's etcd; ``etcd snapshot`` checks with etcdctl.
+ETCD_BINARIES = {"etcd": "etcd-server", "etcdctl": "etcd-client"}
 
 
-def problems() -> list[str]:
-    """Every reason the lab cannot start here (empty when it can)."""
+def problems(real_etcd: bool = True) -> list[str]:
+    """Every reason the lab cannot start here (empty when it can). A lab with a real etcd (the
+    default) needs Debian's etcd: without it the lab refuses to start rather than fall back to
+    a store that does not enforce quorum."""
     found: list[str] = []
     if os.geteuid() != 0:
         found.append("not root: the lab needs root (mount namespaces, containerd, nftables)")
-    missing = sorted({pkg for b, pkg in BINARIES.items() if shutil.which(b) is None})
+    wanted = {**BINARIES, **(ETCD_BINARIES if real_etcd else {})}
+    missing = sorted({pkg for b, pkg in wanted.items() if shutil.which(b) is None})
     if missing:
         found.append(f"missing Debian packages {' '.join(missing)}: {INSTALL}")
     elif subprocess.run(
@@ -49,8 +54,8 @@ def problems() -> list[str]:
     return found
 
 
-def check() -> None:
-    found = problems()
+def check(real_etcd: bool = True) -> None:
+    found = problems(real_etcd)
     if found:
         raise LabError("the lab cannot start: " + "; ".join(found))
 

@@ -91,6 +91,32 @@ def alive(pid: int, started: int | None = None) -> bool:
     return started is None or int(fields[19]) == started
 
 
+def command_name(pid: int) -> str:
+    """The process's name (``/proc/PID/comm``), "" when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def is_apiserver(pid: int) -> bool:
+    """The process is an API server (the double, started by the kubelet double)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(a.endswith(b"kube-apiserver") for a in argv[:2])
+
+
+def terminate_and_wait(pids: Iterable[int], timeout: float) -> list[int]:
+    """SIGTERM every process and wait for their exits; the PIDs still alive at the deadline."""
+    pids = list(pids)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    return wait_exit(pids, timeout)
+
+
 def kill_and_wait(pids: Iterable[int], timeout: float = 10.0) -> list[int]:
     """SIGKILL every process and wait for their exits. Returns the PIDs still alive at the
     deadline."""

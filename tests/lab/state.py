@@ -48,7 +48,7 @@ class LabState:
     image_version: str = ""
     # Control planes run a real etcd (Debian's etcd-server) as their etcd static pod, and the
     # API doubles keep the cluster's state in it.
-    real_etcd: bool = False
+    real_etcd: bool = True
 
     def node(self, name: str) -> NodeState:
         for n in self.nodes:

@@ -3,6 +3,7 @@ with the host-key decision of the moment, membership read in one place."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,8 @@ from k8slk_ops.errors import CannotStart
 from k8slk_ops.events import Event
 from k8slk_ops.facts import parse_facts
 from k8slk_ops.inventory import load_inventory
-from k8slk_ops.membership import members_of
-from k8slk_ops.ssh import HostKeyMismatch, SSHTarget
+from k8slk_ops.membership import NODE_LIST_TIMEOUT, members_of
+from k8slk_ops.ssh import CommandTimeout, HostKeyMismatch, SSHTarget
 from k8slk_ops.ssh.target import CommandResult
 
 INVENTORY = """\
@@ -59,6 +60,13 @@ class FakeNode:
 
     async def kubectl(self, *args: str, timeout: float | None = 60) -> CommandResult:
         self.world.kubectl_calls.append((self.name, args))
+        self.world.kubectl_timeouts.append(timeout)
+        self.world.asked.setdefault(self.name, asyncio.Event()).set()
+        if self.name in self.world.waits_for:  # answers only once the other was asked too
+            other = self.world.asked.setdefault(self.world.waits_for[self.name], asyncio.Event())
+            await asyncio.wait_for(other.wait(), 5)
+        if self.world.api_silent or self.name in self.world.silent:
+            raise CommandTimeout(f"kubectl on {self.name} timed out")
         if self.world.api_down:
             return CommandResult(1, b"", b"The connection to the server was refused")
         return CommandResult(0, nodes_json(*self.world.members), b"")
@@ -69,6 +77,11 @@ class World:
         self.facts = {"cp-1": PRIMARY, "w-1": WAITING, "w-2": WAITING}
         self.members = ["cp-1"]
         self.api_down = False
+        self.api_silent = False
+        self.silent: set[str] = set()  # nodes whose API takes requests and never answers
+        self.waits_for: dict[str, str] = {}
+        self.asked: dict[str, asyncio.Event] = {}
+        self.kubectl_timeouts: list[float | None] = []
         self.dials: list[SSHTarget] = []
         self.reads: list[str] = []
         self.kubectl_calls: list[tuple[str, tuple[str, ...]]] = []
@@ -171,7 +184,25 @@ async def test_the_primary_and_members_come_from_kubectl(tmp_path: Path, world: 
     assert facts.primary == "cp-1" and facts.initialised
     assert set(facts.members) == {"cp-1", "w-1"}
     assert facts.members["cp-1"].control_plane and not facts.members["w-1"].control_plane
-    assert world.kubectl_calls == [("cp-1", ("get", "nodes", "-o", "json"))]
+    assert world.kubectl_calls == [
+        ("cp-1", ("get", "nodes", "-o", "json", "--request-timeout=10s"))
+    ]
+
+
+async def test_a_silent_api_is_waited_for_a_bounded_time_and_said(
+    tmp_path: Path, world: World
+) -> None:
+    """An API server whose etcd lost quorum takes requests and answers late or never: kubectl is
+    told to give up after its request timeout, the exec is bounded a little above that, and the
+    run says the API did not answer rather than waiting minutes."""
+    world.api_silent = True
+    cluster = make(tmp_path, world)
+    facts = await cluster.find_primary(["cp-1"], read_only=True)
+    assert "--request-timeout=10s" in world.kubectl_calls[0][1]
+    assert world.kubectl_timeouts == [NODE_LIST_TIMEOUT]
+    assert facts.api_error == (
+        f"cp-1: kubectl get nodes on cp-1 did not answer within {NODE_LIST_TIMEOUT:.0f} s"
+    )
 
 
 async def test_an_initialised_cluster_whose_api_is_silent_cannot_start(
@@ -191,6 +222,33 @@ async def test_a_read_only_run_goes_on_without_an_api_and_keeps_why(
     facts = await cluster.find_primary(["cp-1"], read_only=True)
     assert facts.primary == "cp-1" and facts.initialised and facts.members == {}
     assert facts.api_error.startswith("cp-1: The connection")
+
+
+HA_INVENTORY = """\
+cluster: {name: lab}
+nodes:
+  - {name: cp-1, address: 127.0.9.11, role: control-plane}
+  - {name: cp-2, address: 127.0.9.12, role: control-plane}
+  - {name: cp-3, address: 127.0.9.13, role: control-plane}
+"""
+
+
+async def test_after_one_silent_api_the_other_control_planes_are_asked_at_once(
+    tmp_path: Path, world: World
+) -> None:
+    """With quorum lost every API is silent: asking the rest together costs one timeout, not
+    one per control plane. cp-2 answers only once cp-3 was asked too (asked one after the
+    other, the test would time out); the first that answers, in inventory order, is primary."""
+    world.facts = {"cp-1": PRIMARY, "cp-2": PRIMARY, "cp-3": PRIMARY}
+    world.silent = {"cp-1", "cp-2"}
+    world.waits_for = {"cp-2": "cp-3"}
+    path = tmp_path / "ha.yml"
+    path.write_text(HA_INVENTORY)
+    cluster = Cluster(load_inventory(path), Sink(), concurrency=4, refuse_host_key_errors=True,
+                      opener=world.open)
+    facts = await cluster.find_primary(["cp-1", "cp-2", "cp-3"], read_only=False)
+    assert facts.primary == "cp-3" and set(facts.members) == {"cp-1"}
+    assert next(n for n, _ in world.kubectl_calls) == "cp-1"
 
 
 def test_members_are_built_in_one_place() -> None:

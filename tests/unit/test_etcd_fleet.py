@@ -150,4 +150,4 @@ def test_with_quorum_lost_status_says_the_api_does_not_answer_and_exits_1(
     run = k8slk("status", fleet.inventory, "--json")
     assert run.code == 1
     assert any("API does not answer" in m and "etcdserver: request timed out" in m
-               for m in run.report["messages"])
+               and "quorum lost" in m for m in run.report["messages"])

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.lab import cli
+from tests.lab import cli, preflight
+from tests.lab.errors import LabError
+from tests.lab.lab import Lab
+from tests.lab.state import LabState
 
 
 class _Started:
@@ -32,3 +36,42 @@ def test_up_strict_network(monkeypatch: pytest.MonkeyPatch, flags: list[str],
     assert cli.main(["up", "--dir", "/tmp/x", *flags]) == 0
     assert seen["strict_network"] is strict
     assert seen["pod_network_addon"] is addon
+
+
+@pytest.mark.parametrize(("flags", "real_etcd"), [
+    ([], True), (["--real-etcd"], True), (["--no-real-etcd"], False),
+])
+def test_up_runs_a_real_etcd_unless_told_not_to(monkeypatch: pytest.MonkeyPatch,
+                                               flags: list[str], real_etcd: bool) -> None:
+    seen: dict[str, Any] = {}
+
+    def up(directory: str, **kwargs: Any) -> _Started:
+        seen.update(kwargs)
+        return _Started()
+
+    monkeypatch.setattr(cli.Lab, "up", up)
+    assert cli.main(["up", "--dir", "/tmp/x", *flags]) == 0
+    assert seen["real_etcd"] is real_etcd
+
+
+def test_a_lab_without_etcd_installed_names_the_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No silent fallback to the file store: the lab refuses to start and says what to install,
+    unless it was asked for no etcd."""
+    real_which = preflight.shutil.which
+    monkeypatch.setattr(preflight.shutil, "which",
+                        lambda b: None if b in ("etcd", "etcdctl") else real_which(b) or b)
+    monkeypatch.setattr(preflight.os, "geteuid", lambda: 0)
+    found = " ".join(preflight.problems())
+    assert "etcd-client etcd-server" in found and "install-deps.sh" in found
+    assert "etcd" not in " ".join(preflight.problems(real_etcd=False))
+    with pytest.raises(LabError, match="etcd-server"):
+        preflight.check()
+
+
+def test_the_lab_states_default_is_a_real_etcd() -> None:
+    assert LabState(1, True, 0.0, 0.0, []).real_etcd is True
+    assert _lab_up_default("real_etcd") is True
+
+
+def _lab_up_default(name: str) -> Any:
+    return inspect.signature(Lab.up).parameters[name].default

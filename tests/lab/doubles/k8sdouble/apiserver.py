@@ -2,10 +2,11 @@
 
 The kubelet double runs it as a static pod when ``/etc/kubernetes/manifests/kube-apiserver.yaml``
 exists, with the arguments written there. Every control plane runs one, and all of them share
-the cluster's state (nodes, bootstrap tokens, the uploaded certificates, the cluster version)
-as etcd would replicate it: one JSON store under the lab's ``/lab/etcd``, named after the
-cluster CA, read and written under an exclusive lock per request. It outlives reboots and any
-one control plane; the last control plane's ``kubeadm reset`` deletes it.
+the cluster's state (nodes, bootstrap tokens, the uploaded certificates, the cluster version):
+in the control planes' real etcd (``--etcd-servers``, the lab's default; ``etcdstore``), or,
+in a lab started without it, in one JSON store under the lab's ``/lab/etcd`` named after the
+cluster CA. Either is read and written under an exclusive lock per request. It outlives reboots
+and any one control plane; the last control plane's ``kubeadm reset`` deletes it.
 
 Authentication is the real kind: client certificates signed by the cluster CA (admin.conf, the
 kubelets' certificates), bootstrap tokens as bearer tokens (valid, unexpired, with the
@@ -57,6 +58,23 @@ def rfc3339(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _flock(fd: int, deadline: float | None) -> None:
+    """An exclusive flock, waited for until ``deadline`` (monotonic) when there is one."""
+    if deadline is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    pause = 0.005
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise etcdstore.EtcdUnavailable("etcdserver: request timed out (queued)") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+
 class ClusterState:
     """The cluster as etcd holds it: one JSON document shared by every control plane's API.
 
@@ -81,14 +99,24 @@ class ClusterState:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        with self.lock:
+        """The request's turn at the document. With a real etcd the turn is waited for no
+        longer than a real API server waits for etcd: requests queued behind ones whose etcd
+        does not answer time out as they would have in parallel on a real server, rather than
+        one etcd timeout after another."""
+        wait = None if self.etcd is None else etcdstore.TIMEOUT
+        deadline = time.monotonic() + (wait or 0)
+        if not self.lock.acquire(timeout=-1 if wait is None else wait):
+            raise etcdstore.EtcdUnavailable("etcdserver: request timed out (queued)")
+        try:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                _flock(fd, None if wait is None else deadline)
                 self._reload()
                 yield
             finally:
                 os.close(fd)  # releases the flock
+        finally:
+            self.lock.release()
 
     def _reload(self) -> None:
         if self.etcd is not None:
@@ -164,10 +192,25 @@ class Api:
 
     def handle(self, method: str, path: str, who: str, body: Any,
                request: Request | None = None) -> tuple[int, Any]:
+        if method == "GET" and not who.startswith("bootstrap:"):
+            served = self._from_memory(path)
+            if served is not None:
+                return 200, served
         try:
             return self._handle(method, path, who, body, request)
         except etcdstore.EtcdUnavailable as exc:  # as a real API server whose etcd is gone
             return 500, _status(500, "", str(exc).split(" (", 1)[0])
+
+    def _from_memory(self, path: str) -> Any:
+        """Discovery and OpenAPI documents, which a real API server serves from memory: they
+        answer while its etcd does not (kubectl's discovery works, its get then fails)."""
+        parts = [p for p in path.split("/") if p]
+        if parts[:1] in (["api"], ["apis"]):
+            return resources.discovery(parts, self.server_address)
+        if parts[:2] == ["openapi", "v3"]:
+            return openapi.root() if len(parts) == 2 else \
+                openapi.group_version("/".join(parts[2:]))
+        return None
 
     def _handle(self, method: str, path: str, who: str, body: Any,
                 request: Request | None = None) -> tuple[int, Any]:
@@ -521,7 +564,10 @@ class Handler(BaseHTTPRequestHandler):
             v = self.server.version.lstrip("v").split(".")
             return self._json(200, {"major": v[0], "minor": v[1],
                                     "gitVersion": self.server.version, "platform": "linux/amd64"})
-        who = self._who(time.time())
+        try:
+            who = self._who(time.time())
+        except etcdstore.EtcdUnavailable as exc:  # a bootstrap token is read from etcd
+            return self._json(500, _status(500, "", str(exc).split(" (", 1)[0]))
         if who is None or (who == "anonymous" and path not in ANONYMOUS):
             return self._json(401, _status(401, "Unauthorized", "Unauthorized"))
         if path == "/openapi/v2" and method == "GET":
@@ -590,6 +636,22 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+def _wait_for_storage(etcd: etcdstore.EtcdClient) -> None:
+    """A real API server opens its port only once its storage answers (until then it retries,
+    or exits and the kubelet starts it again): a control plane just booted is not served
+    through a load balancer before its etcd member has rejoined its peers."""
+    said = False
+    while True:
+        try:
+            etcd.get(etcdstore.STATE_KEY)
+            return
+        except etcdstore.EtcdUnavailable as exc:
+            if not said:
+                print(f"kube-apiserver: waiting for etcd: {exc}", flush=True)
+                said = True
+            time.sleep(0.5)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="kube-apiserver")
     parser.add_argument("--advertise-address", required=True)
@@ -616,6 +678,8 @@ def main(argv: list[str]) -> int:
     if args.etcd_servers:
         etcd = etcdstore.EtcdClient(args.etcd_servers.split(",")[0], args.etcd_cafile,
                                     args.etcd_certfile, args.etcd_keyfile)
+    if etcd is not None:
+        _wait_for_storage(etcd)
     state = ClusterState(store, {"version": args.kubernetes_version}, etcd)
     app = Api(state, pki_dir, f"{args.advertise_address}:{args.secure_port}")
     server = Server((args.advertise_address, args.secure_port), ctx, app,

@@ -68,3 +68,19 @@ def remove_self(name: str, address: str) -> bool:
         return False
     etcd.call("/v3/cluster/member/remove", {"ID": mine[0]["ID"]})
     return True
+
+
+def wait_available(address: str, wait: float = 40.0) -> None:
+    """kubeadm's wait after adding a member ("Waiting for the new etcd member to join the
+    cluster. This can take up to 40s"): until a quorum read through the new member answers,
+    which it does once the member has caught up and the cluster has its leader again.
+    EtcdUnavailable with etcd's last words when ``wait`` runs out."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            client(address).call("/v3/kv/range", {"key": "aGVhbHRo"})  # "health", as etcdctl
+            return
+        except EtcdUnavailable:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)

@@ -168,6 +168,8 @@ def run(config_path: str) -> int:
         if node.real_etcd:
             _join_etcd(admin, node, cfg.advertise_address or node.address)
         out("[etcd] Waiting for the new etcd member to join the cluster. This can take up to 40s")
+        if node.real_etcd:
+            _wait_etcd(cfg.advertise_address or node.address)
         out(f"[mark-control-plane] Marking the node {node.name} as control-plane by adding the "
             "labels: [node-role.kubernetes.io/control-plane "
             "node.kubernetes.io/exclude-from-external-load-balancers]")
@@ -226,6 +228,16 @@ def _join_etcd(admin: Client, node: env.Node, address: str) -> None:
         raise PhaseError("control-plane-join/etcd", f"error creating local etcd static pod "
                          f"manifest file: {exc}") from None
     cluster.real_etcd_manifest(node.name, address, initial, "existing")
+
+
+def _wait_etcd(address: str) -> None:
+    """Until the cluster, with its new member, answers a quorum read again (kubeadm waits so
+    before it marks the node: meanwhile the API answers ``etcdserver: leader changed``)."""
+    try:
+        etcdmember.wait_available(address)
+    except EtcdUnavailable as exc:
+        raise PhaseError("control-plane-join/etcd", "error waiting for etcd cluster to be "
+                         f"available: timed out waiting for the condition: {exc}") from None
 
 
 def _tls_bootstrap(boot: Client, kc: pki.KubeConfig, node: env.Node) -> Client:

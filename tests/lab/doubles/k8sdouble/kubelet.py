@@ -6,8 +6,9 @@ dies, as the kubelet restarts a crashed static pod), and with ``kubelet.conf`` i
 Node (NotReady), turns Ready after the node's ``readyDelay`` and posts a heartbeat every
 ``HEARTBEAT`` seconds. With the lab's ``strictNetwork`` it stays NotReady, with the real
 kubelet's reason and message, until a CNI config is in /etc/cni/net.d. Its pods (DaemonSet
-pods, Pending pods it takes) are the ``podworker``'s. When ``kubeadm reset`` takes its configuration away it stops, so the node
-needs a reboot (a new kubelet) before it can join again, as on a LinuxKit node.
+pods, Pending pods it takes) are the ``podworker``'s. When ``kubeadm reset`` takes its
+configuration away it stops its pods and heartbeats; the process stays, as a kubelet LinuxKit
+does not supervise does, so the node needs a reboot (a new kubelet) before it can join again.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class StaticPod:
         self.held = held  # a lab fault file that keeps this pod stopped while it exists
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0
+        self.missing = False  # its command's executable is not on this node (said once)
 
     def command(self) -> list[str] | None:
         try:
@@ -62,6 +64,10 @@ class StaticPod:
         if (BIN / cmd[0]).exists():
             return [sys.executable, str(BIN / cmd[0]), *cmd[1:]]
         real = shutil.which(cmd[0])  # a real component (Debian's etcd)
+        if real is None and not self.missing:  # as a real kubelet: the pod cannot start
+            self.missing = True
+            log(f"static pod {self.name}: {cmd[0]!r}: executable file not found in $PATH "
+                "(the lab needs Debian's etcd-server: bash tests/lab/install-deps.sh)")
         return [real, *cmd[1:]] if real else None
 
     def sync(self) -> None:
@@ -189,7 +195,8 @@ def main(argv: list[str]) -> int:
     try:
         while not stopping:
             if not env.path(config).exists():
-                log(f"{config} is gone (kubeadm reset): stopping")
+                log(f"{config} is gone (kubeadm reset): static pods stopped, no more "
+                    "heartbeats until the node reboots")
                 break
             for pod in static:
                 pod.sync()
@@ -197,9 +204,14 @@ def main(argv: list[str]) -> int:
             heart.sync_pods()
             time.sleep(TICK)
     finally:
-        for pod in static:
+        for pod in reversed(static):  # the API server before the etcd it uses
             pod.stop()
-    return 0 if stopping else 1
+    # The process stays, as a real kubelet that LinuxKit does not supervise does when kubeadm
+    # reset cannot stop its service: the kubelet task keeps running, so the kubeadm reset
+    # exec'd into it is not killed with it, and the node does nothing more until it reboots.
+    while not stopping:
+        time.sleep(TICK)
+    return 0
 
 
 if __name__ == "__main__":
