@@ -12,6 +12,12 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
+# The lab's end-to-end tests mostly wait (on nodes booting, kubeadm phases, settle delays), so
+# more pytest workers than cores pay (figures in the README, "Set-up"). `--dist loadfile` keeps a
+# module's tests on one worker (they share module fixtures and fixed addresses, see
+# tests/conftest.py); modules go out in collection order, the long end-to-end ones first, and
+# the short unit modules fill the gaps at the end. `-n 0` in posargs runs on one worker.
+PARALLEL = ("-n", "6", "--dist", "loadfile", "--no-loadscope-reorder")
 
 
 def _lab_deps(session: nox.Session) -> None:
@@ -27,7 +33,9 @@ def tests(session: nox.Session) -> None:
     """Every test: unit tests and the end-to-end tests against the lab."""
     _lab_deps(session)
     _install(session)
-    session.run("pytest", "-q", "-p", "no:cacheprovider", *session.posargs)
+    session.run(
+        "pytest", "-q", "-p", "no:cacheprovider", *PARALLEL, "--durations=15", *session.posargs
+    )
 
 
 @nox.session(python=PYTHON)
@@ -46,7 +54,10 @@ def e2e(session: nox.Session) -> None:
     """End-to-end tests against the lab only."""
     _lab_deps(session)
     _install(session)
-    session.run("pytest", "-q", "-m", "lab", *session.posargs)
+    session.run(
+        "pytest", "-q", "-p", "no:cacheprovider", "-m", "lab", *PARALLEL, "--durations=15",
+        *session.posargs,
+    )
 
 
 @nox.session(python=PYTHON)

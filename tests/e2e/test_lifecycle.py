@@ -206,10 +206,14 @@ def test_remove_unreachable_node_needs_force(cluster: dict[str, Any]) -> None:
     try:
         refused = cli("remove-node", str(cluster["inventory"]), "w-1", "--json")
         assert refused.code == 1
-        assert "w-1" in kubectl_nodes(lab)
+        created = kubectl_nodes(lab)["w-1"]["raw"]["metadata"]["creationTimestamp"]
         forced = cli("remove-node", str(cluster["inventory"]), "w-1", "--force", "--json")
         assert forced.code == 0, forced.stderr
-        assert "w-1" not in kubectl_nodes(lab)
+        # That Node is gone. w-1's kubelet still runs (only its sshd is down) and, as a real
+        # kubelet does, registers a new Node at its next heartbeat: how soon it does depends
+        # on the machine's load, so a new one may be listed already.
+        again = kubectl_nodes(lab).get("w-1")
+        assert again is None or again["raw"]["metadata"]["creationTimestamp"] != created
     finally:
         lab.fault("w-1", "ssh-start")
 

@@ -1,20 +1,50 @@
 """Slots: which ``127.0.S.0/24`` a lab owns, so several labs (a test run and a demo) can run on
 one machine at once. A slot is claimed by creating ``/run/k8slk-lab/slot-S.json`` exclusively;
-a claim whose lab no longer runs is stale and taken over."""
+a claim whose lab no longer runs is stale and taken over. Claims and releases hold an flock on
+``/run/k8slk-lab/claims.lock``: without it, a lab could read another's claim between its
+exclusive create and its write, find it empty, call it stale and take the slot too (pytest
+workers start labs at the same instant). An automatic pick starts after the slot picked last
+(``/run/k8slk-lab/last-slot``), so a slot just given back is not handed out again at once: a
+test that checks ``down`` left nothing on its slot must not meet the next lab there."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tests.lab import procs
 from tests.lab.errors import LabError
 
 LOCK_DIR = Path("/run/k8slk-lab")
+LAST = LOCK_DIR / "last-slot"  # the slot an automatic pick took last
 SLOTS = range(1, 251)
+# Picked automatically: 127.0.240.0/24 belongs to the SSH layer's own sshd servers
+# (tests/sshd_server.py) and the slots above it are left to labs asked for by number.
+AUTOMATIC = range(1, 240)
+
+
+@contextlib.contextmanager
+def _claims_locked() -> Iterator[None]:
+    """Every claim and release on this machine, one at a time."""
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    with open(LOCK_DIR / "claims.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield  # closing the file drops the lock
+
+
+def _in_turn() -> list[int]:
+    """Every slot an automatic pick may take, starting after the one picked last."""
+    try:
+        last = int(LAST.read_text())
+    except (OSError, ValueError):
+        last = 0
+    start = last if last in AUTOMATIC else 0
+    order = list(AUTOMATIC)
+    return order[start:] + order[:start]
 
 
 def lock_path(slot: int) -> Path:
@@ -41,11 +71,18 @@ def _stale(slot: int) -> bool:
 def claim(
     lab_dir: Path, slot: int | None = None, unusable: Callable[[int], str | None] = lambda s: None
 ) -> int:
-    """Claim ``slot`` (or the first free one) for the lab in ``lab_dir``; return it.
+    """Claim ``slot`` (or the next free one in turn) for the lab in ``lab_dir``; return it.
     ``unusable(s)`` says why a free slot cannot serve (its addresses are in use, say): a slot
     asked for by number then fails with that reason, an automatic pick moves on."""
-    LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    wanted = [slot] if slot is not None else list(SLOTS)
+    with _claims_locked():
+        chosen = _claim(lab_dir, slot, unusable)
+        if slot is None:
+            LAST.write_text(f"{chosen}\n")
+        return chosen
+
+
+def _claim(lab_dir: Path, slot: int | None, unusable: Callable[[int], str | None]) -> int:
+    wanted = [slot] if slot is not None else _in_turn()
     if slot is not None and slot not in SLOTS:
         raise LabError(f"slot {slot} is out of range: pick 1..250")
     body = json.dumps({"dir": str(lab_dir.resolve()), "pid": os.getpid()}).encode()
@@ -74,7 +111,10 @@ def claim(
             f"({lock_path(slot)}): run `python -m tests.lab down --dir {owner(slot)}` or pick "
             "another --slot"
         )
-    raise LabError(f"no free lab slot: all of 1..250 are claimed in {LOCK_DIR}")
+    raise LabError(
+        f"no free lab slot: all of {AUTOMATIC.start}..{AUTOMATIC.stop - 1} are claimed in "
+        f"{LOCK_DIR}"
+    )
 
 
 def owner(slot: int) -> Path | None:
@@ -86,6 +126,8 @@ def owner(slot: int) -> Path | None:
 
 def release(lab_dir: Path, slot: int) -> None:
     """Give the slot back, if this lab still holds it."""
-    if owner(slot) == lab_dir.resolve():
+    with _claims_locked():
+        if owner(slot) != lab_dir.resolve():
+            return
         with contextlib.suppress(FileNotFoundError):
             lock_path(slot).unlink()
