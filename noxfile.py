@@ -17,7 +17,7 @@ PYTHON = "3.11"
 # module's tests on one worker (they share module fixtures and fixed addresses, see
 # tests/conftest.py); modules go out in collection order, the long end-to-end ones first, and
 # the short unit modules fill the gaps at the end. `-n 0` in posargs runs on one worker.
-PARALLEL = ("-n", "6", "--dist", "loadfile", "--no-loadscope-reorder")
+PARALLEL = ("-n", "4", "--dist", "loadfile", "--no-loadscope-reorder")
 
 
 def _lab_deps(session: nox.Session) -> None:
