@@ -1,8 +1,11 @@
 """The YAML inventory format: read it with positions, refuse what YAML lets slip.
 
-ruamel.yaml's round-trip loader keeps the line and column of every key and item, which is what
-lets each validation error point at its place. Duplicate keys are found on the composed node
-graph first, all of them, because a loader would keep one of the two values silently.
+An ordinary file is read by libyaml's C parser (``yaml_fast``: plain values and the place of
+every key and item, YAML 1.2 as ruamel reads it), twenty times cheaper than ruamel.yaml. Every
+other file, and every file with an error, is read by ruamel.yaml's round-trip loader, which
+keeps the line and column of every key and item, so that each error points at its place with
+the same words on either road. Duplicate keys are found on the composed node graph, all of
+them, because a loader would keep one of the two values silently.
 """
 
 from __future__ import annotations
