@@ -45,8 +45,9 @@ __all__ = ["Spot", "available", "read_fast"]
 _STR, _NULL, _BOOL, _INT = (f"tag:yaml.org,2002:{t}" for t in ("str", "null", "bool", "int"))
 _DECIMAL = re.compile(r"[-+]?[0-9]+\Z")
 _TRUE = frozenset(("true", "True", "TRUE"))
-# Characters after which libyaml and ruamel could disagree on lines, or that ruamel refuses.
-_ODD = re.compile("[\ufeff\x85\u2028\u2029]")
+# Characters libyaml and ruamel may read differently: a tab as a separator (ruamel refuses
+# some libyaml takes), a byte-order mark, line breaks beyond \r and \n.
+_ODD = re.compile("[\t\ufeff\x85\u2028\u2029]")
 
 
 def _resolvers() -> dict[str, list[tuple[str, Any]]]:

@@ -105,6 +105,9 @@ DOCUMENTS = [
     "nodes:\n- name: a\n  labels: {zone: z1}\n- name: b\n",
     "1: one\n2.5: float\nfalse: yes\nnull: n\n",
     "a: 1\r\nb: [x,\r\n  y]\r\n",
+    "a: b\rc: 'x\ry'\r",
+    "a: \u00a0b\nc: d\u00a0e\n\u00a0f: \u3000\n",
+    "a: {b: c,\n d: }\nx: [a: b, c]\ny: {? a}\n",
     "a: \u00e9t\u00e9\nb: \U0001f600\n",
     "   a: 1\n   b:\n     - c\n",
     "? a\n: b\n",
@@ -136,6 +139,8 @@ HANDED_TO_RUAMEL = [
     "\ufeffa: 1\n",
     "a: \x85\n",
     "a: \x07\n",
+    "a:\tb\n",
+    "a: b\t# c\n",
 ]
 
 
