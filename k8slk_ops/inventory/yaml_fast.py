@@ -6,7 +6,7 @@ inventory. PyYAML's C parser gives the same events with the same marks (line, co
 tenth of that time, and this module builds plain values and their positions from them.
 
 It only takes the easy road. Whatever might read or fail differently from ruamel (a tag, an
-anchor or alias, a directive, a second document, a merge key, a key that is not a scalar, a
+anchor or alias, a directive, a second document, a top level that is not a mapping, a merge key, a key that is not a scalar, a
 duplicate key, a timestamp, too deep, too many values, any parse error, characters ruamel's
 reader refuses) makes it answer ``None``, and the caller reads the file with ruamel, which
 gives the exact value or error. Plain scalars are resolved with ruamel's own YAML 1.2 rules
@@ -44,6 +44,7 @@ __all__ = ["Spot", "available", "read_fast"]
 
 _STR, _NULL, _BOOL, _INT = (f"tag:yaml.org,2002:{t}" for t in ("str", "null", "bool", "int"))
 _DECIMAL = re.compile(r"[-+]?[0-9]+\Z")
+_BLOCK_HEADER = re.compile(r"[|>](?:[1-9][+-]?|[+-][1-9]?)?(?: +(?:#.*)?)?\Z")
 _TRUE = frozenset(("true", "True", "TRUE"))
 # Characters libyaml and ruamel may read differently: a tab as a separator (ruamel refuses
 # some libyaml takes), a byte-order mark, line breaks beyond \r and \n.
@@ -86,15 +87,15 @@ def available() -> bool:
 
 def read_fast(
     text: str, max_depth: int, max_values: int, scalar: Callable[[str], Any]
-) -> tuple[Any, Spot | None] | None:
-    """The plain value of the one document in ``text`` and its spots (``(None, None)`` for an
-    empty file), or ``None`` when the file must be read by ruamel. ``scalar`` gives ruamel's
-    value for a plain scalar resolved as a number other than a decimal int."""
+) -> tuple[dict[Any, Any], Spot] | None:
+    """The plain mapping of the one document in ``text`` and its spots, or ``None`` when the
+    file must be read by ruamel (also when it is empty or not a mapping, both errors). ``scalar``
+    gives ruamel's value for a plain scalar resolved as a number other than a decimal int."""
     if _CLoader is None or _ODD.search(text) or Reader.NON_PRINTABLE.search(text):
         return None
     loader = _CLoader(text)
     try:
-        return _Builder(loader, max_depth, max_values, scalar).stream()
+        return _Builder(loader, text, max_depth, max_values, scalar).stream()
     except Exception:  # _Slow, or libyaml's error: ruamel words it
         return None
     finally:
@@ -103,22 +104,30 @@ def read_fast(
 
 class _Builder:
     def __init__(
-        self, loader: Any, max_depth: int, max_values: int, scalar: Callable[[str], Any]
+        self,
+        loader: Any,
+        text: str,
+        max_depth: int,
+        max_values: int,
+        scalar: Callable[[str], Any],
     ) -> None:
+        self.text = text
+        self.lines: list[str] | None = None
         self.next = loader.get_event
         self.max_depth = max_depth - 1  # a level short of the limit: ruamel judges the edge
         self.left = max_values - 1
         self.scalar = scalar
         self.cache: dict[str, Any] = {}
 
-    def stream(self) -> tuple[Any, Spot | None]:
+    def stream(self) -> tuple[dict[Any, Any], Spot]:
         self.next()  # stream start
         start = self.next()
-        if type(start) is StreamEndEvent:
-            return None, None
-        if start.version is not None or start.tags:
+        if type(start) is StreamEndEvent or start.version is not None or start.tags:
             raise _Slow
-        value, spot = self.node(self.next(), 0)
+        top = self.next()
+        if type(top) is not MappingStartEvent:
+            raise _Slow  # empty, or not a mapping: an error, worded by ruamel's road
+        value, spot = self.node(top, 0)
         self.next()  # document end
         if type(self.next()) is not StreamEndEvent:
             raise _Slow  # a second document: ruamel says what it says
@@ -134,6 +143,8 @@ class _Builder:
         kind = type(event)
         if kind is ScalarEvent:
             if not event.implicit[0]:
+                if event.style in ("|", ">"):
+                    self.block_header(mark.line, mark.column)
                 return event.value, Spot(mark.line, mark.column)
             if not event.value:  # libyaml and ruamel place an empty value differently
                 return self.plain(""), Spot(-1, -1)
@@ -174,6 +185,15 @@ class _Builder:
             event = self.next()
         spot.children = spots
         return out, spot
+
+    def block_header(self, line: int, column: int) -> None:
+        """Let only a plain ``|``/``>`` header by: libyaml takes some ruamel refuses (``|#``)."""
+        if self.lines is None:
+            if "\r" in self.text:
+                raise _Slow
+            self.lines = self.text.split("\n")
+        if not _BLOCK_HEADER.match(self.lines[line], column):
+            raise _Slow
 
     def plain(self, text: str) -> Any:
         known = self.cache.get(text, self)

@@ -222,10 +222,6 @@ def load_yaml_document(path: Path, text: str | None = None) -> tuple[Any, Locato
     fast = yaml_fast.read_fast(text, MAX_DEPTH, MAX_VALUES, _number)
     if fast is not None:
         data, spot = fast
-        if data is None:
-            raise _one(path, 1, 1, "the file is empty")
-        if not isinstance(data, dict):
-            raise _one(path, 1, 1, f"the top level must be a mapping, got {describe(data)}")
         return data, SpotLocator(str(path), spot, lambda: YamlLocator(str(path), _yaml().load(text)))
     tree = parse_yaml(path, text)
     if tree is None:
