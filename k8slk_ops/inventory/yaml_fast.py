@@ -103,6 +103,9 @@ def read_fast(
 
 
 class _Builder:
+    """Plain values and their spots from libyaml's events, in one pass; raises ``_Slow`` at
+    the first thing ruamel must read."""
+
     def __init__(
         self,
         loader: Any,

@@ -254,3 +254,14 @@ def test_scrambled_texts_read_alike_or_go_to_ruamel(start: str, pieces: list[str
     except AssertionError:
         return  # ruamel fails on a few texts of its own (a block header at the very end)
     assert_same(text)
+
+
+def test_without_libyaml_every_file_takes_ruamels_road(monkeypatch: pytest.MonkeyPatch) -> None:
+    path = ROOT / "inventories/example.yml"
+    data, locator = yaml_loader.load_yaml_document(path)
+    assert isinstance(locator, SpotLocator)
+    monkeypatch.setattr(yaml_fast, "_CLoader", None)
+    assert fast(path.read_text()) is None
+    slow_data, slow_locator = yaml_loader.load_yaml_document(path)
+    assert isinstance(slow_locator, YamlLocator)
+    assert same(data, slow_data)
