@@ -190,13 +190,20 @@ class _Builder:
         return out, spot
 
     def block_header(self, line: int, column: int) -> None:
-        """Let only a plain ``|``/``>`` header by: libyaml takes some ruamel refuses (``|#``)."""
+        """Let only a plain ``|``/``>`` header by, with no line of spaces before the first
+        line of text: libyaml takes some ruamel refuses (``|#``, a blank line less indented
+        than the text after it)."""
         if self.lines is None:
             if "\r" in self.text:
                 raise _Slow
             self.lines = self.text.split("\n")
         if not _BLOCK_HEADER.match(self.lines[line], column):
             raise _Slow
+        for text in self.lines[line + 1 :]:
+            if text.strip(" "):
+                return
+            if text:
+                raise _Slow
 
     def plain(self, text: str) -> Any:
         known = self.cache.get(text, self)

@@ -91,6 +91,7 @@ DOCUMENTS = [
     "a:\nb: 1\n",
     "a:\n- x\n-\n- - y\n  - z\nb: {c: [1, {d: e}], f: }\n",
     "a: |\n  literal\n   kept\nb: >\n  folded\n  text\n\nc: |-\n  x\n",
+    "a: |\n\n  x\n    \n  y\n  \n\nb: >2-\n   x\n",
     "a: 'it''s'\nb: \"tab\\tand \\u00e9\"\nc: plain # comment\n",
     "cluster:\n  name: x\nnodes:\n  - {name: a, address: 10.0.0.1, role: control-plane}\n",
     "nodes:\n- name: a\n  labels: {zone: z1}\n- name: b\n",
@@ -122,6 +123,8 @@ HANDED_TO_RUAMEL = [
     "a: |#\n  x\n",
     "a: >#\n",
     "a: |\r\n  x\r\n",
+    "a: |\n  \n    x\n",
+    "a: >+\n   \n      x\n",
     "a: &x 1\nb: *x\n",
     "a: &x 1\n",
     "a: !!str 123\n",
@@ -234,7 +237,7 @@ _PIECES = [
     "a", "b", "0", "1", "x y", "-", " ", "  ", "\n", "\n  ", "\n- ", ": ", ":", "[", "]", "{",
     "}", ",", "'", '"', "#", " #", "?", "|", ">", "yes", "0755", "0x1", "1.5", "~", "null",
     "true", "\r\n", "é", "\\", "!", "&", "*", "%", "@", "`", "...", "---", "- ", "1_0", ".inf",
-    "-1", ":x", "\t",
+    "-1", ":x", "\t", "|-\n  ", ">+\n   ", "\n    ", "\n      ", "'x\n  y'", '"a\\"b"',
 ]
 
 
