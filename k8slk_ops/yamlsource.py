@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from k8slk_ops.errors import UsageError
 from k8slk_ops.inventory.errors import InventoryError
-from k8slk_ops.inventory.located import YamlLocator
+from k8slk_ops.inventory.located import Locator
 from k8slk_ops.inventory.yaml_loader import load_yaml_document
 
 Loc = Sequence[str | int]
@@ -28,7 +28,7 @@ class Located:
 
     path: Path
     value: Any
-    locator: YamlLocator
+    locator: Locator
 
     def line_of(self, loc: Loc) -> int:
         return self.locator.value(tuple(loc)).line

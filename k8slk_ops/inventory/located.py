@@ -1,14 +1,14 @@
 """Where a value stands in the user's files: the bridge from a field path to ``file:line:col``.
 
 Validation speaks in field paths (``nodes.2.role``); people fix files by line. Each loader hands
-the validator a ``Locator`` that knows its own format: the YAML one reads ruamel.yaml's
-round-trip positions, the INI one remembers where each host line and variable stood (possibly in
+the validator a ``Locator`` that knows its own format: the YAML ones read the positions the
+parser kept (libyaml's marks, or ruamel.yaml's round-trip ``lc``), the INI one remembers where each host line and variable stood (possibly in
 another file, ``group_vars/all.yml``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -73,6 +73,44 @@ class YamlLocator:
                     break
             except (KeyError, IndexError, TypeError, AttributeError):
                 break
+            pos = Position(self.file, line + 1, col + 1)
+        return pos
+
+
+class SpotLocator:
+    """Positions from the spots ``yaml_fast`` records: the same answers as ``YamlLocator`` gives
+    for the round-trip tree of the same file (0-based there too). An empty value's place is
+    asked of ``exact`` (a ``YamlLocator`` made when first needed), as only ruamel knows it."""
+
+    def __init__(self, file: str, spot: Any, exact: Callable[[], Locator]) -> None:
+        self.file = file
+        self.spot = spot
+        self.exact = exact
+
+    def value(self, loc: Loc) -> Position:
+        return self._walk(loc, want_key=False) or self.exact().value(loc)
+
+    def key(self, loc: Loc) -> Position:
+        return self._walk(loc, want_key=True) or self.exact().key(loc)
+
+    def _walk(self, loc: Loc, *, want_key: bool) -> Position | None:
+        spot = self.spot
+        pos = Position(self.file, 1, 1)
+        for depth, part in enumerate(loc):
+            children = spot.children
+            if isinstance(children, list) and isinstance(part, int) and 0 <= part < len(children):
+                spot = children[part]
+                line, col = spot.line, spot.column
+            elif isinstance(children, dict) and _has_key(children, part):
+                key_line, key_col, spot = children[part]
+                if (want_key and depth == len(loc) - 1) or spot.children is not None:
+                    line, col = key_line, key_col
+                else:
+                    line, col = spot.line, spot.column
+            else:
+                break
+            if line < 0:
+                return None
             pos = Position(self.file, line + 1, col + 1)
         return pos
 
