@@ -42,6 +42,19 @@ PREFERRED_CIPHERS: list[str] = [
 ]
 
 
+# A LinuxKit node takes a public key and nothing else, and no command here wants a terminal:
+# asyncssh is told so once, rather than offering GSS, keyboard-interactive, passwords and
+# host-based logins it would try (and pay for) on every connection.
+KEY_ONLY: dict[str, Any] = {
+    "x509_trusted_certs": None,
+    "gss_kex": False,
+    "gss_auth": False,
+    "kbdint_auth": False,
+    "password_auth": False,
+    "host_based_auth": False,
+    "request_pty": False,
+}
+
 @dataclass(frozen=True)
 class ClientSettings:
     """Everything shared options depend on; targets with equal settings share one object."""
@@ -168,13 +181,7 @@ class OptionsCache:
             connect_timeout=settings.connect_timeout,
             keepalive_interval=settings.keepalive_interval,
             keepalive_count_max=3,
-            x509_trusted_certs=None,
-            gss_kex=False,
-            gss_auth=False,
-            kbdint_auth=False,
-            password_auth=False,
-            host_based_auth=False,
-            request_pty=False,
+            **KEY_ONLY,
         )
         if settings.config_file is None:
             speedups.mark_file_free(options)  # rebuilt per connection without reading a file

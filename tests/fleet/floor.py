@@ -26,7 +26,7 @@ from pathlib import Path
 
 import asyncssh
 
-from k8slk_ops.ssh.options import PREFERRED_CIPHERS
+from k8slk_ops.ssh.options import KEY_ONLY, PREFERRED_CIPHERS
 from tests.fleet import layout
 
 
@@ -56,13 +56,7 @@ async def measure(
         encryption_algs=PREFERRED_CIPHERS,
         agent_path=None,
         config=None,
-        x509_trusted_certs=None,
-        gss_kex=False,
-        gss_auth=False,
-        kbdint_auth=False,
-        password_auth=False,
-        host_based_auth=False,
-        request_pty=False,
+        **KEY_ONLY,
     )
     gate = asyncio.Semaphore(concurrency)
 
