@@ -29,6 +29,16 @@ _ALPHABET = string.ascii_lowercase + string.digits
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
 
 
+def flag_value(args: list[str], name: str) -> str | None:
+    """A flag's value as the Go command lines take it: ``--name value`` or ``--name=value``."""
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def parse_duration(text: str) -> timedelta:
     """A Go duration as kubeadm's ``--ttl`` takes it (``30m``, ``24h0m0s``, ``0``)."""
     if text in ("0", "0s"):

@@ -19,6 +19,7 @@ from tests.fleet.cluster import (
     NODE_TOKEN_GROUP,
     TOKEN_RE,
     Member,
+    flag_value,
     new_token,
     parse_duration,
 )
@@ -332,7 +333,7 @@ def cli(node: SimNode, argv: list[str]) -> Result:
     if args[:3] == ["init", "phase", "upload-certs"]:
         if "--upload-certs" not in args:
             return Result.ok("[upload-certs] Skipping phase. Please see --upload-certs\n")
-        key = _flag(args, "--certificate-key")
+        key = flag_value(args, "--certificate-key")
         if key is not None and len(key) != 64:
             return _fail("error decoding certificate key: encoding/hex: invalid byte")
         key = node.cluster.upload_certs(key)
@@ -356,28 +357,19 @@ def _fail(message: str, code: int = 1) -> Result:
     return Result(code, b"", f"{message}\n{STACK_HINT}\n".encode())
 
 
-def _flag(args: list[str], name: str) -> str | None:
-    for i, arg in enumerate(args):
-        if arg == name and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-    return None
-
-
 def _token_create(node: SimNode, args: list[str]) -> Result:
-    key = _flag(args, "--certificate-key")
+    key = flag_value(args, "--certificate-key")
     printing = "--print-join-command" in args
     if key is not None and not printing:
         return _fail("cannot use --certificate-key without --print-join-command")
     positional = [a for a in args if not a.startswith("-")]
-    values = {_flag(args, f) for f in ("--ttl", "--description", "--certificate-key",
-                                       "--usages", "--groups")}
+    values = {flag_value(args, f) for f in ("--ttl", "--description", "--certificate-key",
+                                            "--usages", "--groups")}
     positional = [a for a in positional if a not in values]
     text = positional[0] if positional else new_token()
     try:
-        ttl = parse_duration(_flag(args, "--ttl") or "24h0m0s")
-        token = node.cluster.add_token(text, ttl, _flag(args, "--description") or "")
+        ttl = parse_duration(flag_value(args, "--ttl") or "24h0m0s")
+        token = node.cluster.add_token(text, ttl, flag_value(args, "--description") or "")
     except ValueError as exc:
         return _fail(str(exc))
     if not printing:
@@ -405,7 +397,7 @@ def _token_delete(node: SimNode, args: list[str]) -> Result:
 
 def _token_list(node: SimNode, args: list[str]) -> Result:
     now = node.cluster.now()
-    as_json = _flag(args, "-o") == "json" or "-ojson" in args or _flag(args, "--output") == "json"
+    as_json = flag_value(args, "-o") == "json" or "-ojson" in args or flag_value(args, "--output") == "json"
     rows, objs = [], []
     for t in node.cluster.tokens.values():
         if t.expires is None:

@@ -10,7 +10,7 @@ import asyncio
 import json
 
 from tests.fleet import etcd, leases, objects
-from tests.fleet.cluster import parse_duration
+from tests.fleet.cluster import flag_value, parse_duration
 from tests.fleet.node import ADMIN_CONF, SimNode
 from tests.fleet.result import NeedsInput, Pending, Result
 
@@ -35,8 +35,8 @@ def cli(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInput:
         return lease
     if args[:3] == ["get", "--raw", "/readyz"]:
         return Result.ok("ok")
-    if words[:2] == ["get", "pods"] and _flag_value(args, "-n") == "kube-system":
-        selector = _flag_value(args, "--field-selector") or ""
+    if words[:2] == ["get", "pods"] and flag_value(args, "-n") == "kube-system":
+        selector = flag_value(args, "--field-selector") or ""
         return Result.ok(cluster.static_pods_json(selector.removeprefix("spec.nodeName=")))
     if args[:2] == ["get", "nodes"] or args[:2] == ["get", "node"]:
         output = _output(args)
@@ -78,7 +78,7 @@ def cli(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInput:
 
             return Pending(held)
         if words[0] == "drain" and pod is not None:
-            timeout = _flag_value(args, "--timeout") or "0s"
+            timeout = flag_value(args, "--timeout") or "0s"
             refused = _drain_refused(member.name, pod, timeout)
             if member.name not in cluster.slow_drains:
                 return refused
@@ -116,11 +116,11 @@ def _lease(node: SimNode, args: list[str], words: list[str]) -> Result | NeedsIn
     """create/replace -f - of a Lease, get/delete lease NAME; None for anything else."""
     store = node.cluster.leases
     output = _output(args)
-    if words[:1] in (["create"], ["replace"]) and _flag_value(args, "-f") == "-":
+    if words[:1] in (["create"], ["replace"]) and flag_value(args, "-f") == "-":
         verb = leases.create if words[0] == "create" else leases.replace
         return NeedsInput(lambda data: verb(store, data, output))
     if len(words) >= 3 and words[1] in ("lease", "leases", "lease.coordination.k8s.io"):
-        ns = _flag_value(args, "-n") or _flag_value(args, "--namespace") or "default"
+        ns = flag_value(args, "-n") or flag_value(args, "--namespace") or "default"
         if words[0] == "get":
             return leases.get(store, ns, words[2])
         if words[0] == "delete":
@@ -131,9 +131,9 @@ def _lease(node: SimNode, args: list[str], words: list[str]) -> Result | NeedsIn
 def _objects(node: SimNode, args: list[str], words: list[str]) -> Result | NeedsInput | None:
     """apply -f -, get configmap NAME, delete KIND/NAME: the objects besides Nodes."""
     cluster = node.cluster
-    namespace = _flag_value(args, "-n") or _flag_value(args, "--namespace") or "default"
+    namespace = flag_value(args, "-n") or flag_value(args, "--namespace") or "default"
     ignore = "--ignore-not-found" in args
-    if words[:1] == ["apply"] and _flag_value(args, "-f") == "-":
+    if words[:1] == ["apply"] and flag_value(args, "-f") == "-":
 
         def apply(stdin: bytes) -> Result:
             result, network = objects.apply(cluster.objects, stdin)
@@ -179,15 +179,6 @@ def _go_duration(text: str) -> str:
     if hours:
         return f"{hours}h{minutes}m{secs}s"
     return f"{minutes}m{secs}s" if minutes else f"{secs}s"
-
-
-def _flag_value(args: list[str], name: str) -> str | None:
-    for i, arg in enumerate(args):
-        if arg == name and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-    return None
 
 
 _VALUED = {"-f", "--filename", "-o", "--output", "-l", "--selector", "-n", "--namespace", "--timeout",
