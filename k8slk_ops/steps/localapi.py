@@ -15,6 +15,7 @@ import time
 
 from k8slk_ops import kubeadm, paths
 from k8slk_ops.errors import NodeError
+from k8slk_ops.inventory import checks
 from k8slk_ops.membership import request_timeout
 from k8slk_ops.node import LinuxKitNode
 
@@ -23,7 +24,7 @@ POLL_MAX = 3.0  # the longest pause between two looks
 
 def server_url(host: str, port: int) -> str:
     """``https://host:port``, an IPv6 address in brackets."""
-    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+    return f"https://{checks.format_hostport(host, port)}"
 
 
 async def wait_ready(lk: LinuxKitNode, timeout: float, phase: str) -> None:
