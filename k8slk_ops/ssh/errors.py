@@ -14,12 +14,13 @@ class SSHError(Exception):
     """Anything that went wrong reaching a node or running a command on it."""
 
 
-def _known_hosts_name(address: str, port: int) -> str:
+def host_entry_name(address: str, port: int) -> str:
+    """The name known_hosts uses: ``addr`` on port 22, ``[addr]:port`` otherwise."""
     return address if port == 22 else f"[{address}]:{port}"
 
 
 def _host_key_advice(address: str, port: int, known_hosts: Path | None, presented: str) -> str:
-    entry = _known_hosts_name(address, port)
+    entry = host_entry_name(address, port)
     kh = str(known_hosts) if known_hosts is not None else "~/.ssh/known_hosts"
     return (
         "LinuxKit nodes generate new SSH host keys at every boot, so a reboot or a re-image "
@@ -102,7 +103,7 @@ class HostKeyUnknown(HostKeyError):
         known_hosts: Path | None,
         label: str | None = None,
     ) -> HostKeyUnknown:
-        entry = _known_hosts_name(address, port)
+        entry = host_entry_name(address, port)
         message = (
             f"Host key of {label or 'node ' + node} ({address}:{port}) is unknown: {known_hosts} has no entry "
             f"for {entry} and hostKeyPolicy is strict.\n"

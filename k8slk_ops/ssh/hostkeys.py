@@ -25,7 +25,13 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from k8slk_ops.ssh.errors import HostKeyError, HostKeyMismatch, HostKeyUnknown, SSHError
+from k8slk_ops.ssh.errors import (
+    HostKeyError,
+    HostKeyMismatch,
+    HostKeyUnknown,
+    SSHError,
+    host_entry_name,
+)
 from k8slk_ops.ssh.target import HostKeyPolicy
 
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
@@ -39,11 +45,6 @@ PREFERRED_HOST_KEY_ALGS: tuple[str, ...] = (
     "rsa-sha2-512",
     "rsa-sha2-256",
 )
-
-
-def host_entry_name(address: str, port: int) -> str:
-    """The name known_hosts uses: ``addr`` on port 22, ``[addr]:port`` otherwise."""
-    return address if port == 22 else f"[{address}]:{port}"
 
 
 def fingerprint(blob: bytes) -> str:
