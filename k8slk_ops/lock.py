@@ -32,7 +32,7 @@ from typing import Any
 
 from k8slk_ops import paths
 from k8slk_ops.errors import CannotStart, LockHeld
-from k8slk_ops.membership import NODE_LIST_TIMEOUT, request_timeout
+from k8slk_ops.membership import NODE_LIST_TIMEOUT, etcd_did_not_answer, request_timeout
 from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.ssh import CommandResult
 
@@ -469,9 +469,7 @@ class LockLost(Exception):
 
 
 def _etcd_unsettled(result: CommandResult) -> bool:
-    """The API server answered that its etcd did not (``etcdserver: request timed out``,
-    ``leader changed``, ``no leader``): true of a lost quorum, and of a moment's election."""
-    return b"etcdserver:" in result.stderr
+    return etcd_did_not_answer(result.stderr.decode(errors="replace"))
 
 
 def _said(result: CommandResult) -> str:

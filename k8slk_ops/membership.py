@@ -52,6 +52,12 @@ class Member:
         )
 
 
+def etcd_did_not_answer(said: str) -> bool:
+    """The API server's words say its etcd did not answer (``etcdserver: request timed out``,
+    ``leader changed``, ``no leader``): true of a lost quorum, and of a moment's election."""
+    return "etcdserver:" in said
+
+
 def request_timeout(seconds: float = API_REQUEST_TIMEOUT) -> str:
     """kubectl's flag bounding how long it waits for the API server's answer."""
     return f"--request-timeout={kubeadm.format_duration(seconds)}"

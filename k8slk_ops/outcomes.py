@@ -13,6 +13,7 @@ from k8slk_ops.cluster import Cluster
 from k8slk_ops.context import RunState
 from k8slk_ops.errors import EXIT_INTERRUPTED, EXIT_NODE_FAILED, EXIT_OK
 from k8slk_ops.events import Outcome, RunReport
+from k8slk_ops.membership import etcd_did_not_answer
 from k8slk_ops.plan import Plan
 
 NOTHING_TO_DO = "nothing to do: the cluster already matches"
@@ -108,6 +109,6 @@ def api_silence(api_error: str) -> str:
     """The run's message when no control plane's API answered: why, and, when the API servers
     said their etcd did not answer, that it is etcd (quorum lost or members down) to look at."""
     why = ""
-    if "etcdserver" in api_error:
+    if etcd_did_not_answer(api_error):
         why = " (its etcd does not answer: quorum lost or members down; see `etcd status`)"
     return f"the Kubernetes API does not answer{why}: {api_error}"
