@@ -93,15 +93,23 @@ class EtcdSnapshot(Step):
         ctx.state.snapshot = result
 
 
+async def _endpoint_status(pod: EtcdPod) -> etcdctl.EndpointStatus:
+    return etcdctl.parse_endpoint_status(await pod.etcdctl("endpoint", "status", "-w", "json"))
+
+
+async def _check_quorum(pod: EtcdPod, status: etcdctl.EndpointStatus) -> None:
+    """EtcdPodError unless the member is part of a quorum. A member that knows it has no leader
+    says so at once (``endpoint status``, answered locally); only then is ``endpoint health``
+    (a quorum read, which waits its timeout without one) asked."""
+    if not status.leader_id:
+        raise EtcdPodError(NO_LEADER)
+    await pod.etcdctl("endpoint", "health", "-w", "json")
+
+
 async def _require_healthy(pod: EtcdPod) -> None:
-    """Refuse a member without quorum: its snapshot could be stale (a minority's view). A member
-    that knows it has no leader says so at once (``endpoint status``, answered locally); only
-    then is ``endpoint health`` (a quorum read, which waits its timeout without one) asked."""
+    """Refuse a member without quorum: its snapshot could be stale (a minority's view)."""
     try:
-        status = etcdctl.parse_endpoint_status(await pod.etcdctl("endpoint", "status", "-w", "json"))
-        if not status.leader_id:
-            raise EtcdPodError(NO_LEADER)
-        await pod.etcdctl("endpoint", "health", "-w", "json")
+        await _check_quorum(pod, await _endpoint_status(pod))
     except (EtcdPodError, etcdctl.EtcdctlError) as exc:
         raise EtcdPodError(f"etcd is not healthy, no snapshot taken: {exc}") from None
 
@@ -169,11 +177,9 @@ async def member_health(lk: LinuxKitNode) -> etcdctl.MemberHealth:
     status: etcdctl.EndpointStatus | None = None
     members: tuple[etcdctl.MemberInfo, ...] = ()
     try:
-        status = etcdctl.parse_endpoint_status(await pod.etcdctl("endpoint", "status", "-w", "json"))
+        status = await _endpoint_status(pod)
         members = tuple(etcdctl.parse_member_list(await pod.etcdctl("member", "list", "-w", "json")))
-        if not status.leader_id:  # known at once: no need to wait out a quorum read
-            return etcdctl.MemberHealth(lk.name, False, NO_LEADER, status, members)
-        await pod.etcdctl("endpoint", "health", "-w", "json")
+        await _check_quorum(pod, status)
     except (EtcdPodError, etcdctl.EtcdctlError) as exc:
         return etcdctl.MemberHealth(lk.name, False, str(exc), status, members)
     return etcdctl.MemberHealth(lk.name, True, "", status, members)
