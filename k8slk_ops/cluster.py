@@ -78,6 +78,11 @@ def _config_jump(config: Path, user: str, address: str, port: int) -> str | None
     return jump
 
 
+class NoApiAnswers(CannotStart):
+    """A control plane holds admin.conf but no control plane's API answers: a broken cluster,
+    or one whose init is under way (kubeadm writes admin.conf before the API is up)."""
+
+
 class Cluster:
     """The nodes of one inventory as one run reaches them."""
 
@@ -248,7 +253,7 @@ class Cluster:
             detail = "; ".join(f"{k}: {v}" for k, v in silent.items())
             if read_only:  # a look at a broken cluster (status, etcd status) says what it sees
                 return ClusterFacts(primary=next(iter(silent)), initialised=True, api_error=detail)
-            raise CannotStart(f"the cluster is initialised but no control plane API answers: {detail}")
+            raise NoApiAnswers(f"the cluster is initialised but no control plane API answers: {detail}")
         first = self.inventory.control_planes[0].name
         if first in self.unreachable and not read_only:
             raise CannotStart(

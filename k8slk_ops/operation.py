@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from k8slk_ops import outcomes
-from k8slk_ops.cluster import Cluster, targets_of
+from k8slk_ops.cluster import Cluster, NoApiAnswers, targets_of
 from k8slk_ops.context import ClusterFacts, PlanContext, RunContext
 from k8slk_ops.errors import EXIT_CANNOT_START, CannotStart, UsageError
 from k8slk_ops.events import Event, EventKind, EventSink, NodeReport, RunReport
@@ -91,7 +91,7 @@ class Operation:
         locking = not (self.options.dry_run or self.playbook.read_only)
         try:
             async with self._local_lock(holder, locking), self._signals():
-                cluster = await self._find_cluster()
+                cluster = await self._find_cluster(holder, locking)
                 async with self._cluster_lock(cluster, holder, locking):
                     await self._plan_and_execute(cluster)
             return self.report
@@ -111,13 +111,22 @@ class Operation:
         if unknown:
             raise UsageError(f"no node named {', '.join(unknown)} in {self.inventory.source}")
 
-    async def _find_cluster(self) -> ClusterFacts:
-        """The primary and the membership; refuses to go on without a cluster if it needs one."""
+    async def _find_cluster(self, holder: Holder, locking: bool) -> ClusterFacts:
+        """The primary and the membership; refuses to go on without a cluster if it needs one.
+        A cluster whose API is silent while another run holds the lock files is being set up
+        by that run (an init writes admin.conf before its API answers): that run is named."""
         cps = [n.name for n in self.inventory.control_planes]
         if self.playbook.primary == "not-selected":
             chosen = set(self.options.selected)
             cps = [n for n in cps if n not in chosen] + [n for n in cps if n in chosen]
-        cluster = await self.cluster.find_primary(cps, read_only=self.playbook.read_only)
+        try:
+            cluster = await self.cluster.find_primary(cps, read_only=self.playbook.read_only)
+        except NoApiAnswers:
+            if locking and not self.break_lock:
+                lock = await self._file_locks(holder)
+                await lock.acquire()  # LockHeld, naming the other run, when it holds them
+                await lock.release()
+            raise
         if self.playbook.requires_cluster and not cluster.initialised:
             unreachable = self.cluster.unreachable
             gone = [n.name for n in self.inventory.control_planes if n.name in unreachable]
@@ -226,6 +235,13 @@ class Operation:
                 with contextlib.suppress(Exception):
                     await lock.release()
 
+    async def _file_locks(self, holder: Holder) -> FileLocks:
+        """The lock files of every reachable control plane, for ``holder``."""
+        names = [
+            n.name for n in self.inventory.control_planes if n.name not in self.cluster.unreachable
+        ]
+        return FileLocks([await self.cluster.connect(n) for n in names], holder)
+
     async def _take_cluster_lock(
         self, cluster: ClusterFacts, holder: Holder
     ) -> FileLocks | LeaseLock:
@@ -233,10 +249,7 @@ class Operation:
         if cluster.initialised:
             lock = LeaseLock(cluster.primary, self.cluster.connect, holder)
         else:
-            names = [
-                n.name for n in self.inventory.control_planes if n.name not in self.cluster.unreachable
-            ]
-            lock = FileLocks([await self.cluster.connect(n) for n in names], holder)
+            lock = await self._file_locks(holder)
         await lock.acquire(self.break_lock)
         for message in lock.broken:
             self.emit(None, "lock", EventKind.WARN, message)

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from k8slk_ops.cli import app
 from tests.fleet.inprocess import InProcessFleet, follows_log
-from tests.fleet.node import MARKER
+from tests.fleet.node import ADMIN_CONF, MARKER
 from tests.unit.clirun import K8slk
 
 LOCK = "/run/k8slk-ops.lock"  # the cluster lock, in the primary's tmpfs
@@ -275,3 +275,22 @@ def test_the_cli_closes_its_log_file_when_it_returns(tmp_path: Path) -> None:
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
             handler.close()
+
+
+def test_an_init_under_way_elsewhere_is_named_not_called_a_broken_cluster(
+    fleet: InProcessFleet, k8slk: K8slk
+) -> None:
+    # Another run's init has written admin.conf and holds the lock files; its API is not up yet.
+    fleet.write_file("cp-1", ADMIN_CONF, b"apiVersion: v1\nkind: Config\n")
+    silent = k8slk("bootstrap", fleet.inventory, "--json")
+    assert silent.code == 3, silent.why()
+    assert "no control plane API answers" in silent.stderr  # no lock held: the cluster is broken
+    assert fleet.file("cp-1", LOCK) is None  # the look at the lock files left none behind
+
+    holder = {"run_id": "20260101T000000-abcdef", "user": "ops", "host": "elsewhere",
+              "pid": 4242, "command": "bootstrap", "since": 0.0}
+    fleet.write_file("cp-1", LOCK, json.dumps(holder).encode())
+    busy = k8slk("bootstrap", fleet.inventory, "--json")
+    assert busy.code == 3, busy.why()
+    assert "locked" in busy.stderr and "20260101T000000-abcdef" in busy.stderr
+    assert fleet.file("cp-1", LOCK) == json.dumps(holder).encode()  # left as it was
