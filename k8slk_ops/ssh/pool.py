@@ -28,7 +28,7 @@ from tenacity import (
     wait_random,
 )
 
-from k8slk_ops.ssh import speedups
+from k8slk_ops.ssh import direct_auth, speedups
 from k8slk_ops.ssh.connection import Connection
 from k8slk_ops.ssh.errors import (
     AuthenticationFailed,
@@ -134,6 +134,7 @@ class SSHPool:
         self.stats = PoolStats()
         _quiet_asyncssh()
         speedups.install()
+        direct_auth.install()
 
     @property
     def options_cache(self) -> OptionsCache:

@@ -114,6 +114,25 @@ async def test_wrong_client_key_fails_without_retries(
     assert "n1" in str(caught.value) and str(stranger) in str(caught.value)
 
 
+async def test_openssh_takes_a_login_in_one_signed_request(
+    lab: tuple[Path, Path, list[SSHDServer]],
+) -> None:
+    """sshd (as on a node) accepts the signed request sent at once: no "none", no query."""
+    server = lab[2][1]
+    before = len(server.log_lines())
+    async with SSHPool(retry=RETRY) as pool:
+        conn = await pool.connect(target_for(lab))
+        assert (await conn.run(["true"])).exit_status == 0
+    server.wait_for_log(r"Accepted (key|publickey)", count=1 + _accepted(server.log_lines()[:before]))
+    asked = [line for line in server.log_lines()[before:] if "userauth-request for user" in line]
+    assert len(asked) == 1 and asked[0].split(" method ")[1].startswith("publickey"), asked
+    assert not [line for line in server.log_lines()[before:] if "publickey test pkalg" in line]
+
+
+def _accepted(lines: list[str]) -> int:
+    return sum(1 for line in lines if re.search(r"Accepted (key|publickey)", line))
+
+
 async def test_unreadable_identity_file_is_an_authentication_error(
     lab: tuple[Path, Path, list[SSHDServer]], tmp_path: Path
 ) -> None:
