@@ -188,6 +188,7 @@ class Fleet:
     async def start(self) -> None:
         raise_nofile(4 * len(self.config.nodes) + 1024)
         lean.serve_like_sshd()
+        lean.options_in_the_loop()
         client_pub = (self.directory / f"{layout.CLIENT_KEY}.pub").read_text()
         self._authorized = asyncssh.import_authorized_keys(client_pub)
         lines = []
@@ -217,6 +218,7 @@ class Fleet:
             allow_pty=False,
             x11_forwarding=False,
             agent_forwarding=False,
+            gss_host=None,  # no GSS: not the host's FQDN looked up for every connection
             reuse_address=True,
             backlog=128,
         )
