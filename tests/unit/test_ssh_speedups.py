@@ -15,7 +15,7 @@ import pytest
 from k8slk_ops.cluster import targets_of
 from k8slk_ops.inventory import load_inventory
 from k8slk_ops.ssh import speedups
-from k8slk_ops.ssh.options import ClientSettings, OptionsCache
+from k8slk_ops.ssh.options import KEY_ONLY, ClientSettings, OptionsCache
 from k8slk_ops.ssh.pool import SSHPool
 from tests.fleet.inprocess import InProcessFleet
 
@@ -159,3 +159,52 @@ def test_the_preferred_ciphers_are_a_list_asyncssh_need_not_expand() -> None:
         encryption_algs=PREFERRED_CIPHERS, config=[], known_hosts=None, agent_path=None
     )
     assert [a.decode() for a in options.encryption_algs] == PREFERRED_CIPHERS
+
+
+def _full_and_derived(base: Any, **kwargs: Any) -> tuple[Any, Any]:
+    cls = asyncssh.SSHClientConnectionOptions
+    loop = asyncio.get_running_loop()
+    return cls(base, loop=loop, **kwargs), speedups.derive(cls, base, loop, dict(kwargs))
+
+
+def _fields(options: Any) -> dict[str, Any]:
+    # The parsed (empty) ssh_config is an object per build; what it holds is compared instead.
+    fields = {k: v for k, v in vars(options).items() if k not in ("config", "kwargs")}
+    fields["config"] = vars(options.config)["_options"]
+    return fields
+
+
+@pytest.mark.parametrize("host", ["127.1.0.7", "::1", "node-7.example"])
+async def test_derived_options_are_a_full_build_field_by_field(host: str) -> None:
+    keys = asyncssh.load_keypairs([asyncssh.generate_private_key("ssh-ed25519")])
+    base = asyncssh.SSHClientConnectionOptions(
+        username="root", client_keys=keys, known_hosts=([], [], []), config=[], agent_path=None,
+        connect_timeout=7, keepalive_interval=9, keepalive_count_max=3, **KEY_ONLY,
+    )
+    for port, algs in ((22, ["ssh-ed25519"]), (2222, ["ecdsa-sha2-nistp256", "ssh-ed25519"])):
+        def factory() -> asyncssh.SSHClient:
+            return asyncssh.SSHClient()
+
+        kwargs = dict(host=host, port=port, tunnel=(), client_keys=keys, config=[],
+                      client_factory=factory, server_host_key_algs=algs)
+        full, derived = _full_and_derived(base, **kwargs)
+        assert _fields(derived) == _fields(full)
+        assert derived.protocol_factory is factory and derived.host == host
+
+
+async def test_derived_options_share_no_list_a_connection_consumes() -> None:
+    keys = asyncssh.load_keypairs([asyncssh.generate_private_key("ssh-ed25519")])
+    base = asyncssh.SSHClientConnectionOptions(
+        username="root", client_keys=keys, known_hosts=([], [], []), config=[], agent_path=None,
+    )
+    kwargs: dict[str, Any] = dict(port=22, tunnel=(), client_keys=keys, config=[],
+                                  client_factory=asyncssh.SSHClient,
+                                  server_host_key_algs=["ssh-ed25519"])
+    cls = asyncssh.SSHClientConnectionOptions
+    loop = asyncio.get_running_loop()
+    first = speedups.derive(cls, base, loop, dict(kwargs, host="a"))
+    second = speedups.derive(cls, base, loop, dict(kwargs, host="b"))
+    first.client_keys.pop(0)  # as SSHClientConnection does with each key it tries
+    assert len(second.client_keys) == 1 and first.host == "a" and second.host == "b"
+    unknown = speedups.derive(cls, base, loop, dict(kwargs, host="c", family=0))
+    assert unknown.host == "c"  # a value it does not know: built in full
