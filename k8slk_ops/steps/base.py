@@ -62,10 +62,16 @@ class Step:
     changes: ClassVar[bool] = True
     # False for steps that act through the primary only: they can run for an unreachable node.
     needs_node: ClassVar[bool] = True
-    # False for steps that never use the node's own connection (they act through the primary,
-    # or wait on the cluster's API): a worker's connection is closed before such steps once
-    # nothing later in the run uses it (run.Executor).
+    # False for steps that never use the node's own connection: a worker's connection is closed
+    # before such steps once nothing later in the run uses it (run.Executor). A step that acts
+    # through the primary only (needs_node False) never does, and is marked so here once; a
+    # step that needs the node but only waits on the cluster's API (wait-ready) sets it itself.
     uses_connection: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.needs_node:
+            cls.uses_connection = False
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
         raise NotImplementedError
