@@ -238,11 +238,10 @@ class Cluster:
                 await self.gather(order[i:])
                 looks = await asyncio.gather(*(self._look(n) for n in order[i:]))
                 for other, look in zip(order[i:], looks, strict=True):
-                    if isinstance(look, str):
-                        silent[other] = look
-                for other, look in zip(order[i:], looks, strict=True):
                     if isinstance(look, dict):
                         return await self._primary(other, look)
+                    if isinstance(look, str):
+                        silent[other] = look
                 break
             members = await self._look(name)
             if isinstance(members, str):
