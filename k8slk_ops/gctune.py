@@ -30,3 +30,15 @@ def lean_gc() -> Iterator[None]:
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
+
+
+def spare_the_last_collections() -> None:
+    """Move everything into the permanent generation as the process ends.
+
+    The interpreter collects garbage once more while it shuts down, walking every object the
+    process still holds: after a run of 5,000 nodes, about a second of CPU between the last
+    line printed and the exit, for nothing (the memory goes back to the system whole). Frozen
+    objects are not walked; they are still freed, and every exit handler still runs. For the
+    console entry point only: a process that goes on (the tests) keeps collecting as before.
+    """
+    gc.freeze()

@@ -53,3 +53,47 @@ def test_a_run_of_the_cli_is_inside_lean_gc(
     assert run.code == 0, run.why()
     assert seen and seen[0] > 0
     assert gc.get_freeze_count() == 0
+
+
+def test_the_report_is_written_before_the_heap_is_thawed(
+    fleet: InProcessFleet, k8slk: K8slk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from k8slk_ops import cli, report
+
+    inside: list[bool] = [False]
+    seen: list[bool] = []
+
+    @contextlib.contextmanager
+    def recording() -> Iterator[None]:
+        with lean_gc():
+            inside[0] = True
+            try:
+                yield
+            finally:
+                inside[0] = False
+
+    original = report.JsonReporter.finish
+
+    def finish(self: report.JsonReporter, run_report: report.RunReport) -> None:
+        seen.append(inside[0])
+        original(self, run_report)
+
+    monkeypatch.setattr(cli, "lean_gc", recording)
+    monkeypatch.setattr(report.JsonReporter, "finish", finish)
+    run = k8slk("status", fleet.inventory, "--json")
+    assert run.code == 0, run.why()
+    assert seen == [True]
+
+
+def test_the_console_entry_point_freezes_the_heap_as_it_exits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from k8slk_ops import cli
+
+    monkeypatch.setattr("sys.argv", ["k8slk-ops", "--version"])
+    try:
+        with pytest.raises(SystemExit):
+            cli.main()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
