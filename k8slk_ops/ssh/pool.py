@@ -132,9 +132,7 @@ class SSHPool:
         self._jumps: dict[_Endpoint, asyncssh.SSHClientConnection] = {}
         self._jump_locks: dict[_Endpoint, asyncio.Lock] = {}
         self.stats = PoolStats()
-        _quiet_asyncssh()
-        speedups.install()
-        direct_auth.install()
+        prepare_asyncssh()
 
     @property
     def options_cache(self) -> OptionsCache:
@@ -364,6 +362,15 @@ async def _record_new_host_key(endpoint: _Endpoint, check: HostKeyCheck) -> None
                 check.presented,
                 check.known_hosts_path,
             )
+
+
+def prepare_asyncssh() -> None:
+    """asyncssh's client as this tool uses it: its INFO lines quiet, disabled log lines not
+    formatted, a loop turn's packets in one send, options derived per connection, a login in
+    one signed request. Idempotent; also what the floor measurement (tests/fleet/floor.py) runs."""
+    _quiet_asyncssh()
+    speedups.install()
+    direct_auth.install()
 
 
 def _quiet_asyncssh() -> None:

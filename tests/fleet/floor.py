@@ -4,7 +4,8 @@
 
 Connects to every node of the fleet in DIR with the fleet's client key and known_hosts (host
 keys checked, as the tool does), runs ``sessions`` commands (``true``) on each, and closes,
-at most ``concurrency`` nodes at once. It prints the CPU seconds this process spent doing so
+at most ``concurrency`` nodes at once, with asyncssh's client prepared as the tool prepares it
+(``k8slk_ops.ssh.pool.prepare_asyncssh``; ``--bare`` for asyncssh as it comes). It prints the CPU seconds this process spent doing so
 (imports and reading the fleet's files excluded) and that per node: what the SSH handshake and
 the packet layer cost on this machine, before any work of the tool's own.
 
@@ -27,6 +28,7 @@ from pathlib import Path
 import asyncssh
 
 from k8slk_ops.ssh.options import KEY_ONLY, PREFERRED_CIPHERS
+from k8slk_ops.ssh.pool import prepare_asyncssh
 from tests.fleet import layout
 
 
@@ -79,8 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=256)
     p.add_argument("--sessions", type=int, default=1)
     p.add_argument("--shards", type=int, default=1)
+    p.add_argument("--bare", action="store_true", help="asyncssh as it comes")
     p.add_argument("--part", default="0/1", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if not args.bare:
+        prepare_asyncssh()
     if args.shards > 1:
         print(json.dumps(sharded(args)))
         return 0
@@ -98,7 +103,8 @@ def sharded(args: argparse.Namespace) -> dict[str, float]:
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.fleet.floor", str(args.directory), "--concurrency",
-             str(each), "--sessions", str(args.sessions), "--part", f"{i}/{args.shards}"],
+             str(each), "--sessions", str(args.sessions), "--part", f"{i}/{args.shards}",
+             *(["--bare"] if args.bare else [])],
             stdout=subprocess.PIPE,
         )
         for i in range(args.shards)
