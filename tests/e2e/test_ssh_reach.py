@@ -114,14 +114,18 @@ async def test_wrong_client_key_fails_without_retries(
     assert "n1" in str(caught.value) and str(stranger) in str(caught.value)
 
 
+@pytest.mark.parametrize("kind", ["ed25519", "rsa"])
 async def test_openssh_takes_a_login_in_one_signed_request(
-    lab: tuple[Path, Path, list[SSHDServer]],
+    lab: tuple[Path, Path, list[SSHDServer]], tmp_path: Path, kind: str
 ) -> None:
-    """sshd (as on a node) accepts the signed request sent at once: no "none", no query."""
+    """sshd (as on a node) accepts the signed request sent at once: no "none", no query;
+    an RSA key (an image's .ssh/id_rsa.pub) signs with SHA-2 as sshd asks."""
     server = lab[2][1]
+    key = keygen(tmp_path / f"id_{kind}", kind)
+    server.authorize(key)
     before = len(server.log_lines())
     async with SSHPool(retry=RETRY) as pool:
-        conn = await pool.connect(target_for(lab))
+        conn = await pool.connect(replace(target_for(lab), identity_file=key))
         assert (await conn.run(["true"])).exit_status == 0
     server.wait_for_log(r"Accepted (key|publickey)", count=1 + _accepted(server.log_lines()[:before]))
     asked = [line for line in server.log_lines()[before:] if "userauth-request for user" in line]
