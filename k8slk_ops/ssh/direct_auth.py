@@ -14,7 +14,9 @@ signature, perhaps a confirmation prompt), a security key (a touch per signature
 decrypted on first use, a PKCS#11 token. Those are still queried first, exactly as before; only
 a software key already in memory (``SSHLocalKeyPair`` signing inline) signs straight away. A key
 the server refuses costs one signature and is followed by the next key, as after a refused
-query; when no key is taken the error is the same "Permission denied".
+query; when no key is taken the error is the same "Permission denied". A refusing server learns
+that the key is held, not only offered; the signature covers this session's exchange hash, so
+it cannot be replayed to another server or session.
 
 ``install()`` applies to asyncssh *client* connections made afterwards (idempotent).
 """
