@@ -17,6 +17,9 @@ For each concurrency it brings up a fresh fleet (tests/fleet), runs
 - SSH commands per node (mean, max, and the usual mix), and CPU milliseconds per node;
 - then ``k8slk-ops status`` of the same fleet, just bootstrapped: wall, CPU (and per node),
   peak RSS, at the same concurrency;
+- then the floor on the same fleet (``python -m tests.fleet.floor``, ``--no-floor`` to skip):
+  asyncssh alone, a login and one command per node, wall and CPU per node, so that a run is
+  read against what the machine could do at that moment (its speed drifts);
 - the load average of the machine before the run (other work shares its cores).
 
 It prints figures and asserts nothing about them; it exits non-zero only if a run failed.
@@ -73,6 +76,17 @@ class Figures:
     status: RunFigures | None
     load_average: tuple[float, float, float]
     phases: list[tuple[str, float, float]] | None = None  # (phase, wall s, CPU s)
+    floor: FloorFigures | None = None
+
+
+@dataclass
+class FloorFigures:
+    """asyncssh alone on the same fleet just after the runs (tests/fleet/floor.py): a login and
+    one command per node, as the tool prepares asyncssh. This machine's speed drifts; the
+    floor measured beside a run says how far above it the run is."""
+
+    wall_seconds: float
+    cpu_ms_per_node: float
 
 
 @dataclass
@@ -185,6 +199,20 @@ def _status(args: argparse.Namespace, directory: Path, concurrency: int) -> RunF
                       round(usage.ru_maxrss / 1024, 1), _read_phases(phases))
 
 
+def _floor(directory: Path, concurrency: int) -> FloorFigures | None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.fleet.floor", str(directory), "--concurrency",
+         str(concurrency)], cwd=ROOT, capture_output=True, text=True,
+    )
+    try:
+        figures = json.loads(done.stdout)
+        return FloorFigures(float(figures["wallSeconds"]), float(figures["cpuMsPerNode"]))
+    except (ValueError, KeyError, TypeError):
+        print(f"bench: the floor measurement failed: {done.stderr.strip()[-500:]}",
+              file=sys.stderr)
+        return None
+
+
 def run_once(args: argparse.Namespace, concurrency: int, work: Path) -> Figures:
     directory = work / f"fleet-c{concurrency}"
     directory.mkdir(parents=True, exist_ok=True)
@@ -200,6 +228,7 @@ def run_once(args: argparse.Namespace, concurrency: int, work: Path) -> Figures:
     assert fleet_pid is not None
     load = os.getloadavg()
     status: RunFigures | None = None
+    floor: FloorFigures | None = None
     try:
         fleet_cpu0 = process.cpu_seconds(fleet_pid)
         phases = _phases_file(args, directory, "report")
@@ -215,6 +244,8 @@ def run_once(args: argparse.Namespace, concurrency: int, work: Path) -> Figures:
         stats = _snapshot(directory, fleet_pid)
         if not args.no_status:
             status = _status(args, directory, concurrency)
+        if not args.no_floor:
+            floor = _floor(directory, concurrency)
     finally:
         process.stop(directory)
     try:
@@ -250,6 +281,7 @@ def run_once(args: argparse.Namespace, concurrency: int, work: Path) -> Figures:
         status=status,
         load_average=(round(load[0], 2), round(load[1], 2), round(load[2], 2)),
         phases=_read_phases(phases),
+        floor=floor,
     )
 
 
@@ -274,6 +306,11 @@ def show(f: Figures) -> str:
         f"  k8slk-ops peak RSS    {st.peak_rss_mb:8.1f} MB",
         *_show_phases(st.phases),
     ]
+    floor = [] if f.floor is None else [
+        "floor: asyncssh alone on the same fleet, a login and one command per node",
+        f"  wall time             {f.floor.wall_seconds:8.2f} s",
+        f"  CPU per node          {f.floor.cpu_ms_per_node:8.2f} ms",
+    ]
     return "\n".join([
         f"bootstrap of {f.nodes} simulated nodes ({f.control_planes} control plane(s)), "
         f"--concurrency {f.concurrency}: exit {f.exit_code}, outcomes {f.outcomes}",
@@ -293,6 +330,7 @@ def show(f: Figures) -> str:
         f"  load average before   {' '.join(f'{x:.2f}' for x in f.load_average)}",
         *_show_phases(f.phases),
         *status,
+        *floor,
     ])
 
 
@@ -310,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
     p.add_argument("--keep", action="store_true", help="keep the fleet directories")
     p.add_argument("--no-status", action="store_true", help="skip the status run")
+    p.add_argument("--no-floor", action="store_true",
+                   help="skip the floor measurement (tests/fleet/floor.py) after the runs")
     p.add_argument("--phases", action="store_true",
                    help="also print wall and CPU per phase of each run (not with --profile)")
     args = p.parse_args(argv)
