@@ -182,18 +182,25 @@ def test_add_node_without_a_cluster_exits_3_before_any_write(
     assert "write-file" not in fleet.commands()
 
 
+def _lock_held_elsewhere(fleet: InProcessFleet, command: str) -> bytes:
+    """cp-1's lock file as another machine's run of ``command`` leaves it; its bytes."""
+    holder = {"run_id": "20260101T000000-abcdef", "user": "ops", "host": "elsewhere",
+              "pid": 4242, "command": command, "since": 0.0}
+    held = json.dumps(holder).encode()
+    fleet.write_file("cp-1", LOCK, held)
+    return held
+
+
 def test_a_cluster_locked_by_another_run_exits_3_until_the_lock_is_broken(
     fleet: InProcessFleet, k8slk: K8slk
 ) -> None:
     assert k8slk("bootstrap", fleet.inventory).code == 0
-    holder = {"run_id": "20260101T000000-abcdef", "user": "ops", "host": "elsewhere",
-              "pid": 4242, "command": "add-node", "since": 0.0}
-    fleet.write_file("cp-1", LOCK, json.dumps(holder).encode())
+    held = _lock_held_elsewhere(fleet, "add-node")
     run = k8slk("add-node", fleet.inventory, "--json")
     assert run.code == 3, run.why()
     assert "locked" in run.stderr and "20260101T000000-abcdef" in run.stderr
     assert "--break-lock" in run.stderr
-    assert fleet.file("cp-1", LOCK) == json.dumps(holder).encode()  # left as it was
+    assert fleet.file("cp-1", LOCK) == held  # left as it was
 
     broken = k8slk("add-node", fleet.inventory, "--break-lock", "--json")
     assert broken.code == 0, broken.why()
@@ -287,10 +294,8 @@ def test_an_init_under_way_elsewhere_is_named_not_called_a_broken_cluster(
     assert "no control plane API answers" in silent.stderr  # no lock held: the cluster is broken
     assert fleet.file("cp-1", LOCK) is None  # the look at the lock files left none behind
 
-    holder = {"run_id": "20260101T000000-abcdef", "user": "ops", "host": "elsewhere",
-              "pid": 4242, "command": "bootstrap", "since": 0.0}
-    fleet.write_file("cp-1", LOCK, json.dumps(holder).encode())
+    held = _lock_held_elsewhere(fleet, "bootstrap")
     busy = k8slk("bootstrap", fleet.inventory, "--json")
     assert busy.code == 3, busy.why()
     assert "locked" in busy.stderr and "20260101T000000-abcdef" in busy.stderr
-    assert fleet.file("cp-1", LOCK) == json.dumps(holder).encode()  # left as it was
+    assert fleet.file("cp-1", LOCK) == held  # left as it was

@@ -26,14 +26,7 @@ class _Started:
 ])
 def test_up_strict_network(monkeypatch: pytest.MonkeyPatch, flags: list[str],
                            strict: bool, addon: bool) -> None:
-    seen: dict[str, Any] = {}
-
-    def up(directory: str, **kwargs: Any) -> _Started:
-        seen.update(kwargs)
-        return _Started()
-
-    monkeypatch.setattr(cli.Lab, "up", up)
-    assert cli.main(["up", "--dir", "/tmp/x", *flags]) == 0
+    seen = _up_with(monkeypatch, flags)
     assert seen["strict_network"] is strict
     assert seen["pod_network_addon"] is addon
 
@@ -43,6 +36,11 @@ def test_up_strict_network(monkeypatch: pytest.MonkeyPatch, flags: list[str],
 ])
 def test_up_runs_a_real_etcd_unless_told_not_to(monkeypatch: pytest.MonkeyPatch,
                                                flags: list[str], real_etcd: bool) -> None:
+    assert _up_with(monkeypatch, flags)["real_etcd"] is real_etcd
+
+
+def _up_with(monkeypatch: pytest.MonkeyPatch, flags: list[str]) -> dict[str, Any]:
+    """What ``python -m tests.lab up --dir /tmp/x FLAGS`` asks of Lab.up (which is not run)."""
     seen: dict[str, Any] = {}
 
     def up(directory: str, **kwargs: Any) -> _Started:
@@ -51,7 +49,7 @@ def test_up_runs_a_real_etcd_unless_told_not_to(monkeypatch: pytest.MonkeyPatch,
 
     monkeypatch.setattr(cli.Lab, "up", up)
     assert cli.main(["up", "--dir", "/tmp/x", *flags]) == 0
-    assert seen["real_etcd"] is real_etcd
+    return seen
 
 
 def test_a_lab_without_etcd_installed_names_the_packages(monkeypatch: pytest.MonkeyPatch) -> None:
