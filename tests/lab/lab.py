@@ -450,7 +450,7 @@ class Lab:
         node = self._node(n)
         node.halt(graceful=True)
         n.pids = {}
-        self._boot(n)
+        self._boot(n, save_first=True)
         if not network.partitioned(self.slot, n.spec.address):
             _wait_ssh(n.spec)
         st.save(self.dir, self.state)
@@ -504,11 +504,16 @@ class Lab:
             f"exec unshare -m --propagation private -- {procs.BUSYBOX} sh -c {shlex.quote(inner)}\n"
         )
 
-    def _boot(self, n: NodeState) -> None:
+    def _boot(self, n: NodeState, *, save_first: bool = False) -> None:
+        """Start the node's processes. With ``save_first`` the boot is counted in the saved
+        state before they start: a client may reach the new sshd, and a test read the count,
+        while this process is still starting the rest (a reboot runs in its own process)."""
         node = self._node(n)
         node.prepare(self._facts(n), self._reboot_command(n))
-        n.pids = node.boot()
         n.boots += 1
+        if save_first:
+            st.save(self.dir, self.state)
+        n.pids = node.boot()
 
     def _start_balancer(self) -> None:
         """The TCP load balancer in front of every control plane's :6443; returns once it
