@@ -24,7 +24,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from k8slk_ops import __version__, kubeadm, metrics
+from k8slk_ops import __version__, depwarnings, kubeadm, metrics
 from k8slk_ops.errors import (
     EXIT_INTERRUPTED,
     EXIT_NODE_FAILED,
@@ -240,6 +240,7 @@ def _run(
     redactor = Redactor()
     try:
         configure_logging(shared.verbose, shared.log_file, redactor)
+        depwarnings.release()
         reporter = make_reporter(
             json=shared.json_out, log_file=shared.log_file, verbose=shared.verbose,
             redactor=redactor,
