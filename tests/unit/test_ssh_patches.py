@@ -20,7 +20,9 @@ from tests.fleet.inprocess import InProcessFleet
 from tests.unit.clirun import K8slk
 
 ALL = frozenset(p.name for p in patches.PATCHES)
-# Tests of what applying them does need a release they were all checked against (the lock's).
+# What a patch replaces is known on the releases it was checked against, and only there (on
+# another, the attributes it names may not exist): the tests that look at them need such a
+# release, the lock's.
 on_a_checked_release = pytest.mark.skipif(
     not all(p.fits(patches.asyncssh_version()) for p in patches.PATCHES),
     reason=f"not every patch is checked against asyncssh {patches.asyncssh_version()}",
@@ -52,6 +54,7 @@ def stock_first() -> Iterator[Attributes]:
         patches.install()
 
 
+@on_a_checked_release
 def test_the_originals_are_asyncssh_own(stock_first: Attributes) -> None:
     """What the other tests compare with is asyncssh's code, not a wrapper of ours."""
     for owner, name in stock_first:
@@ -60,6 +63,7 @@ def test_the_originals_are_asyncssh_own(stock_first: Attributes) -> None:
         assert function.__module__.startswith("asyncssh."), (owner, name, function)
 
 
+@on_a_checked_release
 def test_the_env_switch_leaves_asyncssh_untouched(
     stock_first: Attributes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -84,6 +88,7 @@ def test_the_env_switch_takes_out_patches_applied_earlier(
     assert patches.applied() == ALL
 
 
+@on_a_checked_release
 def test_a_patch_is_skipped_on_a_release_it_was_not_checked_against(
     stock_first: Attributes, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -112,6 +117,20 @@ def test_a_patch_is_skipped_on_a_release_it_was_not_checked_against(
     assert _current() == stock_first
 
 
+def test_this_release_gets_exactly_the_patches_checked_against_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On any release, the lock's or another (nox -s lowest): none that was not checked."""
+    monkeypatch.delenv(patches.STOCK_ENV, raising=False)
+    try:
+        outcomes = patches.install()
+        fitting = {p.name for p in patches.PATCHES if p.fits(asyncssh.__version__)}
+        assert {o.patch for o in outcomes if o.applied} == fitting == patches.applied()
+    finally:
+        monkeypatch.undo()
+        patches.install()
+
+
 def test_every_patch_names_the_locked_release_among_those_checked() -> None:
     """The lock (requirements/lock.txt) is what the suite runs on; a patch not checked there
     would never be tested with its patch on."""
@@ -128,6 +147,7 @@ def test_install_is_idempotent(stock_first: Attributes) -> None:
     assert _current() == stock_first
 
 
+@on_a_checked_release
 def test_making_a_pool_or_importing_the_tool_changes_nothing() -> None:
     """Only the run's start applies them: a fresh interpreter that imports the command line and
     makes a pool has asyncssh as it comes."""
@@ -153,6 +173,7 @@ def test_making_a_pool_or_importing_the_tool_changes_nothing() -> None:
     assert done.returncode == 0, done.stderr
 
 
+@on_a_checked_release
 async def test_a_pool_made_in_process_leaves_them_as_they_are(stock_first: Attributes) -> None:
     async with SSHPool():
         pass

@@ -79,6 +79,7 @@ async def test_closing_or_aborting_sends_what_is_pending_first(end: str) -> None
     assert inner.calls == [("write", b"disconnect"), (end, b"")]
 
 
+@derivation_checked  # asyncssh.SSHClientConnectionOptions.construct is not everywhere
 async def test_file_free_options_are_built_without_a_thread(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, asyncssh_mode: AsyncsshMode
 ) -> None:
