@@ -88,7 +88,7 @@ def install() -> tuple[Outcome, ...]:
         elif not patch.fits(version):
             checked = ", ".join(sorted(patch.checked))
             outcome = Outcome(
-                patch.name, False, f"not checked against asyncssh {version} (checked: {checked})"
+                patch.name, False, f"not checked against asyncssh {version}, only {checked}"
             )
         else:
             outcome = Outcome(patch.name, True, f"checked against asyncssh {version}")
