@@ -40,7 +40,7 @@ from k8slk_ops.options import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RunOptions, 
 from k8slk_ops.playbook import Playbook, load_builtin, load_playbook
 from k8slk_ops.redact import Redactor
 from k8slk_ops.report import configure_logging, make_reporter, release_logging
-from k8slk_ops.ssh import raise_nofile_limit
+from k8slk_ops.ssh import prepare_asyncssh, raise_nofile_limit
 
 app = typer.Typer(
     name="k8slk-ops",
@@ -255,6 +255,7 @@ def _run(
         inventory = _load_inventory(inventory_path)
         run_options = dataclasses.replace(options, run_id=new_run_id())
         raise_nofile_limit()
+        prepare_asyncssh()  # patches asyncssh where checked (K8SLK_OPS_STOCK_ASYNCSSH=1: none)
         op = Operation(
             playbook, inventory, run_options, reporter, redactor.add,
             command=command_name, break_lock=shared.break_lock,

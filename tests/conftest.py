@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 
+from k8slk_ops.ssh import patches, prepare_asyncssh
 from tests.lab.fixture import LabFactory
 from tests.lab.fixture import lab_factory as _lab_factory
 
@@ -43,6 +45,46 @@ def own_logging() -> Iterator[None]:
     yield
     logger.setLevel(saved[0])
     logger.propagate, logger.handlers[:], logger.disabled = saved[1], saved[2], saved[3]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def asyncssh_as_the_tool_runs_it() -> None:
+    """The tool applies its asyncssh patches at its run start (k8slk_ops/cli.py), not when a
+    pool is made: tests that make a pool or connect without the command line get the same
+    asyncssh here (as it comes for the whole run with ``K8SLK_OPS_STOCK_ASYNCSSH=1``)."""
+    prepare_asyncssh()
+
+
+@dataclass(frozen=True)
+class AsyncsshMode:
+    """How asyncssh runs in a test: ``stock`` when the patches were switched off, ``applied``
+    the patches in effect (none when stock; on a release no patch was checked against, none
+    either)."""
+
+    stock: bool
+    applied: frozenset[str]
+
+
+@pytest.fixture(params=["patched", "stock"])
+def asyncssh_mode(request: pytest.FixtureRequest) -> Iterator[AsyncsshMode]:
+    """Runs the test twice: with the tool's asyncssh patches (where checked), and with
+    ``K8SLK_OPS_STOCK_ASYNCSSH=1`` (asyncssh as it comes, which must log in and work as well).
+    The environment and the patches are as before afterwards."""
+    stock = request.param == "stock"
+    before = os.environ.get(patches.STOCK_ENV)
+    if not stock and patches.stock_requested():
+        pytest.skip(f"{patches.STOCK_ENV} is set for the whole run")
+    if stock:
+        os.environ[patches.STOCK_ENV] = "1"
+    try:
+        patches.install()
+        yield AsyncsshMode(stock=stock, applied=patches.applied())
+    finally:
+        if before is None:
+            os.environ.pop(patches.STOCK_ENV, None)
+        else:
+            os.environ[patches.STOCK_ENV] = before
+        patches.install()
 
 
 @pytest.fixture

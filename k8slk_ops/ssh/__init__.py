@@ -18,7 +18,7 @@ from k8slk_ops.ssh.errors import (
 )
 from k8slk_ops.ssh.hostkeys import fingerprint
 from k8slk_ops.ssh.limits import raise_nofile_limit
-from k8slk_ops.ssh.pool import PoolStats, RetryPolicy, SSHPool
+from k8slk_ops.ssh.pool import PoolStats, RetryPolicy, SSHPool, prepare_asyncssh
 from k8slk_ops.ssh.target import CommandResult, HostKeyPolicy, JumpHost, SSHTarget
 
 __all__ = [
@@ -39,5 +39,6 @@ __all__ = [
     "SSHTarget",
     "Unreachable",
     "fingerprint",
+    "prepare_asyncssh",
     "raise_nofile_limit",
 ]

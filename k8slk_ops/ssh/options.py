@@ -21,8 +21,8 @@ from asyncssh.config import SSHClientConfig
 from asyncssh.encryption import get_default_encryption_algs
 from asyncssh.public_key import load_default_keypairs
 
-from k8slk_ops.ssh import speedups
 from k8slk_ops.ssh.errors import AuthenticationFailed
+from k8slk_ops.ssh.patches.derived_options import mark_file_free
 from k8slk_ops.ssh.target import SSHTarget
 
 # known_hosts as "no trusted keys": asyncssh then asks our client object about every key.
@@ -184,7 +184,7 @@ class OptionsCache:
             **KEY_ONLY,
         )
         if settings.config_file is None:
-            speedups.mark_file_free(options)  # rebuilt per connection without reading a file
+            mark_file_free(options)  # rebuilt per connection without reading a file
         return options
 
     def clear(self) -> None:

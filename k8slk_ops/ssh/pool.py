@@ -28,7 +28,7 @@ from tenacity import (
     wait_random,
 )
 
-from k8slk_ops.ssh import direct_auth, speedups
+from k8slk_ops.ssh import patches
 from k8slk_ops.ssh.connection import Connection
 from k8slk_ops.ssh.errors import (
     AuthenticationFailed,
@@ -132,7 +132,6 @@ class SSHPool:
         self._jumps: dict[_Endpoint, asyncssh.SSHClientConnection] = {}
         self._jump_locks: dict[_Endpoint, asyncio.Lock] = {}
         self.stats = PoolStats()
-        prepare_asyncssh()
 
     @property
     def options_cache(self) -> OptionsCache:
@@ -364,13 +363,13 @@ async def _record_new_host_key(endpoint: _Endpoint, check: HostKeyCheck) -> None
             )
 
 
-def prepare_asyncssh() -> None:
-    """asyncssh's client as this tool uses it: its INFO lines quiet, disabled log lines not
-    formatted, a loop turn's packets in one send, options derived per connection, a login in
-    one signed request. Idempotent; also what the floor measurement (tests/fleet/floor.py) runs."""
+def prepare_asyncssh() -> tuple[patches.Outcome, ...]:
+    """asyncssh's client as this tool uses it: its INFO lines quiet, and the patches of
+    ``k8slk_ops.ssh.patches`` applied where checked (none with ``K8SLK_OPS_STOCK_ASYNCSSH=1``).
+    Called by the command line's run start, not by making a pool; idempotent; also what the
+    floor measurement (tests/fleet/floor.py) and the fleet's server process run."""
     _quiet_asyncssh()
-    speedups.install()
-    direct_auth.install()
+    return patches.install()
 
 
 def _quiet_asyncssh() -> None:
@@ -379,38 +378,6 @@ def _quiet_asyncssh() -> None:
     library = logging.getLogger("asyncssh")
     if library.level == logging.NOTSET:
         library.setLevel(logging.WARNING)
-    _skip_disabled_asyncssh_logs()
-
-
-def _skip_disabled_asyncssh_logs() -> None:
-    """Make asyncssh ask its logger whether a level is enabled *before* it formats a message.
-
-    asyncssh turns every log call's arguments into text first (about 30 calls per connection,
-    a few microseconds each) and formats a line for every packet sent or received whatever its
-    debug level (about 50 per connection): at a thousand nodes, a tenth of the client's CPU
-    for lines nobody reads. Wrapped once, behaviour unchanged when the levels are enabled.
-    """
-    from asyncssh import logging as ssh_logging
-    from asyncssh import packet as ssh_packet
-
-    logger_cls: Any = ssh_logging.SSHLogger
-    if getattr(logger_cls.log, "_k8slk_guarded", False):
-        return
-    original_log = logger_cls.log
-    original_packet = ssh_packet.SSHPacketLogger._log_packet
-
-    def log(self: Any, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
-        if self.logger.isEnabledFor(level):
-            original_log(self, level, msg, *args, **kwargs)
-
-    def log_packet(self: Any, *args: Any, **kwargs: Any) -> None:
-        logger = self.logger
-        if logger._debug_level >= 3 and logger.logger.isEnabledFor(logging.DEBUG):
-            original_packet(self, *args, **kwargs)
-
-    log._k8slk_guarded = True  # type: ignore[attr-defined]
-    logger_cls.log = log
-    setattr(ssh_packet.SSHPacketLogger, "_log_packet", log_packet)  # noqa: B010
 
 
 def _keys_offered(settings: ClientSettings) -> str:

@@ -19,6 +19,7 @@ from k8slk_ops.ssh import (
     SSHPool,
     SSHTarget,
 )
+from tests.conftest import AsyncsshMode
 from tests.sshd_server import SSHDServer, require_sshd, sshd_servers
 
 FAST_RETRY = RetryPolicy(attempts=2, initial=0.01, maximum=0.05, jitter=0.01)
@@ -68,6 +69,18 @@ async def test_run_returns_exit_status_stdout_stderr(conn: Connection) -> None:
 
     ok = await conn.run(["true"])
     assert ok.ok and ok.exit_status == 0
+
+
+async def test_openssh_takes_the_login_with_and_without_the_asyncssh_patches(
+    asyncssh_mode: AsyncsshMode, node: tuple[SSHDServer, SSHTarget]
+) -> None:
+    """OpenSSH's sshd, not only asyncssh's server, takes the signed request sent first (the
+    patches on) and asyncssh's own none-query-signed login (K8SLK_OPS_STOCK_ASYNCSSH=1)."""
+    async with SSHPool(retry=FAST_RETRY) as pool:
+        conn = await pool.connect(node[1])
+        result = await conn.run("echo out")
+        assert result.exit_status == 0 and result.stdout == b"out\n"
+        assert pool.stats.attempts == 1
 
 
 async def test_stdin_is_delivered_then_eof(conn: Connection) -> None:

@@ -35,10 +35,11 @@ def serve_like_sshd() -> None:
 
 def quiet_logs() -> None:
     """asyncssh formats each log line (one per packet, too) before asking whether its level is
-    on; the client's guard for that (``k8slk_ops.ssh.pool``) applies to the fleet's process."""
-    from k8slk_ops.ssh.pool import _quiet_asyncssh
+    on; the tool's guard for that (``k8slk_ops/ssh/patches/quiet_logs.py``, applied with the
+    tool's other patches where checked) applies to the fleet's process."""
+    from k8slk_ops.ssh import prepare_asyncssh
 
-    _quiet_asyncssh()
+    prepare_asyncssh()
 
 
 def options_in_the_loop() -> None:

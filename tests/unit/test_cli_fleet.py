@@ -16,6 +16,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from k8slk_ops.cli import app
+from k8slk_ops.ssh import patches
+from tests.conftest import AsyncsshMode
 from tests.fleet.inprocess import InProcessFleet, follows_log
 from tests.fleet.node import ADMIN_CONF, MARKER
 from tests.unit.clirun import K8slk
@@ -32,10 +34,12 @@ def interrupt() -> None:
 
 
 def test_bootstrap_exits_0_and_a_second_run_changes_nothing(
-    fleet: InProcessFleet, k8slk: K8slk
+    fleet: InProcessFleet, k8slk: K8slk, asyncssh_mode: AsyncsshMode
 ) -> None:
+    """With the tool's asyncssh patches and with asyncssh as it comes: the same cluster."""
     first = k8slk("bootstrap", fleet.inventory, "--json")
     assert first.code == 0, first.why()
+    assert patches.applied() == asyncssh_mode.applied  # the run's start kept to the mode
     assert first.report["exitCode"] == 0 and first.report["changed"] is True
     assert first.outcomes == {"cp-1": "ok", "w-1": "ok", "w-2": "ok"}
     assert set(fleet.members()) == {"cp-1", "w-1", "w-2"}

@@ -1,5 +1,7 @@
 """A login sends one signed public-key request per key tried: no ``none`` request, no query,
 unless the key is one whose use costs more than CPU; refused keys are followed by the next.
+Without the patch (``K8SLK_OPS_STOCK_ASYNCSSH=1``) the same logins succeed and fail the same
+way, with asyncssh's ``none`` request and a query per key first.
 
 Checked against asyncssh's own server in this process (it answers ``none``, queries and signed
 requests as RFC 4252 says) and against the fleet through the pool."""
@@ -14,10 +16,13 @@ import pytest
 
 from k8slk_ops.cluster import targets_of
 from k8slk_ops.inventory import load_inventory
-from k8slk_ops.ssh import direct_auth
 from k8slk_ops.ssh.options import KEY_ONLY
+from k8slk_ops.ssh.patches import direct_auth
 from k8slk_ops.ssh.pool import SSHPool
+from tests.conftest import AsyncsshMode
 from tests.fleet.inprocess import InProcessFleet
+
+NONE, QUERY, SIGNED = ("none", ""), ("publickey", "query"), ("publickey", "signed")
 
 
 class _Server(asyncssh.SSHServer):
@@ -39,9 +44,15 @@ class _Server(asyncssh.SSHServer):
 
 
 @pytest.fixture
-def requests(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """Every user-auth request the client sends: (method, "signed" | "query" | "")."""
-    direct_auth.install()
+def direct(asyncssh_mode: AsyncsshMode) -> bool:
+    """Whether logins are direct in this run of the test (else asyncssh's own, three steps)."""
+    return "direct-auth" in asyncssh_mode.applied
+
+
+@pytest.fixture
+def requests(monkeypatch: pytest.MonkeyPatch, direct: bool) -> list[tuple[str, str]]:
+    """Every user-auth request the client sends: (method, "signed" | "query" | ""), with the
+    patch and without it."""
     sent: list[tuple[str, str]] = []
     original = asyncssh.SSHClientConnection.send_userauth_request
 
@@ -83,41 +94,41 @@ async def _login(port: int, client_keys: list[Any]) -> None:
 
 
 async def test_a_key_in_memory_logs_in_with_one_signed_request(
-    requests: list[tuple[str, str]], server: tuple[int, list[asyncssh.SSHKey], list[bytes]]
+    requests: list[tuple[str, str]], server: tuple[int, list[asyncssh.SSHKey], list[bytes]], direct: bool
 ) -> None:
     port, keys, asked = server
     await _login(port, [keys[0]])
-    assert requests == [("publickey", "signed")]
-    assert asked == [keys[0].public_data]
+    assert requests == ([SIGNED] if direct else [NONE, QUERY, SIGNED])
+    assert asked == [keys[0].public_data] * (1 if direct else 2)  # queried, then signed
 
 
 async def test_a_refused_key_is_followed_by_the_next(
-    requests: list[tuple[str, str]], server: tuple[int, list[asyncssh.SSHKey], list[bytes]]
+    requests: list[tuple[str, str]], server: tuple[int, list[asyncssh.SSHKey], list[bytes]], direct: bool
 ) -> None:
     port, keys, asked = server
     await _login(port, [keys[1], keys[0]])
-    assert requests == [("publickey", "signed"), ("publickey", "signed")]
-    assert asked == [keys[1].public_data, keys[0].public_data]
+    assert requests == ([SIGNED, SIGNED] if direct else [NONE, QUERY, QUERY, SIGNED])
+    assert asked == [keys[1].public_data] + [keys[0].public_data] * (1 if direct else 2)
 
 
 async def test_no_key_taken_is_permission_denied_as_before(
-    requests: list[tuple[str, str]], server: tuple[int, list[asyncssh.SSHKey], list[bytes]]
+    requests: list[tuple[str, str]], server: tuple[int, list[asyncssh.SSHKey], list[bytes]], direct: bool
 ) -> None:
     port, keys, _ = server
     with pytest.raises(asyncssh.PermissionDenied, match="Permission denied"):
         await _login(port, [keys[1]])
-    assert requests == [("publickey", "signed")]
+    assert requests == ([SIGNED] if direct else [NONE, QUERY])
 
 
 async def test_a_key_whose_use_costs_more_than_cpu_is_queried_first(
-    requests: list[tuple[str, str]], server: tuple[int, list[asyncssh.SSHKey], list[bytes]]
+    requests: list[tuple[str, str]], server: tuple[int, list[asyncssh.SSHKey], list[bytes]], direct: bool
 ) -> None:
     port, keys, _ = server
     pairs = asyncssh.load_keypairs([keys[1], keys[0]])
     for pair in pairs:  # as a security key or a key decrypted on first use is
         pair.use_executor = True
     await _login(port, pairs)
-    assert requests == [("publickey", "query"), ("publickey", "query"), ("publickey", "signed")]
+    assert requests == ([] if direct else [NONE]) + [QUERY, QUERY, SIGNED]
 
 
 def test_only_software_keys_in_memory_sign_inline() -> None:
@@ -131,10 +142,10 @@ def test_only_software_keys_in_memory_sign_inline() -> None:
 
 
 async def test_the_pool_logs_in_to_a_node_with_one_request(
-    requests: list[tuple[str, str]], fleet: InProcessFleet
+    requests: list[tuple[str, str]], fleet: InProcessFleet, direct: bool
 ) -> None:
     target = targets_of(load_inventory(fleet.inventory))["w-1"]
     async with SSHPool() as pool:
         conn = await pool.connect(target)
         assert (await conn.run(["true"])).exit_status == 0
-    assert requests == [("publickey", "signed")]
+    assert requests == ([SIGNED] if direct else [NONE, QUERY, SIGNED])

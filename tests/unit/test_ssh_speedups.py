@@ -1,5 +1,6 @@
 """asyncssh's client sends the packets of one loop turn in one write, and builds file-free
-per-connection options without a thread; a real connection still works through both."""
+per-connection options without a thread; a real connection works through both, and without
+them (``K8SLK_OPS_STOCK_ASYNCSSH=1``) as asyncssh does it."""
 
 from __future__ import annotations
 
@@ -14,10 +15,18 @@ import pytest
 
 from k8slk_ops.cluster import targets_of
 from k8slk_ops.inventory import load_inventory
-from k8slk_ops.ssh import speedups
 from k8slk_ops.ssh.options import KEY_ONLY, ClientSettings, OptionsCache
+from k8slk_ops.ssh.patches import asyncssh_version, coalesced_writes, derived_options
 from k8slk_ops.ssh.pool import SSHPool
+from tests.conftest import AsyncsshMode
 from tests.fleet.inprocess import InProcessFleet
+
+# A derived copy is compared with a full build of the asyncssh installed: meaningful on the
+# releases the derivation was checked against, which are the ones it is applied on.
+derivation_checked = pytest.mark.skipif(
+    not derived_options.PATCH.fits(asyncssh_version()),
+    reason=f"derived-options is not checked against asyncssh {asyncssh_version()}",
+)
 
 
 class _Recorder:
@@ -48,7 +57,7 @@ class _Recorder:
 
 async def test_writes_of_one_loop_turn_leave_as_one_write_in_order() -> None:
     inner = _Recorder()
-    transport = speedups.CoalescingTransport(inner, asyncio.get_running_loop())
+    transport = coalesced_writes.CoalescingTransport(inner, asyncio.get_running_loop())
     transport.write(b"a")
     transport.write(b"bc")
     assert inner.calls == []
@@ -63,17 +72,17 @@ async def test_writes_of_one_loop_turn_leave_as_one_write_in_order() -> None:
 @pytest.mark.parametrize("end", ["close", "abort"])
 async def test_closing_or_aborting_sends_what_is_pending_first(end: str) -> None:
     inner = _Recorder()
-    transport = speedups.CoalescingTransport(inner, asyncio.get_running_loop())
+    transport = coalesced_writes.CoalescingTransport(inner, asyncio.get_running_loop())
     transport.write(b"disconnect")
     getattr(transport, end)()
     await asyncio.sleep(0)
     assert inner.calls == [("write", b"disconnect"), (end, b"")]
 
 
+@derivation_checked  # asyncssh.SSHClientConnectionOptions.construct is not everywhere
 async def test_file_free_options_are_built_without_a_thread(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, asyncssh_mode: AsyncsshMode
 ) -> None:
-    speedups.install()
     loop = asyncio.get_running_loop()
     hops: list[object] = []
     original = loop.run_in_executor
@@ -89,11 +98,14 @@ async def test_file_free_options_are_built_without_a_thread(
     await asyncssh.SSHClientConnectionOptions.construct(base, config=[], host="h", port=22)
     assert hops != []  # not marked: in the thread pool, as asyncssh does
     hops.clear()
-    speedups.mark_file_free(base)
+    derived_options.mark_file_free(base)
     built = await asyncssh.SSHClientConnectionOptions.construct(
         base, config=[], host="h", port=2222
     )
-    assert hops == []
+    if "derived-options" in asyncssh_mode.applied:
+        assert hops == []
+    else:
+        assert hops != []  # the mark means nothing to asyncssh as it comes
     assert built.port == 2222 and built.username == "root"
     config = tmp_path / "ssh_config"
     config.write_text("Host *\n  Port 2200\n")
@@ -113,7 +125,9 @@ async def test_the_pool_marks_options_file_free_only_without_an_ssh_config(
     assert getattr(options, "_k8slk_file_free", False)
 
 
-async def test_a_node_answers_through_the_coalesced_transport(fleet: InProcessFleet) -> None:
+async def test_a_node_answers_through_the_coalesced_transport(
+    fleet: InProcessFleet, asyncssh_mode: AsyncsshMode
+) -> None:
     target = targets_of(load_inventory(fleet.inventory))["w-1"]
     async with SSHPool() as pool:
         conn = await pool.connect(target)
@@ -121,7 +135,8 @@ async def test_a_node_answers_through_the_coalesced_transport(fleet: InProcessFl
         assert (await conn.run(["false"])).exit_status == 1
         ssh = conn._ssh
         assert ssh is not None
-        assert isinstance(ssh._transport, speedups.CoalescingTransport)
+        coalesced = isinstance(ssh._transport, coalesced_writes.CoalescingTransport)
+        assert coalesced == ("coalesced-writes" in asyncssh_mode.applied)
 
 
 async def test_command_lines_are_not_made_for_a_disabled_debug_log(
@@ -164,7 +179,7 @@ def test_the_preferred_ciphers_are_a_list_asyncssh_need_not_expand() -> None:
 def _full_and_derived(base: Any, **kwargs: Any) -> tuple[Any, Any]:
     cls = asyncssh.SSHClientConnectionOptions
     loop = asyncio.get_running_loop()
-    return cls(base, loop=loop, **kwargs), speedups.derive(cls, base, loop, dict(kwargs))
+    return cls(base, loop=loop, **kwargs), derived_options.derive(cls, base, loop, dict(kwargs))
 
 
 def _fields(options: Any) -> dict[str, Any]:
@@ -174,6 +189,7 @@ def _fields(options: Any) -> dict[str, Any]:
     return fields
 
 
+@derivation_checked
 @pytest.mark.parametrize("host", ["127.1.0.7", "::1", "node-7.example"])
 async def test_derived_options_are_a_full_build_field_by_field(host: str) -> None:
     keys = asyncssh.load_keypairs([asyncssh.generate_private_key("ssh-ed25519")])
@@ -192,6 +208,7 @@ async def test_derived_options_are_a_full_build_field_by_field(host: str) -> Non
         assert derived.protocol_factory is factory and derived.host == host
 
 
+@derivation_checked
 async def test_derived_options_share_no_list_a_connection_consumes() -> None:
     keys = asyncssh.load_keypairs([asyncssh.generate_private_key("ssh-ed25519")])
     base = asyncssh.SSHClientConnectionOptions(
@@ -202,9 +219,9 @@ async def test_derived_options_share_no_list_a_connection_consumes() -> None:
                                   server_host_key_algs=["ssh-ed25519"])
     cls = asyncssh.SSHClientConnectionOptions
     loop = asyncio.get_running_loop()
-    first = speedups.derive(cls, base, loop, dict(kwargs, host="a"))
-    second = speedups.derive(cls, base, loop, dict(kwargs, host="b"))
+    first = derived_options.derive(cls, base, loop, dict(kwargs, host="a"))
+    second = derived_options.derive(cls, base, loop, dict(kwargs, host="b"))
     first.client_keys.pop(0)  # as SSHClientConnection does with each key it tries
     assert len(second.client_keys) == 1 and first.host == "a" and second.host == "b"
-    unknown = speedups.derive(cls, base, loop, dict(kwargs, host="c", family=0))
+    unknown = derived_options.derive(cls, base, loop, dict(kwargs, host="c", family=0))
     assert unknown.host == "c"  # a value it does not know: built in full

@@ -1,19 +1,8 @@
-"""Two changes to how asyncssh's client spends CPU per connection; the bytes on the wire do not change.
+"""Per-connection options derived in the event loop when no file is read.
 
-**Packets written in one turn of the event loop leave in one ``send``.** asyncssh writes every
-SSH packet to its transport as soon as it is made, and asyncio sends each write at once with its
-own ``send`` system call: a connection that logs in and runs one command makes 19 of them, when
-8 of those packets were written in the same turn of the loop as another (NEWKEYS and the service
-request, a channel's requests, ...). On loopback a ``send`` also does the receiving side's TCP
-work. Here the packets written during one turn are joined and sent once at the end of it
-(``call_soon``), in the order written; nothing waits longer than the loop takes to come round,
-and closing or aborting the transport sends what is pending first, so the peer gets the same
-bytes in fewer TCP segments.
-
-**Per-connection options derived in the loop when no file is read.** ``asyncssh.connect``
-layers the per-connection values (host, port, client keys, host-key algorithms) over the shared
-options by building a new options object, and builds it in the default thread pool because that
-may read ssh_config and key files. Ours read nothing (keys are loaded once, known_hosts is ours,
+``asyncssh.connect`` layers the per-connection values (host, port, client keys, host-key
+algorithms) over the shared options by building a new options object, and builds it in the
+default thread pool because that may read ssh_config and key files. Ours read nothing (keys are loaded once, known_hosts is ours,
 no ssh_config unless the inventory names one). For options marked by ``mark_file_free`` the
 object is built once per combination of the values nodes share (tunnel, keys, host-key
 algorithms) and each connection gets a copy with its own host, port and client object, its lists
@@ -24,8 +13,9 @@ as asyncssh does. That with no file to read only these values differ between nod
 asyncssh does today; tests/unit/test_ssh_speedups.py compares a copy with a full build, field by
 field, so a release that changes it fails there.
 
-``install()`` applies both to asyncssh *client* connections made afterwards; the fleet's and the
-lab's servers are untouched.
+Replaces the classmethod ``SSHClientConnectionOptions.construct`` (the client's options only):
+it relies on ``asyncssh.connect`` building the options through it with these keyword arguments,
+and on a built options object being plain attributes that a copy reproduces.
 """
 
 from __future__ import annotations
@@ -36,54 +26,13 @@ from typing import Any
 
 import asyncssh
 
+from k8slk_ops.ssh.patches.base import Patch, Replacement
+
+# asyncssh releases this was checked against (tests/unit/test_ssh_speedups.py passed on each,
+# its field-by-field comparison of a derived copy with a full build among them).
+CHECKED = frozenset({"2.24.1"})
+
 _FILE_FREE = "_k8slk_file_free"
-
-
-class CoalescingTransport:
-    """A stand-in for an asyncio transport that joins the writes of one loop turn."""
-
-    __slots__ = ("_loop", "_pending", "_transport")
-
-    def __init__(self, transport: Any, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._pending: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        if not self._pending:
-            self._loop.call_soon(self._flush)
-        self._pending.append(data)
-
-    def writelines(self, lines: Any) -> None:
-        for data in lines:
-            self.write(data)
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
-        self._pending.clear()
-        if not self._transport.is_closing():
-            self._transport.write(data)
-
-    def get_write_buffer_size(self) -> int:
-        return sum(map(len, self._pending)) + int(self._transport.get_write_buffer_size())
-
-    def write_eof(self) -> None:
-        self._flush()
-        self._transport.write_eof()
-
-    def close(self) -> None:
-        self._flush()
-        self._transport.close()
-
-    def abort(self) -> None:
-        # What was written before the abort was meant to go, as when each write went at once.
-        self._flush()
-        self._transport.abort()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
 
 
 def mark_file_free(options: asyncssh.SSHClientConnectionOptions) -> None:
@@ -151,16 +100,7 @@ def derive(cls: Any, options: Any, loop: asyncio.AbstractEventLoop, kwargs: dict
     return derived
 
 
-def install() -> None:
-    """Apply both changes to asyncssh's client (idempotent)."""
-    conn_cls: Any = asyncssh.SSHClientConnection
-    if getattr(conn_cls.connection_made, "_k8slk_speedup", False):
-        return
-    original_made = conn_cls.connection_made
-
-    def connection_made(self: Any, transport: asyncio.BaseTransport) -> None:
-        original_made(self, CoalescingTransport(transport, asyncio.get_running_loop()))
-
+def _make() -> list[Replacement]:
     opts_cls: Any = asyncssh.SSHClientConnectionOptions
     original_construct = opts_cls.construct.__func__
 
@@ -169,6 +109,12 @@ def install() -> None:
             return derive(cls, options, asyncio.get_running_loop(), kwargs)
         return await original_construct(cls, options, **kwargs)
 
-    connection_made._k8slk_speedup = True  # type: ignore[attr-defined]
-    conn_cls.connection_made = connection_made
-    opts_cls.construct = classmethod(construct)
+    return [Replacement(opts_cls, "construct", classmethod(construct))]
+
+
+PATCH = Patch(
+    name="derived-options",
+    purpose="per-connection options derived in the loop when no file is read",
+    checked=CHECKED,
+    make=_make,
+)

@@ -18,7 +18,9 @@ query; when no key is taken the error is the same "Permission denied". A refusin
 that the key is held, not only offered; the signature covers this session's exchange hash, so
 it cannot be replayed to another server or session.
 
-``install()`` applies to asyncssh *client* connections made afterwards (idempotent).
+Replaces ``SSHClientConnection.try_next_auth`` and ``_ClientPublicKeyAuth._start`` (the client
+only): it relies on asyncssh's order of methods starting from ``none``, and on how its public-key
+method sends a query and a signed request.
 """
 
 from __future__ import annotations
@@ -26,24 +28,28 @@ from __future__ import annotations
 from typing import Any
 
 import asyncssh
-from asyncssh import auth as ssh_auth
-from asyncssh.packet import Boolean, String
-from asyncssh.public_key import SSHLocalKeyPair
 
-_MARK = "_k8slk_direct_auth"
+from k8slk_ops.ssh.patches.base import Patch, Replacement
+
+# asyncssh releases this was checked against (tests/unit/test_ssh_direct_auth.py passed on each).
+CHECKED = frozenset({"2.24.1"})
 
 
 def signs_inline(keypair: object) -> bool:
     """A software key in this process whose signature costs only CPU (no agent, token,
     touch or passphrase), so signing before the server says it would take it costs nothing."""
+    from asyncssh.public_key import SSHLocalKeyPair  # an internal class: imported where used
+
     return type(keypair) is SSHLocalKeyPair and not keypair.use_executor
 
 
-def install() -> None:
+def _make() -> list[Replacement]:
     """Start client logins with a public key, signed at once when ``signs_inline``."""
+    # asyncssh's internal modules, imported only on a release this was checked against.
+    from asyncssh import auth as ssh_auth
+    from asyncssh.packet import Boolean, String
+
     conn_cls: Any = asyncssh.SSHClientConnection
-    if getattr(conn_cls.try_next_auth, _MARK, False):
-        return
     original_next = conn_cls.try_next_auth
     pubkey_cls: Any = ssh_auth._ClientPublicKeyAuth
 
@@ -71,6 +77,13 @@ def install() -> None:
             return
         await self._send_signed_request()
 
-    setattr(try_next_auth, _MARK, True)
-    conn_cls.try_next_auth = try_next_auth
-    pubkey_cls._start = start
+    return [Replacement(conn_cls, "try_next_auth", try_next_auth),
+            Replacement(pubkey_cls, "_start", start)]
+
+
+PATCH = Patch(
+    name="direct-auth",
+    purpose="a login in one signed public-key request",
+    checked=CHECKED,
+    make=_make,
+)
