@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+import typer.core
 
 from k8slk_ops import __version__, kubeadm, metrics
 from k8slk_ops.errors import (
@@ -166,7 +167,7 @@ def command(
         params = [*own, *added]
         invoke.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         invoke.__annotations__ = {p.name: p.annotation for p in params}
-        (group or app).command(name)(invoke)
+        (group or app).command(name, cls=RefusingCommand)(invoke)
         return func
 
     return register
@@ -214,16 +215,16 @@ OUT_OF_MEMORY = (
 )
 
 
-def _load_playbook(load: Callable[[], Playbook]) -> Playbook:
-    """A playbook, or exit 2 with its file:line errors."""
+def _load_playbook(
+    command_name: str, inventory_path: Path, shared: SharedOptions, load: Callable[[], Playbook]
+) -> Playbook:
+    """A playbook, or refused (exit 2) with its file:line errors."""
     try:
         return load()
     except UsageError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        refuse(command_name, inventory_path, shared, str(exc))
     except MemoryError:
-        typer.echo(f"error: the playbook: {OUT_OF_MEMORY}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        refuse(command_name, inventory_path, shared, f"the playbook: {OUT_OF_MEMORY}")
 
 
 def _run(
@@ -235,8 +236,7 @@ def _run(
 ) -> None:
     """Validate, run one operation, print the report, write the metrics, exit with its code."""
     if shared.metrics_file is not None and (why := metrics.check_target(shared.metrics_file)):
-        typer.echo(f"error: {why}", err=True)
-        raise typer.Exit(EXIT_USAGE)
+        refuse(command_name, inventory_path, shared, why)
     redactor = Redactor()
     try:
         configure_logging(shared.verbose, shared.log_file, redactor)
@@ -245,9 +245,7 @@ def _run(
             redactor=redactor,
         )
     except UsageError as exc:  # a --log-file that cannot be opened safely
-        typer.echo(f"error: {exc}", err=True)
-        _write_metrics(shared, _failed_report(command_name, inventory_path, EXIT_USAGE, str(exc)))
-        raise typer.Exit(EXIT_USAGE) from None
+        refuse(command_name, inventory_path, shared, str(exc))
     code = EXIT_USAGE
     final: RunReport | None = None
     try:
@@ -286,21 +284,111 @@ def _run(
     raise typer.Exit(code)
 
 
-def refuse(command_name: str, inventory_path: Path, shared: SharedOptions, why: str) -> NoReturn:
-    """Exit 2 before anything connects (``--yes`` missing without a terminal, say), with the
-    error on stderr and in ``--metrics-file``."""
+def refuse(
+    command_name: str, inventory_path: Path | None, shared: SharedOptions, why: str
+) -> NoReturn:
+    """The one way a command refuses before anything connects: the reason (``why`` says what to
+    do next) on stderr, the ending in ``--metrics-file``, exit 2.
+
+    Every refusal goes through here (a bad flag our code checks, a missing ``--yes``, a broken
+    playbook or inventory), because a cron job broken this way is exactly what the alert on
+    exit code 2 is for: without the file, the collector would go on showing the last good run.
+    """
     typer.echo(f"error: {why}", err=True)
     _write_metrics(shared, _failed_report(command_name, inventory_path, EXIT_USAGE, why))
     raise typer.Exit(EXIT_USAGE)
 
 
-def _failed_report(command_name: str, inventory_path: Path, code: int, why: str) -> RunReport:
+def stdin_is_terminal() -> bool:
+    """Whether someone can be asked: cron, systemd timers, CI and pipes give no terminal."""
+    return sys.stdin.isatty()
+
+
+def confirm(command_name: str, inventory_path: Path, shared: SharedOptions, question: str) -> None:
+    """Go on only if the operator says yes to ``question``; callers skip it for ``--yes`` and
+    ``--dry-run``.
+
+    Without a terminal there is no one to ask: refused (exit 2, nothing touched), so a cron
+    job that lacks ``--yes`` shows in its metrics. A "no" is refused the same way; Ctrl-C or
+    the end of input at the prompt ends the run as interrupted (130), in the metrics too.
+    """
+    if not stdin_is_terminal():
+        refuse(command_name, inventory_path, shared,
+               f"{command_name} needs --yes when there is no terminal to confirm on; nothing "
+               "was touched")
+    try:
+        agreed = typer.confirm(question)
+    except typer.Abort:
+        typer.echo("interrupted: nothing was touched", err=True)
+        _write_metrics(shared, _failed_report(command_name, inventory_path, EXIT_INTERRUPTED,
+                                              "interrupted at the confirmation"))
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    if not agreed:
+        refuse(command_name, inventory_path, shared,
+               f"{command_name} was not confirmed; nothing was touched (answer y to go on, or "
+               "pass --yes)")
+
+
+class RefusingCommand(typer.core.TyperCommand):
+    """A command whose flags the parser rejects (an unknown option, a bad value, a missing
+    argument) still writes its ``--metrics-file`` before the parser's own message and exit 2.
+
+    The rejection happens before the command's code runs, so the flags are read again leniently
+    (the parser's resilient mode, unknown options and extra arguments let through: what it
+    cannot read it leaves unset) to find ``--metrics-file`` and the inventory. When
+    ``--metrics-file`` itself is what could not be read (given without a value), there is no
+    file to write.
+    """
+
+    # ``ctx`` is the parser's own context class, which Typer does not export (``typer.Context``
+    # is a subclass of it): hence Any.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if ctx.resilient_parsing:
+            return super().parse_args(ctx, args)
+        given = list(args)  # the parser consumes the list it is handed
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as exc:
+            if getattr(exc, "exit_code", None) == EXIT_USAGE:
+                self._record_rejection(ctx, given, exc)
+            raise
+
+    def _record_rejection(self, ctx: Any, given: list[str], exc: Exception) -> None:
+        try:
+            lenient = self.make_context(
+                ctx.info_name, given, parent=ctx.parent, resilient_parsing=True,
+                ignore_unknown_options=True, allow_extra_args=True,
+            )
+        except Exception:  # not even leniently readable: nothing to write to
+            return
+        # Typer makes Paths of them only when it calls the command: here they are still text.
+        target = lenient.params.get("metrics_file")
+        if not isinstance(target, str | Path) or not str(target):
+            return
+        inventory = lenient.params.get("inventory")
+        names = []
+        at = ctx
+        while at is not None and at.parent is not None:  # the root is the program, not a name
+            names.append(at.info_name or "")
+            at = at.parent
+        why = getattr(exc, "format_message", lambda: str(exc))()
+        _write_metrics(SharedOptions(metrics_file=Path(target)), _failed_report(
+            " ".join(reversed(names)),
+            Path(inventory) if isinstance(inventory, str | Path) and str(inventory) else None,
+            EXIT_USAGE, why))
+
+
+def _failed_report(
+    command_name: str, inventory_path: Path | None, code: int, why: str
+) -> RunReport:
     """The report of a run that ended before it had one of its own."""
-    failed = RunReport(command=command_name, cluster="", inventory=str(inventory_path))
+    failed = RunReport(command=command_name, cluster="",
+                       inventory="" if inventory_path is None else str(inventory_path))
     failed.exit_code = code
     failed.messages.append(why)
-    with contextlib.suppress(OpsError, OSError):
-        failed.cluster = _load_inventory(inventory_path).cluster.name
+    if inventory_path is not None:
+        with contextlib.suppress(OpsError, OSError):
+            failed.cluster = _load_inventory(inventory_path).cluster.name
     return failed
 
 
@@ -308,6 +396,10 @@ def _write_metrics(shared: SharedOptions, report: RunReport) -> None:
     """``--metrics-file``, whatever the run's end; a file that cannot be written is said, and
     does not change the exit code."""
     if shared.metrics_file is None:
+        return
+    if (why := metrics.check_target(shared.metrics_file)) is not None:
+        if why not in report.messages:  # a refusal for this very reason said it already
+            typer.echo(f"error: {why}", err=True)
         return
     if report.ended is None:
         report.ended = datetime.now(UTC)
@@ -389,14 +481,37 @@ def remove_node(
             help="How long kubectl drain may take per node (a Go duration; default 5m).",
         ),
     ] = None,
+    yes: Annotated[
+        bool, flag("--yes", "-y", help="Do not ask for confirmation before removing a control "
+                   "plane.")
+    ] = False,
     *,
     shared: SharedOptions,
 ) -> None:
     """Cordon, drain, reset and delete nodes (control planes leave etcd first)."""
+    if not yes and not shared.dry_run:
+        _confirm_control_planes_leave(inventory, names, shared)
     options = RunOptions.for_command(
         shared, selected=names, force=force, drain_timeout=drain_timeout
     )
     _run("remove-node", load_builtin("remove-node"), inventory, shared, options)
+
+
+def _confirm_control_planes_leave(inventory: Path, names: list[str], shared: SharedOptions) -> None:
+    """Ask before a control plane is removed (it leaves etcd: the cluster loses a member it
+    may need for quorum); a worker's removal is not asked about. An inventory that cannot be
+    read is left to the run, which reports it (exit 2) as for any command."""
+    try:
+        inv = _load_inventory(inventory)
+    except UsageError:
+        return
+    control_planes = {n.name for n in inv.control_planes}
+    leaving = [n for n in names if n in control_planes]
+    if leaving:
+        which = ", ".join(leaving)
+        confirm("remove-node", inventory, shared,
+                f"Remove control plane {which} from {inv.cluster.name} (drain, leave etcd, "
+                "kubeadm reset -f)?")
 
 
 @command(shared=(*OUTPUT, "dry_run", "break_lock"))
@@ -409,11 +524,9 @@ def reset(
 ) -> None:
     """Take the cluster apart: workers first, then control planes, the primary last."""
     if not yes and not shared.dry_run:
-        if not sys.stdin.isatty():
-            typer.echo("error: reset needs --yes when there is no terminal to confirm on", err=True)
-            raise typer.Exit(EXIT_USAGE)
         what = ", ".join(node) if node else "every node of the cluster"
-        typer.confirm(f"Reset {what} (kubeadm reset -f)? Workloads will stop", abort=True)
+        confirm("reset", inventory, shared,
+                f"Reset {what} (kubeadm reset -f)? Workloads will stop")
     # Taking the cluster apart goes on past a failed drain: the node is reset anyway.
     options = RunOptions.for_command(shared, selected=node or (), force=1)
     _run("reset", load_builtin("reset"), inventory, shared, options)
@@ -430,9 +543,10 @@ def plan(
     shared: SharedOptions,
 ) -> None:
     """Show the ordered actions per node that COMMAND would take; change nothing."""
-    playbook = _load_playbook(lambda: load_builtin(command_name))
+    label = f"plan {command_name}"
+    playbook = _load_playbook(label, inventory, shared, lambda: load_builtin(command_name))
     options = RunOptions.for_command(shared, dry_run=True, selected=node or ())
-    _run(f"plan {command_name}", playbook, inventory, shared, options)
+    _run(label, playbook, inventory, shared, options)
 
 
 @command("run", shared=CHANGING)
@@ -444,12 +558,13 @@ def run_playbook(
     shared: SharedOptions,
 ) -> None:
     """Run a playbook of your own (copy one from playbooks/ and adapt it)."""
-    book = _load_playbook(lambda: load_playbook(playbook))
+    label = f"run {playbook}"
+    book = _load_playbook(label, inventory, shared, lambda: load_playbook(playbook))
     options = RunOptions.for_command(shared, selected=node or ())
-    _run(f"run {playbook}", book, inventory, shared, options)
+    _run(label, book, inventory, shared, options)
 
 
-@inventory_app.command("check")
+@inventory_app.command("check", cls=RefusingCommand)
 def inventory_check(
     inventory: InventoryArg,
     metrics_file: MetricsFileOpt = None,
@@ -459,9 +574,7 @@ def inventory_check(
     try:
         inv = _load_inventory(inventory)
     except UsageError as exc:
-        typer.echo(str(exc), err=True)
-        _write_metrics(shared, _failed_report("inventory check", inventory, EXIT_USAGE, str(exc)))
-        raise typer.Exit(EXIT_USAGE) from None
+        refuse("inventory check", inventory, shared, str(exc))
     cps = ", ".join(n.name for n in inv.control_planes)
     workers = ", ".join(n.name for n in inv.workers) or "none"
     typer.echo(f"{inventory}: ok")
