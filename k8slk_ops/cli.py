@@ -43,14 +43,110 @@ from k8slk_ops.redact import Redactor
 from k8slk_ops.report import configure_logging, make_reporter, release_logging
 from k8slk_ops.ssh import raise_nofile_limit
 
+
+class RefusingGroup(typer.core.TyperGroup):
+    """A command name that does not exist (a typo in a crontab) still writes the
+    ``--metrics-file`` its arguments name, labelled with the name as given, before the
+    parser's own message and exit 2. No command means no flags to read: ``--metrics-file F``
+    and ``--metrics-file=F`` are picked out of the arguments as they are."""
+
+    # ``ctx`` is the parser's own context class, which Typer does not export: hence Any.
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except Exception as exc:
+            target = _metrics_file_in(args)
+            if getattr(exc, "exit_code", None) == EXIT_USAGE and target is not None and args:
+                # Most commands take the inventory first: its cluster names the series, if
+                # the next argument is one.
+                first = args[1] if len(args) > 1 and not args[1].startswith("-") else None
+                _write_metrics(SharedOptions(metrics_file=target), _failed_report(
+                    " ".join([*_command_names(ctx), args[0]]),
+                    Path(first) if first else None, EXIT_USAGE, _parser_message(exc)))
+            raise
+
+
+class RefusingCommand(typer.core.TyperCommand):
+    """A command whose flags the parser rejects (an unknown option, a bad value, a missing
+    argument) still writes its ``--metrics-file`` before the parser's own message and exit 2.
+
+    The rejection happens before the command's code runs, so the flags are read again leniently
+    (the parser's resilient mode, unknown options and extra arguments let through: what it
+    cannot read it leaves unset) to find ``--metrics-file`` and the inventory. When
+    ``--metrics-file`` itself is what could not be read (given without a value), there is no
+    file to write.
+    """
+
+    # ``ctx`` is the parser's own context class, which Typer does not export (``typer.Context``
+    # is a subclass of it): hence Any.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if ctx.resilient_parsing:
+            return super().parse_args(ctx, args)
+        given = list(args)  # the parser consumes the list it is handed
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as exc:
+            if getattr(exc, "exit_code", None) == EXIT_USAGE:
+                self._record_rejection(ctx, given, exc)
+            raise
+
+    def _record_rejection(self, ctx: Any, given: list[str], exc: Exception) -> None:
+        try:
+            lenient = self.make_context(
+                ctx.info_name, given, parent=ctx.parent, resilient_parsing=True,
+                ignore_unknown_options=True, allow_extra_args=True,
+            )
+        except Exception:  # not even leniently readable: nothing to write to
+            return
+        # Typer makes Paths of them only when it calls the command: here they are still text.
+        target = lenient.params.get("metrics_file")
+        if not isinstance(target, str | Path) or not str(target):
+            return
+        inventory = lenient.params.get("inventory")
+        why = _parser_message(exc)
+        _write_metrics(SharedOptions(metrics_file=Path(target)), _failed_report(
+            " ".join(_command_names(ctx)),
+            Path(inventory) if isinstance(inventory, str | Path) and str(inventory) else None,
+            EXIT_USAGE, why))
+
+
+def _parser_message(exc: Exception) -> str:
+    """What the parser says of a rejection (its exception's message, without the usage)."""
+    format_message = getattr(exc, "format_message", None)
+    return str(format_message()) if callable(format_message) else str(exc)
+
+
+def _metrics_file_in(args: list[str]) -> Path | None:
+    """The last ``--metrics-file`` among raw arguments (as the parser takes the last one)."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--metrics-file" and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith("--metrics-file="):
+            found = arg.partition("=")[2]
+    return Path(found) if found else None
+
+
+def _command_names(ctx: Any) -> list[str]:
+    """``certs renew`` of a context: the names below the program's own."""
+    names = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return names[::-1]
+
+
 app = typer.Typer(
     name="k8slk-ops",
+    cls=RefusingGroup,
     help="Create, grow, inspect and take apart Kubernetes clusters of LinuxKit nodes over SSH.",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
 )
-inventory_app = typer.Typer(help="Inventory tools.", no_args_is_help=True)
+inventory_app = typer.Typer(help="Inventory tools.", no_args_is_help=True, cls=RefusingGroup)
 app.add_typer(inventory_app, name="inventory")
 
 
@@ -327,55 +423,6 @@ def confirm(command_name: str, inventory_path: Path, shared: SharedOptions, ques
         refuse(command_name, inventory_path, shared,
                f"{command_name} was not confirmed; nothing was touched (answer y to go on, or "
                "pass --yes)")
-
-
-class RefusingCommand(typer.core.TyperCommand):
-    """A command whose flags the parser rejects (an unknown option, a bad value, a missing
-    argument) still writes its ``--metrics-file`` before the parser's own message and exit 2.
-
-    The rejection happens before the command's code runs, so the flags are read again leniently
-    (the parser's resilient mode, unknown options and extra arguments let through: what it
-    cannot read it leaves unset) to find ``--metrics-file`` and the inventory. When
-    ``--metrics-file`` itself is what could not be read (given without a value), there is no
-    file to write.
-    """
-
-    # ``ctx`` is the parser's own context class, which Typer does not export (``typer.Context``
-    # is a subclass of it): hence Any.
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if ctx.resilient_parsing:
-            return super().parse_args(ctx, args)
-        given = list(args)  # the parser consumes the list it is handed
-        try:
-            return super().parse_args(ctx, args)
-        except Exception as exc:
-            if getattr(exc, "exit_code", None) == EXIT_USAGE:
-                self._record_rejection(ctx, given, exc)
-            raise
-
-    def _record_rejection(self, ctx: Any, given: list[str], exc: Exception) -> None:
-        try:
-            lenient = self.make_context(
-                ctx.info_name, given, parent=ctx.parent, resilient_parsing=True,
-                ignore_unknown_options=True, allow_extra_args=True,
-            )
-        except Exception:  # not even leniently readable: nothing to write to
-            return
-        # Typer makes Paths of them only when it calls the command: here they are still text.
-        target = lenient.params.get("metrics_file")
-        if not isinstance(target, str | Path) or not str(target):
-            return
-        inventory = lenient.params.get("inventory")
-        names = []
-        at = ctx
-        while at is not None and at.parent is not None:  # the root is the program, not a name
-            names.append(at.info_name or "")
-            at = at.parent
-        why = getattr(exc, "format_message", lambda: str(exc))()
-        _write_metrics(SharedOptions(metrics_file=Path(target)), _failed_report(
-            " ".join(reversed(names)),
-            Path(inventory) if isinstance(inventory, str | Path) and str(inventory) else None,
-            EXIT_USAGE, why))
 
 
 def _failed_report(

@@ -12,12 +12,22 @@ from typing import Annotated
 
 import typer
 
-from k8slk_ops.cli import CHANGING, OUTPUT, InventoryArg, _run, app, command, confirm, flag
+from k8slk_ops.cli import (
+    CHANGING,
+    OUTPUT,
+    InventoryArg,
+    RefusingGroup,
+    _run,
+    app,
+    command,
+    confirm,
+    flag,
+)
 from k8slk_ops.options import DEFAULT_CERT_DAYS, RunOptions, SharedOptions
 from k8slk_ops.playbook import load_builtin
 
 certs_app = typer.Typer(help="kubeadm's certificates on the control planes.",
-                        no_args_is_help=True)
+                        no_args_is_help=True, cls=RefusingGroup)
 app.add_typer(certs_app, name="certs")
 
 

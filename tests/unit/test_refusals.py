@@ -274,3 +274,20 @@ def test_a_metrics_file_flag_without_its_value_cannot_be_written(
     assert "'--metrics-file' requires an argument" in result.stderr
     assert list(tmp_path.iterdir()) == [inventory]
     assert ran.commands == []
+
+
+@pytest.mark.parametrize("args, command, cluster", [
+    (["upgrad", "{inv}", "--yes"], "upgrad", "lab"),
+    (["certs", "renw", "{inv}", "--yes"], "certs renw", "lab"),
+    (["etcd", "snapshots", "-o", "/tmp"], "etcd snapshots", ""),
+])
+def test_a_command_that_does_not_exist_still_writes_exit_code_2(
+    inventory: Path, tmp_path: Path, ran: Ran, args: list[str], command: str, cluster: str
+) -> None:
+    prom = tmp_path / "m.prom"
+    result = invoke(*[a.replace("{inv}", str(inventory)) for a in args], "--metrics-file", prom)
+    assert result.exit_code == 2
+    assert f"No such command '{command.split()[-1]}'" in result.stderr
+    assert "--help' for help" in result.stderr
+    assert ran.commands == []
+    assert_refused_in_metrics(prom, command, cluster)
