@@ -381,7 +381,8 @@ def _run(
 
 
 def refuse(
-    command_name: str, inventory_path: Path | None, shared: SharedOptions, why: str
+    command_name: str, inventory_path: Path | None, shared: SharedOptions, why: str,
+    *, prefix: str = "error: ",
 ) -> NoReturn:
     """The one way a command refuses before anything connects: the reason (``why`` says what to
     do next) on stderr, the ending in ``--metrics-file``, exit 2.
@@ -389,8 +390,10 @@ def refuse(
     Every refusal goes through here (a bad flag our code checks, a missing ``--yes``, a broken
     playbook or inventory), because a cron job broken this way is exactly what the alert on
     exit code 2 is for: without the file, the collector would go on showing the last good run.
+    ``prefix=""`` for ``inventory check``, whose problems are its output: one file:line:column
+    per line, as a linter prints them.
     """
-    typer.echo(f"error: {why}", err=True)
+    typer.echo(f"{prefix}{why}", err=True)
     _write_metrics(shared, _failed_report(command_name, inventory_path, EXIT_USAGE, why))
     raise typer.Exit(EXIT_USAGE)
 
@@ -621,7 +624,7 @@ def inventory_check(
     try:
         inv = _load_inventory(inventory)
     except UsageError as exc:
-        refuse("inventory check", inventory, shared, str(exc))
+        refuse("inventory check", inventory, shared, str(exc), prefix="")
     cps = ", ".join(n.name for n in inv.control_planes)
     workers = ", ".join(n.name for n in inv.workers) or "none"
     typer.echo(f"{inventory}: ok")
