@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+import typer.core
 
 from k8slk_ops import __version__, depwarnings, kubeadm, metrics
 from k8slk_ops.errors import (
@@ -42,14 +43,110 @@ from k8slk_ops.redact import Redactor
 from k8slk_ops.report import configure_logging, make_reporter, release_logging
 from k8slk_ops.ssh import prepare_asyncssh, raise_nofile_limit
 
+
+class RefusingGroup(typer.core.TyperGroup):
+    """A command name that does not exist (a typo in a crontab) still writes the
+    ``--metrics-file`` its arguments name, labelled with the name as given, before the
+    parser's own message and exit 2. No command means no flags to read: ``--metrics-file F``
+    and ``--metrics-file=F`` are picked out of the arguments as they are."""
+
+    # ``ctx`` is the parser's own context class, which Typer does not export: hence Any.
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except Exception as exc:
+            target = _metrics_file_in(args)
+            if getattr(exc, "exit_code", None) == EXIT_USAGE and target is not None and args:
+                # Most commands take the inventory first: its cluster names the series, if
+                # the next argument is one.
+                first = args[1] if len(args) > 1 and not args[1].startswith("-") else None
+                _write_metrics(SharedOptions(metrics_file=target), _failed_report(
+                    " ".join([*_command_names(ctx), args[0]]),
+                    Path(first) if first else None, EXIT_USAGE, _parser_message(exc)))
+            raise
+
+
+class RefusingCommand(typer.core.TyperCommand):
+    """A command whose flags the parser rejects (an unknown option, a bad value, a missing
+    argument) still writes its ``--metrics-file`` before the parser's own message and exit 2.
+
+    The rejection happens before the command's code runs, so the flags are read again leniently
+    (the parser's resilient mode, unknown options and extra arguments let through: what it
+    cannot read it leaves unset) to find ``--metrics-file`` and the inventory. When
+    ``--metrics-file`` itself is what could not be read (given without a value), there is no
+    file to write.
+    """
+
+    # ``ctx`` is the parser's own context class, which Typer does not export (``typer.Context``
+    # is a subclass of it): hence Any.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if ctx.resilient_parsing:
+            return super().parse_args(ctx, args)
+        given = list(args)  # the parser consumes the list it is handed
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as exc:
+            if getattr(exc, "exit_code", None) == EXIT_USAGE:
+                self._record_rejection(ctx, given, exc)
+            raise
+
+    def _record_rejection(self, ctx: Any, given: list[str], exc: Exception) -> None:
+        try:
+            lenient = self.make_context(
+                ctx.info_name, given, parent=ctx.parent, resilient_parsing=True,
+                ignore_unknown_options=True, allow_extra_args=True,
+            )
+        except Exception:  # not even leniently readable: nothing to write to
+            return
+        # Typer makes Paths of them only when it calls the command: here they are still text.
+        target = lenient.params.get("metrics_file")
+        if not isinstance(target, str | Path) or not str(target):
+            return
+        inventory = lenient.params.get("inventory")
+        why = _parser_message(exc)
+        _write_metrics(SharedOptions(metrics_file=Path(target)), _failed_report(
+            " ".join(_command_names(ctx)),
+            Path(inventory) if isinstance(inventory, str | Path) and str(inventory) else None,
+            EXIT_USAGE, why))
+
+
+def _parser_message(exc: Exception) -> str:
+    """What the parser says of a rejection (its exception's message, without the usage)."""
+    format_message = getattr(exc, "format_message", None)
+    return str(format_message()) if callable(format_message) else str(exc)
+
+
+def _metrics_file_in(args: list[str]) -> Path | None:
+    """The last ``--metrics-file`` among raw arguments (as the parser takes the last one)."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--metrics-file" and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith("--metrics-file="):
+            found = arg.partition("=")[2]
+    return Path(found) if found else None
+
+
+def _command_names(ctx: Any) -> list[str]:
+    """``certs renew`` of a context: the names below the program's own."""
+    names = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return names[::-1]
+
+
 app = typer.Typer(
     name="k8slk-ops",
+    cls=RefusingGroup,
     help="Create, grow, inspect and take apart Kubernetes clusters of LinuxKit nodes over SSH.",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
 )
-inventory_app = typer.Typer(help="Inventory tools.", no_args_is_help=True)
+inventory_app = typer.Typer(help="Inventory tools.", no_args_is_help=True, cls=RefusingGroup)
 app.add_typer(inventory_app, name="inventory")
 
 
@@ -166,7 +263,7 @@ def command(
         params = [*own, *added]
         invoke.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         invoke.__annotations__ = {p.name: p.annotation for p in params}
-        (group or app).command(name)(invoke)
+        (group or app).command(name, cls=RefusingCommand)(invoke)
         return func
 
     return register
@@ -214,16 +311,16 @@ OUT_OF_MEMORY = (
 )
 
 
-def _load_playbook(load: Callable[[], Playbook]) -> Playbook:
-    """A playbook, or exit 2 with its file:line errors."""
+def _load_playbook(
+    command_name: str, inventory_path: Path, shared: SharedOptions, load: Callable[[], Playbook]
+) -> Playbook:
+    """A playbook, or refused (exit 2) with its file:line errors."""
     try:
         return load()
     except UsageError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        refuse(command_name, inventory_path, shared, str(exc))
     except MemoryError:
-        typer.echo(f"error: the playbook: {OUT_OF_MEMORY}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        refuse(command_name, inventory_path, shared, f"the playbook: {OUT_OF_MEMORY}")
 
 
 def _run(
@@ -235,8 +332,7 @@ def _run(
 ) -> None:
     """Validate, run one operation, print the report, write the metrics, exit with its code."""
     if shared.metrics_file is not None and (why := metrics.check_target(shared.metrics_file)):
-        typer.echo(f"error: {why}", err=True)
-        raise typer.Exit(EXIT_USAGE)
+        refuse(command_name, inventory_path, shared, why)
     redactor = Redactor()
     try:
         configure_logging(shared.verbose, shared.log_file, redactor)
@@ -246,9 +342,7 @@ def _run(
             redactor=redactor,
         )
     except UsageError as exc:  # a --log-file that cannot be opened safely
-        typer.echo(f"error: {exc}", err=True)
-        _write_metrics(shared, _failed_report(command_name, inventory_path, EXIT_USAGE, str(exc)))
-        raise typer.Exit(EXIT_USAGE) from None
+        refuse(command_name, inventory_path, shared, str(exc))
     code = EXIT_USAGE
     final: RunReport | None = None
     try:
@@ -288,21 +382,65 @@ def _run(
     raise typer.Exit(code)
 
 
-def refuse(command_name: str, inventory_path: Path, shared: SharedOptions, why: str) -> NoReturn:
-    """Exit 2 before anything connects (``--yes`` missing without a terminal, say), with the
-    error on stderr and in ``--metrics-file``."""
-    typer.echo(f"error: {why}", err=True)
+def refuse(
+    command_name: str, inventory_path: Path | None, shared: SharedOptions, why: str,
+    *, prefix: str = "error: ",
+) -> NoReturn:
+    """The one way a command refuses before anything connects: the reason (``why`` says what to
+    do next) on stderr, the ending in ``--metrics-file``, exit 2.
+
+    Every refusal goes through here (a bad flag our code checks, a missing ``--yes``, a broken
+    playbook or inventory), because a cron job broken this way is exactly what the alert on
+    exit code 2 is for: without the file, the collector would go on showing the last good run.
+    ``prefix=""`` for ``inventory check``, whose problems are its output: one file:line:column
+    per line, as a linter prints them.
+    """
+    typer.echo(f"{prefix}{why}", err=True)
     _write_metrics(shared, _failed_report(command_name, inventory_path, EXIT_USAGE, why))
     raise typer.Exit(EXIT_USAGE)
 
 
-def _failed_report(command_name: str, inventory_path: Path, code: int, why: str) -> RunReport:
+def stdin_is_terminal() -> bool:
+    """Whether someone can be asked: cron, systemd timers, CI and pipes give no terminal."""
+    return sys.stdin.isatty()
+
+
+def confirm(command_name: str, inventory_path: Path, shared: SharedOptions, question: str) -> None:
+    """Go on only if the operator says yes to ``question``; callers skip it for ``--yes`` and
+    ``--dry-run``.
+
+    Without a terminal there is no one to ask: refused (exit 2, nothing touched), so a cron
+    job that lacks ``--yes`` shows in its metrics. A "no" is refused the same way; Ctrl-C or
+    the end of input at the prompt ends the run as interrupted (130), in the metrics too.
+    """
+    if not stdin_is_terminal():
+        refuse(command_name, inventory_path, shared,
+               f"{command_name} needs --yes when there is no terminal to confirm on; nothing "
+               "was touched")
+    try:
+        agreed = typer.confirm(question)
+    except typer.Abort:
+        typer.echo("interrupted: nothing was touched", err=True)
+        _write_metrics(shared, _failed_report(command_name, inventory_path, EXIT_INTERRUPTED,
+                                              "interrupted at the confirmation"))
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    if not agreed:
+        refuse(command_name, inventory_path, shared,
+               f"{command_name} was not confirmed; nothing was touched (answer y to go on, or "
+               "pass --yes)")
+
+
+def _failed_report(
+    command_name: str, inventory_path: Path | None, code: int, why: str
+) -> RunReport:
     """The report of a run that ended before it had one of its own."""
-    failed = RunReport(command=command_name, cluster="", inventory=str(inventory_path))
+    failed = RunReport(command=command_name, cluster="",
+                       inventory="" if inventory_path is None else str(inventory_path))
     failed.exit_code = code
     failed.messages.append(why)
-    with contextlib.suppress(OpsError, OSError):
-        failed.cluster = _load_inventory(inventory_path).cluster.name
+    if inventory_path is not None:
+        with contextlib.suppress(OpsError, OSError):
+            failed.cluster = _load_inventory(inventory_path).cluster.name
     return failed
 
 
@@ -310,6 +448,10 @@ def _write_metrics(shared: SharedOptions, report: RunReport) -> None:
     """``--metrics-file``, whatever the run's end; a file that cannot be written is said, and
     does not change the exit code."""
     if shared.metrics_file is None:
+        return
+    if (why := metrics.check_target(shared.metrics_file)) is not None:
+        if why not in report.messages:  # a refusal for this very reason said it already
+            typer.echo(f"error: {why}", err=True)
         return
     if report.ended is None:
         report.ended = datetime.now(UTC)
@@ -391,14 +533,37 @@ def remove_node(
             help="How long kubectl drain may take per node (a Go duration; default 5m).",
         ),
     ] = None,
+    yes: Annotated[
+        bool, flag("--yes", "-y", help="Do not ask for confirmation before removing a control "
+                   "plane.")
+    ] = False,
     *,
     shared: SharedOptions,
 ) -> None:
     """Cordon, drain, reset and delete nodes (control planes leave etcd first)."""
+    if not yes and not shared.dry_run:
+        _confirm_control_planes_leave(inventory, names, shared)
     options = RunOptions.for_command(
         shared, selected=names, force=force, drain_timeout=drain_timeout
     )
     _run("remove-node", load_builtin("remove-node"), inventory, shared, options)
+
+
+def _confirm_control_planes_leave(inventory: Path, names: list[str], shared: SharedOptions) -> None:
+    """Ask before a control plane is removed (it leaves etcd: the cluster loses a member it
+    may need for quorum); a worker's removal is not asked about. An inventory that cannot be
+    read is left to the run, which reports it (exit 2) as for any command."""
+    try:
+        inv = _load_inventory(inventory)
+    except UsageError:
+        return
+    control_planes = {n.name for n in inv.control_planes}
+    leaving = [n for n in names if n in control_planes]
+    if leaving:
+        which = ", ".join(leaving)
+        confirm("remove-node", inventory, shared,
+                f"Remove control plane {which} from {inv.cluster.name} (drain, leave etcd, "
+                "kubeadm reset -f)?")
 
 
 @command(shared=(*OUTPUT, "dry_run", "break_lock"))
@@ -411,11 +576,9 @@ def reset(
 ) -> None:
     """Take the cluster apart: workers first, then control planes, the primary last."""
     if not yes and not shared.dry_run:
-        if not sys.stdin.isatty():
-            typer.echo("error: reset needs --yes when there is no terminal to confirm on", err=True)
-            raise typer.Exit(EXIT_USAGE)
         what = ", ".join(node) if node else "every node of the cluster"
-        typer.confirm(f"Reset {what} (kubeadm reset -f)? Workloads will stop", abort=True)
+        confirm("reset", inventory, shared,
+                f"Reset {what} (kubeadm reset -f)? Workloads will stop")
     # Taking the cluster apart goes on past a failed drain: the node is reset anyway.
     options = RunOptions.for_command(shared, selected=node or (), force=1)
     _run("reset", load_builtin("reset"), inventory, shared, options)
@@ -432,9 +595,10 @@ def plan(
     shared: SharedOptions,
 ) -> None:
     """Show the ordered actions per node that COMMAND would take; change nothing."""
-    playbook = _load_playbook(lambda: load_builtin(command_name))
+    label = f"plan {command_name}"
+    playbook = _load_playbook(label, inventory, shared, lambda: load_builtin(command_name))
     options = RunOptions.for_command(shared, dry_run=True, selected=node or ())
-    _run(f"plan {command_name}", playbook, inventory, shared, options)
+    _run(label, playbook, inventory, shared, options)
 
 
 @command("run", shared=CHANGING)
@@ -446,12 +610,13 @@ def run_playbook(
     shared: SharedOptions,
 ) -> None:
     """Run a playbook of your own (copy one from playbooks/ and adapt it)."""
-    book = _load_playbook(lambda: load_playbook(playbook))
+    label = f"run {playbook}"
+    book = _load_playbook(label, inventory, shared, lambda: load_playbook(playbook))
     options = RunOptions.for_command(shared, selected=node or ())
-    _run(f"run {playbook}", book, inventory, shared, options)
+    _run(label, book, inventory, shared, options)
 
 
-@inventory_app.command("check")
+@inventory_app.command("check", cls=RefusingCommand)
 def inventory_check(
     inventory: InventoryArg,
     metrics_file: MetricsFileOpt = None,
@@ -461,9 +626,7 @@ def inventory_check(
     try:
         inv = _load_inventory(inventory)
     except UsageError as exc:
-        typer.echo(str(exc), err=True)
-        _write_metrics(shared, _failed_report("inventory check", inventory, EXIT_USAGE, str(exc)))
-        raise typer.Exit(EXIT_USAGE) from None
+        refuse("inventory check", inventory, shared, str(exc), prefix="")
     cps = ", ".join(n.name for n in inv.control_planes)
     workers = ", ".join(n.name for n in inv.workers) or "none"
     typer.echo(f"{inventory}: ok")

@@ -193,7 +193,8 @@ def check_target(path: Path) -> str | None:
     """Why ``path`` cannot take the metrics (its directory is missing), or None."""
     parent = path.expanduser().parent
     if not parent.is_dir():
-        return f"--metrics-file {path}: directory {parent} does not exist"
+        return (f"--metrics-file {path}: directory {parent} does not exist (create it, or "
+                "point --metrics-file at node_exporter's textfile directory)")
     return None
 
 

@@ -132,17 +132,26 @@ class Playbook:
             raise UsageError("\n".join(problems))
 
 
+def _builtin_dir() -> Path:
+    """playbooks/ of a checkout, else the copy packaged into the wheel."""
+    repo = Path(__file__).resolve().parent.parent / "playbooks"
+    if repo.is_dir():
+        return repo
+    return Path(str(resources.files("k8slk_ops") / "_playbooks"))
+
+
 def builtin_path(name: str) -> Path:
     """The path of a built-in playbook (``bootstrap`` -> playbooks/bootstrap.yml)."""
-    repo = Path(__file__).resolve().parent.parent / "playbooks" / f"{name}.yml"
-    if repo.exists():
-        return repo
-    packaged = resources.files("k8slk_ops") / "_playbooks" / f"{name}.yml"
-    return Path(str(packaged))
+    return _builtin_dir() / f"{name}.yml"
 
 
 def load_builtin(name: str) -> Playbook:
-    return load_playbook(builtin_path(name))
+    """A built-in playbook; an unknown name (``plan nonsense``) is refused with the known ones."""
+    path = builtin_path(name)
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in _builtin_dir().glob("*.yml")))
+        raise UsageError(f"no built-in playbook named {name!r}; pass one of: {known}")
+    return load_playbook(path)
 
 
 def load_playbook(path: Path) -> Playbook:

@@ -8,17 +8,26 @@ control plane at a time and restarts its static pods. Both are meant for cron: `
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 
-from k8slk_ops.cli import CHANGING, OUTPUT, InventoryArg, _run, app, command, flag, refuse
+from k8slk_ops.cli import (
+    CHANGING,
+    OUTPUT,
+    InventoryArg,
+    RefusingGroup,
+    _run,
+    app,
+    command,
+    confirm,
+    flag,
+)
 from k8slk_ops.options import DEFAULT_CERT_DAYS, RunOptions, SharedOptions
 from k8slk_ops.playbook import load_builtin
 
 certs_app = typer.Typer(help="kubeadm's certificates on the control planes.",
-                        no_args_is_help=True)
+                        no_args_is_help=True, cls=RefusingGroup)
 app.add_typer(certs_app, name="certs")
 
 
@@ -65,11 +74,9 @@ def renew(
 ) -> None:
     """Renew expiring certificates and restart each control plane's static pods, one at a time."""
     if not yes and not shared.dry_run:
-        if not sys.stdin.isatty():
-            refuse("certs renew", inventory, shared,
-                   "certs renew needs --yes when there is no terminal to confirm on")
-        typer.confirm("Renew certificates and restart each control plane's API server, "
-                      "controller manager, scheduler and etcd in turn?", abort=True)
+        confirm("certs renew", inventory, shared,
+                "Renew certificates and restart each control plane's API server, controller "
+                "manager, scheduler and etcd in turn?")
     days = None if within == "all" else int(within)
     options = RunOptions.for_command(shared, cert_days=days)
     _run("certs renew", load_builtin("certs-renew"), inventory, shared, options)

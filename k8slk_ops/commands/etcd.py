@@ -17,7 +17,8 @@ from k8slk_ops import cli
 from k8slk_ops.options import RunOptions, SharedOptions
 from k8slk_ops.playbook import load_builtin
 
-etcd_app = typer.Typer(help="The cluster's etcd: snapshots and member health.", no_args_is_help=True)
+etcd_app = typer.Typer(help="The cluster's etcd: snapshots and member health.", no_args_is_help=True,
+                       cls=cli.RefusingGroup)
 cli.app.add_typer(etcd_app, name="etcd")
 
 

@@ -10,14 +10,22 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from k8slk_ops.cli import CHANGING, InventoryArg, _load_inventory, _run, command, flag
-from k8slk_ops.errors import EXIT_USAGE, UsageError
+from k8slk_ops.cli import (
+    CHANGING,
+    InventoryArg,
+    _load_inventory,
+    _run,
+    command,
+    confirm,
+    flag,
+    refuse,
+)
+from k8slk_ops.errors import UsageError
 from k8slk_ops.kubeadm.errors import VersionError
 from k8slk_ops.kubeadm.versions import KubeVersion
 from k8slk_ops.options import RunOptions, SharedOptions
@@ -46,11 +54,6 @@ def with_batch(playbook: Playbook, batch: int) -> Playbook:
     return dataclasses.replace(playbook, stages=stages)
 
 
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(EXIT_USAGE)
-
-
 @command(shared=CHANGING)
 def upgrade(
     inventory: InventoryArg,
@@ -72,25 +75,19 @@ def upgrade(
     try:
         inv = _load_inventory(inventory)
     except UsageError as exc:
-        _fail(str(exc))
-        return
+        refuse("upgrade", inventory, shared, str(exc))
     target = to or inv.cluster.kubernetes_version
     if not target:
-        _fail(f"{inventory}: no target version: pass --to or set cluster.kubernetesVersion")
-        return
+        refuse("upgrade", inventory, shared,
+               f"{inventory}: no target version: pass --to or set cluster.kubernetesVersion")
     try:
         target = str(KubeVersion.parse(target))
         batch = workers_batch(max_unavailable, len(inv.workers))
     except (VersionError, ValueError) as exc:
-        _fail(str(exc))
-        return
+        refuse("upgrade", inventory, shared, str(exc))
     if not yes and not shared.dry_run:
-        if not sys.stdin.isatty():
-            _fail("upgrade needs --yes when there is no terminal to confirm on")
-        typer.confirm(
-            f"Upgrade {inv.cluster.name} to {target}, rebooting every node that is not there "
-            "yet, one at a time?",
-            abort=True,
-        )
+        confirm("upgrade", inventory, shared,
+                f"Upgrade {inv.cluster.name} to {target}, rebooting every node that is not "
+                "there yet, one at a time?")
     options = dataclasses.replace(RunOptions.for_command(shared), upgrade_to=target)
     _run("upgrade", with_batch(load_builtin("upgrade"), batch), Path(inventory), shared, options)

@@ -53,17 +53,17 @@ def test_three_control_planes_join_one_at_a_time(lab_factory: Any, tmp_path: Pat
     assert dry.code == 0, dry.stderr
     assert "kubectl drain cp-1 (on cp-2)" in dry.stdout + dry.stderr
 
-    carrier = cli("remove-node", str(ha), "cp-1", "--json", log_file=tmp_path / "rm0.log")
+    carrier = cli("remove-node", str(ha), "cp-1", "--yes", "--json", log_file=tmp_path / "rm0.log")
     assert carrier.code == 1
     assert "carries the controlPlaneEndpoint" in carrier.stdout + carrier.stderr
     assert "cp-1" in kubectl_nodes(lab)
 
-    both = cli("remove-node", str(ha), "cp-2", "cp-3", "--json", log_file=tmp_path / "rm2.log")
+    both = cli("remove-node", str(ha), "cp-2", "cp-3", "--yes", "--json", log_file=tmp_path / "rm2.log")
     assert both.code == 1
     assert "quorum" in both.stdout + both.stderr
     assert {"cp-2", "cp-3"} <= set(kubectl_nodes(lab))
 
-    one = cli("remove-node", str(ha), "cp-3", "--json", log_file=tmp_path / "rm1.log")
+    one = cli("remove-node", str(ha), "cp-3", "--yes", "--json", log_file=tmp_path / "rm1.log")
     assert one.code == 0, one.stderr
     assert set(kubectl_nodes(lab)) == {"cp-1", "cp-2", "w-1", "w-2"}
     assert not lab.exists("cp-3", "/var/node/etc/kubernetes/manifests/kube-apiserver.yaml")
@@ -80,7 +80,7 @@ def test_behind_a_load_balancer_the_first_control_plane_can_go(
     boot = cli("bootstrap", str(lab.inventory_path), "--json", log_file=tmp_path / "boot.log")
     assert boot.code == 0, boot.stderr
 
-    run = cli("remove-node", str(lab.inventory_path), "cp-1", "--json",
+    run = cli("remove-node", str(lab.inventory_path), "cp-1", "--yes", "--json",
               log_file=tmp_path / "rm.log")
     assert run.code == 0, run.stderr
     assert "kubectl drain cp-1 (on cp-2)" in run.log

@@ -29,7 +29,8 @@ def test_two_removals_of_two_control_planes_one_proceeds(lab_factory: Any, tmp_p
 
     lab.fault("cp-2", "drain-block")  # the first removal stays in its drain until unblocked
     first = Background(
-        "remove-node", str(lab.inventory_path), "cp-2", "--drain-timeout", "300s", "--json",
+        "remove-node", str(lab.inventory_path), "cp-2", "--drain-timeout", "300s", "--yes",
+        "--json",
         log_file=tmp_path / "first.log", cache=tmp_path / "cache-a",
     )
     try:
@@ -39,7 +40,7 @@ def test_two_removals_of_two_control_planes_one_proceeds(lab_factory: Any, tmp_p
                                           "kube-system", "-o", "json"])
         assert "remove-node" in lease.stdout
 
-        second = cli("remove-node", str(reordered), "cp-3", "--json",
+        second = cli("remove-node", str(reordered), "cp-3", "--yes", "--json",
                      log_file=tmp_path / "second.log", cache=tmp_path / "cache-b")
         assert second.code == 3, second.stderr
         assert "locked" in second.stderr and "Lease kube-system/k8slk-ops-lock" in second.stderr

@@ -141,7 +141,7 @@ def test_add_node_failure_is_reported(cluster: dict[str, Any]) -> None:
 
 
 def test_remove_node_refuses_the_last_control_plane(cluster: dict[str, Any]) -> None:
-    run = cli("remove-node", str(cluster["inventory"]), "cp-1", "--json")
+    run = cli("remove-node", str(cluster["inventory"]), "cp-1", "--yes", "--json")
     assert run.code == 1
     assert "primary" in run.stderr or "control plane" in run.stderr
     assert kubectl_nodes(cluster["lab"])["cp-1"]["ready"]
@@ -153,12 +153,12 @@ def test_the_last_control_plane_goes_only_when_told_twice(
     lab = lab_factory(nodes=2, control_planes=1)
     boot = cli("bootstrap", str(lab.inventory_path), "--json", log_file=tmp_path / "boot.log")
     assert boot.code == 0, boot.stderr
-    once = cli("remove-node", str(lab.inventory_path), "cp-1", "--force", "--json",
+    once = cli("remove-node", str(lab.inventory_path), "cp-1", "--force", "--yes", "--json",
                log_file=tmp_path / "once.log")
     assert once.code == 1
     assert "last control plane" in once.stdout + once.stderr
     assert kubectl_nodes(lab)["cp-1"]["ready"]
-    twice = cli("remove-node", str(lab.inventory_path), "cp-1", "-ff", "--json",
+    twice = cli("remove-node", str(lab.inventory_path), "cp-1", "-ff", "--yes", "--json",
                 log_file=tmp_path / "twice.log")
     assert twice.code == 0, twice.stderr
     assert not lab.exists("cp-1", "/var/node/etc/kubernetes/admin.conf")

@@ -72,11 +72,11 @@ def test_two_remove_nodes_of_two_control_planes_one_proceeds(
     # the lock must not depend on either.
     ha.hold_drain("cp-2")
     seen = drain_arrives(ha, "cp-1")
-    first = OtherMachine(tmp_path, "remove-node", ha.inventory, "cp-2", "--json")
+    first = OtherMachine(tmp_path, "remove-node", ha.inventory, "cp-2", "--yes", "--json")
     try:
         assert seen.wait(60), first.proc.stderr.read() if first.proc.poll() is not None else ""
         assert LEASE in ha.leases()
-        second = k8slk("remove-node", cp1_last(ha, tmp_path), "cp-3", "--json")
+        second = k8slk("remove-node", cp1_last(ha, tmp_path), "cp-3", "--yes", "--json")
         assert second.code == 3, second.why()
         assert "Lease kube-system/k8slk-ops-lock" in second.stderr
         assert f"pid {first.proc.pid}" in second.stderr and "remove-node" in second.stderr
@@ -165,7 +165,7 @@ def test_removing_the_last_control_plane_takes_the_lease_with_it(
     fleet: InProcessFleet, k8slk: K8slk
 ) -> None:
     assert k8slk("bootstrap", fleet.inventory).code == 0
-    run = k8slk("remove-node", fleet.inventory, "cp-1", "--force", "--force", "--json")
+    run = k8slk("remove-node", fleet.inventory, "cp-1", "--force", "--force", "--yes", "--json")
     assert run.code == 0, run.why()
     assert run.outcomes["cp-1"] == "ok"
     assert "lock was lost" not in run.stderr

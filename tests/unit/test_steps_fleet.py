@@ -155,7 +155,7 @@ def test_remove_node_drains_resets_and_deletes_a_worker_and_a_control_plane(
 ) -> None:
     fleet = fleet_factory(5, 3)
     assert k8slk("bootstrap", fleet.inventory).code == 0
-    run = k8slk("remove-node", fleet.inventory, "cp-3", "w-2", "--json")
+    run = k8slk("remove-node", fleet.inventory, "cp-3", "w-2", "--yes", "--json")
     assert run.code == 0, run.why()
     assert run.planned_steps() >= {"removal-guard", "drain", "kubeadm-reset", "delete-node"}
     assert run.outcomes["cp-3"] == run.outcomes["w-2"] == "ok"
@@ -172,7 +172,7 @@ def test_the_removal_guard_refuses_the_endpoint_carrier_and_drains_nothing(
 ) -> None:
     fleet = fleet_factory(4, 3)
     assert k8slk("bootstrap", fleet.inventory).code == 0
-    run = k8slk("remove-node", fleet.inventory, "cp-1", "--json")
+    run = k8slk("remove-node", fleet.inventory, "cp-1", "--yes", "--json")
     assert run.code == 1, run.why()
     guard = next(n for n in run.report["nodes"] if n["phase"] == "guard")
     assert guard["name"] != "cp-1"  # it ran through a control plane that stays
@@ -187,7 +187,7 @@ def test_the_removal_guard_refuses_the_last_control_plane(
     fleet: InProcessFleet, k8slk: K8slk
 ) -> None:
     assert k8slk("bootstrap", fleet.inventory).code == 0
-    run = k8slk("remove-node", fleet.inventory, "cp-1", "--json")
+    run = k8slk("remove-node", fleet.inventory, "cp-1", "--yes", "--json")
     assert run.code == 1, run.why()
     assert any("last control plane" in n["message"] for n in run.report["nodes"])
     assert fleet.count("kubectl drain") == 0
