@@ -6,9 +6,12 @@ The automation this tool replaces kept clusters as an INI ``hosts`` file with th
 can point this tool at that file unchanged. The data is rewritten into the YAML layout with the
 place of every value remembered, then validated like any inventory, so errors name INI lines.
 
-Precedence follows Ansible's: vars in the file (``[all:vars]`` below other groups' vars), then
-``group_vars/all.yml``, then ``group_vars/<group>.yml``; a host line's own vars win. The
-``[init-master]`` host becomes the first control plane. SSH options in
+Groups nest with ``[group:children]`` (see ``ini_groups``): a host is in every ancestor of the
+groups that list it, so a worker may sit in ``[east]`` under ``[workers:children]``. Precedence
+follows Ansible's: vars in the file (``[all:vars]`` below other groups' vars, a child's over its
+parent's), then ``group_vars/all.yml``, then ``group_vars/<group>.yml``; a host line's own vars
+win. The ``[init-master]`` host becomes the first control plane. A host no role group reaches
+is not a node and becomes a warning with its line, never silently dropped. SSH options in
 ``ansible_ssh_common_args`` are read where they have a meaning here; ``StrictHostKeyChecking=no``
 becomes ``accept-new``: host keys are recorded on first use and checked after, never ignored.
 """
