@@ -463,6 +463,8 @@ class _Builder:
         return order
 
     def _typo_groups(self) -> None:
+        """A group named like a role group (``[worker]``, ``[master]``) and under none is a
+        typo whose hosts would not be nodes: refused, with the name meant."""
         for group, at in self.ini.defined.items():
             if group in ROLE_GROUPS or self.tree.ancestors(group) & set(ROLE_GROUPS):
                 continue
@@ -581,12 +583,11 @@ class _Builder:
     ) -> None:
         """Each place that sets a cluster setting for some nodes only (``got``: what reaches
         each node, ``None`` where ``all``'s value or nothing does)."""
-        reported: set[Position] = set()
-        for var in got:
-            if var is None or var.key_at in reported:
-                continue
-            reported.add(var.key_at)
-            nodes = [n for (n, _), v in zip(order, got, strict=True) if v == var]
+        reaches: dict[Position, tuple[Var, list[str]]] = {}
+        for (node, _), var in zip(order, got, strict=True):
+            if var is not None:
+                reaches.setdefault(var.key_at, (var, []))[1].append(node)
+        for var, nodes in reaches.values():
             shown = ", ".join(nodes[:3]) + (f" and {len(nodes) - 3} more" if len(nodes) > 3 else "")
             self.issue(
                 var.key_at,
