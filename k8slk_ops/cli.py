@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import logging
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from k8slk_ops.errors import (
 from k8slk_ops.events import RunReport
 from k8slk_ops.gctune import lean_gc, spare_the_last_collections
 from k8slk_ops.inventory import Inventory, InventoryError, load_inventory
+from k8slk_ops.inventory.summary import at_a_glance
 from k8slk_ops.operation import Operation, new_run_id
 from k8slk_ops.options import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RunOptions, SharedOptions
 from k8slk_ops.playbook import Playbook, load_builtin, load_playbook
@@ -347,6 +349,8 @@ def _run(
     final: RunReport | None = None
     try:
         inventory = _load_inventory(inventory_path)
+        for warning in inventory.warnings:
+            logging.getLogger(__name__).warning("%s", warning)
         run_options = dataclasses.replace(options, run_id=new_run_id())
         raise_nofile_limit()
         prepare_asyncssh()  # patches asyncssh where checked (K8SLK_OPS_STOCK_ASYNCSSH=1: none)
@@ -627,15 +631,12 @@ def inventory_check(
         inv = _load_inventory(inventory)
     except UsageError as exc:
         refuse("inventory check", inventory, shared, str(exc), prefix="")
-    cps = ", ".join(n.name for n in inv.control_planes)
-    workers = ", ".join(n.name for n in inv.workers) or "none"
-    typer.echo(f"{inventory}: ok")
-    typer.echo(f"  cluster:        {inv.cluster.name}")
-    typer.echo(f"  endpoint:       {inv.endpoint}")
-    typer.echo(f"  control planes: {cps}")
-    typer.echo(f"  workers:        {workers}")
-    if sys.stdout.isatty():
-        typer.echo(f"  nodes:          {len(inv.nodes)}")
+    for warning in inv.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    noted = len(inv.warnings)
+    typer.echo(f"{inventory}: ok" + (f" ({noted} warning{'s' * (noted != 1)})" if noted else ""))
+    for line in at_a_glance(inv):
+        typer.echo(line)
     _write_metrics(shared, RunReport(command="inventory check", cluster=inv.cluster.name,
                                      inventory=str(inventory)))
 

@@ -6,9 +6,12 @@ The automation this tool replaces kept clusters as an INI ``hosts`` file with th
 can point this tool at that file unchanged. The data is rewritten into the YAML layout with the
 place of every value remembered, then validated like any inventory, so errors name INI lines.
 
-Precedence follows Ansible's: vars in the file (``[all:vars]`` below other groups' vars), then
-``group_vars/all.yml``, then ``group_vars/<group>.yml``; a host line's own vars win. The
-``[init-master]`` host becomes the first control plane. SSH options in
+Groups nest with ``[group:children]`` (see ``ini_groups``): a host is in every ancestor of the
+groups that list it, so a worker may sit in ``[east]`` under ``[workers:children]``. Precedence
+follows Ansible's: vars in the file (``[all:vars]`` below other groups' vars, a child's over its
+parent's), then ``group_vars/all.yml``, then ``group_vars/<group>.yml``; a host line's own vars
+win. The ``[init-master]`` host becomes the first control plane. A host no role group reaches
+is not a node and becomes a warning with its line, never silently dropped. SSH options in
 ``ansible_ssh_common_args`` are read where they have a meaning here; ``StrictHostKeyChecking=no``
 becomes ``accept-new``: host keys are recorded on first use and checked after, never ignored.
 """
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from k8slk_ops.inventory.errors import InventoryError, InventoryIssue, field_path
+from k8slk_ops.inventory.ini_groups import ALL, UNGROUPED, ChildLine, GroupTree
 from k8slk_ops.inventory.located import MapLocator, Position
 from k8slk_ops.inventory.model import Inventory, SSHSettings
 from k8slk_ops.inventory.validate import build_inventory, suggest
@@ -103,6 +107,9 @@ class IniFile:
     group_hosts: dict[str, list[str]] = field(default_factory=dict)
     group_vars: dict[str, dict[str, Var]] = field(default_factory=dict)
     headers: dict[str, Position] = field(default_factory=dict)
+    defined: dict[str, Position] = field(default_factory=dict)  # by [g] or [g:children]
+    vars_at: dict[str, Position] = field(default_factory=dict)  # each [g:vars] header
+    children: dict[str, list[ChildLine]] = field(default_factory=dict)
     issues: list[InventoryIssue] = field(default_factory=list)
 
 
@@ -205,15 +212,42 @@ def parse_ini(path: Path, text: str) -> IniFile:
                 )
                 kind = "skip"
             ini.headers.setdefault(group, at)
+            if kind in ("hosts", "children"):
+                ini.defined.setdefault(group, at)
+            elif kind == "vars":
+                ini.vars_at.setdefault(group, at)
             if kind == "hosts":
                 ini.group_hosts.setdefault(group, [])
+            elif kind == "children":
+                ini.children.setdefault(group, [])
             continue
         if kind == "vars":
             _parse_var_line(ini, file, number, line, group)
         elif kind == "hosts":
             _parse_host_line(ini, file, number, line, group)
-        # children: group membership only; nothing of it matters here
+        elif kind == "children":
+            _parse_child_line(ini, file, number, line, group)
     return ini
+
+
+def _parse_child_line(ini: IniFile, file: str, number: int, line: str, group: str) -> None:
+    """One child group per line, as Ansible reads ``[group:children]``."""
+    tokens = _tokens(line)
+    if not tokens:
+        return
+    (offset, name), rest = tokens[0], tokens[1:]
+    if rest or "=" in name:
+        ini.issues.append(
+            InventoryIssue(
+                file,
+                number,
+                offset + 1,
+                "",
+                f"expected one group name per line in [{group}:children], got {line.strip()!r}",
+            )
+        )
+        return
+    ini.children[group].append(ChildLine(name, Position(file, number, offset + 1)))
 
 
 def _parse_var_line(ini: IniFile, file: str, number: int, line: str, group: str) -> None:
@@ -306,6 +340,15 @@ def _read_group_vars(path: Path, issues: list[InventoryIssue]) -> dict[str, Var]
     return {str(k): Var(plain(v), locator.key((k,)), locator.value((k,))) for k, v in data.items()}
 
 
+@dataclass(frozen=True)
+class Layered:
+    """A variable as it reaches one host, and whether it came from ``all`` (``[all:vars]`` or
+    ``group_vars/all.yml``): those go once to the inventory's ``ssh:``, not to every node."""
+
+    var: Var
+    everyone: bool
+
+
 class _Builder:
     """Gives the parsed INI its meaning: the YAML layout plus where each value came from."""
 
@@ -314,8 +357,13 @@ class _Builder:
         self.file = str(path)
         self.ini = ini
         self.issues = list(ini.issues)
+        self.warnings: list[InventoryIssue] = []
         self.values: dict[tuple[str | int, ...], Position] = {}
         self.keys: dict[tuple[str | int, ...], Position] = {}
+        self.tree = GroupTree(list(ini.defined), ini.children, ini.group_hosts)
+        self._files: dict[str, dict[str, Var]] = {}
+        self._merged: dict[frozenset[str], dict[str, Layered]] = {}
+        self._priorities: dict[str, int] = {}
 
     def issue(self, at: Position, field: str, message: str) -> None:
         self.issues.append(InventoryIssue(at.file, at.line, at.column, field, message))
@@ -327,25 +375,69 @@ class _Builder:
 
     def build(self) -> tuple[dict[str, Any], MapLocator]:
         ini = self.ini
-        layered = self._layered_vars()
-        cluster: dict[str, Any] = {}
+        structure = [*self.tree.issues, *self._undefined_vars()]
+        if structure:  # the tree is not one Ansible would read: nothing more is meaningful
+            raise InventoryError([*self.issues, *structure])
+        order = self._roles()
+        self._typo_groups()
+        self._unmapped()
+        reaching = [self._host_vars(name) for name, _ in order]
+        everyone = self._everyone()
+        cluster = self._cluster(order, reaching, everyone)
         ssh: dict[str, Any] = {}
-        for name, var in layered.items():
-            self._global_var(name, var, cluster, ssh)
-        for group in ini.group_hosts:
-            if group not in ROLE_GROUPS:
-                hint = suggest(group, ROLE_GROUPS)
-                if hint is not None:
-                    self.issue(
-                        ini.headers.get(group, Position(self.file, 1, 1)),
-                        "",
-                        f"unknown group [{group}]; did you mean [{hint}]?",
-                    )
-        init_hosts = ini.group_hosts.get(INIT_GROUP, [])
+        for name, var in everyone.items():
+            if name not in CLUSTER_VARS:
+                self._global_var(name, var, ssh)
+        nodes = [
+            self._node(index, name, role, reaching[index])
+            for index, (name, role) in enumerate(order)
+        ]
+        raw: dict[str, Any] = {"cluster": cluster, "ssh": ssh, "nodes": nodes}
+        first = Position(self.file, 1, 1)
+        self.values[("nodes",)] = ini.headers.get(INIT_GROUP, ini.headers.get(MASTER_GROUP, first))
+        self.values.setdefault(("cluster",), ini.headers.get(ALL, first))
+        return raw, MapLocator(first, self.values, self.keys)
+
+    def _undefined_vars(self) -> list[InventoryIssue]:
+        """``[group:vars]`` of a group no section defines: Ansible refuses the file, and the
+        variables would otherwise reach no host without a word."""
+        return [
+            InventoryIssue(
+                at.file,
+                at.line,
+                at.column,
+                "",
+                f"[{group}:vars] is for a group no section defines (Ansible refuses it too): "
+                f"add [{group}] with its hosts or [{group}:children] with its groups, or move "
+                "the variables to [all:vars]",
+            )
+            for group, at in self.ini.vars_at.items()
+            if group not in self.ini.defined and group not in (ALL, UNGROUPED)
+        ]
+
+    def _groups_of(self, name: str) -> frozenset[str]:
+        """Every group a host is in: those whose sections list it and all their ancestors."""
+        out: set[str] = set()
+        for group in self.ini.hosts[name].groups:
+            out |= self.tree.ancestors(group)
+        return frozenset(out)
+
+    def _reach(self, name: str, group: str) -> Position:
+        """The host's line through which it is in ``group`` (the first, in file order)."""
+        host = self.ini.hosts[name]
+        for direct in host.groups:
+            if group in self.tree.ancestors(direct):
+                return host.at_in.get(direct, host.at)
+        return host.at
+
+    def _roles(self) -> list[tuple[str, str]]:
+        """Nodes in order with their roles: ``[init-master]``'s host, then ``[masters]``',
+        then ``[workers]``', each group with the hosts of its children."""
+        tree = self.tree
+        init_hosts = tree.hosts(INIT_GROUP)
         if len(init_hosts) > 1:
-            second = ini.hosts[init_hosts[1]].at
             self.issue(
-                second,
+                self._reach(init_hosts[1], INIT_GROUP),
                 "",
                 f"[{INIT_GROUP}] holds one host, the first control plane; "
                 f"move the others to [{MASTER_GROUP}]",
@@ -357,60 +449,158 @@ class _Builder:
             (MASTER_GROUP, "control-plane"),
             (WORKER_GROUP, "worker"),
         ):
-            for name in ini.group_hosts.get(group, []):
+            for name in init_hosts if group == INIT_GROUP else tree.hosts(group):
                 if name in seen:
                     if role == "worker":
                         self.issue(
-                            ini.hosts[name].at_in.get(group, ini.hosts[name].at),
+                            self._reach(name, group),
                             "",
                             f"host {name!r} is both a control plane and in [{group}]",
                         )
                     continue
                 seen.add(name)
                 order.append((name, role))
-        nodes = [self._node(index, name, role, layered) for index, (name, role) in enumerate(order)]
-        raw: dict[str, Any] = {"cluster": cluster, "ssh": ssh, "nodes": nodes}
-        first = Position(self.file, 1, 1)
-        self.values[("nodes",)] = ini.headers.get(INIT_GROUP, ini.headers.get(MASTER_GROUP, first))
-        self.values.setdefault(("cluster",), ini.headers.get("all", first))
-        return raw, MapLocator(first, self.values, self.keys)
+        return order
 
-    def _layered_vars(self) -> dict[str, Var]:
-        """Group vars that apply to the whole cluster, highest precedence last."""
-        ini = self.ini
-        out: dict[str, Var] = {}
-        out.update(ini.group_vars.get("all", {}))
-        for group, variables in ini.group_vars.items():
-            if group != "all" and group not in ROLE_GROUPS:
-                out.update(variables)
-        directory = self.path.parent
-        for group in ("all", *(g for g in ini.group_vars if g not in ("all", *ROLE_GROUPS))):
-            found = _group_vars_file(directory, group)
-            if found is not None:
-                out.update(_read_group_vars(found, self.issues))
-        return out
+    def _typo_groups(self) -> None:
+        """A group named like a role group (``[worker]``, ``[master]``) and under none is a
+        typo whose hosts would not be nodes: refused, with the name meant."""
+        for group, at in self.ini.defined.items():
+            if group in ROLE_GROUPS or self.tree.ancestors(group) & set(ROLE_GROUPS):
+                continue
+            hint = suggest(group, ROLE_GROUPS)
+            if hint is not None:
+                self.issue(at, "", f"unknown group [{group}]; did you mean [{hint}]?")
 
-    def _role_group_vars(self, groups: list[str]) -> dict[str, Var]:
-        out: dict[str, Var] = {}
-        for group in groups:
-            if group in ROLE_GROUPS:
-                out.update(self.ini.group_vars.get(group, {}))
-                found = _group_vars_file(self.path.parent, group)
-                if found is not None:
-                    out.update(_read_group_vars(found, self.issues))
-        return out
+    def _unmapped(self) -> None:
+        """A host no role group reaches is not a node. Ansible inventories hold such hosts
+        (a bastion, a load balancer), so it is a warning, not a refusal; but it is never
+        dropped without a word, as a worker whose group was not listed under ``[workers]``
+        would be."""
+        roles = set(ROLE_GROUPS)
+        for name, host in self.ini.hosts.items():
+            if self._groups_of(name) & roles:
+                continue
+            groups = ", ".join(f"[{g}]" for g in host.groups)
+            self.warnings.append(
+                InventoryIssue(
+                    host.at.file,
+                    host.at.line,
+                    host.at.column,
+                    "",
+                    f"host {name!r} is not a node: its groups ({groups}) are not "
+                    f"[{INIT_GROUP}], [{MASTER_GROUP}] or [{WORKER_GROUP}] nor under them; "
+                    f"if it is one, list its group under [{WORKER_GROUP}:children] (or "
+                    f"[{MASTER_GROUP}:children])",
+                )
+            )
 
-    def _global_var(
-        self, name: str, var: Var, cluster: dict[str, Any], ssh: dict[str, Any]
-    ) -> None:
-        if name in CLUSTER_VARS:
-            value = var.value
+    def _priority(self, group: str) -> int:
+        """``ansible_group_priority`` of the group's INI vars (Ansible reads it only there)."""
+        if group not in self._priorities:
+            var = self.ini.group_vars.get(group, {}).get("ansible_group_priority")
+            value = 1
+            if var is not None:
+                text = str(var.value).strip()
+                if re.fullmatch(r"-?[0-9]+", text):
+                    value = int(text)
+                else:
+                    self.issue(
+                        var.value_at, "", f"ansible_group_priority must be a whole number, got {text!r}"
+                    )
+            self._priorities[group] = value
+        return self._priorities[group]
+
+    def _file_vars(self, group: str) -> dict[str, Var]:
+        """``group_vars/<group>.yml`` beside the inventory, read once."""
+        if group not in self._files:
+            found = _group_vars_file(self.path.parent, group)
+            self._files[group] = {} if found is None else _read_group_vars(found, self.issues)
+        return self._files[group]
+
+    def _group_vars(self, groups: frozenset[str]) -> dict[str, Layered]:
+        """The variables a host in exactly these groups gets from them, in Ansible's order:
+        the file's ``[all:vars]``, the file's other groups' vars (shallow groups first, a
+        child over its parent, then ``ansible_group_priority``, then name), then
+        ``group_vars/all.yml``, then the other ``group_vars/`` files in the same order."""
+        merged = self._merged.get(groups)
+        if merged is not None:
+            return merged
+        ordered = sorted(
+            (g for g in groups if g != ALL),
+            key=lambda g: self.tree.sort_key(g, self._priority(g)),
+        )
+        merged = {}
+        layers: list[tuple[dict[str, Var], bool]] = [
+            (self.ini.group_vars.get(ALL, {}), True),
+            *((self.ini.group_vars.get(g, {}), False) for g in ordered),
+            (self._file_vars(ALL), True),
+            *((self._file_vars(g), False) for g in ordered),
+        ]
+        for variables, everyone in layers:
+            for key, var in variables.items():
+                merged[key] = Layered(var, everyone)
+        self._merged[groups] = merged
+        return merged
+
+    def _host_vars(self, name: str) -> dict[str, Layered]:
+        """Everything that reaches one host; its own line's vars win over every group's."""
+        merged = dict(self._group_vars(self._groups_of(name)))
+        for key, var in self.ini.hosts[name].vars.items():
+            merged[key] = Layered(var, False)
+        return merged
+
+    def _everyone(self) -> dict[str, Var]:
+        """What ``all`` gives every host: ``[all:vars]`` below ``group_vars/all.yml``."""
+        return {**self.ini.group_vars.get(ALL, {}), **self._file_vars(ALL)}
+
+    def _cluster(
+        self,
+        order: list[tuple[str, str]],
+        reaching: list[dict[str, Layered]],
+        everyone: dict[str, Var],
+    ) -> dict[str, Any]:
+        """The cluster's settings: one value for all nodes. Ansible gives each host its own;
+        one set where it reaches only some nodes (a role group, a host line) is refused."""
+        cluster: dict[str, Any] = {}
+        for name, target in CLUSTER_VARS.items():
+            got = [r[name].var if name in r else None for r in reaching]
+            chosen = next((v for v in got if v is not None), None) if got else everyone.get(name)
+            if chosen is None:
+                continue
+            places = {v.value_at for v in got if v is not None}
+            if len(places) > 1 or None in got:
+                base = everyone.get(name)
+                self._partial_cluster_var(name, order, [None if v == base else v for v in got])
+            value = chosen.value
             if name == "certSANs" and isinstance(value, str):
                 value = [s.strip() for s in value.split(",") if s.strip()]
-            self.put(cluster, ("cluster", CLUSTER_VARS[name]), Var(value, var.key_at, var.value_at))
-        elif name in ADDRESS_VARS:
+            self.put(cluster, ("cluster", target), Var(value, chosen.key_at, chosen.value_at))
+        return cluster
+
+    def _partial_cluster_var(
+        self, name: str, order: list[tuple[str, str]], got: list[Var | None]
+    ) -> None:
+        """Each place that sets a cluster setting for some nodes only (``got``: what reaches
+        each node, ``None`` where ``all``'s value or nothing does)."""
+        reaches: dict[Position, tuple[Var, list[str]]] = {}
+        for (node, _), var in zip(order, got, strict=True):
+            if var is not None:
+                reaches.setdefault(var.key_at, (var, []))[1].append(node)
+        for var, nodes in reaches.values():
+            shown = ", ".join(nodes[:3]) + (f" and {len(nodes) - 3} more" if len(nodes) > 3 else "")
+            self.issue(
+                var.key_at,
+                "",
+                f"{name} is a cluster setting, but this sets it for {shown} only, not for "
+                f"all {len(order)} nodes: set it once in [all:vars], group_vars/all.yml or the "
+                "vars of a group holding every node",
+            )
+
+    def _global_var(self, name: str, var: Var, ssh: dict[str, Any]) -> None:
+        if name in ADDRESS_VARS or name in NODE_IP_VARS:
             self.issue(var.key_at, "", f"{name} names one host: set it on the host's line")
-        else:
+        elif name != "ansible_group_priority":
             self._ssh_var(name, var, ssh, ("ssh",))
 
     def _ssh_var(
@@ -469,7 +659,9 @@ class _Builder:
             i += 1
         return out
 
-    def _node(self, index: int, name: str, role: str, layered: dict[str, Var]) -> dict[str, Any]:
+    def _node(
+        self, index: int, name: str, role: str, reaching: dict[str, Layered]
+    ) -> dict[str, Any]:
         host = self.ini.hosts[name]
         loc: tuple[str | int, ...] = ("nodes", index)
         self.values[loc] = host.at
@@ -478,20 +670,16 @@ class _Builder:
         node: dict[str, Any] = {"name": name, "address": name, "role": role}
         self.values[(*loc, "address")] = host.at
         ssh: dict[str, Any] = {}
-        variables = {**self._role_group_vars(host.groups), **host.vars}
-        for key, var in variables.items():
+        for key, layered in reaching.items():
+            var = layered.var
+            if layered.everyone or key in CLUSTER_VARS or key == "ansible_group_priority":
+                continue  # in the inventory's ssh: once, or in the cluster's settings
             if key in ADDRESS_VARS:
                 node["address"] = var.value
                 self.values[(*loc, "address")] = var.value_at
             elif key in NODE_IP_VARS:
                 node["nodeIP"] = var.value
                 self.values[(*loc, "nodeIP")] = var.value_at
-            elif key in CLUSTER_VARS:
-                self.issue(
-                    var.key_at,
-                    "",
-                    f"{key} is a cluster setting: set it in [all:vars] or group_vars/all.yml",
-                )
             else:
                 self._ssh_var(key, var, ssh, (*loc, "ssh"))
         if ssh:
@@ -555,10 +743,21 @@ def load_ini_inventory(path: Path, text: str) -> Inventory:
     try:
         inventory = build_inventory(raw, locator, path)
     except InventoryError as exc:
-        raise InventoryError([*own, *(_for_ini(i, path) for i in exc.issues)]) from None
+        found = [*own, *(_for_ini(i, path) for i in exc.issues)]
+        raise InventoryError(_once_per_place(found)) from None
     if own:
         raise InventoryError(own)
-    return inventory
+    return inventory.model_copy(update={"warnings": tuple(sorted(set(builder.warnings)))})
+
+
+def _once_per_place(issues: list[InventoryIssue]) -> list[InventoryIssue]:
+    """One issue per place: a bad value in a group's vars reaches each of its nodes (as
+    ``nodes[0].ssh.port``, ``nodes[1].ssh.port``, ...), and it is fixed once, on its line."""
+    out: dict[tuple[str, int, int, str, str], InventoryIssue] = {}
+    for issue in sorted(set(issues)):
+        field = re.sub(r"^nodes\[[0-9]+\]", "nodes[]", issue.field)
+        out.setdefault((issue.file, issue.line, issue.column, field, issue.message), issue)
+    return list(out.values())
 
 
 def _for_ini(issue: InventoryIssue, path: Path) -> InventoryIssue:

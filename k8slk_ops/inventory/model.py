@@ -31,7 +31,7 @@ from pydantic.alias_generators import to_camel
 
 from k8slk_ops.inventory import checks
 from k8slk_ops.inventory.addons import Addon
-from k8slk_ops.inventory.errors import Loc, field_path
+from k8slk_ops.inventory.errors import InventoryIssue, Loc, field_path
 
 Role = Literal["control-plane", "worker"]
 HostKeyPolicy = Literal["strict", "accept-new", "pinned"]
@@ -311,6 +311,9 @@ class Inventory(_Model):
     source: Path = Path("<memory>")
     # The manifests of ``cluster.addons``, read and filled in when the inventory loaded.
     addon_manifests: tuple[Addon, ...] = Field(default=(), exclude=True)
+    # What the loader noticed without refusing the file (a host of an Ansible inventory that
+    # is not a node): shown by ``inventory check`` and logged by every command.
+    warnings: tuple[InventoryIssue, ...] = Field(default=(), exclude=True)
 
     @field_validator("nodes", mode="before")
     @classmethod

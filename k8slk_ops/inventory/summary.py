@@ -1,8 +1,10 @@
 """An inventory as plain data, for ``inventory check`` and the JSON report: what it says about
-the cluster at a glance. Printing is the caller's business."""
+the cluster at a glance. Printing is the caller's business; ``at_a_glance`` gives the lines
+``inventory check`` ends with, so the operator sees the cluster as understood before any run."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from k8slk_ops.inventory.checks import format_hostport
@@ -40,3 +42,32 @@ def summarize(inventory: Inventory) -> dict[str, Any]:
         "counts": {role: sum(1 for n in inventory.nodes if n.role == role) for role in ROLES},
         "nodes": nodes,
     }
+
+
+MAX_NAMES = 20  # names shown per role; a big cluster's list would bury the rest
+
+
+def name_list(names: Sequence[str], limit: int = MAX_NAMES) -> str:
+    """``cp-1, cp-2``; past ``limit`` names, ``..., w-20, ... and 5 more``; ``none``."""
+    if not names:
+        return "none"
+    shown = ", ".join(names[:limit])
+    if len(names) > limit:
+        shown += f", ... and {len(names) - limit} more"
+    return shown
+
+
+def at_a_glance(inventory: Inventory) -> list[str]:
+    """The cluster as the tool understood it: name, endpoint, node names by role, counts."""
+    summary = summarize(inventory)
+    by_role = {role: [n["name"] for n in summary["nodes"] if n["role"] == role] for role in ROLES}
+    counts = summary["counts"]
+    return [
+        f"  cluster:        {summary['cluster']}",
+        f"  endpoint:       {summary['endpoint']}",
+        f"  control planes: {name_list(by_role['control-plane'])}",
+        f"  workers:        {name_list(by_role['worker'])}",
+        f"  nodes:          {len(summary['nodes'])} ({counts['control-plane']} control "
+        f"plane{'s' if counts['control-plane'] != 1 else ''}, {counts['worker']} "
+        f"worker{'s' if counts['worker'] != 1 else ''})",
+    ]

@@ -1,4 +1,5 @@
-"""Old Ansible INI inventories load unchanged, group_vars included; errors name INI lines."""
+"""Old Ansible INI inventories load unchanged, group_vars and children groups included, read as
+Ansible reads them; errors name INI lines."""
 
 from __future__ import annotations
 
@@ -7,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from k8slk_ops.context import ClusterFacts, PlanContext, RunOptions
+from k8slk_ops.facts import parse_facts
 from k8slk_ops.inventory import InventoryError, InventoryIssue, load_inventory
 from k8slk_ops.inventory.ini_loader import expand_pattern
+from k8slk_ops.plan import make_plan
+from k8slk_ops.playbook import load_builtin
+from tests.unit.clirun import K8slk
+from tests.unit.test_playbook_plan import WAITING, actions
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -96,6 +103,10 @@ def test_group_vars_override_file_vars_and_host_vars_override_both(tmp_path: Pat
         clusterName=fromfile
         podSubnet=10.1.0.0/16
         ansible_user=admin
+
+        [k8s:children]
+        init-master
+        workers
 
         [k8s:vars]
         podSubnet=10.2.0.0/16
@@ -289,3 +300,339 @@ def test_host_patterns() -> None:
         expand_pattern("w[3:1x]")
     with pytest.raises(ValueError, match="over 10000 hosts"):
         expand_pattern("w[0:99999999]")
+
+
+def test_workers_reached_through_a_child_group_are_planned(tmp_path: Path) -> None:
+    hosts = write(
+        tmp_path,
+        "hosts.ini",
+        """\
+        [init-master]
+        cp-1 ansible_host=10.0.0.11
+
+        [workers]
+        w-2 ansible_host=10.0.0.22
+
+        [east]
+        w-1 ansible_host=10.0.0.21
+
+        [workers:children]
+        east
+
+        [all:vars]
+        clusterName=lab
+        """,
+    )
+    inv = load_inventory(hosts)
+    assert [(n.name, n.role) for n in inv.nodes] == [
+        ("cp-1", "control-plane"),
+        ("w-2", "worker"),  # Ansible lists a group's own hosts before its children's
+        ("w-1", "worker"),
+    ]
+    assert inv.warnings == ()
+    context = PlanContext(
+        inventory=inv,
+        options=RunOptions(run_id="r1"),
+        facts={n.name: parse_facts(WAITING) for n in inv.nodes},
+        unreachable={},
+        cluster=ClusterFacts(primary="cp-1"),
+    )
+    plan = make_plan(load_builtin("bootstrap"), context).to_json()
+    assert set(actions(plan, "join-workers")) == {"w-1", "w-2"}
+
+
+THREE_LEVELS = """\
+[init-master]
+cp-1 ansible_host=10.0.0.11
+
+[rack-1]
+w-1 ansible_host=10.0.0.21
+[rack-2]
+w-2 ansible_host=10.0.0.22 ansible_user=w2-own
+[west]
+w-3 ansible_host=10.0.0.23
+
+[east:children]
+rack-1
+rack-2
+[zones:children]
+east
+west
+[workers:children]
+zones
+[k8s:children]
+init-master
+workers
+
+[all:vars]
+clusterName=lab
+ansible_user=from-all
+ansible_port=2200
+[k8s:vars]
+ansible_port=2201
+[zones:vars]
+ansible_user=from-zones
+[east:vars]
+ansible_user=from-east
+[rack-1:vars]
+connectTimeout=7
+"""
+
+
+def test_a_three_level_children_tree_reaches_every_worker(tmp_path: Path) -> None:
+    inv = load_inventory(write(tmp_path, "hosts.ini", THREE_LEVELS))
+    assert [(n.name, n.role) for n in inv.nodes] == [
+        ("cp-1", "control-plane"),
+        ("w-3", "worker"),  # west is a child of zones, east's racks one level further down
+        ("w-1", "worker"),
+        ("w-2", "worker"),
+    ]
+    assert inv.warnings == ()
+
+
+def test_group_vars_are_inherited_child_over_parent_host_over_all(tmp_path: Path) -> None:
+    inv = load_inventory(write(tmp_path, "hosts.ini", THREE_LEVELS))
+    users = {n.name: inv.ssh_for(n).user for n in inv.nodes}
+    assert users == {
+        "cp-1": "from-all",  # in no group that sets ansible_user: all's value
+        "w-1": "from-east",  # east (depth 3) over zones (depth 2) over all
+        "w-2": "w2-own",  # the host's own line over every group
+        "w-3": "from-zones",  # west sets nothing: its parent's value
+    }
+    ports = {n.name: inv.ssh_for(n).port for n in inv.nodes}
+    assert set(ports.values()) == {2201}  # k8s, a parent of every node, over all
+    assert inv.ssh_for("w-1").connect_timeout == 7.0  # from rack-1, three levels down
+    assert inv.ssh_for("w-2").connect_timeout == 10.0  # rack-1's vars do not reach rack-2
+
+
+def test_group_vars_files_follow_the_same_order(tmp_path: Path) -> None:
+    hosts = write(tmp_path, "hosts.ini", THREE_LEVELS)
+    write(tmp_path, "group_vars/all.yml", "ansible_user: from-all-file\n")
+    write(tmp_path, "group_vars/zones.yml", "ansible_user: from-zones-file\n")
+    inv = load_inventory(hosts)
+    users = {n.name: inv.ssh_for(n).user for n in inv.nodes}
+    # Ansible: INI group vars < group_vars/all < group_vars/<group> < the host's line.
+    assert users == {
+        "cp-1": "from-all-file",
+        "w-1": "from-zones-file",
+        "w-2": "w2-own",
+        "w-3": "from-zones-file",
+    }
+
+
+def test_groups_of_one_depth_merge_by_name_then_priority(tmp_path: Path) -> None:
+    text = """\
+        [init-master]
+        cp-1 ansible_host=10.0.0.11
+        [workers]
+        w-1 ansible_host=10.0.0.21
+        [blue]
+        w-1
+        [amber]
+        w-1
+        [amber:vars]
+        ansible_user=amber
+        [blue:vars]
+        ansible_user=blue
+        [all:vars]
+        clusterName=lab
+        """
+    inv = load_inventory(write(tmp_path, "hosts.ini", text))
+    assert inv.ssh_for("w-1").user == "blue"  # same depth: the later name wins
+    text = text.replace("ansible_user=amber", "ansible_user=amber\nansible_group_priority=10")
+    inv = load_inventory(write(tmp_path, "hosts.ini", text))
+    assert inv.ssh_for("w-1").user == "amber"  # a higher ansible_group_priority wins
+
+
+def test_a_children_cycle_is_refused_with_its_line(tmp_path: Path) -> None:
+    hosts = write(
+        tmp_path,
+        "hosts.ini",
+        """\
+        [init-master]
+        cp-1 ansible_host=10.0.0.11
+        [east]
+        w-1
+        [zones:children]
+        east
+        [east:children]
+        zones
+        [workers:children]
+        zones
+        [all:vars]
+        clusterName=lab
+        """,
+    )
+    [issue] = problems(hosts)
+    assert (issue.file, issue.line, issue.column) == (str(hosts), 8, 1)
+    assert "[east:children] lists zones, which contains east" in issue.message
+    assert "zones -> east -> zones (with line 6)" in issue.message
+    assert "remove one of these lines" in issue.message
+
+
+def test_a_group_listed_as_its_own_child_is_refused(tmp_path: Path) -> None:
+    hosts = write(
+        tmp_path,
+        "hosts.ini",
+        "[init-master]\ncp-1\n[workers:children]\nworkers\n[all:vars]\nclusterName=lab\n",
+    )
+    [issue] = problems(hosts)
+    assert issue.line == 4 and "workers -> workers" in issue.message
+
+
+def test_undefined_groups_are_refused_as_ansible_refuses_them(tmp_path: Path) -> None:
+    hosts = write(
+        tmp_path,
+        "hosts.ini",
+        """\
+        [init-master]
+        cp-1 ansible_host=10.0.0.11
+        [workers:children]
+        east
+        [all:children]
+        all
+        [west:vars]
+        ansible_user=core
+        [all:vars]
+        clusterName=lab
+        """,
+    )
+    issues = problems(hosts)
+    assert [(i.line, i.column) for i in issues] == [(4, 1), (6, 1), (7, 1)]
+    assert "includes undefined group 'east'" in issues[0].message
+    assert "all, the group of every host" in issues[1].message
+    assert "[west:vars] is for a group no section defines" in issues[2].message
+
+
+def test_a_host_of_no_role_group_is_reported_with_its_line(tmp_path: Path) -> None:
+    hosts = write(
+        tmp_path,
+        "hosts.ini",
+        """\
+        lonely ansible_host=10.0.0.4
+        [init-master]
+        cp-1 ansible_host=10.0.0.11
+        [bastion]
+        jump-1 ansible_host=10.0.0.5
+        [east]
+        w-1 ansible_host=10.0.0.21
+        [all:vars]
+        clusterName=lab
+        """,
+    )
+    inv = load_inventory(hosts)
+    assert inv.names == ("cp-1",)
+    assert [(w.file, w.line, w.column) for w in inv.warnings] == [
+        (str(hosts), 1, 1),
+        (str(hosts), 5, 1),
+        (str(hosts), 7, 1),
+    ]
+    assert inv.warnings[2].message.startswith(
+        "host 'w-1' is not a node: its groups ([east]) are not [init-master], [masters] or "
+        "[workers] nor under them; if it is one, list its group under [workers:children]"
+    )
+    assert "([ungrouped])" in inv.warnings[0].message
+
+
+def test_a_cluster_setting_that_reaches_some_nodes_only_is_refused(tmp_path: Path) -> None:
+    hosts = write(
+        tmp_path,
+        "hosts.ini",
+        """\
+        [init-master]
+        cp-1 ansible_host=10.0.0.11
+        [workers]
+        w-1 ansible_host=10.0.0.21
+        w-2 ansible_host=10.0.0.22 podSubnet=10.3.0.0/16
+        [workers:vars]
+        podSubnet=10.2.0.0/16
+        [all:vars]
+        clusterName=lab
+        podSubnet=10.1.0.0/16
+        """,
+    )
+    issues = problems(hosts)
+    assert [(i.line, i.column) for i in issues] == [(5, 28), (7, 1)]
+    assert "podSubnet is a cluster setting, but this sets it for w-2 only, not for all 3" in (
+        issues[0].message
+    )
+    assert "for w-1 only" in issues[1].message
+
+
+def test_a_bad_group_value_is_reported_once_not_per_node(tmp_path: Path) -> None:
+    hosts = write(
+        tmp_path,
+        "hosts.ini",
+        """\
+        [init-master]
+        cp-1 ansible_host=10.0.0.11
+        [workers]
+        w-[1:5]
+        [workers:vars]
+        ansible_port=ssh
+        [all:vars]
+        clusterName=lab
+        """,
+    )
+    [issue] = problems(hosts)
+    assert (issue.line, issue.column) == (6, 14)
+    assert issue.message == "must be a whole number, got 'ssh'"
+
+
+def test_the_sample_inventory_has_no_warnings() -> None:
+    assert load_inventory(REPO / "inventories" / "ansible-hosts.ini").warnings == ()
+
+
+def test_inventory_check_ends_with_the_cluster_it_understood(tmp_path: Path, k8slk: K8slk) -> None:
+    hosts = write(
+        tmp_path,
+        "hosts.ini",
+        """\
+        [init-master]
+        cp-1 ansible_host=10.0.0.11
+        [masters]
+        cp-[2:3]
+        [east]
+        w-[01:25]
+        [bastion]
+        jump-1
+        [workers:children]
+        east
+        [all:vars]
+        clusterName=lab
+        """,
+    )
+    run = k8slk("inventory", "check", hosts)
+    assert run.code == 0, run.why()
+    shown = ", ".join(f"w-{i:02d}" for i in range(1, 21))
+    assert run.stdout.splitlines() == [
+        f"{hosts}: ok (1 warning)",
+        "  cluster:        lab",
+        "  endpoint:       10.0.0.11:6443",
+        "  control planes: cp-1, cp-2, cp-3",
+        f"  workers:        {shown}, ... and 5 more",
+        "  nodes:          28 (3 control planes, 25 workers)",
+    ]
+    assert run.stderr.startswith(f"warning: {hosts}:8:1: host 'jump-1' is not a node")
+    single = write(tmp_path, "one.ini", "[init-master]\ncp-1\n[all:vars]\nclusterName=lab\n")
+    run = k8slk("inventory", "check", single)
+    assert run.code == 0, run.why()
+    assert run.stdout.splitlines()[-2:] == [
+        "  workers:        none",
+        "  nodes:          1 (1 control plane, 0 workers)",
+    ]
+    assert run.stderr == ""
+
+
+def test_children_nested_too_deep_are_refused_at_the_line(tmp_path: Path) -> None:
+    chain = "".join(f"[g{i}:children]\ng{i + 1}\n" for i in range(40))
+    hosts = write(
+        tmp_path,
+        "hosts.ini",
+        f"[init-master]\ncp-1\n[g40]\nw-1\n{chain}[workers:children]\ng0\n"
+        "[all:vars]\nclusterName=lab\n",
+    )
+    [issue] = problems(hosts)
+    # g0 is at depth 2 (under workers): g31 is the 33rd level, named on line 66.
+    assert issue.line == 66
+    assert "nests g31 33 levels deep; at most 32 levels" in issue.message
