@@ -14,6 +14,12 @@ so it costs the same at 5 nodes and at 5,000. A frame (drawn at a bounded rate b
 Stages: the engine announces each stage with a run-level ``STAGE`` event naming its nodes. Until
 one is announced (the connect phase, or an engine that does not announce them), nodes are
 grouped by the phase of their events and a group's total is the nodes seen in it.
+
+Counts: a node is in exactly one of a stage's buckets. DONE is the nodes whose last step of the
+stage ended ok (or that had nothing to do), FAILED the nodes whose step failed; each failed
+node is also one entry of the FAILED list, so the two always agree. The events' ``part`` says
+which of a node's steps an event is about: the OK of a step that another follows leaves the
+node running, and the stage's cleanup of a failed node (its START and OK) leaves it failed.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from k8slk_ops.events import Event, EventKind
+from k8slk_ops.events import Event, EventKind, Part
 
 FAILED_TITLE = "FAILED"
 NOTES_SHOWN = 2  # the latest run-level messages, under the stages
@@ -73,7 +79,7 @@ class StageProgress:
     started: float | None = None  # first START in the stage
     last: float | None = None  # latest node finishing in the stage
     states: dict[str, State] = field(default_factory=dict)  # nodes it has heard of, not waiting
-    running: dict[str, float] = field(default_factory=dict)  # node -> since
+    running: dict[str, float] = field(default_factory=dict)  # node -> since (oldest first)
     counts: dict[State, int] = field(default_factory=lambda: dict.fromkeys(State, 0))
 
     @property
@@ -178,13 +184,19 @@ class ProgressModel:
         return group
 
     def _node_event(self, name: str, event: Event) -> None:
+        kind, when = event.kind, event.monotonic
+        if event.part == Part.CLEANUP:
+            # The stage's cleanup of a node that failed: the node stays failed, its row keeps
+            # the failure's reason; only a failed cleanup is worth a line.
+            if kind == EventKind.FAIL:
+                self.notes.append(Note(f"{name}: cleanup failed: {event.message}", warn=True))
+            return
         line = self.nodes.get(name)
         if line is None:
             line = self.nodes[name] = NodeLine()
         line.phase = event.phase
         if event.message:
             line.message = event.message
-        kind, when = event.kind, event.monotonic
         if kind not in (EventKind.START, EventKind.OK, EventKind.FAIL, EventKind.SKIP):
             return  # progress and warnings change the node's message, not its state
         stage = self._stage_for(event)
@@ -193,6 +205,8 @@ class ProgressModel:
             line.started = when if line.started is None else line.started
             line.stopped = None
             stage.move(name, State.RUNNING, when)
+        elif kind == EventKind.OK and event.part == Part.MORE:
+            pass  # one of its steps ended; the node runs on in the stage
         elif kind == EventKind.OK:
             line.state, line.stopped = State.OK, when
             stage.move(name, State.OK, when)
