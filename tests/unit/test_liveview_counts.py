@@ -16,6 +16,8 @@ from rich.console import Console, RenderableType
 
 from k8slk_ops.events import Event, EventKind, Part
 from k8slk_ops.liveview import (
+    ESTIMATE_MIN_OK,
+    ESTIMATE_MIN_SECONDS,
     ProgressModel,
     StageProgress,
     State,
@@ -180,3 +182,75 @@ async def test_the_engine_says_which_of_a_node_s_steps_an_event_is_about() -> No
     model = replay(rec.events)
     assert counts(model.stages[-1]) == (1, 1, 0, 0)
     assert [n.message for n in model.notes] == ["w-2: cleanup failed: tidy broke"]
+
+
+# -- the estimate ---------------------------------------------------------------------------------
+
+
+def test_no_estimate_until_enough_nodes_ended_ok() -> None:
+    model = ProgressModel()
+    everyone = names(100)
+    model.apply(ev(None, "join-workers", EventKind.STAGE, nodes=tuple(everyone)))
+    for name in everyone[:50]:
+        model.apply(ev(name, "join", EventKind.START, at=0.0))
+    stage = model.stages[-1]
+    # Nine joins ok in 10 s: more than the five, but less than a tenth of the stage.
+    for name in everyone[:9]:
+        model.apply(ev(name, "join", EventKind.OK, at=10.0))
+    assert stage.left(now=10.0) is None
+    lines = screen(stage_view(model, 10.0, 80, 24, str))
+    assert lines[0].split()[-1] == "LEFT"
+    assert "~" not in next(line for line in lines if line.startswith("join-workers"))
+    model.apply(ev("w-10", "join", EventKind.FAIL, "refused", at=10.0))  # a tenth finished
+    assert stage.left(now=10.0) is not None
+
+
+def test_no_estimate_from_failures_alone_or_too_early() -> None:
+    model = ProgressModel()
+    everyone = names(40)
+    model.apply(ev(None, "join-workers", EventKind.STAGE, nodes=tuple(everyone)))
+    for name in everyone[:20]:
+        model.apply(ev(name, "join", EventKind.START, at=0.0))
+    for name in everyone[:10]:
+        model.apply(ev(name, "join", EventKind.FAIL, "refused", at=0.5))
+    for name in everyone[10 : 10 + ESTIMATE_MIN_OK - 1]:
+        model.apply(ev(name, "join", EventKind.OK, at=1.0))
+    stage = model.stages[-1]
+    assert stage.left(now=5.0) is None  # a quarter of the stage failed quickly: no pace yet
+    model.apply(ev(everyone[10 + ESTIMATE_MIN_OK - 1], "join", EventKind.OK, at=1.0))
+    assert stage.left(now=ESTIMATE_MIN_SECONDS / 2) is None  # a stage this young is not read
+    assert stage.left(now=ESTIMATE_MIN_SECONDS) is not None
+
+
+def test_the_estimate_sends_the_waiting_nodes_through_the_stage_s_parallelism() -> None:
+    model = ProgressModel()
+    everyone = names(300)
+    model.apply(ev(None, "join-workers", EventKind.STAGE, nodes=tuple(everyone)))
+    for name in everyone[:60]:  # 60 at a time, each join 4 s
+        model.apply(ev(name, "join", EventKind.START, at=0.0))
+    for i, name in enumerate(everyone[:30]):
+        model.apply(ev(name, "join", EventKind.OK, at=4.0))
+        model.apply(ev(everyone[60 + i], "join", EventKind.START, at=4.0))
+    stage = model.stages[-1]
+    assert counts(stage) == (30, 0, 60, 210)
+    # 210 waiting go through 60 at a time, 4 s each, and the last needs its own 4 s.
+    assert stage.left(now=4.0) == 4.0 * 210 / 60 + 4.0
+
+
+def test_the_last_wave_is_estimated_from_its_youngest_node() -> None:
+    model = ProgressModel()
+    everyone = names(10)
+    model.apply(ev(None, "join-workers", EventKind.STAGE, nodes=tuple(everyone)))
+    for name in everyone[:8]:
+        model.apply(ev(name, "join", EventKind.START, at=0.0))
+    for name in everyone[:8]:
+        model.apply(ev(name, "join", EventKind.OK, at=4.0))
+    for name in everyone[8:]:
+        model.apply(ev(name, "join", EventKind.START, at=5.0))
+    stage = model.stages[-1]
+    assert stage.waiting == 0
+    assert stage.left(now=6.0) == 3.0  # started at 5, a join takes 4
+    assert stage.left(now=9.5) is None  # they outlasted the pace: no honest figure
+    for name in everyone[8:]:
+        model.apply(ev(name, "join", EventKind.OK, at=9.5))
+    assert stage.left(now=20.0) is None  # nothing left
