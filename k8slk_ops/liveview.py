@@ -134,11 +134,12 @@ class StageProgress:
         runs have finished, and it has run ``ESTIMATE_MIN_SECONDS``.
 
         Why: the first nodes to end are the quickest of the first wave, and one or two of them
-        say little of the others (a single early join, spread over 299 nodes, once read
-        ``~10:32`` for a stage that took 40 s); a tenth of the stage is a sample that the
-        quickest no longer make alone, with five nodes the floor for small stages. Failures do
-        not count towards the five: a quick refusal says nothing about how long a join takes.
-        A stage shorter than two seconds is over before an estimate could be read."""
+        say little of the others (the rate of a single early join, spread over 299 workers of
+        the simulated fleet, read ``~2:33`` for a join that ended 6 s in); a tenth of the stage
+        is a sample that the quickest no longer make alone, with five nodes the floor for
+        small stages. Failures do not count towards the five: a quick refusal says nothing
+        about how long a join takes. A stage shorter than two seconds is over before an
+        estimate could be read."""
         elapsed = self.elapsed(now)
         to_run = self.total - self.counts[State.SKIPPED]
         ended = self.counts[State.OK] + self.counts[State.FAILED]
