@@ -154,8 +154,8 @@ class StageProgress:
         The pace is the mean time a node took to end ok (``d``) and the stage's parallelism
         (``c``, the most nodes seen running at once, which the stage's concurrency bounds):
         the waiting nodes go through ``c`` at a time, one wave every ``d``, and the last of
-        them needs ``d`` after it starts; with none waiting, what is left is the youngest
-        running node's ``d``. Unlike the stage's nodes-per-second so far, this does not count
+        them needs ``d`` after it starts; with none waiting, what is left is what the youngest
+        running node has left of its ``d``. Unlike the stage's nodes-per-second so far, this does not count
         the first wave's start-up against the rest of the stage."""
         waiting, running = self.waiting, len(self.running)
         if waiting + running == 0 or not self.estimable(now):
