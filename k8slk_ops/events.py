@@ -30,6 +30,20 @@ class EventKind(enum.StrEnum):
     STAGE = "stage"
 
 
+class Part(enum.StrEnum):
+    """Which of a node's steps in a stage a START, OK or FAIL event is about.
+
+    Only the engine knows whether more of the node's steps follow in the stage, or whether a
+    step is the stage's cleanup of a node that already failed; it says so here, so that a
+    reader counting nodes (the live view) neither counts a node done between two of its steps
+    nor turns a failed node back into a running, then done, one while its cleanup runs.
+    """
+
+    LAST = "last"  # the node's last step in the stage, or an event not about a stage's step
+    MORE = "more"  # another of the node's steps follows in the same stage
+    CLEANUP = "cleanup"  # the stage's cleanup of a node whose step failed or was cancelled
+
+
 class Outcome(enum.StrEnum):
     """The final state of one node in a run."""
 
@@ -53,6 +67,7 @@ class Event:
     monotonic: float = field(default_factory=time.monotonic)
     wall: datetime = field(default_factory=lambda: datetime.now(UTC))
     nodes: tuple[str, ...] = ()  # for STAGE: the nodes the stage covers
+    part: Part = Part.LAST  # for a node's START, OK, FAIL: which of its steps (see Part)
 
 
 @dataclass

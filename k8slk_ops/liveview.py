@@ -2,8 +2,8 @@
 
 A handful of nodes get a row each, as they always did. When the nodes no longer fit the
 terminal, the view becomes one line per stage (a progress bar, counts of done, failed, running
-and waiting nodes against the stage's total, elapsed time and an estimate of what is left),
-then the failed nodes with their reason, then the nodes that have been running longest, as many
+and waiting nodes against the stage's total, elapsed time and, once the stage's pace is known,
+an estimate of what is left), then the failed nodes with their reason, then the nodes that have been running longest, as many
 as fit; the latest run-level messages sit under the stages. Either way the view is never taller
 than the terminal, so nothing scrolls.
 
@@ -14,6 +14,12 @@ so it costs the same at 5 nodes and at 5,000. A frame (drawn at a bounded rate b
 Stages: the engine announces each stage with a run-level ``STAGE`` event naming its nodes. Until
 one is announced (the connect phase, or an engine that does not announce them), nodes are
 grouped by the phase of their events and a group's total is the nodes seen in it.
+
+Counts: a node is in exactly one of a stage's buckets. DONE is the nodes whose last step of the
+stage ended ok (or that had nothing to do), FAILED the nodes whose step failed; each failed
+node is also one entry of the FAILED list, so the two always agree. The events' ``part`` says
+which of a node's steps an event is about: the OK of a step that another follows leaves the
+node running, and the stage's cleanup of a failed node (its START and OK) leaves it failed.
 """
 
 from __future__ import annotations
@@ -31,11 +37,15 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from k8slk_ops.events import Event, EventKind
+from k8slk_ops.events import Event, EventKind, Part
 
 FAILED_TITLE = "FAILED"
 NOTES_SHOWN = 2  # the latest run-level messages, under the stages
 RUNNING_TITLE = "RUNNING LONGEST"
+# When a stage's time left is estimated at all (StageProgress.left says why).
+ESTIMATE_MIN_OK = 5
+ESTIMATE_MIN_FRACTION = 0.1
+ESTIMATE_MIN_SECONDS = 2.0
 
 
 class State(enum.StrEnum):
@@ -73,8 +83,10 @@ class StageProgress:
     started: float | None = None  # first START in the stage
     last: float | None = None  # latest node finishing in the stage
     states: dict[str, State] = field(default_factory=dict)  # nodes it has heard of, not waiting
-    running: dict[str, float] = field(default_factory=dict)  # node -> since
+    running: dict[str, float] = field(default_factory=dict)  # node -> since (oldest first)
     counts: dict[State, int] = field(default_factory=lambda: dict.fromkeys(State, 0))
+    ok_seconds: float = 0.0  # the nodes that ended ok: their time in the stage, summed
+    peak: int = 0  # the most nodes seen running at once: the stage's parallelism
 
     @property
     def waiting(self) -> int:
@@ -100,10 +112,13 @@ class StageProgress:
         self.counts[state] += 1
         if state == State.RUNNING:
             self.running.setdefault(node, when)
+            self.peak = max(self.peak, len(self.running))
             if self.started is None:
                 self.started = when
         else:
-            self.running.pop(node, None)
+            since = self.running.pop(node, None)
+            if state == State.OK and since is not None:
+                self.ok_seconds += when - since
             if state in (State.OK, State.FAILED):
                 self.last = when
 
@@ -113,15 +128,44 @@ class StageProgress:
         done = self.waiting == 0 and not self.running and self.last is not None
         return (self.last if done and self.last is not None else now) - self.started
 
-    def left(self, now: float) -> float | None:
-        """Time left at the pace so far: the rest of the nodes at the rate nodes finished. None
-        until a node ended ok (a quick failure says little about how long a join takes)."""
+    def estimable(self, now: float) -> bool:
+        """Whether the stage's pace is known well enough to estimate what is left: at least
+        ``ESTIMATE_MIN_OK`` nodes ended ok, a tenth (``ESTIMATE_MIN_FRACTION``) of the nodes it
+        runs have finished, and it has run ``ESTIMATE_MIN_SECONDS``.
+
+        Why: the first nodes to end are the quickest of the first wave, and one or two of them
+        say little of the others (the rate of a single early join, spread over 299 workers of
+        the simulated fleet, read ``~2:33`` for a join that ended 6 s in); a tenth of the stage
+        is a sample that the quickest no longer make alone, with five nodes the floor for
+        small stages. Failures do not count towards the five: a quick refusal says nothing
+        about how long a join takes. A stage shorter than two seconds is over before an
+        estimate could be read."""
         elapsed = self.elapsed(now)
+        to_run = self.total - self.counts[State.SKIPPED]
         ended = self.counts[State.OK] + self.counts[State.FAILED]
-        remaining = self.total - self.finished
-        if elapsed is None or self.counts[State.OK] == 0 or remaining <= 0:
+        return (elapsed is not None and elapsed >= ESTIMATE_MIN_SECONDS
+                and self.counts[State.OK] >= ESTIMATE_MIN_OK
+                and ended >= ESTIMATE_MIN_FRACTION * to_run)
+
+    def left(self, now: float) -> float | None:
+        """Time left at the pace so far, or None while :meth:`estimable` is false, once nothing
+        is left, or once the nodes still running have outlasted the pace (no honest figure).
+
+        The pace is the mean time a node took to end ok (``d``) and the stage's parallelism
+        (``c``, the most nodes seen running at once, which the stage's concurrency bounds):
+        the waiting nodes go through ``c`` at a time, one wave every ``d``, and the last of
+        them needs ``d`` after it starts; with none waiting, what is left is what the youngest
+        running node has left of its ``d``. Unlike the stage's nodes-per-second so far, this does not count
+        the first wave's start-up against the rest of the stage."""
+        waiting, running = self.waiting, len(self.running)
+        if waiting + running == 0 or not self.estimable(now):
             return None
-        return elapsed * remaining / ended
+        pace = self.ok_seconds / self.counts[State.OK]
+        if waiting:
+            return pace * waiting / max(1, self.peak) + pace
+        youngest = next(reversed(self.running.values()))
+        left = pace - (now - youngest)
+        return left if left > 0 else None
 
 
 @dataclass(frozen=True)
@@ -178,13 +222,19 @@ class ProgressModel:
         return group
 
     def _node_event(self, name: str, event: Event) -> None:
+        kind, when = event.kind, event.monotonic
+        if event.part == Part.CLEANUP:
+            # The stage's cleanup of a node that failed: the node stays failed, its row keeps
+            # the failure's reason; only a failed cleanup is worth a line.
+            if kind == EventKind.FAIL:
+                self.notes.append(Note(f"{name}: cleanup failed: {event.message}", warn=True))
+            return
         line = self.nodes.get(name)
         if line is None:
             line = self.nodes[name] = NodeLine()
         line.phase = event.phase
         if event.message:
             line.message = event.message
-        kind, when = event.kind, event.monotonic
         if kind not in (EventKind.START, EventKind.OK, EventKind.FAIL, EventKind.SKIP):
             return  # progress and warnings change the node's message, not its state
         stage = self._stage_for(event)
@@ -193,6 +243,8 @@ class ProgressModel:
             line.started = when if line.started is None else line.started
             line.stopped = None
             stage.move(name, State.RUNNING, when)
+        elif kind == EventKind.OK and event.part == Part.MORE:
+            pass  # one of its steps ended; the node runs on in the stage
         elif kind == EventKind.OK:
             line.state, line.stopped = State.OK, when
             stage.move(name, State.OK, when)

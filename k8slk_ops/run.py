@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from k8slk_ops.context import RunContext
 from k8slk_ops.errors import NodeError
-from k8slk_ops.events import Event, EventKind, NodeReport, Outcome
+from k8slk_ops.events import Event, EventKind, NodeReport, Outcome, Part
 from k8slk_ops.plan import Plan, PlannedNode, PlannedStage, PlannedStep
 from k8slk_ops.ssh import SSHError
 
@@ -157,19 +157,20 @@ class Executor:
         progress = self.progress[name]
         if progress.started is None and not always:
             progress.started = time.monotonic()
-        for step in planned.steps:
+        for i, step in enumerate(planned.steps):
             phase = step.call.step.phase
+            part = Part.LAST if i == len(planned.steps) - 1 else Part.MORE
             if not always:
                 progress.phase = phase
             try:
-                failure = await self._apply(step, name)
+                failure = await self._apply(step, name, part)
             except asyncio.CancelledError:
                 progress.cancelled = True
-                self.ctx.emit(name, phase, EventKind.FAIL, "cancelled")
+                self._emit_step(name, phase, EventKind.FAIL, "cancelled", part)
                 await self._clean_up_after_cancel(planned)
                 raise
             if failure is not None:
-                self._fail(name, phase, failure[0], failure[1], always)
+                self._fail(name, phase, failure[0], failure[1], always, part)
                 if not always:
                     await self._clean_up(planned)
                 return
@@ -180,10 +181,16 @@ class Executor:
                 progress.changes_done += 1
         progress.ended = time.monotonic()
 
-    async def _apply(self, step: PlannedStep, name: str) -> tuple[str, list[str]] | None:
+    def _emit_step(self, name: str, phase: str, kind: EventKind, message: str, part: Part) -> None:
+        """A node's step event, saying which of its steps it is (see :class:`Part`)."""
+        self.ctx.sink.emit(Event(name, phase, kind, message, part=part))
+
+    async def _apply(
+        self, step: PlannedStep, name: str, part: Part
+    ) -> tuple[str, list[str]] | None:
         """Run one step on one node: None when it went well, else (message, log tail)."""
         phase = step.call.step.phase
-        self.ctx.emit(name, phase, EventKind.START, step.actions[0].summary)
+        self._emit_step(name, phase, EventKind.START, step.actions[0].summary, part)
         t0 = time.monotonic()
         try:
             await step.call.step.apply(step.call.options, self.ctx, name)
@@ -196,15 +203,16 @@ class Executor:
         except Exception as exc:  # a bug or an unexpected reply: contain it to the node
             log.debug("step %s failed on %s", step.call.name, name, exc_info=True)
             return f"{type(exc).__name__}: {exc}", []
-        self.ctx.emit(name, phase, EventKind.OK, f"{time.monotonic() - t0:.1f}s")
+        self._emit_step(name, phase, EventKind.OK, f"{time.monotonic() - t0:.1f}s", part)
         return None
 
     async def _clean_up(self, planned: PlannedNode) -> None:
         """The stage's cleanup for a node that failed; a failed cleanup step is reported."""
         for step in planned.cleanup:
-            failure = await self._apply(step, planned.node)
+            failure = await self._apply(step, planned.node, Part.CLEANUP)
             if failure is not None:
-                self._fail(planned.node, step.call.step.phase, failure[0], failure[1], True)
+                self._fail(planned.node, step.call.step.phase, failure[0], failure[1], True,
+                           Part.CLEANUP)
 
     async def _clean_up_after_cancel(self, planned: PlannedNode) -> None:
         """The cleanup of a node whose step was cancelled: shielded from the cancellation that
@@ -220,9 +228,10 @@ class Executor:
                 f"{planned.node}: cleanup after the interruption did not finish"
             )
 
-    def _fail(self, name: str, phase: str, message: str, tail: list[str], always: bool) -> None:
+    def _fail(self, name: str, phase: str, message: str, tail: list[str], always: bool,
+              part: Part) -> None:
         progress = self.progress[name]
-        self.ctx.emit(name, phase, EventKind.FAIL, message)
+        self._emit_step(name, phase, EventKind.FAIL, message, part)
         if always:
             # A failed cleanup is reported, but does not turn a node's result into a failure.
             self.ctx.state.cleanup_errors.append(f"{name}: {message}")

@@ -2,11 +2,12 @@
 pseudo-terminal, read back through a terminal emulator.
 
 No root: the fleet is one unprivileged process on loopback addresses. Two workers' kubeadm
-fails, so the failed section shows too.
+fails, so the failed section shows too, and every screen's FAILED counts are read against it.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from k8slk_ops.liveview import ESTIMATE_MIN_FRACTION, ESTIMATE_MIN_OK
 from tests.e2e.helpers import ROOT, fleet_up
 from tests.e2e.terminal import Frame, run_on_terminal
 from tests.fleet import layout, process
@@ -23,7 +25,9 @@ NODES = 300
 FAILING = ("w-17", "w-203")
 # A stage line: name, bar, done/total, failed, running, waiting (then time and estimate).
 STAGE_LINE = re.compile(r"^(?P<name>[\w-]+)\s+(?P<bar>[━╸─]+)\s+(?P<done>\d+)/(?P<total>\d+)"
-                        r"\s+(?P<failed>\d+)\s+(?P<running>\d+)\s+(?P<waiting>\d+)\b")
+                        r"\s+(?P<failed>\d+)\s+(?P<running>\d+)\s+(?P<waiting>\d+)\b"
+                        r"(?:\s+(?P<time>[\d:]+))?(?:\s+~(?P<left>[\d:]+))?\s*$")
+FAILED_TITLE = re.compile(r"^FAILED \((?P<count>\d+)\)")
 
 
 class Watch:
@@ -92,7 +96,7 @@ def test_the_join_shows_counts_and_a_progress_bar(watched: tuple[int, Watch, Fra
         assert m is not None
         done, total = int(m["done"]), int(m["total"])
         counted = done + int(m["failed"]) + int(m["running"]) + int(m["waiting"])
-        assert counted <= total, frame.text
+        assert counted == total, frame.text
         assert len(m["bar"]) >= 6, frame.text
         if int(m["running"]):
             assert any(line.startswith("RUNNING LONGEST") for line in frame.lines), frame.text
@@ -114,6 +118,50 @@ def test_the_failed_workers_are_listed_with_their_reason(watched: tuple[int, Wat
     listed = {line.split()[0]: line for line in rows}
     assert set(listed) <= set(FAILING) and listed
     assert all("RAM" in line for line in listed.values())  # kubeadm's own reason
+
+
+def stage_lines(frame: Frame) -> list[re.Match[str]]:
+    return [m for m in map(STAGE_LINE.match, frame.lines) if m]
+
+
+def failed_listed(frame: Frame) -> int:
+    """The count in the FAILED list's title; 0 when the screen has no such list."""
+    titles = [m for m in map(FAILED_TITLE.match, frame.lines) if m]
+    return int(titles[0]["count"]) if titles else 0
+
+
+def test_every_screen_s_failed_counts_agree_with_its_failed_list(
+        watched: tuple[int, Watch, Frame]) -> None:
+    _, watch, _ = watched
+    frames = watch.stage_frames()
+    for frame in frames:
+        stages = stage_lines(frame)
+        assert stages and stages[0]["name"] == "connect", frame.text  # every stage on screen
+        assert sum(int(m["failed"]) for m in stages) == failed_listed(frame), frame.text
+    # The join stage counts both failed workers, on some screen and on the last one.
+    joins = [m for f in frames for m in stage_lines(f) if m["name"] == "join-workers"]
+    assert any(int(m["failed"]) == len(FAILING) for m in joins), [m.group(0) for m in joins]
+    last = {m["name"]: m for m in stage_lines(frames[-1])}
+    join = last["join-workers"]
+    assert (int(join["failed"]), join["done"], join["total"]) == (2, "297", "299"), frames[-1].text
+    assert int(join["running"]) == int(join["waiting"]) == 0, frames[-1].text
+    assert failed_listed(frames[-1]) == len(FAILING), frames[-1].text
+
+
+def test_no_estimate_before_enough_of_the_stage_finished(
+        watched: tuple[int, Watch, Frame]) -> None:
+    _, watch, _ = watched
+    shown = 0
+    for frame in watch.stage_frames():
+        for m in stage_lines(frame):
+            if m["left"] is None:
+                continue
+            shown += 1
+            finished = int(m["done"]) + int(m["failed"])
+            assert int(m["done"]) >= ESTIMATE_MIN_OK, frame.text
+            assert finished >= math.ceil(ESTIMATE_MIN_FRACTION * int(m["total"])), frame.text
+            assert int(m["running"]) + int(m["waiting"]) > 0, frame.text  # only while work is left
+    assert shown, "no screen showed an estimate"
 
 
 def screen_for_docs(frames: list[Frame]) -> str:

@@ -81,21 +81,6 @@ def test_without_announced_stages_nodes_are_grouped_by_phase() -> None:
     assert model.stages[1].waiting == 0
 
 
-def test_the_estimate_follows_the_pace_of_nodes_that_ended_ok() -> None:
-    model = ProgressModel()
-    join_stage(model, names(4))
-    for name in names(4):
-        model.apply(ev(name, "join", EventKind.START, at=0.0))
-    model.apply(ev("w-1", "join", EventKind.FAIL, "x", at=1.0))
-    stage = model.stages[-1]
-    assert stage.left(now=2.0) is None  # a failure alone says nothing about the pace
-    model.apply(ev("w-2", "join", EventKind.OK, at=4.0))
-    assert stage.left(now=4.0) == 4.0  # 2 ended in 4 s, 2 left
-    model.apply(ev("w-3", "join", EventKind.OK, at=5.0))
-    model.apply(ev("w-4", "join", EventKind.OK, at=6.0))
-    assert stage.left(now=9.0) is None and stage.elapsed(now=9.0) == 6.0
-
-
 def big_run(model: ProgressModel, nodes: int, failed: int) -> None:
     """Connected and preflighted, then joining: ``failed`` joins failed, 64 running."""
     everyone = names(nodes)
