@@ -464,6 +464,8 @@ def inventory_check(
         raise typer.Exit(EXIT_USAGE) from None
     cps = ", ".join(n.name for n in inv.control_planes)
     workers = ", ".join(n.name for n in inv.workers) or "none"
+    for warning in (w for addon in inv.addon_manifests for w in addon.warnings):
+        typer.echo(warning, err=True)
     typer.echo(f"{inventory}: ok")
     typer.echo(f"  cluster:        {inv.cluster.name}")
     typer.echo(f"  endpoint:       {inv.endpoint}")
