@@ -73,6 +73,9 @@ class ManifestLayout:
 
     objects: tuple[ManifestObject, ...]
     unreadable_line: int | None = None  # 1-based line of a YAML error, if any
+    # The values under a Secret's ``data`` and ``stringData``: kubectl prints a failed patch
+    # whole, so a report of that failure must hide them.
+    secret_values: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,14 +109,26 @@ def manifest_layout(text: str) -> ManifestLayout:
     """Each document's kind, apiVersion, name and namespace and its first line, from YAML
     nodes (aliases are not expanded, nothing is built); stops at the first YAML error."""
     objects: list[ManifestObject] = []
+    secrets: list[str] = []
     try:
         for number, node in enumerate(yaml.compose_all(text, Loader=_Loader), start=1):
             objects.append(_manifest_object(number, node))
+            if objects[-1].kind == "Secret":
+                secrets += _secret_values(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         last = max(1, len(text.splitlines()))  # an error at the end is put on the last line
-        return ManifestLayout(tuple(objects), min(mark.line + 1, last) if mark is not None else 0)
-    return ManifestLayout(tuple(objects))
+        at = min(mark.line + 1, last) if mark is not None else 0
+        return ManifestLayout(tuple(objects), at, tuple(secrets))
+    return ManifestLayout(tuple(objects), None, tuple(secrets))
+
+
+def _secret_values(node: yaml.Node) -> list[str]:
+    values: list[str] = []
+    for key, value in node.value if isinstance(node, yaml.MappingNode) else ():
+        if _scalar(key) in ("data", "stringData") and isinstance(value, yaml.MappingNode):
+            values += [v for v in _scalars(value).values() if v]
+    return values
 
 
 def _manifest_object(number: int, node: Any) -> ManifestObject:

@@ -68,7 +68,14 @@ class ApplyAddons(Step):
         record = dict(ctx.plan.cluster.addons)
         try:
             for addon in due_addons(ctx.plan):
-                await addonrecord.apply_manifest(lk, addon.text.encode(), addon.name, addon)
+                try:
+                    await addonrecord.apply_manifest(lk, addon.text.encode(), addon.name, addon)
+                except addonrecord.AddonError:
+                    # kubectl prints a failed patch whole: a Secret's values would reach the
+                    # report with kubectl's lines.
+                    for value in addon.layout.secret_values:
+                        ctx.add_secret(value)
+                    raise
                 record[addon.key] = addon.sha256
                 await addonrecord.write_record(lk, record)
                 ctx.emit(node, PHASE, EventKind.PROGRESS, f"applied {addon.name}")

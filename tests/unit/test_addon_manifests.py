@@ -266,3 +266,21 @@ def test_the_message_names_three_failures_and_the_tail_all(tmp_path: Path) -> No
     assert "Widget w2 (" in failure.message() and "Widget w3" not in failure.message()
     assert "; and 2 more (every line" in failure.message()
     assert "failed: Widget w4 at kube-router.yaml:18, document 5" in failure.report_lines()
+
+
+def test_a_secrets_values_are_known_so_a_printed_patch_hides_them() -> None:
+    text = ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: not-a-secret}\n---\n"
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: kube-system}\n"
+            "data: {password: c2VjcmV0LXZhbHVl}\nstringData:\n  key: |\n    line-one-secret\n"
+            "    line-two-secret\n")
+    layout = manifest_layout(text)
+    assert layout.secret_values == ("c2VjcmV0LXZhbHVl", "line-one-secret\nline-two-secret\n")
+    redactor = Redactor()
+    for value in layout.secret_values:
+        redactor.add(value)
+    patch = ('{"data":{"password":"c2VjcmV0LXZhbHVl"},"metadata":{"annotations":{"kubectl'
+             '.kubernetes.io/last-applied-configuration":"{\\"stringData\\":{\\"key\\":'
+             '\\"line-one-secret\\nline-two-secret\\n\\"}}"}}}')
+    shown = redactor.redact(patch)
+    assert "c2VjcmV0LXZhbHVl" not in shown and "line-one-secret" not in shown
+    assert "line-two-secret" not in shown and "not-a-secret" not in str(layout.secret_values)
