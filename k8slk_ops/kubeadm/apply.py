@@ -40,7 +40,6 @@ _SERVER_NAMED = re.compile(
     r'(?P<kind>[A-Z][A-Za-z0-9]*)(?:\.[a-z0-9.-]+)? "(?P<name>[^"]+)" is (?:invalid|forbidden)'
 )
 _PER_OBJECT = re.compile(r'error when \w+|error validating "')
-_STREAM = re.compile(r"error parsing ")
 # kubectl's ``<what> "<source>": `` before the cause (``error when creating "STDIN": ``,
 # ``from "STDIN": ``, a patch error's ``for: "STDIN": error when patching "STDIN": ``).
 _SOURCE = re.compile(r'(?:error when [a-z]+(?: [a-z]+)?|from|for:|error validating) "[^"\n]*": ')
@@ -61,7 +60,7 @@ class ApplyError:
     api_version: str = ""
     name: str = ""
     namespace: str = ""
-    per_object: bool = True  # False: about the whole input (it could not be parsed)
+    per_object: bool = True  # False: about the apply as a whole (unparsable input, no server)
 
     @property
     def named(self) -> bool:
@@ -137,7 +136,9 @@ def _error(lines: list[str]) -> ApplyError:
     cause = "; ".join([first, *rest]) if len(rest) <= 2 else first  # a hint line is kept
     if server and not cause.startswith(server.group(0)):
         cause = server.group(0) + cause
-    per_object = bool(_PER_OBJECT.search(head)) or not _STREAM.match(head)
+    # Only kubectl's per-object forms are tied to a document; anything else (the input could
+    # not be parsed, the server did not answer) is about the apply as a whole.
+    per_object = bool(_PER_OBJECT.search(head))
     for pattern in (_MAPPING, _INFO, _SERVER_NAMED, _RECOGNIZE):
         found = pattern.search(text)
         if found:

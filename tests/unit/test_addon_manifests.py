@@ -284,3 +284,19 @@ def test_a_secrets_values_are_known_so_a_printed_patch_hides_them() -> None:
     shown = redactor.redact(patch)
     assert "c2VjcmV0LXZhbHVl" not in shown and "line-one-secret" not in shown
     assert "line-two-secret" not in shown and "not-a-secret" not in str(layout.secret_values)
+
+
+def test_an_error_about_no_object_blames_none_and_lists_what_was_not_applied(
+    tmp_path: Path,
+) -> None:
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: kube-system}\n"
+    stderr = ("error: Get \"https://10.0.0.1:6443/openapi/v2?timeout=32s\": dial tcp "
+              "10.0.0.1:6443: connect: connection refused\n")
+    failure = explain(tmp_path, "", stderr, text)
+    assert failure.failed == ()
+    assert failure.unplaced == ('Get "https://10.0.0.1:6443/openapi/v2?timeout=32s": dial tcp '
+                                "10.0.0.1:6443: connect: connection refused",)
+    assert [(f.label, f.where) for f in failure.not_applied] == [
+        ("ConfigMap kube-system/c", "kube-router.yaml:1, document 1")]
+    assert "; not applied: ConfigMap kube-system/c (kube-router.yaml:1, document 1)" in \
+        failure.message()
