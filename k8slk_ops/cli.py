@@ -633,7 +633,10 @@ def inventory_check(
         refuse("inventory check", inventory, shared, str(exc), prefix="")
     for warning in inv.warnings:
         typer.echo(f"warning: {warning}", err=True)
-    noted = len(inv.warnings)
+    addon_warnings = [w for addon in inv.addon_manifests for w in addon.warnings]
+    for warning in addon_warnings:
+        typer.echo(warning, err=True)
+    noted = len(inv.warnings) + len(addon_warnings)
     typer.echo(f"{inventory}: ok" + (f" ({noted} warning{'s' * (noted != 1)})" if noted else ""))
     for line in at_a_glance(inv):
         typer.echo(line)

@@ -17,6 +17,7 @@ from typing import Any
 from k8slk_ops import hosts, podnetwork, when
 from k8slk_ops.context import PlanContext
 from k8slk_ops.playbook import Playbook, Stage, StepCall
+from k8slk_ops.steps import addons
 from k8slk_ops.steps.base import Action
 
 
@@ -149,7 +150,15 @@ def make_plan(playbook: Playbook, ctx: PlanContext) -> Plan:
     waits = any(
         step.call.name == "wait-ready" for s in stages for n in s.nodes for step in n.steps
     )
+    applies = any(
+        step.call.name == addons.ApplyAddons.name
+        for s in stages
+        for n in s.nodes
+        for step in n.steps
+    )
     warnings = podnetwork.plan_warnings(ctx, waits)
+    if applies:
+        warnings += addons.manifest_warnings(ctx)
     return Plan(playbook, stages, always, dict(ctx.unreachable), warnings)
 
 

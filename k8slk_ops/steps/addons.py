@@ -29,6 +29,12 @@ def due_addons(ctx: PlanContext) -> tuple[Addon, ...]:
     return tuple(a for a in ctx.inventory.addon_manifests if recorded.get(a.key) != a.sha256)
 
 
+def manifest_warnings(ctx: PlanContext) -> tuple[str, ...]:
+    """The due manifests' likely typos of a placeholder (``${podSubet}``, left as written):
+    said by the plan that applies them, before the cluster gets the text."""
+    return tuple(w for a in due_addons(ctx) for w in a.warnings)
+
+
 def kube_proxy_due(ctx: PlanContext) -> bool:
     """kube-proxy is to be deleted: not wanted, and not recorded as deleted yet."""
     return not ctx.inventory.cluster.kube_proxy and (
@@ -62,7 +68,14 @@ class ApplyAddons(Step):
         record = dict(ctx.plan.cluster.addons)
         try:
             for addon in due_addons(ctx.plan):
-                await addonrecord.apply_manifest(lk, addon.text.encode(), addon.name)
+                try:
+                    await addonrecord.apply_manifest(lk, addon.text.encode(), addon.name, addon)
+                except addonrecord.AddonError:
+                    # kubectl prints a failed patch whole: a Secret's values would reach the
+                    # report with kubectl's lines.
+                    for value in addon.layout.secret_values:
+                        ctx.add_secret(value)
+                    raise
                 record[addon.key] = addon.sha256
                 await addonrecord.write_record(lk, record)
                 ctx.emit(node, PHASE, EventKind.PROGRESS, f"applied {addon.name}")
@@ -71,7 +84,7 @@ class ApplyAddons(Step):
                 record[addonrecord.KUBE_PROXY_REMOVED] = "true"
                 await addonrecord.write_record(lk, record)
         except addonrecord.AddonError as exc:
-            raise NodeError(str(exc), phase=PHASE) from None
+            raise NodeError(str(exc), phase=PHASE, log_tail=exc.lines) from None
 
     async def _delete_kube_proxy(self, ctx: RunContext, node: str) -> None:
         lk = await ctx.node(node)

@@ -128,3 +128,62 @@ def test_kube_proxy_false_installs_no_kube_proxy(
     out = lab.kubelet_exec("cp-1", ["kubectl", "get", "configmap", "-n", "kube-system",
                                     "kube-proxy", "--ignore-not-found"])
     assert out.returncode == 0 and out.stdout == "", out.stdout + out.stderr
+
+
+REFUSED = """\
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: kube-router
+  namespace: kube-system
+  annotations:
+    install: 'cp x ${TMP}; mv ${TMP} y'
+---
+apiVersion: extensions/v1beta1
+kind: DaemonSet
+metadata:
+  name: kube-router
+  namespace: kube-system
+spec: {}
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: w
+"""
+
+
+def test_a_refused_manifest_names_each_object_with_every_line_of_the_real_kubectl(
+    lab_factory: Any, tmp_path: Path
+) -> None:
+    """The nodes' kubectl is the real one: its whole error reaches the report, the table and
+    the log file, each object it refused named at its file line; ``${TMP}`` is applied as
+    written."""
+    lab = lab_factory(nodes=1, control_planes=1)
+    (lab.inventory_path.parent / "cni" / "kube-router.yaml").write_text(REFUSED)
+    text = lab.inventory_path.read_text()
+    lab.inventory_path.write_text(text.replace("addons: [cni/lab-cni.yaml]",
+                                               "addons: [cni/lab-cni.yaml, cni/kube-router.yaml]"))
+    run = cli("bootstrap", str(lab.inventory_path), "--json", log_file=tmp_path / "boot.log")
+    assert run.code == 1, run.stderr
+    (cp,) = run.report["nodes"]
+    assert (cp["outcome"], cp["phase"]) == ("failed", "addons")
+    assert cp["message"].startswith(
+        "kubectl apply of cni/kube-router.yaml failed (exit 1): DaemonSet "
+        "kube-system/kube-router (cni/kube-router.yaml:9, document 2): no matches for kind "
+        '"DaemonSet" in version "extensions/v1beta1"; ensure CRDs are installed first; Widget w '
+        "(cni/kube-router.yaml:16, document 3)")
+    hint = "ensure CRDs are installed first"
+    lines = [
+        'resource mapping not found for name: "kube-router" namespace: "kube-system" from '
+        '"STDIN": no matches for kind "DaemonSet" in version "extensions/v1beta1"', hint,
+        'resource mapping not found for name: "w" namespace: "" from "STDIN": no matches for '
+        'kind "Widget" in version "example.com/v1"', hint,
+        "failed: DaemonSet kube-system/kube-router at cni/kube-router.yaml:9, document 2",
+        "failed: Widget w at cni/kube-router.yaml:16, document 3"]
+    assert cp["logTail"] == lines
+    shown = "\n".join(f"  | {line}" for line in lines)
+    assert shown in run.stderr and shown in run.log
+    out = lab.kubelet_exec("cp-1", ["kubectl", "get", "sa", "-n", "kube-system", "kube-router",
+                                    "-o", "jsonpath={.metadata.annotations.install}"])
+    assert out.stdout == "cp x ${TMP}; mv ${TMP} y", out.stderr

@@ -46,31 +46,48 @@ def kube_proxy_objects() -> dict[Key, dict[str, Any]]:
     }
 
 
+def _served_version(kind: str) -> str:
+    """The one version the server serves a kind in (``extensions/v1beta1`` is long gone)."""
+    group = SERVED[kind][1]
+    return f"{group}/v1" if group else "v1"
+
+
 def _label(kind: str) -> str:
     resource, group = SERVED[kind]
     return f"{resource}.{group}" if group else resource
 
 
 def apply(objects: dict[Key, dict[str, Any]], stdin: bytes) -> tuple[Result, bool]:
-    """``kubectl apply -f -``: the result, and whether a pod network DaemonSet was applied."""
+    """``kubectl apply -f -``: the result, and whether a pod network DaemonSet was applied.
+
+    As kubectl does, every document is read first and those it cannot map (an unknown kind,
+    no kind) are errors; the others are applied; then the errors are printed, one as
+    ``error: <message>``, several each on its own lines without the prefix."""
+    docs: list[Any] = []
+    errors: list[str] = []
     try:
-        docs = [d for d in yaml.safe_load_all(stdin.decode()) if d is not None]
+        for doc in yaml.safe_load_all(stdin.decode()):
+            if doc is not None:
+                docs.append(doc)
     except yaml.YAMLError as exc:
-        return Result.error(1, f"error: error parsing STDIN: {exc}\n"), False
-    out, network = [], False
+        errors.append(f"error parsing STDIN: {exc}")
+    out, network, ready = [], False, []
     for doc in docs:
         kind, api = doc.get("kind"), doc.get("apiVersion")
         meta = doc.get("metadata") or {}
         if not kind or not api:
             missing = "kind" if not kind else "apiVersion"
-            return Result.error(1, f'error: error validating "STDIN": error validating data: '
-                                   f'{missing} not set; if you choose to ignore these errors, '
-                                   f"turn validation off with --validate=false\n"), network
-        if kind not in SERVED:
-            return Result.error(
-                1, f'error: resource mapping not found for name: "{meta.get("name", "")}" '
-                   f'namespace: "{meta.get("namespace", "")}" from "STDIN": no matches for kind '
-                   f'"{kind}" in version "{api}"\nensure CRDs are installed first\n'), network
+            errors.append('error validating "STDIN": error validating data: '
+                          f"{missing} not set; if you choose to ignore these errors, "
+                          "turn validation off with --validate=false")
+        elif kind not in SERVED or api != _served_version(kind):
+            errors.append(f'resource mapping not found for name: "{meta.get("name", "")}" '
+                          f'namespace: "{meta.get("namespace", "")}" from "STDIN": no matches '
+                          f'for kind "{kind}" in version "{api}"\nensure CRDs are installed first')
+        else:
+            ready.append(doc)
+    for doc in ready:
+        kind, meta = doc["kind"], doc.get("metadata") or {}
         namespace = str(meta.get("namespace") or "default") if kind in NAMESPACED else ""
         key = (kind, namespace, str(meta.get("name")))
         before = objects.get(key)
@@ -78,7 +95,10 @@ def apply(objects: dict[Key, dict[str, Any]], stdin: bytes) -> tuple[Result, boo
         verb = "created" if before is None else "unchanged" if before == doc else "configured"
         out.append(f"{_label(kind)}/{key[2]} {verb}\n")
         network = network or (kind == "DaemonSet" and _mounts_cni(doc))
-    return Result.ok("".join(out)), network
+    if not errors:
+        return Result.ok("".join(out)), network
+    stderr = f"error: {errors[0]}\n" if len(errors) == 1 else "".join(f"{e}\n" for e in errors)
+    return Result(1, "".join(out).encode(), stderr.encode()), network
 
 
 def _mounts_cni(doc: dict[str, Any]) -> bool:

@@ -45,13 +45,6 @@ def test_placeholders_are_filled_in_and_a_directory_is_read_in_name_order(
     assert first.key == "net__a.yaml" and len(first.sha256) == 64
 
 
-def test_an_unknown_placeholder_is_an_error_at_its_line(tmp_path: Path) -> None:
-    (tmp_path / "cni.yaml").write_text("a: 1\nb: x-${POD_CIDR}\n")
-    with pytest.raises(InventoryError) as err:
-        load_inventory(inventory(tmp_path, "[cni.yaml]"))
-    assert f"{tmp_path / 'cni.yaml'}:2:6: unknown placeholder ${{POD_CIDR}}" in str(err.value)
-
-
 def test_kubernetes_version_placeholder_needs_the_version_set(tmp_path: Path) -> None:
     (tmp_path / "cni.yaml").write_text("image: x:${kubernetesVersion}\n")
     path = tmp_path / "inv.yml"
@@ -111,14 +104,6 @@ def test_the_ready_condition_explains_a_not_ready_node() -> None:
     assert not members["n-1"].network_missing and members["n-1"].not_ready_text == ""
     assert podnetwork.report_messages(False, members.values()) == [podnetwork.REPORT_MESSAGE]
     assert podnetwork.report_messages(True, members.values()) == []
-
-
-def test_kubectls_error_lines_are_kept_whole() -> None:
-    err = (b'error: resource mapping not found for name: "w" namespace: "" from "STDIN": '
-           b'no matches for kind "Widget" in version "example.com/v1"\n'
-           b"ensure CRDs are installed first\n")
-    assert 'no matches for kind "Widget"' in addonrecord.kubectl_error(err)
-    assert addonrecord.kubectl_error(b"something odd\n") == "something odd"
 
 
 def test_the_record_reads_strings_only() -> None:

@@ -77,11 +77,30 @@ def test_a_changed_manifest_is_applied_again_and_reported_as_a_change(
     assert fleet.objects()[RECORD]["data"][layout.POD_NETWORK] != before
 
 
-def test_kubectls_error_stops_the_run_with_its_message(
+CRD_LESS = """\
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: kube-router, namespace: kube-system}
+---
+apiVersion: extensions/v1beta1
+kind: DaemonSet
+metadata: {name: kube-router, namespace: kube-system}
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w}
+"""
+MAPPING_DS = ('resource mapping not found for name: "kube-router" namespace: "kube-system" from '
+              '"STDIN": no matches for kind "DaemonSet" in version "extensions/v1beta1"')
+MAPPING_W = ('resource mapping not found for name: "w" namespace: "" from "STDIN": no matches '
+             'for kind "Widget" in version "example.com/v1"')
+
+
+def test_kubectls_whole_error_names_each_failed_object_in_every_report(
     fleet: InProcessFleet, k8slk: K8slk
 ) -> None:
     bad = fleet.directory / "crd-less.yaml"
-    bad.write_text("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n")
+    bad.write_text(CRD_LESS)
     text = fleet.inventory.read_text()
     fleet.inventory.write_text(text.replace("addons: [pod-network.yaml]",
                                             "addons: [pod-network.yaml, crd-less.yaml]"))
@@ -89,12 +108,44 @@ def test_kubectls_error_stops_the_run_with_its_message(
     assert run.code == 1
     cp = run.nodes["cp-1"]
     assert cp["outcome"] == "failed" and cp["phase"] == "addons"
-    assert 'no matches for kind "Widget" in version "example.com/v1"' in cp["message"]
-    assert "crd-less.yaml" in cp["message"]
+    assert cp["message"].startswith(
+        "kubectl apply of crd-less.yaml failed (exit 1): DaemonSet kube-system/kube-router "
+        '(crd-less.yaml:5, document 2): no matches for kind "DaemonSet" in version '
+        '"extensions/v1beta1"; ensure CRDs are installed first; Widget w (crd-less.yaml:9, '
+        'document 3): no matches for kind "Widget" in version "example.com/v1"; ensure CRDs '
+        "are installed first")
+    hint = "ensure CRDs are installed first"
+    lines = [MAPPING_DS, hint, MAPPING_W, hint,
+             "failed: DaemonSet kube-system/kube-router at crd-less.yaml:5, document 2",
+             "failed: Widget w at crd-less.yaml:9, document 3"]
+    assert cp["logTail"] == lines
+    assert "\n".join(f"  | {line}" for line in lines) in run.stderr  # the table's tail
+    assert "\n".join(f"  | {line}" for line in lines) in run.log
+    assert "result cp-1 failed phase=addons kubectl apply of crd-less.yaml failed" in run.log
     assert run.outcomes["w-1"] == run.outcomes["w-2"] == "skipped"
     assert set(fleet.members()) == {"cp-1"}  # no join after a failed addon
-    # What was applied before the error is recorded; the failed manifest is not.
+    # kubectl applied what it could, as the real one does; the record holds only the
+    # manifests applied whole.
+    assert ("ServiceAccount", "kube-system", "kube-router") in fleet.objects()
     assert set(fleet.objects()[RECORD]["data"]) == {layout.POD_NETWORK}
+
+
+def test_a_vendor_manifest_with_shell_placeholders_applies_as_written(
+    fleet: InProcessFleet, k8slk: K8slk
+) -> None:
+    manifest = fleet.directory / layout.POD_NETWORK
+    text = manifest.read_text()
+    manifest.write_text(text + "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: "
+                        "{name: router-cfg, namespace: kube-system}\ndata:\n  install: "
+                        "'cp x ${TMP}; mv ${TMP} y'\n  typo: '${podSubet}'\n")
+    run = k8slk("bootstrap", fleet.inventory, "--json")
+    assert run.code == 0, run.why()
+    data = fleet.objects()[("ConfigMap", "kube-system", "router-cfg")]["data"]
+    assert data == {"install": "cp x ${TMP}; mv ${TMP} y", "typo": "${podSubet}"}
+    warning = f"{manifest}:"
+    assert any(warning in line and "${podSubet} is left as written" in line
+               for line in run.log.splitlines())
+    assert "${TMP}" not in run.log  # no warning for a name that is no near miss
 
 
 def test_without_addons_the_ready_stage_fails_with_the_network_reason(

@@ -14,7 +14,10 @@ from typing import Any
 
 import pytest
 
-from tests.lab.image import real_kubectl
+from k8slk_ops.addonrecord import explain_failure
+from k8slk_ops.inventory.addons import Addon
+from tests.fleet import objects as fleet_objects
+from tests.lab.image import real_kubectl, real_kubectls
 from tests.unit.test_lab_doubles import Node, cluster, init_config, nodes, wait_for  # noqa: F401 - fixtures
 
 KUBECTL = os.environ.get("LAB_KUBECTL") or real_kubectl("v1.31.3")  # another client: LAB_KUBECTL
@@ -259,3 +262,44 @@ def test_leases_create_if_absent_and_replace_by_version(cluster: Any) -> None:  
     missing = kubectl(cp, "get", "lease", "k8slk-ops-lock", "-n", "kube-system")
     assert missing.stderr == ('Error from server (NotFound): leases.coordination.k8s.io '
                               '"k8slk-ops-lock" not found\n')
+
+
+FAILING_APPLY = {  # manifest -> the documents kubectl cannot map
+    "one": ("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: kube-router\n"
+            "  namespace: kube-system\n---\napiVersion: extensions/v1beta1\nkind: DaemonSet\n"
+            "metadata:\n  name: kube-router\n  namespace: kube-system\nspec: {}\n"),
+    "two": ("apiVersion: extensions/v1beta1\nkind: DaemonSet\nmetadata:\n  name: kube-router\n"
+            "  namespace: kube-system\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+            "  name: fine\n  namespace: kube-system\n---\napiVersion: example.com/v1\n"
+            "kind: Widget\nmetadata:\n  name: w\n"),
+}
+ENDS = sorted({min(real_kubectls(), default=0), max(real_kubectls(), default=0)} - {0})
+
+
+@pytest.mark.parametrize("minor", ENDS)
+def test_a_failed_apply_prints_what_the_fleet_double_prints_and_is_explained(
+    cluster: Any, minor: int, tmp_path: Path,  # noqa: F811
+) -> None:
+    """The oldest and newest real kubectl: the fleet's double prints the same texts, and the
+    tool names each object kubectl could not map, at its file line."""
+    cp = cluster[0]
+    for case, text in FAILING_APPLY.items():
+        real = subprocess.run(
+            [real_kubectls()[minor], "--kubeconfig", str(cp.file("/etc/kubernetes/admin.conf")),
+             "apply", "-f", "-"], capture_output=True, input=text.encode(), timeout=120)
+        double, _ = fleet_objects.apply({}, text.encode())
+        assert (real.returncode, real.stderr) == (double.status, double.stderr), case
+        path = tmp_path / f"{case}.yaml"
+        path.write_text(text)
+        addon = Addon(path, path.name, text, "")
+        failure = explain_failure(path.name, real.returncode, real.stdout, real.stderr, addon)
+        assert failure.lines == tuple(real.stderr.decode().splitlines())
+        labels = [(f.label, f.where) for f in failure.failed]
+        if case == "one":
+            assert real.stdout.decode().splitlines() == ["serviceaccount/kube-router created"]
+            assert labels == [("DaemonSet kube-system/kube-router", "one.yaml:7, document 2")]
+        else:
+            assert real.stdout.decode().splitlines() == ["configmap/fine created"]
+            assert labels == [("DaemonSet kube-system/kube-router", "two.yaml:1, document 1"),
+                              ("Widget w", "two.yaml:13, document 3")]
+        assert failure.not_applied == () and failure.unplaced == ()
