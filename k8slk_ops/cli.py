@@ -634,8 +634,8 @@ def inventory_check(
     for warning in inv.warnings:
         typer.echo(f"warning: {warning}", err=True)
     addon_warnings = [w for addon in inv.addon_manifests for w in addon.warnings]
-    for warning in addon_warnings:
-        typer.echo(warning, err=True)
+    for text in addon_warnings:
+        typer.echo(text, err=True)
     noted = len(inv.warnings) + len(addon_warnings)
     typer.echo(f"{inventory}: ok" + (f" ({noted} warning{'s' * (noted != 1)})" if noted else ""))
     for line in at_a_glance(inv):

@@ -26,7 +26,7 @@ def test_every_commands_help_reads_in_the_usual_notation(path: tuple[str, ...]) 
     assert result.exit_code == 0, result.output
     assert help_problems(result.output) == []
     if path and path[-1] not in {"inventory", "certs", "etcd"} and path != ("plan",):
-        assert "INVENTORY" in next(l for l in result.output.splitlines() if "Usage:" in l)
+        assert "INVENTORY" in next(line for line in result.output.splitlines() if "Usage:" in line)
 
 
 def test_help_problems_names_typer_0_27s_notation() -> None:
