@@ -34,12 +34,14 @@ class NextStep:
         return cls(f"{before}, then run `{command}`", command)
 
 
+def tool_line(*words: str) -> str:
+    """``k8slk-ops WORDS...``, quoted for a shell."""
+    return shlex.join([PROGRAM, *words])
+
+
 def tool_command(command: str, inventory: str, *nodes: str) -> str:
     """``k8slk-ops COMMAND INVENTORY [--node NAME]...``, quoted for a shell."""
-    words = [PROGRAM, *command.split(), inventory]
-    for node in nodes:
-        words += ["--node", node]
-    return shlex.join(words)
+    return tool_line(*command.split(), inventory, *(w for n in nodes for w in ("--node", n)))
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,16 @@ from k8slk_ops.errors import EXIT_CANNOT_START, CannotStart, UsageError
 from k8slk_ops.events import Event, EventKind, EventSink, NodeReport, RunReport
 from k8slk_ops.inventory import Inventory
 from k8slk_ops.inventory.playbook_check import check_hosts
-from k8slk_ops.lock import RENEW_SECONDS, FileLocks, Holder, LeaseLock, LocalLock, LockLost
-from k8slk_ops.nextstep import tool_command
+from k8slk_ops.lock import (
+    RENEW_SECONDS,
+    FileLocks,
+    Holder,
+    LeaseLock,
+    LocalLock,
+    LockLost,
+    lock_next_step,
+)
+from k8slk_ops.nextstep import tool_command, tool_line
 from k8slk_ops.options import RunOptions
 from k8slk_ops.plan import Plan, make_plan, needed_nodes
 from k8slk_ops.playbook import Playbook
@@ -197,13 +205,16 @@ class Operation:
                 f"the cluster lock was lost ({self.executor.guard_stopped}): the run stopped "
                 "before its next changing stage"
             )
+            outcomes.note_lock_lost(self.report, lock_next_step(self._again()))
             self.report.exit_code = EXIT_CANNOT_START
 
     def _again(self) -> str:
         """The command line that runs this operation again, for a failed node's next step."""
-        line = tool_command(self.command, str(self.inventory.source), *self.options.selected)
-        forced = self.command == "remove-node"  # the one command with --force (reset's is built in)
-        return line + " --force" * (self.options.force if forced else 0)
+        inventory, selected = str(self.inventory.source), self.options.selected
+        if self.command == "remove-node":  # names its nodes as arguments, and has --force
+            return tool_line("remove-node", inventory, *selected,
+                             *["--force"] * self.options.force)
+        return tool_command(self.command, inventory, *selected)
 
     # -- locks and signals ----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from k8slk_ops.context import RunState
 from k8slk_ops.errors import EXIT_INTERRUPTED, EXIT_NODE_FAILED, EXIT_OK
 from k8slk_ops.events import Outcome, RunReport
 from k8slk_ops.membership import etcd_did_not_answer
+from k8slk_ops.nextstep import NextStep
 from k8slk_ops.plan import Plan
 from k8slk_ops.rows import EtcdRow, Layout, NodeRow, StatusRow
 
@@ -30,27 +31,38 @@ def note_versions(report: RunReport, cluster: Cluster) -> None:
 
 
 def _row(report: RunReport, cluster: Cluster, state: RunState, name: str) -> NodeRow | None:
-    """The node's row of the kind the command reports (``report.layout``), if it has one."""
-    if report.layout is Layout.STATUS:
-        if name in state.status:
-            return state.status[name]
-        if name in cluster.unreachable:
-            return StatusRow(reachable=False,
-                             host_key=cluster.host_key_state.get(name, "not checked"),
-                             error=cluster.unreachable[name])
-        return None
-    if report.layout is Layout.CERTIFICATES:
-        return state.certs_rows.get(name)
-    if report.layout is Layout.ETCD and name in state.etcd:
+    """The row the run's steps made for the node (a playbook of one's own may run any of
+    them), and for ``status`` a row for a node it could not reach. Which columns show it is
+    the command's layout, never the row's kind."""
+    if name in state.status:
+        return state.status[name]
+    if name in state.certs_rows:
+        return state.certs_rows[name]
+    if name in state.etcd:
         return EtcdRow(state.etcd[name])
+    if report.layout is Layout.STATUS and name in cluster.unreachable:
+        return StatusRow(reachable=False,
+                         host_key=cluster.host_key_state.get(name, "not checked"),
+                         error=cluster.unreachable[name])
     return None
 
 
 def note_unreachable(report: RunReport, cluster: Cluster, again: str) -> None:
-    """Each node the run could not reach: why, and what to do about it."""
+    """What to do about each node the run could not reach and so could not do its part on (a
+    node ``remove-node --force`` removed while unreachable ended ok: nothing to do)."""
     for node in report.nodes:
-        if node.name in cluster.unreachable and node.next_step is None:
+        left = node.outcome in (Outcome.UNREACHABLE, Outcome.FAILED)
+        if left and node.name in cluster.unreachable and node.next_step is None:
             node.next_step = cluster.next_step(node.name, again)
+
+
+def note_lock_lost(report: RunReport, next_step: NextStep) -> None:
+    """The nodes a run left undone when the cluster lock stopped being its own: why, and what
+    to do (``lock.lock_next_step``)."""
+    for node in report.nodes:
+        if node.outcome is Outcome.SKIPPED and node.next_step is None:
+            node.message = "not started: the cluster lock was lost to another run"
+            node.next_step = next_step
 
 
 def finish_run(report: RunReport, cluster: Cluster, state: RunState, interrupted: bool,
