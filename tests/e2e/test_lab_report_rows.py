@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.e2e.helpers import CliRun, cli, kubectl_nodes
 from tests.lab.fixture import require_doubles
@@ -60,3 +61,24 @@ def test_a_failing_worker_and_an_unreachable_control_plane(
         assert table_row(rm, name).split()[2] == "unchanged"
     assert removed["cp-3"]["outcome"] == "ok"
     assert set(kubectl_nodes(lab)) == {"cp-1", "cp-2"}
+
+
+def test_a_new_host_key_after_the_upgrade_reboot_names_the_key_and_the_setting(
+    lab_factory: Any, tmp_path: Path
+) -> None:
+    from tests.e2e.test_upgrade import prepared
+
+    lab, inventory = prepared(lab_factory, tmp_path, nodes=2, accept=False)
+    run = cli("upgrade", str(inventory), "--yes", "--json", log_file=tmp_path / "x.log")
+    assert run.code == 1, run.stderr
+    cp1 = next(n for n in run.report["nodes"] if n["name"] == "cp-1")
+    assert cp1["outcome"] == "failed" and "hostKeyAfterReboot is refuse" in cp1["message"]
+    settings = yaml.safe_load(Path(inventory).read_text())["ssh"]
+    address = lab.node("cp-1").address
+    entry = address if int(settings.get("port", 22)) == 22 else f"[{address}]:{settings['port']}"
+    known_hosts = Path(inventory).parent / settings["knownHosts"]  # beside the inventory
+    forget = f"ssh-keygen -R {shlex.quote(entry)} -f {known_hosts}"
+    assert cp1["next"]["command"] == forget, cp1["next"]
+    assert "ssh.hostKeyAfterReboot: accept" in cp1["next"]["action"]
+    again = shlex.join(["k8slk-ops", "upgrade", str(inventory)])
+    assert f"run `{again}` with ssh.hostKeyPolicy: accept-new" in cp1["next"]["action"]

@@ -194,3 +194,4 @@ def _run(command: str) -> None:
     import subprocess
 
     subprocess.run(shlex.split(command), check=True, capture_output=True)
+
