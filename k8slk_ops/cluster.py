@@ -22,6 +22,7 @@ from k8slk_ops.events import Event, EventKind, EventSink
 from k8slk_ops.facts import NodeFacts
 from k8slk_ops.inventory import Inventory, checks
 from k8slk_ops.membership import Member, MembershipUnavailable, list_members
+from k8slk_ops.nextstep import NextStep
 from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.ssh import (
     HostKeyMismatch,
@@ -31,6 +32,7 @@ from k8slk_ops.ssh import (
     SSHPool,
     SSHTarget,
 )
+from k8slk_ops.ssh import next_step as ssh_next_step
 from k8slk_ops.ssh.options import config_proxy_jump
 
 Opener = Callable[[SSHTarget], Awaitable[LinuxKitNode]]
@@ -109,6 +111,7 @@ class Cluster:
         self.unreachable: dict[str, str] = {}  # node -> why
         self.host_key_errors: list[str] = []
         self.host_key_state: dict[str, str] = {}  # node -> "mismatch" | "unknown"
+        self.connect_errors: dict[str, SSHError] = {}  # node -> why it is unreachable
         self.peer_addresses: dict[str, str] = {}  # node -> the IP its connection reached
 
     # -- connections ----------------------------------------------------------------------------
@@ -160,8 +163,18 @@ class Cluster:
             old.cancel()
         await self.pool.drop(name)
         self.unreachable.pop(name, None)
+        self.connect_errors.pop(name, None)
         self.host_key_state.pop(name, None)
         return await self.connect(name)
+
+    def next_step(self, name: str, rerun: str) -> NextStep | None:
+        """What to do about ``name`` when it could not be reached (None when it was)."""
+        exc = self.connect_errors.get(name)
+        return None if exc is None else self.next_step_for(name, exc, rerun)
+
+    def next_step_for(self, name: str, exc: SSHError, rerun: str) -> NextStep:
+        """What to do about ``name``, which failed with ``exc`` (``rerun`` runs the tool again)."""
+        return ssh_next_step(exc, login=self.targets[name].login_command(), rerun=rerun)
 
     async def release(self, name: str) -> None:
         """Close ``name``'s connection now, not at the end of the run: an idle connection still
@@ -189,6 +202,7 @@ class Cluster:
         for name in names:
             self.facts.pop(name, None)
             self.unreachable.pop(name, None)
+            self.connect_errors.pop(name, None)
         await self._read(list(names))
         return {n: self.facts[n] for n in names if n in self.facts}
 
@@ -216,9 +230,11 @@ class Cluster:
             kind = "mismatch" if isinstance(exc, HostKeyMismatch) else "unknown"
             self.host_key_state[name] = kind
             self.unreachable[name] = f"host key {kind}"
+            self.connect_errors[name] = exc
             self._emit(name, "connect", EventKind.FAIL, str(exc))
         except SSHError as exc:
             self.unreachable[name] = str(exc)
+            self.connect_errors[name] = exc
             self._emit(name, "connect", EventKind.FAIL, str(exc))
         else:
             version = self.facts[name].kubeadm_version

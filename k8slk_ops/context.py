@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from k8slk_ops.etcdctl import MemberHealth
 from k8slk_ops.events import Event, EventKind, EventSink
@@ -23,10 +23,12 @@ from k8slk_ops.facts import NodeFacts
 from k8slk_ops.inventory import Inventory, NodeSpec
 from k8slk_ops.kubeadm import NodeCerts
 from k8slk_ops.membership import Member, MemberWatcher
+from k8slk_ops.nextstep import NextStep, Rerun
 from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.options import RunOptions
+from k8slk_ops.rows import CertsRow, StatusRow
 from k8slk_ops.snapshot import SnapshotResult
-from k8slk_ops.ssh import HostKeyPolicy
+from k8slk_ops.ssh import HostKeyPolicy, SSHError
 
 __all__ = [
     "ClusterFacts",
@@ -104,6 +106,8 @@ class NodeProbe(Protocol):
 
     async def release(self, name: str) -> None: ...
 
+    def next_step_for(self, name: str, exc: SSHError, rerun: str) -> NextStep: ...
+
 
 @dataclass
 class RunState:
@@ -118,7 +122,8 @@ class RunState:
     certs_uploaded: bool = False  # this run stored the kubeadm-certs Secret: deleted at the end
     kubeconfig: Path | None = None  # where the admin kubeconfig was written
     versions: dict[str, str] = field(default_factory=dict)  # node -> kubelet version when Ready
-    details: dict[str, dict[str, Any]] = field(default_factory=dict)  # node -> status row
+    status: dict[str, StatusRow] = field(default_factory=dict)  # node -> its `status` row
+    certs_rows: dict[str, CertsRow] = field(default_factory=dict)  # node -> its `certs` row
     member_watcher: MemberWatcher | None = None
     cleanup_errors: list[str] = field(default_factory=list)
     # Membership as the run changes it (deleted nodes leave, joined nodes arrive).
@@ -152,6 +157,7 @@ class RunContext:
     state: RunState = field(default_factory=RunState)
     started: float = field(default_factory=time.monotonic)
     probe: NodeProbe | None = None  # reading facts again, dialling again; None in plain tests
+    again: str = ""  # the command that runs this run again (what a failed node's row ends with)
 
     def __post_init__(self) -> None:
         self.state.members = dict(self.plan.cluster.members)
@@ -168,6 +174,17 @@ class RunContext:
 
     async def node(self, name: str) -> LinuxKitNode:
         return await self.connect(name)
+
+    def lost_next_step(self, name: str, exc: SSHError) -> NextStep | None:
+        """What to do about ``name``, lost mid-run with ``exc``."""
+        if self.probe is None:
+            return None
+        return self.probe.next_step_for(name, exc, self.again or self.rerun(name).join)
+
+    def rerun(self, name: str) -> Rerun:
+        """How the operator runs the tool again for ``name`` once a failure is fixed."""
+        return Rerun.of(str(self.inventory.source), name,
+                        primary=name == self.plan.cluster.primary)
 
     def facts(self, name: str) -> NodeFacts:
         """The node's latest facts: read again during the run if they were, else the plan's."""

@@ -6,6 +6,11 @@ inventory/playbook; 3 could not start (unreachable, locked, host key refused); 1
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from k8slk_ops.nextstep import NextStep
+
 EXIT_OK = 0
 EXIT_NODE_FAILED = 1
 EXIT_USAGE = 2
@@ -36,9 +41,12 @@ class LockHeld(CannotStart):
 
 
 class NodeError(OpsError):
-    """A step failed on one node. Carries the phase and the node's last log lines."""
+    """A step failed on one node. Carries the phase, the node's last log lines and, where the
+    step knows it, what the operator does next."""
 
-    def __init__(self, message: str, *, phase: str = "", log_tail: list[str] | None = None):
+    def __init__(self, message: str, *, phase: str = "", log_tail: list[str] | None = None,
+                 next_step: NextStep | None = None):
         super().__init__(message)
         self.phase = phase
         self.log_tail = list(log_tail or [])
+        self.next_step = next_step

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from k8slk_ops.nextstep import NextStep
+from k8slk_ops.rows import Layout, NodeRow
+
 
 class EventKind(enum.StrEnum):
     """What happened to a node (or the run) in a phase."""
@@ -83,7 +86,9 @@ class NodeReport:
     version: str = ""  # kubelet/kubeadm version seen on the node
     seconds: float = 0.0
     log_tail: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
+    row: NodeRow | None = None  # what the command reports of the node (rows.py), if anything
+    # What the operator does next, on a failed or unreachable node (None otherwise).
+    next_step: NextStep | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,7 +101,8 @@ class NodeReport:
             "version": self.version,
             "seconds": round(self.seconds, 3),
             "logTail": list(self.log_tail),
-            "details": self.details,
+            "details": self.row.to_json() if self.row is not None else {},
+            "next": self.next_step.to_json() if self.next_step is not None else None,
         }
 
 
@@ -107,6 +113,7 @@ class RunReport:
     command: str
     cluster: str
     inventory: str
+    layout: Layout = Layout.OUTCOMES  # the command's columns (never guessed from the rows)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     ended: datetime | None = None
     exit_code: int = 0

@@ -25,6 +25,7 @@ from k8slk_ops.kubeadm import (
     KubeadmState,
     log_message,
 )
+from k8slk_ops.nextstep import REBOOT, NextStep, Rerun
 
 __all__ = [
     "FACTS_SCRIPT",
@@ -179,6 +180,15 @@ class NodeFacts:
             f"kubeadm on this node is {state.value}, not waiting for a trigger: it cannot "
             f"{flag} ({advice})"
         )
+
+    def not_waiting_next_step(self, rerun: Rerun) -> NextStep:
+        """What to do about a node :meth:`not_waiting` refused: wait for a running kubeadm, or
+        undo what the last one left and give the node the boot kubeadm needs to run again."""
+        if self.kubeadm_state is KubeadmState.RUNNING:
+            return NextStep.then(
+                "let the kubeadm that runs end (follow /var/log/kubeadm.out.log on the node)",
+                rerun.join)
+        return NextStep.then(f"reset the node (`{rerun.reset()}`) and {REBOOT}", rerun.join)
 
     def resource_warnings(self) -> list[str]:
         out = []

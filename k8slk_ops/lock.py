@@ -33,6 +33,7 @@ from typing import Any
 from k8slk_ops import paths
 from k8slk_ops.errors import CannotStart, LockHeld
 from k8slk_ops.membership import NODE_LIST_TIMEOUT, etcd_did_not_answer, request_timeout
+from k8slk_ops.nextstep import NextStep
 from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.ssh import CommandResult
 
@@ -462,6 +463,13 @@ class LeaseLock:
         state = await self.read()
         if state is not None and state.identity == self.identity:
             await self._delete()
+
+
+def lock_next_step(again: str) -> NextStep:
+    """What to do about nodes a run left undone because another run holds the cluster lock:
+    let that run end, then run again; ``--break-lock`` only for a run that is gone."""
+    return NextStep.then(
+        "another run holds the cluster lock: let it end (if it is gone, add --break-lock)", again)
 
 
 class LockLost(Exception):

@@ -31,6 +31,7 @@ from k8slk_ops.errors import (
     EXIT_USAGE,
 )
 from k8slk_ops.events import Outcome, RunReport
+from k8slk_ops.rows import cert_summary
 
 PREFIX = "k8slk_ops_"
 RESULTS = {
@@ -93,17 +94,6 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
-def _timestamp(text: Any) -> float | None:
-    """An ISO 8601 time from the report as Unix seconds; None when absent or unreadable."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
-
-
 def render(report: RunReport, now: datetime | None = None) -> str:
     """The Prometheus text of one run's report."""
     ended = report.ended or now or datetime.now(UTC)
@@ -150,11 +140,14 @@ def _cert_families(report: RunReport, run: dict[str, str], end: float) -> list[F
                      "certificate authority expires.")
     for n in report.nodes:
         labels = {**run, "node": n.name}
-        expires = _timestamp(n.details.get("certsExpire"))
+        summary = cert_summary(n.row)
+        if summary is None:
+            continue
+        expires = summary.expires.timestamp() if summary.expires is not None else None
         if expires is not None:
             cert_at.add(expires, **labels)
             cert_left.add(expires - end, **labels)
-        ca_expires = _timestamp(n.details.get("caExpire"))
+        ca_expires = summary.ca_expires.timestamp() if summary.ca_expires is not None else None
         if ca_expires is not None:
             ca_at.add(ca_expires, **labels)
             ca_left.add(ca_expires - end, **labels)

@@ -20,10 +20,12 @@ from k8slk_ops import paths
 from k8slk_ops.facts import FACTS_SCRIPT, NodeFacts, parse_facts
 from k8slk_ops.kubeadm import (
     TAIL_LINES,
+    KubeadmFailure,
     KubeadmLogState,
     failure_summary,
     failure_tail,
 )
+from k8slk_ops.nextstep import REBOOT, NextStep, Rerun
 from k8slk_ops.ssh import CommandResult, Connection, ConnectionLost
 
 log = logging.getLogger("k8slk_ops.node")
@@ -43,9 +45,23 @@ class KubeadmResult:
     reason: str
     output: list[str]  # what kubeadm itself printed in this run (init's join commands...)
     log_tail: list[str]  # the log's last messages, script lines included, for reports
+    failure: KubeadmFailure | None = None  # kubeadm's own failure, when it ran and failed
+    timed_out: bool = False  # the wait ran out; kubeadm may still be running on the node
 
     def tail(self, n: int = TAIL_LINES) -> list[str]:
         return failure_tail(self.log_tail, n)
+
+    def next_step(self, rerun: Rerun) -> NextStep:
+        """What to do about a run that did not complete: kubeadm's own failure says it; a wait
+        that ran out, or a script that stopped before kubeadm, gets the general way back."""
+        if self.failure is not None:
+            return self.failure.next_step(rerun)
+        if self.timed_out:
+            return NextStep.then(
+                "kubeadm may still be running: follow /var/log/kubeadm.out.log on the node; "
+                f"once it has stopped, reset the node (`{rerun.reset()}`) and {REBOOT}",
+                rerun.join)
+        return NextStep.then(f"reset the node (`{rerun.reset()}`) and {REBOOT}", rerun.join)
 
 
 class NodeCommandError(Exception):
@@ -215,7 +231,7 @@ class LinuxKitNode:
                 return await self._follow_to_end(state, on_note)
         except TimeoutError:
             reason = f"kubeadm {flag} did not finish within {timeout:.0f}s"
-            return KubeadmResult(False, reason, state.output, state.tail)
+            return KubeadmResult(False, reason, state.output, state.tail, state.failure, True)
 
     async def _follow_to_end(
         self, state: KubeadmLogState, on_note: Callable[[str], None] | None
@@ -298,7 +314,7 @@ MAX_FOLLOW_DROPS = 5
 
 def _result(state: KubeadmLogState) -> KubeadmResult:
     reason = "completed" if state.ok else (state.reason or f"kubeadm ended: {state.phase}")
-    return KubeadmResult(state.ok, reason, state.output, state.tail)
+    return KubeadmResult(state.ok, reason, state.output, state.tail, state.failure)
 
 
 def stopped_result(raw_lines: list[str]) -> KubeadmResult:

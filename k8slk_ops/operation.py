@@ -25,10 +25,20 @@ from k8slk_ops.errors import EXIT_CANNOT_START, CannotStart, UsageError
 from k8slk_ops.events import Event, EventKind, EventSink, NodeReport, RunReport
 from k8slk_ops.inventory import Inventory
 from k8slk_ops.inventory.playbook_check import check_hosts
-from k8slk_ops.lock import RENEW_SECONDS, FileLocks, Holder, LeaseLock, LocalLock, LockLost
+from k8slk_ops.lock import (
+    RENEW_SECONDS,
+    FileLocks,
+    Holder,
+    LeaseLock,
+    LocalLock,
+    LockLost,
+    lock_next_step,
+)
+from k8slk_ops.nextstep import tool_command, tool_line
 from k8slk_ops.options import RunOptions
 from k8slk_ops.plan import Plan, make_plan, needed_nodes
 from k8slk_ops.playbook import Playbook
+from k8slk_ops.rows import Layout
 from k8slk_ops.run import Executor
 
 __all__ = ["Operation", "new_run_id", "targets_of"]
@@ -77,6 +87,7 @@ class Operation:
             cluster=inventory.cluster.name,
             inventory=str(inventory.source),
             dry_run=options.dry_run,
+            layout=Layout.of(command),
             nodes=[NodeReport(n.name, n.role, n.address) for n in inventory.nodes],
         )
 
@@ -164,7 +175,7 @@ class Operation:
         self.report.plan = plan.to_json()
         outcomes.note_versions(self.report, self.cluster)
         if self.options.dry_run:
-            outcomes.finish_dry_run(self.report, self.cluster, plan)
+            outcomes.finish_dry_run(self.report, self.cluster, plan, self._again())
             return
         for warning in plan.warnings:
             self.sink.emit(Event(None, "plan", EventKind.WARN, warning))
@@ -179,6 +190,7 @@ class Operation:
             connect=self.cluster.connect,
             add_secret=self.add_secret,
             probe=self.cluster,
+            again=self._again(),
         )
         self.run_ctx = run_ctx
         reports = {n.name: n for n in self.report.nodes}
@@ -186,13 +198,23 @@ class Operation:
         if self.interrupted:
             self.executor.request_stop()
         await self.executor.execute()
-        outcomes.finish_run(self.report, self.cluster, run_ctx.state, self.executor.interrupted)
+        outcomes.finish_run(self.report, self.cluster, run_ctx.state, self.executor.interrupted,
+                            self._again())
         if self.executor.guard_stopped:
             self.report.messages.append(
                 f"the cluster lock was lost ({self.executor.guard_stopped}): the run stopped "
                 "before its next changing stage"
             )
+            outcomes.note_lock_lost(self.report, lock_next_step(self._again()))
             self.report.exit_code = EXIT_CANNOT_START
+
+    def _again(self) -> str:
+        """The command line that runs this operation again, for a failed node's next step."""
+        inventory, selected = str(self.inventory.source), self.options.selected
+        if self.command == "remove-node":  # names its nodes as arguments, and has --force
+            return tool_line("remove-node", inventory, *selected,
+                             *["--force"] * self.options.force)
+        return tool_command(self.command, inventory, *selected)
 
     # -- locks and signals ----------------------------------------------------------------------
 

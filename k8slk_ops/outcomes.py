@@ -14,7 +14,9 @@ from k8slk_ops.context import RunState
 from k8slk_ops.errors import EXIT_INTERRUPTED, EXIT_NODE_FAILED, EXIT_OK
 from k8slk_ops.events import Outcome, RunReport
 from k8slk_ops.membership import etcd_did_not_answer
+from k8slk_ops.nextstep import NextStep
 from k8slk_ops.plan import Plan
+from k8slk_ops.rows import EtcdRow, Layout, NodeRow, StatusRow
 
 NOTHING_TO_DO = "nothing to do: the cluster already matches"
 _BAD = frozenset({Outcome.FAILED, Outcome.UNREACHABLE, Outcome.SKIPPED, Outcome.CANCELLED})
@@ -28,22 +30,51 @@ def note_versions(report: RunReport, cluster: Cluster) -> None:
             node.version = facts.kubeadm_version
 
 
-def finish_run(report: RunReport, cluster: Cluster, state: RunState, interrupted: bool) -> None:
-    """Fill in the report of an executed plan (the executor has set each node's outcome)."""
+def _row(report: RunReport, cluster: Cluster, state: RunState, name: str) -> NodeRow | None:
+    """The row the run's steps made for the node (a playbook of one's own may run any of
+    them), and for ``status`` a row for a node it could not reach. Which columns show it is
+    the command's layout, never the row's kind."""
+    if name in state.status:
+        return state.status[name]
+    if name in state.certs_rows:
+        return state.certs_rows[name]
+    if name in state.etcd:
+        return EtcdRow(state.etcd[name])
+    if report.layout is Layout.STATUS and name in cluster.unreachable:
+        return StatusRow(reachable=False,
+                         host_key=cluster.host_key_state.get(name, "not checked"),
+                         error=cluster.unreachable[name])
+    return None
+
+
+def note_unreachable(report: RunReport, cluster: Cluster, again: str) -> None:
+    """What to do about each node the run could not reach and so could not do its part on (a
+    node ``remove-node --force`` removed while unreachable ended ok: nothing to do)."""
+    for node in report.nodes:
+        left = node.outcome in (Outcome.UNREACHABLE, Outcome.FAILED)
+        if left and node.name in cluster.unreachable and node.next_step is None:
+            node.next_step = cluster.next_step(node.name, again)
+
+
+def note_lock_lost(report: RunReport, next_step: NextStep) -> None:
+    """The nodes a run left undone when the cluster lock stopped being its own: why, and what
+    to do (``lock.lock_next_step``)."""
+    for node in report.nodes:
+        if node.outcome is Outcome.SKIPPED and node.next_step is None:
+            node.message = "not started: the cluster lock was lost to another run"
+            node.next_step = next_step
+
+
+def finish_run(report: RunReport, cluster: Cluster, state: RunState, interrupted: bool,
+               again: str = "") -> None:
+    """Fill in the report of an executed plan (the executor has set each node's outcome);
+    ``again`` is the command that runs it again, which an unreachable node's row ends with."""
     report.interrupted = interrupted
     report.changed = any(n.outcome == Outcome.OK for n in report.nodes)
     for node in report.nodes:
         node.version = state.versions.get(node.name) or node.version
-        if node.name in state.details:
-            node.details.update(state.details[node.name])
-        elif node.name in cluster.unreachable:
-            node.details.update(
-                {
-                    "reachable": False,
-                    "hostKey": cluster.host_key_state.get(node.name, "not checked"),
-                    "error": cluster.unreachable[node.name],
-                }
-            )
+        node.row = _row(report, cluster, state, node.name)
+    note_unreachable(report, cluster, again)
     if state.kubeconfig is not None:
         report.data["kubeconfig"] = str(state.kubeconfig)
     has_addons = bool(cluster.inventory.addon_manifests)
@@ -82,7 +113,7 @@ def note_etcd(report: RunReport, state: RunState) -> None:
             report.messages.append(f"deleted older snapshot {old}")
 
 
-def finish_dry_run(report: RunReport, cluster: Cluster, plan: Plan) -> None:
+def finish_dry_run(report: RunReport, cluster: Cluster, plan: Plan, again: str = "") -> None:
     """The report of a plan shown and not run: which nodes would change."""
     touched = plan.nodes_touched()
     changing = {
@@ -99,6 +130,7 @@ def finish_dry_run(report: RunReport, cluster: Cluster, plan: Plan) -> None:
             node.outcome = Outcome.PLANNED
         elif node.name in touched:
             node.outcome = Outcome.UNCHANGED
+    note_unreachable(report, cluster, again)
     report.data["planText"] = plan.to_text()
     if plan.warnings:
         report.data["planWarnings"] = list(plan.warnings)

@@ -31,6 +31,7 @@ from k8slk_ops.errors import UsageError
 from k8slk_ops.events import Event, EventKind, NodeReport, Outcome, RunReport
 from k8slk_ops.liveview import ProgressModel, node_rows, stage_view
 from k8slk_ops.redact import RedactingFilter, Redactor
+from k8slk_ops.rows import CertsRow, EtcdRow, Layout, StatusRow
 
 OUTCOME_STYLE = {
     Outcome.OK: "green",
@@ -72,72 +73,80 @@ def event_line(event: Event) -> str:
 
 
 # -- summaries (shared by the terminal and the plain reporter) --------------------------------
+#
+# Each command's rows have their own columns (``report.layout``, set by the command): a node's
+# outcome, a `status` row, an `etcd status` member. A failed or unreachable node's row ends with
+# what to do next (NEXT), in every layout.
 
-
-def _status_rows(report: RunReport) -> list[list[str]]:
-    rows = []
-    for n in report.nodes:
-        d = n.details
-        if not d.get("reachable", False):
-            rows.append([n.name, n.role, "no", str(d.get("hostKey", "")), "", "", "", "", "",
-                         "", str(d.get("error", n.message))])
-            continue
-        days = d.get("certsDaysLeft")
-        rows.append([
-            n.name,
-            n.role,
-            "yes",
-            str(d.get("hostKey", "")),
-            str(d.get("kubeletTask", "")),
-            str(d.get("kubeadm", "")),
-            str(d.get("kubeadmVersion", "")),
-            str(d.get("kubeletVersion", "")),
-            ("Ready" if d.get("ready") else "NotReady") if d.get("registered") else "absent",
-            "" if days is None else f"{days}d",
-            _status_note(d),
-        ])
-    return rows
-
-
-def _status_note(d: dict[str, object]) -> str:
-    """Cordoned, and why a registered node is not Ready (its Ready condition's words)."""
-    notes = ["cordoned"] if d.get("unschedulable") else []
-    if d.get("registered") and not d.get("ready") and d.get("notReadyReason"):
-        notes.append(str(d["notReadyReason"]))
-    return "; ".join(notes)
-
-
+SUMMARY_HEADER = ["NODE", "ROLE", "RESULT", "PHASE", "TIME", "VERSION", "MESSAGE"]
 STATUS_HEADER = ["NODE", "ROLE", "REACHABLE", "HOST KEY", "KUBELET", "KUBEADM", "KUBEADM VER",
                  "KUBELET VER", "CLUSTER", "CERTS", "NOTE"]
-SUMMARY_HEADER = ["NODE", "ROLE", "RESULT", "PHASE", "TIME", "VERSION", "MESSAGE"]
+ETCD_HEADER = ["NODE", "ROLE", "RESULT", "MEMBER", "LEADER", "DB BYTES", "ETCD VER", "MEMBERS",
+               "HEALTH"]
+CERTS_HEADER = ["NODE", "CERTIFICATE", "EXPIRES", "DAYS LEFT", "SIGNED BY"]
+NEXT_HEADER = "NEXT"
 
 
-def _summary_rows(report: RunReport) -> list[list[str]]:
-    return [
-        [n.name, n.role, n.outcome.value, n.phase, f"{n.seconds:.1f}s" if n.seconds else "",
-         n.version, n.message]
-        for n in report.nodes
-    ]
+def next_text(node: NodeReport) -> str:
+    """The node's next step in words ("" when it has none)."""
+    return node.next_step.action if node.next_step is not None else ""
 
 
-def _is_status(report: RunReport) -> bool:
-    return any("reachable" in n.details for n in report.nodes)
+def _summary_cells(n: NodeReport) -> list[str]:
+    return [n.name, n.role, n.outcome.value, n.phase, f"{n.seconds:.1f}s" if n.seconds else "",
+            n.version, n.message]
+
+
+def _status_cells(n: NodeReport) -> list[str]:
+    row = n.row
+    if not isinstance(row, StatusRow):  # the status step failed on a node that answered
+        reachable = "no" if n.outcome == Outcome.UNREACHABLE else "yes"
+        return [n.name, n.role, reachable, "", "", "", "", "", "", "", n.message]
+    if not row.reachable:
+        return [n.name, n.role, "no", row.host_key, "", "", "", "", "", "", row.error]
+    days = row.certs.days_left if row.certs is not None else None
+    return [n.name, n.role, "yes", row.host_key, row.kubelet_task, row.kubeadm,
+            row.kubeadm_version, row.kubelet_version, row.cluster_state(),
+            "" if days is None else f"{days}d", row.note()]
+
+
+def _etcd_cells(n: NodeReport) -> list[str]:
+    if isinstance(n.row, EtcdRow):
+        return [n.name, n.role, n.outcome.value, *n.row.cells()]
+    return [n.name, n.role, n.outcome.value, "", "", "", "", "", n.message]
+
+
+def node_table(report: RunReport, nodes: list[NodeReport]) -> tuple[list[str], list[list[str]]]:
+    """The header and the rows of ``nodes`` in the command's layout; NEXT last, when any of
+    them has a next step."""
+    if report.layout is Layout.STATUS:
+        header, rows = STATUS_HEADER, [_status_cells(n) for n in nodes]
+    elif report.layout is Layout.ETCD:
+        header, rows = ETCD_HEADER, [_etcd_cells(n) for n in nodes]
+    else:
+        header, rows = SUMMARY_HEADER, [_summary_cells(n) for n in nodes]
+    if any(n.next_step is not None for n in nodes):
+        header = [*header, NEXT_HEADER]
+        rows = [[*row, next_text(n)] for row, n in zip(rows, nodes, strict=True)]
+    return header, rows
+
+
+def _result_column(report: RunReport) -> int | None:
+    """Which column holds the node's outcome (styled by it), if the layout has one."""
+    return None if report.layout is Layout.STATUS else 2
 
 
 def _tails(report: RunReport) -> list[tuple[NodeReport, list[str]]]:
     return [(n, n.log_tail) for n in report.nodes if n.outcome == Outcome.FAILED and n.log_tail]
 
 
-CERTS_HEADER = ["NODE", "CERTIFICATE", "EXPIRES", "DAYS LEFT", "SIGNED BY"]
-
-
 def _certificate_table(report: RunReport) -> list[str]:
     """``certs``: a row per certificate and control plane, the CAs marked (empty otherwise)."""
     rows = [
-        [n.name, f"{c['name']} (CA)" if c.get("authority") else str(c["name"]),
-         str(c.get("expires") or "MISSING"),
-         "" if c.get("daysLeft") is None else f"{c['daysLeft']}d", str(c.get("signedBy") or "")]
-        for n in report.nodes for c in n.details.get("certificates", [])
+        [n.name, f"{c.name} (CA)" if c.authority else c.name,
+         c.expires.isoformat() if c.expires else "MISSING",
+         "" if c.days_left is None else f"{c.days_left}d", c.signed_by or ""]
+        for n in report.nodes if isinstance(n.row, CertsRow) for c in n.row.certificates
     ]
     return [plain_table(CERTS_HEADER, rows)] if rows else []
 
@@ -191,10 +200,8 @@ class PlainReporter:
         sys.stdout.flush()
 
     def finish(self, report: RunReport) -> None:
-        if _is_status(report):
-            self._write(plain_table(STATUS_HEADER, _status_rows(report)))
-        elif report.nodes:
-            self._write(plain_table(SUMMARY_HEADER, _summary_rows(report)))
+        if report.nodes:
+            self._write(plain_table(*node_table(report, report.nodes)))
         for node, tail in _tails(report):
             self._write(f"last log lines of {node.name} ({node.phase}):")
             for line in tail:
@@ -299,17 +306,15 @@ def outcome_totals(report: RunReport) -> Text:
 
 
 def _result_table(report: RunReport, nodes: list[NodeReport], redactor: Redactor) -> Table:
-    status = _is_status(report)
-    header = STATUS_HEADER if status else SUMMARY_HEADER
-    sub = RunReport(report.command, report.cluster, report.inventory, nodes=nodes)
-    rows = _status_rows(sub) if status else _summary_rows(sub)
+    header, rows = node_table(report, nodes)
+    styled = _result_column(report)
     table = Table(box=None, header_style="bold", pad_edge=False)
     for col in header:
         table.add_column(col)
     for n, row in zip(nodes, rows, strict=True):
         cells = [Text(redactor.redact(c)) for c in row]
-        if not status:
-            cells[2].stylize(OUTCOME_STYLE.get(n.outcome, ""))
+        if styled is not None:
+            cells[styled].stylize(OUTCOME_STYLE.get(n.outcome, ""))
         table.add_row(*cells)
     return table
 
@@ -318,7 +323,7 @@ def final_report(report: RunReport, redactor: Redactor, verbose: bool) -> list[R
     """The report on a terminal. Every node's row when there are few nodes, with ``-v``, and for
     ``status`` (its rows are the answer); else the totals per outcome, then only the nodes that
     did not end ok, and the log tails of the first few failed nodes."""
-    every = verbose or len(report.nodes) <= EVERY_ROW_UP_TO or _is_status(report)
+    every = verbose or len(report.nodes) <= EVERY_ROW_UP_TO or report.layout is Layout.STATUS
     parts: list[RenderableType] = []
     if every:
         shown = report.nodes
@@ -415,7 +420,8 @@ class LogFileReporter:
 
     def finish(self, report: RunReport) -> None:
         for n in report.nodes:
-            self._write(f"result {n.name} {n.outcome.value} phase={n.phase} {n.message}")
+            line = f"result {n.name} {n.outcome.value} phase={n.phase} {n.message}"
+            self._write(f"{line}; next: {next_text(n)}" if n.next_step is not None else line)
             for line in n.log_tail:
                 self._write(f"  | {line}")
         for line in _closing_lines(report):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from k8slk_ops.context import RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import Event, EventKind, NodeReport, Outcome, Part
+from k8slk_ops.nextstep import NextStep
 from k8slk_ops.plan import Plan, PlannedNode, PlannedStage, PlannedStep
 from k8slk_ops.ssh import SSHError
 
@@ -38,6 +39,19 @@ class NodeProgress:
     phase: str = ""
     message: str = ""
     log_tail: list[str] = field(default_factory=list)
+    next_step: NextStep | None = None
+    lost: SSHError | None = None  # the connection error the node failed with, if that was it
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    """Why a step failed on a node: the message, its log tail and what to do next (from the
+    step, or, for a lost connection, the SSH error the report words it from)."""
+
+    message: str
+    log_tail: list[str] = field(default_factory=list)
+    next_step: NextStep | None = None
+    lost: SSHError | None = None
 
 
 class Executor:
@@ -170,7 +184,7 @@ class Executor:
                 await self._clean_up_after_cancel(planned)
                 raise
             if failure is not None:
-                self._fail(name, phase, failure[0], failure[1], always, part)
+                self._fail(name, phase, failure, always, part)
                 if not always:
                     await self._clean_up(planned)
                 return
@@ -185,24 +199,22 @@ class Executor:
         """A node's step event, saying which of its steps it is (see :class:`Part`)."""
         self.ctx.sink.emit(Event(name, phase, kind, message, part=part))
 
-    async def _apply(
-        self, step: PlannedStep, name: str, part: Part
-    ) -> tuple[str, list[str]] | None:
-        """Run one step on one node: None when it went well, else (message, log tail)."""
+    async def _apply(self, step: PlannedStep, name: str, part: Part) -> StepFailure | None:
+        """Run one step on one node: None when it went well, else why not."""
         phase = step.call.step.phase
         self._emit_step(name, phase, EventKind.START, step.actions[0].summary, part)
         t0 = time.monotonic()
         try:
             await step.call.step.apply(step.call.options, self.ctx, name)
         except NodeError as exc:
-            return str(exc), exc.log_tail
+            return StepFailure(str(exc), exc.log_tail, exc.next_step)
         except SSHError as exc:
-            return f"connection: {exc}", []
+            return StepFailure(f"connection: {exc}", lost=exc)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug or an unexpected reply: contain it to the node
             log.debug("step %s failed on %s", step.call.name, name, exc_info=True)
-            return f"{type(exc).__name__}: {exc}", []
+            return StepFailure(f"{type(exc).__name__}: {exc}")
         self._emit_step(name, phase, EventKind.OK, f"{time.monotonic() - t0:.1f}s", part)
         return None
 
@@ -211,8 +223,7 @@ class Executor:
         for step in planned.cleanup:
             failure = await self._apply(step, planned.node, Part.CLEANUP)
             if failure is not None:
-                self._fail(planned.node, step.call.step.phase, failure[0], failure[1], True,
-                           Part.CLEANUP)
+                self._fail(planned.node, step.call.step.phase, failure, True, Part.CLEANUP)
 
     async def _clean_up_after_cancel(self, planned: PlannedNode) -> None:
         """The cleanup of a node whose step was cancelled: shielded from the cancellation that
@@ -228,18 +239,21 @@ class Executor:
                 f"{planned.node}: cleanup after the interruption did not finish"
             )
 
-    def _fail(self, name: str, phase: str, message: str, tail: list[str], always: bool,
-              part: Part) -> None:
+    def _fail(
+        self, name: str, phase: str, failure: StepFailure, always: bool, part: Part
+    ) -> None:
         progress = self.progress[name]
-        self._emit_step(name, phase, EventKind.FAIL, message, part)
+        self._emit_step(name, phase, EventKind.FAIL, failure.message, part)
         if always:
             # A failed cleanup is reported, but does not turn a node's result into a failure.
-            self.ctx.state.cleanup_errors.append(f"{name}: {message}")
+            self.ctx.state.cleanup_errors.append(f"{name}: {failure.message}")
             return
         progress.failed = True
         progress.phase = phase
-        progress.message = message
-        progress.log_tail = list(tail)
+        progress.message = failure.message
+        progress.log_tail = list(failure.log_tail)
+        progress.next_step = failure.next_step
+        progress.lost = failure.lost
         progress.ended = time.monotonic()
 
     def _last_stage_using(self, name: str) -> PlannedStage | None:
@@ -289,6 +303,9 @@ class Executor:
                 report.outcome = Outcome.FAILED
                 report.message = progress.message
                 report.log_tail = progress.log_tail
+                report.next_step = progress.next_step
+                if progress.lost is not None and report.next_step is None:
+                    report.next_step = self.ctx.lost_next_step(name, progress.lost)
             elif progress.cancelled:
                 report.outcome = Outcome.CANCELLED
                 report.message = "cancelled while running"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from k8slk_ops.kubeadm.logs import log_message
 from k8slk_ops.kubeadm.summary import SUMMARY_CHARS, clip
+from k8slk_ops.nextstep import REBOOT, NextStep, Rerun
 
 _CHECK_RE = re.compile(r"\A\s*\[(?P<severity>ERROR|WARNING) (?P<check>[^\]]+)\]:?\s?(?P<text>.*)\Z")
 _PHASE_RE = re.compile(r"error execution phase (?P<phase>[\w./-]+)(?::\s*(?P<rest>.*))?")
@@ -33,6 +34,10 @@ _CERT_KEY_RES = (
 _ERRORISH_RE = re.compile(
     r"error|fail|fatal|unable|refused|timed out|cannot|couldn't|denied", re.IGNORECASE
 )
+# The phases that wait for the kubelet (its TLS bootstrap, the static pods it starts), and how
+# kubeadm says such a wait ran out.
+_KUBELET_PHASES = frozenset({"kubelet-start", "wait-control-plane"})
+_TIMED_OUT_RE = re.compile(r"timed out waiting for the condition|context deadline exceeded")
 # How kubeadm's error lines begin (after the log prefix and indentation): the live follow of a
 # trigger checks the task at once when one shows up.
 ERROR_STARTS = ("error execution phase", "error: ", "[ERROR ")
@@ -61,17 +66,70 @@ class FailureKind(enum.StrEnum):
     CA_PIN_MISMATCH = "ca-pin-mismatch"
     CERTIFICATE_KEY = "certificate-key"
     PREFLIGHT = "preflight"
+    KUBELET_TIMEOUT = "kubelet-timeout"
     PHASE = "phase"
     OTHER = "other"
 
 
 @dataclass(frozen=True)
 class KubeadmFailure:
-    """What went wrong: a kind to branch on, the phase if kubeadm named it, a short reason."""
+    """What went wrong: a kind to branch on, the phase if kubeadm named it, a short reason, and
+    the failed preflight checks (for a preflight failure)."""
 
     kind: FailureKind
     reason: str
     phase: str | None = None
+    checks: tuple[PreflightIssue, ...] = ()
+
+    def next_step(self, rerun: Rerun) -> NextStep:
+        """What the operator does about this failure on ``rerun.node``.
+
+        kubeadm runs once per boot on a LinuxKit node, so every retry goes through a reboot; a
+        failure past preflight (discovery included) has written files and a kubelet
+        configuration, which ``reset`` removes first.
+        """
+        if self.kind is FailureKind.PREFLIGHT:
+            fixes = [_check_fix(i, rerun) for i in self.checks] or ["fix what preflight says"]
+            return NextStep.then(f"{'; '.join(fixes)}; {REBOOT}", rerun.join)
+        if self.kind is FailureKind.BAD_TOKEN:
+            return NextStep.then(
+                "the token expired before the node used it (a slow boot or a long run): "
+                f"{REBOOT}; the run mints a fresh token", rerun.join)
+        if self.kind is FailureKind.CA_PIN_MISMATCH:
+            return NextStep.then(
+                "the API server the node reached is not this cluster's (its CA key is not the "
+                "pinned one): check that controlPlaneEndpoint and the control planes' addresses "
+                f"in {rerun.inventory} reach this cluster and nothing intercepts them; "
+                f"{REBOOT}", rerun.join)
+        if self.kind is FailureKind.CERTIFICATE_KEY:
+            return NextStep.then(
+                f"reset the node (`{rerun.reset()}`) and {REBOOT}; the run uploads the "
+                "certificates again", rerun.join)
+        if self.kind is FailureKind.KUBELET_TIMEOUT:
+            return NextStep.then(
+                "the kubelet did not come up: read /var/log/kubelet.log on the node (a "
+                "misconfiguration, too little memory, a pod network that never started), fix "
+                f"it, reset the node (`{rerun.reset()}`) and {REBOOT}", rerun.join)
+        return NextStep.then(
+            f"fix what kubeadm said (the log tail above), reset the node (`{rerun.reset()}`) "
+            f"and {REBOOT}", rerun.join)
+
+
+def _check_fix(issue: PreflightIssue, rerun: Rerun) -> str:
+    """What fixes one failed preflight check (kubeadm's check names, v1.15 to v1.34+)."""
+    check = issue.check
+    if check == "Mem":
+        return f"give the node more memory ({issue.message})"
+    if check == "NumCPU":
+        return f"give the node more CPUs ({issue.message})"
+    if check == "Swap":
+        return "turn swap off on the node (the kubelet does not run with swap on)"
+    if check.startswith("Port-"):
+        return (f"free port {check.removeprefix('Port-')} on the node (an earlier Kubernetes "
+                f"holds it: `{rerun.reset()}`)")
+    if check.startswith(("FileAvailable--", "DirAvailable--")):
+        return f"remove what an earlier kubeadm left ({issue.message}): `{rerun.reset()}`"
+    return f"fix [{check}]: {issue.message}"
 
 
 def _strip(line: str) -> str:
@@ -140,11 +198,15 @@ def diagnose_kubeadm_error(output: str | Iterable[str]) -> KubeadmFailure:
     errors = [i for i in parse_preflight_errors(lines) if i.fatal]
     if errors:
         detail = "; ".join(f"[{i.check}] {i.message}" for i in errors)
-        return KubeadmFailure(FailureKind.PREFLIGHT, _short(f"preflight: {detail}"), "preflight")
+        return KubeadmFailure(FailureKind.PREFLIGHT, _short(f"preflight: {detail}"), "preflight",
+                              tuple(errors))
     if phase_m is not None:
         rest = phase_m["rest"] or ""
         reason = f"failed in phase {phase}" + (f": {rest}" if rest else "")
-        return KubeadmFailure(FailureKind.PHASE, _short(reason), phase)
+        kind = FailureKind.PHASE
+        if phase in _KUBELET_PHASES and _TIMED_OUT_RE.search(text):
+            kind = FailureKind.KUBELET_TIMEOUT
+        return KubeadmFailure(kind, _short(reason), phase)
     for line in reversed(lines):
         if _ERRORISH_RE.search(line):
             return KubeadmFailure(FailureKind.OTHER, _short(f"kubeadm failed: {line.strip()}"))

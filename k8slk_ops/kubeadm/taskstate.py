@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import enum
 
-from k8slk_ops.kubeadm.failures import classify_kubeadm_error
+from k8slk_ops.kubeadm.failures import KubeadmFailure, diagnose_kubeadm_error
 from k8slk_ops.kubeadm.logs import (
     COMPLETED_LINE,
     CONFIGURED_LINE,
@@ -53,6 +53,8 @@ class KubeadmLogState:
         self.phase = KubeadmState.UNKNOWN
         self.flag: str | None = None
         self.reason: str | None = None
+        # kubeadm's own failure, when it ran and failed (its kind says what to do next).
+        self.failure: KubeadmFailure | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=keep)
         self._output: collections.deque[str] = collections.deque(maxlen=keep_output)
 
@@ -89,7 +91,7 @@ class KubeadmLogState:
         self._tail.append(message)
         if message.startswith(WAITING_LINE):
             self.phase = KubeadmState.WAITING
-            self.flag = self.reason = None
+            self.flag = self.reason = self.failure = None
             self._output.clear()
         elif message.startswith(CONFIGURED_LINE):
             self.phase = KubeadmState.CONFIGURED
@@ -129,7 +131,8 @@ class KubeadmLogState:
         """
         if self.phase is KubeadmState.RUNNING and self.flag is not None:
             self.phase = KubeadmState.FAILED
-            self.reason = classify_kubeadm_error(self.output)
+            self.failure = diagnose_kubeadm_error(self.output)
+            self.reason = self.failure.reason
         elif self.phase in (KubeadmState.WAITING, KubeadmState.RUNNING):
             self.phase = KubeadmState.FAILED
             self.reason = "the kubeadm task stopped before kubeadm ran"

@@ -15,6 +15,7 @@ from k8slk_ops.ssh.errors import (
     HostKeyUnknown,
     SSHError,
     Unreachable,
+    next_step,
 )
 from k8slk_ops.ssh.hostkeys import fingerprint
 from k8slk_ops.ssh.limits import raise_nofile_limit
@@ -39,6 +40,7 @@ __all__ = [
     "SSHTarget",
     "Unreachable",
     "fingerprint",
+    "next_step",
     "prepare_asyncssh",
     "raise_nofile_limit",
 ]

@@ -7,7 +7,10 @@ the new key has been checked on the node's console.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
+
+from k8slk_ops.nextstep import NextStep
 
 
 class SSHError(Exception):
@@ -19,15 +22,19 @@ def host_entry_name(address: str, port: int) -> str:
     return address if port == 22 else f"[{address}]:{port}"
 
 
-def _host_key_advice(address: str, port: int, known_hosts: Path | None, presented: str) -> str:
-    entry = host_entry_name(address, port)
+def forget_key_command(address: str, port: int, known_hosts: Path | None) -> str:
+    """``ssh-keygen -R ENTRY -f KNOWN_HOSTS``: removes the node's old key lines."""
     kh = str(known_hosts) if known_hosts is not None else "~/.ssh/known_hosts"
+    return f"ssh-keygen -R {shlex.quote(host_entry_name(address, port))} -f {kh}"
+
+
+def _host_key_advice(address: str, port: int, known_hosts: Path | None, presented: str) -> str:
     return (
         "LinuxKit nodes generate new SSH host keys at every boot, so a reboot or a re-image "
         "changes this key; a changed key can also mean someone is intercepting the connection.\n"
         "Check the presented fingerprint on the node's console "
         "(`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), then either:\n"
-        f"  - forget the old key: `ssh-keygen -R '{entry}' -f {kh}` and re-run with "
+        f"  - forget the old key: `{forget_key_command(address, port, known_hosts)}` and re-run with "
         "hostKeyPolicy: accept-new, or\n"
         f"  - pin the new key: hostKeyPolicy: pinned, hostKeyFingerprint: {presented}"
     )
@@ -54,6 +61,21 @@ class HostKeyError(SSHError):
         self.presented = presented
         self.expected = expected
         self.known_hosts = known_hosts
+
+    def next_step(self, rerun: str) -> NextStep:
+        """Check the new key, forget the old one, accept the new one once: a run with
+        ``accept-new`` records the key it meets and checks it from then on. A run that reboots
+        nodes itself (upgrade) accepts their new keys with ``ssh.hostKeyAfterReboot: accept``."""
+        forget = forget_key_command(self.address, self.port, self.known_hosts)
+        return NextStep(
+            "check on the node's console that its key is the one presented "
+            f"(`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints {self.presented}); "
+            f"forget the old key: `{forget}`; then accept the new key once: run `{rerun}` with "
+            "ssh.hostKeyPolicy: accept-new for this node in the inventory (it records the key "
+            "and checks it from then on; reboots a run makes itself: "
+            "ssh.hostKeyAfterReboot: accept)",
+            forget,
+        )
 
 
 class HostKeyMismatch(HostKeyError):
@@ -144,3 +166,22 @@ class CommandTimeout(SSHError):
 
 class ConnectionLost(SSHError):
     """An established connection broke while a command ran (the node rebooted or vanished)."""
+
+
+def next_step(exc: SSHError, *, login: str, rerun: str) -> NextStep:
+    """What to do about a node the run could not reach or lost (``login`` is the ``ssh``
+    command that reaches it by hand, ``rerun`` the tool's command to run afterwards)."""
+    if isinstance(exc, HostKeyError):
+        return exc.next_step(rerun)
+    if isinstance(exc, AuthenticationFailed):
+        return NextStep.then(
+            "the node refused the keys offered: check ssh.identityFile in the inventory and the "
+            f"node's authorized keys (`{login}` must log in)", rerun)
+    if isinstance(exc, CommandTimeout | ConnectionLost):
+        return NextStep.then(
+            f"the node stopped answering mid-command (rebooted, or its network dropped): check "
+            f"it is up and `{login}` logs in", rerun)
+    return NextStep.then(
+        f"bring the node up (powered on, sshd and network answering: `{login}` must log in)",
+        rerun)
+

@@ -36,6 +36,15 @@ class SSHTarget:
     def endpoint(self) -> str:
         return f"{self.address}:{self.port}"
 
+    def login_command(self) -> str:
+        """The ``ssh`` command that reaches this node by hand, as the run dials it."""
+        words = ["ssh", "-p", str(self.port)]
+        if self.identity_file is not None:
+            words += ["-i", str(self.identity_file)]
+        if self.jump_host is not None:
+            words += ["-J", self.jump_host]
+        return shlex.join([*words, f"{self.user}@{self.address}"])
+
 
 @dataclass(frozen=True)
 class JumpHost:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 from cryptography import x509
 from pydantic import BaseModel
@@ -27,6 +26,7 @@ from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
 from k8slk_ops.kubeadm import CertExpiry, NodeCerts
 from k8slk_ops.node import LinuxKitNode
+from k8slk_ops.rows import CertsRow, ServedCertificate
 from k8slk_ops.ssh import CommandResult
 from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
 
@@ -65,32 +65,6 @@ async def read_certs(ctx: RunContext, node: str) -> NodeCerts:
     return certs
 
 
-def cert_details(certs: NodeCerts, now: datetime) -> dict[str, Any]:
-    """What a node's report row says of its certificates (``status`` shows the earliest)."""
-    row: dict[str, Any] = {"certsMissing": list(certs.missing)}
-    earliest, ca = certs.earliest, certs.earliest_ca
-    if earliest is not None and earliest.expires is not None:
-        row["certsExpire"] = earliest.expires.isoformat()
-        row["certsDaysLeft"] = kubeadm.days_left(earliest.expires, now)
-    if ca is not None and ca.expires is not None:
-        row["caExpire"] = ca.expires.isoformat()
-        row["caDaysLeft"] = kubeadm.days_left(ca.expires, now)
-    row["certificates"] = [_cert_row(r, now) for r in certs.rows]
-    return row
-
-
-def _cert_row(r: CertExpiry, now: datetime) -> dict[str, Any]:
-    return {
-        "name": r.name,
-        "authority": r.is_ca,
-        "expires": r.expires.isoformat() if r.expires else None,
-        "daysLeft": kubeadm.days_left(r.expires, now) if r.expires else None,
-        "signedBy": r.authority,
-        "externallyManaged": r.externally_managed,
-        "missing": r.missing,
-    }
-
-
 def _days(r: CertExpiry, now: datetime) -> str:
     return "missing" if r.expires is None else f"{kubeadm.days_left(r.expires, now)}d"
 
@@ -116,7 +90,7 @@ class CertsCheck(Step):
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         now = datetime.now(UTC)
         certs = await read_certs(ctx, node)
-        ctx.state.details.setdefault(node, {}).update(cert_details(certs, now))
+        ctx.state.certs_rows[node] = CertsRow.of(certs, now)
         days = ctx.options.cert_days
         limit = 0 if days is None else days
         due = [r for r in certs.rows if r.missing or r.expires_within(limit, now)]
@@ -157,11 +131,11 @@ class CertsRenew(Step):
         certs = await read_certs(ctx, node)
         _warn_ca(ctx, node, certs, now)
         due = certs.due(ctx.options.cert_days, now)
-        details = ctx.state.details.setdefault(node, {})
-        details["renewed"] = list(due)
+        row = CertsRow.of(certs, now)
+        row.renewed = list(due)
+        ctx.state.certs_rows[node] = row
         if not due:
             ctx.state.noop.add((node, self.name))
-            details.update(cert_details(certs, now))
             ctx.emit(node, self.phase, EventKind.PROGRESS, "nothing to renew")
             return
         sub = kubeadm.certs_command(ctx.facts(node).kubeadm_version or "v1.31.0")
@@ -176,7 +150,7 @@ class CertsRenew(Step):
                 )
         await restart_control_plane(ctx, node, lk)
         after = await read_certs(ctx, node)
-        details.update(cert_details(after, datetime.now(UTC)))
+        row.read(after, datetime.now(UTC))
         if "admin.conf" in due:
             await _refresh_kubeconfig(ctx, node)
 
@@ -223,10 +197,10 @@ async def restart_control_plane(ctx: RunContext, node: str, lk: LinuxKitNode) ->
             break
         _check_deadline(deadline, ctx, "the API to serve the new certificate")
         await asyncio.sleep(POLL)
-    ctx.state.details.setdefault(node, {})["servingCertificate"] = {
-        "serial": format(expected.serial_number, "x"),
-        "notAfter": expected.not_valid_after_utc.isoformat(),
-    }
+    row = ctx.state.certs_rows.get(node)
+    if row is not None:
+        row.served = ServedCertificate(format(expected.serial_number, "x"),
+                                       expected.not_valid_after_utc)
     ctx.emit(node, "restart", EventKind.PROGRESS,
              f"the API serves the new certificate (serial {expected.serial_number:x})")
 

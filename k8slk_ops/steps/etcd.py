@@ -163,7 +163,6 @@ class EtcdStatus(Step):
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         health = await member_health(await ctx.node(node))
         ctx.state.etcd[node] = health
-        ctx.state.details[node] = {"etcd": health.to_report()}
         if not health.healthy:
             raise NodeError(health.error, phase=self.phase)
 

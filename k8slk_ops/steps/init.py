@@ -70,6 +70,7 @@ class Init(Step):
                 refused,
                 phase=self.phase,
                 log_tail=kubeadm.failure_tail(facts.messages),
+                next_step=facts.not_waiting_next_step(ctx.rerun(node)),
             )
         token = new_token()
         ctx.add_secret(token)
@@ -88,7 +89,8 @@ class Init(Step):
             on_note=lambda note: ctx.emit(node, self.phase, EventKind.WARN, note),
         )
         if not result.ok:
-            raise NodeError(result.reason, phase=self.phase, log_tail=result.tail())
+            raise NodeError(result.reason, phase=self.phase, log_tail=result.tail(),
+                            next_step=result.next_step(ctx.rerun(node)))
         printed = kubeadm.parse_join_commands("\n".join(result.output))
         ctx.state.init_ca_hashes = tuple(sorted({h for cmd in printed for h in cmd.ca_cert_hashes}))
         ctx.state.initialised = True

@@ -59,6 +59,7 @@ class Join(Step):
                 refused,
                 phase=self.phase,
                 log_tail=kubeadm.failure_tail(facts.messages),
+                next_step=facts.not_waiting_next_step(ctx.rerun(node)),
             )
         spec = ctx.plan.spec(node)
         creds = await fresh_credentials(ctx, control_plane=spec.role == "control-plane")
@@ -75,4 +76,5 @@ class Join(Step):
             on_note=lambda note: ctx.emit(node, self.phase, EventKind.WARN, note),
         )
         if not result.ok:
-            raise NodeError(result.reason, phase=self.phase, log_tail=result.tail())
+            raise NodeError(result.reason, phase=self.phase, log_tail=result.tail(),
+                            next_step=result.next_step(ctx.rerun(node)))

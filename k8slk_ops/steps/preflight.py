@@ -15,6 +15,7 @@ from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
 from k8slk_ops.facts import KubeadmState
+from k8slk_ops.nextstep import REBOOT, NextStep
 from k8slk_ops.steps.base import Action, Step, StepPlan, do
 
 
@@ -34,12 +35,16 @@ class Preflight(Step):
                 f"the kubelet task is {state}, not running (containerd namespace "
                 "services.linuxkit): is this node booted from the k8s-on-linuxkit image?",
                 phase=self.phase,
+                next_step=NextStep.then("boot the node from the k8s-on-linuxkit image",
+                                        ctx.rerun(node).join),
             )
         if not facts.kubeadm_version:
             raise NodeError("`kubeadm version -o short` gave no version", phase=self.phase)
         for warning in facts.resource_warnings():
             if ctx.options.strict:
-                raise NodeError(warning, phase=self.phase)
+                raise NodeError(warning, phase=self.phase, next_step=NextStep.then(
+                    f"give the node what the image needs ({warning}) and {REBOOT}",
+                    ctx.rerun(node).join))
             ctx.emit(node, self.phase, EventKind.WARN, warning)
         member = ctx.plan.cluster.is_member(node)
         state = facts.kubeadm_state
@@ -49,4 +54,5 @@ class Preflight(Step):
                 "run again until the node is reset (`kubeadm reset -f`) and rebooted",
                 phase=self.phase,
                 log_tail=kubeadm.failure_tail(facts.messages),
+                next_step=facts.not_waiting_next_step(ctx.rerun(node)),
             )

@@ -168,6 +168,7 @@ async def new_host_key(ctx: RunContext, node: str, exc: HostKeyMismatch) -> Linu
             f"{exc}\nThe node made new host keys at its reboot; ssh.hostKeyAfterReboot is "
             "refuse. Check the new key, accept it as above, then run upgrade again",
             phase="boot",
+            next_step=exc.next_step(ctx.again or ctx.rerun(node).join),
         ) from None
     presented = str(getattr(exc, "presented", "") or "")
     lk = await ctx.redial(node, host_key_policy="pinned", host_key_fingerprint=presented)

@@ -8,34 +8,34 @@ in), never crashes.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
-from typing import Any
 
 from pydantic import BaseModel
 
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
+from k8slk_ops.rows import CertSummary, StatusRow
 from k8slk_ops.steps.base import Action, Step, StepPlan, do
-from k8slk_ops.steps.certs import cert_details, read_certs
+from k8slk_ops.steps.certs import read_certs
 
 
-def status_row(ctx: PlanContext, node: str) -> dict[str, Any]:
+def status_row(ctx: PlanContext, node: str) -> StatusRow:
     """The facts part of a node's row (pure)."""
     facts = ctx.facts[node]
     member = ctx.cluster.members.get(node)
-    return {
-        "reachable": True,
-        "hostKey": "ok",
-        "kubeletTask": facts.tasks.get("kubelet", "MISSING").lower(),
-        "kubeadm": facts.kubeadm_state.value,
-        "kubeadmVersion": facts.kubeadm_version,
-        "kubeletVersion": member.kubelet_version if member else "",
-        "registered": member is not None,
-        "ready": bool(member and member.ready),
-        "notReadyReason": member.not_ready_text if member else "",
-        "unschedulable": bool(member and member.unschedulable),
-        "certsExpire": None,
-    }
+    return StatusRow(
+        reachable=True,
+        host_key="ok",
+        kubelet_task=facts.tasks.get("kubelet", "MISSING").lower(),
+        kubeadm=facts.kubeadm_state.value,
+        kubeadm_version=facts.kubeadm_version,
+        kubelet_version=member.kubelet_version if member else "",
+        registered=member is not None,
+        ready=bool(member and member.ready),
+        not_ready_reason=member.not_ready_text if member else "",
+        unschedulable=bool(member and member.unschedulable),
+    )
 
 
 class Status(Step):
@@ -57,7 +57,6 @@ class Status(Step):
                 certs = await read_certs(ctx, node)
             except NodeError:
                 pass  # status shows what it can; `certs check` says why
-            else:
-                row.update(cert_details(certs, datetime.now(UTC)))
-                del row["certificates"]  # status shows the earliest; `certs check` lists all
-        ctx.state.details[node] = row
+            else:  # status shows the earliest; `certs check` lists all
+                row = dataclasses.replace(row, certs=CertSummary.of(certs, datetime.now(UTC)))
+        ctx.state.status[node] = row

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from k8slk_ops import kubeadm, metrics
 from k8slk_ops.cli import app
 from k8slk_ops.events import NodeReport, Outcome, RunReport
+from k8slk_ops.rows import CertsRow, CertSummary
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -28,9 +29,8 @@ def report(**data: object) -> RunReport:
     r = RunReport("certs check", 'la"b\\x', "inv.yml", started=T0, ended=T0 + timedelta(seconds=42))
     r.exit_code = 1
     r.nodes = [
-        NodeReport("cp-1", "control-plane", "10.0.0.1", Outcome.UNCHANGED, details={
-            "certsExpire": (T0 + timedelta(days=5)).isoformat(),
-            "caExpire": (T0 + timedelta(days=3000)).isoformat()}),
+        NodeReport("cp-1", "control-plane", "10.0.0.1", Outcome.UNCHANGED, row=CertsRow(
+            CertSummary(expires=T0 + timedelta(days=5), ca_expires=T0 + timedelta(days=3000)))),
         NodeReport("cp-2", "control-plane", "10.0.0.2", Outcome.FAILED),
         NodeReport("w-1", "worker", "10.0.0.3", Outcome.SKIPPED),
     ]

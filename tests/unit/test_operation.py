@@ -11,6 +11,7 @@ from k8slk_ops.inventory import load_inventory
 from k8slk_ops.operation import Operation
 from k8slk_ops.outcomes import NOTHING_TO_DO
 from k8slk_ops.playbook import load_builtin, load_playbook
+from k8slk_ops.rows import StatusRow
 from k8slk_ops.ssh.target import CommandResult
 from tests.unit.test_cluster import INVENTORY, FakeNode, Sink, World
 
@@ -61,7 +62,8 @@ async def test_a_read_only_run_never_says_nothing_to_do(tmp_path: Path) -> None:
     assert report.exit_code == 0
     assert NOTHING_TO_DO not in report.messages
     assert not any("nothing to do" in e.message for e in sink.events)
-    assert report.node("w-1").details["registered"]
+    row = report.node("w-1").row
+    assert isinstance(row, StatusRow) and row.registered
 
 
 async def test_a_converged_run_says_nothing_to_do_once(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from k8slk_ops.events import Event, EventKind, NodeReport, Outcome, RunReport
 from k8slk_ops.liveview import ProgressModel, State, node_rows, stage_view
 from k8slk_ops.redact import Redactor
 from k8slk_ops.report import LiveReporter, LogFileReporter, PlainReporter, final_report
+from k8slk_ops.rows import Layout, StatusRow
 
 TOKEN = "abcdef.0123456789abcdef"
 
@@ -213,8 +214,9 @@ def test_verbose_or_few_nodes_list_every_node() -> None:
 
 def test_status_lists_every_node_whatever_the_size() -> None:
     report = report_of(100, failed=0, command="status")
+    report.layout = Layout.STATUS
     for n in report.nodes:
-        n.details = {"reachable": True, "hostKey": "ok"}
+        n.row = StatusRow(reachable=True, host_key="ok")
     lines = report_text(report)
     assert lines[0].split()[:3] == ["NODE", "ROLE", "REACHABLE"]
     assert sum(1 for line in lines if line.startswith("w-")) == 100
