@@ -49,7 +49,7 @@ def test_a_failing_worker_and_an_unreachable_control_plane(
                for cp in ("cp-1", "cp-2", "cp-3"))
 
     lab.fault("cp-3", "ssh-stop")
-    rm = cli("remove-node", inventory, "cp-3", "--force", "--json",
+    rm = cli("remove-node", inventory, "cp-3", "--force", "--yes", "--json",
              log_file=tmp_path / "rm.log")
     assert rm.code == 0, rm.stderr
     assert table_row(rm, "NODE").split()[:3] == ["NODE", "ROLE", "RESULT"]

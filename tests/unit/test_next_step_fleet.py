@@ -39,7 +39,7 @@ def test_remove_node_force_of_an_unreachable_control_plane_reports_the_others_as
     ha: InProcessFleet, k8slk: K8slk
 ) -> None:
     ha.unreachable("cp-3")
-    run = k8slk("remove-node", ha.inventory, "cp-3", "--force", "--json")
+    run = k8slk("remove-node", ha.inventory, "cp-3", "--force", "--yes", "--json")
     assert run.code == 0, run.why()
     assert header(run)[:3] == ["NODE", "ROLE", "RESULT"]
     assert "REACHABLE" not in run.stderr
