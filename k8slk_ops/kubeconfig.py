@@ -16,13 +16,14 @@ from __future__ import annotations
 import io
 import os
 import stat
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
+
+from k8slk_ops import localfile
 
 SECTIONS = ("clusters", "users", "contexts")
 # What kubeadm writes in admin.conf, section by section: nothing else is carried over.
@@ -193,27 +194,11 @@ def read_existing(path: Path) -> str | None:
 def write_private(path: Path, text: str) -> Path:
     """Write ``text`` atomically with mode 0600 from the first byte; return the file written.
 
-    A symbolic link is written through: its target is replaced (the link stays), and a target
-    that is not a regular file (``/dev/null``, a FIFO) is refused."""
-    target = Path(os.path.realpath(path))
+    A symbolic link is written through (the operator's own ``~/.kube/config`` may be a link
+    into their dotfiles): its target is replaced, the link stays. A target that is not a
+    regular file (``/dev/null``, a FIFO) is refused. The writing is :mod:`k8slk_ops.localfile`'s,
+    shared with every file this tool replaces."""
     try:
-        st = os.stat(target)
-    except FileNotFoundError:
-        pass
-    else:
-        if not stat.S_ISREG(st.st_mode):
-            via = f" (the target of {path})" if target != path else ""
-            raise KubeconfigError(f"{target}{via} is not a regular file; refusing to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+        return localfile.replace(path, text.encode(), 0o600, follow_link=True)
+    except localfile.UnsafeTarget as exc:
+        raise KubeconfigError(str(exc)) from None
