@@ -134,14 +134,23 @@ def _allowed_entry(source: str, section: str, index: int, entry: object) -> dict
     return {"name": name, inner_key: kept}
 
 
-def merge(existing: str, new: str, source: str = "the existing kubeconfig") -> str:
-    """Merge ``new`` into ``existing``: entries of the same name are replaced, others kept."""
+def merge(
+    existing: str, new: str, source: str = "the existing kubeconfig", cluster: str | None = None
+) -> str:
+    """Merge ``new`` into ``existing``: entries of the same name are replaced, others kept.
+
+    With ``cluster`` (the inventory's cluster name) the new entries are first named per
+    cluster (:func:`scoped`): kubeadm names every cluster's admin user ``kubernetes-admin``,
+    so merging a second cluster would otherwise replace the first one's user, and the first
+    cluster's context would then present the second cluster's key."""
     empty: dict[str, Any] = {"apiVersion": "v1", "kind": "Config"}
     try:
         base = load(existing) if existing.strip() else empty
     except KubeconfigError as exc:
         raise KubeconfigError(f"cannot merge into {source}: {exc}") from None
     add = load(new)
+    if cluster is not None:
+        add = scoped(add, cluster)
     for section in SECTIONS:
         entries = _named_entries(base, section, source)
         replaced = {e["name"] for e in _named_entries(add, section, "the new kubeconfig")}
@@ -151,6 +160,32 @@ def merge(existing: str, new: str, source: str = "the existing kubeconfig") -> s
     base.setdefault("apiVersion", "v1")
     base.setdefault("kind", "Config")
     return dump(base)
+
+
+def scoped_name(name: str, cluster: str) -> str:
+    """``kubernetes-admin`` -> ``kubernetes-admin@CLUSTER``; a name that already says the
+    cluster (``kubernetes-admin@CLUSTER``, ``CLUSTER``) is kept."""
+    return name if name == cluster or name.endswith(f"@{cluster}") else f"{name}@{cluster}"
+
+
+def scoped(doc: dict[str, Any], cluster: str) -> dict[str, Any]:
+    """``doc`` (a kubeconfig from :func:`point_at`) with its clusters, users and contexts
+    named per cluster, the contexts' references and the current context following."""
+    out = dict(doc)
+    for section in SECTIONS:
+        out[section] = [
+            {**entry, "name": scoped_name(entry["name"], cluster)}
+            for entry in _named_entries(doc, section, "the new kubeconfig")
+        ]
+    for entry in out["contexts"]:
+        inner = dict(entry.get("context") or {})
+        for ref in ("cluster", "user"):
+            if isinstance(inner.get(ref), str):
+                inner[ref] = scoped_name(inner[ref], cluster)
+        entry["context"] = inner
+    if isinstance(doc.get("current-context"), str):
+        out["current-context"] = scoped_name(doc["current-context"], cluster)
+    return out
 
 
 def _named_entries(doc: Mapping[str, Any], section: str, source: str) -> list[dict[str, Any]]:
