@@ -128,7 +128,13 @@ class IncomingSnapshot:
         directory.mkdir(parents=True, exist_ok=True)
         if self.final.exists():
             raise SnapshotError(f"{self.final} already exists")
-        fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:  # exclusive: never through a link planted at the name, never someone's file
+            fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            raise SnapshotError(
+                f"{self.part} already exists (a run cut short, or not this tool's): remove it "
+                "and run again"
+            ) from None
         self._file = os.fdopen(fd, "wb")
 
     def write(self, chunk: bytes) -> None:

@@ -137,3 +137,12 @@ def test_debians_etcdctl_reads_the_fleets_snapshot_and_refuses_garbage(tmp_path:
     bad.write_bytes(b"\0" * 4096)
     with pytest.raises(snapshot.SnapshotError):
         asyncio.run(snapshot.verify_local(binary, bad))
+
+
+def test_a_part_file_or_link_already_there_is_refused_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    (tmp_path / "c-20260101T000000Z.db.part").symlink_to(victim)
+    with pytest.raises(snapshot.SnapshotError, match=r"already exists .* remove it and run again"):
+        snapshot.IncomingSnapshot(tmp_path, "c-20260101T000000Z.db")
+    assert victim.read_text() == "keep me"
