@@ -38,6 +38,7 @@ from k8slk_ops.events import RunReport
 from k8slk_ops.gctune import lean_gc, spare_the_last_collections
 from k8slk_ops.inventory import Inventory, InventoryError, load_inventory
 from k8slk_ops.inventory.summary import at_a_glance
+from k8slk_ops.localfile import UnsafeTarget
 from k8slk_ops.operation import Operation, new_run_id
 from k8slk_ops.options import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RunOptions, SharedOptions
 from k8slk_ops.playbook import Playbook, load_builtin, load_playbook
@@ -461,6 +462,8 @@ def _write_metrics(shared: SharedOptions, report: RunReport) -> None:
         report.ended = datetime.now(UTC)
     try:
         metrics.write(shared.metrics_file, report)
+    except UnsafeTarget as exc:  # a link planted after the check at the start
+        typer.echo(f"error: {exc}", err=True)
     except OSError as exc:
         typer.echo(f"error: writing --metrics-file {shared.metrics_file}: {exc}", err=True)
 
@@ -627,6 +630,8 @@ def inventory_check(
 ) -> None:
     """Validate an inventory; print every problem with file:line."""
     shared = SharedOptions(metrics_file=metrics_file)
+    if metrics_file is not None and (why := metrics.check_target(metrics_file)):
+        refuse("inventory check", inventory, shared, why)
     try:
         inv = _load_inventory(inventory)
     except UsageError as exc:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import io
 import os
 import stat
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
+
+from k8slk_ops import localfile
 
 SECTIONS = ("clusters", "users", "contexts")
 # What kubeadm writes in admin.conf, section by section: nothing else is carried over.
@@ -133,14 +134,23 @@ def _allowed_entry(source: str, section: str, index: int, entry: object) -> dict
     return {"name": name, inner_key: kept}
 
 
-def merge(existing: str, new: str, source: str = "the existing kubeconfig") -> str:
-    """Merge ``new`` into ``existing``: entries of the same name are replaced, others kept."""
+def merge(
+    existing: str, new: str, source: str = "the existing kubeconfig", cluster: str | None = None
+) -> str:
+    """Merge ``new`` into ``existing``: entries of the same name are replaced, others kept.
+
+    With ``cluster`` (the inventory's cluster name) the new entries are first named per
+    cluster (:func:`scoped`): kubeadm names every cluster's admin user ``kubernetes-admin``,
+    so merging a second cluster would otherwise replace the first one's user, and the first
+    cluster's context would then present the second cluster's key."""
     empty: dict[str, Any] = {"apiVersion": "v1", "kind": "Config"}
     try:
         base = load(existing) if existing.strip() else empty
     except KubeconfigError as exc:
         raise KubeconfigError(f"cannot merge into {source}: {exc}") from None
     add = load(new)
+    if cluster is not None:
+        add = scoped(add, cluster)
     for section in SECTIONS:
         entries = _named_entries(base, section, source)
         replaced = {e["name"] for e in _named_entries(add, section, "the new kubeconfig")}
@@ -150,6 +160,32 @@ def merge(existing: str, new: str, source: str = "the existing kubeconfig") -> s
     base.setdefault("apiVersion", "v1")
     base.setdefault("kind", "Config")
     return dump(base)
+
+
+def scoped_name(name: str, cluster: str) -> str:
+    """``kubernetes-admin`` -> ``kubernetes-admin@CLUSTER``; a name that already says the
+    cluster (``kubernetes-admin@CLUSTER``, ``CLUSTER``) is kept."""
+    return name if name == cluster or name.endswith(f"@{cluster}") else f"{name}@{cluster}"
+
+
+def scoped(doc: dict[str, Any], cluster: str) -> dict[str, Any]:
+    """``doc`` (a kubeconfig from :func:`point_at`) with its clusters, users and contexts
+    named per cluster, the contexts' references and the current context following."""
+    out = dict(doc)
+    for section in SECTIONS:
+        out[section] = [
+            {**entry, "name": scoped_name(entry["name"], cluster)}
+            for entry in _named_entries(doc, section, "the new kubeconfig")
+        ]
+    for entry in out["contexts"]:
+        inner = dict(entry.get("context") or {})
+        for ref in ("cluster", "user"):
+            if isinstance(inner.get(ref), str):
+                inner[ref] = scoped_name(inner[ref], cluster)
+        entry["context"] = inner
+    if isinstance(doc.get("current-context"), str):
+        out["current-context"] = scoped_name(doc["current-context"], cluster)
+    return out
 
 
 def _named_entries(doc: Mapping[str, Any], section: str, source: str) -> list[dict[str, Any]]:
@@ -193,27 +229,11 @@ def read_existing(path: Path) -> str | None:
 def write_private(path: Path, text: str) -> Path:
     """Write ``text`` atomically with mode 0600 from the first byte; return the file written.
 
-    A symbolic link is written through: its target is replaced (the link stays), and a target
-    that is not a regular file (``/dev/null``, a FIFO) is refused."""
-    target = Path(os.path.realpath(path))
+    A symbolic link is written through (the operator's own ``~/.kube/config`` may be a link
+    into their dotfiles): its target is replaced, the link stays. A target that is not a
+    regular file (``/dev/null``, a FIFO) is refused. The writing is :mod:`k8slk_ops.localfile`'s,
+    shared with every file this tool replaces."""
     try:
-        st = os.stat(target)
-    except FileNotFoundError:
-        pass
-    else:
-        if not stat.S_ISREG(st.st_mode):
-            via = f" (the target of {path})" if target != path else ""
-            raise KubeconfigError(f"{target}{via} is not a regular file; refusing to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+        return localfile.replace(path, text.encode(), 0o600, follow_link=True)
+    except localfile.UnsafeTarget as exc:
+        raise KubeconfigError(str(exc)) from None

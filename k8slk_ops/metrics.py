@@ -4,8 +4,9 @@ A job run from cron is watched through its metrics, not its mail: whatever the r
 (succeeded, failed on a node, could not start, was interrupted) the file is rewritten at the end
 with the run's start time, duration, exit code and result, the nodes per outcome, the expiry of
 each control plane's earliest certificate and of its CA (when the run read them), and the last
-etcd snapshot (when the run took one). The file is written atomically (``F.tmp``, then renamed
-over ``F``, mode 0644): the collector never reads half a file.
+etcd snapshot (when the run took one). The file is written atomically (a temporary file with a
+random name, then renamed over ``F``, mode 0644): the collector never reads half a file, and a
+link planted in the textfile directory is never written through (:mod:`k8slk_ops.localfile`).
 
 Names follow Prometheus conventions: the ``k8slk_ops_`` prefix, base units (seconds, bytes),
 ``_timestamp_seconds`` for points in time, and labels ``command``, ``cluster`` and ``node``.
@@ -16,13 +17,13 @@ Times left are given both as the expiry's timestamp (which never goes stale, for
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from k8slk_ops import localfile
 from k8slk_ops.errors import (
     EXIT_CANNOT_START,
     EXIT_INTERRUPTED,
@@ -34,6 +35,7 @@ from k8slk_ops.events import Outcome, RunReport
 from k8slk_ops.rows import cert_summary
 
 PREFIX = "k8slk_ops_"
+MAX_READ = 1 << 20  # an earlier metrics file larger than this is not ours
 RESULTS = {
     EXIT_OK: "ok",
     EXIT_NODE_FAILED: "failed",
@@ -183,11 +185,15 @@ def _snapshot_families(snapshot: Any, run: dict[str, str], end: float) -> Iterab
 
 
 def check_target(path: Path) -> str | None:
-    """Why ``path`` cannot take the metrics (its directory is missing), or None."""
+    """Why ``path`` cannot take the metrics (its directory is missing, it is a link), or None."""
     parent = path.expanduser().parent
     if not parent.is_dir():
         return (f"--metrics-file {path}: directory {parent} does not exist (create it, or "
                 "point --metrics-file at node_exporter's textfile directory)")
+    if path.expanduser().is_symlink():
+        return (f"--metrics-file {path} is a symbolic link; refusing to write through it (a "
+                "link in the textfile directory can make this run overwrite another file). "
+                "Name the file itself, or remove the link")
     return None
 
 
@@ -214,28 +220,17 @@ def previous_snapshot(text: str) -> dict[str, float]:
 
 
 def write(path: Path, report: RunReport, now: datetime | None = None) -> None:
-    """Write the report's metrics to ``path`` atomically: ``path.tmp``, 0644, renamed.
+    """Write the report's metrics to ``path`` atomically, 0644, through :mod:`localfile`.
 
-    A run that took no snapshot (a failed ``etcd snapshot``) keeps the last one the file held,
-    its age now older: an alert on the snapshot's age fires instead of losing its series."""
+    The textfile directory is often writable by node_exporter's user while this runs as root:
+    the file is never written by a predictable name nor through a link (a link at ``path`` is
+    refused, :class:`~k8slk_ops.localfile.UnsafeTarget`). A run that took no snapshot (a failed
+    ``etcd snapshot``) keeps the last one the file held, its age now older: an alert on the
+    snapshot's age fires instead of losing its series."""
     target = path.expanduser()
-    tmp = target.with_name(target.name + ".tmp")
     if "snapshot" not in report.data:
-        try:
-            last = previous_snapshot(target.read_text(errors="replace"))
-        except OSError:
-            last = {}
+        old = localfile.read_own(target, MAX_READ)
+        last = previous_snapshot(old.decode(errors="replace")) if old is not None else {}
         if last:
             report.data["snapshot"] = last
-    data = render(report, now).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    localfile.replace(target, render(report, now).encode(), 0o644, what="--metrics-file")

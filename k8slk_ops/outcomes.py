@@ -110,7 +110,12 @@ def note_etcd(report: RunReport, state: RunState) -> None:
             f"{snap.status.total_keys} keys, from {snap.node}, verified by {snap.verified_by})"
         )
         for old in snap.pruned:
-            report.messages.append(f"deleted older snapshot {old}")
+            report.messages.append(f"deleted snapshot {old} (--keep)")
+        for odd in snap.dated_later:
+            report.messages.append(
+                f"kept {odd}: its name is dated after the snapshot just taken (check this "
+                "machine's clock, or move the file if this tool did not write it)"
+            )
 
 
 def finish_dry_run(report: RunReport, cluster: Cluster, plan: Plan, again: str = "") -> None:

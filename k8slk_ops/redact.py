@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from k8slk_ops import kubeadm
@@ -72,6 +73,12 @@ class Redactor:
         if literal is not None:
             spans.extend(m.span() for m in literal.finditer(text))
         return escape_controls(_replace_spans(text, spans) if spans else text)
+
+    def redact_lines(self, lines: Sequence[str]) -> list[str]:
+        """Lines kept together (a log tail) redacted as one text, then split again: a secret
+        split over lines (a key on the line after ``Using certificate key:``, a PEM block)
+        is found whole, as in a ``run`` step's output. A hidden block becomes one line."""
+        return self.redact("\n".join(lines)).split("\n") if lines else []
 
     def redact_obj(self, value: Any) -> Any:
         """The same shape as ``value`` (JSON-like), every string redacted."""

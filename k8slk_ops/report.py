@@ -204,7 +204,7 @@ class PlainReporter:
             self._write(plain_table(*node_table(report, report.nodes)))
         for node, tail in _tails(report):
             self._write(f"last log lines of {node.name} ({node.phase}):")
-            for line in tail:
+            for line in self.redactor.redact_lines(tail):
                 self._write(f"  | {line}")
         for line in _closing_lines(report):
             self._write(line)
@@ -337,7 +337,7 @@ def final_report(report: RunReport, redactor: Redactor, verbose: bool) -> list[R
     left = len(tails) - TAILS_UP_TO if not every else 0
     for node, tail in tails[: len(tails) - max(0, left)]:
         parts.append(Text(f"last log lines of {node.name} ({node.phase}):", style="bold"))
-        parts.extend(Text(f"  | {redactor.redact(line)}", style="dim") for line in tail)
+        parts.extend(Text(f"  | {line}", style="dim") for line in redactor.redact_lines(tail))
     if left > 0:
         parts.append(Text(f"log tails of {left} more failed nodes: -v, --json or --log-file",
                           style="dim"))
@@ -365,7 +365,10 @@ class JsonReporter:
 
     def finish(self, report: RunReport) -> None:
         self.inner.finish(report)
-        self.stream.write(json.dumps(self.redactor.redact_obj(report.to_json()), indent=2) + "\n")
+        doc = report.to_json()
+        for node in doc.get("nodes", []):  # a tail is one text: a secret may span its lines
+            node["logTail"] = self.redactor.redact_lines(node["logTail"])
+        self.stream.write(json.dumps(self.redactor.redact_obj(doc), indent=2) + "\n")
         self.stream.flush()
 
     def close(self) -> None:
@@ -422,7 +425,7 @@ class LogFileReporter:
         for n in report.nodes:
             line = f"result {n.name} {n.outcome.value} phase={n.phase} {n.message}"
             self._write(f"{line}; next: {next_text(n)}" if n.next_step is not None else line)
-            for line in n.log_tail:
+            for line in self.redactor.redact_lines(n.log_tail):
                 self._write(f"  | {line}")
         for line in _closing_lines(report):
             self._write(line)

@@ -4,7 +4,8 @@ A snapshot arrives in ``DIR/<cluster>-<UTC time>.db.part`` (created exclusively,
 every secret of the cluster), hashed as it is written. It becomes ``.db`` only once its size and
 SHA-256 match the node's copy and etcdctl has read it; anything else deletes the part file, so
 a directory never holds a ``.db`` that was cut short or failed a check. Keeping the newest N
-looks only at this cluster's names (``<cluster>-YYYYmmddTHHMMSSZ.db``), never at other files.
+looks only at the names this tool writes for the cluster (``<cluster>-YYYYmmddTHHMMSSZ.db``, a
+real time), never at other files, orders them by that time, and never deletes the one just taken.
 """
 
 from __future__ import annotations
@@ -34,24 +35,56 @@ def snapshot_name(cluster: str, when: datetime) -> str:
 
 
 def _own_pattern(cluster: str) -> re.Pattern[str]:
-    return re.compile(rf"\A{re.escape(cluster)}-\d{{8}}T\d{{6}}Z\.db\Z")
+    return re.compile(rf"\A{re.escape(cluster)}-(?P<stamp>\d{{8}}T\d{{6}}Z)\.db\Z")
+
+
+def _taken_at(pattern: re.Pattern[str], name: str) -> datetime | None:
+    """The time in a name this tool wrote for the cluster, None for any other name."""
+    m = pattern.match(name)
+    if m is None:
+        return None
+    try:
+        return datetime.strptime(m["stamp"], _STAMP).replace(tzinfo=UTC)
+    except ValueError:  # 20261399T...: the shape of ours, not a name we wrote
+        return None
 
 
 def cluster_snapshots(directory: Path, cluster: str) -> list[Path]:
-    """This cluster's snapshots in ``directory``, oldest first (the names sort by time)."""
+    """This cluster's snapshots in ``directory`` (names this tool wrote), oldest first by the
+    time in the name."""
     pattern = _own_pattern(cluster)
     if not directory.is_dir():
         return []
-    return sorted(p for p in directory.iterdir() if pattern.match(p.name) and p.is_file())
+    dated = [(when, p) for p in directory.iterdir()
+             if (when := _taken_at(pattern, p.name)) is not None and p.is_file()]
+    return [p for _, p in sorted(dated)]
 
 
-def prune(directory: Path, cluster: str, keep: int) -> list[Path]:
-    """Delete all but the newest ``keep`` snapshots of this cluster; the deleted paths."""
-    own = cluster_snapshots(directory, cluster)
-    doomed = own[: max(0, len(own) - keep)]
+@dataclass(frozen=True)
+class Pruned:
+    """What keeping the newest N did: the files deleted, and the files kept that are dated
+    after the snapshot just taken (a clock that was ahead, or names someone else wrote)."""
+
+    deleted: tuple[Path, ...] = ()
+    dated_later: tuple[Path, ...] = ()
+
+
+def prune(directory: Path, cluster: str, keep: int, taken: Path) -> Pruned:
+    """Keep ``taken`` (the snapshot just written) and the newest ``keep - 1`` others of this
+    cluster; delete the rest.
+
+    ``taken`` is never deleted, whatever the other names say: a file dated in the future
+    (``prod-20991231T000000Z.db``) would otherwise sort after it and push it out, leaving the
+    report and the metrics pointing at a file that is gone."""
+    others = [p for p in cluster_snapshots(directory, cluster) if p.name != taken.name]
+    doomed = others[: max(0, len(others) - max(0, keep - 1))]
     for path in doomed:
         path.unlink(missing_ok=True)
-    return doomed
+    pattern = _own_pattern(cluster)
+    new = _taken_at(pattern, taken.name)
+    later = tuple(p for p in others if p not in doomed and new is not None
+                  and (when := _taken_at(pattern, p.name)) is not None and when > new)
+    return Pruned(tuple(doomed), later)
 
 
 @dataclass(frozen=True)
@@ -66,6 +99,7 @@ class SnapshotResult:
     taken: datetime
     verified_by: str  # "local etcdctl" or "etcdctl on NODE"
     pruned: tuple[Path, ...] = ()
+    dated_later: tuple[Path, ...] = ()  # kept, though their names say after this one
 
     def to_report(self) -> dict[str, Any]:
         return {
@@ -79,6 +113,7 @@ class SnapshotResult:
             "timestampSeconds": self.taken.timestamp(),
             "verifiedBy": self.verified_by,
             "pruned": [str(p) for p in self.pruned],
+            "datedLater": [str(p) for p in self.dated_later],
         }
 
 
@@ -93,7 +128,13 @@ class IncomingSnapshot:
         directory.mkdir(parents=True, exist_ok=True)
         if self.final.exists():
             raise SnapshotError(f"{self.final} already exists")
-        fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:  # exclusive: never through a link planted at the name, never someone's file
+            fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            raise SnapshotError(
+                f"{self.part} already exists (a run cut short, or not this tool's): remove it "
+                "and run again"
+            ) from None
         self._file = os.fdopen(fd, "wb")
 
     def write(self, chunk: bytes) -> None:

@@ -45,6 +45,9 @@ _KEY_CHARS = re.compile(r"[^-._a-zA-Z0-9]")
 NEAR_MISS_EDITS = 2
 _SEPARATORS = re.compile(r"[-_]")
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# All the manifests together: a pod network is under 1 MiB (Calico's operator CRDs, the
+# largest, about 1.5 MiB in two files), and each is held twice while the inventory loads.
+MAX_TOTAL_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ class Addon:
     @property
     def key(self) -> str:
         """Its key in the cluster's record of applied manifests (a ConfigMap data key)."""
-        return _KEY_CHARS.sub("_", self.name.replace("/", "__"))[:253]
+        return addon_key(self.name)
 
     @functools.cached_property
     def layout(self) -> ManifestLayout:
@@ -103,6 +106,11 @@ class Addon:
     def where(self, obj: ManifestObject) -> str:
         """``cni/kube-router.yaml:12, document 2``: where ``obj`` is in this manifest."""
         return f"{self.name}:{obj.line}, document {obj.document}"
+
+
+def addon_key(name: str) -> str:
+    """A manifest's key in the cluster's record of applied manifests (a ConfigMap data key)."""
+    return _KEY_CHARS.sub("_", name.replace("/", "__"))[:253]
 
 
 def manifest_layout(text: str) -> ManifestLayout:
@@ -247,9 +255,14 @@ def load_addons(
     issue_at: Callable[[int, str], InventoryIssue],
 ) -> tuple[Addon, ...]:
     """Every manifest the entries name, read and filled in; InventoryError lists all problems.
-    ``issue_at(index, message)`` places a problem with an entry at its line in the inventory."""
-    addons: list[Addon] = []
+    ``issue_at(index, message)`` places a problem with an entry at its line in the inventory.
+
+    The cost is bounded before anything is read: a file named twice is refused from the names
+    alone (400 entries naming one 1 MiB file once took 467 MB before that was said), and the
+    files together may hold at most ``MAX_TOTAL_BYTES``; the entry that goes over is named."""
     problems: list[InventoryIssue] = []
+    wanted: list[tuple[int, Path, str]] = []
+    seen: dict[str, str] = {}
     for index, entry in enumerate(entries):
         if not entry.exists():
             problems.append(issue_at(index, f"no such file or directory: {entry}"))
@@ -258,23 +271,46 @@ def load_addons(
         if not files:
             problems.append(issue_at(index, f"{entry} holds no *.yaml or *.yml manifest"))
         for path in files:
-            try:
-                text, warnings = substitute(path, read_text(path), values)
-            except InventoryError as exc:
-                problems.extend(exc.issues)
+            name = _name(path, base_dir)
+            key = addon_key(name)
+            if key in seen:
+                problems.append(issue_at(index, f"{name} is listed twice"
+                                         + (f" (as {seen[key]})" if seen[key] != name else "")))
                 continue
-            try:
-                name = path.relative_to(base_dir).as_posix()
-            except ValueError:
-                name = path.as_posix().lstrip("/")
-            digest = hashlib.sha256(text.encode()).hexdigest()
-            addons.append(Addon(path, name, text, digest, warnings))
-    keys = [a.key for a in addons]
-    for index, addon in enumerate(addons):
-        if addon.key in keys[:index]:
-            problems.append(
-                InventoryIssue(str(addon.path), 0, 0, "", f"{addon.name} is listed twice")
-            )
+            seen[key] = name
+            wanted.append((index, path, name))
+    if problems:
+        raise InventoryError(problems)
+    addons: list[Addon] = []
+    total = 0
+    for index, path, name in wanted:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0  # read_text says why it cannot be read
+        if total + size > MAX_TOTAL_BYTES:
+            problems.append(issue_at(index, (
+                f"the addon manifests hold more than {MAX_TOTAL_BYTES >> 20} MiB together "
+                f"({total} bytes before {name}, which has {size}); apply the rest with kubectl "
+                "after the bootstrap, or split the cluster's addons")))
+            break
+        try:
+            raw = read_text(path)
+            total += len(raw.encode())
+            text, warnings = substitute(path, raw, values)
+        except InventoryError as exc:
+            problems.extend(exc.issues)
+            continue
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        addons.append(Addon(path, name, text, digest, warnings))
     if problems:
         raise InventoryError(problems)
     return tuple(addons)
+
+
+def _name(path: Path, base_dir: Path) -> str:
+    """The path as the inventory's directory sees it (the record's key is made from it)."""
+    try:
+        return path.relative_to(base_dir).as_posix()
+    except ValueError:
+        return path.as_posix().lstrip("/")

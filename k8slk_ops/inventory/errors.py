@@ -51,9 +51,15 @@ class InventoryIssue:
 class InventoryError(UsageError):
     """Every problem found in an inventory; a usage error (exit code 2), nothing was contacted."""
 
-    def __init__(self, issues: Iterable[InventoryIssue]) -> None:
+    def __init__(self, issues: Iterable[InventoryIssue], more: bool = False) -> None:
+        """``more``: the loader stopped collecting past what is shown, so the count of the
+        rest is unknown (a file with thousands of problems is not worth finding them all)."""
         self.issues: tuple[InventoryIssue, ...] = tuple(sorted(set(issues)))
+        self.more = more
         shown = [str(i) for i in self.issues[:MAX_SHOWN]]
-        if len(self.issues) > MAX_SHOWN:
+        if more:
+            shown.append(f"... and more problems (not counted past {MAX_SHOWN}): fix these and "
+                         "check again")
+        elif len(self.issues) > MAX_SHOWN:
             shown.append(f"... and {len(self.issues) - MAX_SHOWN} more problems")
         super().__init__("\n".join(shown))

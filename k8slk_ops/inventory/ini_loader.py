@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from k8slk_ops.inventory.errors import InventoryError, InventoryIssue, field_path
+from k8slk_ops.inventory.errors import MAX_SHOWN, InventoryError, InventoryIssue, field_path
 from k8slk_ops.inventory.ini_groups import ALL, UNGROUPED, ChildLine, GroupTree
 from k8slk_ops.inventory.located import MapLocator, Position
 from k8slk_ops.inventory.model import Inventory, SSHSettings
@@ -357,6 +357,11 @@ class _Builder:
         self.file = str(path)
         self.ini = ini
         self.issues = list(ini.issues)
+        # A group's variable reaches each of its hosts: its problem is said once, and past
+        # what the error shows nothing more is collected (nor a suggestion computed for it).
+        self._said: set[InventoryIssue] = set(self.issues)
+        self.cut = False
+        self._unknown: set[Position] = set()
         self.warnings: list[InventoryIssue] = []
         self.values: dict[tuple[str | int, ...], Position] = {}
         self.keys: dict[tuple[str | int, ...], Position] = {}
@@ -366,7 +371,17 @@ class _Builder:
         self._priorities: dict[str, int] = {}
 
     def issue(self, at: Position, field: str, message: str) -> None:
-        self.issues.append(InventoryIssue(at.file, at.line, at.column, field, message))
+        found = InventoryIssue(at.file, at.line, at.column, field, message)
+        if found in self._said or self._full():
+            return
+        self._said.add(found)
+        self.issues.append(found)
+
+    def _full(self) -> bool:
+        """Whether the error already holds more problems than it shows; notes the cut."""
+        if len(self.issues) > MAX_SHOWN:
+            self.cut = True
+        return self.cut
 
     def put(self, target: dict[str, Any], loc: tuple[str | int, ...], var: Var) -> None:
         target[str(loc[-1])] = var.value
@@ -377,7 +392,7 @@ class _Builder:
         ini = self.ini
         structure = [*self.tree.issues, *self._undefined_vars()]
         if structure:  # the tree is not one Ansible would read: nothing more is meaningful
-            raise InventoryError([*self.issues, *structure])
+            raise InventoryError([*self.issues, *structure], more=self.cut)
         order = self._roles()
         self._typo_groups()
         self._unmapped()
@@ -622,7 +637,8 @@ class _Builder:
                 self.put(target, (*prefix, option), Var(value, var.key_at, var.value_at))
         elif name.startswith("ansible_"):
             return  # Ansible's own settings (interpreter, shell, become): nothing to do here
-        else:
+        elif var.key_at not in self._unknown and not self._full():
+            self._unknown.add(var.key_at)  # a group's variable comes once per host
             hint = suggest(name, KNOWN_VARS)
             message = f"unknown variable {name!r}"
             self.issue(var.key_at, "", message + (f"; did you mean {hint!r}?" if hint else ""))
@@ -744,9 +760,9 @@ def load_ini_inventory(path: Path, text: str) -> Inventory:
         inventory = build_inventory(raw, locator, path)
     except InventoryError as exc:
         found = [*own, *(_for_ini(i, path) for i in exc.issues)]
-        raise InventoryError(_once_per_place(found)) from None
+        raise InventoryError(_once_per_place(found), more=builder.cut) from None
     if own:
-        raise InventoryError(own)
+        raise InventoryError(own, more=builder.cut)
     return inventory.model_copy(update={"warnings": tuple(sorted(set(builder.warnings)))})
 
 

@@ -55,7 +55,44 @@ _OPEN_RETRY_BUDGET = 10.0  # seconds of refusals before giving up
 # Seconds the node grants a timed-out command beyond the caller's timeout before killing it.
 REMOTE_KILL_GRACE = 2
 _CLOSE_WAIT = 2.0
-_COPY_CHUNK = 256 * 1024  # bytes read at a time by copy_out
+_COPY_CHUNK = 256 * 1024  # bytes read at a time by copy_out and run
+# What ``run`` keeps of each stream: a node's output is not trusted, and one printing without
+# end (or a huge log) must not fill this machine's memory. The largest answer read whole is
+# ``kubectl get nodes -o json``, a few KB per node: 10,000 nodes stay well under it. Past the
+# cap the start and the last ``KEPT_TAIL`` bytes are kept (an error is usually at the end),
+# with a line saying how much was cut between them.
+MAX_KEPT = 64 << 20
+KEPT_TAIL = 64 << 10
+
+
+class KeptOutput:
+    """One stream of a command's output, kept up to ``limit`` bytes: its start and its end."""
+
+    def __init__(self, limit: int = MAX_KEPT, tail: int = KEPT_TAIL) -> None:
+        self.tail_size = min(tail, limit // 2)
+        self.head_size = limit - self.tail_size
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.cut = 0
+
+    def add(self, chunk: bytes) -> None:
+        room = self.head_size - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail += chunk
+            over = len(self.tail) - self.tail_size
+            if over > 0:
+                self.cut += over
+                del self.tail[:over]
+
+    def data(self) -> bytes:
+        if not self.cut:
+            return bytes(self.head + self.tail)
+        note = (f"\n[k8slk-ops: {self.cut} bytes of this output were cut here; only the first "
+                f"{self.head_size} and the last {self.tail_size} bytes are kept]\n")
+        return bytes(self.head) + note.encode() + bytes(self.tail)
 
 
 def _argv(command: str | Sequence[str]) -> list[str]:
@@ -209,27 +246,31 @@ class Connection:
                 if log.isEnabledFor(logging.DEBUG):  # the line is made for nobody otherwise
                     log.debug("%s: run %s", self.name, command_line(limited))
                 proc = await self._open(ssh, label, line, encoding=None)
+            out, err = KeptOutput(), KeptOutput()
             try:
                 try:
-                    done = await proc.wait(timeout=timeout)
-                except asyncssh.TimeoutError as exc:
+                    await asyncio.wait_for(_collect(proc, out, err), timeout)
+                except TimeoutError:
                     raise CommandTimeout(
                         f"`{label}` on {self.name} did not finish within {timeout:g} s",
-                        stdout=_bytes(exc.stdout),
-                        stderr=_bytes(exc.stderr),
+                        stdout=out.data(),
+                        stderr=err.data(),
                     ) from None
                 except _LOST as exc:
                     raise self._lost(exc, label) from exc
             finally:
                 await _close_process(proc)
-        if done.returncode is None:
+        if proc.returncode is None:
             # The channel closed without an exit status or signal: the connection went away
             # under the command, whose output may be cut short. Not a result.
             raise self._lost(
                 ConnectionError("the channel closed without an exit status"), label
             )
-        log.debug("%s: exit %s from %s", self.name, done.returncode, label)
-        return CommandResult(done.returncode, _bytes(done.stdout), _bytes(done.stderr))
+        if out.cut or err.cut:
+            log.warning("%s: `%s` printed more than this tool keeps: %d bytes of stdout and %d "
+                        "of stderr were cut", self.name, label, out.cut, err.cut)
+        log.debug("%s: exit %s from %s", self.name, proc.returncode, label)
+        return CommandResult(proc.returncode, out.data(), err.data(), out.cut, err.cut)
 
     async def stream_lines(self, command: str | Sequence[str]) -> AsyncGenerator[str, None]:
         """Yield the command's stdout lines (decoded, without newline) as they arrive.
@@ -312,6 +353,20 @@ class Connection:
             ssh.close()
             with contextlib.suppress(*_LOST):
                 await ssh.wait_closed()
+
+
+async def _collect(
+    proc: asyncssh.SSHClientProcess[Any], out: KeptOutput, err: KeptOutput
+) -> None:
+    """Read both streams to their end, keeping what ``out`` and ``err`` keep, then wait for the
+    exit status. (asyncssh's own ``wait`` would hold all of it, without a bound.)"""
+
+    async def drain(stream: asyncssh.SSHReader[Any], kept: KeptOutput) -> None:
+        while chunk := await stream.read(_COPY_CHUNK):
+            kept.add(chunk)
+
+    await asyncio.gather(drain(proc.stdout, out), drain(proc.stderr, err))
+    await proc.wait_closed()
 
 
 async def _close_process(proc: asyncssh.SSHClientProcess[Any]) -> None:

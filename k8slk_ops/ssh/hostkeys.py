@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import fcntl
 import functools
 import hashlib
@@ -21,10 +20,10 @@ import hmac
 import os
 import re
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from k8slk_ops import localfile
 from k8slk_ops.ssh.errors import (
     HostKeyError,
     HostKeyMismatch,
@@ -366,18 +365,12 @@ def _refuse_other_keys(
 
 
 def _replace(path: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """known_hosts replaced the one way this tool replaces files (:mod:`k8slk_ops.localfile`);
+    ``path`` is already the link's final target."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        localfile.replace(path, data, mode)
+    except localfile.UnsafeTarget as exc:
+        raise KnownHostsError(str(exc)) from None
 
 
 # -- the policy check ----------------------------------------------------------------------------

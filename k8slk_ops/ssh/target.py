@@ -111,6 +111,10 @@ class CommandResult:
     exit_status: int
     stdout: bytes
     stderr: bytes
+    # Bytes of each stream dropped past the cap on what is kept (``connection.MAX_KEPT``);
+    # the kept text says where they were cut.
+    stdout_cut: int = 0
+    stderr_cut: int = 0
 
     @property
     def ok(self) -> bool:

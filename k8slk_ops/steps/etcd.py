@@ -88,8 +88,10 @@ class EtcdSnapshot(Step):
             await _remove_remote(ctx, lk, shell_path, node)
         keep = ctx.options.snapshot_keep
         if keep:
-            pruned = prune(result.path.parent, ctx.inventory.cluster.name, keep)
-            result = dataclasses.replace(result, pruned=tuple(pruned))
+            pruned = prune(result.path.parent, ctx.inventory.cluster.name, keep, result.path)
+            result = dataclasses.replace(
+                result, pruned=pruned.deleted, dated_later=pruned.dated_later
+            )
         ctx.state.snapshot = result
 
 

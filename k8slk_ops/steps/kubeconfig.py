@@ -54,8 +54,10 @@ class FetchKubeconfig(Step):
         try:
             pointed = kubeconfig.point_at(text, ctx.inventory.endpoint, f"{node}:{paths.ADMIN_CONF}")
             existing = kubeconfig.read_existing(target)
-            if merge and existing is not None:
-                pointed = kubeconfig.merge(existing, pointed, str(target))
+            if merge:  # named per cluster even into a new file: the next merge keeps them apart
+                pointed = kubeconfig.merge(
+                    existing or "", pointed, str(target), cluster=ctx.inventory.cluster.name
+                )
             if existing == pointed:
                 ctx.emit(node, self.phase, EventKind.PROGRESS, f"{target} is up to date")
             else:

@@ -113,3 +113,53 @@ def test_the_record_reads_strings_only() -> None:
     assert made["metadata"] == {"name": "k8slk-ops-addons", "namespace": "kube-system",
                                 "labels": {"app.kubernetes.io/managed-by": "k8slk-ops"}}
     assert list(made["data"]) == ["a", "b"]
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    from k8slk_ops.inventory import addons
+
+    read: list[Path] = []
+    real = addons.read_text
+
+    def counting(path: Path) -> str:
+        read.append(path)
+        return real(path)
+
+    monkeypatch.setattr(addons, "read_text", counting)
+    return read
+
+
+def test_a_file_named_many_times_is_refused_before_anything_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """400 entries naming one 1 MiB file took 467 MB before "listed twice" was said."""
+    (tmp_path / "cni.yaml").write_bytes(b"#" * ((1 << 20) - 16) + b"\nkind: x\n")
+    read = _count_reads(monkeypatch)
+    with pytest.raises(InventoryError) as err:
+        load_inventory(inventory(tmp_path, "[" + ", ".join(["cni.yaml"] * 400) + "]"))
+    assert read == []
+    lines = str(err.value).splitlines()
+    assert "inv.yml:4:22: cluster.addons[1]: cni.yaml is listed twice" in lines[0]
+    assert len([line for line in lines if "listed twice" in line]) <= 399
+
+
+def test_the_manifests_together_are_bounded_and_the_entry_going_over_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from k8slk_ops.inventory.addons import MAX_TOTAL_BYTES
+
+    size = (1 << 20) - 4096
+    count = MAX_TOTAL_BYTES // size + 1  # each under the per-file bound, together over
+    for i in range(count):
+        (tmp_path / f"m{i:02d}.yaml").write_bytes(b"#" * (size - 1) + b"\n")
+    read = _count_reads(monkeypatch)
+    names = [f"m{i:02d}.yaml" for i in range(count)]
+    path = inventory(tmp_path, "[" + ", ".join(names) + "]")
+    with pytest.raises(InventoryError) as err:
+        load_inventory(path)
+    text = str(err.value)
+    column = 12 + sum(len(n) + 2 for n in names[:-1])
+    assert f"inv.yml:4:{column}: cluster.addons[{count - 1}]: the addon manifests hold more " \
+        f"than {MAX_TOTAL_BYTES >> 20} MiB together" in text
+    assert f"before {names[-1]}" in text
+    assert len(read) == count - 1  # the one going over is not read

@@ -88,6 +88,23 @@ def test_keep_2_after_three_snapshots_leaves_the_newest_two(
     assert run.report["data"]["snapshot"]["pruned"] == [str(out / "fleet-20200101T000000Z.db")]
 
 
+def test_keep_1_never_deletes_the_snapshot_just_taken(
+    fleet_factory: FleetFactory, k8slk: K8slk, tmp_path: Path, node_verifies: None
+) -> None:
+    fleet = _bootstrapped(fleet_factory, k8slk, 1)
+    out = tmp_path / "snaps"
+    out.mkdir()
+    future = out / "fleet-20991231T000000Z.db"
+    future.write_bytes(b"dated later")
+    run = k8slk("etcd", "snapshot", fleet.inventory, "-o", out, "--keep", "1", "--json")
+    assert run.code == 0, run.why()
+    snap = run.report["data"]["snapshot"]
+    assert Path(snap["path"]).is_file()
+    assert _snapshots(out) == [Path(snap["path"]).name]
+    assert snap["pruned"] == [str(future)]
+    assert f"deleted snapshot {future} (--keep)" in run.report["messages"]
+
+
 def test_a_transfer_cut_short_leaves_no_db_and_exits_1(
     fleet_factory: FleetFactory, k8slk: K8slk, tmp_path: Path, node_verifies: None
 ) -> None:

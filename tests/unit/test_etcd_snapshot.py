@@ -71,9 +71,33 @@ def test_names_sort_by_time_and_prune_keeps_only_this_clusters_newest(tmp_path: 
              "prod-eu-20200101T000000Z.db", "prod-20230101T000000Z.db.part", "prod.txt"]
     for name in names:
         (tmp_path / name).write_text("x")
-    deleted = snapshot.prune(tmp_path, "prod", 2)
+    pruned = snapshot.prune(tmp_path, "prod", 2, tmp_path / "prod-20260101T000000Z.db")
+    deleted = pruned.deleted
     assert [p.name for p in deleted] == ["prod-20240101T000000Z.db"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(set(names) - {deleted[0].name})
+    assert pruned.dated_later == ()
+
+
+def test_the_snapshot_just_taken_is_never_pruned_by_a_name_dated_later(tmp_path: Path) -> None:
+    """``prod-20991231T000000Z.db`` sorts after any snapshot taken today: with ``--keep 1`` it
+    used to push out the file just written, which the report and the metrics then named."""
+    new = tmp_path / "prod-20261207T030000Z.db"
+    names = ["prod-20991231T000000Z.db", "prod-20250101T000000Z.db", new.name,
+             "prod-20261399T000000Z.db"]  # not a time: not a name this tool wrote
+    for name in names:
+        (tmp_path / name).write_text("x")
+    pruned = snapshot.prune(tmp_path, "prod", 1, new)
+    assert new.exists()
+    assert sorted(p.name for p in pruned.deleted) == [
+        "prod-20250101T000000Z.db", "prod-20991231T000000Z.db"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [new.name, "prod-20261399T000000Z.db"]
+
+    for name in names[:2]:
+        (tmp_path / name).write_text("x")
+    pruned = snapshot.prune(tmp_path, "prod", 2, new)
+    assert new.exists()
+    assert [p.name for p in pruned.deleted] == ["prod-20250101T000000Z.db"]
+    assert [p.name for p in pruned.dated_later] == ["prod-20991231T000000Z.db"]
 
 
 def test_a_short_or_different_file_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
@@ -113,3 +137,12 @@ def test_debians_etcdctl_reads_the_fleets_snapshot_and_refuses_garbage(tmp_path:
     bad.write_bytes(b"\0" * 4096)
     with pytest.raises(snapshot.SnapshotError):
         asyncio.run(snapshot.verify_local(binary, bad))
+
+
+def test_a_part_file_or_link_already_there_is_refused_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    (tmp_path / "c-20260101T000000Z.db.part").symlink_to(victim)
+    with pytest.raises(snapshot.SnapshotError, match=r"already exists .* remove it and run again"):
+        snapshot.IncomingSnapshot(tmp_path, "c-20260101T000000Z.db")
+    assert victim.read_text() == "keep me"

@@ -178,3 +178,56 @@ def test_read_existing_refuses_a_fifo_without_blocking(tmp_path: Path) -> None:
     with pytest.raises(kubeconfig.KubeconfigError, match="not a regular file"):
         kubeconfig.read_existing(fifo)
     assert kubeconfig.read_existing(tmp_path / "absent") is None
+
+
+def _admin_conf(cluster: str, key: str) -> str:
+    """What kubeadm writes for ``cluster``: the user is ``kubernetes-admin`` in every cluster."""
+    return ADMIN.replace("lab", cluster).replace("S0VZ", key)
+
+
+def _real_kubectl() -> str | None:
+    """This machine's kubectl: a versioned binary of the Cloud SDK, else the one on PATH."""
+    import shutil
+
+    sdk = Path("/usr/lib/google-cloud-sdk/bin")
+    versioned = sorted(sdk.glob("kubectl.1.*"), key=lambda p: int(p.name.rsplit(".", 1)[1]))
+    return str(versioned[-1]) if versioned else shutil.which("kubectl")
+
+
+def test_merging_two_clusters_keeps_each_contexts_own_key(tmp_path: Path) -> None:
+    """kubeadm names both admins ``kubernetes-admin``: merged as they were, the second
+    replaced the first's user and ``kubernetes-admin@a`` presented b's key. Checked with the
+    real kubectl reading the merged file."""
+    import subprocess
+
+    import pytest
+
+    kubectl = _real_kubectl()
+    if kubectl is None:
+        pytest.skip("no kubectl on this machine")
+    target = tmp_path / "config"
+    first = kubeconfig.merge("", kubeconfig.point_at(_admin_conf("a", "S0VZLUE="), "a:6443"),
+                             cluster="a")
+    kubeconfig.write_private(target, first)
+    both = kubeconfig.merge(target.read_text(),
+                            kubeconfig.point_at(_admin_conf("b", "S0VZLUI="), "b:6443"),
+                            str(target), cluster="b")
+    kubeconfig.write_private(target, both)
+
+    def kubectl_says(*args: str) -> str:
+        env = {"KUBECONFIG": str(target), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+        done = subprocess.run([kubectl, *args], capture_output=True, text=True, env=env,
+                              check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    names = kubectl_says("config", "get-contexts", "-o", "name").split()
+    assert sorted(names) == ["kubernetes-admin@a", "kubernetes-admin@b"]
+    for cluster, key in (("a", "S0VZLUE="), ("b", "S0VZLUI=")):
+        context = f"kubernetes-admin@{cluster}"
+        view = ["config", "view", "--raw", "--minify", "--context", context, "-o"]
+        assert kubectl_says(*view, "jsonpath={.users[0].user.client-key-data}") == key
+        assert kubectl_says(*view, "jsonpath={.users[0].name}") == context
+        assert kubectl_says(*view, "jsonpath={.clusters[0].cluster.server}") == \
+            f"https://{cluster}:6443"
+    assert kubectl_says("config", "current-context").strip() == "kubernetes-admin@b"

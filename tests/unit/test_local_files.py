@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from k8slk_ops.errors import CannotStart, UsageError
-from k8slk_ops.events import Event, EventKind
+from k8slk_ops.events import Event, EventKind, RunReport
 from k8slk_ops.lock import Holder, LocalLock
 from k8slk_ops.redact import Redactor
 from k8slk_ops.report import LogFileReporter, configure_logging
@@ -93,3 +93,111 @@ def test_logging_to_the_file_escapes_and_redacts(tmp_path: Path) -> None:
     text = path.read_text()
     assert "\x1b" not in text and "abcdef.0123456789abcdef" not in text
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+# -- files replaced whole: --metrics-file, kubeconfig, known_hosts (k8slk_ops.localfile) --------
+
+def _victim(tmp_path: Path) -> Path:
+    victim = tmp_path / "elsewhere" / "shadow"
+    victim.parent.mkdir()
+    victim.write_text("root secret\n")
+    victim.chmod(0o600)
+    return victim
+
+
+def _metrics_report() -> RunReport:
+    report = RunReport("certs check", "lab", "inv.yml")
+    report.exit_code = 0
+    return report
+
+
+def test_metrics_never_write_through_a_link_planted_at_the_old_temporary_name(
+    tmp_path: Path,
+) -> None:
+    from k8slk_ops import metrics
+
+    victim = _victim(tmp_path)
+    textfile = tmp_path / "textfile"
+    textfile.mkdir()
+    (textfile / "k8slk.prom.tmp").symlink_to(victim)
+    metrics.write(textfile / "k8slk.prom", _metrics_report())
+    assert victim.read_text() == "root secret\n"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o600
+    assert stat.S_IMODE((textfile / "k8slk.prom").stat().st_mode) == 0o644
+    assert "k8slk_ops_run_result" in (textfile / "k8slk.prom").read_text()
+    assert sorted(p.name for p in textfile.iterdir()) == ["k8slk.prom", "k8slk.prom.tmp"]
+
+
+def test_a_metrics_file_that_is_a_link_is_refused_and_its_target_untouched(
+    tmp_path: Path,
+) -> None:
+    from k8slk_ops import localfile, metrics
+
+    victim = _victim(tmp_path)
+    link = tmp_path / "k8slk.prom"
+    link.symlink_to(victim)
+    why = metrics.check_target(link)
+    assert why is not None and "symbolic link" in why and "Name the file itself" in why
+    with pytest.raises(localfile.UnsafeTarget, match="refusing to write through it"):
+        metrics.write(link, _metrics_report())
+    assert victim.read_text() == "root secret\n"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o600
+    assert link.is_symlink()
+
+
+def test_inventory_check_with_a_linked_metrics_file_exits_2_and_says_what_to_do(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from k8slk_ops.cli import app
+
+    victim = _victim(tmp_path)
+    inv = tmp_path / "inv.yml"
+    inv.write_text("cluster: {name: lab}\nnodes:\n"
+                   "  - {name: cp-1, address: 10.0.0.11, role: control-plane}\n")
+    link = tmp_path / "k8slk.prom"
+    link.symlink_to(victim)
+    out = CliRunner().invoke(app, ["inventory", "check", str(inv), "--metrics-file", str(link)])
+    assert out.exit_code == 2, out.output
+    assert "is a symbolic link" in out.output and "remove the link" in out.output
+    assert victim.read_text() == "root secret\n"
+
+
+def test_the_metrics_of_an_earlier_run_are_not_read_through_a_link_nor_from_a_fifo(
+    tmp_path: Path,
+) -> None:
+    from k8slk_ops import localfile
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "link"
+    link.symlink_to(_victim(tmp_path))
+    assert localfile.read_own(fifo, 1 << 20) is None  # returns at once, no writer needed
+    assert localfile.read_own(link, 1 << 20) is None
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 11)
+    assert localfile.read_own(big, 10) is None
+
+
+def test_one_writer_for_every_replaced_file(tmp_path: Path) -> None:
+    """A kubeconfig is written through a link on purpose (the link stays); a FIFO or a device
+    at any target is refused; the temporary file is never left behind."""
+    from k8slk_ops import kubeconfig, localfile
+
+    real = tmp_path / "dotfiles" / "config"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    link = tmp_path / "config"
+    link.symlink_to(real)
+    assert kubeconfig.write_private(link, "new\n") == real
+    assert link.is_symlink() and real.read_text() == "new\n"
+    assert stat.S_IMODE(real.stat().st_mode) == 0o600
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(localfile.UnsafeTarget, match="not a regular file"):
+        localfile.replace(fifo, b"x", 0o644)
+    with pytest.raises(kubeconfig.KubeconfigError, match="not a regular file"):
+        kubeconfig.write_private(fifo, "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config", "dotfiles", "fifo"]
+    assert sorted(p.name for p in real.parent.iterdir()) == ["config"]

@@ -150,3 +150,46 @@ def test_a_registered_secret_containing_a_pattern_match_is_hidden_whole() -> Non
     redactor = Redactor()
     redactor.add("qq-abcdef.0123456789abcdef-qq")
     assert redactor.redact("x qq-abcdef.0123456789abcdef-qq y") == "x <redacted> y"
+
+
+def _tail_report(tail: list[str]) -> RunReport:
+    report = RunReport(command="bootstrap", cluster="lab", inventory="inv.yml")
+    report.nodes = [NodeReport("cp-1", "control-plane", "a", Outcome.FAILED, "init",
+                               "kubeadm init failed", log_tail=tail)]
+    return report
+
+
+@pytest.mark.parametrize("tail", [
+    ["[upload-certs] Storing the certificates", "[upload-certs] Using certificate key:", KEY,
+     "[mark-control-plane] Marking the node"],
+    ["kubeadm said:", *PEM.splitlines(), "and went on"],
+])
+def test_a_secret_split_over_lines_of_a_kubeadm_log_tail_is_hidden_everywhere(
+    tmp_path: Any, tail: list[str]
+) -> None:
+    """Nothing registered it (kubeadm printed it, the tool never saw it whole): only the
+    patterns can find it, and only in the tail as one text."""
+    from rich.console import Console
+
+    from k8slk_ops.report import LiveReporter, LogFileReporter
+
+    secrets = [KEY, *PEM_BODY]
+    redactor = Redactor()
+    plain, doc = io.StringIO(), io.StringIO()
+    PlainReporter(redactor, plain).finish(_tail_report(tail))
+    JsonReporter(PlainReporter(redactor, io.StringIO()), redactor, doc).finish(_tail_report(tail))
+    log = tmp_path / "run.log"
+    file_reporter = LogFileReporter(log, redactor)
+    file_reporter.finish(_tail_report(tail))
+    file_reporter.close()
+    live = io.StringIO()
+    LiveReporter(redactor, Console(file=live, width=200, force_terminal=False)).finish(
+        _tail_report(tail))
+    texts = {"plain": plain.getvalue(), "json": doc.getvalue(), "log file": log.read_text(),
+             "terminal": live.getvalue()}
+    for where, text in texts.items():
+        assert tail[0] in text, where
+        for secret in secrets:
+            if secret in "\n".join(tail):
+                assert secret not in text, f"{where} shows {secret[:8]}..."
+    assert any("<redacted>" in line for line in json.loads(doc.getvalue())["nodes"][0]["logTail"])

@@ -295,3 +295,37 @@ stages:
     assert run.code == 0, run.why()
     assert run.nodes["w-1"]["details"]["kubeadm"] == "waiting"
     assert run.nodes["cp-1"]["details"] == {}
+
+
+def test_kubeconfig_merge_keeps_another_clusters_admin_apart(
+    fleet_factory: FleetFactory, k8slk: K8slk, tmp_path: Path
+) -> None:
+    """Another cluster's admin is also ``kubernetes-admin`` (kubeadm's name): merging this
+    cluster must not replace it, or the other context would present this cluster's key."""
+    import subprocess
+
+    import pytest
+
+    from tests.unit.test_kubeconfig import _admin_conf, _real_kubectl
+
+    kubectl = _real_kubectl()
+    if kubectl is None:
+        pytest.skip("no kubectl on this machine")
+    fleet = fleet_factory(1, 1)
+    assert k8slk("bootstrap", fleet.inventory).code == 0
+    target = write(tmp_path / "config", _admin_conf("other", "T1RIRVI="))
+    run = k8slk("kubeconfig", fleet.inventory, "-o", target, "--merge", "--json")
+    assert run.code == 0, run.why()
+    env = {"KUBECONFIG": str(target), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+
+    def key_of(context: str) -> str:
+        done = subprocess.run(
+            [kubectl, "config", "view", "--raw", "--minify", "--context", context, "-o",
+             "jsonpath={.users[0].user.client-key-data}"],
+            capture_output=True, text=True, env=env, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    admin = yaml.safe_load(fleet.file("cp-1", ADMIN_CONF) or b"")
+    assert key_of("kubernetes-admin@other") == "T1RIRVI="
+    assert key_of("kubernetes-admin@fleet") == admin["users"][0]["user"]["client-key-data"]
