@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +19,18 @@ import pytest
 from k8slk_ops import lock
 from tests.fleet.inprocess import InProcessFleet
 from tests.unit.clirun import K8slk
-from tests.unit.test_cluster_lock_fleet import LEASE, LOCK_FILE
+from tests.unit.conftest import FleetFactory
+from tests.unit.test_cluster_lock_fleet import LEASE, LOCK_FILE, OtherMachine
 
 KEY = ("kube-system", "k8slk-ops-lock")
+
+
+@pytest.fixture
+def ha(fleet_factory: FleetFactory, k8slk: K8slk) -> InProcessFleet:
+    fleet = fleet_factory(4, 3)  # cp-1, cp-2, cp-3, w-1
+    run = k8slk("bootstrap", fleet.inventory)
+    assert run.code == 0, run.why()
+    return fleet
 
 
 @pytest.fixture
@@ -72,6 +82,51 @@ def _keep_renewing(fleet: InProcessFleet) -> None:
             lease["spec"]["renewTime"] = _stamp(time.time() - 3600 + count[0])
 
     fleet.on_command("cp-1", lambda line: "get lease" in line, renew, times=1000)
+
+
+# -- 1: the membership the guard counts is read under the lock ---------------------------------
+
+
+def test_a_removal_counts_the_control_planes_left_by_a_run_that_finished_before_it_locked(
+    ha: InProcessFleet, k8slk: K8slk, tmp_path: Path
+) -> None:
+    # The first run reads the node list (three control planes) and, before it takes the lock,
+    # a second run removes cp-3 and releases the lock. The first then holds the lock over a
+    # cluster of two control planes, where removing cp-2 would break etcd quorum.
+    read = ha.hold_answer("cp-1", lambda line: "get nodes" in line)
+    first = OtherMachine(tmp_path, "remove-node", ha.inventory, "cp-2", "--yes", "--json")
+    try:
+        read.wait_arrived()
+        second = k8slk("remove-node", ha.inventory, "cp-3", "--yes", "--json")
+        assert second.code == 0, second.why()
+        assert set(ha.members()) == {"cp-1", "cp-2", "w-1"}
+        assert ha.leases() == {}
+    finally:
+        read.release()
+        code, _out, err = first.wait()
+    assert code != 0, err
+    assert "removing 1 of 2 control planes at once would break etcd quorum" in err, err
+    assert set(ha.members()) == {"cp-1", "cp-2", "w-1"}  # cp-2 stayed
+    assert {"cp-1", "cp-2"} <= ha.etcd_members()
+    assert ha.leases() == {}
+
+
+# -- 2: a connection dropped before the run starts is "could not start" ------------------------
+
+
+@pytest.mark.parametrize("dropped", ["kubectl create", "get nodes"])
+def test_a_connection_dropped_before_the_run_starts_exits_3_naming_the_node(
+    cluster: InProcessFleet, k8slk: K8slk, dropped: str
+) -> None:
+    node = cluster._node("cp-1")
+    cluster.on_command("cp-1", lambda line: dropped in line,
+                       lambda: setattr(node, "unfinished_sessions", 1))
+    run = k8slk("add-node", cluster.inventory, "--json")
+    assert run.code == 3, run.why()
+    assert "connection to cp-1" in run.stderr and " broke during " in run.stderr, run.stderr
+    assert "run again" in run.stderr and "Traceback" not in run.stderr + run.stdout
+    assert run.report["exitCode"] == 3
+    assert cluster.leases() == {}  # nothing left behind
 
 
 # -- 3: --break-lock judges a Lease by its renewals, not by this machine's clock ---------------
