@@ -6,9 +6,10 @@ it whatever command it runs and whichever control plane it works through: once t
 exists, a Lease in kube-system (``LeaseLock``), created only if absent and renewed while the run
 lasts; before it exists, a file created exclusively in the tmpfs ``/run`` of every reachable
 control plane, in inventory order (``FileLocks``; a node reboot clears a stale one). Every lock
-records who holds it so a refusal can name the holder; ``--break-lock`` removes a stale cluster
-lock on purpose, says whose, and refuses a lock held by a live process of this host unless
-given twice.
+records who holds it so a refusal can name the holder (a record that is not one is named as
+it is, and breakable); ``--break-lock`` removes a stale cluster lock on purpose, says whose,
+and refuses unless given twice a Lease seen renewed while it watched it, or a lock held by a
+live process of this host.
 """
 
 from __future__ import annotations
