@@ -218,8 +218,8 @@ SHARED: dict[str, tuple[Any, Any]] = {
             int,
             typer.Option(
                 "--break-lock", count=True, metavar="",
-                help="Remove a stale cluster lock left by a dead run (twice: even one held by "
-                "a live process of this host).",
+                help="Remove a stale cluster lock left by a dead run (twice: even one still "
+                "being renewed, or held by a live process of this host).",
             ),
         ],
         0,

@@ -6,9 +6,10 @@ it whatever command it runs and whichever control plane it works through: once t
 exists, a Lease in kube-system (``LeaseLock``), created only if absent and renewed while the run
 lasts; before it exists, a file created exclusively in the tmpfs ``/run`` of every reachable
 control plane, in inventory order (``FileLocks``; a node reboot clears a stale one). Every lock
-records who holds it so a refusal can name the holder; ``--break-lock`` removes a stale cluster
-lock on purpose, says whose, and refuses a lock held by a live process of this host unless
-given twice.
+records who holds it so a refusal can name the holder (a record that is not one is named as
+it is, and breakable); ``--break-lock`` removes a stale cluster lock on purpose, says whose,
+and refuses unless given twice a Lease seen renewed while it watched it, or a lock held by a
+live process of this host.
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from k8slk_ops import paths
 from k8slk_ops.errors import CannotStart, LockHeld
 from k8slk_ops.membership import NODE_LIST_TIMEOUT, etcd_did_not_answer, request_timeout
 from k8slk_ops.nextstep import NextStep
 from k8slk_ops.node import LinuxKitNode
-from k8slk_ops.ssh import CommandResult
+from k8slk_ops.ssh import CommandResult, SSHError
 
 # How long a read of the Lease waits for etcd to elect a leader again (etcd 3.4 and 3.5 take
 # about one election timeout, a second by default, after losing their leader).
@@ -59,19 +62,68 @@ class Holder:
         return json.dumps(self.__dict__, sort_keys=True)
 
     @classmethod
-    def decode(cls, text: str) -> Holder | None:
+    def read(cls, text: str) -> Holder | UnreadableHolder:
+        """The holder a lock records, or what is wrong with the record. A record is text any
+        process (or person) may have written, so each field is checked for its type before
+        anything computes with it: ``"since": "x"`` is a broken record to name and to let
+        ``--break-lock`` remove, not a TypeError in the middle of a refusal."""
+        if not text.strip():
+            return UnreadableHolder(text, "empty")
         try:
-            data = json.loads(text)
-            return cls(**data)
-        except (ValueError, TypeError):
-            return None
+            record = _HolderRecord.model_validate_json(text)
+        except ValidationError as exc:
+            return UnreadableHolder(text, _first_problem(exc))
+        return cls(record.run_id, record.user, record.host, record.pid, record.command,
+                   record.since)
+
+    @classmethod
+    def decode(cls, text: str) -> Holder | None:
+        """The holder, or None for a record that is not one (``read`` says why)."""
+        other = cls.read(text)
+        return other if isinstance(other, Holder) else None
 
     def describe(self) -> str:
-        age = int(time.time() - self.since)
-        return (
-            f"run {self.run_id} ({self.command}) by {self.user}@{self.host} pid {self.pid}, "
-            f"started {age}s ago"
-        )
+        """Who, and since when: an age on this host's own clock; for another host, the time
+        its clock wrote (an age from two clocks would carry their skew)."""
+        if self.host == socket.gethostname():
+            started = f"started {int(time.time() - self.since)}s ago"
+        else:
+            started = f"started at {_micro_time(self.since)} by its own clock"
+        who = f"run {self.run_id} ({self.command}) by {self.user}@{self.host} pid {self.pid}"
+        return f"{who}, {started}"
+
+
+class _HolderRecord(BaseModel):
+    """A holder record as stored: strict JSON types (no "12" for a pid, no true for one), a
+    finite ``since``; fields added by a later version are ignored."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    run_id: str
+    user: str
+    host: str
+    pid: int
+    command: str
+    since: float = Field(allow_inf_nan=False)
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else str(error["msg"])
+
+
+@dataclass(frozen=True)
+class UnreadableHolder:
+    """A lock whose holder record is broken (cut short, edited by hand, written by something
+    else): it still locks, is named as it is, and ``--break-lock`` removes it."""
+
+    text: str
+    why: str
+
+    def describe(self) -> str:
+        if self.why == "empty":
+            return "a holder that left no record"
+        return f"an unreadable holder record {self.text[:120]!r} ({self.why})"
 
 
 class LocalLock:
@@ -91,8 +143,7 @@ class LocalLock:
         except BlockingIOError:
             text = os.pread(fd, 4096, 0).decode(errors="replace")
             os.close(fd)
-            other = Holder.decode(text)
-            who = other.describe() if other else "another run"
+            who = Holder.read(text).describe()
             raise LockHeld(f"the cluster is locked on this machine by {who}") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, self.holder.encode().encode(), 0)
@@ -145,7 +196,7 @@ class ClusterLock:
             text = await self.node.read_file(paths.LOCK_FILE)
             if text is not None:
                 where = f"the lock file on {self.node.name} ({paths.LOCK_FILE})"
-                other = Holder.decode(text.decode(errors="replace"))
+                other = Holder.read(text.decode(errors="replace"))
                 broken.append(breaking(other, where, break_lock))
                 await self.node.remove_file(paths.LOCK_FILE)
         argv = ["sh", "-c", _TAKE, "sh", self.holder.encode(), paths.LOCK_FILE]
@@ -158,8 +209,7 @@ class ClusterLock:
         if out == "taken":
             self.held = True
             return broken
-        other = Holder.decode(out)
-        who = other.describe() if other else f"an unknown holder ({out[:80]!r})"
+        who = Holder.read(out).describe()
         raise LockHeld(
             f"the cluster is locked on {self.node.name} ({paths.LOCK_FILE}) by {who}; if that run "
             "is gone, re-run with --break-lock"
@@ -187,11 +237,14 @@ def pid_alive(pid: int) -> bool:
     return pid > 0
 
 
-def breaking(other: Holder | None, what: str, times: int) -> str:
+def breaking(other: Holder | UnreadableHolder | None, what: str, times: int) -> str:
     """What ``--break-lock`` is about to remove, in words; LockHeld when the lock looks in use
-    by a live run on this very host and the flag was given only once."""
+    by a live run on this very host and the flag was given only once. A broken holder record
+    is broken at once: nothing in it can say the run is alive."""
     if other is None:
         return f"breaking {what}, held by an unreadable holder"
+    if isinstance(other, UnreadableHolder):
+        return f"breaking {what}, held by {other.describe()}"
     age = time.time() - other.since
     live = other.host == socket.gethostname() and pid_alive(other.pid) and age < YOUNG_SECONDS
     if live and times < 2:
@@ -229,10 +282,11 @@ class FileLocks:
         """None while every lock file still names this run, else why not."""
         for lock in self.locks:
             text = await lock.node.read_file(paths.LOCK_FILE)
-            other = Holder.decode((text or b"").decode(errors="replace"))
-            if other is None or other.run_id != self.holder.run_id:
-                who = other.describe() if other else "nobody"
-                return f"the lock file on {lock.node.name} is now held by {who}"
+            if text is None:
+                return f"the lock file on {lock.node.name} was removed"
+            other = Holder.read(text.decode(errors="replace"))
+            if not isinstance(other, Holder) or other.run_id != self.holder.run_id:
+                return f"the lock file on {lock.node.name} is now held by {other.describe()}"
         return None
 
     async def renew(self) -> None:
@@ -248,30 +302,30 @@ class FileLocks:
 
 LEASE_NAME = "k8slk-ops-lock"
 LEASE_NAMESPACE = "kube-system"
-LEASE_SECONDS = 120  # a holder that stopped renewing for this long is gone
+LEASE_SECONDS = 120  # the leaseDurationSeconds the Lease announces to its readers
 RENEW_SECONDS = 20.0
+# How long ``--break-lock`` watches a Lease for a renewal before it calls its holder gone: one
+# renew interval, plus the time a renewal itself takes (a read and a replace, each up to a
+# request timeout when etcd is slow), since the holder sleeps RENEW_SECONDS *between* them.
+BREAK_WATCH_SECONDS = RENEW_SECONDS + 10.0
+BREAK_POLL_SECONDS = 2.0  # how often the Lease is read again while watched
 
 
 def _micro_time(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse_time(text: object) -> float | None:
-    if not isinstance(text, str):
-        return None
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return None
+        return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (OverflowError, OSError, ValueError):  # a holder's since beyond any calendar
+        return f"{at:.0f} (seconds since the epoch)"
 
 
 @dataclass(frozen=True)
 class LeaseState:
-    """The Lease as the API server holds it."""
+    """The Lease as the API server holds it. ``renew_time`` is kept as the holder wrote it: it
+    is the holder's clock, compared only with itself (``LeaseLock.renewed_meanwhile``)."""
 
-    holder: Holder | None
+    holder: Holder | UnreadableHolder
     identity: str
-    renewed: float | None
+    renew_time: str
     resource_version: str
     body: dict[str, Any]
 
@@ -282,18 +336,17 @@ class LeaseState:
             spec = body.get("spec") or {}
             identity = str(spec.get("holderIdentity") or "")
             version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+            renew_time = str(spec.get("renewTime") or "")
         except (ValueError, AttributeError) as exc:
             raise CannotStart(f"the cluster lock Lease could not be read: {exc}") from None
-        renewed = _parse_time(spec.get("renewTime"))
-        return cls(Holder.decode(identity), identity, renewed, version, body)
+        return cls(Holder.read(identity), identity, renew_time, version, body)
 
     def describe(self) -> str:
-        who = self.holder.describe() if self.holder else f"an unknown holder ({self.identity[:80]!r})"
-        if self.renewed is not None:
-            quiet = int(time.time() - self.renewed)
-            who += f", last renewed {quiet}s ago"
-            if quiet > LEASE_SECONDS:
-                who += " (expired: that run is probably gone)"
+        """The holder and its last renewal as it wrote it. No "expired" here: the holder's
+        clock is not this machine's, and a skew of minutes would make a live run look dead."""
+        who = self.holder.describe()
+        if self.renew_time:
+            who += f", last renewed at {self.renew_time[:40]} by its own clock"
         return who
 
 
@@ -371,7 +424,20 @@ class LeaseLock:
 
     async def _create(self) -> bool:
         """True when this run created the Lease; False when it exists already."""
-        result = await self._kubectl("create", "-f", "-", "-o", "json", data=self._manifest())
+        try:
+            result = await self._kubectl(
+                "create", "-f", "-", "-o", "json", data=self._manifest()
+            )
+        except SSHError as exc:
+            # The create may or may not have reached the API: take back what may be ours.
+            self.held = True
+            with contextlib.suppress(Exception):
+                await self.release()
+            self.held = False
+            raise CannotStart(
+                f"could not take {self.where} through {self.node_name}: {exc}. Nothing was "
+                f"changed; check that {self.node_name} is up and answers SSH, then run again"
+            ) from None
         if result.exit_status == 0:
             self.version = LeaseState.parse(result.stdout).resource_version
             return True
@@ -387,15 +453,74 @@ class LeaseLock:
                     f"the cluster is locked: {self.where} is held by {state.describe()}; if "
                     "that run is gone, re-run with --break-lock"
                 )
-            if state is not None:
-                self.broken.append(breaking(state.holder, self.where, break_lock))
-                await self._delete()
-            if not await self._create():
+            taken = state is not None and await self._take_over(state, break_lock)
+            if not taken and not await self._create():
                 other = await self.read()
                 raise LockHeld(f"the cluster is locked: {self.where} was taken meanwhile by "
                                f"{other.describe() if other else 'another run'}")
         self.held = True
         await self._refuse_bootstrap_in_progress(break_lock)
+
+    async def _take_over(self, state: LeaseState, break_lock: int) -> bool:
+        """Break another run's Lease (``--break-lock``): True when it is now this run's, False
+        when it went away meanwhile (create it then).
+
+        Whether its holder is alive is judged by the Lease alone: renewed (its renewTime or
+        resourceVersion moved) while watched for one renew interval, it is. Its renewTime is
+        never compared with this machine's clock. A Lease still being renewed, and one held by a
+        live process of this very host, are broken only when the flag is given twice. The Lease
+        is then replaced over the version last seen, never deleted: a renewal that slips in
+        after the last read makes the server refuse, and the live run keeps its lock."""
+        said = breaking(state.holder, self.where, break_lock)
+        if break_lock < 2:
+            latest, renewed = await self.renewed_meanwhile(state)
+            if latest is None:
+                return False
+            if renewed:
+                raise LockHeld(
+                    f"refusing to break {self.where}: it is held by {latest.describe()}, and "
+                    f"its holder renewed it while watched (renewTime {state.renew_time or '-'} "
+                    f"-> {latest.renew_time or '-'}, version {state.resource_version} -> "
+                    f"{latest.resource_version}): that run is alive. Give --break-lock twice "
+                    "to break it anyway"
+                )
+            state = latest
+            said += f"; not renewed in the {BREAK_WATCH_SECONDS:.0f}s watched"
+        result = await self._kubectl(
+            "replace", "-f", "-", "-o", "json", data=self._manifest(state.resource_version)
+        )
+        if result.exit_status != 0:
+            if b"NotFound" in result.stderr:
+                return False
+            other = await self.read()
+            raise LockHeld(
+                f"the cluster is locked: {self.where} changed while it was being broken "
+                f"(renewed or taken by {other.describe() if other else 'another run'}): "
+                f"{_said(result)}; run again"
+            )
+        self.version = LeaseState.parse(result.stdout).resource_version
+        self.broken.append(said)
+        return True
+
+    async def renewed_meanwhile(self, first: LeaseState) -> tuple[LeaseState | None, bool]:
+        """The Lease read again every ``BREAK_POLL_SECONDS`` for up to ``BREAK_WATCH_SECONDS``:
+        (its latest state, True) as soon as its renewTime or resourceVersion differs from
+        ``first``'s, (its latest state, False) when neither moved, (None, False) once it is
+        gone. Only the server's own values are compared."""
+        deadline = time.monotonic() + BREAK_WATCH_SECONDS
+        latest: LeaseState | None = first
+        while latest is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return latest, False
+            await asyncio.sleep(min(BREAK_POLL_SECONDS, left))
+            latest = await self.read()
+            if latest is not None and (
+                latest.resource_version != first.resource_version
+                or latest.renew_time != first.renew_time
+            ):
+                return latest, True
+        return None, False
 
     async def _refuse_bootstrap_in_progress(self, break_lock: int) -> None:
         """A bootstrap that began before the cluster existed holds lock files, not the Lease."""
@@ -403,8 +528,8 @@ class LeaseLock:
         text = await node.read_file(paths.LOCK_FILE)
         if text is None:
             return
-        other = Holder.decode(text.decode(errors="replace"))
-        if other is not None and other.run_id == self.holder.run_id:
+        other = Holder.read(text.decode(errors="replace"))
+        if isinstance(other, Holder) and other.run_id == self.holder.run_id:
             return
         if break_lock:
             where = f"the lock file on {self.node_name} ({paths.LOCK_FILE})"
@@ -416,10 +541,9 @@ class LeaseLock:
             await node.remove_file(paths.LOCK_FILE)
             return
         await self.release()
-        who = other.describe() if other else "an unknown holder"
         raise LockHeld(
-            f"the cluster is locked on {self.node_name} ({paths.LOCK_FILE}) by {who}; if that "
-            "run is gone, re-run with --break-lock"
+            f"the cluster is locked on {self.node_name} ({paths.LOCK_FILE}) by "
+            f"{other.describe()}; if that run is gone, re-run with --break-lock"
         )
 
     async def verify(self) -> str | None:

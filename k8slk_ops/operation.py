@@ -35,11 +35,13 @@ from k8slk_ops.lock import (
     lock_next_step,
 )
 from k8slk_ops.nextstep import tool_command, tool_line
+from k8slk_ops.node import NodeCommandError
 from k8slk_ops.options import RunOptions
 from k8slk_ops.plan import Plan, make_plan, needed_nodes
 from k8slk_ops.playbook import Playbook
 from k8slk_ops.rows import Layout
 from k8slk_ops.run import Executor
+from k8slk_ops.ssh import SSHError
 
 __all__ = ["Operation", "new_run_id", "targets_of"]
 
@@ -104,8 +106,17 @@ class Operation:
             async with self._local_lock(holder, locking), self._signals():
                 cluster = await self._find_cluster(holder, locking)
                 async with self._cluster_lock(cluster, holder, locking):
+                    if locking:
+                        cluster = await self._read_under_lock(cluster, holder)
                     await self._plan_and_execute(cluster)
             return self.report
+        except (SSHError, NodeCommandError) as exc:
+            if self.executor is not None:
+                raise
+            raise CannotStart(
+                f"could not start: {exc}. Nothing was changed on any node; check that the node "
+                "is up and answers SSH (`k8slk-ops status` shows every node), then run again"
+            ) from None
         finally:
             await self.cluster.close()
             self.report.ended = datetime.now(UTC)
@@ -152,6 +163,29 @@ class Operation:
                 f"{self.inventory.source} is initialised: run `k8slk-ops bootstrap` first"
             )
         return cluster
+
+    async def _read_under_lock(self, before: ClusterFacts, holder: Holder) -> ClusterFacts:
+        """The cluster read again now that this run holds its lock: the plan and the quorum
+        guard work on this reading, not on the one that found the lock.
+
+        Why read twice rather than lock first: where the cluster lock lives follows from that
+        first reading (the Lease is reached through a control plane whose API answers; before
+        the cluster exists, the lock files go on every reachable control plane). Between the
+        two, another run may have held the lock, changed the cluster and released it: removed a
+        control plane, say, so that a guard working on the first reading would count three
+        control planes where two are left. A cluster whose primary or state changed meanwhile
+        is refused, as the lock was taken for the one first seen."""
+        await self.cluster.refresh(sorted(self.cluster.facts))
+        after = await self._find_cluster(holder, locking=False)
+        if (after.primary, after.initialised) != (before.primary, before.initialised):
+            def seen(c: ClusterFacts) -> str:
+                return f"{'initialised' if c.initialised else 'not initialised'}, via {c.primary}"
+
+            raise CannotStart(
+                f"the cluster changed while this run took its lock (it was {seen(before)}, it is "
+                f"{seen(after)}): another run was under way; nothing was changed, run again"
+            )
+        return after
 
     async def _plan_and_execute(self, cluster: ClusterFacts) -> None:
         probe = PlanContext(

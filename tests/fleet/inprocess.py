@@ -32,6 +32,7 @@ from tests.fleet import keys, kubeadm, layout
 from tests.fleet.cluster import Member
 from tests.fleet.node import KUBEADM_RUN, SimNode
 from tests.fleet.process import free_port
+from tests.fleet.result import Pending, Result
 from tests.fleet.server import Fleet, command_kind
 
 T = TypeVar("T")
@@ -45,6 +46,22 @@ def follows_log(line: str) -> bool:
     """The command follows the node's kubeadm log (``tail -F``), as the tool does after a
     trigger: for ``on_command``."""
     return command_kind(line) == "follow-log"
+
+
+class AnswerHold:
+    """One answer held back by ``InProcessFleet.hold_answer``."""
+
+    def __init__(self, fleet: InProcessFleet) -> None:
+        self._fleet = fleet
+        self.arrived = asyncio.Event()  # replaced on the fleet's loop
+        self.gate = asyncio.Event()
+
+    def wait_arrived(self, timeout: float = 60.0) -> None:
+        """Return once the command arrived and its answer was made."""
+        self._fleet.run(self.arrived.wait, timeout)
+
+    def release(self) -> None:
+        self._fleet.call(self.gate.set)
 
 
 class InProcessFleet:
@@ -92,6 +109,7 @@ class InProcessFleet:
         self._fleet: Fleet | None = None
         self._gates: dict[str, asyncio.Event] = {}
         self._arrived: dict[str, asyncio.Event] = {}
+        self._holds: list[AnswerHold] = []
 
     # -- life -------------------------------------------------------------------------------
 
@@ -155,6 +173,8 @@ class InProcessFleet:
         finally:
             for gate in self._gates.values():
                 gate.set()
+            for hold in self._holds:
+                hold.gate.set()
             await fleet.stop()
 
     async def _kubeadm(self, node: SimNode, flag: str) -> bool:
@@ -471,6 +491,31 @@ class InProcessFleet:
                 action()
 
         self.call(lambda: self.fleet.session_hooks.append(hook))
+
+    def hold_answer(self, name: str, matches: Callable[[str], bool]) -> AnswerHold:
+        """The node's next command line that ``matches`` is answered from the cluster as it is
+        when the command arrives, and that answer is delivered only once released: a read that
+        was made, still on its way back while other runs change the cluster."""
+        hold = AnswerHold(self)
+
+        def hook(node: SimNode, line: str, answer: Result) -> Result | Pending:
+            if node.name != name or hold.arrived.is_set() or not matches(line):
+                return answer
+
+            async def later() -> Result:
+                await hold.gate.wait()
+                return answer
+
+            hold.arrived.set()
+            return Pending(later)
+
+        def install() -> None:
+            hold.arrived, hold.gate = asyncio.Event(), asyncio.Event()
+            self._holds.append(hold)
+            self.fleet.answer_hooks.append(hook)
+
+        self.call(install)
+        return hold
 
     # -- inventories ------------------------------------------------------------------------
 

@@ -181,6 +181,9 @@ class Fleet:
         self._authorized: Any = None
         # Called with (node, command line) as each session starts: tests act at that moment.
         self.session_hooks: list[Callable[[SimNode, str], None]] = []
+        # Called with (node, command line) once the answer is made: a hook may hand back the
+        # answer to deliver instead (the same answer, later: see InProcessFleet.hold_answer).
+        self.answer_hooks: list[Callable[[SimNode, str, Result], Result | Pending]] = []
         # The image the boot server serves: what a node runs after its next reboot ("": its own).
         self.image_version = ""
         self._reboots: set[asyncio.Task[None]] = set()
@@ -289,6 +292,11 @@ class Fleet:
             answer = shell.dispatch(node, line)
             if isinstance(answer, shell.NeedsInput):
                 answer = answer.apply(await process.stdin.read())
+            if isinstance(answer, Result):
+                for answer_hook in list(self.answer_hooks):
+                    answer = answer_hook(node, line, answer)
+                    if not isinstance(answer, Result):
+                        break
             if isinstance(answer, Pending):
                 ended = await self._until_closed(process, answer)
                 if ended is None:  # the channel closed first: the command dies with it
