@@ -54,7 +54,8 @@ GOOD = holder(since=1.5).encode()
     ("[1, 2]", "Input should be an object"),
     ('{"run_id": ', "Invalid JSON"),
     ("", "empty"),
-])
+], ids=["since-text", "pid-text", "pid-bool", "since-nan", "no-user", "a-list", "cut-json",
+        "empty"])  # the records hold this process's pid: no ids from them (xdist compares ids)
 def test_a_broken_holder_record_is_named_never_trusted(text: str, why: str) -> None:
     other = Holder.read(text)
     assert isinstance(other, UnreadableHolder)
