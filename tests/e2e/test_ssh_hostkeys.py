@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import asyncio
 from collections.abc import Iterator
 from dataclasses import replace
@@ -52,7 +54,7 @@ def assert_linuxkit_advice(message: str, server: SSHDServer, target: SSHTarget) 
     assert server.address in message
     assert "new SSH host keys at every boot" in message
     assert "console" in message
-    assert f"ssh-keygen -R '{server.host_pattern}' -f {known_hosts(target)}" in message
+    assert f"ssh-keygen -R {shlex.quote(server.host_pattern)} -f {known_hosts(target)}" in message
     assert "accept-new" in message
     assert f"hostKeyFingerprint: {server.fingerprint()}" in message
 
