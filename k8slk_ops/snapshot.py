@@ -42,7 +42,7 @@ def cluster_snapshots(directory: Path, cluster: str) -> list[Path]:
     pattern = _own_pattern(cluster)
     if not directory.is_dir():
         return []
-    return sorted(p for p in directory.iterdir() if pattern.match(p.name) and p.is_file())
+    return sorted(p for p in directory.iterdir() if pattern.fullmatch(p.name) and p.is_file())
 
 
 def prune(directory: Path, cluster: str, keep: int) -> list[Path]:
