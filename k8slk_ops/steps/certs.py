@@ -110,6 +110,7 @@ class CertsCheck(Step):
     name = "certs-check"
     phase = "certs"
     changes = False
+    read_only = True
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
         return _control_plane_plan(ctx, node, "kubeadm certs check-expiration")

@@ -36,6 +36,7 @@ class RemovalGuard(Step):
     name = "removal-guard"
     phase = "guard"
     changes = False
+    read_only = True
     Options = GuardOptions
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:

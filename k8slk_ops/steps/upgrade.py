@@ -110,6 +110,7 @@ class UpgradeCheck(Step):
     name = "upgrade-check"
     phase = "check"
     changes = False
+    read_only = True
     needs_node = False
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
@@ -131,6 +132,7 @@ class PersistentDisk(Step):
     name = "persistent-disk"
     phase = "check"
     changes = False
+    read_only = True
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
         return not_due(ctx, node) or do(Action("check that /var/node is a persistent disk"))
@@ -240,6 +242,7 @@ class HealthGate(Step):
     name = "health-gate"
     phase = "health"
     changes = False
+    read_only = True
     needs_node = False
     Options = GateOptions
 
