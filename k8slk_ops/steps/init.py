@@ -94,6 +94,7 @@ class Init(Step):
             # makes the run's token there. Counting the cluster as coming up makes
             # revoke-credentials delete that token, or name it in the report when it cannot.
             ctx.state.initialised = True
+            ctx.state.kubeadm_cut[node] = "init"
             raise
         if not result.ok:
             raise NodeError(result.reason, phase=self.phase, log_tail=result.tail())

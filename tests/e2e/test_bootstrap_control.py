@@ -30,6 +30,8 @@ def test_ctrl_c_stops_launching_cleans_up_and_reports(lab_factory: Any, tmp_path
     # The running join's trigger was written whole; the wait on its log ended at the Ctrl-C.
     assert outcomes["w-1"] == "cancelled"
     assert trigger_state(lab, "w-1") != "absent"
+    assert any(m.startswith("w-1: kubeadm join was triggered and goes on on the node")
+               for m in report["messages"])
     assert outcomes["w-2"] == "cancelled" and outcomes["w-3"] == "cancelled"
     assert trigger_state(lab, "w-2") == "absent"  # nothing new was launched
     tokens = lab.kubelet_exec("cp-1", ["kubeadm", "token", "list"]).stdout
@@ -37,8 +39,11 @@ def test_ctrl_c_stops_launching_cleans_up_and_reports(lab_factory: Any, tmp_path
     assert not lab.exists("cp-1", "/run/k8slk-ops.lock")  # the cluster lock was released
     # and the next run finishes the job
     again = cli("bootstrap", str(lab.inventory_path), "--json", log_file=tmp_path / "run2.log")
-    assert again.code == 0, again.stderr
-    assert {n["name"]: n["outcome"] for n in again.report["nodes"]}["w-3"] == "ok"
+    after = {n["name"]: n["outcome"] for n in again.report["nodes"]}
+    assert after["w-2"] == after["w-3"] == "ok", again.stderr
+    # w-1's join went on without the run: in the cluster, or failed for want of the revoked
+    # token (then the report says to reboot it), as the interrupted run's report warned.
+    assert after["w-1"] in ("ok", "unchanged", "failed"), again.stderr
 
 
 def test_sigterm_during_the_ready_wait_stops_the_run_and_cleans_up(

@@ -232,6 +232,8 @@ def test_ctrl_c_during_init_exits_130_after_cleaning_up(
     assert len(fleet.configs("cp-1")) == 1  # its configuration and trigger written whole
     # The init goes on on the node with the run's token, which no API could delete yet: named.
     assert any("could not delete bootstrap token" in m for m in run.report["messages"])
+    assert any(m.startswith("cp-1: kubeadm init was triggered and goes on on the node")
+               for m in run.report["messages"])
     assert fleet.file("cp-1", LOCK) is None  # the cluster lock released
 
     # Released, the node's init ends on its own; once its API is up, a run takes it from there.
