@@ -56,8 +56,9 @@ def finish_run(report: RunReport, cluster: Cluster, state: RunState, interrupted
     for name, flag in sorted(state.kubeadm_cut.items()):
         report.messages.append(
             f"{name}: kubeadm {flag} was triggered and goes on on the node after the stop; the "
-            "run's credentials are revoked, so it may fail: check with `k8slk-ops status`, "
-            "reboot the node if its kubeadm failed, then run the command again"
+            "run's credentials are revoked, so it may fail: check with `k8slk-ops status`; if "
+            "its kubeadm failed, reset the node (`kubeadm reset -f`) and reboot it, then run "
+            "the command again"
         )
     if state.tokens:
         report.messages.append(
