@@ -144,6 +144,9 @@ class RunState:
     snapshot: SnapshotResult | None = None  # the etcd snapshot this run wrote and checked
     etcd: dict[str, MemberHealth] = field(default_factory=dict)  # node -> its etcd member
     api_error: str = ""  # no control plane's API answered this read-only run: why
+    # node -> "init" or "join": a kubeadm run triggered, whose wait a stop request cut; it goes
+    # on on the node, and the report says so.
+    kubeadm_cut: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -22,7 +22,7 @@ GROUPS = {
     "absent": "nodes that are not in the cluster yet",
     "members": "nodes that are in the cluster",
 }
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def check(pattern: str) -> str | None:
         word = term[1:] if term[:1] in "&!" else term
         if i == 0 and term[:1] in "&!":
             return f"a pattern starts with a group or node, not {term!r}"
-        if word not in GROUPS and not _NAME.match(word):
+        if word not in GROUPS and not _NAME.fullmatch(word):
             return f"{word!r} is neither a host group ({', '.join(GROUPS)}) nor a node name"
     return None
 

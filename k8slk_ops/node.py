@@ -27,6 +27,7 @@ from k8slk_ops.kubeadm import (
 )
 from k8slk_ops.nextstep import REBOOT, NextStep, Rerun
 from k8slk_ops.ssh import CommandResult, Connection, ConnectionLost
+from k8slk_ops.uncut import uncut
 
 log = logging.getLogger("k8slk_ops.node")
 
@@ -117,7 +118,10 @@ class LinuxKitNode:
 
     async def write_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
         """Write ``data`` to ``path`` atomically (temp file, chmod, rename) via stdin."""
-        result = await self.shell(["sh", "-c", _ATOMIC_WRITE, "sh", path, f"{mode:o}"], input=data)
+        with uncut():  # a stop request waits for the rename: never half a file
+            result = await self.shell(
+                ["sh", "-c", _ATOMIC_WRITE, "sh", path, f"{mode:o}"], input=data
+            )
         if result.exit_status != 0:
             raise NodeCommandError(f"writing {path} on {self.name}", result)
 
@@ -131,7 +135,8 @@ class LinuxKitNode:
         return result.stdout
 
     async def remove_file(self, path: str) -> None:
-        await self.shell(["rm", "-f", path])
+        with uncut():
+            await self.shell(["rm", "-f", path])
 
     async def copy_file_out(self, path: str, write: Callable[[bytes], None]) -> None:
         """Stream the file's bytes to ``write`` over the exec channel (the node has no SFTP)."""
@@ -191,7 +196,8 @@ class LinuxKitNode:
             raise ValueError(f"unknown kubeadm flag {flag!r}")
         argv = ["sh", "-c", _WRITE_THEN_TRIGGER, "sh", paths.KUBEADM_YAML, "600",
                 paths.KUBEADM_RUN, flag]
-        result = await self.shell(argv, input=config)
+        with uncut():  # a stop request waits: the trigger is written, or nothing is
+            result = await self.shell(argv, input=config)
         if result.exit_status != 0:
             raise NodeCommandError(f"writing {paths.KUBEADM_YAML} and the trigger on {self.name}",
                                    result)

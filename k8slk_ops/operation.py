@@ -84,6 +84,7 @@ class Operation:
         self.lock_lost = ""
         self.run_ctx: RunContext | None = None
         self.interrupted = False
+        self.interrupted_by = ""  # which signal stopped the run
         self.report = RunReport(
             command=command,
             cluster=inventory.cluster.name,
@@ -230,7 +231,7 @@ class Operation:
         reports = {n.name: n for n in self.report.nodes}
         self.executor = Executor(run_ctx, plan, reports, guard=self._still_locked)
         if self.interrupted:
-            self.executor.request_stop()
+            self.executor.request_stop(self.interrupted_by)
         await self.executor.execute()
         outcomes.finish_run(self.report, self.cluster, run_ctx.state, self.executor.interrupted,
                             self._again())
@@ -345,11 +346,14 @@ class Operation:
 
     @contextlib.asynccontextmanager
     async def _signals(self) -> AsyncIterator[None]:
-        """Ctrl-C and SIGTERM ask the executor to stop (twice: to cancel running steps)."""
+        """Ctrl-C and SIGTERM ask the executor to stop now (run.py: waits end, the cleanup
+        and the ``always`` stages run; a second one cuts those too). SIGTERM is what
+        ``timeout``, systemd and cron's wrappers send, and they follow it with SIGKILL within
+        seconds: it is a stop, not a request to finish the running steps."""
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGINT, self._on_interrupt)
-            loop.add_signal_handler(signal.SIGTERM, self._on_interrupt)
+            loop.add_signal_handler(signal.SIGINT, self._on_interrupt, "interrupted (Ctrl-C)")
+            loop.add_signal_handler(signal.SIGTERM, self._on_interrupt, "terminated (SIGTERM)")
         try:
             yield
         finally:
@@ -357,7 +361,8 @@ class Operation:
                 loop.remove_signal_handler(signal.SIGINT)
                 loop.remove_signal_handler(signal.SIGTERM)
 
-    def _on_interrupt(self) -> None:
+    def _on_interrupt(self, why: str) -> None:
         self.interrupted = True
+        self.interrupted_by = self.interrupted_by or why
         if self.executor is not None:
-            self.executor.request_stop()
+            self.executor.request_stop(why)

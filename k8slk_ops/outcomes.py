@@ -84,6 +84,13 @@ def finish_run(report: RunReport, cluster: Cluster, state: RunState, interrupted
     note_etcd(report, state)
     for err in state.cleanup_errors:
         report.messages.append(f"cleanup failed: {err}")
+    for name, flag in sorted(state.kubeadm_cut.items()):
+        report.messages.append(
+            f"{name}: kubeadm {flag} was triggered and goes on on the node after the stop; the "
+            "run's credentials are revoked, so it may fail: check with `k8slk-ops status`; if "
+            "its kubeadm failed, reset the node (`kubeadm reset -f`) and reboot it, then run "
+            "the command again"
+        )
     if state.tokens:
         report.messages.append(
             "WARNING: could not delete bootstrap token(s) "

@@ -164,6 +164,8 @@ def load_playbook(path: Path) -> Playbook:
     problems: list[str] = []
     stages = [_stage(doc, ("stages", i), s, problems, False) for i, s in enumerate(model.stages)]
     always = [_stage(doc, ("always", i), s, problems, True) for i, s in enumerate(model.always)]
+    if model.read_only:
+        problems += _not_read_only(doc, model)
     if problems:
         raise UsageError("\n".join(problems))
     return Playbook(
@@ -200,6 +202,32 @@ def _stage(
         when=dict(model.when or {}),
         cleanup=tuple(cleanup),
     )
+
+
+def _not_read_only(doc: Located, model: PlaybookModel) -> list[str]:
+    """The steps that may not be in a ``readOnly: true`` playbook, each at its file:line.
+
+    The flag is the playbook's own word, and it switches the run's protections off: no local
+    lock, no cluster lock, and a refused host key becomes a row of the report. A copy of
+    ``status.yml`` keeps it; given a ``run`` or a ``drain``, it would change nodes unlocked
+    and through a host key that did not match. So a read-only playbook holds read-only steps
+    (``Step.read_only``), or it does not load."""
+    problems = []
+    for part, stages in (("stages", model.stages), ("always", model.always)):
+        for i, stage in enumerate(stages):
+            for kind, entries in (("steps", stage.steps), ("cleanup", stage.cleanup)):
+                for j, entry in enumerate(entries):
+                    step = STEPS.get(next(iter(entry), "")) if len(entry) == 1 else None
+                    if step is None or step.read_only:
+                        continue  # an unknown or malformed step is reported by _calls
+                    problems.append(doc.where(
+                        (part, i, kind, j),
+                        f"{step.name!r} changes nodes or the cluster, and this playbook says "
+                        "readOnly: true (a read-only run takes no lock and goes on past a "
+                        "refused host key): remove readOnly, or the step; read-only steps: "
+                        + ", ".join(sorted(n for n, s in STEPS.items() if s.read_only)),
+                    ))
+    return problems
 
 
 def _calls(

@@ -3,9 +3,12 @@
 Policy (docs/architecture.md): a stage with ``onFailure: stop`` that loses a node ends the run
 (no join after a failed init); otherwise a failed node drops out of later stages and the others
 go on. ``serial`` runs a stage in batches; ``concurrency`` bounds nodes in flight. A stop
-request (Ctrl-C) stops launching new node work and lets running steps end; a second one cancels
-them. A node whose step fails or is cancelled gets its stage's ``cleanup`` steps (shielded from
-the cancellation, bounded by ``CLEANUP_TIMEOUT``). ``always`` stages run in every case. A
+request (Ctrl-C, SIGTERM) launches no new node work and cancels the running steps at once: a
+wait ends there, and only a command that must not be cut half-way (``uncut``: a file written
+on a node, a kubeadm trigger or change) runs to its end first. ``always`` stages (credentials
+revoked) are not cut by it; a second request cuts everything. A node whose step fails or is
+cancelled gets its stage's ``cleanup`` steps (shielded from the cancellation, bounded by
+``CLEANUP_TIMEOUT``). ``always`` stages run in every case. A
 worker's connection is closed once it is done with the last stage that uses it.
 """
 
@@ -23,6 +26,7 @@ from k8slk_ops.events import Event, EventKind, NodeReport, Outcome, Part
 from k8slk_ops.nextstep import NextStep
 from k8slk_ops.plan import Plan, PlannedNode, PlannedStage, PlannedStep
 from k8slk_ops.ssh import SSHError
+from k8slk_ops.uncut import cut, uncut
 
 log = logging.getLogger("k8slk_ops.run")
 CLEANUP_TIMEOUT = 60.0  # seconds a node's cleanup may take once its step was cancelled
@@ -74,20 +78,33 @@ class Executor:
         self.progress: dict[str, NodeProgress] = {name: NodeProgress() for name in reports}
         self.stopping = asyncio.Event()
         self.stopped_by_failure = False
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: set[asyncio.Task[None]] = set()  # node work of the ordinary stages
+        self._always_running: set[asyncio.Task[None]] = set()  # node work of ``always`` stages
         self._changes_per_node: dict[str, int] | None = None
         self._last_use: dict[str, PlannedStage] | None = None
 
     # -- control ------------------------------------------------------------------------------
 
-    def request_stop(self) -> None:
-        """First call: launch nothing new. Second call: cancel what runs."""
+    def request_stop(self, why: str = "interrupted") -> None:
+        """First call: launch nothing new and cut the running node work now (waits end at
+        once; an ``uncut`` command ends first), leaving the ``always`` stages to run. Second
+        call: cut everything, ``always`` stages and ``uncut`` commands too.
+
+        A stop that only let running steps end would keep a run that ``timeout`` or systemd
+        asked to stop waiting for Ready until its own timeout, minutes later, and then be
+        killed before it deleted its tokens and released its locks."""
         if self.stopping.is_set():
-            for task in list(self._running):
-                task.cancel()
+            for task in (*self._running, *self._always_running):
+                cut(task, force=True)
             return
         self.stopping.set()
-        self.ctx.emit(None, "run", EventKind.WARN, "interrupted: finishing running steps")
+        self.ctx.emit(
+            None, "run", EventKind.WARN,
+            f"{why}: stopping now (waits end; running writes and kubeadm triggers finish), "
+            "then cleaning up; interrupt again to cut the cleanup too",
+        )
+        for task in list(self._running):
+            cut(task)
 
     @property
     def interrupted(self) -> bool:
@@ -145,11 +162,12 @@ class Executor:
                 asyncio.create_task(self._run_node(stage, planned, gate, always))
                 for planned in todo[i : i + batch]
             ]
-            self._running.update(tasks)
+            running = self._always_running if always else self._running
+            running.update(tasks)
             try:
                 await asyncio.gather(*tasks, return_exceptions=True)
             finally:
-                self._running.difference_update(tasks)
+                running.difference_update(tasks)
             failed.update(n.node for n in todo[i : i + batch] if self.progress[n.node].failed)
             if failed and stage.stage.serial and stage.stage.on_failure == "stop":
                 break
@@ -186,7 +204,8 @@ class Executor:
             if failure is not None:
                 self._fail(name, phase, failure, always, part)
                 if not always:
-                    await self._clean_up(planned)
+                    with uncut():  # a stop request must not cut the cleanup (an uncordon)
+                        await self._clean_up(planned)
                 return
             if step.call.step.changes:
                 # A step that found nothing to do leaves the node "unchanged".

@@ -40,7 +40,7 @@ def _own_pattern(cluster: str) -> re.Pattern[str]:
 
 def _taken_at(pattern: re.Pattern[str], name: str) -> datetime | None:
     """The time in a name this tool wrote for the cluster, None for any other name."""
-    m = pattern.match(name)
+    m = pattern.fullmatch(name)
     if m is None:
         return None
     try:

@@ -31,7 +31,7 @@ from k8slk_ops.kubeadm.versions import KubeVersion
 from k8slk_ops.options import RunOptions, SharedOptions
 from k8slk_ops.playbook import Playbook, load_builtin
 
-_UNAVAILABLE = re.compile(r"^(?P<n>[1-9][0-9]*)(?P<pct>%?)$")
+_UNAVAILABLE = re.compile(r"(?P<n>[1-9][0-9]*)(?P<pct>%?)")
 WORKERS_STAGE = "workers"
 
 

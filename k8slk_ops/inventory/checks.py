@@ -15,18 +15,18 @@ from dataclasses import dataclass
 
 DEFAULT_API_PORT = 6443
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_HOST_LABEL = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?$")
-_VERSION = re.compile(r"^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
-_FINGERPRINT = re.compile(r"^SHA256:([A-Za-z0-9+/]{43})=?$")
-_USER = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}$")
-_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_HOST_LABEL = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?")
+_VERSION = re.compile(r"v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
+_FINGERPRINT = re.compile(r"SHA256:([A-Za-z0-9+/]{43})=?")
+_USER = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._-]{0,31}")
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 
 
 def dns_label(value: str) -> str:
     """A DNS-1123 label: what Kubernetes accepts as a cluster name."""
-    if not _DNS_LABEL.match(value):
+    if not _DNS_LABEL.fullmatch(value):
         raise ValueError(
             f"must be a DNS-1123 label (lower-case letters, digits and '-', "
             f"starting and ending with a letter or digit, at most 63 characters), got {value!r}"
@@ -36,7 +36,7 @@ def dns_label(value: str) -> str:
 
 def dns_subdomain(value: str) -> str:
     """A DNS-1123 subdomain: what Kubernetes accepts as a node name or a DNS domain."""
-    if len(value) > 253 or not all(_DNS_LABEL.match(p) for p in value.split(".")):
+    if len(value) > 253 or not all(_DNS_LABEL.fullmatch(p) for p in value.split(".")):
         raise ValueError(
             f"must be a DNS-1123 name (lower-case labels of letters, digits and '-' "
             f"separated by '.'), got {value!r}"
@@ -52,7 +52,7 @@ def is_hostname(value: str) -> bool:
     labels = name.split(".")
     if labels[-1].isdigit():  # 10.0.0.256 is a bad address, not a host name
         return False
-    return all(_HOST_LABEL.match(label) for label in labels)
+    return all(_HOST_LABEL.fullmatch(label) for label in labels)
 
 
 def ip(value: str) -> str:
@@ -135,7 +135,7 @@ def hostport(value: str) -> HostPort:
 def user_at_hostport(value: str) -> str:
     """``[user@]host[:port]`` for a jump host, normalised."""
     user, sep, rest = value.rpartition("@")
-    if sep and not _USER.match(user):
+    if sep and not _USER.fullmatch(user):
         raise ValueError(f"bad user name {user!r} in {value!r}")
     hp = hostport(rest)
     text = format_hostport(hp.host, hp.port) if hp.port is not None else hp.host
@@ -146,14 +146,14 @@ def user_at_hostport(value: str) -> str:
 
 def user_name(value: str) -> str:
     """A login name, as ssh and useradd accept it."""
-    if not _USER.match(value):
+    if not _USER.fullmatch(value):
         raise ValueError(f"must be a user name (letters, digits, '.', '_', '-'), got {value!r}")
     return value
 
 
 def version(value: str) -> str:
     """A Kubernetes release as kubeadm names it: ``vX.Y.Z``."""
-    if not _VERSION.match(value):
+    if not _VERSION.fullmatch(value):
         raise ValueError(f"must be a version like v1.31.3, got {value!r}")
     return value
 
@@ -195,7 +195,7 @@ def overlapping(a: str, b: str) -> tuple[Network, Network] | None:
 
 def fingerprint(value: str) -> str:
     """An SSH host key fingerprint as ``ssh-keygen -lf`` prints it: ``SHA256:`` + base64."""
-    m = _FINGERPRINT.match(value.strip())
+    m = _FINGERPRINT.fullmatch(value.strip())
     if m is None:
         raise ValueError(
             "must be a host key fingerprint as `ssh-keygen -lf` prints it, "
@@ -230,7 +230,7 @@ def label_key(value: str) -> str:
             dns_subdomain(prefix)
         except ValueError:
             raise ValueError(f"bad label prefix {prefix!r} in {value!r}") from None
-    if not _LABEL_NAME.match(name):
+    if not _LABEL_NAME.fullmatch(name):
         raise ValueError(
             f"a label name is at most 63 letters, digits, '-', '_' or '.', got {value!r}"
         )
@@ -239,7 +239,7 @@ def label_key(value: str) -> str:
 
 def label_value(value: str) -> str:
     """A Kubernetes label value (may be empty)."""
-    if not _LABEL_VALUE.match(value):
+    if not _LABEL_VALUE.fullmatch(value):
         raise ValueError(
             f"a label value is at most 63 letters, digits, '-', '_' or '.', got {value!r}"
         )

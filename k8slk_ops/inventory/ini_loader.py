@@ -65,7 +65,7 @@ KNOWN_VARS = (
 
 MAX_RANGE = 10_000  # a host range wider than this is a typo, not a cluster
 MAX_HOSTS = 10_000  # hosts in one inventory, all lines and ranges together
-_SECTION = re.compile(r"^\[([^\]\s]+)\]\s*(?:[#;].*)?$")
+_SECTION = re.compile(r"\[([^\]\s]+)\]\s*(?:[#;].*)?")
 _RANGE = re.compile(r"\[([0-9a-zA-Z]+):([0-9a-zA-Z]+)(?::([0-9]+))?\]")
 
 
@@ -75,7 +75,7 @@ def looks_like_ini(text: str) -> bool:
         stripped = line.strip()
         if not stripped or stripped[0] in "#;":
             continue
-        return bool(re.match(r"^\[[\w.:-]+\]\s*$", stripped))
+        return bool(re.fullmatch(r"\[[\w.:-]+\]\s*", stripped))
     return False
 
 
@@ -194,7 +194,7 @@ def parse_ini(path: Path, text: str) -> IniFile:
         if not stripped or stripped[0] in "#;":
             continue
         indent = len(line) - len(line.lstrip())
-        header = _SECTION.match(stripped)
+        header = _SECTION.fullmatch(stripped)
         if header:
             group, _, kind = header.group(1).partition(":")
             kind = kind or "hosts"

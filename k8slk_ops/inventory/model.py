@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import string
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -187,13 +188,44 @@ def _endpoint(value: str) -> str:
     return checks.format_hostport(hp.host, hp.port)
 
 
+# What ``cluster.reboot.local`` may name: filled in, shell-quoted, by steps/reboot.py.
+REBOOT_PLACEHOLDERS = ("name", "address")
+
+
+def _reboot_template(value: str) -> str:
+    """A ``cluster.reboot.local`` template that fills in: only ``{name}`` and ``{address}``,
+    literal braces doubled. Checked here, because a template like ``{addr}`` or
+    ``awk '{print $1}'`` would otherwise fail only when the plan is made, as a traceback."""
+    allowed = ", ".join(f"{{{p}}}" for p in REBOOT_PLACEHOLDERS)
+    try:
+        fields = [
+            (name, spec or "", conversion or "")
+            for _, name, spec, conversion in string.Formatter().parse(value)
+            if name is not None
+        ]
+    except ValueError as exc:
+        raise ValueError(
+            f"is not a template that fills in ({exc}): write a literal brace as {{{{ or }}}}, "
+            f"e.g. awk '{{{{print $1}}}}'; placeholders: {allowed}"
+        ) from None
+    for name, spec, conversion in fields:
+        if name not in REBOOT_PLACEHOLDERS or spec or conversion:
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (
+                f":{spec}" if spec else "") + "}"
+            raise ValueError(
+                f"{shown} is not a placeholder: only {allowed} are filled in (shell-quoted); "
+                "write a literal brace as {{ or }}"
+            )
+    return value
+
+
 class RebootSpec(_Model):
     """How ``upgrade`` reboots a node into the image the boot server now serves: ``command``
     in the node's shell, or ``local`` on the operator's machine (an IPMI or PDU power cycle)
     with ``{name}`` and ``{address}`` filled in."""
 
     command: Annotated[str, Field(min_length=1)] = "reboot"
-    local: Annotated[str, Field(min_length=1)] | None = None
+    local: Annotated[str, Field(min_length=1), AfterValidator(_reboot_template)] | None = None
 
 
 class ClusterSpec(_Model):

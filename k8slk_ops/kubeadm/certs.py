@@ -159,7 +159,7 @@ def _first(rows: Sequence[CertExpiry]) -> CertExpiry | None:
     return min(dated, key=lambda r: r.expires or datetime.max.replace(tzinfo=UTC), default=None)
 
 
-_FLAG_RE = re.compile(r"^\s*-\s*--(?P<flag>advertise-address|secure-port)=(?P<value>\S+)\s*$")
+_FLAG_RE = re.compile(r"\s*-\s*--(?P<flag>advertise-address|secure-port)=(?P<value>\S+)\s*")
 
 
 def apiserver_address(manifest: str) -> tuple[str, int] | None:
@@ -167,7 +167,7 @@ def apiserver_address(manifest: str) -> tuple[str, int] | None:
     and ``--secure-port`` flags (6443 without one); None when the manifest has no address."""
     found: dict[str, str] = {}
     for line in manifest.splitlines():
-        m = _FLAG_RE.match(line.replace("'", "").replace('"', ""))
+        m = _FLAG_RE.fullmatch(line.replace("'", "").replace('"', ""))
         if m is not None:
             found.setdefault(m["flag"], m["value"])
     address = found.get("advertise-address")

@@ -12,7 +12,7 @@ WITHHELD = "<value withheld>"
 
 def is_token(value: str) -> bool:
     """A bootstrap token: 6 + 16 characters of ``[a-z0-9]`` joined by a dot (id.secret)."""
-    return TOKEN_RE.match(value) is not None
+    return TOKEN_RE.fullmatch(value) is not None
 
 
 def token_id(token: str) -> str:
@@ -22,4 +22,4 @@ def token_id(token: str) -> str:
 
 def is_certificate_key(value: str) -> bool:
     """A certificate key: 32 random bytes as 64 lowercase hex digits."""
-    return CERTIFICATE_KEY_RE.match(value) is not None
+    return CERTIFICATE_KEY_RE.fullmatch(value) is not None

@@ -60,6 +60,10 @@ class Step:
     Options: ClassVar[type[BaseModel]] = NoOptions
     # False for steps that only check, wait or clean up: they do not make a run "changed".
     changes: ClassVar[bool] = True
+    # True for steps that change nothing on a node or in the cluster (they may write a local
+    # file: a snapshot, a kubeconfig). Only these may be in a ``readOnly: true`` playbook,
+    # which takes no lock: ``changes`` is no guide, a cleanup (uncordon) changes things too.
+    read_only: ClassVar[bool] = False
     # False for steps that act through the primary only: they can run for an unreachable node.
     needs_node: ClassVar[bool] = True
     # False for steps that never use the node's own connection: a worker's connection is closed

@@ -29,6 +29,7 @@ from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.rows import CertsRow, ServedCertificate
 from k8slk_ops.ssh import CommandResult
 from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+from k8slk_ops.uncut import uncut
 
 POLL = 1.0  # seconds between looks at the API while it restarts
 # Prints the certificate the API serves at ADDRESS PORT; exits 3 when nothing answers there.
@@ -83,6 +84,7 @@ class CertsCheck(Step):
     name = "certs-check"
     phase = "certs"
     changes = False
+    read_only = True
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
         return _control_plane_plan(ctx, node, "kubeadm certs check-expiration")
@@ -141,7 +143,8 @@ class CertsRenew(Step):
         sub = kubeadm.certs_command(ctx.facts(node).kubeadm_version or "v1.31.0")
         for name in due:
             ctx.emit(node, self.phase, EventKind.PROGRESS, f"renewing {name}")
-            result = await lk.kubeadm(*sub, "renew", name, timeout=120)
+            with uncut():  # each renewal ends whole, even when a stop request arrives
+                result = await lk.kubeadm(*sub, "renew", name, timeout=120)
             if result.exit_status != 0:
                 raise NodeError(
                     f"kubeadm certs renew {name} failed: "

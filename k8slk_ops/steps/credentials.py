@@ -21,6 +21,7 @@ from k8slk_ops.events import EventKind
 from k8slk_ops.node import LinuxKitNode, NodeCommandError
 from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do, skip
 from k8slk_ops.steps.init import new_token
+from k8slk_ops.uncut import uncut
 
 PHASE = "credentials"
 
@@ -128,8 +129,9 @@ async def _mint(
     token = new_token()
     ctx.add_secret(token)
     token_id = token.split(".")[0]
-    await _create_token(lk, token, shown_ttl, description)
-    ctx.state.tokens.append(token_id)
+    with uncut():  # a token created is a token recorded, so that the run deletes it
+        await _create_token(lk, token, shown_ttl, description)
+        ctx.state.tokens.append(token_id)
     token_expires = started + ttl if ttl > 0 else float("inf")
 
     pin = previous.ca_cert_hash if previous is not None else await _ca_pin(ctx, lk)
@@ -222,11 +224,13 @@ async def _upload_certs(ctx: RunContext, lk: LinuxKitNode) -> str:
     """
     cert_key = secrets.token_hex(32)
     ctx.add_secret(cert_key)
-    up = await lk.kubeadm("init", "phase", "upload-certs", "--upload-certs",
-                          "--certificate-key", cert_key)
+    with uncut():  # an upload that happened is recorded, so that the run deletes the Secret
+        up = await lk.kubeadm("init", "phase", "upload-certs", "--upload-certs",
+                              "--certificate-key", cert_key)
+        if up.exit_status == 0:
+            ctx.state.certs_uploaded = True
     if up.exit_status != 0:
         raise NodeError(_fail("kubeadm upload-certs", up.stdout + up.stderr), phase=PHASE)
-    ctx.state.certs_uploaded = True
     printed = up.stdout.decode(errors="replace")
     if printed.strip() and kubeadm.parse_certificate_key(printed) != cert_key:
         raise NodeError("kubeadm upload-certs used a certificate key other than ours",

@@ -55,6 +55,7 @@ class EtcdSnapshot(Step):
     name = "etcd-snapshot"
     phase = "snapshot"
     changes = False
+    read_only = True
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
         if ctx.spec(node).role != "control-plane":
@@ -156,6 +157,7 @@ class EtcdStatus(Step):
     name = "etcd-status"
     phase = "etcd"
     changes = False
+    read_only = True
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
         if ctx.spec(node).role != "control-plane":

@@ -9,6 +9,7 @@ init's bootstrap token is one of ours, short-lived and described, so no 24 h tok
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import string
 
@@ -83,11 +84,19 @@ class Init(Step):
         ctx.emit(node, self.phase, EventKind.PROGRESS,
                  f"wrote {paths.KUBEADM_YAML} ({api}), triggered init; following the log")
         timeout = options.timeout or ctx.options.timeout
-        result = await lk.wait_kubeadm(
-            "init",
-            timeout=timeout,
-            on_note=lambda note: ctx.emit(node, self.phase, EventKind.WARN, note),
-        )
+        try:
+            result = await lk.wait_kubeadm(
+                "init",
+                timeout=timeout,
+                on_note=lambda note: ctx.emit(node, self.phase, EventKind.WARN, note),
+            )
+        except asyncio.CancelledError:
+            # A stop request ended the wait, not kubeadm: the init goes on on the node and
+            # makes the run's token there. Counting the cluster as coming up makes
+            # revoke-credentials delete that token, or name it in the report when it cannot.
+            ctx.state.initialised = True
+            ctx.state.kubeadm_cut[node] = "init"
+            raise
         if not result.ok:
             raise NodeError(result.reason, phase=self.phase, log_tail=result.tail(),
                             next_step=result.next_step(ctx.rerun(node)))

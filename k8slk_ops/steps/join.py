@@ -9,6 +9,8 @@ Nodes already in the cluster are skipped: a re-run joins only what is missing.
 
 from __future__ import annotations
 
+import asyncio
+
 from pydantic import BaseModel, ConfigDict
 
 from k8slk_ops import kubeadm, paths
@@ -70,11 +72,15 @@ class Join(Step):
         lk = await ctx.node(node)
         await lk.trigger_with("join", document.encode())
         ctx.emit(node, self.phase, EventKind.PROGRESS, "triggered join; following the log")
-        result = await lk.wait_kubeadm(
-            "join",
-            timeout=options.timeout or ctx.options.timeout,
-            on_note=lambda note: ctx.emit(node, self.phase, EventKind.WARN, note),
-        )
+        try:
+            result = await lk.wait_kubeadm(
+                "join",
+                timeout=options.timeout or ctx.options.timeout,
+                on_note=lambda note: ctx.emit(node, self.phase, EventKind.WARN, note),
+            )
+        except asyncio.CancelledError:
+            ctx.state.kubeadm_cut[node] = "join"  # a stop request ended the wait, not kubeadm
+            raise
         if not result.ok:
             raise NodeError(result.reason, phase=self.phase, log_tail=result.tail(),
                             next_step=result.next_step(ctx.rerun(node)))

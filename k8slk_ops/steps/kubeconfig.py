@@ -28,6 +28,7 @@ class FetchKubeconfig(Step):
     name = "fetch-kubeconfig"
     phase = "kubeconfig"
     changes = False
+    read_only = True
     Options = KubeconfigOptions
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:

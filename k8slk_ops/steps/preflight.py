@@ -23,6 +23,7 @@ class Preflight(Step):
     name = "preflight"
     phase = "preflight"
     changes = False
+    read_only = True
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
         return do(Action("check kubelet task, kubeadm version and state, CPUs and memory"))

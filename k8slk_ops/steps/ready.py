@@ -23,6 +23,7 @@ class WaitReady(Step):
     name = "wait-ready"
     phase = "ready"
     changes = False
+    read_only = True
     uses_connection = False  # it asks the primary
     Options = ReadyOptions
 

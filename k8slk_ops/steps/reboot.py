@@ -10,7 +10,10 @@ the run stops there (``refuse``, the default) or trusts that key and replaces th
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shlex
+import signal
 import time
 
 from pydantic import BaseModel, ConfigDict
@@ -94,13 +97,37 @@ def local_command(template: str, ctx: PlanContext, node: str) -> str:
 
 
 async def run_local(command: str) -> None:
+    """Run the local reboot command in a process group of its own: at its timeout, or when
+    the run is stopped, the whole group is ended (``ipmitool`` and whatever else the shell
+    started), not just the shell, which would leave them running after the tool exits."""
     proc = await asyncio.create_subprocess_shell(
-        command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
     )
-    out, _ = await asyncio.wait_for(proc.communicate(), REBOOT_COMMAND_TIMEOUT)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), REBOOT_COMMAND_TIMEOUT)
+    except TimeoutError:
+        await _end_group(proc)
+        raise NodeError(
+            f"{command!r} did not end within {REBOOT_COMMAND_TIMEOUT:.0f} s and was ended with "
+            "what it started: check the power controller, power the node on by hand if it is "
+            "off, and run the command again",
+            phase="reboot",
+        ) from None
+    except asyncio.CancelledError:
+        await asyncio.shield(_end_group(proc))
+        raise
     if proc.returncode != 0:
         text = out.decode(errors="replace").strip()[-300:]
         raise NodeError(f"{command!r} exited {proc.returncode}: {text}", phase="reboot")
+
+
+async def _end_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL the command's process group (its session, started for it) and reap the shell."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        await proc.wait()
 
 
 class WaitSSHOptions(BaseModel):

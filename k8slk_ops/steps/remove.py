@@ -17,6 +17,7 @@ from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
 from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do, skip
+from k8slk_ops.uncut import uncut
 
 UNCORDON_TIMEOUT = 30.0
 
@@ -35,6 +36,7 @@ class RemovalGuard(Step):
     name = "removal-guard"
     phase = "guard"
     changes = False
+    read_only = True
     Options = GuardOptions
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
@@ -236,7 +238,8 @@ class KubeadmReset(Step):
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         lk = await ctx.node(node)
-        result = await lk.kubeadm("reset", "-f", timeout=300)
+        with uncut():  # a reset cut half-way leaves a node neither member nor clean
+            result = await lk.kubeadm("reset", "-f", timeout=300)
         if result.exit_status != 0:
             why = kubeadm.failure_summary(result.stdout + result.stderr)
             raise NodeError(f"kubeadm reset failed: {why}", phase=self.phase)

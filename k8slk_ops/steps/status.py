@@ -42,6 +42,7 @@ class Status(Step):
     name = "status"
     phase = "status"
     changes = False
+    read_only = True
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
         what = "read facts"

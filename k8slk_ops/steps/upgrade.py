@@ -32,6 +32,7 @@ from k8slk_ops.ssh import SSHError
 from k8slk_ops.steps import localapi
 from k8slk_ops.steps.base import Action, Duration, NoOptions, Step, StepPlan, do, skip
 from k8slk_ops.steps.remove import Drain
+from k8slk_ops.uncut import uncut
 
 STATIC_PODS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 # The kubelet task is not supervised on LinuxKit: stopping it ends it for good. Its container
@@ -109,6 +110,7 @@ class UpgradeCheck(Step):
     name = "upgrade-check"
     phase = "check"
     changes = False
+    read_only = True
     needs_node = False
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
@@ -130,6 +132,7 @@ class PersistentDisk(Step):
     name = "persistent-disk"
     phase = "check"
     changes = False
+    read_only = True
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
         return not_due(ctx, node) or do(Action("check that /var/node is a persistent disk"))
@@ -206,7 +209,8 @@ class KubeadmUpgrade(Step):
         argv = self.argv(ctx.plan, node)
         if ctx.plan.spec(node).role == "control-plane":  # just booted: its API comes back first
             await localapi.wait_ready(lk, ctx.options.timeout, self.phase)
-        result = await lk.kubelet_exec(argv, timeout=ctx.options.timeout)
+        with uncut():  # a kubeadm upgrade is never cut half-way by a stop request
+            result = await lk.kubelet_exec(argv, timeout=ctx.options.timeout)
         output = (result.stdout + result.stderr).decode(errors="replace")
         ok = (
             is_upgrade_apply_success(output, target_version(ctx.plan))
@@ -238,6 +242,7 @@ class HealthGate(Step):
     name = "health-gate"
     phase = "health"
     changes = False
+    read_only = True
     needs_node = False
     Options = GateOptions
 

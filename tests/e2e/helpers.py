@@ -115,6 +115,10 @@ class Background:
     def interrupt(self) -> None:
         self.proc.send_signal(signal.SIGINT)
 
+    def terminate(self) -> None:
+        """SIGTERM, as ``timeout``, systemd and cron's wrappers send it."""
+        self.proc.send_signal(signal.SIGTERM)
+
     def kill(self) -> None:
         """SIGKILL: the run dies on the spot, its locks and anything it started stay behind."""
         self.proc.kill()

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import shlex
-
 import asyncio
+import shlex
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -21,6 +22,7 @@ from tests.conftest import AsyncsshMode
 from tests.fleet.inprocess import InProcessFleet, follows_log
 from tests.fleet.node import ADMIN_CONF, MARKER
 from tests.unit.clirun import K8slk
+from tests.unit.conftest import FleetFactory
 
 LOCK = "/run/k8slk-ops.lock"  # the cluster lock, in the primary's tmpfs
 
@@ -218,16 +220,26 @@ def test_ctrl_c_during_init_exits_130_after_cleaning_up(
     fleet: InProcessFleet, k8slk: K8slk
 ) -> None:
     fleet.on_trigger("cp-1", interrupt)
-    run = k8slk("bootstrap", fleet.inventory, "--json")
+    with fleet.holding_kubeadm("cp-1"):  # an init that would take as long as it likes
+        run = k8slk("bootstrap", fleet.inventory, "--json")
     assert run.code == 130, run.why()
     assert run.report["interrupted"] is True and run.report["exitCode"] == 130
-    # The running init was let finish; nothing new was started (cp-1's addons neither).
+    # The trigger was written whole; the wait on the init's log ended at the Ctrl-C, and
+    # nothing new was started (cp-1's addons neither).
     assert run.outcomes == {"cp-1": "cancelled", "w-1": "cancelled", "w-2": "cancelled"}
-    assert run.report["nodes"][0]["message"] == "not started: the run was interrupted"
-    assert set(fleet.members()) == {"cp-1"}
-    assert fleet.tokens() == []  # the minted token was deleted on the way out
-    assert fleet.file("cp-1", LOCK) is None  # and the cluster lock released
+    assert run.nodes["cp-1"]["message"] == "cancelled while running"
+    assert run.nodes["w-1"]["message"] == "not started: the run was interrupted"
+    assert len(fleet.configs("cp-1")) == 1  # its configuration and trigger written whole
+    # The init goes on on the node with the run's token, which no API could delete yet: named.
+    assert any("could not delete bootstrap token" in m for m in run.report["messages"])
+    assert any(m.startswith("cp-1: kubeadm init was triggered and goes on on the node")
+               for m in run.report["messages"])
+    assert fleet.file("cp-1", LOCK) is None  # the cluster lock released
 
+    # Released, the node's init ends on its own; once its API is up, a run takes it from there.
+    deadline = time.monotonic() + 30
+    while "cp-1" not in fleet.members() and time.monotonic() < deadline:
+        time.sleep(0.05)
     again = k8slk("bootstrap", fleet.inventory, "--json")
     assert again.code == 0, again.why()
     # cp-1 is initialised already; the addons the interruption left out are applied now.
@@ -250,15 +262,48 @@ def test_a_second_ctrl_c_cancels_a_kubeadm_that_does_not_end(
     assert fleet.file("cp-1", LOCK) is None
 
 
+def test_sigterm_during_the_ready_wait_ends_the_run_and_cleans_up(
+    fleet_factory: FleetFactory, k8slk: K8slk, tmp_path: Path
+) -> None:
+    """What ``timeout`` or systemd send: the run stops waiting at once, well before the
+    playbook's 5-minute Ready timeout, and still deletes its tokens, releases its lock and
+    writes its report and metrics."""
+    fleet = fleet_factory(3, 1, pod_network_addon=False)  # no pod network: never Ready
+    joined = [0]
+
+    def count_join() -> None:
+        joined[0] += 1
+
+    fleet.on_trigger("w-1", count_join)
+    fleet.on_trigger("w-2", count_join)
+    # The first node list asked for once both workers joined: the Ready wait's poll.
+    fleet.on_command(
+        "cp-1", lambda line: joined[0] == 2 and " get nodes " in line,
+        lambda: os.kill(os.getpid(), signal.SIGTERM),
+    )
+    prom = tmp_path / "run.prom"
+    started = time.monotonic()
+    run = k8slk("bootstrap", fleet.inventory, "--json", "--metrics-file", prom)
+    took = time.monotonic() - started
+    assert run.code == 130, run.why()
+    assert took < 120, took  # the Ready timeout is 300 s: the signal, not the timeout, ended it
+    assert run.report["interrupted"] is True
+    assert {run.outcomes[n] for n in ("w-1", "w-2")} == {"cancelled"}
+    assert "terminated (SIGTERM): stopping now" in run.stderr
+    assert fleet.tokens() == []  # the run's tokens deleted
+    assert fleet.file("cp-1", LOCK) is None and fleet.leases() == {}  # its locks released
+    text = prom.read_text()
+    assert "k8slk_ops_run_exit_code" in text and 'result="interrupted"' in text
+
+
 def test_an_interrupted_drain_uncordons_its_node(fleet: InProcessFleet, k8slk: K8slk) -> None:
     assert k8slk("bootstrap", fleet.inventory).code == 0
     fleet.guard_pod("w-1", slow=True)  # kubectl drain retries the eviction for an hour
 
-    def stop_twice() -> None:
-        interrupt()  # Ctrl-C: let the drain finish...
-        os.kill(os.getpid(), signal.SIGTERM)  # ...then a stop that does not wait for it
+    def terminate() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # one stop: the drain is cut, not waited for
 
-    fleet.on_command("cp-1", lambda line: "drain" in line, stop_twice)
+    fleet.on_command("cp-1", lambda line: "drain" in line, terminate)
     run = k8slk("remove-node", fleet.inventory, "w-1", "--drain-timeout", "1h", "--json")
     assert run.code == 130, run.why()
     assert run.outcomes["w-1"] == "cancelled"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from types import SimpleNamespace
 from typing import Any, ClassVar
@@ -17,6 +18,7 @@ from k8slk_ops.plan import make_plan
 from k8slk_ops.playbook import Playbook, Stage, StepCall
 from k8slk_ops.run import Executor
 from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do
+from k8slk_ops.uncut import uncut
 
 
 class Recorder:
@@ -37,6 +39,7 @@ class Probe:
         self.fail = fail or set()
         self.gate = gate
         self.entered: asyncio.Queue[str] = asyncio.Queue()
+        self.uncut: set[str] = set()  # nodes whose step waits inside an uncut section
 
     async def wait_entered(self, count: int) -> None:
         for _ in range(count):
@@ -72,7 +75,8 @@ class FakeStep(Step):
         probe.entered.put_nowait(node)
         try:
             if probe.gate is not None:
-                await probe.gate.wait()
+                with uncut() if node in probe.uncut else contextlib.nullcontext():
+                    await probe.gate.wait()
             else:
                 await asyncio.sleep(0)
             probe.ran.append((self._name, node))
@@ -166,9 +170,10 @@ async def test_concurrency_bounds_nodes_in_flight() -> None:
     assert len(FakeStep.probe.ran) == 10
 
 
-async def test_stop_request_launches_nothing_new_and_reports_cancelled() -> None:
+async def test_stop_request_cuts_waits_lets_uncut_work_end_and_launches_nothing_new() -> None:
     gate = asyncio.Event()
     FakeStep.probe = Probe(gate=gate)
+    FakeStep.probe.uncut = {"w-1"}  # w-1 writes a trigger; w-2 only waits
     ex, _, reports = setup(
         [stage("join", "workers", "join")],
         always=[stage("cleanup", "primary", "cleanup", changes=False)],
@@ -178,14 +183,36 @@ async def test_stop_request_launches_nothing_new_and_reports_cancelled() -> None
     task = asyncio.create_task(ex.execute())
     await FakeStep.probe.wait_entered(2)
     ex.request_stop()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert ex.progress["w-2"].cancelled  # w-2's wait was cut at once, the gate still shut
+    assert not ex.progress["w-1"].cancelled  # w-1 is still in its uncut section
     gate.set()
     await task
     joined = [n for s, n in FakeStep.probe.ran if s == "join"]
-    assert joined == ["w-1", "w-2"]  # the two running ones ended; nothing new started
+    assert joined == ["w-1"]  # the uncut section ended; the wait was cut; nothing new started
     assert ("cleanup", "cp-1") in FakeStep.probe.ran
-    assert reports["w-1"].outcome == Outcome.OK
+    assert reports["w-1"].outcome == Outcome.OK  # its one step ended whole
+    assert reports["w-2"].outcome == Outcome.CANCELLED
+    assert reports["w-2"].message == "cancelled while running"
     assert reports["w-3"].outcome == Outcome.CANCELLED
+    assert reports["w-3"].message == "not started: the run was interrupted"
     assert ex.interrupted
+
+
+async def test_a_first_stop_request_does_not_cut_the_always_stages() -> None:
+    gate = asyncio.Event()
+    FakeStep.probe = Probe(gate=gate)
+    ex, _, _ = setup(
+        [], always=[stage("cleanup", "primary", "cleanup", changes=False)], workers=1
+    )
+    task = asyncio.create_task(ex.execute())
+    await FakeStep.probe.wait_entered(1)
+    ex.request_stop()
+    await asyncio.sleep(0)
+    gate.set()
+    await task
+    assert ("cleanup", "cp-1") in FakeStep.probe.ran  # the credentials are revoked all the same
 
 
 async def test_second_stop_request_cancels_running_steps() -> None:
