@@ -15,10 +15,13 @@ from typing import Any
 import yaml
 
 from tests.fleet.result import Result
+from tests.lab.doubles.k8sdouble import kubeversions
 
 CNI_DIR = "/etc/cni/net.d"
 NAMESPACED = {"ConfigMap", "ServiceAccount", "DaemonSet", "Deployment", "Role", "RoleBinding",
-              "Secret", "Service"}
+              "Secret", "Service", "CronJob"}
+# The kinds the fleet stores; which group versions serve each in which minor is the lab's table
+# (kubeversions.SERVED), as for the lab's API server.
 SERVED = {  # kind -> (resource, group) as kubectl names them in its output
     "ConfigMap": ("configmap", ""),
     "ServiceAccount": ("serviceaccount", ""),
@@ -27,6 +30,7 @@ SERVED = {  # kind -> (resource, group) as kubectl names them in its output
     "Namespace": ("namespace", ""),
     "DaemonSet": ("daemonset", "apps"),
     "Deployment": ("deployment", "apps"),
+    "CronJob": ("cronjob", "batch"),
     "ClusterRole": ("clusterrole", "rbac.authorization.k8s.io"),
     "ClusterRoleBinding": ("clusterrolebinding", "rbac.authorization.k8s.io"),
     "Role": ("role", "rbac.authorization.k8s.io"),
@@ -51,8 +55,13 @@ def _label(kind: str) -> str:
     return f"{resource}.{group}" if group else resource
 
 
-def apply(objects: dict[Key, dict[str, Any]], stdin: bytes) -> tuple[Result, bool]:
-    """``kubectl apply -f -``: the result, and whether a pod network DaemonSet was applied."""
+def apply(objects: dict[Key, dict[str, Any]], stdin: bytes,
+          version: str) -> tuple[Result, bool]:
+    """``kubectl apply -f -`` against a cluster of ``version``: the result, and whether a pod
+    network DaemonSet was applied. A kind in a group version that minor does not serve is
+    refused as kubectl refuses it (``extensions/v1beta1`` DaemonSets, ``batch/v1beta1``
+    CronJobs from 1.25...)."""
+    minor = kubeversions.minor(version)
     try:
         docs = [d for d in yaml.safe_load_all(stdin.decode()) if d is not None]
     except yaml.YAMLError as exc:
@@ -66,7 +75,7 @@ def apply(objects: dict[Key, dict[str, Any]], stdin: bytes) -> tuple[Result, boo
             return Result.error(1, f'error: error validating "STDIN": error validating data: '
                                    f'{missing} not set; if you choose to ignore these errors, '
                                    f"turn validation off with --validate=false\n"), network
-        if kind not in SERVED:
+        if kind not in SERVED or not kubeversions.serves(minor, str(api), str(kind)):
             return Result.error(
                 1, f'error: resource mapping not found for name: "{meta.get("name", "")}" '
                    f'namespace: "{meta.get("namespace", "")}" from "STDIN": no matches for kind '
