@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from k8slk_ops.kubeadm import parse_nodes_json
 from tests.fleet.inprocess import InProcessFleet
 from tests.lab.image import real_kubectl
 from tests.unit.clirun import K8slk
@@ -158,6 +159,18 @@ def test_a_nodes_taints_are_the_ones_kubeadm_stored() -> None:
     assert shown["spec"]["taints"] == [{"key": MASTER, "effect": "NoSchedule"}]
     worker = node_json({"name": "w-1"}, "False", "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z")
     assert [t["key"] for t in worker["spec"]["taints"]] == ["node.kubernetes.io/not-ready"]
+
+
+@pytest.mark.parametrize("minor", [19, 21, 24, 25, 31])
+def test_the_tool_knows_a_control_plane_by_the_labels_of_every_minor(minor: int) -> None:
+    """k8slk-ops reads control planes from ``kubectl get nodes``: master alone (before 1.20),
+    both (1.20-1.23) and control-plane alone (1.24 on) all say control plane."""
+    stamp = "2024-01-01T00:00:00Z"
+    cp = node_json({"name": "cp-1", "labels": {
+        key: "" for key in kubeversions.control_plane_labels(minor)}}, "True", stamp, stamp)
+    worker = node_json({"name": "w-1"}, "True", stamp, stamp)
+    found = parse_nodes_json(json.dumps({"kind": "List", "items": [cp, worker]}))
+    assert [(n.name, n.control_plane) for n in found] == [("cp-1", True), ("w-1", False)]
 
 
 # --- kubeadm init and the real kubectl against a v1.21 and a v1.25 control plane ------------
