@@ -9,6 +9,7 @@ kubectl prints here from the API double's discovery.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +34,7 @@ from k8sdouble.nodes import node_json  # noqa: E402
 MASTER = "node-role.kubernetes.io/master"
 CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
 EXCLUDE = "node.kubernetes.io/exclude-from-external-load-balancers"
-KUBECTL = real_kubectl("v1.31.3")
+KUBECTL = os.environ.get("LAB_KUBECTL") or real_kubectl("v1.31.3")  # another: LAB_KUBECTL
 
 
 # --- the table ------------------------------------------------------------------------------
