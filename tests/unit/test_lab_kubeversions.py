@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from k8slk_ops.kubeadm import parse_nodes_json
+from tests.fleet import kubeadm as fleet_kubeadm
 from tests.fleet.inprocess import InProcessFleet
 from tests.lab.image import real_kubectl
 from tests.unit.clirun import K8slk
@@ -177,7 +178,7 @@ def test_the_tool_knows_a_control_plane_by_the_labels_of_every_minor(minor: int)
 # --- kubeadm init and the real kubectl against a v1.21 and a v1.25 control plane ------------
 
 def init_config(node: Node, version: str) -> str:
-    api = "v1beta2" if version.startswith("v1.21.") else "v1beta3"
+    api = "v1beta2" if kubeversions.minor(version) < 22 else "v1beta3"
     return f"""apiVersion: kubeadm.k8s.io/{api}
 kind: InitConfiguration
 localAPIEndpoint:
@@ -290,6 +291,26 @@ def test_a_v1_25_control_plane_has_only_the_control_plane_taint_and_no_beta_cron
     assert ga.returncode == 0 and ga.stdout == "cronjob.batch/nightly created\n", ga.stderr
 
 
+@pytest.mark.skipif(KUBECTL is None, reason="no real kubectl on this host")
+def test_the_kubeadm_doubles_upgrade_apply_migrates_the_marks_to_1_24_then_1_25(
+    nodes: Any,  # noqa: F811
+) -> None:
+    cp, _ = init(nodes, "v1.23.17")
+    assert [t["key"] for t in node_object(cp)["spec"]["taints"]] == [MASTER]
+    kubectl(cp, "label", "node", "cp-1", "team=infra")
+    for version in ("v1.24.17", "v1.25.16"):
+        data = json.loads(cp.file("/lab/node.json").read_text())
+        data["kubernetesVersion"] = version  # the node's kubeadm is now that release
+        cp.file("/lab/node.json").write_text(json.dumps(data))
+        out = cp.run("kubeadm", "upgrade", "apply", version, "--yes")
+        assert out.returncode == 0, out.stdout + out.stderr
+        obj = node_object(cp)
+        marks = [t["key"] for t in obj["spec"].get("taints", []) if t["key"].startswith("node-r")]
+        assert MASTER not in obj["metadata"]["labels"]
+        assert obj["metadata"]["labels"]["team"] == "infra"
+        assert marks == ([MASTER, CONTROL_PLANE] if version == "v1.24.17" else [CONTROL_PLANE])
+
+
 # --- the in-process fleet ------------------------------------------------------------------
 
 def test_the_fleet_marks_a_v1_21_control_plane_master_and_the_tool_sees_it(
@@ -317,3 +338,23 @@ def test_the_fleet_marks_a_v1_21_control_plane_master_and_the_tool_sees_it(
     assert refused.code == 1
     assert 'no matches for kind "DaemonSet" in version "extensions/v1beta1"' in \
         refused.nodes["cp-1"]["message"]
+
+
+def test_the_fleets_upgrade_apply_to_1_25_takes_the_master_taint_off(
+    fleet_factory: Any, k8slk: K8slk
+) -> None:
+    fleet: InProcessFleet = fleet_factory(2, 1, kubernetes_version="v1.24.17")
+    boot = k8slk("bootstrap", fleet.inventory, "--json")
+    assert boot.code == 0, boot.why()
+    assert fleet.members()["cp-1"].taints == (MASTER, CONTROL_PLANE)
+    assert MASTER not in fleet.members()["cp-1"].labels
+
+    def upgrade_apply() -> Any:
+        node = fleet._node("cp-1")
+        node.version = "v1.25.16"  # booted the v1.25 image, as a reboot into it does
+        return fleet_kubeadm.cli(node, ["kubeadm", "upgrade", "apply", "v1.25.16", "--yes"])
+
+    result = fleet.call(upgrade_apply)
+    assert "SUCCESS! Your cluster was upgraded" in result.stdout.decode(), result
+    assert fleet.members()["cp-1"].taints == (CONTROL_PLANE,)
+    assert fleet.members()["w-1"].taints == ()
