@@ -20,10 +20,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.fleet.pki import ClusterPKI
+from tests.lab.doubles.k8sdouble import kubeversions
 
 TOKEN_RE = re.compile(r"\A([a-z0-9]{6})\.([a-z0-9]{16})\Z")
 CERTS_PROXY_DESCRIPTION = "Proxy for managing TTL for the kubeadm-certs secret"
 NODE_TOKEN_GROUP = "system:bootstrappers:kubeadm:default-node-token"
+ROLE_PREFIX = "node-role.kubernetes.io/"
 CERTS_TTL = timedelta(hours=2)
 _ALPHABET = string.ascii_lowercase + string.digits
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
@@ -90,6 +92,7 @@ class Member:
     kubelet_version: str
     labels: dict[str, str] = field(default_factory=dict)
     unschedulable: bool = False
+    taints: tuple[str, ...] = ()  # keys of kubeadm's NoSchedule taints (and kubectl taint's)
 
 
 # kubelet's words while the node has no CNI configuration.
@@ -218,6 +221,29 @@ class Cluster:
             return False
         return self.clock() >= member.registered + self.ready_delay
 
+    def mark_control_plane(self, name: str, version: str) -> tuple[str, str]:
+        """kubeadm's mark-control-plane phase of release ``version`` on a registered Node: its
+        labels and taints (kubeversions), and the two lines it prints."""
+        minor = kubeversions.minor(version)
+        m = self.members[name]
+        m.labels.update({key: "" for key in kubeversions.control_plane_labels(minor)})
+        m.taints = kubeversions.control_plane_taints(minor)
+        return kubeversions.mark_control_plane_lines(minor, name)
+
+    def upgrade_marks(self, version: str) -> None:
+        """``kubeadm upgrade apply``'s migration of the control planes' labels and taints."""
+        minor = kubeversions.minor(version)
+        for m in self.members.values():
+            if kubeversions.is_control_plane(m.labels):
+                labels, taints = kubeversions.upgraded_marks(
+                    minor, m.labels, [{"key": k, "effect": "NoSchedule"} for k in m.taints])
+                m.labels, m.taints = labels, tuple(t["key"] for t in taints)
+
+    def roles(self, m: Member) -> str:
+        """kubectl's ROLES column: every node-role.kubernetes.io/ label, sorted."""
+        found = sorted(k[len(ROLE_PREFIX):] for k in m.labels if k.startswith(ROLE_PREFIX))
+        return ",".join(found) or "<none>"
+
     def node_object(self, m: Member) -> dict[str, Any]:
         """A Node as the API serves it, with the fields kubectl users read."""
         created = datetime.fromtimestamp(m.registered, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -230,11 +256,7 @@ class Cluster:
             **m.labels,
         }
         spec: dict[str, Any] = {"podCIDR": "10.244.0.0/24", "podCIDRs": ["10.244.0.0/24"]}
-        taints = []
-        if m.control_plane:
-            labels["node-role.kubernetes.io/control-plane"] = ""
-            labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
-            taints.append({"effect": "NoSchedule", "key": "node-role.kubernetes.io/control-plane"})
+        taints = [{"effect": "NoSchedule", "key": key} for key in m.taints]
         if m.unschedulable:
             spec["unschedulable"] = True
             taints.append(

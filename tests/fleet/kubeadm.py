@@ -132,7 +132,8 @@ async def _init(node: SimNode) -> None:
         Member(name, args.get("node-ip", node.spec.address), True, cluster.clock(),
                node.version, cfg.labels_of(args))
     )
-    node.say(f"[mark-control-plane] Marking the node {name} as control-plane")
+    for line in cluster.mark_control_plane(name, node.version):
+        node.say(line)
     tokens = init.get("bootstrapTokens") or [{}]
     made = []
     for spec in tokens:
@@ -276,6 +277,9 @@ async def _join(node: SimNode) -> None:
         Member(name, args.get("node-ip", node.spec.address), control_plane is not None,
                cluster.clock(), node.version, cfg.labels_of(args))
     )
+    if control_plane is not None:
+        for line in cluster.mark_control_plane(name, node.version):
+            node.say(line)
     node.say(_CP_JOINED if control_plane is not None else _WORKER_JOINED)
     await _pause(node)
 
@@ -477,6 +481,7 @@ def _upgrade_apply(node: SimNode, args: list[str]) -> Result:
                      f"({own[1]} < {new[1]}). Such an upgrade is not supported")
     cluster.version = target
     cluster.static_pods[node.name] = target
+    cluster.upgrade_marks(target)
     return Result.ok(
         f"[upgrade/version] You have chosen to change the cluster version to \"{target}\"\n"
         f"[upgrade/staticpods] Writing new Static Pod manifests\n"

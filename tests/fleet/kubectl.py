@@ -56,7 +56,7 @@ def cli(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInput:
             status = "Ready" if cluster.ready(m) else "NotReady"
             if m.unschedulable:
                 status += ",SchedulingDisabled"
-            rows.append((m.name, status, "control-plane" if m.control_plane else "<none>", "1m",
+            rows.append((m.name, status, cluster.roles(m), "1m",
                          m.kubelet_version))
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         text = "".join("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
@@ -136,7 +136,7 @@ def _objects(node: SimNode, args: list[str], words: list[str]) -> Result | Needs
     if words[:1] == ["apply"] and flag_value(args, "-f") == "-":
 
         def apply(stdin: bytes) -> Result:
-            result, network = objects.apply(cluster.objects, stdin)
+            result, network = objects.apply(cluster.objects, stdin, cluster.version)
             cluster.network = cluster.network or network
             return result
 

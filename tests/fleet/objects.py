@@ -15,10 +15,13 @@ from typing import Any
 import yaml
 
 from tests.fleet.result import Result
+from tests.lab.doubles.k8sdouble import kubeversions
 
 CNI_DIR = "/etc/cni/net.d"
 NAMESPACED = {"ConfigMap", "ServiceAccount", "DaemonSet", "Deployment", "Role", "RoleBinding",
-              "Secret", "Service"}
+              "Secret", "Service", "CronJob"}
+# The kinds the fleet stores; which group versions serve each in which minor is the lab's table
+# (kubeversions.SERVED), as for the lab's API server.
 SERVED = {  # kind -> (resource, group) as kubectl names them in its output
     "ConfigMap": ("configmap", ""),
     "ServiceAccount": ("serviceaccount", ""),
@@ -27,6 +30,7 @@ SERVED = {  # kind -> (resource, group) as kubectl names them in its output
     "Namespace": ("namespace", ""),
     "DaemonSet": ("daemonset", "apps"),
     "Deployment": ("deployment", "apps"),
+    "CronJob": ("cronjob", "batch"),
     "ClusterRole": ("clusterrole", "rbac.authorization.k8s.io"),
     "ClusterRoleBinding": ("clusterrolebinding", "rbac.authorization.k8s.io"),
     "Role": ("role", "rbac.authorization.k8s.io"),
@@ -46,23 +50,22 @@ def kube_proxy_objects() -> dict[Key, dict[str, Any]]:
     }
 
 
-def _served_version(kind: str) -> str:
-    """The one version the server serves a kind in (``extensions/v1beta1`` is long gone)."""
-    group = SERVED[kind][1]
-    return f"{group}/v1" if group else "v1"
-
-
 def _label(kind: str) -> str:
     resource, group = SERVED[kind]
     return f"{resource}.{group}" if group else resource
 
 
-def apply(objects: dict[Key, dict[str, Any]], stdin: bytes) -> tuple[Result, bool]:
-    """``kubectl apply -f -``: the result, and whether a pod network DaemonSet was applied.
+def apply(objects: dict[Key, dict[str, Any]], stdin: bytes,
+          version: str) -> tuple[Result, bool]:
+    """``kubectl apply -f -`` against a cluster of ``version``: the result, and whether a pod
+    network DaemonSet was applied.
 
     As kubectl does, every document is read first and those it cannot map (an unknown kind,
-    no kind) are errors; the others are applied; then the errors are printed, one as
-    ``error: <message>``, several each on its own lines without the prefix."""
+    no kind, a kind in a group version that minor does not serve: ``extensions/v1beta1``
+    DaemonSets, ``batch/v1beta1`` CronJobs from 1.25...) are errors; the others are applied;
+    then the errors are printed, one as ``error: <message>``, several each on its own lines
+    without the prefix."""
+    minor = kubeversions.minor(version)
     docs: list[Any] = []
     errors: list[str] = []
     try:
@@ -80,7 +83,7 @@ def apply(objects: dict[Key, dict[str, Any]], stdin: bytes) -> tuple[Result, boo
             errors.append('error validating "STDIN": error validating data: '
                           f"{missing} not set; if you choose to ignore these errors, "
                           "turn validation off with --validate=false")
-        elif kind not in SERVED or api != _served_version(kind):
+        elif kind not in SERVED or not kubeversions.serves(minor, str(api), str(kind)):
             errors.append(f'resource mapping not found for name: "{meta.get("name", "")}" '
                           f'namespace: "{meta.get("namespace", "")}" from "STDIN": no matches '
                           f'for kind "{kind}" in version "{api}"\nensure CRDs are installed first')

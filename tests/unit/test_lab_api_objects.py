@@ -69,16 +69,16 @@ def test_selectors() -> None:
 
 
 def test_discovery_lists_verbs_kinds_and_short_names() -> None:
-    apps = resources.discovery(["apis", "apps", "v1"], "x")
+    apps = resources.discovery(["apis", "apps", "v1"], "x", 31)
     assert apps is not None
     ds = next(r for r in apps["resources"] if r["name"] == "daemonsets")
     assert (ds["kind"], ds["namespaced"], ds["shortNames"]) == ("DaemonSet", True, ["ds"])
     assert {"create", "get", "list", "patch", "delete"} <= set(ds["verbs"])
-    core = resources.discovery(["api", "v1"], "x")
+    core = resources.discovery(["api", "v1"], "x", 31)
     assert core is not None
     assert any(r["name"] == "pods/eviction" and r["group"] == "policy" for r in core["resources"])
-    assert resources.discovery(["apis", "example.com", "v1"], "x") is None
-    assert rest.parse(["apis", "example.com", "v1", "widgets"]) is None
+    assert resources.discovery(["apis", "example.com", "v1"], "x", 31) is None
+    assert rest.parse(["apis", "example.com", "v1", "widgets"], 31) is None
 
 
 def test_daemonset_fit_honours_taints_and_node_selector() -> None:

@@ -287,7 +287,7 @@ def test_a_failed_apply_prints_what_the_fleet_double_prints_and_is_explained(
         real = subprocess.run(
             [real_kubectls()[minor], "--kubeconfig", str(cp.file("/etc/kubernetes/admin.conf")),
              "apply", "-f", "-"], capture_output=True, input=text.encode(), timeout=120)
-        double, _ = fleet_objects.apply({}, text.encode())
+        double, _ = fleet_objects.apply({}, text.encode(), "v1.31.3")  # the cluster fixture's
         assert (real.returncode, real.stderr) == (double.status, double.stderr), case
         path = tmp_path / f"{case}.yaml"
         path.write_text(text)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from k8sdouble import rest
+from k8sdouble import kubeversions, rest
 from k8sdouble.client import Client
 from k8sdouble.cluster import call, out, version_tuple
 from k8sdouble.errors import ApiError, CommandError
@@ -81,7 +81,7 @@ def upgrade_kube_proxy(admin: Client, version: str) -> None:
          "application/strategic-merge-patch+json")
 
 
-def coredns(admin: Client, dns_ip: str, domain: str) -> None:
+def coredns(admin: Client, dns_ip: str, domain: str, version: str) -> None:
     ns = "/api/v1/namespaces/kube-system"
     labels = {"k8s-app": "kube-dns"}
     _post(admin, f"{ns}/serviceaccounts", {"metadata": {"name": "coredns"}})
@@ -96,9 +96,7 @@ def coredns(admin: Client, dns_ip: str, domain: str) -> None:
     template = {"metadata": {"labels": labels}, "spec": {
         "priorityClassName": "system-cluster-critical", "serviceAccountName": "coredns",
         "nodeSelector": {"kubernetes.io/os": "linux"},
-        "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"},
-                        {"key": "node-role.kubernetes.io/control-plane",
-                         "effect": "NoSchedule"}],
+        "tolerations": kubeversions.coredns_tolerations(kubeversions.minor(version)),
         "containers": [{"name": "coredns",
                         "image": f"registry.k8s.io/coredns/coredns:{COREDNS_VERSION}",
                         "args": ["-conf", "/etc/coredns/Corefile"]}]}}

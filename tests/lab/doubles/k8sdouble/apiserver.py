@@ -37,8 +37,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from k8sdouble import cluster, env, etcdstore, jws, objects, openapi, pki, resources, rest, tables
-from k8sdouble.nodes import node_json
+from k8sdouble import (
+    cluster,
+    env,
+    etcdstore,
+    jws,
+    kubeversions,
+    objects,
+    openapi,
+    pki,
+    resources,
+    rest,
+    tables,
+)
+from k8sdouble.nodes import node_json, stored_taints
 
 WATCH_POLL = 0.5
 NODE_GRACE_SECONDS = 40.0  # the node lifecycle controller's grace period before "Unknown"
@@ -185,10 +197,14 @@ class Request:
 class Api:
     """Request handling, independent of HTTP plumbing: (status, JSON body) per call."""
 
-    def __init__(self, state: ClusterState, pki_dir: str, server_address: str = "") -> None:
+    def __init__(self, state: ClusterState, pki_dir: str, server_address: str = "",
+                 version: str = "v1.31.3") -> None:
         self.state = state
         self.pki_dir = pki_dir
         self.server_address = server_address
+        # This server's own release (its --kubernetes-version): what it serves, as each API
+        # server of a cluster mid-upgrade serves its own minor's group versions.
+        self.minor = kubeversions.minor(version)
 
     def handle(self, method: str, path: str, who: str, body: Any,
                request: Request | None = None) -> tuple[int, Any]:
@@ -206,10 +222,10 @@ class Api:
         answer while its etcd does not (kubectl's discovery works, its get then fails)."""
         parts = [p for p in path.split("/") if p]
         if parts[:1] in (["api"], ["apis"]):
-            return resources.discovery(parts, self.server_address)
+            return resources.discovery(parts, self.server_address, self.minor)
         if parts[:2] == ["openapi", "v3"]:
-            return openapi.root() if len(parts) == 2 else \
-                openapi.group_version("/".join(parts[2:]))
+            return openapi.root(self.minor) if len(parts) == 2 else \
+                openapi.group_version("/".join(parts[2:]), self.minor)
         return None
 
     def _handle(self, method: str, path: str, who: str, body: Any,
@@ -246,8 +262,8 @@ class Api:
             if parts[:1] in (["api"], ["apis"]):
                 return self._rest(req, parts, now)
             if parts[:2] == ["openapi", "v3"] and method == "GET":
-                doc = openapi.root() if len(parts) == 2 else \
-                    openapi.group_version("/".join(parts[2:]))
+                doc = openapi.root(self.minor) if len(parts) == 2 else \
+                    openapi.group_version("/".join(parts[2:]), self.minor)
                 if doc is not None:
                     return 200, doc
         return 404, _status(404, "NotFound", "the server could not find the requested resource")
@@ -257,12 +273,12 @@ class Api:
 
     def _rest(self, req: Request, parts: list[str], now: float) -> tuple[int, Any]:
         """Discovery and the generic REST verbs of every other type."""
-        found = resources.discovery(parts, self.server_address)
+        found = resources.discovery(parts, self.server_address, self.minor)
         if found is not None:
             return (200, found) if req.method == "GET" else \
                 (405, _status(405, "MethodNotAllowed", "the server does not allow this method "
                               "on the requested resource"))
-        route = rest.parse(parts)
+        route = rest.parse(parts, self.minor)
         if route is None:
             return 404, _status(404, "NotFound", "the server could not find the requested "
                                 "resource")
@@ -372,13 +388,14 @@ class Api:
         node["unschedulable"] = bool((new.get("spec") or {}).get("unschedulable"))
         node["labels"] = dict((new.get("metadata") or {}).get("labels") or {})
         node["annotations"] = dict((new.get("metadata") or {}).get("annotations") or {})
+        node["taints"] = stored_taints(new.get("spec") or {})
         self.state.save()
         return 200, self._node_view(node, now)
 
     def _patch_node(self, node: dict[str, Any], body: Any, now: float) -> tuple[int, Any]:
         """The lab's own node patch (kubelet heartbeats, kubeadm's control-plane marks)."""
         changed = False
-        for key in ("unschedulable", "ready", "kubeletVersion", "address", "notReady"):
+        for key in ("unschedulable", "ready", "kubeletVersion", "address", "notReady", "taints"):
             if key in body and node.get(key) != body[key]:
                 node[key] = body[key]
                 changed = True
@@ -681,7 +698,8 @@ def main(argv: list[str]) -> int:
     if etcd is not None:
         _wait_for_storage(etcd)
     state = ClusterState(store, {"version": args.kubernetes_version}, etcd)
-    app = Api(state, pki_dir, f"{args.advertise_address}:{args.secure_port}")
+    app = Api(state, pki_dir, f"{args.advertise_address}:{args.secure_port}",
+              args.kubernetes_version)
     server = Server((args.advertise_address, args.secure_port), ctx, app,
                     args.kubernetes_version)
     print(f"kube-apiserver serving on https://{args.advertise_address}:{args.secure_port}",

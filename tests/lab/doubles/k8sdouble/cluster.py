@@ -14,9 +14,9 @@ from typing import Any
 import yaml
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from k8sdouble import env, pki
+from k8sdouble import env, kubeversions, pki
 from k8sdouble.client import Client
-from k8sdouble.errors import ApiError, CommandError
+from k8sdouble.errors import ApiError, CommandError, PhaseError
 
 TOKEN_ALPHABET = string.ascii_lowercase + string.digits
 DEFAULT_TOKEN_TTL = 24 * 3600.0
@@ -72,6 +72,23 @@ def create_token(client: Client, token: str, ttl: float | None, description: str
         "usages": DEFAULT_USAGES if usages is None else usages,
         "groups": DEFAULT_GROUPS if groups is None else groups,
     })
+
+
+def mark_control_plane(client: Client, node: str, version: str, wait: float = 0) -> None:
+    """kubeadm's mark-control-plane phase (init and join): the labels and NoSchedule taints
+    of the kubeadm release ``version``, with its two printed lines. With ``wait``, the Node is
+    waited for that long first (init: the kubelet registers it while kubeadm goes on)."""
+    minor = kubeversions.minor(version)
+    labels_line, taints_line = kubeversions.mark_control_plane_lines(minor, node)
+    out(labels_line)
+    if wait and not wait_node(client, node, wait):
+        raise PhaseError("mark-control-plane", "error applying control-plane label and "
+                         "taints: timed out waiting for the condition")
+    call(client, "PATCH", f"/api/v1/nodes/{node}", {
+        "labels": {key: "" for key in kubeversions.control_plane_labels(minor)},
+        "taints": [{"key": key, "effect": "NoSchedule"}
+                   for key in kubeversions.control_plane_taints(minor)]})
+    out(taints_line)
 
 
 def endpoint_of(server: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from k8sdouble import env
+from k8sdouble import env, kubeversions
 from k8sdouble.etcdstore import EtcdClient, EtcdUnavailable
 
 
@@ -22,7 +22,7 @@ def control_plane_addresses(nodes: dict[str, Any], exclude: str) -> list[str]:
     found = []
     for item in nodes.get("items") or []:
         labels = (item.get("metadata") or {}).get("labels") or {}
-        if "node-role.kubernetes.io/control-plane" not in labels:
+        if not kubeversions.is_control_plane(labels):
             continue
         for a in (item.get("status") or {}).get("addresses") or []:
             if a.get("type") == "InternalIP" and a.get("address") != exclude:

@@ -241,17 +241,7 @@ def run(config_path: str, upload_certs: bool, skip_token_print: bool) -> int:
         else:
             out("[upload-certs] Skipping phase. Please see --upload-certs")
     if phase("mark-control-plane"):
-        out(f"[mark-control-plane] Marking the node {node.name} as control-plane by adding the "
-            "labels: [node-role.kubernetes.io/control-plane "
-            "node.kubernetes.io/exclude-from-external-load-balancers]")
-        if not cluster.wait_node(admin, node.name, 60):
-            raise PhaseError("mark-control-plane", "error applying control-plane label and "
-                             "taints: timed out waiting for the condition")
-        cluster.call(admin, "PATCH", f"/api/v1/nodes/{node.name}", {"labels": {
-            "node-role.kubernetes.io/control-plane": "",
-            "node.kubernetes.io/exclude-from-external-load-balancers": ""}})
-        out(f"[mark-control-plane] Marking the node {node.name} as control-plane by adding the "
-            "taints [node-role.kubernetes.io/control-plane:NoSchedule]")
+        cluster.mark_control_plane(admin, node.name, version, wait=60)
     tokens: list[str] = []
     if phase("bootstrap-token"):
         specs = list(cfg.bootstrap_tokens) or [config.BootstrapToken(
@@ -275,7 +265,7 @@ def run(config_path: str, upload_certs: bool, skip_token_print: bool) -> int:
             "kubelet client certificate and key")
     if phase("addon"):
         if "addon/coredns" not in skip:
-            addons.coredns(admin, cluster_dns_ip(cfg.service_subnet), cfg.dns_domain)
+            addons.coredns(admin, cluster_dns_ip(cfg.service_subnet), cfg.dns_domain, version)
         if "addon/kube-proxy" not in skip:
             addons.kube_proxy(admin, version, cfg.pod_subnet or "", server)
     out()

@@ -170,12 +170,7 @@ def run(config_path: str) -> int:
         out("[etcd] Waiting for the new etcd member to join the cluster. This can take up to 40s")
         if node.real_etcd:
             _wait_etcd(cfg.advertise_address or node.address)
-        out(f"[mark-control-plane] Marking the node {node.name} as control-plane by adding the "
-            "labels: [node-role.kubernetes.io/control-plane "
-            "node.kubernetes.io/exclude-from-external-load-balancers]")
-        cluster.call(admin, "PATCH", f"/api/v1/nodes/{node.name}", {"labels": {
-            "node-role.kubernetes.io/control-plane": "",
-            "node.kubernetes.io/exclude-from-external-load-balancers": ""}})
+        cluster.mark_control_plane(admin, node.name, node.version)
         out(CONTROL_PLANE_SUCCESS)
     else:
         out(WORKER_SUCCESS)

@@ -6,11 +6,13 @@ import datetime as dt
 import platform
 from typing import Any
 
-CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 NETWORK_NOT_READY = ("container runtime network not ready: NetworkReady=false "
                      "reason:NetworkPluginNotReady message:Network plugin returns error: "
                      "cni plugin not initialized")
 ROLE_PREFIX = "node-role.kubernetes.io/"
+# Taints the API server's own controllers put on a Node from its state (not stored with it).
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 
 
 def node_json(node: dict[str, Any], ready: str, created: str, heartbeat: str) -> dict[str, Any]:
@@ -32,14 +34,13 @@ def node_json(node: dict[str, Any], ready: str, created: str, heartbeat: str) ->
         reason = {**reason, "False": not_ready.get("reason", reason["False"])}
         message = {**message, "False": not_ready.get("message", message["False"])}
     spec: dict[str, Any] = {}
-    taints = []
-    if CONTROL_PLANE_LABEL in labels:  # what kubeadm's mark-control-plane phase adds
-        taints.append({"effect": "NoSchedule", "key": CONTROL_PLANE_LABEL})
+    # kubeadm's mark-control-plane taints (per minor: kubeversions) and any kubectl taint added
+    taints = [dict(t) for t in node.get("taints", [])]
     if ready != "True":  # the node lifecycle controller's taint
-        taints.append({"effect": "NoSchedule", "key": "node.kubernetes.io/not-ready"})
+        taints.append({"effect": "NoSchedule", "key": NOT_READY_TAINT})
     if node.get("unschedulable"):
         spec["unschedulable"] = True
-        taints.append({"effect": "NoSchedule", "key": "node.kubernetes.io/unschedulable",
+        taints.append({"effect": "NoSchedule", "key": UNSCHEDULABLE_TAINT,
                        "timeAdded": heartbeat})
     if taints:
         spec["taints"] = taints
@@ -73,6 +74,12 @@ def node_json(node: dict[str, Any], ready: str, created: str, heartbeat: str) ->
             },
         },
     }
+
+
+def stored_taints(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The taints of a Node's spec that are kept with it (the controllers' ones are not)."""
+    return [dict(t) for t in spec.get("taints") or []
+            if t.get("key") not in (NOT_READY_TAINT, UNSCHEDULABLE_TAINT)]
 
 
 def roles(item: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ import hashlib
 import json
 from typing import Any
 
-from k8sdouble.resources import TYPES, ResourceType
+from k8sdouble.resources import ResourceType, served
 
 
 def _gv_path(t: ResourceType) -> str:
@@ -27,17 +27,18 @@ def _hash(doc: dict[str, Any]) -> str:
     return hashlib.sha512(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:64].upper()
 
 
-def root() -> dict[str, Any]:
+def root(minor: int) -> dict[str, Any]:
+    """The group versions a v1.``minor`` server documents (those it serves)."""
     paths = {}
-    for gv in sorted({_gv_path(t) for t in TYPES}):
-        doc = group_version(gv)
+    for gv in sorted({_gv_path(t) for t in served(minor)}):
+        doc = group_version(gv, minor)
         assert doc is not None
         paths[gv] = {"serverRelativeURL": f"/openapi/v3/{gv}?hash={_hash(doc)}"}
     return {"paths": paths}
 
 
-def group_version(gv_path: str) -> dict[str, Any] | None:
-    found = [t for t in TYPES if _gv_path(t) == gv_path]
+def group_version(gv_path: str, minor: int) -> dict[str, Any] | None:
+    found = [t for t in served(minor) if _gv_path(t) == gv_path]
     if not found:
         return None
     paths: dict[str, Any] = {}

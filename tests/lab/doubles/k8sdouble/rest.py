@@ -57,8 +57,9 @@ class Route:
     sub: str | None
 
 
-def parse(parts: list[str]) -> Route | None:
-    """``/api/v1/namespaces/NS/pods/NAME/eviction`` and the like, or None."""
+def parse(parts: list[str], minor: int) -> Route | None:
+    """``/api/v1/namespaces/NS/pods/NAME/eviction`` and the like on a v1.``minor`` server, or
+    None (a group version that minor does not serve is not found, as on a real server)."""
     if parts[0] == "api" and len(parts) >= 3:
         group, version, rest = "", parts[1], parts[2:]
     elif parts[0] == "apis" and len(parts) >= 4:
@@ -68,7 +69,7 @@ def parse(parts: list[str]) -> Route | None:
     namespace = None
     if rest[0] == "namespaces" and len(rest) >= 3:
         namespace, rest = rest[1], rest[2:]
-    t = resources.find(group, version, rest[0])
+    t = resources.find(group, version, rest[0], minor)
     if t is None or (namespace is not None and not t.namespaced) or len(rest) > 3:
         return None
     return Route(t, namespace, rest[1] if len(rest) > 1 else None,
@@ -181,6 +182,19 @@ def fits(template: dict[str, Any], node: dict[str, Any]) -> bool:
 
 
 def serve(req: Request, route: Route, store: Objects, view: Views) -> tuple[int, Any]:
+    """One REST call; objects come back in the group version the path names, as a real server
+    converts from its storage (a ClusterRole made as v1beta1 reads as v1 through v1)."""
+    status, answer = _serve(req, route, store, view)
+    t = route.type
+    if isinstance(answer, dict) and answer.get("kind") == t.kind:
+        answer = dict(answer, apiVersion=t.group_version)
+    elif isinstance(answer, dict) and answer.get("kind") == f"{t.kind}List":
+        answer = dict(answer, items=[dict(i, apiVersion=t.group_version)
+                                     for i in answer.get("items", [])])
+    return status, answer
+
+
+def _serve(req: Request, route: Route, store: Objects, view: Views) -> tuple[int, Any]:
     t, ns, name = route.type, route.namespace, route.name
     if route.sub is not None:
         return _subresource(req, route, store, view)

@@ -25,11 +25,12 @@ from typing import Any
 
 import yaml
 
-from k8sdouble import addons, certs, cluster, env, faults
+from k8sdouble import addons, certs, cluster, env, faults, kubeversions, objects
 from k8sdouble.client import Client
 from k8sdouble.cluster import out
 from k8sdouble.errors import ApiError, CommandError
 from k8sdouble.kubeadm import Parser
+from k8sdouble.nodes import stored_taints
 
 Version = tuple[int, int, int]
 MAX_UPGRADE_SKEW = 1
@@ -85,8 +86,26 @@ def kubelets(client: Client) -> list[tuple[str, str, bool]]:
     """(node, kubelet version, is a control plane) for every Node."""
     items = cluster.call(client, "GET", "/api/v1/nodes").get("items") or []
     return [(i["metadata"]["name"], i["status"]["nodeInfo"]["kubeletVersion"],
-             "node-role.kubernetes.io/control-plane" in i["metadata"].get("labels", {}))
+             kubeversions.is_control_plane(i["metadata"].get("labels", {})))
             for i in items]
+
+
+def migrate_control_plane_marks(client: Client, minor: int) -> None:
+    """What ``upgrade apply`` does to every control-plane Node's kubeadm labels and taints
+    on the way to ``minor`` (KEP-2067's stages, kubeversions.upgraded_marks), silently as the
+    real one: a v1.21 cluster upgraded to v1.24 has the control-plane taint beside master."""
+    for item in cluster.call(client, "GET", "/api/v1/nodes").get("items") or []:
+        labels = dict(item["metadata"].get("labels") or {})
+        if not kubeversions.is_control_plane(labels):
+            continue
+        taints = stored_taints(item.get("spec") or {})
+        new_labels, new_taints = kubeversions.upgraded_marks(minor, labels, taints)
+        if (new_labels, new_taints) == (labels, taints):
+            continue
+        gone: dict[str, str | None] = {key: None for key in labels if key not in new_labels}
+        cluster.call(client, "PATCH", f"/api/v1/nodes/{item['metadata']['name']}",
+                     {"metadata": {"labels": {**new_labels, **gone}},
+                      "spec": {"taints": new_taints}}, objects.MERGE_PATCH)
 
 
 def config_lines(modern: bool, say: Callable[[str], None] = out) -> None:
@@ -525,6 +544,7 @@ def apply(version_arg: str | None, yes: bool, force: bool, renew: bool) -> int:
         "automatically approve CSRs from a Node Bootstrap Token")
     out("[bootstrap-token] Configured RBAC rules to allow certificate rotation for all node "
         "client certificates in the cluster")
+    migrate_control_plane_marks(client, new[1])
     faults.check("addon")
     out("[addons] Applied essential addon: CoreDNS")
     addons.upgrade_kube_proxy(client, new_str)
