@@ -72,8 +72,8 @@ class EtcdMemberCheck(Step):
         if not names:
             return skip("no control plane to join")
         return do(Action(
-            f"etcd through {node}: no member listed at {', '.join(names)}'s address and every "
-            "member answers (kubeadm's check-etcd)"
+            f"etcd through {node}: every member answers (kubeadm's check-etcd) and none at "
+            f"{', '.join(names)}'s address was left by a machine that is gone"
         ))
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
@@ -113,15 +113,13 @@ class EtcdMemberCheck(Step):
 
 def checked(ctx: PlanContext) -> list[str]:
     """The control planes this add-node run would join (selected, not in the cluster), and
-    those named on the command line that are in the cluster but not Ready (a replaced machine
-    whose old Node is still there: join skips a member, so the run says why)."""
+    those named on the command line that are in the cluster already: a machine replaced while
+    its old Node is still there (Ready, even, for the minute before the Node is marked
+    otherwise) would be skipped by join as a member, so the run looks at its etcd member and
+    says why."""
     named = set(ctx.options.selected)
-    out = []
-    for spec in ctx.inventory.control_planes:
-        if spec.name == ctx.cluster.primary:
-            continue
-        member = ctx.cluster.members.get(spec.name)
-        joining = member is None and (not named or spec.name in named)
-        if joining or (member is not None and spec.name in named and not member.ready):
-            out.append(spec.name)
-    return out
+    return [
+        spec.name for spec in ctx.inventory.control_planes
+        if spec.name != ctx.cluster.primary
+        and (spec.name in named or (not named and not ctx.cluster.is_member(spec.name)))
+    ]
