@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from k8slk_ops.etcdctl import MemberHealth
+from k8slk_ops.etcdmembers import MemberRemoval, StaleMember
 from k8slk_ops.events import Event, EventKind, EventSink
 from k8slk_ops.facts import NodeFacts
 from k8slk_ops.inventory import Inventory, NodeSpec
@@ -143,6 +144,8 @@ class RunState:
     rebooted: set[str] = field(default_factory=set)
     snapshot: SnapshotResult | None = None  # the etcd snapshot this run wrote and checked
     etcd: dict[str, MemberHealth] = field(default_factory=dict)  # node -> its etcd member
+    etcd_removed: list[MemberRemoval] = field(default_factory=list)  # members this run removed
+    etcd_stale: dict[int, StaleMember] = field(default_factory=dict)  # member ID -> why stale
     api_error: str = ""  # no control plane's API answered this read-only run: why
     # node -> "init" or "join": a kubeadm run triggered, whose wait a stop request cut; it goes
     # on on the node, and the report says so.

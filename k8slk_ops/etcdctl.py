@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 ENDPOINT = "https://127.0.0.1:2379"
 PKI = "/etc/kubernetes/pki/etcd"
@@ -33,6 +34,20 @@ class EtcdctlError(ValueError):
 def client_argv(*args: str) -> list[str]:
     """``etcdctl`` with kubeadm's client certificate against the local member."""
     return ["etcdctl", *CLIENT_FLAGS, *args]
+
+
+def client_argv_at(endpoint: str, *args: str, dial_timeout: str = "5s") -> list[str]:
+    """``etcdctl`` with kubeadm's client certificate against another member's client URL.
+    Its own argv, not ``client_argv`` plus a flag: ``--endpoints`` given twice adds up."""
+    flags = [f"--endpoints={endpoint}" if f.startswith("--endpoints=") else
+             f"--dial-timeout={dial_timeout}" if f.startswith("--dial-timeout=") else f
+             for f in CLIENT_FLAGS]
+    return ["etcdctl", *flags, *args]
+
+
+def member_remove_args(member_id: int) -> tuple[str, ...]:
+    """``etcdctl member remove`` takes the member's ID in hex, as ``member list`` prints it."""
+    return ("member", "remove", f"{member_id:x}")
 
 
 def snapshot_save_argv(path: str) -> list[str]:
@@ -74,6 +89,14 @@ class MemberInfo:
     member_id: int
     name: str
     peer_urls: tuple[str, ...]
+    client_urls: tuple[str, ...] = ()  # empty for a member added and not started yet
+
+    @property
+    def hosts(self) -> frozenset[str]:
+        """The hosts of its peer and client URLs: where the member is (or was) running."""
+        return frozenset(
+            h for h in (urlsplit(u).hostname for u in (*self.peer_urls, *self.client_urls)) if h
+        )
 
 
 def _json(text: str, what: str) -> Any:
@@ -136,6 +159,7 @@ def parse_member_list(text: str) -> list[MemberInfo]:
             member_id=_int(m, "ID", what),
             name=str(m.get("name", "")),  # empty for a member added and not started yet
             peer_urls=tuple(str(u) for u in m.get("peerURLs") or ()),
+            client_urls=tuple(str(u) for u in m.get("clientURLs") or ()),
         )
         for m in obj.get("members") or ()
         if isinstance(m, dict)

@@ -17,6 +17,8 @@ from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.ssh import CommandResult
 
 ETCD_CONTAINER = "etcd"
+# How long to wait for a member's client URL to take a connection before calling it silent.
+REACH_DIAL_TIMEOUT = "3s"
 
 
 class EtcdPodError(Exception):
@@ -61,6 +63,21 @@ class EtcdPod:
                 + etcdctl.failure_reason(result.stderr.decode(errors="replace"))
             )
         return result.stdout.decode(errors="replace")
+
+    async def reach(self, endpoint: str) -> str:
+        """Whether the member at client URL ``endpoint`` answers ``endpoint status`` (answered
+        by that member alone, quorum or not): '' when it does, else etcdctl's reason."""
+        argv = etcdctl.client_argv_at(endpoint, "endpoint", "status", "-w", "json",
+                                      dial_timeout=REACH_DIAL_TIMEOUT)
+        result = await self.exec(argv, timeout=60)
+        if result.exit_status == 0:
+            return ""
+        said = result.stderr.decode(errors="replace").lower()
+        if "deadline" in said:
+            return f"{endpoint} did not answer within {REACH_DIAL_TIMEOUT}"
+        if "connection refused" in said:
+            return f"nothing listens at {endpoint}"
+        return f"{endpoint}: {etcdctl.failure_reason(said)}"
 
     async def snapshot_status(self, path: str) -> SnapshotStatus:
         """``etcdctl snapshot status`` of a file in the pod's data directory."""

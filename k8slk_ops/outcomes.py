@@ -109,6 +109,12 @@ def note_etcd(report: RunReport, state: RunState) -> None:
     """The snapshot written (``report.data["snapshot"]``) and each etcd member's line."""
     for name in sorted(state.etcd):
         report.messages.append(state.etcd[name].line())
+    for stale in state.etcd_stale.values():
+        report.messages.append(stale.line())
+    for removal in state.etcd_removed:
+        report.messages.append(removal.line())
+    if state.etcd_removed:
+        report.data["etcdMembersRemoved"] = [r.to_report() for r in state.etcd_removed]
     snap = state.snapshot
     if snap is not None:
         report.data["snapshot"] = snap.to_report()

@@ -6,7 +6,8 @@ channel into a ``.part`` file, size and SHA-256 checked against the node's copy,
 etcdctl (the operator's own if installed, else the pod's), renamed to ``.db``; the node's copy
 is deleted whatever happened, and the newest N of the cluster's snapshots are kept.
 ``etcd-status`` asks each control plane's member for its status, the member list and its
-health; a member that is not healthy fails its node, with the reason.
+health; a member that is not healthy fails its node, with the reason. Members that no reachable
+node of the inventory accounts for are listed as stale, with the command that removes them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from k8slk_ops import etcdctl, paths, snapshot
+from k8slk_ops import etcdctl, etcdmembers, paths, snapshot
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.etcdpod import EtcdPod, EtcdPodError
@@ -167,6 +168,10 @@ class EtcdStatus(Step):
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         health = await member_health(await ctx.node(node))
         ctx.state.etcd[node] = health
+        for stale in etcdmembers.stale_members(
+            health.members, ctx.inventory, ctx.plan.node_ips, ctx.plan.unreachable
+        ):
+            ctx.state.etcd_stale.setdefault(stale.member.member_id, stale)
         if not health.healthy:
             raise NodeError(health.error, phase=self.phase)
 

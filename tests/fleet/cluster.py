@@ -128,6 +128,12 @@ class Cluster:
         self.cert_key_expires: datetime | None = None
         self.members: dict[str, Member] = {}
         self.etcd_members: set[str] = set()
+        # etcd member -> the address it was added at (its peer and client URLs): kept after its
+        # Node is deleted, as etcd keeps a member until ``member remove``.
+        self.etcd_addresses: dict[str, str] = {}
+        # Nodes whose kubelet no longer posts its status (the machine is off or was replaced):
+        # their Node turns NotReady, as the node lifecycle controller marks it.
+        self.silent_kubelets: set[str] = set()
         # Control planes whose etcd member is stopped (no etcd container); quorum counts them.
         self.etcd_stopped: set[str] = set()
         # The stream of a snapshot file ends early (a transfer cut short).
@@ -205,6 +211,9 @@ class Cluster:
         self.members[member.name] = member
         if member.control_plane:
             self.etcd_members.add(member.name)
+            self.etcd_addresses[member.name] = member.address
+            self.etcd_stopped.discard(member.name)  # a new member at that name, running
+        self.silent_kubelets.discard(member.name)
 
     def end(self) -> None:
         """The last etcd member is gone: no API server, no Node objects, no tokens are left."""
@@ -217,6 +226,8 @@ class Cluster:
         self.cert_key = self.cert_key_expires = None
 
     def ready(self, member: Member) -> bool:
+        if member.name in self.silent_kubelets:
+            return False
         if self.strict_network and not self.network:
             return False
         return self.clock() >= member.registered + self.ready_delay

@@ -16,6 +16,7 @@ import json
 import os
 from pathlib import Path
 
+from tests.fleet.cluster import Cluster
 from tests.fleet.node import SimNode
 from tests.fleet.result import Result
 
@@ -91,6 +92,22 @@ def _ps(node: SimNode, args: list[str]) -> Result:
     return Result.ok(header + (row if shown else ""))
 
 
+def member_at(node: SimNode, endpoint: str) -> str | None:
+    """The member whose client URL is ``endpoint``; 127.0.0.1 is the node's own."""
+    host = endpoint.removeprefix("https://").rsplit(":", 1)[0]
+    if host == "127.0.0.1":
+        return node.name
+    for name, address in node.cluster.etcd_addresses.items():
+        if address == host and name in node.cluster.etcd_members:
+            return name
+    return None
+
+
+def answers(node: SimNode, name: str | None) -> bool:
+    cluster = node.cluster
+    return name is not None and name in cluster.etcd_members and name not in cluster.etcd_stopped
+
+
 def etcdctl(node: SimNode, argv: list[str]) -> Result:
     words = [a for a in argv[1:] if not a.startswith("--")]
     flags = [a for a in argv[1:] if a.startswith("--")]
@@ -98,6 +115,18 @@ def etcdctl(node: SimNode, argv: list[str]) -> Result:
         return _snapshot_status(node, words[2])
     if not any(f.startswith("--cert=") for f in flags):
         return Result.error(1, DEADLINE + "Error: context deadline exceeded\n")  # no client cert
+    endpoints = [f.split("=", 1)[1] for f in flags if f.startswith("--endpoints=")]
+    if len(endpoints) != 1 or "," in endpoints[0]:
+        return Result.error(1, f"Error: the fleet's etcdctl takes one endpoint, got {endpoints}\n")
+    target = member_at(node, endpoints[0])
+    if target != node.name:  # another member, reached over the network
+        if not answers(node, target):
+            return Result.error(1, DEADLINE.replace("127.0.0.1:2379", endpoints[0].removeprefix(
+                "https://")) + "Error: context deadline exceeded\n")
+        if words[:2] == ["endpoint", "status"]:
+            status = _endpoint_status(node, target or "", endpoints[0])
+            return Result.ok(json.dumps([status]) + "\n")
+        return Result.error(1, f"Error: the fleet answers only endpoint status at {endpoints[0]}\n")
     if words[:2] == ["snapshot", "save"] and len(words) >= 3:
         path = words[2]
         node.write(_host_path(path), SNAPSHOT, 0o600)
@@ -112,20 +141,47 @@ def etcdctl(node: SimNode, argv: list[str]) -> Result:
         return Result.ok(json.dumps([{"endpoint": "https://127.0.0.1:2379", "health": True,
                                       "took": "1.2ms"}]) + "\n")
     if words[:2] == ["member", "list"]:
+        addresses = node.cluster.etcd_addresses
         members = [{"ID": member_id(n), "name": n,
-                    "peerURLs": [f"https://{node.cluster.members[n].address}:2380"
-                                 if n in node.cluster.members else ""],
-                    "clientURLs": []} for n in sorted(node.cluster.etcd_members)]
+                    "peerURLs": [f"https://{addresses[n]}:2380"],
+                    "clientURLs": [f"https://{addresses[n]}:2379"]}
+                   for n in sorted(node.cluster.etcd_members)]
         return Result.ok(json.dumps({"header": {"cluster_id": CLUSTER_ID}, "members": members}))
+    if words[:2] == ["member", "remove"] and len(words) == 3:
+        return _member_remove(node, words[2])
     return Result.error(1, f"Error: unknown command {words[:2]} for \"etcdctl\"\n")
 
 
-def _endpoint_status(node: SimNode) -> dict[str, object]:
+def _member_remove(node: SimNode, hex_id: str) -> Result:
+    """etcd 3.4's answers: the removal needs quorum; an unknown ID is etcd's own error."""
+    cluster = node.cluster
+    if not has_quorum(node):
+        return Result.error(1, DEADLINE + "Error: context deadline exceeded\n")
+    for name in sorted(cluster.etcd_members):
+        if f"{member_id(name):x}" == hex_id:
+            cluster.etcd_members.discard(name)
+            cluster.etcd_stopped.discard(name)
+            return Result.ok(f"Member {hex_id} removed from cluster {CLUSTER_ID:x}\n")
+    return Result.error(1, "Error: etcdserver: member not found\n")
+
+
+def check_etcd(cluster: Cluster) -> str | None:
+    """kubeadm's check-etcd before a control-plane join: every listed member must answer."""
+    for name in sorted(cluster.etcd_members):
+        if name in cluster.etcd_stopped:
+            return ("error execution phase check-etcd: etcd cluster is not healthy: failed to "
+                    f"dial endpoint https://{cluster.etcd_addresses[name]}:2379 with maintenance "
+                    "client: context deadline exceeded")
+    return None
+
+
+def _endpoint_status(node: SimNode, name: str = "",
+                     endpoint: str = "https://127.0.0.1:2379") -> dict[str, object]:
     leader = min(node.cluster.etcd_members - node.cluster.etcd_stopped) if has_quorum(node) else ""
     return {
-        "Endpoint": "https://127.0.0.1:2379",
+        "Endpoint": endpoint,
         "Status": {
-            "header": {"cluster_id": CLUSTER_ID, "member_id": member_id(node.name),
+            "header": {"cluster_id": CLUSTER_ID, "member_id": member_id(name or node.name),
                        "revision": 6, "raft_term": 2},
             "version": "3.4.23", "dbSize": 20480,
             "leader": member_id(leader) if leader else 0,

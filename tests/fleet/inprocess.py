@@ -357,6 +357,35 @@ class InProcessFleet:
 
         self.call(change)
 
+    def replace(self, name: str) -> None:
+        """A new blank machine at the node's address: empty disk, new host key, booted from
+        the served image. The old machine's etcd member (if any) stays listed and silent."""
+
+        async def swap() -> None:
+            await self.fleet.unlisten(name)
+            node = self._node(name)
+            for path in list(node.files):
+                node.remove(path)
+            self.fleet.host_keys[name] = asyncssh.generate_private_key("ssh-ed25519")
+            if name in self.fleet.cluster.etcd_members:
+                self.fleet.cluster.etcd_stopped.add(name)
+            self.fleet.cluster.silent_kubelets.add(name)
+            await self.fleet.power_on(node)
+
+        self.run(swap)
+
+    def power_off(self, name: str) -> None:
+        """The machine is off for good: no SSH, its etcd member silent, its Node NotReady."""
+
+        async def off() -> None:
+            await self.fleet.unlisten(name)
+            cluster = self.fleet.cluster
+            if name in cluster.etcd_members:
+                cluster.etcd_stopped.add(name)
+            cluster.silent_kubelets.add(name)
+
+        self.run(off)
+
     def unreachable(self, name: str) -> None:
         """Connections to the node are refused from now on; open ones are dropped."""
         self.run(lambda: self.fleet.unlisten(name))

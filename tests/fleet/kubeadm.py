@@ -13,7 +13,7 @@ import json
 import secrets
 from datetime import timedelta
 
-from tests.fleet import certs, objects
+from tests.fleet import certs, etcd, objects
 from tests.fleet import config as cfg
 from tests.fleet.cluster import (
     NODE_TOKEN_GROUP,
@@ -266,6 +266,10 @@ async def _join(node: SimNode) -> None:
         node.write(ADMIN_CONF, admin_conf(cluster.pki, cluster.endpoint or endpoint,
                                           cluster.name), 0o600)
         certs.install(node)
+        node.say("[check-etcd] Checking that the etcd cluster is healthy")
+        unhealthy = etcd.check_etcd(cluster)
+        if unhealthy is not None:
+            raise KubeadmFailed(unhealthy)
     node.write(CA_CERT, cluster.pki.ca_pem, 0o644)
     node.say('[kubelet-start] Writing kubelet configuration to file "/var/lib/kubelet/config.yaml"')
     node.write(MARKER, KUBELET_CONFIG, 0o644)

@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 FAULTS = (
     "ssh-stop", "ssh-start", "partition", "heal", "kubeadm-fail", "kubeadm-hang", "reboot",
     "drain-block", "drain-unblock", "certs-expire", "no-boot", "etcd-stop", "etcd-start",
+    "replace",
 )
 # Run in a control plane's kubelet container: re-issue certificates to expire soon.
 _EXPIRE_CERTS = (
@@ -335,7 +336,8 @@ class Lab:
         keeps from being evicted: ``kubectl drain`` retries until its timeout),
         ``certs-expire [--days N] NAME...`` (a control plane's certificates re-issued by the same
         CA to expire in N days, default 9: within kubeadm's and the tool's 10-day warnings),
-        ``etcd-stop`` / ``etcd-start`` (the node's etcd static pod stopped, and kept stopped)."""
+        ``etcd-stop`` / ``etcd-start`` (the node's etcd static pod stopped, and kept stopped),
+        ``replace`` (a new blank machine at the node's address: see ``replace``)."""
         self._require_running()
         self.state = st.load(self.dir)  # a reboot from a node's shell may have changed it
         n = self.state.node(name)
@@ -378,6 +380,9 @@ class Lab:
                     marker.unlink(missing_ok=True)
         elif kind == "certs-expire":
             self._expire_certs(name, list(args))
+            return
+        elif kind == "replace":
+            self.replace(name)
             return
         elif kind == "reboot":
             version = None
@@ -450,6 +455,28 @@ class Lab:
         node = self._node(n)
         node.halt(graceful=True)
         n.pids = {}
+        self._boot(n, save_first=True)
+        if not network.partitioned(self.slot, n.spec.address):
+            _wait_ssh(n.spec)
+        st.save(self.dir, self.state)
+
+    def replace(self, name: str) -> None:
+        """The machine at the node's address is swapped for a new one: the old one is powered
+        off (whatever it was doing), the new one has an empty persistent disk (no kubeadm
+        state, no etcd data), no fault switches, new host keys, and boots the served image.
+        Its name and address are the old one's, as DHCP gives them. The cluster is not told:
+        the old machine's Node and etcd member stay until someone removes them."""
+        self._require_running()
+        self.state = st.load(self.dir)
+        n = self.state.node(name)
+        node = self._node(n)
+        node.halt()
+        shutil.rmtree(node.files.var_node, ignore_errors=True)
+        shutil.rmtree(node.files.lab / "faults", ignore_errors=True)
+        n.no_boot = False
+        n.down = False
+        n.pids = {}
+        n.kubernetes_version = self.state.image_version or n.kubernetes_version
         self._boot(n, save_first=True)
         if not network.partitioned(self.slot, n.spec.address):
             _wait_ssh(n.spec)

@@ -30,18 +30,48 @@ def control_plane_addresses(nodes: dict[str, Any], exclude: str) -> list[str]:
     return found
 
 
+# etcd's answer to ``member add`` of a peer URL a listed member already has.
+PEER_URL_EXISTS = "etcdserver: Peer URLs already exists"
+
+
 def add(existing: list[str], name: str, address: str, wait: float = 40.0) -> str:
     """``member add`` as kubeadm does it: retried with a pause while etcd answers ``unhealthy
     cluster`` (it refuses a new member until every member has been connected for 5s, right
-    after the previous join); the new --initial-cluster."""
+    after the previous join); the new --initial-cluster. A peer URL that is already a member's
+    is etcd's final answer: not retried."""
     deadline = time.monotonic() + wait
     while True:
         try:
             return _add_once(existing, name, address)
-        except EtcdUnavailable:
-            if time.monotonic() >= deadline:
+        except EtcdUnavailable as exc:
+            if PEER_URL_EXISTS in str(exc) or time.monotonic() >= deadline:
                 raise
             time.sleep(1.0)
+
+
+def members(existing: list[str]) -> list[dict[str, Any]]:
+    """``member list`` through the first existing member that answers."""
+    last: Exception | None = None
+    for other in existing:
+        try:
+            return list(client(other).call("/v3/cluster/member/list", {}).get("members") or [])
+        except EtcdUnavailable as exc:
+            last = exc
+    raise EtcdUnavailable(f"no etcd member answered at {', '.join(existing)}: {last}")
+
+
+def unhealthy_endpoint(existing: list[str]) -> str | None:
+    """kubeadm's check-etcd (``CheckClusterHealth``): the member list, then a maintenance
+    Status call to every member's client URL; the first that does not answer, or None. A
+    member added and never started has no client URL and is not dialled."""
+    for member in members(existing):
+        for url in member.get("clientURLs") or []:
+            host = url.removeprefix("https://").rsplit(":", 1)[0]
+            try:
+                client(host).call("/v3/maintenance/status", {})
+            except EtcdUnavailable:
+                return str(url)
+    return None
 
 
 def _add_once(existing: list[str], name: str, address: str) -> str:
@@ -51,6 +81,8 @@ def _add_once(existing: list[str], name: str, address: str) -> str:
         try:
             answer = client(other).call("/v3/cluster/member/add", {"peerURLs": [peer]})
         except EtcdUnavailable as exc:
+            if "already exists" in str(exc):
+                raise EtcdUnavailable(PEER_URL_EXISTS) from None
             last = exc
             continue
         members = answer.get("members") or []

@@ -124,6 +124,8 @@ def run(config_path: str) -> int:
 
     if cfg.join_control_plane:
         _prepare_control_plane(cfg, node, boot, kc, about, version)
+        if node.real_etcd:
+            _check_etcd(node, cfg.advertise_address or node.address)
 
     faults.check("kubelet-start")
     out(f'[kubelet-start] Writing kubelet configuration to file "{env.KUBELET_CONFIG}"')
@@ -210,6 +212,22 @@ def _prepare_control_plane(cfg: config.Config, node: env.Node, boot: Client,
     if not node.real_etcd:  # the real one's manifest comes with its member, in control-plane-join
         cluster.write_manifest("etcd", ["etcd", f"--name={node.name}"])
     cluster.etcd_member(node.name)
+
+
+def _check_etcd(node: env.Node, address: str) -> None:
+    """kubeadm's check-etcd phase: every listed member must answer before a new one is added
+    (a member that does not would leave the cluster one failure from losing quorum)."""
+    out("[check-etcd] Checking that the etcd cluster is healthy")
+    admin = cluster.admin_client()
+    others = etcdmember.control_plane_addresses(cluster.call(admin, "GET", "/api/v1/nodes"),
+                                                exclude=address)
+    try:
+        silent = etcdmember.unhealthy_endpoint(others)
+    except EtcdUnavailable:
+        silent = f"https://{others[0]}:2379" if others else "https://127.0.0.1:2379"
+    if silent is not None:
+        raise PhaseError("check-etcd", f"etcd cluster is not healthy: failed to dial endpoint "
+                         f"{silent} with maintenance client: context deadline exceeded")
 
 
 def _join_etcd(admin: Client, node: env.Node, address: str) -> None:

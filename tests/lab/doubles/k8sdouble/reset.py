@@ -33,17 +33,23 @@ def run(force: bool) -> int:
         "'kubectl -n kube-system get cm kubeadm-config -o yaml'")
     out("[preflight] Running pre-flight checks")
     if control_plane and env.path(env.ADMIN_CONF).exists():
+        members: list[str] | None = None
         try:
             client = cluster.admin_client(timeout=5)
             about = client.request("GET", "/lab/v1/cluster")
             members = [m for m in about.get("members") or [] if m != node.name]
             client.request("PATCH", "/lab/v1/cluster", {"members": members})
-            if node.real_etcd:  # kubeadm's remove-etcd-member phase, on the real etcd
-                etcdmember.remove_self(node.name, node.address)
-            elif not members:  # the last member: etcd's data goes with it
-                env.path(cluster.store_path()).unlink(missing_ok=True)
         except (ApiError, Exception) as exc:
-            print(f"W0000 [reset] Failed to remove etcd member: {exc}", file=sys.stderr)
+            print(f"W0000 [reset] Unable to fetch the kubeadm-config ConfigMap from cluster: "
+                  f"{exc}", file=sys.stderr)
+        try:
+            if node.real_etcd:  # remove-etcd-member: through the node's own etcd, if it answers
+                etcdmember.remove_self(node.name, node.address)
+            elif members == []:  # the last member: etcd's data goes with it
+                env.path(cluster.store_path()).unlink(missing_ok=True)
+        except Exception as exc:
+            print(f"W0000 [reset] Failed to remove etcd member: {exc}, please manually remove "
+                  "this etcd member using etcdctl", file=sys.stderr)
     if control_plane:
         etcd = env.path(env.ETCD_DIR)
         if etcd.is_dir():
