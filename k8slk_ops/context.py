@@ -51,6 +51,9 @@ class ClusterFacts:
     addons: dict[str, str] = field(default_factory=dict)
     # Why no control plane's API answered, when a read-only run goes on without it.
     api_error: str = ""
+    # A changing run that goes on without the API (a playbook with ``withoutApi``): its lock
+    # is the lock files, its steps work through SSH alone, and the silence is not its failure.
+    through_ssh: bool = False
 
     def is_member(self, name: str) -> bool:
         return name in self.members
@@ -156,7 +159,8 @@ class RunContext:
     def __post_init__(self) -> None:
         self.state.members = dict(self.plan.cluster.members)
         self.state.initialised = self.plan.cluster.initialised
-        self.state.api_error = self.plan.cluster.api_error
+        if not self.plan.cluster.through_ssh:
+            self.state.api_error = self.plan.cluster.api_error
 
     @property
     def inventory(self) -> Inventory:

@@ -9,12 +9,20 @@ Both read ``kubeadm certs check-expiration`` (``kubeadm alpha certs`` before v1.
 kubeadm documents it: the manifests leave ``/etc/kubernetes/manifests``, the kubelet stops the
 pods (the API stops answering), the manifests come back, and the step waits until the API
 serves the certificate now on disk. The CA is never renewed; its expiry is reported loudly.
+
+When no API answered at the start (``ClusterFacts.through_ssh``: certificates that expired stop
+the API), kubeadm cannot read the cluster's configuration from the ``kubeadm-config``
+ConfigMap and would fall back to its defaults: it is handed the configuration the init
+rendered from the inventory instead (``--config``, a 0600 file in the node's tmpfs, removed
+after use), so that nothing but the certificates changes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,9 +36,13 @@ from k8slk_ops.events import EventKind
 from k8slk_ops.kubeadm import CertExpiry, NodeCerts
 from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.ssh import CommandResult
+from k8slk_ops.steps import render
 from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
 
-POLL = 1.0  # seconds between looks at the API while it restarts
+# Looks at the API while it restarts: soon at first, then less often (the API takes seconds to
+# stop and, with etcd to reach, tens of seconds to come back); the run's --timeout bounds it.
+POLL_FIRST = 0.5
+POLL_MAX = 5.0
 # Prints the certificate the API serves at ADDRESS PORT; exits 3 when nothing answers there.
 # Run with the kubelet container's python3 (the SSH shell has none).
 SERVED_CERT = """
@@ -47,11 +59,20 @@ _UNPARK = ('set -e; [ -d "$2" ] || exit 0; '
            'for f in "$2"/*.yaml; do [ -e "$f" ] && mv "$f" "$1"/ && echo "$f"; done; rmdir "$2"')
 
 
-async def read_certs(ctx: RunContext, node: str) -> NodeCerts:
-    """The node's certificates, as kubeadm reports them; recorded in ``RunState.certs``."""
+def backoff() -> Iterator[float]:
+    """The pauses between looks: doubling from POLL_FIRST up to POLL_MAX."""
+    delay = POLL_FIRST
+    while True:
+        yield delay
+        delay = min(delay * 2, POLL_MAX)
+
+
+async def read_certs(ctx: RunContext, node: str, config: tuple[str, ...] = ()) -> NodeCerts:
+    """The node's certificates, as kubeadm reports them; recorded in ``RunState.certs``.
+    ``config``: the ``--config`` argument when the cluster's own configuration is handed over."""
     lk = await ctx.node(node)
     sub = kubeadm.certs_command(ctx.facts(node).kubeadm_version or "v1.31.0")
-    result = await lk.kubeadm(*sub, "check-expiration", timeout=60)
+    result = await lk.kubeadm(*sub, "check-expiration", *config, timeout=60)
     if result.exit_status != 0:
         raise NodeError(
             f"kubeadm {' '.join(sub)} check-expiration failed: "
@@ -153,8 +174,14 @@ class CertsRenew(Step):
         if back:
             ctx.emit(node, self.phase, EventKind.WARN,
                      f"an earlier run left the static pod manifests out; moved back: {back}")
+        async with _own_config(ctx, node, lk) as config:
+            await self._renew(ctx, node, lk, config)
+
+    async def _renew(
+        self, ctx: RunContext, node: str, lk: LinuxKitNode, config: tuple[str, ...]
+    ) -> None:
         now = datetime.now(UTC)
-        certs = await read_certs(ctx, node)
+        certs = await read_certs(ctx, node, config)
         _warn_ca(ctx, node, certs, now)
         due = certs.due(ctx.options.cert_days, now)
         details = ctx.state.details.setdefault(node, {})
@@ -167,7 +194,7 @@ class CertsRenew(Step):
         sub = kubeadm.certs_command(ctx.facts(node).kubeadm_version or "v1.31.0")
         for name in due:
             ctx.emit(node, self.phase, EventKind.PROGRESS, f"renewing {name}")
-            result = await lk.kubeadm(*sub, "renew", name, timeout=120)
+            result = await lk.kubeadm(*sub, "renew", name, *config, timeout=120)
             if result.exit_status != 0:
                 raise NodeError(
                     f"kubeadm certs renew {name} failed: "
@@ -175,10 +202,29 @@ class CertsRenew(Step):
                     phase=self.phase, log_tail=kubeadm.failure_tail(_output(result)),
                 )
         await restart_control_plane(ctx, node, lk)
-        after = await read_certs(ctx, node)
+        after = await read_certs(ctx, node, config)
         details.update(cert_details(after, datetime.now(UTC)))
         if "admin.conf" in due:
             await _refresh_kubeconfig(ctx, node)
+
+
+@asynccontextmanager
+async def _own_config(ctx: RunContext, node: str, lk: LinuxKitNode) -> AsyncIterator[tuple[str, ...]]:
+    """``("--config", FILE)`` with the cluster's own configuration when the run goes through
+    SSH alone (kubeadm cannot read it from the silent API), else nothing; the file (which
+    names the cluster's addresses, no secret) is removed whatever happens."""
+    if not ctx.plan.cluster.through_ssh:
+        yield ()
+        return
+    text = render.cluster_config(ctx.plan, node)
+    await lk.write_file(paths.CERTS_CONFIG, text.encode(), 0o600)
+    ctx.emit(node, "renew", EventKind.PROGRESS,
+             "no API to read the kubeadm-config ConfigMap from: kubeadm is given the cluster's "
+             "configuration rendered from the inventory")
+    try:
+        yield ("--config", paths.CONTAINER_CERTS_CONFIG)
+    finally:
+        await lk.remove_file(paths.CERTS_CONFIG)
 
 
 def _warn_ca(ctx: RunContext, node: str, certs: NodeCerts, now: datetime) -> None:
@@ -206,9 +252,10 @@ async def restart_control_plane(ctx: RunContext, node: str, lk: LinuxKitNode) ->
     ctx.emit(node, "restart", EventKind.PROGRESS, "moving the static pod manifests out")
     await _shell(lk, _PARK, "parking the static pod manifests")
     try:
+        pauses = backoff()
         while await _served(lk, where) is not None:
             _check_deadline(deadline, ctx, "the API to stop")
-            await asyncio.sleep(POLL)
+            await asyncio.sleep(next(pauses))
     finally:
         await _shell(lk, _UNPARK, "moving the static pod manifests back")
     ctx.emit(node, "restart", EventKind.PROGRESS, "manifests back; waiting for the API")
@@ -216,13 +263,14 @@ async def restart_control_plane(ctx: RunContext, node: str, lk: LinuxKitNode) ->
     if wanted is None:
         raise NodeError(f"{paths.APISERVER_CERT} is missing", phase="restart")
     expected = x509.load_pem_x509_certificate(wanted)
+    pauses = backoff()
     while True:
         served = await _served(lk, where)
         if served is not None and (served.serial_number, served.not_valid_after_utc) == (
                 expected.serial_number, expected.not_valid_after_utc):
             break
         _check_deadline(deadline, ctx, "the API to serve the new certificate")
-        await asyncio.sleep(POLL)
+        await asyncio.sleep(next(pauses))
     ctx.state.details.setdefault(node, {})["servingCertificate"] = {
         "serial": format(expected.serial_number, "x"),
         "notAfter": expected.not_valid_after_utc.isoformat(),
