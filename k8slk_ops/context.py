@@ -14,6 +14,7 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -137,6 +138,8 @@ class RunState:
     noop: set[tuple[str, str]] = field(default_factory=set)
     # Each control plane's certificates as `kubeadm certs check-expiration` last showed them.
     certs: dict[str, NodeCerts] = field(default_factory=dict)
+    # node -> when its kubelet's client certificate expires, read where the node was not Ready.
+    kubelet_certs: dict[str, datetime] = field(default_factory=dict)
     # Nodes this run rebooted (a new host key from them may be accepted: hostKeyAfterReboot).
     rebooted: set[str] = field(default_factory=set)
     snapshot: SnapshotResult | None = None  # the etcd snapshot this run wrote and checked

@@ -35,6 +35,8 @@ CONTAINER_KUBEADM_YAML = "/run/kubeadm.yaml"
 CONTAINER_ADMIN_CONF = "/etc/kubernetes/admin.conf"
 CONTAINER_CA_CERT = "/etc/kubernetes/pki/ca.crt"
 CONTAINER_CERTS_CONFIG = "/run/k8slk-ops-certs.yaml"
+# The kubelet's client certificate (and its key, in the same file: read only with openssl there).
+CONTAINER_KUBELET_CLIENT_CERT = "/var/lib/kubelet/pki/kubelet-client-current.pem"
 
 # Seen from inside the etcd static pod's container.
 ETCD_CONTAINER_DATA = "/var/lib/etcd"

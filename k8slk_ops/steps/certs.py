@@ -86,6 +86,23 @@ async def read_certs(ctx: RunContext, node: str, config: tuple[str, ...] = ()) -
     return certs
 
 
+async def kubelet_cert_expiry(ctx: RunContext, node: str) -> datetime | None:
+    """When the node's kubelet client certificate expires (recorded in
+    ``RunState.kubelet_certs``); None when it cannot be read. openssl reads it inside the kubelet
+    container: the file holds the private key too, which never leaves the node."""
+    lk = await ctx.node(node)
+    result = await lk.kubelet_exec(
+        ["openssl", "x509", "-noout", "-enddate", "-in", paths.CONTAINER_KUBELET_CLIENT_CERT],
+        timeout=30,
+    )
+    if result.exit_status != 0:
+        return None
+    expires = kubeadm.parse_openssl_enddate(result.stdout.decode(errors="replace"))
+    if expires is not None:
+        ctx.state.kubelet_certs[node] = expires
+    return expires
+
+
 def cert_details(certs: NodeCerts, now: datetime) -> dict[str, Any]:
     """What a node's report row says of its certificates (``status`` shows the earliest)."""
     row: dict[str, Any] = {"certsMissing": list(certs.missing)}

@@ -261,6 +261,11 @@ class InProcessFleet:
         node = self._node(name)
         self.call(lambda: fleet_certs.expire_soon(node, certs, days))
 
+    def expire_certs_now(self, name: str, certs: tuple[str, ...]) -> None:
+        """These certificates of a control plane expired while it was off; it runs again."""
+        node = self._node(name)
+        self.call(lambda: fleet_certs.expire_now(node, certs))
+
     def certificates(self, name: str) -> fleet_certs.Certificates:
         """A control plane's certificates (a live object: read it between runs)."""
         state = fleet_certs.of(self._node(name))
