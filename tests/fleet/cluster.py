@@ -90,6 +90,9 @@ class Member:
     kubelet_version: str
     labels: dict[str, str] = field(default_factory=dict)
     unschedulable: bool = False
+    # The kubelet's client certificate lapsed (the node was off past its expiry): the kubelet
+    # cannot post its status any more, so the node is NotReady for good.
+    kubelet_cert_expired: bool = False
 
 
 # kubelet's words while the node has no CNI configuration.
@@ -214,6 +217,8 @@ class Cluster:
         self.cert_key = self.cert_key_expires = None
 
     def ready(self, member: Member) -> bool:
+        if member.kubelet_cert_expired:
+            return False
         if self.strict_network and not self.network:
             return False
         return self.clock() >= member.registered + self.ready_delay

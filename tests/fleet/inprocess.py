@@ -261,6 +261,11 @@ class InProcessFleet:
         node = self._node(name)
         self.call(lambda: fleet_certs.expire_soon(node, certs, days))
 
+    def expire_kubelet_cert(self, name: str) -> None:
+        """The node's kubelet client certificate lapsed while it was off: NotReady for good."""
+        self.call(lambda: setattr(self._node(name).cluster.members[name],
+                                  "kubelet_cert_expired", True))
+
     def expire_certs_now(self, name: str, certs: tuple[str, ...]) -> None:
         """These certificates of a control plane expired while it was off; it runs again."""
         node = self._node(name)

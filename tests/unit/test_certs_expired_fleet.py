@@ -86,3 +86,22 @@ def test_renew_without_the_api_refuses_while_another_run_holds_the_lock_files(
     assert run.code == 3, run.why()
     assert "20260101T000000-abcdef" in run.stderr
     assert expired.certificates("cp-1").renewals == []
+
+
+def test_status_names_a_worker_whose_kubelet_certificate_expired_with_its_fix(
+    fleet_factory: object, k8slk: K8slk
+) -> None:
+    fleet = fleet_factory(3, 1)  # type: ignore[operator]
+    assert k8slk("bootstrap", fleet.inventory, "--json").code == 0
+    worker = "w-1"
+    fleet.expire_kubelet_cert(worker)
+    status = k8slk("status", fleet.inventory, "--json")
+    assert status.code == 1
+    said = "\n".join(status.report["messages"])
+    assert f"the kubelet client certificate of {worker} expired" in said
+    assert f"`k8slk-ops remove-node {fleet.inventory} {worker} --yes`" in said
+    assert f"`k8slk-ops add-node {fleet.inventory} --node {worker}`" in said
+    assert "kubeletCertExpire" in status.nodes[worker]["details"]
+    # A Ready node's kubelet certificate is not read (status stays one round trip per node).
+    others = [n for n in status.nodes if n != worker]
+    assert all("kubeletCertExpire" not in status.nodes[n]["details"] for n in others)
