@@ -138,6 +138,8 @@ class RunState:
     noop: set[tuple[str, str]] = field(default_factory=set)
     # Each control plane's certificates as `kubeadm certs check-expiration` last showed them.
     certs: dict[str, NodeCerts] = field(default_factory=dict)
+    # Control planes whose certificates this run renewed and has not restarted yet.
+    certs_renewed: set[str] = field(default_factory=set)
     # node -> when its kubelet's client certificate expires, read where the node was not Ready.
     kubelet_certs: dict[str, datetime] = field(default_factory=dict)
     # Nodes this run rebooted (a new host key from them may be accepted: hostKeyAfterReboot).

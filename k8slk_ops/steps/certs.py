@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from k8slk_ops import kubeadm, paths
 from k8slk_ops.context import PlanContext, RunContext
@@ -168,34 +168,45 @@ class CertsCheck(Step):
                      f"earliest: {earliest.name} in {_days(earliest, now)}")
 
 
+class RenewOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # False: renew the files only and leave the restart to a later ``certs-restart`` stage.
+    # When every control plane's certificates have expired, etcd's members refuse each other's
+    # peer certificates: no control plane's API can come back before all have renewed theirs.
+    restart: bool = True
+
+
 class CertsRenew(Step):
     """Renew what expires within ``cert_days``, restart the static pods, wait for the API."""
 
     name = "certs-renew"
     phase = "renew"
+    Options = RenewOptions
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        assert isinstance(options, RenewOptions)
         days = ctx.options.cert_days
         if days == 0:
             return skip("--within-days 0: nothing to renew")
         which = "every certificate" if days is None else f"certificates expiring within {days} days"
-        return _control_plane_plan(
-            ctx, node,
-            f"kubeadm certs renew {which}, restart the control-plane static pods, wait until "
-            "the API serves the new certificate",
-        )
+        then = (", restart the control-plane static pods, wait until the API serves the new "
+                "certificate") if options.restart else " (the restart comes later)"
+        return _control_plane_plan(ctx, node, f"kubeadm certs renew {which}{then}")
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        assert isinstance(options, RenewOptions)
         lk = await ctx.node(node)
         back = await _shell(lk, _UNPARK, "moving back manifests an earlier run left parked")
         if back:
             ctx.emit(node, self.phase, EventKind.WARN,
                      f"an earlier run left the static pod manifests out; moved back: {back}")
         async with _own_config(ctx, node, lk) as config:
-            await self._renew(ctx, node, lk, config)
+            await self._renew(ctx, node, lk, config, restart=options.restart)
 
     async def _renew(
-        self, ctx: RunContext, node: str, lk: LinuxKitNode, config: tuple[str, ...]
+        self, ctx: RunContext, node: str, lk: LinuxKitNode, config: tuple[str, ...], *,
+        restart: bool,
     ) -> None:
         now = datetime.now(UTC)
         certs = await read_certs(ctx, node, config)
@@ -218,7 +229,10 @@ class CertsRenew(Step):
                     f"{kubeadm.failure_summary(_output(result))}",
                     phase=self.phase, log_tail=kubeadm.failure_tail(_output(result)),
                 )
-        await restart_control_plane(ctx, node, lk)
+        if restart:
+            await restart_control_plane(ctx, node, lk)
+        else:
+            ctx.state.certs_renewed.add(node)
         after = await read_certs(ctx, node, config)
         details.update(cert_details(after, datetime.now(UTC)))
         if "admin.conf" in due:
@@ -244,6 +258,55 @@ async def _own_config(ctx: RunContext, node: str, lk: LinuxKitNode) -> AsyncIter
         await lk.remove_file(paths.CERTS_CONFIG)
 
 
+class CertsRestart(Step):
+    """After ``certs-renew {restart: false}`` on every control plane: restart the static pods of
+    this one and wait until its API serves the certificate on disk, when this run renewed its
+    certificates or its API serves another certificate than the one on disk (an earlier run
+    renewed and did not get to restart)."""
+
+    name = "certs-restart"
+    phase = "restart"
+
+    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        if ctx.options.cert_days == 0:
+            return skip("--within-days 0: nothing renewed")
+        return _control_plane_plan(
+            ctx, node,
+            "restart the control-plane static pods if certificates were renewed (or the API "
+            "serves another certificate than the one on disk), wait until the API serves it",
+        )
+
+    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        lk = await ctx.node(node)
+        if node not in ctx.state.certs_renewed:
+            where = await _api_address(lk)
+            served = await _served(lk, where)
+            on_disk = await lk.read_file(paths.APISERVER_CERT)
+            if served is None or on_disk is None or _same(
+                    served, x509.load_pem_x509_certificate(on_disk)):
+                ctx.state.noop.add((node, self.name))
+                ctx.emit(node, self.phase, EventKind.PROGRESS, "nothing to restart")
+                return
+            ctx.emit(node, self.phase, EventKind.WARN, "the API serves another certificate "
+                     "than the one on disk (renewed earlier, never loaded): restarting")
+        await restart_control_plane(ctx, node, lk)
+        ctx.state.certs_renewed.discard(node)
+
+
+def _same(a: x509.Certificate, b: x509.Certificate) -> bool:
+    return (a.serial_number, a.not_valid_after_utc) == (b.serial_number, b.not_valid_after_utc)
+
+
+async def _api_address(lk: LinuxKitNode) -> tuple[str, int]:
+    """Where the node's API serves, from its kube-apiserver manifest."""
+    manifest = await lk.read_file(f"{paths.MANIFESTS}/kube-apiserver.yaml")
+    where = kubeadm.apiserver_address(manifest.decode(errors="replace")) if manifest else None
+    if where is None:
+        raise NodeError("cannot tell where the API serves: no --advertise-address in "
+                        f"{paths.MANIFESTS}/kube-apiserver.yaml", phase="restart")
+    return where
+
+
 def _warn_ca(ctx: RunContext, node: str, certs: NodeCerts, now: datetime) -> None:
     """The CAs are never renewed here: say when they expire, as a warning within a year."""
     dated = [ca for ca in certs.authorities if ca.expires is not None]
@@ -260,11 +323,7 @@ def _warn_ca(ctx: RunContext, node: str, certs: NodeCerts, now: datetime) -> Non
 async def restart_control_plane(ctx: RunContext, node: str, lk: LinuxKitNode) -> None:
     """Move the static pod manifests out, wait for the API to stop, move them back, wait until
     it serves the certificate on disk. The manifests go back whatever happens."""
-    manifest = await lk.read_file(f"{paths.MANIFESTS}/kube-apiserver.yaml")
-    where = kubeadm.apiserver_address(manifest.decode(errors="replace")) if manifest else None
-    if where is None:
-        raise NodeError("cannot tell where the API serves: no --advertise-address in "
-                        f"{paths.MANIFESTS}/kube-apiserver.yaml", phase="restart")
+    where = await _api_address(lk)
     deadline = time.monotonic() + ctx.options.timeout
     ctx.emit(node, "restart", EventKind.PROGRESS, "moving the static pod manifests out")
     await _shell(lk, _PARK, "parking the static pod manifests")
@@ -283,8 +342,7 @@ async def restart_control_plane(ctx: RunContext, node: str, lk: LinuxKitNode) ->
     pauses = backoff()
     while True:
         served = await _served(lk, where)
-        if served is not None and (served.serial_number, served.not_valid_after_utc) == (
-                expected.serial_number, expected.not_valid_after_utc):
+        if served is not None and _same(served, expected):
             break
         _check_deadline(deadline, ctx, "the API to serve the new certificate")
         await asyncio.sleep(next(pauses))

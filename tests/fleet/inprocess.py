@@ -261,6 +261,11 @@ class InProcessFleet:
         node = self._node(name)
         self.call(lambda: fleet_certs.expire_soon(node, certs, days))
 
+    def renew_certs(self, name: str, *certs: str) -> None:
+        """``kubeadm certs renew NAME`` on a control plane by hand (nothing restarted)."""
+        node = self._node(name)
+        self.call(lambda: [fleet_certs.renew(node, [c]) for c in certs])
+
     def expire_kubelet_cert(self, name: str) -> None:
         """The node's kubelet client certificate lapsed while it was off: NotReady for good."""
         self.call(lambda: setattr(self._node(name).cluster.members[name],

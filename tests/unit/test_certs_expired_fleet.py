@@ -6,6 +6,7 @@ cluster's configuration) one control plane at a time."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -105,3 +106,42 @@ def test_status_names_a_worker_whose_kubelet_certificate_expired_with_its_fix(
     # A Ready node's kubelet certificate is not read (status stays one round trip per node).
     others = [n for n in status.nodes if n != worker]
     assert all("kubeletCertExpire" not in status.nodes[n]["details"] for n in others)
+
+
+def test_two_control_planes_all_expired_are_renewed_first_then_restarted_in_turn(
+    fleet_factory: object, k8slk: K8slk
+) -> None:
+    fleet = fleet_factory(3, 2)  # type: ignore[operator]
+    assert k8slk("bootstrap", fleet.inventory, "--json").code == 0
+    for cp in ("cp-1", "cp-2"):
+        fleet.expire_certs_now(cp, EVERY_CERT)
+    assert k8slk("status", fleet.inventory, "--json").code == 1
+    run = k8slk("certs", "renew", fleet.inventory, "--within-days", "30", "--yes", "--json")
+    assert run.code == 0, run.why()
+    phases = re.findall(r"^\S+Z cp-\d (renew|restart) ", run.stderr, re.M)  # plain lines, in order
+    renews = [i for i, phase in enumerate(phases) if phase == "renew"]
+    restarts = [i for i, phase in enumerate(phases) if phase == "restart"]
+    assert renews and restarts and max(renews) < min(restarts)  # every renewal, then restarts
+    for cp in ("cp-1", "cp-2"):
+        state = fleet.certificates(cp)
+        assert sorted(state.renewals) == sorted(EVERY_CERT) and state.defaults == 0
+        served = run.nodes[cp]["details"]["servingCertificate"]
+        assert int(served["serial"], 16) == state.serials["apiserver"]
+    assert k8slk("certs", "check", fleet.inventory, "--warn-days", "30").code == 0
+
+
+def test_a_renewal_an_earlier_run_did_not_restart_is_restarted(
+    fleet_factory: object, k8slk: K8slk
+) -> None:
+    fleet = fleet_factory(2, 1)  # type: ignore[operator]
+    assert k8slk("bootstrap", fleet.inventory, "--json").code == 0
+    fleet.renew_certs("cp-1", "apiserver")  # kubeadm ran; nothing restarted
+    state = fleet.certificates("cp-1")
+    assert state.served != fleet.file("cp-1", "/var/node/etc/kubernetes/pki/apiserver.crt")
+    run = k8slk("certs", "renew", fleet.inventory, "--within-days", "30", "--yes", "--json")
+    assert run.code == 0, run.why()
+    assert run.nodes["cp-1"]["details"]["renewed"] == []  # nothing due
+    assert state.served == fleet.file("cp-1", "/var/node/etc/kubernetes/pki/apiserver.crt")
+    assert run.outcomes["cp-1"] == "ok"
+    again = k8slk("certs", "renew", fleet.inventory, "--within-days", "30", "--yes", "--json")
+    assert again.outcomes["cp-1"] == "unchanged"
