@@ -54,6 +54,8 @@ except OSError as exc:
     print("down:", exc)
     sys.exit(3)
 """
+# The containers of kubeadm's control-plane static pods (crictl's --name is a regular expression).
+CONTROL_PLANE_PODS = "^(kube-apiserver|kube-controller-manager|kube-scheduler|etcd)$"
 _PARK = 'set -e; mkdir -p "$2"; for f in "$1"/*.yaml; do [ -e "$f" ] && mv "$f" "$2"/; done; true'
 _UNPARK = ('set -e; [ -d "$2" ] || exit 0; '
            'for f in "$2"/*.yaml; do [ -e "$f" ] && mv "$f" "$1"/ && echo "$f"; done; rmdir "$2"')
@@ -329,8 +331,10 @@ async def restart_control_plane(ctx: RunContext, node: str, lk: LinuxKitNode) ->
     await _shell(lk, _PARK, "parking the static pod manifests")
     try:
         pauses = backoff()
-        while await _served(lk, where) is not None:
-            _check_deadline(deadline, ctx, "the API to stop")
+        # An API that was silent already (expired certificates) says nothing about the pods:
+        # the kubelet must be seen to have stopped them, or they are never started anew.
+        while await _served(lk, where) is not None or await _pods_running(lk):
+            _check_deadline(deadline, ctx, "the control-plane static pods to stop")
             await asyncio.sleep(next(pauses))
     finally:
         await _shell(lk, _UNPARK, "moving the static pod manifests back")
@@ -361,6 +365,17 @@ async def _shell(lk: LinuxKitNode, script: str, what: str) -> str:
         raise NodeError(f"{what} failed: {kubeadm.failure_summary(_output(result))}",
                         phase="restart")
     return ", ".join(line.rsplit("/", 1)[-1] for line in result.lines() if line.strip())
+
+
+async def _pods_running(lk: LinuxKitNode) -> bool:
+    """Whether a container of the control-plane static pods still runs (``crictl ps``)."""
+    result = await lk.kubelet_exec(["crictl", "ps", "-q", "--name", CONTROL_PLANE_PODS],
+                                   timeout=30)
+    if result.exit_status != 0:
+        raise NodeError(f"crictl ps failed on {lk.name}: {kubeadm.failure_summary(_output(result))}"
+                        "; the static pod manifests are moved back; see the kubelet's log",
+                        phase="restart")
+    return bool(result.stdout.strip())
 
 
 async def _served(lk: LinuxKitNode, where: tuple[str, int]) -> x509.Certificate | None:

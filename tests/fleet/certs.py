@@ -85,6 +85,12 @@ def of(node: SimNode) -> Certificates | None:
     return _STATE.get(node)
 
 
+def parked(node: SimNode) -> bool:
+    """The static pod manifests are out: the kubelet has stopped the control plane's pods."""
+    state = _STATE.get(node)
+    return state is not None and state.parked
+
+
 def expire_soon(node: SimNode, names: tuple[str, ...], days: int = 5) -> None:
     """The knob: these certificates now expire within ``days`` (re-issued, new serial)."""
     state = _STATE[node]
