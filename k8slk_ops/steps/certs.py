@@ -7,8 +7,11 @@ Both read ``kubeadm certs check-expiration`` (``kubeadm alpha certs`` before v1.
 ``certs-renew`` renews with ``kubeadm certs renew <name>`` what expires within the run's
 ``cert_days`` (every certificate for None), then restarts the control-plane static pods the way
 kubeadm documents it: the manifests leave ``/etc/kubernetes/manifests``, the kubelet stops the
-pods (the API stops answering), the manifests come back, and the step waits until the API
-serves the certificate now on disk. The CA is never renewed; its expiry is reported loudly.
+pods (the API stops answering and crictl lists none of their containers), the manifests come
+back, and the step waits until the API serves the certificate now on disk. The CA is never
+renewed; its expiry is reported loudly. With ``restart: false`` the restart is left to a later
+``certs-restart`` stage: the built-in playbook renews every control plane first, since etcd's
+members refuse each other's expired peer certificates until all have new ones.
 
 When no API answered at the start (``ClusterFacts.through_ssh``: certificates that expired stop
 the API), kubeadm cannot read the cluster's configuration from the ``kubeadm-config``
