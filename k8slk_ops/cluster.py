@@ -242,12 +242,15 @@ class Cluster:
 
     # -- the primary ----------------------------------------------------------------------------
 
-    async def find_primary(self, order: Sequence[str], *, read_only: bool) -> ClusterFacts:
+    async def find_primary(
+        self, order: Sequence[str], *, read_only: bool, without_api: bool = False
+    ) -> ClusterFacts:
         """The cluster as the first initialised control plane of ``order`` whose API answers
         sees it; control planes after it are not contacted for this. With none initialised,
         the first control plane of the inventory is the primary-to-be. Once one API has been
         silent (etcd without quorum, say), the control planes left are asked all at once: a
-        silent API costs its timeout once, not once per control plane."""
+        silent API costs its timeout once, not once per control plane. A read-only run, or one
+        ``without_api``, goes on with the first silent control plane as its primary."""
         silent: dict[str, str] = {}
         for i, name in enumerate(order):
             if silent:
@@ -268,6 +271,9 @@ class Cluster:
             detail = "; ".join(f"{k}: {v}" for k, v in silent.items())
             if read_only:  # a look at a broken cluster (status, etcd status) says what it sees
                 return ClusterFacts(primary=next(iter(silent)), initialised=True, api_error=detail)
+            if without_api:  # certs renew: the fix for a silent API goes through SSH alone
+                return ClusterFacts(primary=next(iter(silent)), initialised=True,
+                                    api_error=detail, through_ssh=True)
             raise NoApiAnswers(f"the cluster is initialised but no control plane API answers: {detail}")
         first = self.inventory.control_planes[0].name
         if first in self.unreachable and not read_only:

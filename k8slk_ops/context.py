@@ -14,6 +14,7 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -54,6 +55,9 @@ class ClusterFacts:
     addons: dict[str, str] = field(default_factory=dict)
     # Why no control plane's API answered, when a read-only run goes on without it.
     api_error: str = ""
+    # A changing run that goes on without the API (a playbook with ``withoutApi``): its lock
+    # is the lock files, its steps work through SSH alone, and the silence is not its failure.
+    through_ssh: bool = False
 
     def is_member(self, name: str) -> bool:
         return name in self.members
@@ -140,6 +144,10 @@ class RunState:
     noop: set[tuple[str, str]] = field(default_factory=set)
     # Each control plane's certificates as `kubeadm certs check-expiration` last showed them.
     certs: dict[str, NodeCerts] = field(default_factory=dict)
+    # Control planes whose certificates this run renewed and has not restarted yet.
+    certs_renewed: set[str] = field(default_factory=set)
+    # node -> when its kubelet's client certificate expires, read where the node was not Ready.
+    kubelet_certs: dict[str, datetime] = field(default_factory=dict)
     # Nodes this run rebooted (a new host key from them may be accepted: hostKeyAfterReboot).
     rebooted: set[str] = field(default_factory=set)
     snapshot: SnapshotResult | None = None  # the etcd snapshot this run wrote and checked
@@ -168,7 +176,8 @@ class RunContext:
     def __post_init__(self) -> None:
         self.state.members = dict(self.plan.cluster.members)
         self.state.initialised = self.plan.cluster.initialised
-        self.state.api_error = self.plan.cluster.api_error
+        if not self.plan.cluster.through_ssh:
+            self.state.api_error = self.plan.cluster.api_error
 
     @property
     def inventory(self) -> Inventory:

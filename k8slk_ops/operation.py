@@ -143,13 +143,20 @@ class Operation:
             chosen = set(self.options.selected)
             cps = [n for n in cps if n not in chosen] + [n for n in cps if n in chosen]
         try:
-            cluster = await self.cluster.find_primary(cps, read_only=self.playbook.read_only)
+            cluster = await self.cluster.find_primary(
+                cps, read_only=self.playbook.read_only, without_api=self.playbook.without_api
+            )
         except NoApiAnswers:
             if locking and not self.break_lock:
                 lock = await self._file_locks(holder)
                 await lock.acquire()  # LockHeld, naming the other run, when it holds them
                 await lock.release()
             raise
+        if cluster.through_ssh:
+            message = (f"no control plane API answers ({cluster.api_error}): {self.playbook.name} "
+                       "goes on through SSH alone, locked by the lock files on the control planes")
+            self.emit(None, "lock", EventKind.WARN, message)
+            self.report.messages.append(message)
         if self.playbook.requires_cluster and not cluster.initialised:
             unreachable = self.cluster.unreachable
             gone = [n.name for n in self.inventory.control_planes if n.name in unreachable]
@@ -274,8 +281,8 @@ class Operation:
         self, cluster: ClusterFacts, holder: Holder, locking: bool
     ) -> AsyncIterator[None]:
         """The cluster lock for a run that changes things, renewed while the run lasts and
-        released in any case: the Lease once the cluster exists, else the lock file on every
-        reachable control plane (lock.py)."""
+        released in any case: the Lease once the cluster exists and its API answers, else the
+        lock file on every reachable control plane (lock.py)."""
         if not locking:
             yield
             return
@@ -303,7 +310,7 @@ class Operation:
         self, cluster: ClusterFacts, holder: Holder
     ) -> FileLocks | LeaseLock:
         lock: FileLocks | LeaseLock
-        if cluster.initialised:
+        if cluster.initialised and not cluster.through_ssh:
             lock = LeaseLock(cluster.primary, self.cluster.connect, holder)
         else:
             lock = await self._file_locks(holder)

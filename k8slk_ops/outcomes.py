@@ -8,7 +8,9 @@ a failed cleanup); it prints nothing.
 
 from __future__ import annotations
 
-from k8slk_ops import podnetwork
+from datetime import UTC, datetime
+
+from k8slk_ops import kubeadm, podnetwork
 from k8slk_ops.cluster import Cluster
 from k8slk_ops.context import RunState
 from k8slk_ops.errors import EXIT_INTERRUPTED, EXIT_NODE_FAILED, EXIT_OK
@@ -81,6 +83,10 @@ def finish_run(report: RunReport, cluster: Cluster, state: RunState, interrupted
     report.messages += podnetwork.report_messages(has_addons, state.members.values())
     if state.api_error:
         report.messages.append(api_silence(state.api_error))
+    expired = kubeadm.expired_advice(state.certs, state.kubelet_certs,
+                                     str(cluster.inventory.source), datetime.now(UTC),
+                                     api_silent=bool(state.api_error))
+    report.messages += expired
     note_etcd(report, state)
     for err in state.cleanup_errors:
         report.messages.append(f"cleanup failed: {err}")
@@ -99,7 +105,7 @@ def finish_run(report: RunReport, cluster: Cluster, state: RunState, interrupted
         )
     if report.interrupted:
         report.exit_code = EXIT_INTERRUPTED
-    elif state.api_error or any(n.outcome in _BAD for n in report.nodes):
+    elif state.api_error or expired or any(n.outcome in _BAD for n in report.nodes):
         report.exit_code = EXIT_NODE_FAILED
     else:
         report.exit_code = EXIT_OK

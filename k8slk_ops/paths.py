@@ -24,6 +24,9 @@ PARKED_MANIFESTS = "/var/node/etc/kubernetes/manifests.k8slk-ops-restart"
 # etcd's data directory (kubeadm's hostPath for the etcd static pod, /var/lib/etcd on the host and
 # in the etcd container): where a snapshot is written, so that the shell can read and remove it.
 ETCD_DATA = "/var/node/var/lib/etcd"
+# The cluster's configuration handed to `kubeadm certs` while the API is silent (tmpfs, 0600,
+# removed after use; not /run/node/kubeadm.yaml, which is the init/join trigger's).
+CERTS_CONFIG = "/run/node/k8slk-ops-certs.yaml"
 # The cluster lock lives in the node's tmpfs /run: a reboot clears a stale one.
 LOCK_FILE = "/run/k8slk-ops.lock"
 
@@ -31,6 +34,9 @@ LOCK_FILE = "/run/k8slk-ops.lock"
 CONTAINER_KUBEADM_YAML = "/run/kubeadm.yaml"
 CONTAINER_ADMIN_CONF = "/etc/kubernetes/admin.conf"
 CONTAINER_CA_CERT = "/etc/kubernetes/pki/ca.crt"
+CONTAINER_CERTS_CONFIG = "/run/k8slk-ops-certs.yaml"
+# The kubelet's client certificate (and its key, in the same file: read only with openssl there).
+CONTAINER_KUBELET_CLIENT_CERT = "/var/lib/kubelet/pki/kubelet-client-current.pem"
 
 # Seen from inside the etcd static pod's container.
 ETCD_CONTAINER_DATA = "/var/lib/etcd"

@@ -71,6 +71,7 @@ class PlaybookModel(BaseModel):
     description: str = ""
     requires_cluster: bool = Field(default=False, alias="requiresCluster")
     read_only: bool = Field(default=False, alias="readOnly")
+    without_api: bool = Field(default=False, alias="withoutApi")
     primary: Literal["first", "not-selected"] = "first"
     stages: list[StageModel] = Field(min_length=1)
     always: list[StageModel] = Field(default_factory=list)
@@ -115,6 +116,9 @@ class Playbook:
     requires_cluster: bool = False  # refuse to start when no control plane is initialised
     # Only reads: no locks, and a refused host key is a row of the report, not a stop.
     read_only: bool = False
+    # Goes on through SSH alone when the cluster is initialised but no API answers (certs
+    # renew: the fix for an API that expired certificates stopped cannot need that API).
+    without_api: bool = False
     # Which initialised control plane the run works through: the first in inventory order, or
     # the first that is not selected (removing a control plane works through another one).
     primary: str = "first"
@@ -176,6 +180,7 @@ def load_playbook(path: Path) -> Playbook:
         tuple(always),
         requires_cluster=model.requires_cluster,
         read_only=model.read_only,
+        without_api=model.without_api,
         primary=model.primary,
     )
 

@@ -90,6 +90,9 @@ class StatusRow:
     not_ready_reason: str = ""
     unschedulable: bool = False
     certs: CertSummary | None = None
+    # A configured node that is not Ready: when its kubelet's client certificate expires (an
+    # expired one keeps it from the API: the report names the fix)
+    kubelet_cert_expire: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         if not self.reachable:
@@ -109,6 +112,8 @@ class StatusRow:
         }
         if self.certs is not None:
             out.update(self.certs.to_json())
+        if self.kubelet_cert_expire is not None:
+            out["kubeletCertExpire"] = self.kubelet_cert_expire.isoformat()
         return out
 
     def cluster_state(self) -> str:

@@ -11,8 +11,10 @@ from k8slk_ops.kubeadm.certs import (
     apiserver_address,
     certs_command,
     days_left,
+    expired_advice,
     parse_cert_expiration,
     parse_kubeadm_date,
+    parse_openssl_enddate,
 )
 from k8slk_ops.kubeadm.durations import format_duration, parse_duration, parse_timeout
 from k8slk_ops.kubeadm.errors import KubeadmError, ParseError, RenderError, VersionError
@@ -121,6 +123,7 @@ __all__ = [
     "config_api_version",
     "days_left",
     "diagnose_kubeadm_error",
+    "expired_advice",
     "failure_summary",
     "failure_tail",
     "find_secrets",
@@ -147,6 +150,7 @@ __all__ = [
     "parse_kubeadm_version",
     "parse_log_line",
     "parse_nodes_json",
+    "parse_openssl_enddate",
     "parse_preflight_errors",
     "parse_print_join_command",
     "parse_timeout",

@@ -13,7 +13,7 @@ them).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -178,3 +178,52 @@ def apiserver_address(manifest: str) -> tuple[str, int] | None:
     except ValueError:
         return None
     return address, port
+
+
+def parse_openssl_enddate(text: str) -> datetime | None:
+    """``notAfter=Dec  7 03:00:27 2027 GMT`` (``openssl x509 -noout -enddate``) as an aware
+    datetime; None for anything else."""
+    _, sep, value = text.strip().partition("notAfter=")
+    if not sep:
+        return None
+    try:
+        naive = datetime.strptime(" ".join(value.split()), "%b %d %H:%M:%S %Y GMT")
+    except ValueError:
+        return None
+    return naive.replace(tzinfo=UTC)
+
+
+def expired_advice(
+    certs: Mapping[str, NodeCerts],
+    kubelet_certs: Mapping[str, datetime],
+    inventory: str,
+    now: datetime,
+    *,
+    api_silent: bool,
+) -> list[str]:
+    """What a run says of certificates that have already expired, with the command that fixes
+    each: a control plane's are renewed by ``certs renew`` (which works without the API they
+    stopped); a kubelet's client certificate that lapsed while its node was off cannot rotate
+    any more (the kubelet needs the API to do it), so the node joins again."""
+    out = []
+    for node in sorted(certs):
+        gone = [r.name for r in certs[node].leaves if r.expires is not None and r.expires <= now]
+        if not gone:
+            continue
+        why = " (the API refuses clients until they are renewed)" if api_silent else ""
+        out.append(
+            f"certificates expired on {node}: {', '.join(gone)}{why}; renew them with "
+            f"`k8slk-ops certs renew {inventory} --within-days 30 --yes`, then fetch a new "
+            f"kubeconfig with `k8slk-ops kubeconfig {inventory}`"
+        )
+    for node in sorted(kubelet_certs):
+        expires = kubelet_certs[node]
+        if expires > now:
+            continue
+        out.append(
+            f"the kubelet client certificate of {node} expired on {expires:%Y-%m-%d %H:%M} UTC "
+            "(the node was off when the kubelet should have rotated it): its kubelet cannot "
+            f"reach the API any more; join it again: `k8slk-ops remove-node {inventory} {node} "
+            f"--yes`, reboot it, then `k8slk-ops add-node {inventory} --node {node}`"
+        )
+    return out

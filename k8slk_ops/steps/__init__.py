@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from k8slk_ops.steps.addons import ApplyAddons
 from k8slk_ops.steps.base import Action, Step, StepPlan
-from k8slk_ops.steps.certs import CertsCheck, CertsRenew
+from k8slk_ops.steps.certs import CertsCheck, CertsRenew, CertsRestart
 from k8slk_ops.steps.command import RunCommand
 from k8slk_ops.steps.credentials import MintCredentials, RevokeCredentials
 from k8slk_ops.steps.etcd import EtcdSnapshot, EtcdStatus
@@ -48,6 +48,7 @@ STEPS: dict[str, Step] = {
         RunCommand(),
         CertsCheck(),
         CertsRenew(),
+        CertsRestart(),
         RemoveKubeadmConfig(),
         UpgradeCheck(),
         PersistentDisk(),

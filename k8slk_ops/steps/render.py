@@ -72,6 +72,25 @@ def cert_sans(ctx: PlanContext) -> tuple[str, ...]:
 
 
 def init_spec(ctx: PlanContext, node: str, *, token: str, run_id: str) -> kubeadm.InitSpec:
+    return _init_spec(ctx, node, (
+        kubeadm.BootstrapTokenSpec(
+            token=token,
+            ttl=kubeadm.format_duration(ctx.options.token_ttl),
+            description=f"k8slk-ops run {run_id} (init)",
+        ),
+    ))
+
+
+def cluster_config(ctx: PlanContext, node: str) -> str:
+    """The cluster's own configuration as the init rendered it from the inventory, without a
+    token: what kubeadm is given (``--config``) where it cannot read the ``kubeadm-config``
+    ConfigMap (an API stopped by expired certificates) and would fall back to its defaults."""
+    return kubeadm.render_init(_init_spec(ctx, node, ()), api_for(ctx.facts[node]))
+
+
+def _init_spec(
+    ctx: PlanContext, node: str, tokens: tuple[kubeadm.BootstrapTokenSpec, ...]
+) -> kubeadm.InitSpec:
     inv = ctx.inventory
     spec = inv.node(node)
     version = inv.cluster.kubernetes_version or ctx.facts[node].kubeadm_version
@@ -85,13 +104,7 @@ def init_spec(ctx: PlanContext, node: str, *, token: str, run_id: str) -> kubead
         service_subnet=inv.cluster.service_subnet,
         dns_domain=inv.cluster.dns_domain,
         cert_sans=cert_sans(ctx),
-        bootstrap_tokens=(
-            kubeadm.BootstrapTokenSpec(
-                token=token,
-                ttl=kubeadm.format_duration(ctx.options.token_ttl),
-                description=f"k8slk-ops run {run_id} (init)",
-            ),
-        ),
+        bootstrap_tokens=tokens,
         node_labels=dict(spec.labels),
         overrides=overrides(ctx),
         kube_proxy=inv.cluster.kube_proxy,

@@ -2,7 +2,8 @@
 
 Everything comes from facts already gathered (task states, kubeadm log, versions) and the
 cluster's node list; control planes add their earliest certificate expiry from
-``kubeadm certs check-expiration``. Unreachable nodes become rows too (the operation fills them
+``kubeadm certs check-expiration``, and a configured node that is not Ready its kubelet client
+certificate's (one that expired while the node was off never rotates again). Unreachable nodes become rows too (the operation fills them
 in), never crashes.
 """
 
@@ -17,7 +18,7 @@ from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.rows import CertSummary, StatusRow
 from k8slk_ops.steps.base import Action, Step, StepPlan, do
-from k8slk_ops.steps.certs import read_certs
+from k8slk_ops.steps.certs import kubelet_cert_expiry, read_certs
 
 
 def status_row(ctx: PlanContext, node: str) -> StatusRow:
@@ -60,4 +61,9 @@ class Status(Step):
                 pass  # status shows what it can; `certs check` says why
             else:  # status shows the earliest; `certs check` lists all
                 row = dataclasses.replace(row, certs=CertSummary.of(certs, datetime.now(UTC)))
+        member = ctx.plan.cluster.members.get(node)
+        if facts.marker and not (member is not None and member.ready):
+            expires = await kubelet_cert_expiry(ctx, node)
+            if expires is not None:
+                row = dataclasses.replace(row, kubelet_cert_expire=expires)
         ctx.state.status[node] = row

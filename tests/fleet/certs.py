@@ -6,7 +6,12 @@ serving certificate (a real PEM, so a client reads its serial). ``kubeadm certs
 check-expiration`` prints kubeadm's tables from them, ``kubeadm certs renew NAME`` gives one a
 new year and serial, as kubeadm does, and restarts nothing: the API serves its old certificate
 until its manifest leaves ``/etc/kubernetes/manifests`` (it stops answering) and comes back (it
-loads the certificate on disk). ``expire_soon`` is the tests' knob.
+loads the certificate on disk). ``expire_soon`` is the tests' knob, ``expire_now`` the other:
+certificates that expired while the cluster was off, loaded by a control plane that started
+again. Then the API refuses every client as a real one does: its serving certificate fails the
+client's check (``x509: certificate has expired or is not yet valid``), an expired admin.conf
+is Unauthorized, and kubeadm, which cannot read the kubeadm-config ConfigMap, falls back to its
+defaults unless it is given ``--config FILE`` (every renewal records the configuration it had).
 """
 
 from __future__ import annotations
@@ -52,6 +57,10 @@ class Certificates:
     parked: bool = False  # the static pod manifests are out: the API does not answer
     served: bytes = b""  # the serving certificate the API loaded when it started
     renewals: list[str] = field(default_factory=list)  # every `renew` run, in order
+    # The configuration each `renew` worked from: the --config file's text, else None for the
+    # cluster's ConfigMap (or, with the API silent, kubeadm's defaults: see ``defaults``).
+    configs: list[str | None] = field(default_factory=list)
+    defaults: int = 0  # renewals that fell back to kubeadm's default configuration
 
 
 _STATE: weakref.WeakKeyDictionary[SimNode, Certificates] = weakref.WeakKeyDictionary()
@@ -76,6 +85,12 @@ def of(node: SimNode) -> Certificates | None:
     return _STATE.get(node)
 
 
+def parked(node: SimNode) -> bool:
+    """The static pod manifests are out: the kubelet has stopped the control plane's pods."""
+    state = _STATE.get(node)
+    return state is not None and state.parked
+
+
 def expire_soon(node: SimNode, names: tuple[str, ...], days: int = 5) -> None:
     """The knob: these certificates now expire within ``days`` (re-issued, new serial)."""
     state = _STATE[node]
@@ -83,6 +98,39 @@ def expire_soon(node: SimNode, names: tuple[str, ...], days: int = 5) -> None:
         state.expires[name] = node.cluster.now() + dt.timedelta(days=days)
         state.serials[name] = next(_serials)
     _write_cert(node, state)
+
+
+def expire_now(node: SimNode, names: tuple[str, ...]) -> None:
+    """The other knob: these certificates expired a minute ago (re-issued so, new serial), and
+    the control plane started again since: the API serves the expired serving certificate."""
+    state = _STATE[node]
+    for name in names:
+        state.expires[name] = node.cluster.now() - dt.timedelta(minutes=1)
+        state.serials[name] = next(_serials)
+        if name == "admin.conf":
+            _renew_admin_conf(node, state)
+    _write_cert(node, state)
+    state.served = node.files[APISERVER_CERT]
+
+
+GO_TIME = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def api_refusal(node: SimNode) -> Result | None:
+    """What kubectl with the node's admin.conf gets when expired certificates stop the API, as
+    the real one prints it; None while it answers."""
+    state = _STATE.get(node)
+    if state is None or state.parked or not state.served:
+        return None
+    now = node.cluster.now()
+    after = x509.load_pem_x509_certificate(state.served).not_valid_after_utc
+    if after < now:
+        return Result.error(1, "Unable to connect to the server: tls: failed to verify "
+                            "certificate: x509: certificate has expired or is not yet valid: "
+                            f"current time {now:{GO_TIME}} is after {after:{GO_TIME}}\n")
+    if state.expires.get("admin.conf", now) < now:
+        return Result.error(1, "error: You must be logged in to the server (Unauthorized)\n")
+    return None
 
 
 def _manifest(address: str) -> str:
@@ -114,11 +162,31 @@ def _pem(serial: int, not_after: dt.datetime) -> bytes:
 # -- kubeadm certs ---------------------------------------------------------------------------
 
 
-def check_expiration(node: SimNode) -> Result:
+def _config(node: SimNode, args: list[str], prefix: str) -> tuple[list[str], str | None, Result | None]:
+    """kubeadm's lines about the configuration it works from, the --config file's text (None
+    without one), or the failure to read that file."""
+    path = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "--config"), None)
+    if path is not None:
+        text = node.files.get(path.replace("/run/", "/run/node/", 1))
+        if text is None:
+            return [], None, Result.error(1, f"open {path}: no such file or directory\n")
+        return [], text.decode(), None
+    if api_refusal(node) is not None:
+        return [f"[{prefix}] Error reading configuration from the Cluster. Falling back to "
+                "default configuration", ""], None, None
+    return [f"[{prefix}] Reading configuration from the cluster...",
+            f"[{prefix}] FYI: You can look at this config file with 'kubectl -n "
+            "kube-system get cm kubeadm-config -o yaml'", ""], None, None
+
+
+def check_expiration(node: SimNode, args: list[str] | None = None) -> Result:
     """kubeadm's two tables, from the node's certificates."""
     state = _STATE.get(node)
     if state is None:
         return Result.error(1, "error reading certificates: no control plane here\n")
+    lines, _, failed = _config(node, args or [], "check-expiration")
+    if failed is not None:
+        return failed
     now = node.cluster.now()
 
     def row(name: str, until: dt.datetime, ca: str | None) -> str:
@@ -129,10 +197,7 @@ def check_expiration(node: SimNode) -> Result:
             cells.append(f"{ca:<23} ")
         return "".join(cells) + "no"
 
-    lines = ["[check-expiration] Reading configuration from the cluster...",
-             "[check-expiration] FYI: You can look at this config file with 'kubectl -n "
-             "kube-system get cm kubeadm-config -o yaml'", "",
-             "CERTIFICATE                EXPIRES                  RESIDUAL TIME   CERTIFICATE "
+    lines += ["CERTIFICATE                EXPIRES                  RESIDUAL TIME   CERTIFICATE "
              "AUTHORITY   EXTERNALLY MANAGED"]
     signer = dict(LEAVES)
     lines += [row(n, until, signer[n]) for n, until in state.expires.items()]
@@ -153,7 +218,11 @@ def renew(node: SimNode, args: list[str]) -> Result:
     if what != "all" and what not in state.expires:
         return Result.error(1, f'invalid subcommand "{what}"\n')
     names = list(state.expires) if what == "all" else [what]
-    lines = ["[renew] Reading configuration from the cluster...", ""]
+    lines, config, failed = _config(node, args[1:], "renew")
+    if failed is not None:
+        return failed
+    state.configs.append(config)
+    state.defaults += bool(lines and "Falling back" in lines[0])
     for name in names:
         state.expires[name] = node.cluster.now() + dt.timedelta(days=365)
         state.serials[name] = next(_serials)

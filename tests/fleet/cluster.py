@@ -93,6 +93,9 @@ class Member:
     labels: dict[str, str] = field(default_factory=dict)
     unschedulable: bool = False
     taints: tuple[str, ...] = ()  # keys of kubeadm's NoSchedule taints (and kubectl taint's)
+    # The kubelet's client certificate lapsed (the node was off past its expiry): the kubelet
+    # cannot post its status any more, so the node is NotReady for good.
+    kubelet_cert_expired: bool = False
 
 
 # kubelet's words while the node has no CNI configuration.
@@ -226,7 +229,7 @@ class Cluster:
         self.cert_key = self.cert_key_expires = None
 
     def ready(self, member: Member) -> bool:
-        if member.name in self.silent_kubelets:
+        if member.name in self.silent_kubelets or member.kubelet_cert_expired:
             return False
         if self.strict_network and not self.network:
             return False

@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
+from tests.fleet import certs
 from tests.fleet.cluster import Cluster
 from tests.fleet.node import SimNode
 from tests.fleet.result import Result
@@ -73,10 +75,14 @@ def crictl(node: SimNode, argv: list[str]) -> Result:
 
 def _ps(node: SimNode, args: list[str]) -> Result:
     name = args[args.index("--name") + 1] if "--name" in args else ""
-    shown = running(node) and (not name or name in "etcd")
+    parked = certs.parked(node)  # the static pod manifests are out: the kubelet stopped them
+    shown = running(node) and not parked and (not name or re.search(name, "etcd") is not None)
     cid = container_id(node)
     if "-q" in args or "--quiet" in args:
-        return Result.ok(cid + "\n" if shown else "")
+        ids = [cid] if shown else []
+        if certs.of(node) is not None and not parked and re.search(name, "kube-apiserver"):
+            ids.append(cid[::-1])
+        return Result.ok("".join(i + "\n" for i in ids))
     if "-o" in args and args[args.index("-o") + 1] == "json":
         containers = [] if not shown else [{
             "id": cid, "podSandboxId": cid[::-1],

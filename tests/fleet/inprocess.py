@@ -281,6 +281,21 @@ class InProcessFleet:
         node = self._node(name)
         self.call(lambda: fleet_certs.expire_soon(node, certs, days))
 
+    def renew_certs(self, name: str, *certs: str) -> None:
+        """``kubeadm certs renew NAME`` on a control plane by hand (nothing restarted)."""
+        node = self._node(name)
+        self.call(lambda: [fleet_certs.renew(node, [c]) for c in certs])
+
+    def expire_kubelet_cert(self, name: str) -> None:
+        """The node's kubelet client certificate lapsed while it was off: NotReady for good."""
+        self.call(lambda: setattr(self._node(name).cluster.members[name],
+                                  "kubelet_cert_expired", True))
+
+    def expire_certs_now(self, name: str, certs: tuple[str, ...]) -> None:
+        """These certificates of a control plane expired while it was off; it runs again."""
+        node = self._node(name)
+        self.call(lambda: fleet_certs.expire_now(node, certs))
+
     def certificates(self, name: str) -> fleet_certs.Certificates:
         """A control plane's certificates (a live object: read it between runs)."""
         state = fleet_certs.of(self._node(name))

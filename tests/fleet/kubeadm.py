@@ -353,7 +353,7 @@ def cli(node: SimNode, argv: list[str]) -> Result:
     if args[:1] == ["certs"] and cfg._minor(node.version) < 20:
         return _fail('unknown command "certs" for "kubeadm"')
     if sub[:2] == ["certs", "check-expiration"]:
-        return certs.check_expiration(node)
+        return certs.check_expiration(node, sub[2:])
     if sub[:2] == ["certs", "renew"]:
         return certs.renew(node, sub[2:])
     if args[:2] == ["upgrade", "apply"]:

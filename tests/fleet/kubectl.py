@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from tests.fleet import etcd, leases, objects
+from tests.fleet import certs, etcd, leases, objects
 from tests.fleet.cluster import flag_value, parse_duration
 from tests.fleet.node import ADMIN_CONF, SimNode
 from tests.fleet.result import NeedsInput, Pending, Result
@@ -29,6 +29,9 @@ def cli(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInput:
         return Result.error(1, NO_SERVER)
     if cluster.etcd_members and not etcd.has_quorum(node):
         return Result.error(1, ETCD_GONE)
+    refused = certs.api_refusal(node)  # expired certificates loaded by the API
+    if refused is not None:
+        return refused
     words = _positional(args)
     lease = _lease(node, args, words)
     if lease is not None:

@@ -16,6 +16,7 @@ tasks ls`` print nothing, as containerd now and then does.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import os
@@ -328,6 +329,22 @@ async def _exec_ends(node: SimNode, exec_id: str, running: Pending, lose: bool) 
         node.exec_ids.discard(exec_id)
 
 
+KUBELET_CLIENT_PEM = "/var/lib/kubelet/pki/kubelet-client-current.pem"
+
+
+def _kubelet_cert_end(node: SimNode, path: str) -> Result:
+    """``openssl x509 -noout -enddate -in`` the kubelet's client certificate: a year after the
+    node registered, or a day ago for one that lapsed while the node was off."""
+    member = node.cluster.members.get(node.name)
+    if path != KUBELET_CLIENT_PEM or member is None:
+        return Result.error(1, f"Could not open file or uri for loading certificate from {path}\n")
+    if member.kubelet_cert_expired:
+        end = node.cluster.now() - dt.timedelta(days=1)
+    else:
+        end = dt.datetime.fromtimestamp(member.registered, dt.UTC) + dt.timedelta(days=365)
+    return Result.ok(f"notAfter={end:%b} {end.day:2d} {end:%H:%M:%S %Y} GMT\n")
+
+
 def _in_container(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInput:
     """A command inside the kubelet container, where paths are the container's."""
     name = os.path.basename(argv[0])
@@ -339,6 +356,8 @@ def _in_container(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInp
         return certs.served(node)
     if name == "crictl":
         return etcd.crictl(node, argv)
+    if name == "openssl" and argv[1:4] == ["x509", "-noout", "-enddate"]:
+        return _kubelet_cert_end(node, argv[-1])
     if name in ("sh", "ash") and len(argv) >= 3 and argv[1] == "-c":
         simple = _simple_script(argv[2])
         if simple is not None:

@@ -440,3 +440,51 @@ def test_certs_expire_knob_renew_and_the_restarted_api_serves_the_new_certificat
     wait_for(lambda: _served_serial(cp) is None)  # the kubelet stopped the static pod
     parked.rename(manifest)
     wait_for(lambda: _served_serial(cp) == on_disk())  # started again, with the new certificate
+
+
+def test_expired_certificates_are_refused_as_the_real_api_refuses_them(
+    cluster: tuple[Node, str, str, str],
+) -> None:
+    """A serving certificate that expired fails kubectl's check with Go's words; an expired
+    client certificate is Unauthorized (kube-apiserver's authenticator, not the handshake);
+    kubeadm without the API falls back to its defaults unless given --config."""
+    cp = cluster[0]
+    subprocess.run(
+        [PYTHON, "-c", f"import sys; sys.path.insert(0, {str(DOUBLES)!r}); "
+         "from k8sdouble import certs; print(certs.expire_soon(['apiserver', 'admin.conf'], 0))"],
+        env=cp.env, capture_output=True, text=True, check=True)
+    manifest = cp.file("/etc/kubernetes/manifests/kube-apiserver.yaml")
+    parked = cp.file("/etc/kubernetes/kube-apiserver.yaml.parked")
+    crt = cp.file("/etc/kubernetes/pki/apiserver.crt")
+
+    def restart() -> None:
+        serial = x509.load_pem_x509_certificate(crt.read_bytes()).serial_number
+        manifest.rename(parked)
+        wait_for(lambda: _served_serial(cp) is None)
+        parked.rename(manifest)
+        assert wait_for(lambda: _served_serial(cp) == serial)
+
+    restart()
+    refused = cp.run("kubectl", "get", "nodes")
+    assert refused.returncode == 1
+    assert re.search(  # after the double's own warning line, when the host has no kubectl
+        r"^Unable to connect to the server: tls: failed to verify certificate: x509: certificate "
+        r"has expired or is not yet valid: current time \S+Z is after \S+Z\n\Z", refused.stderr,
+        re.M)
+    fallback = cp.run("kubeadm", "certs", "renew", "apiserver")
+    assert fallback.returncode == 0
+    assert "[renew] Error reading configuration from the Cluster. Falling back to default " \
+        "configuration" in fallback.stdout
+    config = cp.write("/run/k8slk-ops-certs.yaml", init_config(cp))
+    given = cp.run("kubeadm", "certs", "check-expiration", "--config", config)
+    assert given.returncode == 0 and "Falling back" not in given.stdout
+    missing = cp.run("kubeadm", "certs", "renew", "apiserver", "--config", "/run/nothing.yaml")
+    assert missing.returncode == 1 and "open /run/nothing.yaml: no such file or directory" in \
+        missing.stderr
+    restart()  # the renewed serving certificate; admin.conf's client certificate is still expired
+    unauthorized = cp.run("kubectl", "get", "nodes")
+    assert unauthorized.returncode == 1
+    assert unauthorized.stderr.endswith(
+        "\nerror: You must be logged in to the server (Unauthorized)\n")
+    assert cp.run("kubeadm", "certs", "renew", "admin.conf", "--config", config).returncode == 0
+    assert cp.run("kubectl", "get", "nodes").returncode == 0

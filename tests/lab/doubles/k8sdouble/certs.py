@@ -234,9 +234,32 @@ def tables(info: dict[str, Any], now: dt.datetime) -> list[str]:
     return tabwrite(lines)
 
 
-def read_config_lines(prefix: str) -> list[str]:
+def config_flag(flags: list[str]) -> str | None:
+    """The file of ``--config FILE`` / ``--config=FILE`` among ``flags``, if any."""
+    for i, flag in enumerate(flags):
+        if flag.startswith("--config="):
+            return flag.split("=", 1)[1]
+        if flag == "--config" and i + 1 < len(flags):
+            return flags[i + 1]
+    return None
+
+
+def read_config_lines(prefix: str, config: str | None = None) -> list[str]:
     """kubeadm's informational lines about the ClusterConfiguration it reads from the cluster
-    (and the fallback when there is no cluster to read it from)."""
+    (and the fallback when there is no cluster to read it from). With ``--config FILE`` kubeadm
+    reads that file instead, says nothing about it, and fails when it cannot."""
+    if config is not None:
+        try:
+            docs = list(yaml.safe_load_all(env.path(config).read_text()))
+        except OSError:
+            raise CommandError(f"open {config}: no such file or directory") from None
+        except yaml.YAMLError as exc:
+            raise CommandError(f"error converting YAML to JSON: {exc}") from None
+        kinds = {d.get("kind") for d in docs if isinstance(d, dict)}
+        if not kinds & {"InitConfiguration", "ClusterConfiguration"}:
+            raise CommandError(f"no InitConfiguration or ClusterConfiguration kind was found in "
+                               f"the YAML file {config}")
+        return []
     try:
         cluster.admin_client(timeout=3).request("GET", "/lab/v1/cluster")
     except (CommandError, ApiError, OSError):
@@ -252,12 +275,12 @@ def read_config_lines(prefix: str) -> list[str]:
             "'kubectl -n kube-system get cm kubeadm-config -o yaml'"]
 
 
-def check_expiration(output: str) -> int:
+def check_expiration(output: str, config: str | None = None) -> int:
     now = dt.datetime.now(dt.UTC)
     if output not in ("", "text", "json", "yaml"):
         raise CommandError(f'unable to match a printer suitable for the output format "{output}", '
                            'allowed formats are: json,text,yaml', hint=False)
-    info_lines = read_config_lines("check-expiration")
+    info_lines = read_config_lines("check-expiration", config)
     info = expiration(now)
     if output in ("json", "yaml"):
         for line in info_lines:  # kept off stdout so that it stays one document
@@ -351,12 +374,15 @@ def renew_command(args: list[str], done: bool) -> int:
     what, flags = args[0], args[1:]
     if what != "all" and what not in names:
         raise CommandError(f'invalid subcommand "{what}"')
-    for flag in flags:
+    valued = ("--config", "--cert-dir", "--kubeconfig", "--csr-dir")
+    for i, flag in enumerate(flags):
+        if i > 0 and flags[i - 1] in valued:
+            continue  # the value of the flag before
         name = flag.split("=", 1)[0]
         if name not in ("--config", "--cert-dir", "--kubeconfig", "--csr-only", "--csr-dir",
                         "--use-api", "--v", "-v"):
             raise CommandError(f"Error: unknown flag: {name}", hint=False)
-    for line in read_config_lines("renew"):
+    for line in read_config_lines("renew", config_flag(flags)):
         cluster.out(line)
     cluster.out()
     for line in renew([what]):
@@ -377,6 +403,7 @@ def _certs(args: list[str], parent: str, done: bool) -> int:
     if sub == "check-expiration":
         output = ""
         it = iter(rest)
+        config = config_flag(rest)
         for arg in it:
             if arg in ("-o", "--output"):
                 output = next(it, "")
@@ -384,11 +411,13 @@ def _certs(args: list[str], parent: str, done: bool) -> int:
                 output = arg.split("=", 1)[1]
             elif arg.startswith("-o") and len(arg) > 2:
                 output = arg[2:]
+            elif arg == "--config":
+                next(it, "")
             elif arg.split("=", 1)[0] not in ("--config", "--cert-dir", "--kubeconfig", "--v"):
                 raise CommandError(f"Error: unknown flag: {arg.split('=', 1)[0]}", hint=False)
         if output and minor() < 22:
             raise CommandError("Error: unknown shorthand flag: 'o' in -o", hint=False)
-        return check_expiration(output)
+        return check_expiration(output, config)
     if sub == "renew":
         return renew_command(rest, done)
     raise CommandError(f'Error: unknown command "{sub}" for "{parent}"\nRun \'{parent} --help\' '

@@ -2,17 +2,24 @@
 
 It authenticates with what a kubeconfig holds (client certificate) or a bootstrap token, checks
 the server against the kubeconfig's CA, and turns "nobody listening" into the errors kubectl and
-kubeadm print.
+kubeadm print. A server certificate that expired fails as Go's TLS client fails on it
+(``tls: failed to verify certificate: x509: certificate has expired or is not yet valid: current
+time T is after NOTAFTER``; Go before 1.20, i.e. Kubernetes before v1.27, had no ``tls: failed to
+verify certificate:`` in front), and a server that refuses our expired certificate in the
+handshake (etcd does) as ``remote error: tls: expired certificate``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import json
 import os
 import ssl
 import tempfile
 from typing import Any
+
+from cryptography import x509
 
 from k8sdouble import pki
 from k8sdouble.errors import ApiError
@@ -60,6 +67,12 @@ class Client:
             conn.request(method, path, body=data, headers=headers)
             resp = conn.getresponse()
             raw = resp.read()
+        except ssl.SSLCertVerificationError as exc:
+            raise ApiError(0, self._verify_failure(exc), "tls") from None
+        except ssl.SSLError as exc:
+            if "CERTIFICATE_EXPIRED" in str(exc):
+                raise ApiError(0, "remote error: tls: expired certificate", "tls") from None
+            raise ApiError(0, f"dial tcp {self.host}:{self.port}: {exc}", "unreachable") from None
         except ConnectionRefusedError:
             raise ApiError(0, f"dial tcp {self.host}:{self.port}: connect: connection refused",
                            "refused") from None
@@ -74,6 +87,38 @@ class Client:
                                str(answer.get("reason", "")))
             raise ApiError(resp.status, str(answer), "")
         return answer
+
+
+    def _verify_failure(self, exc: ssl.SSLCertVerificationError) -> str:
+        """Go's text for a server certificate that failed verification."""
+        prefix = _verify_prefix()
+        if exc.verify_code != 10:  # X509_V_ERR_CERT_HAS_EXPIRED
+            return f"{prefix}x509: {exc.verify_message}"
+        now = dt.datetime.now(dt.UTC)
+        try:  # the certificate again, unverified, for its notAfter (as Go's message has it)
+            pem = ssl.get_server_certificate((self.host, self.port), timeout=self.timeout)
+            # not_valid_after: naive UTC (Debian's cryptography has no not_valid_after_utc).
+            after = x509.load_pem_x509_certificate(pem.encode()).not_valid_after.replace(
+                tzinfo=dt.UTC)
+            when = f": current time {_go_time(now)} is after {_go_time(after)}"
+        except (OSError, ValueError):
+            when = ""
+        return f"{prefix}x509: certificate has expired or is not yet valid{when}"
+
+
+def _verify_prefix() -> str:
+    """Go 1.20 (Kubernetes v1.27) began to put ``tls: failed to verify certificate:`` first."""
+    from k8sdouble import cluster, env  # the node's version; off a node, today's form
+
+    try:
+        minor = cluster.version_tuple(env.node().version)[1]
+    except Exception:
+        minor = 99
+    return "tls: failed to verify certificate: " if minor >= 27 else ""
+
+
+def _go_time(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _load_chain(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:

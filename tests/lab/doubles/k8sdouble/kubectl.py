@@ -40,6 +40,9 @@ def _call(client: Client, method: str, path: str, body: object = None) -> object
     try:
         return client.request(method, path, body)
     except ApiError as exc:
+        if exc.status == 0 and exc.reason == "tls":
+            raise CommandError(f"Unable to connect to the server: {exc.message}",
+                               hint=False) from None
         if exc.status == 0:
             raise CommandError(f"The connection to the server {client.host}:{client.port} was "
                                "refused - did you specify the right host or port?",
