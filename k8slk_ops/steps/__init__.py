@@ -8,6 +8,7 @@ from k8slk_ops.steps.certs import CertsCheck, CertsRenew
 from k8slk_ops.steps.command import RunCommand
 from k8slk_ops.steps.credentials import MintCredentials, RevokeCredentials
 from k8slk_ops.steps.etcd import EtcdSnapshot, EtcdStatus
+from k8slk_ops.steps.etcdgate import EtcdHealthy, UpgradeEtcdHealthy
 from k8slk_ops.steps.init import Init
 from k8slk_ops.steps.join import Join
 from k8slk_ops.steps.kubeconfig import FetchKubeconfig
@@ -59,6 +60,8 @@ STEPS: dict[str, Step] = {
         UpgradeDrain(),
         EtcdSnapshot(),
         EtcdStatus(),
+        EtcdHealthy(),
+        UpgradeEtcdHealthy(),
     )
 }
 

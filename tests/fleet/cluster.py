@@ -90,6 +90,7 @@ class Member:
     kubelet_version: str
     labels: dict[str, str] = field(default_factory=dict)
     unschedulable: bool = False
+    annotations: dict[str, str] = field(default_factory=dict)  # kubectl annotate's
 
 
 # kubelet's words while the node has no CNI configuration.
@@ -264,6 +265,7 @@ class Cluster:
                     "kubeadm.alpha.kubernetes.io/cri-socket":
                         "unix:///var/run/containerd/containerd.sock",
                     "node.alpha.kubernetes.io/ttl": "0",
+                    **m.annotations,
                 },
                 "creationTimestamp": created,
                 "labels": labels,
