@@ -69,6 +69,10 @@ def renew(
                      help="Renew what expires within N days (0: nothing; all: everything)."),
     ] = str(DEFAULT_CERT_DAYS),
     yes: Annotated[bool, flag("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[
+        bool,
+        flag("--force", help="Go on when etcd has a member that is not healthy (warned)."),
+    ] = False,
     *,
     shared: SharedOptions,
 ) -> None:
@@ -78,5 +82,5 @@ def renew(
                 "Renew certificates and restart each control plane's API server, controller "
                 "manager, scheduler and etcd in turn?")
     days = None if within == "all" else int(within)
-    options = RunOptions.for_command(shared, cert_days=days)
+    options = RunOptions.for_command(shared, cert_days=days, force=int(force))
     _run("certs renew", load_builtin("certs-renew"), inventory, shared, options)

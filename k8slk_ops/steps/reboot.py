@@ -81,7 +81,8 @@ class Reboot(Step):
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         lk = await ctx.node(node)
         await record_reboot(ctx, lk)
-        await lk.write_file(REBOOT_MARK, b"", 0o644)
+        # Never empty: an empty write has no stdin to end, and `cat >` would wait for it.
+        await lk.write_file(REBOOT_MARK, f"{ctx.options.run_id or 'rebooting'}\n".encode(), 0o644)
         spec = ctx.inventory.cluster.reboot
         ctx.state.rebooted.add(node)
         if spec.local:
