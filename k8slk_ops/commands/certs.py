@@ -8,6 +8,7 @@ control plane at a time and restarts its static pods. Both are meant for cron: `
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 import typer
@@ -82,5 +83,7 @@ def renew(
                 "Renew certificates and restart each control plane's API server, controller "
                 "manager, scheduler and etcd in turn?")
     days = None if within == "all" else int(within)
-    options = RunOptions.for_command(shared, cert_days=days, force=int(force))
+    options = dataclasses.replace(
+        RunOptions.for_command(shared, cert_days=days), etcd_unhealthy_ok=force
+    )
     _run("certs renew", load_builtin("certs-renew"), inventory, shared, options)

@@ -94,6 +94,6 @@ def upgrade(
                 f"Upgrade {inv.cluster.name} to {target}, rebooting every node that is not "
                 "there yet, one at a time?")
     options = dataclasses.replace(
-        RunOptions.for_command(shared, force=int(force)), upgrade_to=target
+        RunOptions.for_command(shared), upgrade_to=target, etcd_unhealthy_ok=force
     )
     _run("upgrade", with_batch(load_builtin("upgrade"), batch), Path(inventory), shared, options)

@@ -73,7 +73,7 @@ class EtcdHealthy(Step):
         if not bad:
             return
         said = "; ".join(bad)
-        if ctx.options.force:
+        if ctx.options.etcd_unhealthy_ok:
             ctx.emit(node, self.phase, EventKind.WARN,
                      f"etcd is not healthy ({said}); going on because of --force")
             return

@@ -122,3 +122,17 @@ def test_certs_renew_refuses_while_an_etcd_member_is_down_and_force_goes_on(
                    "--force", "--json")
     assert "going on because of --force" in forced.stdout + forced.stderr + forced.log
     assert forced.code == 0 and set(forced.outcomes.values()) == {"ok"}, forced.why()
+
+
+def test_upgrade_refuses_before_the_primary_while_an_etcd_member_is_down(
+    fleet_factory: object, k8slk: K8slk
+) -> None:
+    fleet = fleet_factory(3, 3, kubernetes_version="v1.30.5")  # type: ignore[operator]
+    inventory = bumped(fleet, k8slk, accept=True)
+    fleet.stop_etcd("cp-2")
+    run = k8slk("upgrade", inventory, "--yes", "--json")
+    assert run.code == 1, run.why()
+    assert "etcd is not healthy, cp-1 not disrupted: cp-2:" in run.nodes["cp-1"]["message"]
+    assert "--force" in run.nodes["cp-1"]["message"]
+    assert [fleet.boots(n) for n in ("cp-1", "cp-2", "cp-3")] == [1, 1, 1]
+    assert not any(unschedulable for _, unschedulable in versions(fleet).values())
