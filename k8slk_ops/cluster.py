@@ -23,7 +23,7 @@ from k8slk_ops.facts import NodeFacts
 from k8slk_ops.inventory import Inventory, checks
 from k8slk_ops.membership import Member, MembershipUnavailable, list_members
 from k8slk_ops.nextstep import NextStep
-from k8slk_ops.node import LinuxKitNode
+from k8slk_ops.node import LinuxKitNode, NodeCommandError
 from k8slk_ops.ssh import (
     HostKeyMismatch,
     HostKeyPolicy,
@@ -33,6 +33,8 @@ from k8slk_ops.ssh import (
     SSHTarget,
 )
 from k8slk_ops.ssh import next_step as ssh_next_step
+from k8slk_ops.ssh.errors import host_entry_name
+from k8slk_ops.ssh.hostkeys import replace_host_key
 from k8slk_ops.ssh.options import config_proxy_jump
 
 Opener = Callable[[SSHTarget], Awaitable[LinuxKitNode]]
@@ -80,6 +82,10 @@ def _config_jump(config: Path, user: str, address: str, port: int) -> str | None
     return jump
 
 
+class RebootedKeyRefused(HostKeyMismatch):
+    """A new host key from a node a run rebooted, not accepted: why, and how to accept it."""
+
+
 class NoApiAnswers(CannotStart):
     """A control plane holds admin.conf but no control plane's API answers: a broken cluster,
     or one whose init is under way (kubeadm writes admin.conf before the API is up)."""
@@ -113,6 +119,7 @@ class Cluster:
         self.host_key_state: dict[str, str] = {}  # node -> "mismatch" | "unknown"
         self.connect_errors: dict[str, SSHError] = {}  # node -> why it is unreachable
         self.peer_addresses: dict[str, str] = {}  # node -> the IP its connection reached
+        self.members: dict[str, Member] = {}  # the primary's node list, once it is found
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -223,7 +230,10 @@ class Cluster:
     async def _read_one(self, name: str) -> None:
         self._emit(name, "connect", EventKind.START)
         try:
-            lk = await self.connect(name)
+            try:
+                lk = await self.connect(name)
+            except HostKeyMismatch as exc:
+                lk = await self._after_our_reboot(name, exc)
             self.facts[name] = await lk.facts()
         except (HostKeyMismatch, HostKeyUnknown) as exc:
             self.host_key_errors.append(str(exc))
@@ -239,6 +249,73 @@ class Cluster:
         else:
             version = self.facts[name].kubeadm_version
             self._emit(name, "connect", EventKind.OK, f"kubeadm {version or '?'}")
+
+    async def _after_our_reboot(self, name: str, exc: HostKeyMismatch) -> LinuxKitNode:
+        """A node with a new host key whose Node carries a run's reboot record (a roll that
+        stopped while the node was down; rebootrecord.py). Under ``hostKeyAfterReboot: accept``
+        the key is trusted once the node, asked over a connection pinned to that key, reports
+        a boot ID other than the recorded one: its own known_hosts lines are replaced and the
+        run goes on to finish the node. Otherwise the mismatch is raised again, saying which
+        run rebooted the node, its new key and the command that accepts it. Only a run that
+        changes things does this (a read-only run shows the node as a row)."""
+        member = self.members.get(name)
+        record = member.reboot if member is not None else None
+        if record is None or not self.refuse_host_key_errors:
+            raise exc
+        settings = self.inventory.ssh_for(name)
+        original = self.targets[name]
+        try:  # the handshake only: nothing runs on the node unless the key may be accepted
+            lk = await self.redial(name, host_key_policy="pinned",
+                                   host_key_fingerprint=exc.presented)
+            kind, blob = await lk.conn.server_host_key()
+        except SSHError:
+            raise exc from None
+        finally:
+            self.targets[name] = original  # later dials check known_hosts again
+        entry = host_entry_name(original.address, original.port)
+        kh = settings.known_hosts
+        if settings.host_key_after_reboot != "accept":
+            await self.release(name)
+            raise RebootedKeyRefused(
+                f"{name} ({entry}) was rebooted by run {record.run} and made new host keys "
+                f"at its boot; ssh.hostKeyAfterReboot is refuse.\n  new key: {exc.presented} "
+                f"({kind})\nCheck it on the node's console "
+                "(`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), then accept it:\n"
+                f"  ssh-keygen -R '{entry}' -f {kh} && echo '{entry} {kind} {blob}' >> {kh}\n"
+                "(or set ssh.hostKeyAfterReboot: accept) and run upgrade again: it finishes "
+                f"{name} and goes on",
+                node=name, address=original.address, port=original.port,
+                presented=exc.presented, expected=exc.expected, known_hosts=kh,
+            )
+        try:
+            now = await lk.boot_id()
+        except NodeCommandError as read:
+            await self.release(name)
+            raise RebootedKeyRefused(
+                f"{exc}\n{name} carries the reboot record of run {record.run}, but its boot ID "
+                f"could not be read ({read}): the new key is not accepted",
+                node=name, address=original.address, port=original.port,
+                presented=exc.presented, expected=exc.expected, known_hosts=kh,
+            ) from None
+        if now == record.boot_id:
+            await self.release(name)
+            raise RebootedKeyRefused(
+                f"{exc}\n{name} carries the reboot record of run {record.run}, but it has not "
+                f"booted since (boot ID {now} as recorded): a new key without a reboot is not "
+                "accepted. Someone may be intercepting the connection",
+                node=name, address=original.address, port=original.port,
+                presented=exc.presented, expected=exc.expected, known_hosts=kh,
+            )
+        old = await asyncio.to_thread(
+            replace_host_key, kh, original.address, original.port, kind, blob
+        )
+        self._emit(
+            name, "connect", EventKind.WARN,
+            f"rebooted by run {record.run} (boot ID {record.boot_id} -> {now}): new host key "
+            f"accepted (hostKeyAfterReboot: accept): {', '.join(old) or 'none'} -> "
+            f"{exc.presented}; known_hosts updated",
+        )
+        return lk
 
     # -- the primary ----------------------------------------------------------------------------
 
@@ -294,6 +371,7 @@ class Cluster:
             return str(exc)
 
     async def _primary(self, name: str, members: dict[str, Member]) -> ClusterFacts:
+        self.members = members
         addons = await self._addon_record(name)
         return ClusterFacts(primary=name, initialised=True, members=members, addons=addons)
 

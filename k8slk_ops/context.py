@@ -150,6 +150,8 @@ class RunState:
     kubelet_certs: dict[str, datetime] = field(default_factory=dict)
     # Nodes this run rebooted (a new host key from them may be accepted: hostKeyAfterReboot).
     rebooted: set[str] = field(default_factory=set)
+    # Each node's boot ID just before this run rebooted it (recorded on its Node too).
+    boot_ids: dict[str, str] = field(default_factory=dict)
     snapshot: SnapshotResult | None = None  # the etcd snapshot this run wrote and checked
     etcd: dict[str, MemberHealth] = field(default_factory=dict)  # node -> its etcd member
     etcd_removed: list[MemberRemoval] = field(default_factory=list)  # members this run removed

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from k8slk_ops import kubeadm
 from k8slk_ops.errors import NodeError
 from k8slk_ops.node import LinuxKitNode, NodeCommandError, certain_read
+from k8slk_ops.rebootrecord import ANNOTATION as REBOOT_ANNOTATION
+from k8slk_ops.rebootrecord import RebootRecord, parse_record
 from k8slk_ops.ssh import CommandTimeout
 
 # kubelet's reason when the container runtime reports no CNI configuration.
@@ -38,6 +40,8 @@ class Member:
     kubelet_version: str = ""
     not_ready_reason: str = ""  # the Ready condition's reason while it is not True
     not_ready_message: str = ""
+    # A run rebooted this node and has not finished it yet (rebootrecord.py).
+    reboot: RebootRecord | None = None
 
     @property
     def not_ready_text(self) -> str:
@@ -78,6 +82,7 @@ def members_of(nodes_json: str) -> dict[str, Member]:
             n.kubelet_version,
             n.not_ready_reason,
             n.not_ready_message,
+            parse_record(n.annotations.get(REBOOT_ANNOTATION, "")),
         )
         for n in kubeadm.parse_nodes_json(nodes_json)
     }

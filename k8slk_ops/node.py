@@ -26,6 +26,7 @@ from k8slk_ops.kubeadm import (
     failure_tail,
 )
 from k8slk_ops.nextstep import REBOOT, NextStep, Rerun
+from k8slk_ops.rebootrecord import BOOT_ID_PATH, parse_boot_id
 from k8slk_ops.ssh import CommandResult, Connection, ConnectionLost
 from k8slk_ops.uncut import uncut
 
@@ -133,6 +134,18 @@ class LinuxKitNode:
         if result.exit_status != 0:
             raise NodeCommandError(f"reading {path} on {self.name}", result)
         return result.stdout
+
+    async def boot_id(self) -> str:
+        """The kernel's ID of this boot (a new UUID at every boot): whether the node has
+        rebooted since it was last read. NodeCommandError when it cannot be read."""
+        data = await self.read_file(BOOT_ID_PATH)
+        value = parse_boot_id((data or b"").decode(errors="replace"))
+        if not value:
+            raise NodeCommandError(
+                f"reading {BOOT_ID_PATH} on {self.name}",
+                CommandResult(1, data or b"", b"not a boot ID"),
+            )
+        return value
 
     async def remove_file(self, path: str) -> None:
         with uncut():

@@ -54,6 +54,9 @@ class RunOptions:
     # those (None: every certificate).
     cert_days: int | None = DEFAULT_CERT_DAYS
     upgrade_to: str = ""  # upgrade --to; none: the inventory's cluster.kubernetesVersion
+    # upgrade, certs renew --force: disrupt a control plane while an etcd member is unhealthy
+    # (its own field: remove-node's --force means more than that).
+    etcd_unhealthy_ok: bool = False
     snapshot_dir: Path | None = None  # etcd snapshot: where files go (None: beside the inventory)
     snapshot_keep: int | None = None  # etcd snapshot: how many of this cluster's to keep
 

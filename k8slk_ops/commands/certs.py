@@ -8,6 +8,7 @@ control plane at a time and restarts its static pods. Both are meant for cron: `
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 import typer
@@ -69,6 +70,10 @@ def renew(
                      help="Renew what expires within N days (0: nothing; all: everything)."),
     ] = str(DEFAULT_CERT_DAYS),
     yes: Annotated[bool, flag("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[
+        bool,
+        flag("--force", help="Go on when etcd has a member that is not healthy (warned)."),
+    ] = False,
     *,
     shared: SharedOptions,
 ) -> None:
@@ -78,5 +83,7 @@ def renew(
                 "Renew certificates and restart each control plane's API server, controller "
                 "manager, scheduler and etcd in turn?")
     days = None if within == "all" else int(within)
-    options = RunOptions.for_command(shared, cert_days=days)
+    options = dataclasses.replace(
+        RunOptions.for_command(shared, cert_days=days), etcd_unhealthy_ok=force
+    )
     _run("certs renew", load_builtin("certs-renew"), inventory, shared, options)

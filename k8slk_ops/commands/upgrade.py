@@ -68,6 +68,10 @@ def upgrade(
                      help="Workers upgraded at once (a number or a percentage; default 1)."),
     ] = "1",
     yes: Annotated[bool, flag("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[
+        bool,
+        flag("--force", help="Go on when etcd has a member that is not healthy (warned)."),
+    ] = False,
     *,
     shared: SharedOptions,
 ) -> None:
@@ -89,5 +93,7 @@ def upgrade(
         confirm("upgrade", inventory, shared,
                 f"Upgrade {inv.cluster.name} to {target}, rebooting every node that is not "
                 "there yet, one at a time?")
-    options = dataclasses.replace(RunOptions.for_command(shared), upgrade_to=target)
+    options = dataclasses.replace(
+        RunOptions.for_command(shared), upgrade_to=target, etcd_unhealthy_ok=force
+    )
     _run("upgrade", with_batch(load_builtin("upgrade"), batch), Path(inventory), shared, options)

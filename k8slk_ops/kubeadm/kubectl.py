@@ -7,7 +7,7 @@ has the kubelet marker, but only the API's node list says whether it joined.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from k8slk_ops.kubeadm.errors import ParseError
@@ -29,6 +29,8 @@ class NodeStatus:
     # ``KubeletNotReady`` / ``container runtime network not ready: ... NetworkPluginNotReady``).
     not_ready_reason: str = ""
     not_ready_message: str = ""
+    # The Node's annotations whose values are strings (the API allows nothing else).
+    annotations: dict[str, str] = field(default_factory=dict)
 
     @property
     def control_plane(self) -> bool:
@@ -72,6 +74,11 @@ def _node(obj: Any) -> NodeStatus:
         if isinstance(addr, dict) and addr.get("type") == "InternalIP":
             internal_ip = str(addr.get("address"))
             break
+    raw = meta.get("annotations") or {}
+    annotations = (
+        {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)}
+        if isinstance(raw, dict) else {}
+    )
     return NodeStatus(
         name=name,
         roles=tuple(sorted(roles)),
@@ -81,6 +88,7 @@ def _node(obj: Any) -> NodeStatus:
         internal_ip=internal_ip,
         not_ready_reason=reason,
         not_ready_message=message,
+        annotations=annotations,
     )
 
 

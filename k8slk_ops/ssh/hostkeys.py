@@ -272,6 +272,11 @@ def replace_host_key(path: Path, address: str, port: int, kind: str, blob: str) 
     For a LinuxKit node that made new host keys at a reboot the operator's run caused (the
     ``hostKeyAfterReboot: accept`` trade-off). Same locking and atomic replace as
     ``record_host_key``; ``@revoked`` lines stay, and a revoked key is still refused.
+
+    Only the node's own lines change: a line with a wildcard or negated pattern (``10.0.0.*``)
+    speaks for other hosts too and is kept whole (it may still name the old key, which then
+    stays trusted for the node as for the others: the operator wrote it so); a line naming the
+    node among other plain names loses only the node's name.
     """
     name = host_entry_name(address, port)
     path = Path(os.path.realpath(path.expanduser()))
@@ -285,10 +290,17 @@ def replace_host_key(path: Path, address: str, port: int, kind: str, blob: str) 
         entries = [e for e in parse_known_hosts(text) if e.matches(name)]
         if any(e.marker == "@revoked" and e.kind == kind and e.blob == blob for e in entries):
             raise KnownHostsError(f"the new host key of {name} is marked @revoked in {path}")
-        gone = {e.line: e.fingerprint for e in entries if not e.marker}
-        kept = [line for number, line in enumerate(text.splitlines(), start=1)
-                if number not in gone]
-        kept.append(f"{name} {kind} {blob}")
+        own = [e for e in entries if not e.marker and _names_only(e.patterns)]
+        gone = {e.line: e.fingerprint for e in own if not (e.kind == kind and e.blob == blob)}
+        rewritten = {e.line: _without_name(text, e, name) for e in own if e.line in gone}
+        kept = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if number not in rewritten:
+                kept.append(line)
+            elif rewritten[number]:
+                kept.append(rewritten[number])
+        if not any(e.kind == kind and e.blob == blob and e.line not in gone for e in own):
+            kept.append(f"{name} {kind} {blob}")
         _replace(path, ("\n".join(kept) + "\n").encode(), mode)
         return list(gone.values())
     except OSError as exc:
@@ -297,6 +309,27 @@ def replace_host_key(path: Path, address: str, port: int, kind: str, blob: str) 
         ) from None
     finally:
         os.close(dir_fd)
+
+
+def _names_only(patterns: tuple[str, ...]) -> bool:
+    """Every pattern names one host (plain or hashed): the line says nothing of other hosts
+    beyond the names it lists."""
+    return all(p.startswith("|") or _is_plain(p) for p in patterns)
+
+
+def _without_name(text: str, entry: KnownEntry, name: str) -> str:
+    """``entry``'s line without the patterns naming ``name``; '' when none would be left."""
+    rest = [
+        p for p in entry.patterns
+        if not (_hashed(p, name) if p.startswith("|") else p.lower() == name.lower())
+    ]
+    if not rest:
+        return ""
+    line = text.splitlines()[entry.line - 1]
+    fields = line.split()
+    at = 1 if fields[0].startswith("@") else 0
+    fields[at] = ",".join(rest)
+    return " ".join(fields)
 
 
 def _record_locked(path: Path, name: str, kind: str, blob: str, who: tuple[str, str]) -> bool:

@@ -8,6 +8,7 @@ from k8slk_ops.steps.certs import CertsCheck, CertsRenew, CertsRestart
 from k8slk_ops.steps.command import RunCommand
 from k8slk_ops.steps.credentials import MintCredentials, RevokeCredentials
 from k8slk_ops.steps.etcd import EtcdSnapshot, EtcdStatus
+from k8slk_ops.steps.etcdgate import EtcdHealthy, UpgradeEtcdHealthy
 from k8slk_ops.steps.etcdmember import EtcdMemberCheck, RemoveEtcdMember
 from k8slk_ops.steps.init import Init
 from k8slk_ops.steps.join import Join
@@ -63,6 +64,8 @@ STEPS: dict[str, Step] = {
         EtcdStatus(),
         RemoveEtcdMember(),
         EtcdMemberCheck(),
+        EtcdHealthy(),
+        UpgradeEtcdHealthy(),
     )
 }
 

@@ -5,6 +5,11 @@ mark has booted since. A LinuxKit node makes new host keys at every boot, so the
 after the reboot meets a key known_hosts does not know: ``ssh.hostKeyAfterReboot`` says whether
 the run stops there (``refuse``, the default) or trusts that key and replaces the old entry
 (``accept``). Once back, the node's facts are read again: it must run the target kubeadm.
+
+Before the reboot the run writes its record on the Node (``rebootrecord.py``: the run and the
+boot ID it saw), so that the next run still knows the reboot was the tool's own when this one
+stops before the node comes back; the new key is accepted only once the node's boot ID has
+changed, read over a connection pinned to the presented key and before known_hosts is touched.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ from pydantic import BaseModel, ConfigDict
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
+from k8slk_ops.kubeadm import failure_summary
 from k8slk_ops.kubeadm.errors import VersionError
 from k8slk_ops.kubeadm.versions import KubeVersion
-from k8slk_ops.node import LinuxKitNode
+from k8slk_ops.node import LinuxKitNode, NodeCommandError
+from k8slk_ops.rebootrecord import RebootRecord, annotate_args
 from k8slk_ops.ssh import HostKeyMismatch, SSHError
 from k8slk_ops.ssh.hostkeys import replace_host_key
 from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do
@@ -76,7 +83,9 @@ class Reboot(Step):
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         lk = await ctx.node(node)
-        await lk.write_file(REBOOT_MARK, b"", 0o644)
+        await record_reboot(ctx, lk)
+        # Never empty: an empty write has no stdin to end, and `cat >` would wait for it.
+        await lk.write_file(REBOOT_MARK, f"{ctx.options.run_id or 'rebooting'}\n".encode(), 0o644)
         spec = ctx.inventory.cluster.reboot
         ctx.state.rebooted.add(node)
         if spec.local:
@@ -89,6 +98,27 @@ class Reboot(Step):
         if result.exit_status not in (0, -1):
             text = (result.stderr or result.stdout).decode(errors="replace").strip()
             raise NodeError(f"{spec.command!r} failed: {text[-300:]}", phase=self.phase)
+
+
+async def record_reboot(ctx: RunContext, lk: LinuxKitNode) -> None:
+    """The record on the Node, before the reboot: no record, no reboot (a run that stopped
+    while the node was down could not tell its new host key from an impostor's)."""
+    try:
+        boot_id = await lk.boot_id()
+    except NodeCommandError as exc:
+        raise NodeError(f"{exc}: the reboot is not recorded, so it is not made",
+                        phase="reboot") from None
+    record = RebootRecord(ctx.options.run_id or "unknown", boot_id)
+    primary = await ctx.node(ctx.plan.cluster.primary)
+    result = await primary.kubectl(*annotate_args(lk.name, record))
+    if result.exit_status != 0:
+        why = failure_summary(result.stderr or result.stdout)
+        raise NodeError(
+            f"recording the reboot on the Node failed ({why}); the node was not rebooted. "
+            "Check the API from the primary, then run upgrade again",
+            phase="reboot",
+        )
+    ctx.state.boot_ids[lk.name] = boot_id
 
 
 def local_command(template: str, ctx: PlanContext, node: str) -> str:
@@ -188,7 +218,9 @@ async def booted(ctx: RunContext, node: str, deadline: float) -> LinuxKitNode:
 
 
 async def new_host_key(ctx: RunContext, node: str, exc: HostKeyMismatch) -> LinuxKitNode:
-    """The node presents a new host key after the reboot this run made."""
+    """The node presents a new host key after the reboot this run made. Under ``accept`` the
+    node is asked, over a connection pinned to that key, whether it really booted (no mark,
+    a new boot ID) before known_hosts is rewritten; under ``refuse`` it is never asked."""
     settings = ctx.inventory.ssh_for(node)
     if settings.host_key_after_reboot != "accept" or node not in ctx.state.rebooted:
         raise NodeError(
@@ -199,6 +231,20 @@ async def new_host_key(ctx: RunContext, node: str, exc: HostKeyMismatch) -> Linu
         ) from None
     presented = str(getattr(exc, "presented", "") or "")
     lk = await ctx.redial(node, host_key_policy="pinned", host_key_fingerprint=presented)
+    before = ctx.state.boot_ids.get(node, "")
+    try:
+        now = await lk.boot_id()
+        marked = await lk.read_file(REBOOT_MARK) is not None
+    except NodeCommandError as exc2:
+        raise NodeError(f"a new host key, and {exc2}: known_hosts left as it was",
+                        phase="boot") from None
+    if marked or not before or now == before:
+        raise NodeError(
+            f"a new host key ({presented}) but the node did not reboot (boot ID {now}, "
+            f"{before or 'none'} before the reboot): known_hosts left as it was. Someone may be "
+            "intercepting the connection: check the key on the node's console",
+            phase="boot",
+        )
     kind, blob = await lk.conn.server_host_key()
     spec = ctx.inventory.node(node)
     old = replace_host_key(settings.known_hosts, spec.address, settings.port, kind, blob)
@@ -207,6 +253,4 @@ async def new_host_key(ctx: RunContext, node: str, exc: HostKeyMismatch) -> Linu
         f"new host key after the reboot accepted (hostKeyAfterReboot: accept): "
         f"{', '.join(old) or 'none'} -> {presented}; known_hosts updated",
     )
-    if await lk.read_file(REBOOT_MARK) is not None:
-        raise NodeError("a new host key but the node did not reboot", phase="boot")
     return lk

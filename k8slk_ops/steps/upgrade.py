@@ -28,6 +28,8 @@ from k8slk_ops.kubeadm.upgrade import (
 )
 from k8slk_ops.kubeadm.versions import KubeVersion
 from k8slk_ops.membership import Member, MembershipUnavailable, list_members
+from k8slk_ops.rebootrecord import ANNOTATION as REBOOT_ANNOTATION
+from k8slk_ops.rebootrecord import remove_args
 from k8slk_ops.ssh import SSHError
 from k8slk_ops.steps import localapi
 from k8slk_ops.steps.base import Action, Duration, NoOptions, Step, StepPlan, do, skip
@@ -329,7 +331,8 @@ def static_pods_behind(pods_json: str, node: str, target: KubeVersion) -> str:
 
 
 class UncordonUpgraded(Step):
-    """Gives an upgraded node back to the scheduler."""
+    """Gives an upgraded node back to the scheduler, and removes the reboot record a run left
+    on it (``rebootrecord.py``): the node is done."""
 
     name = "uncordon-node"
     phase = "uncordon"
@@ -343,3 +346,15 @@ class UncordonUpgraded(Step):
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         await kubectl_on_primary(ctx, "uncordon", node, self.phase)
+        member = ctx.plan.cluster.members.get(node)
+        if node in ctx.state.rebooted or (member is not None and member.reboot is not None):
+            primary = await ctx.node(ctx.plan.cluster.primary)
+            result = await primary.kubectl(*remove_args(node))
+            if result.exit_status != 0:
+                why = kubeadm.failure_summary(result.stderr or result.stdout)
+                raise NodeError(
+                    f"removing the reboot record ({REBOOT_ANNOTATION}) failed: {why}; the node "
+                    f"is upgraded and schedulable: `kubectl annotate node {node} "
+                    f"{REBOOT_ANNOTATION}-` removes it",
+                    phase=self.phase,
+                )

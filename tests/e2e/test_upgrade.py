@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from k8slk_ops.rebootrecord import ANNOTATION as REBOOT_ANNOTATION
 from tests.e2e.helpers import cli, secrets_of, wait_until
 from tests.lab.fixture import require_doubles
 
@@ -165,13 +166,45 @@ def test_a_worker_that_does_not_come_back_stops_the_roll_and_heal_resumes(
     assert boots(lab)["w-2"] == 1
     assert nodes(lab)["w-2"]["version"] == OLD
     assert nodes(lab)["w-1"]["unschedulable"]  # a failed node stays cordoned
-    lab.fault("w-1", "heal")
-    lab.rewrite_known_hosts()  # the operator checks and accepts the key the heal's boot made
+    lab.fault("w-1", "heal")  # w-1 boots now, with new host keys: no hand edit of known_hosts
     again = cli("upgrade", str(inventory), "--yes", log_file=tmp_path / "again.log")
     assert again.code == 0, again.stdout + again.stderr
     assert {n: (v["version"], v["unschedulable"]) for n, v in nodes(lab).items()} == {
         n: (NEW, False) for n in ("cp-1", "w-1", "w-2")
     }
+    assert REBOOT_ANNOTATION not in annotations(lab, "w-1")
+
+
+def test_a_stopped_roll_under_refuse_exits_3_naming_the_run_and_the_command(
+    lab_factory: Any, tmp_path: Path
+) -> None:
+    lab, inventory = prepared(lab_factory, tmp_path, nodes=2)
+    book = Path("playbooks/upgrade.yml").read_text().replace("timeout: 10m", "timeout: 15s")
+    playbook = tmp_path / "upgrade.yml"
+    playbook.write_text(book)
+    lab.fault("w-1", "no-boot")
+    run = cli("run", str(playbook), str(inventory), "--json", log_file=tmp_path / "x.log")
+    assert run.code == 1, run.stdout + run.stderr
+    record = json.loads(annotations(lab, "w-1")[REBOOT_ANNOTATION])
+    lab.fault("w-1", "heal")
+    doc = yaml.safe_load(inventory.read_text())
+    doc["ssh"]["hostKeyAfterReboot"] = "refuse"
+    inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
+    again = cli("upgrade", str(inventory), "--yes", log_file=tmp_path / "again.log")
+    said = again.stdout + again.stderr
+    assert again.code == 3, said
+    assert f"was rebooted by run {record['run']}" in said and "ssh-keygen -R" in said
+    assert nodes(lab)["w-1"]["unschedulable"]
+
+
+def annotations(lab: Any, name: str) -> dict[str, str]:
+    out = subprocess.run(
+        ["kubectl", "--kubeconfig", str(lab.inventory_path.parent / "lab.kubeconfig"),
+         "get", "node", name, "-o", "json", "--request-timeout=5s"],
+        capture_output=True, text=True, timeout=15, check=True,
+    )
+    found: dict[str, str] = json.loads(out.stdout)["metadata"].get("annotations") or {}
+    return found
 
 
 def test_two_runs_at_once_one_works_the_other_exits_3(lab_factory: Any, tmp_path: Path) -> None:

@@ -96,6 +96,7 @@ class Member:
     # The kubelet's client certificate lapsed (the node was off past its expiry): the kubelet
     # cannot post its status any more, so the node is NotReady for good.
     kubelet_cert_expired: bool = False
+    annotations: dict[str, str] = field(default_factory=dict)  # kubectl annotate's
 
 
 # kubelet's words while the node has no CNI configuration.
@@ -300,6 +301,7 @@ class Cluster:
                     "kubeadm.alpha.kubernetes.io/cri-socket":
                         "unix:///var/run/containerd/containerd.sock",
                     "node.alpha.kubernetes.io/ttl": "0",
+                    **m.annotations,
                 },
                 "creationTimestamp": created,
                 "labels": labels,

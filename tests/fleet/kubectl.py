@@ -10,7 +10,7 @@ import asyncio
 import json
 
 from tests.fleet import certs, etcd, leases, objects
-from tests.fleet.cluster import flag_value, parse_duration
+from tests.fleet.cluster import Member, flag_value, parse_duration
 from tests.fleet.node import ADMIN_CONF, SimNode
 from tests.fleet.result import NeedsInput, Pending, Result
 
@@ -94,6 +94,8 @@ def cli(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInput:
         verb = {"cordon": "cordoned", "uncordon": "uncordoned", "drain": "drained"}[words[0]]
         prefix = f"node/{member.name} cordoned\n" if words[0] == "drain" else ""
         return Result.ok(f"{prefix}node/{member.name} {verb}\n")
+    if words[:2] == ["annotate", "node"] and len(words) >= 4:
+        return _annotate(cluster.members.get(words[2]), words[2], words[3:], "--overwrite" in args)
     if words[:3] == ["delete", "secret", "kubeadm-certs"]:
         if cluster.cert_key is None:
             if "--ignore-not-found" in args:
@@ -113,6 +115,27 @@ def cli(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInput:
             out.append(f'node "{name}" deleted\n')
         return Result.ok("".join(out))
     return Result.error(1, f'error: unknown command "{" ".join(words[:2])}" for "kubectl"\n')
+
+
+def _annotate(member: Member | None, name: str, pairs: list[str], overwrite: bool) -> Result:
+    """``kubectl annotate node NAME k=v... [--overwrite]`` and ``k-`` (removal), as kubectl
+    answers them: a changed value without --overwrite is refused, a missing key to remove is
+    not an error."""
+    if member is None:
+        return Result.error(1, f'Error from server (NotFound): nodes "{name}" not found\n')
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq and key.endswith("-"):
+            member.annotations.pop(key[:-1], None)
+            continue
+        if not eq:
+            return Result.error(1, f"error: invalid annotation format: {pair}\n")
+        if key in member.annotations and member.annotations[key] != value and not overwrite:
+            return Result.error(
+                1, f"error: --overwrite is false but found the following declared annotation(s): "
+                f"'{key}' already has a value ({member.annotations[key]})\n")
+        member.annotations[key] = value
+    return Result.ok(f"node/{name} annotated\n")
 
 
 def _lease(node: SimNode, args: list[str], words: list[str]) -> Result | NeedsInput | None:

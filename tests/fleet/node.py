@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -34,6 +35,7 @@ CONTAINER_PATHS = {
     "/var/lib/kubelet/config.yaml": MARKER,
     "/hostroot/var/log/kubeadm.out.log": KUBEADM_LOG,
 }
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
 VOLATILE_PREFIXES = ("/run/", "/var/log/", "/tmp/")
 
 CONFIGURED_LINE = "Kubernetes Node already has kubelet configuration"
@@ -101,6 +103,8 @@ class SimNode:
         self.log.clear()
         self.exec_ids.clear()
         self.boots += 1
+        # The kernel's boot ID: a new random UUID at every boot (rebootrecord.BOOT_ID_PATH).
+        self.files[BOOT_ID] = f"{uuid.uuid4()}\n".encode()
         self.tasks = {"kubelet": (next(_pids), "RUNNING")}
         if MARKER in self.files:
             self.say(CONFIGURED_LINE)

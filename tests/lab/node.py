@@ -43,6 +43,9 @@ mount --bind "$1" /var/node
 mkdir -p /var/node/root
 mount --bind /var/node/root /root
 mount --bind "$2" /usr/local/sbin
+# The kernel's boot ID, new at every boot as on a machine (the node shares the host's kernel).
+cat /proc/sys/kernel/random/uuid > /run/.boot_id
+mount --bind -o ro /run/.boot_id /proc/sys/kernel/random/boot_id
 echo ready
 exec /usr/bin/busybox sleep 2147483647 </dev/null >/dev/null 2>&1
 """

@@ -102,7 +102,7 @@ def test_workers_batch_reads_numbers_and_percentages() -> None:
 def test_the_playbook_is_made_of_reusable_steps() -> None:
     book = load_builtin("upgrade")
     steps = [c.name for c in book.stages[1].steps]
-    assert steps == ["persistent-disk", "cordon", "upgrade-drain", "reboot", "wait-ssh",
+    assert steps == ["upgrade-etcd-healthy", "persistent-disk", "cordon", "upgrade-drain", "reboot", "wait-ssh",
                      "kubeadm-upgrade", "health-gate", "uncordon-node"]
     assert [c.name for c in book.stages[1].cleanup] == ["uncordon"]
 
@@ -136,3 +136,17 @@ def test_replace_host_key_keeps_other_hosts(tmp_path: Path) -> None:
     entries = {e.patterns[0]: e.blob for e in load_known_hosts(path)}
     assert entries == {"10.0.0.1": new.decode(), "10.0.0.2": old.decode()}
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_replace_host_key_keeps_wildcard_lines_and_other_names(tmp_path: Path) -> None:
+    """Only the node's own lines change: a wildcard line speaks for other hosts and stays whole;
+    a line naming the node among others loses only the node's name."""
+    old = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519" + b"\x00\x00\x00\x20" + b"a" * 32)
+    new = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519" + b"\x00\x00\x00\x20" + b"b" * 32)
+    path = tmp_path / "known_hosts"
+    wildcard = f"10.0.0.* ssh-ed25519 {old.decode()}"
+    path.write_text(f"{wildcard}\nnode-1,10.0.0.1 ssh-ed25519 {old.decode()}\n")
+    replace_host_key(path, "10.0.0.1", 22, "ssh-ed25519", new.decode())
+    lines = path.read_text().splitlines()
+    assert lines == [wildcard, f"node-1 ssh-ed25519 {old.decode()}",
+                     f"10.0.0.1 ssh-ed25519 {new.decode()}"]
