@@ -63,6 +63,8 @@ class EtcdHealthy(Step):
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
         if ctx.spec(node).role != "control-plane":
             return skip("not a control plane")
+        if node in ctx.unreachable:  # nothing of it is disrupted: it stays reported unreachable
+            return skip("unreachable")
         if ctx.cluster.through_ssh:
             # No API answers (every certificate expired, say): etcd's members refuse each
             # other too, and bringing them back is what this run is for.
