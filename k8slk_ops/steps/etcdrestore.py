@@ -21,6 +21,7 @@ derived from the snapshot's SHA-256, so members restored by two runs belong to o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ from k8slk_ops.errors import NodeError
 from k8slk_ops.etcdrestore import EtcdManifest, RestoreRefused, SnapshotFile
 from k8slk_ops.events import EventKind
 from k8slk_ops.membership import MembershipUnavailable, list_members
-from k8slk_ops.node import LinuxKitNode
+from k8slk_ops.node import LinuxKitNode, NodeCommandError
 from k8slk_ops.steps import localapi
 from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
 from k8slk_ops.steps.certs import backoff, start_static_pods, stop_static_pods
@@ -116,8 +117,9 @@ class EtcdRestorePrepare(Step):
         await _run(lk, ["sh", "-c", 'mkdir -p "$1" && chmod 700 "$1"', "sh",
                         etcdrestore.RESTORE_DIR], "creating the restore directory", 60)
         size, sha256 = (-1, "")
-        if await lk.read_file(etcdrestore.MARKER) is not None:
-            size, sha256 = await lk.file_digest(etcdrestore.SNAPSHOT)
+        if marker is not None:  # an earlier run of this snapshot uploaded it already, perhaps
+            with contextlib.suppress(NodeCommandError):  # not there: uploaded below
+                size, sha256 = await lk.file_digest(etcdrestore.SNAPSHOT)
         if sha256 != snap.sha256:
             await lk.write_file(etcdrestore.SNAPSHOT, snap.data, 0o600)
             size, sha256 = await lk.file_digest(etcdrestore.SNAPSHOT)

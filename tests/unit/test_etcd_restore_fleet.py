@@ -83,6 +83,8 @@ def test_a_run_cut_short_resumes_without_restoring_twice(
     for name in ("cp-1", "cp-2"):
         assert fleet.file(name, etcdrestore.MARKER) == f"{sha} restored\n".encode()
     assert fleet.file("cp-3", etcdrestore.MARKER) == f"{sha} uploaded\n".encode()
+    # The copy on cp-3 lost meanwhile: uploaded again.
+    fleet.call(lambda: fleet._node("cp-3").remove(etcdrestore.SNAPSHOT))
 
     again = k8slk("etcd", "restore", fleet.inventory, path, "--yes", "--json")
     assert again.code == 0, again.why()
