@@ -116,3 +116,17 @@ def test_a_file_the_nodes_etcd_cannot_read_stops_before_anything_stops(
     assert fleet.call(lambda: list(fleet.fleet.cluster.restores)) == []
     status = k8slk("etcd", "status", fleet.inventory, "--json")
     assert status.code == 0, status.why()  # etcd was never stopped
+
+
+def test_a_dry_run_shows_the_stages_and_touches_nothing(
+    fleet_factory: FleetFactory, k8slk: K8slk, tmp_path: Path
+) -> None:
+    fleet = _fleet(fleet_factory, k8slk)
+    run = k8slk("etcd", "restore", fleet.inventory, _kept(tmp_path), "--dry-run")
+    assert run.code == 0, run.why()
+    for said in ("upload fleet-20261207T000000Z.db", "park the static pod manifests",
+                 "restore the snapshot into", "move the static pod manifests back",
+                 "every etcd member is healthy"):
+        assert said in run.stdout, run.stdout
+    assert fleet.call(lambda: list(fleet.fleet.cluster.restores)) == []
+    assert all(fleet.file(n, etcdrestore.MARKER) is None for n in CPS)
