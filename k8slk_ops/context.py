@@ -20,6 +20,7 @@ from typing import Protocol
 
 from k8slk_ops.etcdctl import MemberHealth
 from k8slk_ops.etcdmembers import MemberRemoval, StaleMember
+from k8slk_ops.etcdrestore import RestoreRun
 from k8slk_ops.events import Event, EventKind, EventSink
 from k8slk_ops.facts import NodeFacts
 from k8slk_ops.inventory import Inventory, NodeSpec
@@ -153,6 +154,7 @@ class RunState:
     # Each node's boot ID just before this run rebooted it (recorded on its Node too).
     boot_ids: dict[str, str] = field(default_factory=dict)
     snapshot: SnapshotResult | None = None  # the etcd snapshot this run wrote and checked
+    etcd_restore: RestoreRun = field(default_factory=RestoreRun)  # what etcd restore learned
     etcd: dict[str, MemberHealth] = field(default_factory=dict)  # node -> its etcd member
     etcd_removed: list[MemberRemoval] = field(default_factory=list)  # members this run removed
     etcd_stale: dict[int, StaleMember] = field(default_factory=dict)  # member ID -> why stale

@@ -310,7 +310,7 @@ class Operation:
         self, cluster: ClusterFacts, holder: Holder
     ) -> FileLocks | LeaseLock:
         lock: FileLocks | LeaseLock
-        if cluster.initialised and not cluster.through_ssh:
+        if cluster.initialised and not (cluster.through_ssh or self.playbook.lock_files):
             lock = LeaseLock(cluster.primary, self.cluster.connect, holder)
         else:
             lock = await self._file_locks(holder)

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from k8slk_ops.etcdrestore import SnapshotFile
+
 DEFAULT_CONCURRENCY = 64
 DEFAULT_TIMEOUT = 600.0  # seconds one kubeadm run may take on a node
 DEFAULT_READY_TIMEOUT = 300.0
@@ -59,6 +61,9 @@ class RunOptions:
     etcd_unhealthy_ok: bool = False
     snapshot_dir: Path | None = None  # etcd snapshot: where files go (None: beside the inventory)
     snapshot_keep: int | None = None  # etcd snapshot: how many of this cluster's to keep
+    # etcd restore: the snapshot, checked on this side; etcdctl's --skip-hash-check.
+    restore: SnapshotFile | None = None
+    skip_hash_check: bool = False
 
     @classmethod
     def for_command(

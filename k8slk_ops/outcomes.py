@@ -121,6 +121,15 @@ def note_etcd(report: RunReport, state: RunState) -> None:
         report.messages.append(removal.line())
     if state.etcd_removed:
         report.data["etcdMembersRemoved"] = [r.to_report() for r in state.etcd_removed]
+    restored = state.etcd_restore.result
+    if restored is not None:
+        report.data["etcdRestore"] = restored.to_report()
+        report.messages.append(
+            f"etcd restored from {restored.snapshot} (revision {restored.revision}, "
+            f"{restored.keys} keys) on {', '.join(restored.members)}"
+        )
+        for kept in restored.kept:
+            report.messages.append(f"old etcd data kept on {kept} (remove it once satisfied)")
     snap = state.snapshot
     if snap is not None:
         report.data["snapshot"] = snap.to_report()

@@ -72,6 +72,7 @@ class PlaybookModel(BaseModel):
     requires_cluster: bool = Field(default=False, alias="requiresCluster")
     read_only: bool = Field(default=False, alias="readOnly")
     without_api: bool = Field(default=False, alias="withoutApi")
+    lock_files: bool = Field(default=False, alias="lockFiles")
     primary: Literal["first", "not-selected"] = "first"
     stages: list[StageModel] = Field(min_length=1)
     always: list[StageModel] = Field(default_factory=list)
@@ -119,6 +120,9 @@ class Playbook:
     # Goes on through SSH alone when the cluster is initialised but no API answers (certs
     # renew: the fix for an API that expired certificates stopped cannot need that API).
     without_api: bool = False
+    # Locked by the lock files on the control planes even while the API answers: etcd restore
+    # replaces etcd, where the Lease lives.
+    lock_files: bool = False
     # Which initialised control plane the run works through: the first in inventory order, or
     # the first that is not selected (removing a control plane works through another one).
     primary: str = "first"
@@ -181,6 +185,7 @@ def load_playbook(path: Path) -> Playbook:
         requires_cluster=model.requires_cluster,
         read_only=model.read_only,
         without_api=model.without_api,
+        lock_files=model.lock_files,
         primary=model.primary,
     )
 

@@ -80,6 +80,7 @@ def prune(directory: Path, cluster: str, keep: int, taken: Path) -> Pruned:
     doomed = others[: max(0, len(others) - max(0, keep - 1))]
     for path in doomed:
         path.unlink(missing_ok=True)
+        path.with_name(path.name + ".sha256").unlink(missing_ok=True)
     pattern = _own_pattern(cluster)
     new = _taken_at(pattern, taken.name)
     later = tuple(p for p in others if p not in doomed and new is not None
@@ -159,7 +160,10 @@ class IncomingSnapshot:
             raise SnapshotError(f"SHA-256 differs from the node's copy ({self.sha256} != {sha256})")
 
     def keep(self) -> Path:
-        """Rename the checked part file to its final name."""
+        """Rename the checked part file to its final name, its SHA-256 recorded beside it
+        (``NAME.db.sha256``, sha256sum's format) for ``etcd restore`` to check it against."""
+        record = self.final.with_name(self.final.name + ".sha256")
+        record.write_text(f"{self.sha256}  {self.final.name}\n")
         os.replace(self.part, self.final)
         return self.final
 

@@ -1,19 +1,23 @@
-"""``k8slk-ops etcd snapshot`` and ``k8slk-ops etcd status``: the cluster's etcd, from cron too.
+"""``k8slk-ops etcd snapshot``, ``etcd status`` and ``etcd restore``: the cluster's etcd.
 
-Both are read-only playbooks (``etcd-snapshot``, ``etcd-status``) and take no cluster lock. The
-snapshot is taken on the primary control plane; ``--keep N`` deletes this cluster's older
-snapshots in the directory once the new one has passed every check.
+Snapshot and status are read-only playbooks (``etcd-snapshot``, ``etcd-status``) and take no
+cluster lock. The snapshot is taken on the primary control plane; ``--keep N`` deletes this
+cluster's older snapshots in the directory once the new one has passed every check.
+``restore`` checks the file here first (a refusal touches nothing), asks (``--yes`` without a
+terminal), then runs ``etcd-restore`` under the lock files of the control planes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from k8slk_ops import cli
+from k8slk_ops import cli, etcdctl, etcdrestore
+from k8slk_ops import snapshot as snapshot_mod
 from k8slk_ops.options import RunOptions, SharedOptions
 from k8slk_ops.playbook import load_builtin
 
@@ -50,3 +54,48 @@ def status(inventory: cli.InventoryArg, *, shared: SharedOptions) -> None:
     """Members, leader, DB size and health of etcd, per control plane."""
     cli._run("etcd status", load_builtin("etcd-status"), inventory, shared,
              RunOptions.for_command(shared))
+
+
+@cli.command("restore", shared=tuple(k for k in cli.CHANGING if k != "concurrency"),
+             group=etcd_app)
+def restore(
+    inventory: cli.InventoryArg,
+    snapshot_file: Annotated[
+        Path, typer.Argument(metavar="SNAPSHOT", help="A .db file written by `etcd snapshot`.")
+    ],
+    skip_hash_check: Annotated[
+        bool, cli.flag("--skip-hash-check", help="Restore a file without a recorded SHA-256 "
+                       "or etcd's integrity hash (one copied out of a data directory).")
+    ] = False,
+    yes: Annotated[bool, cli.flag("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    *,
+    shared: SharedOptions,
+) -> None:
+    """Replace etcd on every control plane with SNAPSHOT; writes made after it are lost."""
+    try:
+        checked = etcdrestore.verify_file(snapshot_file, skip_hash_check)
+        status = _local_status(checked.path)
+    except etcdrestore.RestoreRefused as exc:
+        cli.refuse("etcd restore", inventory, shared, f"{exc}; nothing was touched")
+    seen = f" (revision {status.revision}, {status.total_keys} keys)" if status else ""
+    if not yes and not shared.dry_run:
+        cli.confirm("etcd restore", inventory, shared,
+                    f"Stop etcd and the API server on every control plane and replace etcd with "
+                    f"{checked.path}{seen}? Everything written since it was taken is lost")
+    options = dataclasses.replace(
+        RunOptions.for_command(shared), restore=checked, skip_hash_check=skip_hash_check
+    )
+    cli._run("etcd restore", load_builtin("etcd-restore"), inventory, shared, options)
+
+
+def _local_status(path: Path) -> etcdctl.SnapshotStatus | None:
+    """``etcdctl snapshot status`` with the operator's own etcdctl, when installed (a foreign
+    file is refused before anyone is asked); the nodes read it with their etcd image anyway."""
+    binary = snapshot_mod.local_etcdctl()
+    if binary is None:
+        return None
+    try:
+        status = asyncio.run(snapshot_mod.verify_local(binary, path))
+    except snapshot_mod.SnapshotError as exc:
+        raise etcdrestore.RestoreRefused(f"{path}: {exc}") from None
+    return status

@@ -10,6 +10,13 @@ from k8slk_ops.steps.credentials import MintCredentials, RevokeCredentials
 from k8slk_ops.steps.etcd import EtcdSnapshot, EtcdStatus
 from k8slk_ops.steps.etcdgate import EtcdHealthy, UpgradeEtcdHealthy
 from k8slk_ops.steps.etcdmember import EtcdMemberCheck, RemoveEtcdMember
+from k8slk_ops.steps.etcdrestore import (
+    EtcdRestoreCheck,
+    EtcdRestoreData,
+    EtcdRestorePrepare,
+    EtcdRestoreStart,
+    EtcdRestoreStop,
+)
 from k8slk_ops.steps.init import Init
 from k8slk_ops.steps.join import Join
 from k8slk_ops.steps.kubeconfig import FetchKubeconfig
@@ -61,6 +68,11 @@ STEPS: dict[str, Step] = {
         UncordonUpgraded(),
         UpgradeDrain(),
         EtcdSnapshot(),
+        EtcdRestorePrepare(),
+        EtcdRestoreStop(),
+        EtcdRestoreData(),
+        EtcdRestoreStart(),
+        EtcdRestoreCheck(),
         EtcdStatus(),
         RemoveEtcdMember(),
         EtcdMemberCheck(),

@@ -307,15 +307,8 @@ async def restart_control_plane(ctx: RunContext, node: str, lk: LinuxKitNode) ->
     it serves the certificate on disk. The manifests go back whatever happens."""
     where = await _api_address(lk)
     deadline = time.monotonic() + ctx.options.timeout
-    ctx.emit(node, "restart", EventKind.PROGRESS, "moving the static pod manifests out")
-    await _shell(lk, _PARK, "parking the static pod manifests")
     try:
-        pauses = backoff()
-        # An API that was silent already (expired certificates) says nothing about the pods:
-        # the kubelet must be seen to have stopped them, or they are never started anew.
-        while await _served(lk, where) is not None or await _pods_running(lk):
-            _check_deadline(deadline, ctx, "the control-plane static pods to stop")
-            await asyncio.sleep(next(pauses))
+        await stop_static_pods(ctx, node, lk, paths.PARKED_MANIFESTS, where, deadline)
     finally:
         await _shell(lk, _UNPARK, "moving the static pod manifests back")
     ctx.emit(node, "restart", EventKind.PROGRESS, "manifests back; waiting for the API")
@@ -338,9 +331,33 @@ async def restart_control_plane(ctx: RunContext, node: str, lk: LinuxKitNode) ->
              f"the API serves the new certificate (serial {expected.serial_number:x})")
 
 
-async def _shell(lk: LinuxKitNode, script: str, what: str) -> str:
+async def stop_static_pods(
+    ctx: RunContext, node: str, lk: LinuxKitNode, parked: str,
+    where: tuple[str, int] | None, deadline: float,
+) -> None:
+    """Move the static pod manifests into ``parked`` and wait until the kubelet has stopped
+    their containers and (``where``) the API no longer answers. Moving them back is the
+    caller's: a restart does it at once, an etcd restore once the data is in place."""
+    ctx.emit(node, "restart", EventKind.PROGRESS, "moving the static pod manifests out")
+    await _shell(lk, _PARK, "parking the static pod manifests", parked)
+    pauses = backoff()
+    # An API that was silent already (expired certificates) says nothing about the pods:
+    # the kubelet must be seen to have stopped them, or they are never started anew.
+    while (where is not None and await _served(lk, where) is not None) or await _pods_running(lk):
+        _check_deadline(deadline, ctx, "the control-plane static pods to stop")
+        await asyncio.sleep(next(pauses))
+
+
+async def start_static_pods(lk: LinuxKitNode, parked: str) -> str:
+    """Move the manifests parked in ``parked`` back (none there: nothing to do); their names."""
+    return await _shell(lk, _UNPARK, "moving the static pod manifests back", parked)
+
+
+async def _shell(
+    lk: LinuxKitNode, script: str, what: str, parked: str = paths.PARKED_MANIFESTS
+) -> str:
     """One of the manifest moves; what it printed (the manifests moved back), on one line."""
-    result = await lk.shell(["sh", "-c", script, "sh", paths.MANIFESTS, paths.PARKED_MANIFESTS])
+    result = await lk.shell(["sh", "-c", script, "sh", paths.MANIFESTS, parked])
     if result.exit_status != 0:
         raise NodeError(f"{what} failed: {kubeadm.failure_summary(_output(result))}",
                         phase="restart")

@@ -84,7 +84,9 @@ def _sample(path: Path, name: str, **labels: str) -> float:
 
 
 def _db_files(out: Path) -> list[str]:
-    return sorted(p.name for p in out.iterdir()) if out.exists() else []
+    """The files in ``out`` but the SHA-256 records kept beside the snapshots."""
+    return sorted(p.name for p in out.iterdir()
+                  if not p.name.endswith(".sha256")) if out.exists() else []
 
 
 def test_snapshot_on_one_control_plane_restores_the_clusters_nodes(
@@ -113,6 +115,9 @@ def test_snapshot_on_one_control_plane_restores_the_clusters_nodes(
         assert again.code == 0, again.stderr
     kept = _db_files(out)
     assert len(kept) == 2 and all(name.endswith(".db") for name in kept)
+    # Each kept snapshot has its record; the pruned ones' went with them.
+    records = sorted(p.name for p in out.iterdir() if p.name.endswith(".sha256"))
+    assert records == [name + ".sha256" for name in kept]
 
 
 def test_a_transfer_cut_short_leaves_no_db(

@@ -77,6 +77,9 @@ def install(node: SimNode) -> None:
     state.serials = {n: next(_serials) for n in names}
     _STATE[node] = state
     node.write(APISERVER_MANIFEST, _manifest(node.spec.address).encode(), 0o600)
+    from tests.fleet import etcd  # etcd imports this module
+
+    etcd.write_manifest(node)
     _write_cert(node, state)
     state.served = node.files[APISERVER_CERT]
 

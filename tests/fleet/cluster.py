@@ -142,6 +142,10 @@ class Cluster:
         self.etcd_stopped: set[str] = set()
         # The stream of a snapshot file ends early (a transfer cut short).
         self.snapshot_cut = False
+        # etcd restore: what each one-off restore was asked (node, its flags); nodes whose next
+        # restore fails (the fault knob).
+        self.restores: list[tuple[str, dict[str, str]]] = []
+        self.restore_fails: set[str] = set()
         # node -> "namespace/pod" whose PodDisruptionBudget refuses every eviction: drain fails.
         self.guarded_pods: dict[str, str] = {}
         # Nodes whose refused drain retries the eviction until its --timeout, in real time

@@ -214,3 +214,79 @@ def _host_path(path: str) -> str:
 def cat_snapshot(node: SimNode, data: bytes) -> bytes:
     """What ``cat`` of a file in the etcd data directory sends: cut short when the fault says."""
     return data[: len(data) // 2] if node.cluster.snapshot_cut else data
+
+
+# -- the etcd image and restores (etcd restore) ----------------------------------------------
+
+IMAGE = "registry.k8s.io/etcd:3.4.23-0"  # what the fleet's control planes run: etcd 3.4
+MANIFEST = "/var/node/etc/kubernetes/manifests/etcd.yaml"
+
+
+def write_manifest(node: SimNode) -> None:
+    """kubeadm's etcd static pod manifest (the flags the restore reads), written at init/join."""
+    address = node.spec.address
+    node.write(MANIFEST, json.dumps({  # JSON is YAML: the tool reads it with a YAML parser
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "etcd", "namespace": "kube-system"},
+        "spec": {"containers": [{"name": "etcd", "image": IMAGE, "command": [
+            "etcd", f"--name={node.name}", f"--data-dir={DATA_DIR}",
+            f"--initial-advertise-peer-urls=https://{address}:2380",
+            f"--initial-cluster={node.name}=https://{address}:2380",
+        ]}]},
+    }).encode(), 0o600)
+
+
+def ctr_run(node: SimNode, args: list[str]) -> Result:
+    """``ctr --namespace k8s.io run --rm --mount type=bind,src=S,dst=D,... IMAGE ID CMD...``:
+    a one-off container of the etcd image (etcd 3.4: etcd and etcdctl, no etcdutl, no shell),
+    its paths under D being the node's under S."""
+    mounts: list[tuple[str, str]] = []
+    while args and args[0].startswith("-"):
+        if args[0] == "--mount" and len(args) > 1:
+            opts = dict(o.split("=", 1) for o in args[1].split(",") if "=" in o)
+            mounts.append((opts["dst"], opts["src"]))
+            args = args[2:]
+        else:
+            args = args[1:]
+    if len(args) < 3:
+        return Result.error(1, "ctr: image ref and container id must be provided\n")
+    image, _cid, argv = args[0], args[1], args[2:]
+    if image != IMAGE:
+        return Result.error(1, f"ctr: image \"{image}\": not found\n")
+    if argv[0] != "etcdctl" and argv[0] != "etcd":
+        return Result.error(1, f"ctr: failed to create shim task: OCI runtime create failed: "
+                               f"exec: \"{argv[0]}\": executable file not found in $PATH: unknown\n")
+
+    def host(path: str) -> str:
+        for dst, src in mounts:
+            if path == dst or path.startswith(dst + "/"):
+                return src + path[len(dst):]
+        return "/nonexistent" + path  # outside the mounts: the image has no such file
+
+    words = [a for a in argv[1:] if not a.startswith("--")]
+    flags = dict(a[2:].split("=", 1) for a in argv[1:] if a.startswith("--") and "=" in a)
+    if words[:2] == ["snapshot", "status"] and len(words) >= 3:
+        return _snapshot_status(node, host(words[2]))
+    if words[:2] == ["snapshot", "restore"] and len(words) >= 3:
+        return _restore(node, host(words[2]), host(flags.get("data-dir", "default.etcd")), flags)
+    return Result.error(1, f"Error: unknown command {words[:2]} for \"etcdctl\"\n")
+
+
+def _restore(node: SimNode, snapshot: str, data_dir: str, flags: dict[str, str]) -> Result:
+    """etcd 3.4's restore: refuses a data directory that exists, a file that is not a snapshot;
+    writes the new member's data. What it was asked is kept on the cluster for the tests."""
+    cluster = node.cluster
+    if node.name in cluster.restore_fails:  # the fault knob: this node's restore fails once
+        cluster.restore_fails.discard(node.name)
+        return Result.error(1, "Error: write /restore/staging/member/snap/db: no space left on "
+                               "device\n")
+    if any(p.startswith(data_dir + "/") for p in node.files):
+        return Result.error(1, f"Error: data-dir \"{data_dir}\" exists\n")
+    data = node.read(snapshot)
+    if data is None:
+        return Result.error(1, f"Error: stat {snapshot}: no such file or directory\n")
+    if data != SNAPSHOT:
+        return Result.error(1, "Error: snapshot missing hash but --skip-hash-check=false\n")
+    node.write(f"{data_dir}/member/snap/db", SNAPSHOT, 0o600)
+    cluster.restores.append((node.name, dict(flags)))
+    return Result(0, b"", b'{"level":"info","msg":"restored snapshot"}\n')

@@ -119,6 +119,10 @@ def _script(node: SimNode, script: str, args: list[str]) -> Answer:
     if "exit 3" in script and "cat" in script and params:  # read, 3 when absent
         data = node.read(params[0])
         return Result(3) if data is None else Result.ok(data)
+    if script.startswith("mkdir -p") and "chmod" in script:  # a directory: implicit here
+        return Result.ok()
+    if 'mv "$3" "$1"' in script and len(params) >= 3:  # etcd restore: data aside, staging in
+        return _move_into_place(node, params[0], params[1], params[2])
     if "/etc/kubernetes/manifests" in " ".join(params) and "mv " in script:  # certs renew
         return certs.unpark(node, params[1]) if "rmdir" in script else certs.park(node)
     if "tasks start" in script and "kubelet" in script:  # the kubelet task restarted
@@ -133,6 +137,24 @@ def _script(node: SimNode, script: str, args: list[str]) -> Answer:
     if simple is None:
         return Result.error(127, "sh: the fleet cannot run this script\n")
     return dispatch_argv(node, simple)
+
+
+def _rename(node: SimNode, src: str, dst: str) -> None:
+    for path in [p for p in node.files if p == src or p.startswith(src + "/")]:
+        data, mode = node.files[path], node.modes.get(path, 0o644)
+        node.remove(path)
+        node.write(dst + path[len(src):], data, mode)
+
+
+def _move_into_place(node: SimNode, data_dir: str, kept: str, staging: str) -> Result:
+    """``if [ -e $1 ]; then mv $1 $2; echo $2; fi; mv $3 $1`` on the node's files."""
+    moved = any(p == data_dir or p.startswith(data_dir + "/") for p in node.files)
+    if moved:
+        _rename(node, data_dir, kept)
+    if not any(p.startswith(staging + "/") for p in node.files):
+        return Result.error(1, f"mv: can't rename '{staging}': No such file or directory\n")
+    _rename(node, staging, data_dir)
+    return Result.ok(f"{kept}\n" if moved else "")
 
 
 def _simple_script(script: str) -> list[str] | None:
@@ -223,8 +245,12 @@ def run_simple(node: SimNode, argv: list[str], stdin: bytes | None) -> Result | 
     if name in ("stat", "sha256sum"):
         return _stat_or_digest(node, name, args)
     if name == "rm":
+        recursive = any(a.startswith("-") and "r" in a for a in args)
         for path in (a for a in args if not a.startswith("-")):
             node.remove(path)
+            if recursive:
+                for under in [p for p in node.files if p.startswith(path.rstrip("/") + "/")]:
+                    node.remove(under)
         return Result.ok()
     if name == "ctr":
         return _ctr(node, args)
@@ -262,6 +288,8 @@ def _ctr(node: SimNode, args: list[str]) -> Result | Pending | NeedsInput:
             namespace, args = flag.split("=", 1)[1], args[1:]
         else:
             args = args[1:]
+    if args[:1] == ["run"] and namespace == "k8s.io":  # a one-off container (etcd restore)
+        return etcd.ctr_run(node, args[1:])
     if args[:1] not in (["tasks"], ["task"], ["t"]):
         return Result.error(1, f"ctr: unknown command {args[:1]}\n")
     sub = args[1:2]

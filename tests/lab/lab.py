@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.lab import image, inventory, network, preflight, procs, slots
+from tests.lab import etcdimage, image, inventory, network, preflight, procs, slots
 from tests.lab import state as st
 from tests.lab.errors import LabError
 from tests.lab.keys import new_ed25519, write_pair
@@ -132,6 +132,8 @@ class Lab:
             write_pair(new_ed25519("k8slk-lab"), lab_dir / "id_ed25519")
             image.DOUBLES.mkdir(exist_ok=True)
             image.build_image(lab_dir / "image")
+            if real_etcd:  # the etcd image the control planes' containerd holds
+                etcdimage.build(lab_dir / "image")
             with ThreadPoolExecutor(max_workers=min(nodes, 8)) as pool:
                 list(pool.map(lab._first_boot, lab.state.nodes))
             lab.rewrite_known_hosts()
@@ -509,6 +511,7 @@ class Lab:
             "readyDelay": self.state.ready_delay,
             "strictNetwork": self.state.strict_network,
             "realEtcd": self.state.real_etcd,
+            "etcdImage": etcdimage.image_name() if self.state.real_etcd else "",
         }
 
     def _reboot_command(self, n: NodeState) -> str:

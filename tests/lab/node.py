@@ -21,7 +21,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.lab import procs
+from tests.lab import etcdimage, procs
 from tests.lab.errors import LabError
 from tests.lab.image import DOUBLES, DOUBLES_MOUNT, build_rootfs, link_kubectl
 from tests.lab.keys import new_ed25519
@@ -170,6 +170,7 @@ class Node:
         pids = {"holder": holder}
         self._new_host_key(holder[0])
         pids["containerd"] = self._start_containerd(holder[0])
+        self._import_images(holder[0])
         pids["sshd"] = self.start_sshd(holder[0])
         self._run_task(holder[0], "kubelet", "/usr/local/bin/kubelet.sh")
         self._run_task(holder[0], "kubeadm", "/usr/local/bin/kubeadm.sh")
@@ -254,6 +255,19 @@ class Node:
         return self._daemon(
             holder, "containerd", ["containerd", "--config", str(conf)], "podruntime/containerd"
         )
+
+    def _import_images(self, holder: int) -> None:
+        """The etcd image into containerd's k8s.io namespace (built at ``up`` with a real
+        etcd): kubeadm pulls it onto a real node before it runs etcd, and ``etcd restore``
+        runs its binaries in a one-off container."""
+        archive = self.image / etcdimage.ARCHIVE
+        if not archive.exists():
+            return
+        done = subprocess.run(["nsenter", "-t", str(holder), "-m", "--",
+                               *etcdimage.import_argv(archive)],
+                              env={"PATH": PATH}, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise LabError(f"{self.spec.name}: importing {archive} failed: {done.stderr.strip()}")
 
     def start_sshd(self, holder: int) -> list[int]:
         conf = self.files.root / "sshd_config"

@@ -31,7 +31,9 @@ def _bootstrapped(fleet_factory: FleetFactory, k8slk: K8slk, cps: int) -> InProc
 
 
 def _snapshots(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+    """The files in ``directory`` but the SHA-256 records beside the snapshots."""
+    return sorted(p.name for p in directory.iterdir()
+                  if not p.name.endswith(".sha256")) if directory.exists() else []
 
 
 @pytest.mark.parametrize("cps", [1, 3])
@@ -54,6 +56,8 @@ def test_snapshot_writes_a_checked_db_and_removes_the_nodes_copy(
     assert snap["verifiedBy"] == "etcdctl on cp-1"
     assert path.stat().st_mode & 0o777 == 0o600
     assert _snapshots(out) == [path.name]  # no .part left
+    record = path.with_name(path.name + ".sha256").read_text()
+    assert record == f"{snap['sha256']}  {path.name}\n"  # sha256sum's format, for etcd restore
     assert fleet.files_under("cp-1", HOST_DATA_DIR) == []
 
 

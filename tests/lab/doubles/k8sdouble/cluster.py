@@ -151,13 +151,13 @@ def upload_certs(client: Client, key_hex: str) -> None:
 
 # --- manifests ------------------------------------------------------------------------------
 
-def write_manifest(name: str, command: list[str]) -> None:
+def write_manifest(name: str, command: list[str], image: str = "") -> None:
     pod = {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": "kube-system",
                      "labels": {"component": name, "tier": "control-plane"}},
         "spec": {"hostNetwork": True, "containers": [{"name": name, "command": command,
-                                                      "image": f"registry.k8s.io/{name}"}]},
+                                                      "image": image or f"registry.k8s.io/{name}"}]},
     }
     env.write_atomic(f"{env.MANIFESTS}/{name}.yaml", yaml.safe_dump(pod, sort_keys=False), 0o600)
 
@@ -190,7 +190,7 @@ def real_etcd_manifest(name: str, address: str, initial_cluster: str, state: str
         f"--name={name}", f"--peer-cert-file={etcd_pki}/peer.crt", "--peer-client-cert-auth=true",
         f"--peer-key-file={etcd_pki}/peer.key", f"--peer-trusted-ca-file={etcd_pki}/ca.crt",
         "--snapshot-count=10000", f"--trusted-ca-file={etcd_pki}/ca.crt",
-    ])
+    ], image=env.node().etcd_image)
 
 
 def etcd_flags(address: str) -> list[str]:

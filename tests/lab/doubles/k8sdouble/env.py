@@ -59,6 +59,8 @@ class Node:
     ready_delay: float
     strict_network: bool  # NotReady until a CNI config is in /etc/cni/net.d
     real_etcd: bool = False  # a real etcd static pod holds the cluster's state
+    # The etcd image in the node's containerd (Debian's etcd binaries, tagged with their version).
+    etcd_image: str = ""
 
 
 def node() -> Node:
@@ -72,6 +74,7 @@ def node() -> Node:
         ready_delay=float(data.get("readyDelay", 1.0)),
         strict_network=bool(data.get("strictNetwork", False)),
         real_etcd=bool(data.get("realEtcd", False)),
+        etcd_image=str(data.get("etcdImage", "")),
     )
 
 
