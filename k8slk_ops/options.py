@@ -56,6 +56,8 @@ class RunOptions:
     upgrade_to: str = ""  # upgrade --to; none: the inventory's cluster.kubernetesVersion
     snapshot_dir: Path | None = None  # etcd snapshot: where files go (None: beside the inventory)
     snapshot_keep: int | None = None  # etcd snapshot: how many of this cluster's to keep
+    snapshot_pki: bool = False  # etcd snapshot --pki: the cluster's CAs and SA keys beside it
+    no_snapshot: bool = False  # upgrade, certs renew --no-snapshot: no snapshot before changing
 
     @classmethod
     def for_command(

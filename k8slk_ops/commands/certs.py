@@ -3,18 +3,23 @@
 ``check`` lists every certificate of every control plane (and the CAs) and exits 1 when one
 expires within ``--warn-days``; ``renew`` renews those expiring within ``--within-days`` one
 control plane at a time and restarts its static pods. Both are meant for cron: ``renew`` needs
-``--yes`` when there is no terminal to confirm on (exit 2, nothing touched).
+``--yes`` when there is no terminal to confirm on (exit 2, nothing touched). Before renewing,
+``renew`` takes and verifies an etcd snapshot (``--snapshot-dir``, ``--no-snapshot``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from k8slk_ops.cli import (
     CHANGING,
+    NO_SNAPSHOT,
     OUTPUT,
+    SNAPSHOT_DIR,
     InventoryArg,
     RefusingGroup,
     _run,
@@ -69,6 +74,8 @@ def renew(
                      help="Renew what expires within N days (0: nothing; all: everything)."),
     ] = str(DEFAULT_CERT_DAYS),
     yes: Annotated[bool, flag("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    snapshot_dir: Annotated[Path | None, SNAPSHOT_DIR] = None,
+    no_snapshot: Annotated[bool, NO_SNAPSHOT] = False,
     *,
     shared: SharedOptions,
 ) -> None:
@@ -78,5 +85,6 @@ def renew(
                 "Renew certificates and restart each control plane's API server, controller "
                 "manager, scheduler and etcd in turn?")
     days = None if within == "all" else int(within)
-    options = RunOptions.for_command(shared, cert_days=days)
+    options = dataclasses.replace(RunOptions.for_command(shared, cert_days=days),
+                                  snapshot_dir=snapshot_dir, no_snapshot=no_snapshot)
     _run("certs renew", load_builtin("certs-renew"), inventory, shared, options)
