@@ -50,9 +50,8 @@ NO_LEADER = "quorum lost: the member has no leader (a majority of members is dow
 BEFORE_CHANGE_DIR = "snapshots"
 NO_SNAPSHOT_HINT = (
     "Nothing was changed. Put that right (`k8slk-ops etcd status` shows etcd's health) and run "
-    "again, or pass "
-    "--no-snapshot to go on without a snapshot, knowingly: there is then no way back to the "
-    "cluster's state before this change"
+    "again, or pass --no-snapshot to go on without a snapshot, knowingly: there is then no way "
+    "back to the cluster's state before this change"
 )
 # etcd refusing the client certificate the tool uses (kubeadm's etcd healthcheck-client): all
 # certificates expired. No snapshot can be taken through etcd until they are renewed.

@@ -98,8 +98,9 @@ def expire_and_renew(lab: Any, tmp_path: Path, control_planes: tuple[str, ...]) 
     assert check.code == 1
     assert fix in "\n".join(check.report["messages"])
 
+    # etcd refuses its own expired certificates: no snapshot can be taken before the renewal.
     renew = cli("certs", "renew", inventory, "--within-days", "30", "--yes", "--json",
-                log_file=tmp_path / "renew.log", timeout=1200)
+                "--no-snapshot", log_file=tmp_path / "renew.log", timeout=1200)
     assert renew.code == 0, renew.stderr[-3000:]
     assert any("goes on through SSH alone" in m for m in renew.report["messages"])
     for cp in control_planes:
