@@ -170,6 +170,13 @@ InventoryArg = Annotated[Path, typer.Argument(help="Inventory file (YAML, or Ans
 NodeOpt = Annotated[
     list[str] | None, typer.Option("--node", help="Only this node (repeatable).")
 ]
+# upgrade and certs renew: the etcd snapshot taken before anything changes.
+SNAPSHOT_DIR = typer.Option(
+    "--snapshot-dir", help="Directory for the etcd snapshot taken before the change "
+    "(default: snapshots/ beside the inventory, made 0700)."
+)
+NO_SNAPSHOT = flag("--no-snapshot", help="Change the cluster without taking an etcd snapshot "
+                   "first (no way back if the change goes wrong).")
 StrictOpt = Annotated[
     bool, flag("--strict", help="Fail nodes below the image's CPU/memory minimums.")
 ]

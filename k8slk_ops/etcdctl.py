@@ -166,10 +166,18 @@ def parse_member_list(text: str) -> list[MemberInfo]:
     ]
 
 
+# How failure_reason says that etcd refused a certificate (its callers test for it).
+TLS_REFUSED = "etcd refused the TLS handshake"
+
+
 def failure_reason(stderr: str) -> str:
     """Why an etcdctl call failed, in the words that tell an operator what is wrong."""
     text = stderr.strip()
     lowered = text.lower()
+    if "bad certificate" in lowered or "certificate has expired" in lowered:
+        # The TLS handshake failed on every retry: the deadline is only how it ended.
+        return (f"{TLS_REFUSED} (a certificate has expired, etcd's or the healthcheck-client "
+                "one etcdctl uses; `k8slk-ops certs check`)")
     if "context deadline exceeded" in lowered or "deadline" in lowered:
         return f"etcd did not answer in time (quorum lost or member down): {_last_line(text)}"
     if "connection refused" in lowered:

@@ -64,6 +64,8 @@ class RunOptions:
     # etcd restore: the snapshot, checked on this side; etcdctl's --skip-hash-check.
     restore: SnapshotFile | None = None
     skip_hash_check: bool = False
+    snapshot_pki: bool = False  # etcd snapshot --pki: the cluster's CAs and SA keys beside it
+    no_snapshot: bool = False  # upgrade, certs renew --no-snapshot: no snapshot before changing
 
     @classmethod
     def for_command(

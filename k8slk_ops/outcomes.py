@@ -137,6 +137,11 @@ def note_etcd(report: RunReport, state: RunState) -> None:
             f"snapshot written: {snap.path} ({snap.size} bytes, revision {snap.status.revision}, "
             f"{snap.status.total_keys} keys, from {snap.node}, verified by {snap.verified_by})"
         )
+        if snap.pki is not None:  # names and a hash only: the archive holds private keys
+            report.messages.append(
+                f"PKI archive written: {snap.pki.path} (sha256 {snap.pki.sha256}; "
+                f"{', '.join(snap.pki.members)})"
+            )
         for old in snap.pruned:
             report.messages.append(f"deleted snapshot {old} (--keep)")
         for odd in snap.dated_later:

@@ -16,6 +16,8 @@ KUBEADM_LOG = "/var/log/kubeadm.out.log"
 MARKER = "/var/node/var/lib/kubelet/config.yaml"
 ADMIN_CONF = "/var/node/etc/kubernetes/admin.conf"
 CA_CERT = "/var/node/etc/kubernetes/pki/ca.crt"
+# kubeadm's certificate directory; `etcd snapshot --pki` reads the CAs and SA keys from here.
+PKI_DIR = "/var/node/etc/kubernetes/pki"
 APISERVER_CERT = "/var/node/etc/kubernetes/pki/apiserver.crt"  # the API's serving certificate
 # The kubelet runs a static pod per manifest here; `certs renew` parks them beside it to
 # restart the control plane (kubeadm's documented way).

@@ -11,6 +11,7 @@ plans from what it is given, and checks what it needs when it runs.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from k8slk_ops.context import PlanContext
 from k8slk_ops.playbook import Playbook, Stage, StepCall
 from k8slk_ops.steps import addons
 from k8slk_ops.steps.base import Action
+from k8slk_ops.steps.etcd import SnapshotOptions
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ def needed_nodes(playbook: Playbook, ctx: PlanContext) -> list[str]:
 
 
 def make_plan(playbook: Playbook, ctx: PlanContext) -> Plan:
-    stages = tuple(_plan_stage(stage, ctx) for stage in playbook.stages)
+    stages = _idle_guards_dropped(tuple(_plan_stage(stage, ctx) for stage in playbook.stages))
     always = tuple(_plan_stage(stage, ctx) for stage in playbook.always)
     waits = any(
         step.call.name == "wait-ready" for s in stages for n in s.nodes for step in n.steps
@@ -160,6 +162,24 @@ def make_plan(playbook: Playbook, ctx: PlanContext) -> Plan:
     if applies:
         warnings += addons.manifest_warnings(ctx)
     return Plan(playbook, stages, always, dict(ctx.unreachable), warnings)
+
+
+def _guards(stage: PlannedStage) -> bool:
+    return any(isinstance(c.options, SnapshotOptions) and c.options.before_change
+               for c in stage.stage.steps)
+
+
+def _idle_guards_dropped(stages: tuple[PlannedStage, ...]) -> tuple[PlannedStage, ...]:
+    """A snapshot taken before a change (``beforeChange``) is not due when nothing changes: a
+    cron ``upgrade`` with nothing to do stays a quick no-op and leaves no file behind."""
+    if any(step.call.step.changes for s in stages for n in s.nodes for step in n.steps):
+        return stages
+    idle = "nothing changes: no snapshot needed"
+    return tuple(
+        dataclasses.replace(s, nodes=(), skipped=(*s.skipped, *((n.node, idle) for n in s.nodes)))
+        if _guards(s) else s
+        for s in stages
+    )
 
 
 def _plan_stage(stage: Stage, ctx: PlanContext) -> PlannedStage:

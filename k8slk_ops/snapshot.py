@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from k8slk_ops import etcdctl
+from k8slk_ops.pkiarchive import PkiArchive
 
 PART_SUFFIX = ".part"
 _STAMP = "%Y%m%dT%H%M%SZ"
@@ -101,8 +102,10 @@ class SnapshotResult:
     verified_by: str  # "local etcdctl" or "etcdctl on NODE"
     pruned: tuple[Path, ...] = ()
     dated_later: tuple[Path, ...] = ()  # kept, though their names say after this one
+    pki: PkiArchive | None = None  # etcd snapshot --pki: the CAs and SA keys beside it
 
     def to_report(self) -> dict[str, Any]:
+        pki = {} if self.pki is None else {"pki": self.pki.to_report()}
         return {
             "path": str(self.path),
             "node": self.node,
@@ -115,6 +118,7 @@ class SnapshotResult:
             "verifiedBy": self.verified_by,
             "pruned": [str(p) for p in self.pruned],
             "datedLater": [str(p) for p in self.dated_later],
+            **pki,
         }
 
 
@@ -126,7 +130,7 @@ class IncomingSnapshot:
         self.part = directory / (name + PART_SUFFIX)
         self.size = 0
         self._hash = hashlib.sha256()
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # new: for our eyes only
         if self.final.exists():
             raise SnapshotError(f"{self.final} already exists")
         try:  # exclusive: never through a link planted at the name, never someone's file

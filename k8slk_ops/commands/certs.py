@@ -3,19 +3,23 @@
 ``check`` lists every certificate of every control plane (and the CAs) and exits 1 when one
 expires within ``--warn-days``; ``renew`` renews those expiring within ``--within-days`` one
 control plane at a time and restarts its static pods. Both are meant for cron: ``renew`` needs
-``--yes`` when there is no terminal to confirm on (exit 2, nothing touched).
+``--yes`` when there is no terminal to confirm on (exit 2, nothing touched). Before renewing,
+``renew`` takes and verifies an etcd snapshot (``--snapshot-dir``, ``--no-snapshot``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from k8slk_ops.cli import (
     CHANGING,
+    NO_SNAPSHOT,
     OUTPUT,
+    SNAPSHOT_DIR,
     InventoryArg,
     RefusingGroup,
     _run,
@@ -74,6 +78,8 @@ def renew(
         bool,
         flag("--force", help="Go on when etcd has a member that is not healthy (warned)."),
     ] = False,
+    snapshot_dir: Annotated[Path | None, SNAPSHOT_DIR] = None,
+    no_snapshot: Annotated[bool, NO_SNAPSHOT] = False,
     *,
     shared: SharedOptions,
 ) -> None:
@@ -84,6 +90,7 @@ def renew(
                 "manager, scheduler and etcd in turn?")
     days = None if within == "all" else int(within)
     options = dataclasses.replace(
-        RunOptions.for_command(shared, cert_days=days), etcd_unhealthy_ok=force
+        RunOptions.for_command(shared, cert_days=days), etcd_unhealthy_ok=force,
+        snapshot_dir=snapshot_dir, no_snapshot=no_snapshot,
     )
     _run("certs renew", load_builtin("certs-renew"), inventory, shared, options)

@@ -2,7 +2,8 @@
 
 Snapshot and status are read-only playbooks (``etcd-snapshot``, ``etcd-status``) and take no
 cluster lock. The snapshot is taken on the primary control plane; ``--keep N`` deletes this
-cluster's older snapshots in the directory once the new one has passed every check.
+cluster's older snapshots in the directory once the new one has passed every check (and their
+``.pki.tar``); ``--pki`` writes the cluster's CAs and service-account keys beside the new one.
 ``restore`` checks the file here first (a refusal touches nothing), asks (``--yes`` without a
 terminal), then runs ``etcd-restore`` under the lock files of the control planes.
 """
@@ -39,12 +40,18 @@ def snapshot(
         typer.Option("--keep", min=1, help="Keep the newest N snapshots of this cluster in the "
                      "directory; delete older ones."),
     ] = None,
+    pki: Annotated[
+        bool,
+        cli.flag("--pki", help="Also write <name>.pki.tar beside it (0600): the cluster's CAs "
+                 "and service-account keys, what a restore onto blank machines needs."),
+    ] = False,
     *,
     shared: SharedOptions,
 ) -> None:
     """Take an etcd snapshot on a healthy control plane, fetch it, verify it, keep it as .db."""
     options = dataclasses.replace(
-        RunOptions.for_command(shared), snapshot_dir=output, snapshot_keep=keep
+        RunOptions.for_command(shared), snapshot_dir=output, snapshot_keep=keep,
+        snapshot_pki=pki,
     )
     cli._run("etcd snapshot", load_builtin("etcd-snapshot"), inventory, shared, options)
 

@@ -2,7 +2,8 @@
 
 Safe from cron: without a terminal it needs ``--yes`` (else exit 2, nothing touched), a second
 run while one holds the lock exits 3 naming the holder (the operation's cluster lock), and a
-run with nothing due is a quick no-op.
+run with nothing due is a quick no-op. Before the first node changes it takes and verifies an
+etcd snapshot (``--snapshot-dir``, ``--no-snapshot``): a failed one stops the run untouched.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import typer
 
 from k8slk_ops.cli import (
     CHANGING,
+    NO_SNAPSHOT,
+    SNAPSHOT_DIR,
     InventoryArg,
     _load_inventory,
     _run,
@@ -72,6 +75,8 @@ def upgrade(
         bool,
         flag("--force", help="Go on when etcd has a member that is not healthy (warned)."),
     ] = False,
+    snapshot_dir: Annotated[Path | None, SNAPSHOT_DIR] = None,
+    no_snapshot: Annotated[bool, NO_SNAPSHOT] = False,
     *,
     shared: SharedOptions,
 ) -> None:
@@ -94,6 +99,7 @@ def upgrade(
                 f"Upgrade {inv.cluster.name} to {target}, rebooting every node that is not "
                 "there yet, one at a time?")
     options = dataclasses.replace(
-        RunOptions.for_command(shared), upgrade_to=target, etcd_unhealthy_ok=force
+        RunOptions.for_command(shared), upgrade_to=target, etcd_unhealthy_ok=force,
+        snapshot_dir=snapshot_dir, no_snapshot=no_snapshot,
     )
     _run("upgrade", with_batch(load_builtin("upgrade"), batch), Path(inventory), shared, options)

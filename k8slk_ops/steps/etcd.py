@@ -5,6 +5,11 @@ inside the etcd container into the data directory, the file streamed back over t
 channel into a ``.part`` file, size and SHA-256 checked against the node's copy, read by
 etcdctl (the operator's own if installed, else the pod's), renamed to ``.db``; the node's copy
 is deleted whatever happened, and the newest N of the cluster's snapshots are kept.
+With ``--pki`` the cluster's CAs and service-account keys go beside it (``pkiarchive``).
+The same step with ``beforeChange: true`` opens ``upgrade`` and ``certs renew``: a verified
+snapshot (into ``snapshots/`` beside the inventory by default) before anything changes; it is
+not due when nothing else in the plan changes, or with ``--no-snapshot``, and when it fails the
+run stops there, saying how to go on.
 ``etcd-status`` asks each control plane's member for its status, the member list and its
 health; a member that is not healthy fails its node, with the reason. Members that no reachable
 node of the inventory accounts for are listed as stale, with the command that removes them.
@@ -17,9 +22,9 @@ import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
-from k8slk_ops import etcdctl, etcdmembers, paths, snapshot
+from k8slk_ops import etcdctl, etcdmembers, localfile, paths, pkiarchive, snapshot
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.etcdpod import EtcdPod, EtcdPodError
@@ -41,15 +46,63 @@ from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
 NO_LEADER = "quorum lost: the member has no leader (a majority of members is down or unreachable)"
 
 
-def snapshot_dir(ctx: PlanContext) -> Path:
-    """``-o DIR``, else the inventory's directory."""
+# Where a snapshot taken before a change goes unless --snapshot-dir says otherwise.
+BEFORE_CHANGE_DIR = "snapshots"
+NO_SNAPSHOT_HINT = (
+    "Nothing was changed. Put that right (`k8slk-ops etcd status` shows etcd's health) and run "
+    "again, or pass --no-snapshot to go on without a snapshot, knowingly: there is then no way "
+    "back to the cluster's state before this change"
+)
+# etcd refusing the client certificate the tool uses (kubeadm's etcd healthcheck-client): all
+# certificates expired. No snapshot can be taken through etcd until they are renewed.
+EXPIRED_HINT = (
+    "etcd refuses certificates that have expired, its own included: no snapshot can be taken "
+    "until they are renewed. Run `certs renew --no-snapshot`, then `etcd snapshot` at once"
+)
+
+
+class SnapshotOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    # True: the snapshot that guards a change (upgrade, certs renew): its own directory by
+    # default, skipped with --no-snapshot or when nothing else changes, the run stops on failure.
+    before_change: bool = Field(default=False, alias="beforeChange")
+
+
+def snapshot_dir(ctx: PlanContext, before_change: bool = False) -> Path:
+    """``-o DIR`` / ``--snapshot-dir DIR``, else the inventory's directory (``snapshots/`` in it
+    for a snapshot taken before a change, so that those pile up apart from the inventory)."""
     if ctx.options.snapshot_dir is not None:
         return ctx.options.snapshot_dir.expanduser()
-    return ctx.inventory.source.parent
+    base = ctx.inventory.source.parent
+    return base / BEFORE_CHANGE_DIR if before_change else base
 
 
 def _remote_name(ctx: RunContext) -> str:
     return f"k8slk-snapshot-{ctx.options.run_id or 'run'}.db"
+
+
+def _failure(message: str, before_change: bool) -> str:
+    """The step's failure, with what to do next when it guarded a change."""
+    if not before_change:
+        return message
+    hint = NO_SNAPSHOT_HINT
+    if etcdctl.TLS_REFUSED in message:
+        hint = f"{EXPIRED_HINT}. {hint}"
+    return f"no snapshot before the change: {message}. {hint}"
+
+
+EXPIRED_OUTAGE = (
+    "No API answers and etcd refuses expired certificates: renewing them is what brings both "
+    "back, so the run goes on without a snapshot. Take `k8slk-ops etcd snapshot` once it is done"
+)
+
+
+def _expired_outage(ctx: RunContext, message: str) -> bool:
+    """The bad day a snapshot cannot guard: the run goes through SSH alone (no API answers,
+    ``certs renew``) and etcd refused the TLS handshake. Refusing here would refuse the one
+    command that ends the outage; renewing certificates leaves etcd's data as it is."""
+    return ctx.plan.cluster.through_ssh and etcdctl.TLS_REFUSED in message
 
 
 class EtcdSnapshot(Step):
@@ -57,44 +110,90 @@ class EtcdSnapshot(Step):
     phase = "snapshot"
     changes = False
     read_only = True
+    Options = SnapshotOptions
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+        assert isinstance(options, SnapshotOptions)
         if ctx.spec(node).role != "control-plane":
             return skip("not a control plane")
-        target = snapshot_dir(ctx) / f"{ctx.inventory.cluster.name}-<UTC time>.db"
+        if options.before_change and ctx.options.no_snapshot:
+            return skip("--no-snapshot: no etcd snapshot before the change")
+        target = (snapshot_dir(ctx, options.before_change)
+                  / f"{ctx.inventory.cluster.name}-<UTC time>.db")
         keep = ctx.options.snapshot_keep
         kept = f", keep the newest {keep}" if keep else ""
+        pki = ", the CAs and service-account keys beside it (.pki.tar)" \
+            if ctx.options.snapshot_pki else ""
+        when = "before any change: " if options.before_change else ""
         return do(Action(
-            f"etcdctl snapshot save in the etcd pod, stream it to {target}, check size, "
-            f"SHA-256 and etcdctl snapshot status{kept}",
-            {"local": str(target), "keep": keep},
+            f"{when}etcdctl snapshot save in the etcd pod, stream it to {target}, check size, "
+            f"SHA-256 and etcdctl snapshot status{kept}{pki}",
+            {"local": str(target), "keep": keep, "pki": ctx.options.snapshot_pki,
+             "beforeChange": options.before_change},
         ))
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+        assert isinstance(options, SnapshotOptions)
         lk = await ctx.node(node)
         remote = _remote_name(ctx)
         shell_path = f"{paths.ETCD_DATA}/{remote}"
+        directory = snapshot_dir(ctx.plan, options.before_change)
         try:
             pod = await EtcdPod.find(lk)
             await _require_healthy(pod)
-            taken = datetime.now(UTC)
+            taken = await _free_second(directory, ctx.inventory.cluster.name)
             await pod.etcdctl(
                 "snapshot", "save", f"{paths.ETCD_CONTAINER_DATA}/{remote}",
                 timeout=ctx.options.timeout,
             )
             ctx.emit(node, self.phase, EventKind.PROGRESS, "snapshot saved on the node")
-            result = await _fetch(ctx, lk, pod, shell_path, remote, taken)
+            result = await _fetch(ctx, lk, pod, directory, shell_path, remote, taken)
         except (EtcdPodError, SnapshotError, NodeCommandError, etcdctl.EtcdctlError) as exc:
-            raise NodeError(str(exc), phase=self.phase) from None
+            if options.before_change and _expired_outage(ctx, str(exc)):
+                ctx.emit(node, self.phase, EventKind.WARN, f"no snapshot before the change: "
+                         f"{exc}. {EXPIRED_OUTAGE}")
+                ctx.state.noop.add((node, self.name))
+                return
+            raise NodeError(_failure(str(exc), options.before_change), phase=self.phase) from None
         finally:
             await _remove_remote(ctx, lk, shell_path, node)
         keep = ctx.options.snapshot_keep
         if keep:
             pruned = prune(result.path.parent, ctx.inventory.cluster.name, keep, result.path)
+            for old in pruned.deleted:  # an archive goes with its snapshot
+                pkiarchive.archive_path(old).unlink(missing_ok=True)
             result = dataclasses.replace(
                 result, pruned=pruned.deleted, dated_later=pruned.dated_later
             )
         ctx.state.snapshot = result
+        if ctx.options.snapshot_pki:
+            await _write_pki(ctx, lk, result)
+
+
+async def _write_pki(ctx: RunContext, lk: LinuxKitNode, result: SnapshotResult) -> None:
+    """The CAs and SA keys beside the snapshot; the snapshot is kept (and reported) if not."""
+    try:
+        files = await pkiarchive.read_from(lk)
+        archive = pkiarchive.write(result.path, files, result.taken)
+    except (pkiarchive.PkiError, NodeCommandError, localfile.UnsafeTarget, OSError) as exc:
+        raise NodeError(
+            f"snapshot {result.path} kept, but no PKI archive written: {exc}", phase="snapshot"
+        ) from None
+    ctx.state.snapshot = dataclasses.replace(result, pki=archive)
+
+
+async def _free_second(directory: Path, cluster: str) -> datetime:
+    """Now, once no snapshot of the cluster in ``directory`` is named after this second.
+
+    Names have a one-second resolution: a run right after another (a ``certs renew`` that
+    found nothing due, run again) would otherwise find its name taken. Waiting for the next
+    second keeps every name the true time of its snapshot."""
+    for _ in range(3):
+        now = datetime.now(UTC)
+        if not (directory / snapshot_name(cluster, now)).exists():
+            return now
+        await asyncio.sleep(1 - now.microsecond / 1_000_000)
+    return datetime.now(UTC)  # still taken: IncomingSnapshot says so
 
 
 async def _endpoint_status(pod: EtcdPod) -> etcdctl.EndpointStatus:
@@ -119,14 +218,12 @@ async def _require_healthy(pod: EtcdPod) -> None:
 
 
 async def _fetch(
-    ctx: RunContext, lk: LinuxKitNode, pod: EtcdPod, shell_path: str, remote: str,
-    taken: datetime,
+    ctx: RunContext, lk: LinuxKitNode, pod: EtcdPod, directory: Path, shell_path: str,
+    remote: str, taken: datetime,
 ) -> SnapshotResult:
     """Stream the node's copy into a part file, check it, keep it; the part goes on failure."""
     size, sha256 = await lk.file_digest(shell_path)
-    incoming = IncomingSnapshot(
-        snapshot_dir(ctx.plan), snapshot_name(ctx.inventory.cluster.name, taken)
-    )
+    incoming = IncomingSnapshot(directory, snapshot_name(ctx.inventory.cluster.name, taken))
     try:
         await lk.copy_file_out(shell_path, incoming.write)
         incoming.check(size, sha256)

@@ -8,8 +8,10 @@ certificates (same CA) to expire in 9 days.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import ssl
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
+from k8slk_ops import pkiarchive
 from tests.e2e.helpers import cli
 
 pytestmark = pytest.mark.lab
@@ -137,6 +140,38 @@ def test_renew_renews_exactly_the_expiring_ones_and_the_api_serves_the_new_one(
                if n["role"] == "control-plane")
     assert again.report["changed"] is False
     assert dates(again) == after
+
+
+def test_renew_leaves_a_verified_snapshot_taken_before_it(cluster: dict[str, Any]) -> None:
+    """The etcd snapshot that opens every renewal: in snapshots/ beside the inventory (0700),
+    0600, the bytes the report's SHA-256 names, read by etcdctl, named in the messages; and
+    ``etcd snapshot --pki`` beside it, holding the primary's CAs and SA keys."""
+    work, inventory = cluster["work"], cluster["inventory"]
+    run = cli("certs", "renew", inventory, "--yes", "--json", log_file=work / "snap.log",
+              timeout=600)
+    assert run.code == 0, run.stderr[-3000:]
+    snap = run.report["data"]["snapshot"]
+    path = Path(snap["path"])
+    directory = Path(inventory).parent / "snapshots"
+    assert path.parent == directory and directory.stat().st_mode & 0o777 == 0o700
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == snap["sha256"]
+    assert snap["revision"] > 0 and snap["keys"] > 0 and snap["verifiedBy"]
+    assert any(m.startswith(f"snapshot written: {path} ") for m in run.report["messages"])
+    assert not list(directory.glob("*.part"))
+    # etcd snapshot --pki: the kubeadm double's CAs and SA keys, byte for byte, nothing else.
+    pki = cli("etcd", "snapshot", inventory, "--pki", "-o", str(work / "pki"), "--json",
+              log_file=work / "pki.log")
+    assert pki.code == 0, pki.stderr[-3000:]
+    archive = Path(pki.report["data"]["snapshot"]["pki"]["path"])
+    assert archive.stat().st_mode & 0o777 == 0o600
+    with tarfile.open(archive) as tar:
+        assert tar.getnames() == list(pkiarchive.MEMBERS)
+        for member in pkiarchive.MEMBERS:
+            extracted = tar.extractfile(member)
+            assert extracted is not None
+            assert extracted.read() == cluster["lab"].read(
+                "cp-1", f"/var/node/etc/kubernetes/pki/{member}")
 
 
 def test_a_run_that_cannot_start_still_writes_its_metrics(cluster: dict[str, Any]) -> None:

@@ -32,7 +32,9 @@ from tests.fleet.result import Result
 
 MANIFESTS = "/var/node/etc/kubernetes/manifests"
 APISERVER_MANIFEST = f"{MANIFESTS}/kube-apiserver.yaml"
-APISERVER_CERT = "/var/node/etc/kubernetes/pki/apiserver.crt"
+PKI_DIR = "/var/node/etc/kubernetes/pki"
+APISERVER_CERT = f"{PKI_DIR}/apiserver.crt"
+APISERVER_KEY = f"{PKI_DIR}/apiserver.key"
 # In kubeadm's order (sorted), with the CA that signs each; super-admin.conf from v1.29.
 LEAVES = (
     ("admin.conf", "ca"), ("apiserver", "ca"), ("apiserver-etcd-client", "etcd-ca"),
@@ -63,6 +65,10 @@ class Certificates:
     defaults: int = 0  # renewals that fell back to kubeadm's default configuration
 
 
+# The API's serving key (one for every simulated API: nothing verifies it).
+_LEAF_KEY = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+    serialization.NoEncryption())
 _STATE: weakref.WeakKeyDictionary[SimNode, Certificates] = weakref.WeakKeyDictionary()
 _serials = iter(range(0x1000, 1 << 60))
 
@@ -77,6 +83,9 @@ def install(node: SimNode) -> None:
     state.serials = {n: next(_serials) for n in names}
     _STATE[node] = state
     node.write(APISERVER_MANIFEST, _manifest(node.spec.address).encode(), 0o600)
+    for name, data in node.cluster.pki.authorities.items():  # the cluster's CAs and SA keys
+        node.write(f"{PKI_DIR}/{name}", data, 0o600 if name.endswith(".key") else 0o644)
+    node.write(APISERVER_KEY, _LEAF_KEY, 0o600)  # a leaf's key: never in a PKI archive
     from tests.fleet import etcd  # etcd imports this module
 
     etcd.write_manifest(node)
@@ -114,6 +123,13 @@ def expire_now(node: SimNode, names: tuple[str, ...]) -> None:
             _renew_admin_conf(node, state)
     _write_cert(node, state)
     state.served = node.files[APISERVER_CERT]
+
+
+def expired(node: SimNode, name: str) -> bool:
+    """The certificate ``name`` on the node's disk has expired (by the cluster's clock)."""
+    state = _STATE.get(node)
+    return (state is not None and name in state.expires
+            and state.expires[name] < node.cluster.now())
 
 
 GO_TIME = "%Y-%m-%dT%H:%M:%SZ"

@@ -6,7 +6,9 @@ stopped (``Cluster.etcd_stopped``): then ``crictl ps`` does not list it. Quorum 
 the cluster's etcd members: with half or more stopped, ``endpoint health`` times out the way
 etcdctl does and the endpoint reports no leader. ``snapshot save`` writes a real etcd 3.4
 snapshot (``data/etcd-snapshot.db``, taken from a real etcd holding ``/registry/minions/...``
-keys) into the node's etcd data directory; ``snapshot status`` reads it back.
+keys) into the node's etcd data directory; ``snapshot status`` reads it back. Once the
+node's ``etcd-healthcheck-client`` certificate (the one etcdctl is given) has expired, etcd
+refuses it: every call ends in a failed TLS handshake (``tls: bad certificate``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ DEADLINE = (
     '{"level":"warn","ts":"2026-01-01T00:00:00.000Z","caller":"clientv3/retry_interceptor.go:62",'
     '"msg":"retrying of unary invoker failed","target":"endpoint://client-0/127.0.0.1:2379",'
     '"attempt":0,"error":"rpc error: code = DeadlineExceeded desc = context deadline exceeded"}\n'
+)
+
+# What etcdctl prints when etcd refuses its client certificate (expired): the TLS handshake
+# fails on every retry until the command's deadline.
+BAD_CERTIFICATE = DEADLINE.replace(
+    "context deadline exceeded",
+    'latest balancer error: connection error: desc = \\"transport: authentication handshake '
+    'failed: remote error: tls: bad certificate\\"',
 )
 
 
@@ -121,6 +131,8 @@ def etcdctl(node: SimNode, argv: list[str]) -> Result:
         return _snapshot_status(node, words[2])
     if not any(f.startswith("--cert=") for f in flags):
         return Result.error(1, DEADLINE + "Error: context deadline exceeded\n")  # no client cert
+    if certs.expired(node, "etcd-healthcheck-client"):  # etcd refuses the client certificate
+        return Result.error(1, BAD_CERTIFICATE + "Error: context deadline exceeded\n")
     endpoints = [f.split("=", 1)[1] for f in flags if f.startswith("--endpoints=")]
     if len(endpoints) != 1 or "," in endpoints[0]:
         return Result.error(1, f"Error: the fleet's etcdctl takes one endpoint, got {endpoints}\n")

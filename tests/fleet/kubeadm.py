@@ -436,6 +436,9 @@ def _token_list(node: SimNode, args: list[str]) -> Result:
     return Result.ok("".join(line + "\n" for line in lines))
 
 
+PKI_PREFIX = "/var/node/etc/kubernetes/pki/"
+
+
 def _reset(node: SimNode, args: list[str]) -> Result:
     if "-f" not in args and "--force" not in args:
         return _fail("won't proceed; the user didn't confirm: reset needs --force (no TTY here)")
@@ -447,6 +450,8 @@ def _reset(node: SimNode, args: list[str]) -> Result:
         if not cluster.etcd_members:  # the last one: the API server and etcd go with it
             cluster.end()
     for path in (MARKER, ADMIN_CONF, CA_CERT):
+        node.remove(path)
+    for path in [p for p in node.files if p.startswith(PKI_PREFIX)]:  # pki's contents
         node.remove(path)
     lines += [
         "[reset] Deleted contents of the etcd data directory: /var/lib/etcd",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -24,6 +24,9 @@ class ClusterPKI:
     admin_cert_pem: bytes
     admin_key_pem: bytes
     not_after: dt.datetime  # of the admin certificate
+    # The files under /etc/kubernetes/pki that init makes once and a control plane's join
+    # copies (kubeadm-certs): the three CAs and the service-account key pair.
+    authorities: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def ca_hash(self) -> str:
@@ -83,7 +86,39 @@ def make_pki(now: dt.datetime | None = None) -> ClusterPKI:
             serialization.NoEncryption(),
         ),
         not_after=not_after,
+        authorities={"ca.crt": ca.public_bytes(serialization.Encoding.PEM),
+                     "ca.key": _key_pem(ca_key), **_authorities(now)},
     )
+
+
+def _key_pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM,
+                             serialization.PrivateFormat.TraditionalOpenSSL,
+                             serialization.NoEncryption())
+
+
+def _authorities(now: dt.datetime) -> dict[str, bytes]:
+    """front-proxy-ca, etcd/ca (self-signed, ten years) and sa.key/sa.pub, as kubeadm makes
+    them (EC keys here: quick to make, the same PEM shapes)."""
+    files: dict[str, bytes] = {}
+    for base, cn in (("front-proxy-ca", "front-proxy-ca"), ("etcd/ca", "etcd-ca")):
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+        cert = (
+            x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        files[f"{base}.crt"] = cert.public_bytes(serialization.Encoding.PEM)
+        files[f"{base}.key"] = _key_pem(key)
+    sa = ec.generate_private_key(ec.SECP256R1())
+    files["sa.key"] = _key_pem(sa)
+    files["sa.pub"] = sa.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return files
 
 
 def admin_conf(pki: ClusterPKI, server: str, cluster_name: str) -> bytes:

@@ -87,7 +87,8 @@ def test_max_unavailable_sets_the_workers_batches(inventory: Path, seen: type[Se
     result = CliRunner().invoke(
         cli.app, ["upgrade", str(inventory), "--yes", "--max-unavailable", "2"])
     assert result.exit_code == 0
-    assert seen.serial == {"check": None, "primary": 1, "control-planes": 1, "workers": 2}
+    assert seen.serial == {"check": None, "snapshot": None, "primary": 1, "control-planes": 1,
+                           "workers": 2}
 
 
 def test_workers_batch_reads_numbers_and_percentages() -> None:
@@ -101,10 +102,12 @@ def test_workers_batch_reads_numbers_and_percentages() -> None:
 
 def test_the_playbook_is_made_of_reusable_steps() -> None:
     book = load_builtin("upgrade")
-    steps = [c.name for c in book.stages[1].steps]
+    assert [s.name for s in book.stages[:3]] == ["check", "snapshot", "primary"]
+    assert [c.name for c in book.stages[1].steps] == ["etcd-snapshot"]  # before any change
+    steps = [c.name for c in book.stages[2].steps]
     assert steps == ["upgrade-etcd-healthy", "persistent-disk", "cordon", "upgrade-drain", "reboot", "wait-ssh",
                      "kubeadm-upgrade", "health-gate", "uncordon-node"]
-    assert [c.name for c in book.stages[1].cleanup] == ["uncordon"]
+    assert [c.name for c in book.stages[2].cleanup] == ["uncordon"]
 
 
 def pods(*images: tuple[str, str]) -> str:
