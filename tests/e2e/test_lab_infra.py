@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.lab import Lab, LabError, procs, slots
+from tests.lab import Lab, LabError, etcdimage, procs, slots
 from tests.lab.image import real_kubectl
 
 pytestmark = pytest.mark.lab
@@ -49,6 +49,8 @@ def test_inventory_and_node_facts(lab: Lab) -> None:
         "name": "w-1", "address": f"127.0.{s}.12", "role": "worker",
         "kubernetesVersion": "v1.31.3", "settleSeconds": 0.2, "readyDelay": 0.3,
         "strictNetwork": True, "realEtcd": True,
+        # the image built from this machine's etcd, which the node's etcd manifest names
+        "etcdImage": etcdimage.image_name(),
     }
 
 
