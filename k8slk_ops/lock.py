@@ -40,9 +40,11 @@ from k8slk_ops.nextstep import NextStep
 from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.ssh import CommandResult, SSHError
 
-# How long a read of the Lease waits for etcd to elect a leader again (etcd 3.4 and 3.5 take
-# about one election timeout, a second by default, after losing their leader).
-ETCD_SETTLE = 20.0
+# How long a read of the Lease waits for etcd to elect a leader again. etcd 3.4 and 3.5 take
+# about one election timeout (a second by default) after losing their leader, but on a starved
+# machine the survivors miss heartbeats and elect again and again: 20 s was seen to be too short
+# right after a control plane that led etcd was reset. A lost quorum is reported this much later.
+ETCD_SETTLE = 45.0
 
 
 @dataclass(frozen=True)

@@ -150,10 +150,14 @@ def test_the_cni_config_survives_a_reboot(cluster: dict[str, Any]) -> None:
     kubeconfig, lab = cluster["kubeconfig"], cluster["lab"]
     lab.fault("w-1", "reboot")
     lab.rewrite_known_hosts()  # a reboot makes a new host key
-    wait_until(lambda: ready_conditions(kubeconfig).get("w-1", {}).get("status") == "True"
-               and lab.exists("w-1", "/var/node/etc/cni/net.d/10-lab-cni.conflist"),
+    # The Node's Ready condition stays True from before the reboot until the kubelet posts
+    # again, so it says nothing of the new boot: wait for the new kubelet container to run.
+    wait_until(lambda: lab.kubelet_exec("w-1", ["true"]).returncode == 0,
+               timeout=90, what="w-1's kubelet container running again after its reboot")
+    wait_until(lambda: ready_conditions(kubeconfig).get("w-1", {}).get("status") == "True",
                timeout=90, what="w-1 Ready again after its reboot")
     out = lab.kubelet_exec("w-1", ["ls", "/etc/cni/net.d"])
+    assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["10-lab-cni.conflist"]
 
 def test_an_old_node_gets_the_nearest_kubectl(lab_factory: Any, tmp_path: Path) -> None:
