@@ -130,10 +130,11 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "tests.bench", *(session.posargs or ["--nodes", "1000"]))
 
 
-@nox.session(python=PYTHON, reuse_venv=False)
+@nox.session(python=PYTHONS[-1], reuse_venv=False)
 def newest(session: nox.Session) -> None:
-    """The newest versions pyproject allows: the unit tests, then the command line as a user
-    meets it (every command's help, the shipped inventories checked, a 20-node bootstrap of the
+    """The newest versions pyproject allows, on the newest Python supported (what a user who
+    installs today most likely gets): the unit tests, then the command line as a user meets it
+    (every command's help, the shipped inventories checked, a 20-node bootstrap of the
     in-process fleet, nothing from a dependency on stderr). Prints the versions it got."""
     session.install("--upgrade", "--upgrade-strategy", "eager", "-e", ".[test]")
     session.run("python", "-m", "pip", "list", "--format", "freeze", "--exclude-editable")

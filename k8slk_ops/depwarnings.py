@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from typing import TextIO
 
 LOGGER = "k8slk_ops.warnings"
@@ -28,27 +29,33 @@ def _format(message: Warning | str, category: type[Warning], filename: str, line
     return f"{category.__name__}: {message} ({filename}:{lineno})"
 
 
-def _hold(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: TextIO | None = None,
-    line: str | None = None,
-) -> None:
+def _keep(text: str) -> None:
     if len(_held) < KEPT:
-        _held.append(_format(message, category, filename, lineno))
+        _held.append(text)
 
 
-def _log(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: TextIO | None = None,
-    line: str | None = None,
-) -> None:
-    logging.getLogger(LOGGER).info("%s", _format(message, category, filename, lineno))
+def _to_log(text: str) -> None:
+    logging.getLogger(LOGGER).info("%s", text)
+
+
+def _showing_to(sink: Callable[[str], None]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` replacement that hands the formatted warning to ``sink``."""
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        sink(_format(message, category, filename, lineno))
+
+    return show
+
+
+_hold = _showing_to(_keep)
+_log = _showing_to(_to_log)
 
 
 def hold() -> None:
