@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -211,3 +213,13 @@ def test_cluster_answers_parse_with_one_row_per_endpoint() -> None:
     assert said == [health(1), health(2, False, "context deadline exceeded")]
     with pytest.raises(etcdctl.EtcdctlError):
         etcdctl.parse_endpoint_health('{"endpoint": "x"}')
+
+
+def test_the_lab_kubeadm_double_wants_the_same_etcd_as_the_table() -> None:
+    """The double's upgrade plan names kubeadm's etcd per minor: the same as the tool's table."""
+    doubles = str(Path(__file__).resolve().parents[1] / "lab" / "doubles")
+    if doubles not in sys.path:
+        sys.path.insert(0, doubles)
+    from k8sdouble.upgrade import ETCD
+
+    assert {m: KUBEADM_ETCD[m] for m in ETCD} == ETCD
