@@ -78,6 +78,7 @@ class EndpointStatus:
     version: str
     db_size: int
     raft_term: int
+    endpoint: str = ""  # the client URL that answered (``--cluster`` asks every member's)
 
     @property
     def is_leader(self) -> bool:
@@ -133,19 +134,52 @@ def parse_snapshot_status(text: str) -> SnapshotStatus:
 
 def parse_endpoint_status(text: str) -> EndpointStatus:
     """``etcdctl endpoint status -w json`` against one endpoint."""
+    rows = parse_endpoint_statuses(text)
+    if not rows:
+        raise EtcdctlError("endpoint status: expected a list of endpoints")
+    return rows[0]
+
+
+def parse_endpoint_statuses(text: str) -> list[EndpointStatus]:
+    """``etcdctl endpoint status -w json``, one row per endpoint that answered (with
+    ``--cluster``, every member's client URL; those that did not answer are only on stderr)."""
     what = "endpoint status"
     rows = _json(text, what)
-    if not isinstance(rows, list) or not rows or not isinstance(rows[0], dict):
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise EtcdctlError(f"{what}: expected a list of endpoints")
-    status = rows[0].get("Status") or {}
-    header = status.get("header") or {}
-    return EndpointStatus(
-        member_id=_int(header, "member_id", what),
-        leader_id=_int(status, "leader", what),
-        version=str(status.get("version", "")),
-        db_size=_int(status, "dbSize", what),
-        raft_term=_int(status, "raftTerm", what),
-    )
+    found = []
+    for row in rows:
+        status = row.get("Status") or {}
+        header = status.get("header") or {}
+        found.append(EndpointStatus(
+            member_id=_int(header, "member_id", what),
+            leader_id=_int(status, "leader", what),
+            version=str(status.get("version", "")),
+            db_size=_int(status, "dbSize", what),
+            raft_term=_int(status, "raftTerm", what),
+            endpoint=str(row.get("Endpoint", "")),
+        ))
+    return found
+
+
+@dataclass(frozen=True)
+class EndpointHealth:
+    """One endpoint as ``etcdctl endpoint health`` sees it: a quorum read answered or not."""
+
+    endpoint: str
+    healthy: bool
+    error: str = ""
+
+
+def parse_endpoint_health(text: str) -> list[EndpointHealth]:
+    """``etcdctl endpoint health -w json``: ``[{"endpoint":..,"health":..,"error":..}]``. etcdctl
+    prints the list and exits 1 ("unhealthy cluster") when any endpoint is not healthy."""
+    what = "endpoint health"
+    rows = _json(text, what)
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise EtcdctlError(f"{what}: expected a list of endpoints")
+    return [EndpointHealth(str(r.get("endpoint", "")), r.get("health") is True,
+                           str(r.get("error") or "")) for r in rows]
 
 
 def parse_member_list(text: str) -> list[MemberInfo]:
@@ -230,3 +264,36 @@ class MemberHealth:
             parts.append(f"{len(self.members)} members: {names}")
         parts.append("healthy" if self.healthy else f"UNHEALTHY: {self.error}")
         return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """Every member as one member sees them: ``member list``, ``endpoint status --cluster`` and
+    ``endpoint health --cluster`` asked through one etcd pod. etcdctl asks each listed member's
+    client URL itself, so one exchange with one node covers the cluster; a member that did not
+    answer is simply missing from the statuses."""
+
+    through: str  # the node whose etcd pod was asked
+    members: tuple[MemberInfo, ...]
+    statuses: tuple[EndpointStatus, ...]
+    health: tuple[EndpointHealth, ...]
+
+    def status_of(self, member: MemberInfo) -> EndpointStatus | None:
+        return next((s for s in self.statuses if s.member_id == member.member_id), None)
+
+    def problem(self, member: MemberInfo, no_leader: str) -> str:
+        """Why ``member`` is not a healthy part of a quorum, or ''."""
+        if not member.client_urls:
+            return "added, not started"
+        status = self.status_of(member)
+        said = next((h for h in self.health if h.endpoint in member.client_urls), None)
+        if status is None:
+            why = said.error if said is not None and said.error else "no answer"
+            return f"did not answer endpoint status at {', '.join(member.client_urls)}: {why}"
+        if not status.leader_id:
+            return no_leader
+        if said is None:
+            return f"endpoint health did not report {', '.join(member.client_urls)}"
+        if not said.healthy:
+            return f"unhealthy: {said.error or 'endpoint health failed'}"
+        return ""

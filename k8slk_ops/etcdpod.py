@@ -64,6 +64,19 @@ class EtcdPod:
             )
         return result.stdout.decode(errors="replace")
 
+    async def etcdctl_rows(self, *args: str, timeout: float = 120) -> str:
+        """etcdctl's stdout whatever its exit: with ``--cluster``, ``endpoint status`` and
+        ``endpoint health`` print a row per member that answered and exit 1 when any did not.
+        EtcdPodError only when it printed nothing (etcd itself was not reached)."""
+        result = await self.exec(etcdctl.client_argv(*args), timeout=timeout)
+        out = result.stdout.decode(errors="replace")
+        if result.exit_status != 0 and not out.strip():
+            raise EtcdPodError(
+                f"etcdctl {' '.join(args[:2])} on {self.node.name}: "
+                + etcdctl.failure_reason(result.stderr.decode(errors="replace"))
+            )
+        return out
+
     async def reach(self, endpoint: str) -> str:
         """Whether the member at client URL ``endpoint`` answers ``endpoint status`` (answered
         by that member alone, quorum or not): '' when it does, else etcdctl's reason."""

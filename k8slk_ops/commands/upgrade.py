@@ -73,7 +73,8 @@ def upgrade(
     yes: Annotated[bool, flag("--yes", "-y", help="Do not ask for confirmation.")] = False,
     force: Annotated[
         bool,
-        flag("--force", help="Go on when etcd has a member that is not healthy (warned)."),
+        flag("--force", help="Go on when etcd has a member that is not healthy, or runs an etcd "
+                             "kubeadm of the target cannot take (warned)."),
     ] = False,
     snapshot_dir: Annotated[Path | None, SNAPSHOT_DIR] = None,
     no_snapshot: Annotated[bool, NO_SNAPSHOT] = False,

@@ -291,3 +291,22 @@ async def member_health(lk: LinuxKitNode) -> etcdctl.MemberHealth:
     except (EtcdPodError, etcdctl.EtcdctlError) as exc:
         return etcdctl.MemberHealth(lk.name, False, str(exc), status, members)
     return etcdctl.MemberHealth(lk.name, True, "", status, members)
+
+
+async def cluster_view(lk: LinuxKitNode) -> etcdctl.ClusterView:
+    """Every member's status and health, asked through ``lk``'s etcd pod alone: etcdctl's
+    ``--cluster`` dials each listed member's client URL from there. The three questions go out
+    together on the node's one connection. EtcdPodError or EtcdctlError when this pod cannot
+    answer for the cluster (the caller then asks each control plane itself)."""
+    pod = await EtcdPod.find(lk)
+    listed, statuses, health = await asyncio.gather(
+        pod.etcdctl("member", "list", "-w", "json"),
+        pod.etcdctl_rows("endpoint", "status", "--cluster", "-w", "json"),
+        pod.etcdctl_rows("endpoint", "health", "--cluster", "-w", "json"),
+    )
+    return etcdctl.ClusterView(
+        through=lk.name,
+        members=tuple(etcdctl.parse_member_list(listed)),
+        statuses=tuple(etcdctl.parse_endpoint_statuses(statuses)),
+        health=tuple(etcdctl.parse_endpoint_health(health)),
+    )

@@ -2,26 +2,41 @@
 reboot, a certificate renewal's static pod restart), every etcd member must answer and be part
 of a quorum; a member already down plus the one about to restart can be the quorum's end.
 
-Each control plane's member is asked through the same path as ``etcd status``
-(``steps.etcd.member_health``); the member list a healthy member reports names members with no
-healthy control plane behind them too (a dead machine left out of the inventory). ``--force``
-turns the refusal into a warning.
+One member is asked for the whole cluster first (``steps.etcd.cluster_view``: etcdctl's
+``--cluster`` dials every listed member from there), through the primary's etcd pod: one node
+answers for all, instead of an SSH exchange per control plane. Only when that member cannot
+answer, or is not healthy itself, is each control plane's member asked through its own node,
+the same path as ``etcd status`` (``steps.etcd.member_health``). Either way, members with no
+control plane of the inventory behind them are named too (a dead machine left out of the
+inventory).
+
+Before an upgrade disrupts a control plane, ``upgrade-etcd-healthy`` also reads each member's
+running etcd version (``endpoint status``) and refuses what kubeadm of the target could not
+take through the roll (``kubeadm.etcdversions.refusal``). ``--force`` turns either refusal into
+a warning.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from pydantic import BaseModel
 
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
-from k8slk_ops.etcdctl import MemberHealth
+from k8slk_ops.etcdctl import ClusterView, EtcdctlError, MemberHealth
+from k8slk_ops.etcdmembers import addresses_of, member_of
+from k8slk_ops.etcdpod import EtcdPodError
 from k8slk_ops.events import EventKind
+from k8slk_ops.kubeadm import etcdversions
+from k8slk_ops.kubeadm.errors import VersionError
+from k8slk_ops.kubeadm.etcdversions import EtcdVersion, MemberEtcd
 from k8slk_ops.ssh import SSHError
 from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do, skip
-from k8slk_ops.steps.etcd import member_health
-from k8slk_ops.steps.upgrade import not_due
+from k8slk_ops.steps.etcd import NO_LEADER, cluster_view, member_health
+from k8slk_ops.steps.upgrade import member_version, not_due, target_version
 
 
 async def _health(ctx: RunContext, node: str) -> MemberHealth:
@@ -51,6 +66,64 @@ def unhealthy_members(healths: list[MemberHealth]) -> list[str]:
     return bad
 
 
+def view_problems(view: ClusterView, owners: Mapping[str, frozenset[str]]) -> list[str]:
+    """``who: why`` for each control plane whose member is not healthy in ``view``, each
+    control plane with no member listed, and each member no control plane accounts for.
+    ``owners``: control plane -> the addresses it may have given etcd. Pure."""
+    bad, claimed = [], set()
+    for cp, addresses in owners.items():
+        member = member_of(view.members, cp, addresses)
+        if member is None:
+            bad.append(f"{cp}: no etcd member of it is listed")
+            continue
+        claimed.add(member.member_id)
+        why = view.problem(member, NO_LEADER)
+        if why:
+            bad.append(f"{cp}: {why}")
+    for m in view.members:
+        if m.member_id not in claimed:
+            label = m.name or f"{m.member_id:x} (added, not started)"
+            bad.append(f"{label}: listed by etcd, no control plane of the inventory answers for it")
+    return bad
+
+
+@dataclass(frozen=True)
+class EtcdReading:
+    """What the gate learnt of etcd: what is wrong (empty: healthy), each answering member's
+    version, and how it was asked."""
+
+    bad: list[str]
+    versions: dict[str, str]  # control plane -> its member's running etcd version
+    through: str  # "NODE (--cluster)" or "each control plane"
+
+
+async def read_etcd(ctx: RunContext, cps: list[str]) -> EtcdReading:
+    """The cluster view through one healthy member when it can be had, else each control
+    plane's member through its own node."""
+    owners = {cp: addresses_of(ctx.inventory, ctx.plan.node_ips, cp) for cp in cps}
+    asked = [ctx.plan.cluster.primary] if ctx.plan.cluster.primary in cps else []
+    asked += [cp for cp in cps if cp not in asked]
+    first = next((cp for cp in asked if cp not in ctx.plan.unreachable), None)
+    if first is not None:
+        try:
+            view = await cluster_view(await ctx.node(first))
+        except (EtcdPodError, EtcdctlError, SSHError):
+            view = None
+        own = member_of(view.members, first, owners[first]) if view is not None else None
+        if view is not None and own is not None and not view.problem(own, NO_LEADER):
+            versions = {}
+            for cp, addresses in owners.items():
+                member = member_of(view.members, cp, addresses)
+                status = view.status_of(member) if member is not None else None
+                if status is not None and status.version:
+                    versions[cp] = status.version
+            return EtcdReading(view_problems(view, owners), versions, f"{first} (--cluster)")
+    healths = list(await asyncio.gather(*(_health(ctx, cp) for cp in cps)))
+    versions = {h.node: h.status.version for h in healths
+                if h.status is not None and h.status.version}
+    return EtcdReading(unhealthy_members(healths), versions, "each control plane")
+
+
 class EtcdHealthy(Step):
     """Refuses to disrupt a control plane while etcd has a member that is not healthy."""
 
@@ -74,8 +147,14 @@ class EtcdHealthy(Step):
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
         members = ctx.state.members
         cps = [n.name for n in ctx.inventory.control_planes if n.name in members]
-        healths = list(await asyncio.gather(*(_health(ctx, cp) for cp in cps)))
-        bad = unhealthy_members(healths)
+        reading = await read_etcd(ctx, cps)
+        self.refuse_unhealthy(ctx, node, reading.bad)
+        await self.after_health(ctx, node, reading)
+
+    async def after_health(self, ctx: RunContext, node: str, reading: EtcdReading) -> None:
+        """What a subclass checks once etcd's health is known."""
+
+    def refuse_unhealthy(self, ctx: RunContext, node: str, bad: list[str]) -> None:
         if not bad:
             return
         said = "; ".join(bad)
@@ -92,9 +171,42 @@ class EtcdHealthy(Step):
 
 
 class UpgradeEtcdHealthy(EtcdHealthy):
-    """``etcd-healthy`` for the control planes this roll has work on only."""
+    """``etcd-healthy`` for the control planes this roll has work on only, and the check that
+    kubeadm of the target can take the etcd the members run (``kubeadm.etcdversions``)."""
 
     name = "upgrade-etcd-healthy"
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
-        return not_due(ctx, node) or super().plan(options, ctx, node)
+        skipped = not_due(ctx, node) or super().plan(options, ctx, node)
+        if skipped.due:
+            target = target_version(ctx)
+            return do(Action(
+                "check that every etcd member is healthy and runs an etcd kubeadm "
+                f"{target.major}.{target.minor} can upgrade "
+                f"({etcdversions.oldest_upgradable(target).line} or newer, one minor for all)"
+            ))
+        return skipped
+
+    async def after_health(self, ctx: RunContext, node: str, reading: EtcdReading) -> None:
+        target = target_version(ctx.plan)
+        members = []
+        for cp, text in sorted(reading.versions.items()):
+            try:
+                version = EtcdVersion.parse(text)
+            except VersionError:
+                continue  # not a version: the health refusal, or none, already spoke for it
+            at_target = (member_version(ctx.plan.cluster.members.get(cp)) == target
+                         or ctx.state.versions.get(cp) == str(target))
+            members.append(MemberEtcd(cp, version, at_target))
+        if members:
+            ctx.emit(node, self.phase, EventKind.PROGRESS,
+                     f"{etcdversions.summary(target, members)} (read through {reading.through})")
+        why = etcdversions.refusal(target, members)
+        if not why:
+            return
+        if ctx.options.etcd_unhealthy_ok:
+            ctx.emit(node, self.phase, EventKind.WARN,
+                     f"etcd's version: {why}; going on because of --force")
+            return
+        raise NodeError(f"refusing the upgrade, {node} not disrupted: {why}; --force goes on "
+                        "anyway", phase=self.phase)

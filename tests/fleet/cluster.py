@@ -64,6 +64,15 @@ def new_token() -> str:
     )
 
 
+# The etcd the fleet's control planes run: etcd 3.4, as the lab's (Debian's 3.4.23); its image
+# is tagged the way kubeadm names etcd images.
+ETCD_VERSION = "3.4.23"
+
+
+def etcd_image(version: str) -> str:
+    return f"registry.k8s.io/etcd:{version}-0"
+
+
 @dataclass
 class Token:
     token_id: str
@@ -158,6 +167,9 @@ class Cluster:
         # Control plane -> the version of its static pods, once an upgrade changed it (before:
         # the cluster's version at init).
         self.static_pods: dict[str, str] = {}
+        # etcd member -> the etcd it runs, when not ETCD_VERSION (a member left on another
+        # release): its mirror pod's image tag and its ``endpoint status`` version both say it.
+        self.etcd_versions: dict[str, str] = {}
         # Things a careful tool never does: joins that skip CA verification, configs not 0600.
         self.audit: Counter[str] = Counter(unsafe_skip_ca=0, loose_config_mode=0)
 
@@ -332,13 +344,17 @@ class Cluster:
             },
         }
 
+    def etcd_version(self, member: str) -> str:
+        """The etcd ``member`` runs (``3.4.23``)."""
+        return self.etcd_versions.get(member, ETCD_VERSION)
+
     def static_pods_json(self, node: str) -> str:
         """The mirror pods of ``node``'s static pods (a control plane's), as kube-system lists."""
         member = self.members.get(node)
         items = []
         if member is not None and member.control_plane:
             version = self.static_pods.get(node, self.version)
-            images = {"etcd": "registry.k8s.io/etcd:3.5.15-0"}
+            images = {"etcd": etcd_image(self.etcd_version(node))}
             for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
                 images[c] = f"registry.k8s.io/{c}:{version}"
             items = [{"apiVersion": "v1", "kind": "Pod",

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 from tests.fleet import certs
-from tests.fleet.cluster import Cluster
+from tests.fleet.cluster import ETCD_VERSION, Cluster, etcd_image
 from tests.fleet.node import SimNode
 from tests.fleet.result import Result
 
@@ -97,6 +97,7 @@ def _ps(node: SimNode, args: list[str]) -> Result:
         containers = [] if not shown else [{
             "id": cid, "podSandboxId": cid[::-1],
             "metadata": {"name": "etcd", "attempt": 0},
+            "image": {"image": etcd_image(node.cluster.etcd_version(node.name))},
             "state": "CONTAINER_RUNNING",
             "labels": {"io.kubernetes.container.name": "etcd",
                        "io.kubernetes.pod.name": f"etcd-{node.name}",
@@ -104,7 +105,8 @@ def _ps(node: SimNode, args: list[str]) -> Result:
         }]
         return Result.ok(json.dumps({"containers": containers}, indent=2) + "\n")
     header = "CONTAINER           IMAGE               CREATED             STATE               NAME                ATTEMPT             POD ID\n"
-    row = f"{cid[:13]}       3.4.23-0            1 minute ago        Running             etcd                0                   {cid[::-1][:13]}\n"
+    tag = f"{node.cluster.etcd_version(node.name)}-0"
+    row = f"{cid[:13]}       {tag:<20}1 minute ago        Running             etcd                0                   {cid[::-1][:13]}\n"
     return Result.ok(header + (row if shown else ""))
 
 
@@ -137,6 +139,8 @@ def etcdctl(node: SimNode, argv: list[str]) -> Result:
     if len(endpoints) != 1 or "," in endpoints[0]:
         return Result.error(1, f"Error: the fleet's etcdctl takes one endpoint, got {endpoints}\n")
     target = member_at(node, endpoints[0])
+    if "--cluster" in flags and target == node.name and words[:1] == ["endpoint"]:
+        return _cluster(node, words[1:2])
     if target != node.name:  # another member, reached over the network
         if not answers(node, target):
             return Result.error(1, DEADLINE.replace("127.0.0.1:2379", endpoints[0].removeprefix(
@@ -170,6 +174,36 @@ def etcdctl(node: SimNode, argv: list[str]) -> Result:
     return Result.error(1, f"Error: unknown command {words[:2]} for \"etcdctl\"\n")
 
 
+def _cluster(node: SimNode, what: list[str]) -> Result:
+    """``endpoint status|health --cluster``: etcdctl reads the member list through the given
+    endpoint, then asks each member's client URL itself. etcd 3.4's forms: a row per member
+    that answered (status) or per member (health), a line on stderr for each failure, exit 1."""
+    cluster = node.cluster
+    urls = [(n, f"https://{cluster.etcd_addresses[n]}:2379") for n in sorted(cluster.etcd_members)]
+    if what == ["status"]:
+        rows, errors = [], ""
+        for name, url in urls:
+            if answers(node, name):
+                rows.append(_endpoint_status(node, name, url))
+            else:
+                errors += (DEADLINE.replace("127.0.0.1:2379", url.removeprefix("https://"))
+                           + f"Failed to get the status of endpoint {url} (context deadline "
+                           "exceeded)\n")
+        return Result(1 if errors else 0, (json.dumps(rows) + "\n").encode(), errors.encode())
+    if what == ["health"]:
+        rows, bad = [], False
+        for name, url in urls:
+            ok = answers(node, name) and has_quorum(node)
+            row: dict[str, object] = {"endpoint": url, "health": ok, "took": "1.2ms"}
+            if not ok:
+                row["error"] = "context deadline exceeded"
+                bad = True
+            rows.append(row)
+        return Result(1 if bad else 0, (json.dumps(rows) + "\n").encode(),
+                      b"Error: unhealthy cluster\n" if bad else b"")
+    return Result.error(1, f"Error: unknown command {what} for \"etcdctl endpoint\"\n")
+
+
 def _member_remove(node: SimNode, hex_id: str) -> Result:
     """etcd 3.4's answers: the removal needs quorum; an unknown ID is etcd's own error."""
     cluster = node.cluster
@@ -201,7 +235,7 @@ def _endpoint_status(node: SimNode, name: str = "",
         "Status": {
             "header": {"cluster_id": CLUSTER_ID, "member_id": member_id(name or node.name),
                        "revision": 6, "raft_term": 2},
-            "version": "3.4.23", "dbSize": 20480,
+            "version": node.cluster.etcd_version(name or node.name), "dbSize": 20480,
             "leader": member_id(leader) if leader else 0,
             "raftIndex": 9, "raftTerm": 2, "raftAppliedIndex": 9, "dbSizeInUse": 20480,
         },
@@ -230,7 +264,7 @@ def cat_snapshot(node: SimNode, data: bytes) -> bytes:
 
 # -- the etcd image and restores (etcd restore) ----------------------------------------------
 
-IMAGE = "registry.k8s.io/etcd:3.4.23-0"  # what the fleet's control planes run: etcd 3.4
+IMAGE = etcd_image(ETCD_VERSION)  # what the fleet's control planes run: etcd 3.4
 MANIFEST = "/var/node/etc/kubernetes/manifests/etcd.yaml"
 
 

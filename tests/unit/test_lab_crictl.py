@@ -29,13 +29,21 @@ def root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _record(root: Path, name: str, pid: int) -> str:
+def _record(root: Path, name: str, pid: int, image: str = "") -> str:
     pods = root / "run" / "lab-pods"
     pods.mkdir(parents=True, exist_ok=True)
     cid = f"{name}0123456789abcdef" * 2
     (pods / f"{name}.json").write_text(json.dumps(
-        {"id": cid, "name": name, "pid": pid, "created": 0}))
+        {"id": cid, "name": name, "pid": pid, "created": 0, "image": image}))
     return cid
+
+
+def test_ps_names_the_image_the_pods_manifest_named(root: Path) -> None:
+    _record(root, "etcd", os.getpid(), "registry.k8s.io/etcd:3.4.23-0")
+    listed = json.loads(crictl(root, "ps", "-o", "json").stdout)["containers"]
+    assert [c["image"]["image"] for c in listed] == ["registry.k8s.io/etcd:3.4.23-0"]
+    table = crictl(root, "ps", "--name", "etcd").stdout.splitlines()
+    assert "etcd:3.4.23-0" in table[1]
 
 
 def test_ps_lists_running_static_pods_only(root: Path) -> None:

@@ -193,6 +193,36 @@ def test_upgrade_from_v1_30_plan_skew_fault_then_apply(nodes: Any) -> None:
         "registry.k8s.io/kube-proxy:v1.31.3"
 
 
+LAB_ETCD = "registry.k8s.io/etcd:3.4.23-0"  # the one etcd image a lab node holds
+
+
+def etcd_rows(node: Node) -> dict[str, tuple[str, str]]:
+    plan = parse_upgrade_plan(node.run("kubeadm", "upgrade", "plan").stdout)
+    return {c.node: (c.current, c.target) for c in plan.components if c.component == "etcd"}
+
+
+def test_etcd_stays_the_one_the_node_runs_and_plan_says_which(nodes: Any) -> None:
+    """The plan's etcd row reads the node's etcd mirror pod and names kubeadm's table as the
+    target; apply keeps the manifest (the lab cannot run the table's 3.5)."""
+    cp = control_plane(nodes, "v1.30.2")
+    manifest = "/etc/kubernetes/manifests/etcd.yaml"
+    text = yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "etcd", "namespace": "kube-system",
+                     "labels": {"component": "etcd", "tier": "control-plane"}},
+        "spec": {"hostNetwork": True,
+                 "containers": [{"name": "etcd", "image": LAB_ETCD, "command": ["etcd"]}]},
+    }, sort_keys=False)
+    cp.write(manifest, text)
+    new_image(cp, "v1.31.3")
+    assert wait_for(lambda: etcd_rows(cp).get("cp-1", ("", ""))[0] == "3.4.23-0"), etcd_rows(cp)
+    assert etcd_rows(cp) == {"cp-1": ("3.4.23-0", "3.5.15-0")}
+    out = cp.run("kubeadm", "upgrade", "apply", "v1.31.3", "--yes")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Current and new manifests of etcd are equal, skipping upgrade" in out.stdout
+    assert cp.file(manifest).read_text() == text
+
+
 def test_v1_32_success_line_node_upgrades_and_no_renewal(nodes: Any) -> None:
     cp = control_plane(nodes, "v1.31.3")
     token = cp.run("kubeadm", "token", "create", "--ttl", "10m").stdout.strip()

@@ -1,7 +1,11 @@
 """The crictl double: the kubelet's static pods as containers, ``ps`` and ``exec``.
 
 The kubelet double records each static pod it runs (``record``: name, pid, a container ID made
-from both) under /run/lab-pods, and forgets it when the pod stops. ``crictl ps`` lists the
+from both, and the image its manifest names) under /run/lab-pods, and forgets it when the pod
+stops. The image crictl reports is that one, as a real container's is the image its pod spec
+named when it was created: the lab's etcd manifest names the etcd image the node's containerd
+holds (Debian's etcd, tagged with its own version), so ``crictl ps``, the mirror pod and etcd's
+``endpoint status`` all name the same etcd. ``crictl ps`` lists the
 running ones (``--name`` is a regular expression, ``-q`` IDs only, ``-o json`` crictl's JSON),
 and ``crictl exec ID CMD...`` runs CMD "in" the container: the lab's container is the kubelet's
 own, so only the binaries the real image has may run (etcd's image: etcd, etcdctl, etcdutl;
@@ -25,17 +29,24 @@ from typing import Any
 from k8sdouble import env
 
 POD_DIR = "/run/lab-pods"
+# Per static pod: its image's repository (when a record names no image) and the binaries the
+# real image holds (what ``exec`` may run).
 IMAGES = {
-    "etcd": ("registry.k8s.io/etcd:3.5.15-0", {"etcd", "etcdctl", "etcdutl"}),
+    "etcd": ("registry.k8s.io/etcd", {"etcd", "etcdctl", "etcdutl"}),
     "kube-apiserver": ("registry.k8s.io/kube-apiserver", {"kube-apiserver"}),
 }
 
 
-def record(name: str, pid: int) -> None:
+def record(name: str, pid: int, image: str = "") -> None:
     cid = hashlib.sha256(f"{name}-{pid}-{time.time()}".encode()).hexdigest()
     env.write_atomic(f"{POD_DIR}/{name}.json",
-                     json.dumps({"id": cid, "name": name, "pid": pid, "created": time.time()}),
+                     json.dumps({"id": cid, "name": name, "pid": pid, "created": time.time(),
+                                 "image": image}),
                      0o600)
+
+
+def image_of(pod: dict[str, Any]) -> str:
+    return str(pod.get("image") or IMAGES.get(pod["name"], ("", set()))[0])
 
 
 def forget(name: str) -> None:
@@ -100,7 +111,7 @@ def ps(args: list[str]) -> int:
     print(f"{'CONTAINER':<20}{'IMAGE':<20}{'CREATED':<20}{'STATE':<20}{'NAME':<20}"
           f"{'ATTEMPT':<20}POD ID")
     for p in pods:
-        print(f"{p['id'][:13]:<20}{IMAGES.get(p['name'], ('', set()))[0][-19:]:<20}"
+        print(f"{p['id'][:13]:<20}{image_of(p)[-19:]:<20}"
               f"{'About a minute ago':<20}{'Running':<20}{p['name']:<20}{'0':<20}"
               f"{p['id'][-13:]}")
     return 0
@@ -111,7 +122,7 @@ def _json(p: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": p["id"], "podSandboxId": p["id"][::-1],
         "metadata": {"name": p["name"], "attempt": 0},
-        "image": {"image": IMAGES.get(p["name"], ("", set()))[0]},
+        "image": {"image": image_of(p)},
         "state": "CONTAINER_RUNNING", "createdAt": str(int(p["created"] * 1e9)),
         "labels": {"io.kubernetes.container.name": p["name"],
                    "io.kubernetes.pod.name": f"{p['name']}-{node}",

@@ -49,6 +49,7 @@ class StaticPod:
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0
         self.missing = False  # its command's executable is not on this node (said once)
+        self.image = ""  # the manifest's image, read with its command: what crictl reports
 
     def command(self) -> list[str] | None:
         try:
@@ -61,6 +62,7 @@ class StaticPod:
         cmd = [str(c) for c in containers[0].get("command") or []]
         if not cmd:
             return None
+        self.image = str(containers[0].get("image") or "")
         if (BIN / cmd[0]).exists():
             return [sys.executable, str(BIN / cmd[0]), *cmd[1:]]
         real = shutil.which(cmd[0])  # a real component (Debian's etcd)
@@ -83,7 +85,7 @@ class StaticPod:
             if cmd:
                 self.started = time.monotonic()
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
-                crictl.record(self.name, self.proc.pid)
+                crictl.record(self.name, self.proc.pid, self.image)
                 log(f"started static pod {Path(self.manifest).stem}")
         elif not wanted and self.proc is not None:
             self.stop()

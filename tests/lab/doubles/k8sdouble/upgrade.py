@@ -8,6 +8,19 @@ double the way the kubelet restarts a static pod whose manifest changed: the pro
 kubelet double starts it again from the new manifest, with the new certificates. The output has
 the shape of v1.31 and earlier (``[upgrade/successful] ...``) or of v1.32 on (phases,
 ``[upgrade] SUCCESS! ...``).
+
+etcd: kubeadm deploys the etcd of its own table (``ETCD``, per minor) and ``upgrade apply`` /
+``upgrade node`` rewrite the local etcd manifest to it when it is newer than the running one.
+The lab's nodes hold one etcd image, Debian's etcd 3.4.23 tagged ``registry.k8s.io/etcd:3.4.23-0``
+(tests/lab/etcdimage.py), and no 3.5 or 3.6 the table names can run there. So the double keeps
+the node's etcd manifest as it is, as a real kubeadm does when the ClusterConfiguration pins
+etcd's image (``etcd.local.imageTag``): the manifest it renders for etcd equals the running
+one, and it says ``Current and new manifests of etcd are equal, skipping upgrade``. ``upgrade
+plan`` prints etcd's row as kubeadm does: each control plane's current tag from its etcd mirror
+pod (the lab's one image), the target from the table (kubeadm's plan does not read the pin).
+Manifest, mirror pod, ``crictl ps`` and etcd's own ``endpoint status`` therefore all say 3.4.23,
+before and after an upgrade, and the tool's upgrade gate holds 3.4 to kubeadm's rule
+(k8slk_ops/kubeadm/etcdversions.py): one minor below the table's 3.5 is upgradable.
 """
 
 from __future__ import annotations
@@ -56,6 +69,20 @@ def vstr(v: Version) -> str:
 
 def _etcd(minor: int) -> str:
     return ETCD.get(minor, ETCD[min(max(minor, 25), 34)])
+
+
+def etcd_tags(client: Client) -> dict[str, str]:
+    """node -> the image tag of its etcd mirror pod (``3.4.23-0``), where kubeadm's plan reads
+    each control plane's current etcd."""
+    pods = cluster.call(client, "GET", "/api/v1/namespaces/kube-system/pods").get("items") or []
+    tags = {}
+    for pod in pods:
+        if (pod.get("metadata", {}).get("labels") or {}).get("component") != "etcd":
+            continue
+        containers = pod.get("spec", {}).get("containers") or [{}]
+        tags[str(pod["spec"].get("nodeName", ""))] = str(containers[0].get("image", "")) \
+            .rpartition(":")[2]
+    return tags
 
 
 def _coredns(minor: int) -> str:
@@ -212,7 +239,7 @@ def plan(output: str) -> int:
             say(f"[upgrade/versions] Target version: {node.version}")
     say(f"[upgrade/versions] Latest version in the v{current[0]}.{current[1]} series: "
         f"{vstr(max(current, kubeadm) if kubeadm[:2] == current[:2] else current)}")
-    components = _components(nodes, current, target)
+    components = _components(nodes, current, target, etcd_tags(client))
     if output in ("json", "yaml"):
         for line in lines:
             print(line, file=sys.stderr, flush=True)
@@ -287,8 +314,10 @@ def plan(output: str) -> int:
 
 
 def _components(nodes: list[tuple[str, str, bool]], current: Version,
-                target: Version | None) -> list[tuple[str, str, str, str]]:
-    """(component, node, current, target) rows, kubelets first, as kubeadm orders them."""
+                target: Version | None, etcd_now: dict[str, str]) -> list[tuple[str, str, str, str]]:
+    """(component, node, current, target) rows, kubelets first, as kubeadm orders them.
+    ``etcd_now``: each control plane's running etcd tag (without a real etcd, a lab run with
+    none: the table's for the cluster's minor)."""
     new = target or current
     rows = [("kubelet", name, kv, vstr(new)) for name, kv, _ in nodes]
     planes = [name for name, _, cp in nodes if cp] or [env.node().name]
@@ -296,7 +325,7 @@ def _components(nodes: list[tuple[str, str, bool]], current: Version,
         rows += [(component, n, vstr(current), vstr(new)) for n in planes]
     rows.append(("kube-proxy", "", vstr(current)[1:], vstr(new)))
     rows.append(("CoreDNS", "", _coredns(current[1]), _coredns(new[1])))
-    rows += [("etcd", n, _etcd(current[1]), _etcd(new[1])) for n in planes]
+    rows += [("etcd", n, etcd_now.get(n) or _etcd(current[1]), _etcd(new[1])) for n in planes]
     return rows
 
 
