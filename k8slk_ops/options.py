@@ -50,6 +50,9 @@ class RunOptions:
     kubeconfig_out: Path | None = None
     merge_kubeconfig: bool = False
     selected: tuple[str, ...] = ()  # nodes named on the command line; none: all
+    # Nodes the run takes out of the cluster when it is not the selection (apply: the nodes
+    # the inventory marks remove: true); the host group ``leaving``.
+    leaving: tuple[str, ...] = ()
     force: int = 0  # how many times --force was given
     drain_timeout: float | None = None  # seconds; None: the playbook's own
     # certs check: fail when a certificate expires within this many days; certs renew: renew

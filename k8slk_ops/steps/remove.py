@@ -23,7 +23,10 @@ UNCORDON_TIMEOUT = 30.0
 
 
 def removing(ctx: PlanContext) -> list[str]:
-    return [n.name for n in ctx.inventory.nodes if n.name in set(ctx.options.selected)]
+    """The nodes this run takes out: ``leaving`` when the command says (apply's nodes marked
+    ``remove: true``), else the selection (remove-node's arguments)."""
+    gone = set(ctx.options.leaving or ctx.options.selected)
+    return [n.name for n in ctx.inventory.nodes if n.name in gone]
 
 
 class GuardOptions(BaseModel):
@@ -127,6 +130,7 @@ class Drain(Step):
 
     name = "drain"
     phase = "drain"
+    disrupts = True
     Options = DrainOptions
     needs_node = False
 
@@ -229,6 +233,7 @@ class DeleteNode(Step):
 class KubeadmReset(Step):
     name = "kubeadm-reset"
     phase = "reset"
+    disrupts = True
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
         facts = ctx.facts[node]
