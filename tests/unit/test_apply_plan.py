@@ -12,6 +12,7 @@ from k8slk_ops.commands.apply import apply_playbook, disruption_question
 from k8slk_ops.context import ClusterFacts, Member, PlanContext
 from k8slk_ops.facts import parse_facts
 from k8slk_ops.inventory import InventoryError, load_inventory
+from k8slk_ops.inventory.summary import at_a_glance, summarize
 from k8slk_ops.kubeadm.kubectl import Taint
 from k8slk_ops.nodemeta import OwnedKeys
 from k8slk_ops.options import SharedOptions
@@ -171,3 +172,12 @@ def test_remove_is_a_boolean(tmp_path: Path) -> None:
         load_inventory(path)
     [issue] = info.value.issues
     assert (issue.line, issue.field) == (3, "nodes[0].remove")
+
+
+def test_inventory_check_names_the_nodes_marked_for_removal(tmp_path: Path) -> None:
+    path = tmp_path / "inv.yml"
+    path.write_text(inventory_text(w2=", remove: true"))
+    lines = at_a_glance(load_inventory(path))
+    assert "  to remove:      w-2 (remove: true; apply drains, resets and deletes them)" in lines
+    [w1] = [n for n in summarize(load_inventory(path))["nodes"] if n["name"] == "w-1"]
+    assert w1["taints"] == [{"key": "gpu", "value": "yes", "effect": "NoSchedule"}]
