@@ -204,3 +204,26 @@ def test_a_raised_version_is_planned_as_a_roll_and_rolled_as_upgrade_does(
         (NEW, False)}
     second = k8slk("apply", raised, "--json")
     assert second.code == 0 and second.report["changed"] is False, second.why()
+
+
+def test_control_planes_marked_remove_pass_the_quorum_guard_or_stay(
+    fleet_factory: FleetFactory, k8slk: K8slk
+) -> None:
+    fleet = fleet_factory(4, 3)
+    assert k8slk("apply", fleet.inventory).code == 0
+    assert fleet.etcd_members() == {"cp-1", "cp-2", "cp-3"}
+    two = inventory(fleet, "two.yml", extra={"cp-2": "remove: true", "cp-3": "remove: true"})
+    refused = k8slk("apply", two, "--yes", "--json")
+    assert refused.code == 1, refused.why()
+    said = refused.stdout + refused.stderr
+    assert "removing 2 of 3 control planes at once would break etcd quorum" in said
+    assert f"Run `k8slk-ops remove-node {two} cp-2 cp-3 --force --force`" in said
+    assert set(fleet.members()) == {"cp-1", "cp-2", "cp-3", "w-1"}
+    assert fleet.etcd_members() == {"cp-1", "cp-2", "cp-3"}
+
+    one = inventory(fleet, "one.yml", extra={"cp-3": "remove: true"})
+    run = k8slk("apply", one, "--yes", "--json")
+    assert run.code == 0, run.why()
+    assert set(fleet.members()) == {"cp-1", "cp-2", "w-1"}
+    assert fleet.etcd_members() == {"cp-1", "cp-2"}
+    assert k8slk("apply", one, "--json").report["changed"] is False
