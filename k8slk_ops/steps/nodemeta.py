@@ -62,6 +62,8 @@ class NodeMetadata(Step):
             desired = Desired.of(ctx.spec(node))
             if desired.empty:
                 return skip("no labels or taints in the inventory")
+            if node in ctx.unreachable:
+                return skip("unreachable: it has to join first")
             wanted = [f"{k}={v}" for k, v in sorted(desired.labels.items())]
             wanted += [str(t) for t in desired.taints]
             return do(Action(

@@ -181,3 +181,20 @@ def test_inventory_check_names_the_nodes_marked_for_removal(tmp_path: Path) -> N
     assert "  to remove:      w-2 (remove: true; apply drains, resets and deletes them)" in lines
     [w1] = [n for n in summarize(load_inventory(path))["nodes"] if n["name"] == "w-1"]
     assert w1["taints"] == [{"key": "gpu", "value": "yes", "effect": "NoSchedule"}]
+
+
+def test_a_node_that_cannot_join_now_gets_no_labels_planned(tmp_path: Path) -> None:
+    members = {n: member(n) for n in ("cp-1", "cp-2", "cp-3", "w-2")}
+    path = tmp_path / "inv.yml"
+    path.write_text(inventory_text())
+    playbook, options = apply_playbook(path, SharedOptions(), "apply")
+    inv = load_inventory(path)
+    ctx = PlanContext(
+        inventory=inv, options=options,
+        facts={n: parse_facts(facts(V_OLD, member=True)) for n in members},
+        unreachable={"w-1": "connection refused"},
+        cluster=ClusterFacts(primary="cp-1", initialised=True, members=members),
+    )
+    plan = make_plan(playbook, ctx)
+    assert "w-1: nothing to do (unreachable: it has to join first)" in plan.to_text()
+    assert not plan.changes
