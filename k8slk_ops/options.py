@@ -59,6 +59,10 @@ class RunOptions:
     # those (None: every certificate).
     cert_days: int | None = DEFAULT_CERT_DAYS
     upgrade_to: str = ""  # upgrade --to; none: the inventory's cluster.kubernetesVersion
+    # apply: a node at the target that is cordoned without a run's reboot record was cordoned
+    # by someone (maintenance), not left by an unfinished roll: it is not rolled again.
+    # upgrade rolls every cordoned node again (it resumes what it left).
+    keep_hand_cordons: bool = False
     # upgrade, certs renew --force: disrupt a control plane while an etcd member is unhealthy
     # (its own field: remove-node's --force means more than that).
     etcd_unhealthy_ok: bool = False

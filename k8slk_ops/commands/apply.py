@@ -71,7 +71,8 @@ def apply_playbook(inventory_path: Path, shared: SharedOptions, label: str,
         stages = tuple(s for s in playbook.stages if not s.name.startswith(ROLL_PREFIX))
     playbook = dataclasses.replace(playbook, stages=stages)
     leaving = tuple(n.name for n in inv.nodes if n.remove)
-    options = dataclasses.replace(RunOptions.for_command(shared), leaving=leaving)
+    options = dataclasses.replace(RunOptions.for_command(shared), leaving=leaving,
+                                  keep_hand_cordons=True)
     return playbook, options
 
 

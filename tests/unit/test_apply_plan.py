@@ -17,6 +17,7 @@ from k8slk_ops.kubeadm.kubectl import Taint
 from k8slk_ops.nodemeta import OwnedKeys
 from k8slk_ops.options import SharedOptions
 from k8slk_ops.plan import Plan, make_plan
+from k8slk_ops.rebootrecord import RebootRecord
 
 V_OLD, V_NEW = "v1.30.5", "v1.31.3"
 
@@ -198,3 +199,15 @@ def test_a_node_that_cannot_join_now_gets_no_labels_planned(tmp_path: Path) -> N
     plan = make_plan(playbook, ctx)
     assert "w-1: nothing to do (unreachable: it has to join first)" in plan.to_text()
     assert not plan.changes
+
+
+def test_a_node_cordoned_by_hand_at_the_target_is_not_rolled(tmp_path: Path) -> None:
+    members = {n: member(n, V_NEW) for n in ("cp-1", "cp-2", "cp-3", "w-1", "w-2")}
+    members["w-2"] = Member("w-2", True, False, unschedulable=True, kubelet_version=V_NEW)
+    plan = planned(tmp_path, inventory_text(V_NEW), members, version=V_NEW)
+    assert not plan.changes and plan.disruptions() == []
+    # Cordoned by a roll that rebooted it and did not finish: rolled again, as upgrade does.
+    members["w-2"] = Member("w-2", True, False, unschedulable=True, kubelet_version=V_NEW,
+                            reboot=RebootRecord("20261207T0600-abc", "boot-1"))
+    plan = planned(tmp_path, inventory_text(V_NEW), members, version=V_NEW)
+    assert due(plan)["roll-workers"] == ["w-2"]
