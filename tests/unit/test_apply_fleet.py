@@ -65,6 +65,9 @@ def test_apply_makes_the_cluster_from_fresh_nodes_and_a_second_apply_changes_not
         "w-1": "labels: {zone: a}",
         "w-2": "taints: [{key: dedicated, value: gpu, effect: NoSchedule}]",
     })
+    dry = k8slk("apply", inv, "--dry-run", "--json")
+    assert dry.code == 0, dry.why()
+    assert ("init", "cp-1", "init") in changing(dry) and fleet.members() == {}
     first = k8slk("apply", inv, "--json")  # nothing disrupts: no --yes needed
     assert first.code == 0, first.why()
     assert first.report["changed"] is True
