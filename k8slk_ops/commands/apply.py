@@ -84,6 +84,24 @@ def _plan_apply(inventory_path: Path, shared: SharedOptions, label: str
 PREPARED["apply"] = _plan_apply
 
 
+def due_text(plan: Plan) -> str:
+    """The plan as a run prints it before it starts: the stages with work and what each node
+    will do, without the nodes that have nothing to do (``plan apply`` lists those and why; a
+    cron run on a big cluster would print a line per node and stage)."""
+    lines = [f"plan: {plan.playbook.name}"]
+    lines += [f"  ! {warning}" for warning in plan.warnings]
+    lines += [f"  ! {name}: unreachable ({why})" for name, why in sorted(plan.unreachable.items())]
+    for stage in plan.stages:
+        if not stage.nodes:
+            continue
+        lines.append(f"stage {stage.name}:")
+        lines += [f"  {n.node}: {a.summary}" for n in stage.nodes for s in n.steps
+                  for a in s.actions]
+    if not plan.changes:
+        lines.append("nothing to change")
+    return "\n".join(lines)
+
+
 def disruption_question(plan: Plan, cluster: str) -> str | None:
     """What to ask before the plan runs, or None when it disrupts no workload."""
     touched = plan.disruptions()
@@ -122,7 +140,7 @@ def apply(
 
     def on_plan(reporter: Reporter, plan: Plan) -> None:
         """The plan first; then, when it disrupts workloads and --yes was not given, ask."""
-        reporter.show_text(plan.to_text())
+        reporter.show_text(due_text(plan))
         question = disruption_question(plan, cluster)
         if question is not None and not yes:
             confirm("apply", inventory, shared, question)

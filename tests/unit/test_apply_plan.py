@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops.commands.apply import apply_playbook, disruption_question
+from k8slk_ops.commands.apply import apply_playbook, disruption_question, due_text
 from k8slk_ops.context import ClusterFacts, Member, PlanContext
 from k8slk_ops.facts import parse_facts
 from k8slk_ops.inventory import InventoryError, load_inventory
@@ -95,6 +95,9 @@ def test_a_cluster_that_matches_plans_no_change(tmp_path: Path) -> None:
     assert disruption_question(plan, "lab") is None
     assert "w-1: nothing to do (labels and taints match the inventory)" in plan.to_text()
     assert "nothing changes after it: no snapshot needed" in plan.to_text()
+    printed = due_text(plan).splitlines()  # what a run prints first: no line per idle node
+    assert printed[0] == "plan: apply" and printed[-1] == "nothing to change"
+    assert not any("nothing to do" in line for line in printed)
 
 
 def test_a_new_version_a_removal_a_new_node_and_a_stranger_in_one_plan(tmp_path: Path) -> None:
@@ -117,6 +120,9 @@ def test_a_new_version_a_removal_a_new_node_and_a_stranger_in_one_plan(tmp_path:
     labels = [a.summary for s in plan.stages if s.name == "labels" for n in s.nodes
               if n.node == "w-1" for st in n.steps for a in st.actions]
     assert labels == ["set label zone=b (was a) (kubectl patch on the primary)"]
+    printed = due_text(plan)
+    assert "stage labels:\n  w-1: set label zone=b (was a)" in printed
+    assert "nothing to change" not in printed
     assert plan.disruptions() == [
         ("w-2", "remove-drain"), ("w-2", "remove-reset"), ("cp-1", "roll-primary"),
         ("cp-2", "roll-control-planes"), ("cp-3", "roll-control-planes"), ("w-1", "roll-workers")]
