@@ -41,9 +41,10 @@ from k8slk_ops.inventory.summary import at_a_glance
 from k8slk_ops.localfile import UnsafeTarget
 from k8slk_ops.operation import Operation, new_run_id
 from k8slk_ops.options import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RunOptions, SharedOptions
+from k8slk_ops.plan import Plan
 from k8slk_ops.playbook import Playbook, load_builtin, load_playbook
 from k8slk_ops.redact import Redactor
-from k8slk_ops.report import configure_logging, make_reporter, release_logging
+from k8slk_ops.report import Reporter, configure_logging, make_reporter, release_logging
 from k8slk_ops.ssh import prepare_asyncssh, raise_nofile_limit
 
 
@@ -339,8 +340,11 @@ def _run(
     inventory_path: Path,
     shared: SharedOptions,
     options: RunOptions,
+    on_plan: Callable[[Reporter, Plan], None] | None = None,
 ) -> None:
-    """Validate, run one operation, print the report, write the metrics, exit with its code."""
+    """Validate, run one operation, print the report, write the metrics, exit with its code.
+    ``on_plan`` hears the plan before it runs (apply: printed, and asked about); it may end
+    the run through ``confirm``, which says why and writes the metrics itself."""
     if shared.metrics_file is not None and (why := metrics.check_target(shared.metrics_file)):
         refuse(command_name, inventory_path, shared, why)
     redactor = Redactor()
@@ -355,6 +359,7 @@ def _run(
         refuse(command_name, inventory_path, shared, str(exc))
     code = EXIT_USAGE
     final: RunReport | None = None
+    settled = False  # ended at a confirmation, which wrote the metrics
     try:
         inventory = _load_inventory(inventory_path)
         for warning in inventory.warnings:
@@ -366,6 +371,8 @@ def _run(
             playbook, inventory, run_options, reporter, redactor.add,
             command=command_name, break_lock=shared.break_lock,
         )
+        if on_plan is not None:
+            op.on_plan = functools.partial(on_plan, reporter)
         # The inventory and the modules are not scanned again and again, nor, while the report
         # is built, everything the run left behind (5,000 nodes: 0.8 s of full collections).
         with lean_gc():
@@ -384,12 +391,15 @@ def _run(
     except KeyboardInterrupt:
         reporter.error("interrupted")
         code = EXIT_INTERRUPTED
+    except typer.Exit as exc:  # refused or interrupted at a confirmation: nothing was changed
+        code, settled = exc.exit_code, True
     finally:
         reporter.close()
         if final is None:  # interrupted, or crashed: the metrics still say the run failed
             ended = code if code == EXIT_INTERRUPTED else EXIT_NODE_FAILED
             final = _failed_report(command_name, inventory_path, ended, "the run did not finish")
-        _write_metrics(shared, final)
+        if not settled:
+            _write_metrics(shared, final)
         release_logging()
     raise typer.Exit(code)
 
@@ -598,6 +608,11 @@ def reset(
     _run("reset", load_builtin("reset"), inventory, shared, options)
 
 
+# Commands whose playbook and options depend on the inventory (apply): ``plan NAME`` builds
+# them as the command itself does. Filled in by the command's module.
+PREPARED: dict[str, Callable[[Path, SharedOptions, str], tuple[Playbook, RunOptions]]] = {}
+
+
 @command(shared=("concurrency", *OUTPUT))
 def plan(
     command_name: Annotated[
@@ -610,6 +625,15 @@ def plan(
 ) -> None:
     """Show the ordered actions per node that COMMAND would take; change nothing."""
     label = f"plan {command_name}"
+    prepare = PREPARED.get(command_name)
+    if prepare is not None:
+        if node:
+            refuse(label, inventory, shared,
+                   f"{command_name} works on the whole inventory: drop --node")
+        playbook, options = prepare(inventory, shared, label)
+        options = dataclasses.replace(options, dry_run=True)
+        _run(label, playbook, inventory, shared, options)
+        return
     playbook = _load_playbook(label, inventory, shared, lambda: load_builtin(command_name))
     options = RunOptions.for_command(shared, dry_run=True, selected=node or ())
     _run(label, playbook, inventory, shared, options)
@@ -656,6 +680,7 @@ def inventory_check(
                                      inventory=str(inventory)))
 
 
+from k8slk_ops.commands import apply as _apply  # noqa: E402,F401
 from k8slk_ops.commands import certs as _certs  # noqa: E402,F401
 from k8slk_ops.commands import etcd as _etcd  # noqa: E402,F401
 from k8slk_ops.commands import upgrade as _upgrade  # noqa: E402,F401

@@ -21,6 +21,7 @@ GROUPS = {
     "selected": "the nodes named on the command line (all when none is named)",
     "absent": "nodes that are not in the cluster yet",
     "members": "nodes that are in the cluster",
+    "leaving": "nodes the run takes out of the cluster (apply: those marked remove: true)",
 }
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 
@@ -33,6 +34,7 @@ class Universe:
     primary: str
     members: frozenset[str]
     selected: frozenset[str]
+    leaving: frozenset[str] = frozenset()
 
 
 def check(pattern: str) -> str | None:
@@ -65,6 +67,7 @@ def _term(word: str, u: Universe) -> set[str]:
             or (word == "selected" and (not u.selected or name in u.selected))
             or (word == "absent" and name not in u.members)
             or (word == "members" and name in u.members)
+            or (word == "leaving" and name in u.leaving)
             or word == name
         ):
             out.add(name)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 
 from k8slk_ops import kubeadm
 from k8slk_ops.errors import NodeError
+from k8slk_ops.kubeadm.kubectl import Taint
 from k8slk_ops.node import LinuxKitNode, NodeCommandError, certain_read
+from k8slk_ops.nodemeta import OwnedKeys, owned_keys
 from k8slk_ops.rebootrecord import ANNOTATION as REBOOT_ANNOTATION
 from k8slk_ops.rebootrecord import RebootRecord, parse_record
 from k8slk_ops.ssh import CommandTimeout
@@ -42,6 +44,11 @@ class Member:
     not_ready_message: str = ""
     # A run rebooted this node and has not finished it yet (rebootrecord.py).
     reboot: RebootRecord | None = None
+    # What ``apply`` compares with the inventory (nodemeta.py): the Node's labels, its taints,
+    # and the annotations that record which of them the tool set.
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    owned: OwnedKeys = field(default_factory=lambda: OwnedKeys())
 
     @property
     def not_ready_text(self) -> str:
@@ -83,6 +90,9 @@ def members_of(nodes_json: str) -> dict[str, Member]:
             n.not_ready_reason,
             n.not_ready_message,
             parse_record(n.annotations.get(REBOOT_ANNOTATION, "")),
+            n.labels,
+            n.taints,
+            owned_keys(n.annotations),
         )
         for n in kubeadm.parse_nodes_json(nodes_json)
     }

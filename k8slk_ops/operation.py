@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import signal
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,6 +64,7 @@ class Operation:
         command: str,
         break_lock: int = 0,
         local_lock_dir: str | None = None,
+        on_plan: Callable[[Plan], None] | None = None,
     ) -> None:
         self.playbook = playbook
         self.inventory = inventory
@@ -73,6 +74,10 @@ class Operation:
         self.command = command
         self.break_lock = break_lock
         self.local_lock_dir = local_lock_dir
+        # Hears the plan made under the lock before anything runs (apply prints it and asks
+        # before a disruption): it may end the run by raising, with nothing changed. It runs
+        # with Ctrl-C as Python's own (KeyboardInterrupt), so that a prompt can be left.
+        self.on_plan = on_plan
         self.cluster = Cluster(
             inventory,
             sink,
@@ -142,6 +147,9 @@ class Operation:
         if self.playbook.primary == "not-selected":
             chosen = set(self.options.selected)
             cps = [n for n in cps if n not in chosen] + [n for n in cps if n in chosen]
+        # A control plane on its way out is the last one to work through.
+        leaving = set(self.options.leaving)
+        cps = [n for n in cps if n not in leaving] + [n for n in cps if n in leaving]
         try:
             cluster = await self.cluster.find_primary(
                 cps, read_only=self.playbook.read_only, without_api=self.playbook.without_api
@@ -223,6 +231,9 @@ class Operation:
             self.sink.emit(Event(None, "plan", EventKind.WARN, warning))
         if not plan.changes and not self.playbook.read_only:
             self.report.messages.append(outcomes.NOTHING_TO_DO)
+        if self.on_plan is not None:
+            with self._prompting():
+                self.on_plan(plan)
         await self._execute(ctx, plan)
 
     async def _execute(self, ctx: PlanContext, plan: Plan) -> None:
@@ -367,6 +378,19 @@ class Operation:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGINT)
                 loop.remove_signal_handler(signal.SIGTERM)
+
+    @contextlib.contextmanager
+    def _prompting(self) -> Iterator[None]:
+        """Ctrl-C as Python's own while the operator is asked: it ends a prompt (which blocks
+        the loop, so the run's handler would never get to run), then the run's again."""
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGINT, self._on_interrupt, "interrupted (Ctrl-C)")
 
     def _on_interrupt(self, why: str) -> None:
         self.interrupted = True

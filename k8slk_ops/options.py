@@ -50,12 +50,19 @@ class RunOptions:
     kubeconfig_out: Path | None = None
     merge_kubeconfig: bool = False
     selected: tuple[str, ...] = ()  # nodes named on the command line; none: all
+    # Nodes the run takes out of the cluster when it is not the selection (apply: the nodes
+    # the inventory marks remove: true); the host group ``leaving``.
+    leaving: tuple[str, ...] = ()
     force: int = 0  # how many times --force was given
     drain_timeout: float | None = None  # seconds; None: the playbook's own
     # certs check: fail when a certificate expires within this many days; certs renew: renew
     # those (None: every certificate).
     cert_days: int | None = DEFAULT_CERT_DAYS
     upgrade_to: str = ""  # upgrade --to; none: the inventory's cluster.kubernetesVersion
+    # apply: a node at the target that is cordoned without a run's reboot record was cordoned
+    # by someone (maintenance), not left by an unfinished roll: it is not rolled again.
+    # upgrade rolls every cordoned node again (it resumes what it left).
+    keep_hand_cordons: bool = False
     # upgrade, certs renew --force: disrupt a control plane while an etcd member is unhealthy
     # (its own field: remove-node's --force means more than that).
     etcd_unhealthy_ok: bool = False

@@ -66,6 +66,16 @@ class Plan:
             for step in node.steps
         )
 
+    def disruptions(self) -> list[tuple[str, str]]:
+        """(node, stage) of every node whose due steps stop or move its workloads (a drain,
+        a reboot, a reset), in plan order: what a command asks about before it runs."""
+        return [
+            (node.node, stage.name)
+            for stage in self.stages
+            for node in stage.nodes
+            if any(step.call.step.disrupts for step in node.steps)
+        ]
+
     def nodes_touched(self) -> set[str]:
         return {n.node for s in (*self.stages, *self.always) for n in s.nodes}
 
@@ -134,6 +144,7 @@ def resolve_hosts(ctx: PlanContext, patterns: tuple[str, ...]) -> list[str]:
         primary=ctx.cluster.primary,
         members=frozenset(ctx.cluster.members),
         selected=frozenset(ctx.options.selected),
+        leaving=frozenset(ctx.options.leaving),
     )
     return hosts.resolve(patterns, universe)
 
@@ -170,16 +181,19 @@ def _guards(stage: PlannedStage) -> bool:
 
 
 def _idle_guards_dropped(stages: tuple[PlannedStage, ...]) -> tuple[PlannedStage, ...]:
-    """A snapshot taken before a change (``beforeChange``) is not due when nothing changes: a
-    cron ``upgrade`` with nothing to do stays a quick no-op and leaves no file behind."""
-    if any(step.call.step.changes for s in stages for n in s.nodes for step in n.steps):
-        return stages
-    idle = "nothing changes: no snapshot needed"
-    return tuple(
-        dataclasses.replace(s, nodes=(), skipped=(*s.skipped, *((n.node, idle) for n in s.nodes)))
-        if _guards(s) else s
-        for s in stages
-    )
+    """A snapshot taken before a change (``beforeChange``) is not due when nothing after it
+    changes: a cron ``upgrade`` with nothing to do stays a quick no-op and leaves no file
+    behind, and ``apply`` takes one before its roll only (not for a label set earlier)."""
+    idle = "nothing changes after it: no snapshot needed"
+    out = list(stages)
+    for i, s in enumerate(stages):
+        later = stages[i + 1:]
+        if _guards(s) and not any(
+            step.call.step.changes for t in later for n in t.nodes for step in n.steps
+        ):
+            out[i] = dataclasses.replace(
+                s, nodes=(), skipped=(*s.skipped, *((n.node, idle) for n in s.nodes)))
+    return tuple(out)
 
 
 def _plan_stage(stage: Stage, ctx: PlanContext) -> PlannedStage:

@@ -227,6 +227,7 @@ class LiveReporter:
         # Messages held back while the view is per stage (printed above it they would scroll
         # it), then printed with the report.
         self.held: list[Text] = []
+        self.paused = False  # show_text stopped the view; the next event starts it again
         self.live = Live(
             console=self.console, refresh_per_second=4, transient=True, get_renderable=self._render
         )
@@ -250,6 +251,9 @@ class LiveReporter:
 
     def emit(self, event: Event) -> None:
         self.model.apply(event)
+        if self.paused:  # stopped to show a text (apply's plan) before the run goes on
+            self.paused = False
+            self.live.start()
         if event.kind == EventKind.STAGE or (event.node and event.kind != EventKind.WARN):
             return
         who = f"{event.node}: " if event.node else ""
@@ -267,6 +271,7 @@ class LiveReporter:
     def show_text(self, text: str) -> None:
         self.live.stop()
         Console().print(Text(self.redactor.redact(text)))
+        self.paused = True
 
     def finish(self, report: RunReport) -> None:
         self.live.stop()

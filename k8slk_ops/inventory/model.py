@@ -253,6 +253,19 @@ class ClusterSpec(_Model):
         return tuple(value) if isinstance(value, list) else value
 
 
+TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+
+class TaintSpec(_Model):
+    """A taint the inventory wants on a node: a key (a label key), an optional value and one
+    of the three effects the scheduler knows. A node carries at most one taint per key and
+    effect (the API's identity of a taint), so that is what the inventory may list once."""
+
+    key: LabelKey
+    value: LabelValue = ""
+    effect: TaintEffect
+
+
 class NodeSpec(_Model):
     """One machine booted from the LinuxKit image, and its part in the cluster."""
 
@@ -263,7 +276,32 @@ class NodeSpec(_Model):
     # it is an IP, else the address the SSH connection reached (a name resolved).
     node_ip: Annotated[str, AfterValidator(checks.ip)] | None = Field(default=None, alias="nodeIP")
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    # Set (and, once dropped from here, removed) by ``apply``; see nodemeta.py.
+    taints: tuple[TaintSpec, ...] = ()
+    # ``apply`` drains, resets and deletes a node marked so; no other command reads it.
+    remove: bool = False
     ssh: SSHOverrides = SSHOverrides()
+
+    @field_validator("taints", mode="before")
+    @classmethod
+    def _taints_to_tuple(cls, value: object) -> object:
+        return tuple(value) if isinstance(value, list) else value
+
+    @field_validator("taints")
+    @classmethod
+    def _one_taint_per_key_and_effect(
+        cls, value: tuple[TaintSpec, ...]
+    ) -> tuple[TaintSpec, ...]:
+        seen: set[tuple[str, str]] = set()
+        for taint in value:
+            ident = (taint.key, taint.effect)
+            if ident in seen:
+                raise ValueError(
+                    f"taint {taint.key}:{taint.effect} is listed twice: a node has one taint "
+                    "per key and effect; keep one of them"
+                )
+            seen.add(ident)
+        return value
 
     @property
     def is_control_plane(self) -> bool:

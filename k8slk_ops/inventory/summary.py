@@ -23,6 +23,10 @@ def summarize(inventory: Inventory) -> dict[str, Any]:
                 "address": node.address,
                 "role": node.role,
                 "labels": dict(node.labels),
+                "taints": [
+                    {"key": t.key, "value": t.value, "effect": t.effect} for t in node.taints
+                ],
+                "remove": node.remove,
                 "ssh": f"{ssh.user}@{format_hostport(node.address, ssh.port)}",
                 "hostKeyPolicy": ssh.host_key_policy,
                 "jumpHost": ssh.jump_host,
@@ -70,4 +74,7 @@ def at_a_glance(inventory: Inventory) -> list[str]:
         f"  nodes:          {len(summary['nodes'])} ({counts['control-plane']} control "
         f"plane{'s' if counts['control-plane'] != 1 else ''}, {counts['worker']} "
         f"worker{'s' if counts['worker'] != 1 else ''})",
+        *([f"  to remove:      {name_list(leaving)} (remove: true; apply drains, resets and "
+           "deletes them)"] if (leaving := [n["name"] for n in summary["nodes"] if n["remove"]])
+          else []),
     ]

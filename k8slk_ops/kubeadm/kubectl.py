@@ -17,6 +17,26 @@ LEGACY_ROLE_LABEL = "kubernetes.io/role"
 CONTROL_PLANE_ROLES = frozenset({"control-plane", "master"})
 
 
+@dataclass(frozen=True, order=True)
+class Taint:
+    """A taint as a Node carries it. The API tells taints apart by key and effect: a node has
+    at most one of each pair, whatever its value."""
+
+    key: str
+    effect: str
+    value: str = ""
+    # When the API stamped it (NoExecute taints): kept when the list is written back whole.
+    time_added: str = field(default="", compare=False)
+
+    @property
+    def ident(self) -> str:
+        """``key:effect``: which taint this is, as ``kubectl taint`` names it for removal."""
+        return f"{self.key}:{self.effect}"
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}:{self.effect}" if self.value else self.ident
+
+
 @dataclass(frozen=True)
 class NodeStatus:
     name: str
@@ -31,6 +51,9 @@ class NodeStatus:
     not_ready_message: str = ""
     # The Node's annotations whose values are strings (the API allows nothing else).
     annotations: dict[str, str] = field(default_factory=dict)
+    # Every label whose value is a string, and every taint with a key and an effect.
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
 
     @property
     def control_plane(self) -> bool:
@@ -80,6 +103,16 @@ def _node(obj: Any) -> NodeStatus:
         if isinstance(raw, dict) else {}
     )
     return NodeStatus(
+        labels=(
+            {k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}
+            if isinstance(labels, dict) else {}
+        ),
+        taints=tuple(
+            Taint(_text(t.get("key")), _text(t.get("effect")), _text(t.get("value")),
+                  _text(t.get("timeAdded")))
+            for t in _items(spec.get("taints"))
+            if isinstance(t, dict) and _text(t.get("key")) and _text(t.get("effect"))
+        ),
         name=name,
         roles=tuple(sorted(roles)),
         ready=ready,

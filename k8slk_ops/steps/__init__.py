@@ -21,11 +21,13 @@ from k8slk_ops.steps.init import Init
 from k8slk_ops.steps.join import Join
 from k8slk_ops.steps.kubeconfig import FetchKubeconfig
 from k8slk_ops.steps.leftovers import RemoveKubeadmConfig
+from k8slk_ops.steps.nodemeta import NodeMetadata
 from k8slk_ops.steps.preflight import Preflight
 from k8slk_ops.steps.ready import WaitReady
 from k8slk_ops.steps.reboot import Reboot, WaitSSH
 from k8slk_ops.steps.remove import DeleteNode, Drain, KubeadmReset, RemovalGuard, Uncordon
 from k8slk_ops.steps.status import Status
+from k8slk_ops.steps.unlisted import UnlistedMembers
 from k8slk_ops.steps.upgrade import (
     Cordon,
     HealthGate,
@@ -78,6 +80,8 @@ STEPS: dict[str, Step] = {
         EtcdMemberCheck(),
         EtcdHealthy(),
         UpgradeEtcdHealthy(),
+        NodeMetadata(),
+        UnlistedMembers(),
     )
 }
 

@@ -64,6 +64,9 @@ class Step:
     # file: a snapshot, a kubeconfig). Only these may be in a ``readOnly: true`` playbook,
     # which takes no lock: ``changes`` is no guide, a cleanup (uncordon) changes things too.
     read_only: ClassVar[bool] = False
+    # True for steps that stop or move a node's workloads (drain, reboot, reset): a command
+    # that decides from its plan whether to ask first (apply) asks when one of them is due.
+    disrupts: ClassVar[bool] = False
     # False for steps that act through the primary only: they can run for an unreachable node.
     needs_node: ClassVar[bool] = True
     # False for steps that never use the node's own connection: a worker's connection is closed

@@ -69,6 +69,7 @@ class Reboot(Step):
     machine with ``{name}`` and ``{address}`` filled in (shell-quoted)."""
 
     name = "reboot"
+    disrupts = True
     phase = "reboot"
     Options = RebootOptions
 

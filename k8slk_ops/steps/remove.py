@@ -16,6 +16,7 @@ from k8slk_ops import kubeadm
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
+from k8slk_ops.nextstep import tool_line
 from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do, skip
 from k8slk_ops.uncut import uncut
 
@@ -23,7 +24,20 @@ UNCORDON_TIMEOUT = 30.0
 
 
 def removing(ctx: PlanContext) -> list[str]:
-    return [n.name for n in ctx.inventory.nodes if n.name in set(ctx.options.selected)]
+    """The nodes this run takes out: ``leaving`` when the command says (apply's nodes marked
+    ``remove: true``), else the selection (remove-node's arguments)."""
+    gone = set(ctx.options.leaving or ctx.options.selected)
+    return [n.name for n in ctx.inventory.nodes if n.name in gone]
+
+
+def forced(ctx: PlanContext, times: int) -> str:
+    """How the operator forces a refused removal on: ``--force`` (``times`` times) on
+    remove-node's own line; apply, which takes no ``--force``, hands its nodes to remove-node."""
+    if not ctx.options.leaving:
+        return "--force twice" if times == 2 else "--force"
+    line = tool_line("remove-node", str(ctx.inventory.source), *removing(ctx),
+                     *["--force"] * times)
+    return f"`{line}`"
 
 
 class GuardOptions(BaseModel):
@@ -53,9 +67,9 @@ class RemovalGuard(Step):
                 phase=self.phase,
             )
         if problem and ctx.options.force < 2:
-            raise NodeError(
-                f"{problem}; refusing. Pass --force twice to do it anyway", phase=self.phase
-            )
+            how = ("Pass --force twice" if not ctx.options.leaving
+                   else f"Run {forced(ctx.plan, 2)}")
+            raise NodeError(f"{problem}; refusing. {how} to do it anyway", phase=self.phase)
         if problem:
             ctx.emit(node, self.phase, EventKind.WARN, f"{problem}; going ahead (--force twice)")
 
@@ -127,6 +141,7 @@ class Drain(Step):
 
     name = "drain"
     phase = "drain"
+    disrupts = True
     Options = DrainOptions
     needs_node = False
 
@@ -134,7 +149,8 @@ class Drain(Step):
         if not ctx.cluster.is_member(node):
             return skip("not in the cluster")
         if node in ctx.unreachable and ctx.options.force < 1:
-            return do(Action("refuse: the node is unreachable (use --force to remove it anyway)"))
+            return do(Action(f"refuse: the node is unreachable (use {forced(ctx, 1)} to remove "
+                             "it anyway)"))
         return do(Action(f"kubectl drain {node} (on {ctx.cluster.primary})"))
 
     async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
@@ -142,8 +158,8 @@ class Drain(Step):
         force = ctx.options.force >= 1
         if node in ctx.plan.unreachable and not force:
             raise NodeError(
-                f"unreachable ({ctx.plan.unreachable[node]}): pass --force to drain and delete "
-                "it without resetting it",
+                f"unreachable ({ctx.plan.unreachable[node]}): use {forced(ctx.plan, 1)} to drain "
+                "and delete it without resetting it",
                 phase=self.phase,
             )
         primary = await ctx.node(ctx.plan.cluster.primary)
@@ -158,7 +174,8 @@ class Drain(Step):
             ctx.state.drains_unfinished.discard(node)
             ctx.emit(node, self.phase, EventKind.WARN, f"drain failed ({last}); forced on")
             return
-        raise NodeError(f"drain failed: {last} (--force removes it anyway)", phase=self.phase)
+        raise NodeError(f"drain failed: {last} ({forced(ctx.plan, 1)} removes it anyway)",
+                        phase=self.phase)
 
 
 class Uncordon(Step):
@@ -229,6 +246,7 @@ class DeleteNode(Step):
 class KubeadmReset(Step):
     name = "kubeadm-reset"
     phase = "reset"
+    disrupts = True
 
     def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
         facts = ctx.facts[node]

@@ -75,13 +75,15 @@ def member_version(member: Member | None) -> KubeVersion | None:
 
 
 def upgraded(ctx: PlanContext, node: str) -> bool:
-    """At the target and schedulable: nothing to do (a node that failed stays cordoned)."""
+    """At the target and schedulable: nothing to do (a node that failed stays cordoned).
+    With ``keep_hand_cordons`` (apply), a node at the target is done unless a run's reboot
+    record says its roll did not finish: a cron apply never reboots a node cordoned by hand."""
     member = ctx.cluster.members.get(node)
-    return (
-        member is not None
-        and not member.unschedulable
-        and member_version(member) == target_version(ctx)
-    )
+    if member is None or member_version(member) != target_version(ctx):
+        return False
+    if ctx.options.keep_hand_cordons:
+        return member.reboot is None
+    return not member.unschedulable
 
 
 def not_due(ctx: PlanContext, node: str) -> StepPlan | None:

@@ -106,6 +106,8 @@ class Member:
     # cannot post its status any more, so the node is NotReady for good.
     kubelet_cert_expired: bool = False
     annotations: dict[str, str] = field(default_factory=dict)  # kubectl annotate's
+    # Taints set through the API (kubectl patch), whole: {"key", "value"?, "effect"}.
+    extra_taints: list[dict[str, str]] = field(default_factory=list)
 
 
 # kubelet's words while the node has no CNI configuration.
@@ -288,6 +290,7 @@ class Cluster:
         }
         spec: dict[str, Any] = {"podCIDR": "10.244.0.0/24", "podCIDRs": ["10.244.0.0/24"]}
         taints = [{"effect": "NoSchedule", "key": key} for key in m.taints]
+        taints += [dict(t) for t in m.extra_taints]
         if m.unschedulable:
             spec["unschedulable"] = True
             taints.append(

@@ -10,7 +10,7 @@ import asyncio
 import json
 
 from tests.fleet import certs, etcd, leases, objects
-from tests.fleet.cluster import Member, flag_value, parse_duration
+from tests.fleet.cluster import Cluster, Member, flag_value, parse_duration
 from tests.fleet.node import ADMIN_CONF, SimNode
 from tests.fleet.result import NeedsInput, Pending, Result
 
@@ -94,6 +94,8 @@ def cli(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInput:
         verb = {"cordon": "cordoned", "uncordon": "uncordoned", "drain": "drained"}[words[0]]
         prefix = f"node/{member.name} cordoned\n" if words[0] == "drain" else ""
         return Result.ok(f"{prefix}node/{member.name} {verb}\n")
+    if words[:2] == ["patch", "node"] and len(words) == 3:
+        return _patch_node(cluster, words[2], args)
     if words[:2] == ["annotate", "node"] and len(words) >= 4:
         return _annotate(cluster.members.get(words[2]), words[2], words[3:], "--overwrite" in args)
     if words[:3] == ["delete", "secret", "kubeadm-certs"]:
@@ -115,6 +117,40 @@ def cli(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInput:
             out.append(f'node "{name}" deleted\n')
         return Result.ok("".join(out))
     return Result.error(1, f'error: unknown command "{" ".join(words[:2])}" for "kubectl"\n')
+
+
+def _patch_node(cluster: Cluster, name: str, args: list[str]) -> Result:
+    """``kubectl patch node NAME --type=merge -p JSON``: a JSON merge patch (RFC 7386) of the
+    Node's labels, annotations and taints, answered as kubectl does (``patched``, or
+    ``patched (no change)``). A merge patch replaces the whole taint list."""
+    member = cluster.members.get(name)
+    if member is None:
+        return Result.error(1, f'Error from server (NotFound): nodes "{name}" not found\n')
+    kind = flag_value(args, "--type") or "strategic"
+    if kind != "merge":
+        return Result.error(1, f"error: the simulated kubectl takes --type=merge, not {kind}\n")
+    try:
+        patch = json.loads(flag_value(args, "-p") or flag_value(args, "--patch") or "")
+    except ValueError:
+        return Result.error(1, "error: unable to parse \"\": yaml: invalid patch\n")
+    before = json.dumps(cluster.node_object(member), sort_keys=True)
+    meta = patch.get("metadata") or {}
+    for field_name, target in (("labels", member.labels), ("annotations", member.annotations)):
+        for key, value in (meta.get(field_name) or {}).items():
+            if value is None:
+                target.pop(key, None)
+            else:
+                target[key] = value
+    spec = patch.get("spec") or {}
+    if "taints" in spec:
+        taints = spec["taints"] or []
+        kubeadm_keys = [t["key"] for t in taints if t.get("effect") == "NoSchedule"
+                        and "value" not in t and t["key"] in member.taints]
+        member.taints = tuple(kubeadm_keys)
+        member.extra_taints = [t for t in taints if t.get("key") not in kubeadm_keys
+                               and t.get("key") != "node.kubernetes.io/unschedulable"]
+    changed = json.dumps(cluster.node_object(member), sort_keys=True) != before
+    return Result.ok(f"node/{name} patched{'' if changed else ' (no change)'}\n")
 
 
 def _annotate(member: Member | None, name: str, pairs: list[str], overwrite: bool) -> Result:
@@ -208,7 +244,7 @@ def _go_duration(text: str) -> str:
 
 
 _VALUED = {"-f", "--filename", "-o", "--output", "-l", "--selector", "-n", "--namespace", "--timeout",
-           "--grace-period", "--kubeconfig"}
+           "--grace-period", "--kubeconfig", "-p", "--patch", "--type"}
 
 
 def _positional(args: list[str]) -> list[str]:

@@ -105,7 +105,7 @@ def invoke(*args: str | Path, input: str | None = None) -> Any:
     (["upgrade", "{inv}", "--yes", "--to", "latest"], "upgrade",
      "not a Kubernetes version: 'latest' (expected like v1.31.3)"),
     (["plan", "nonsense", "{inv}"], "plan nonsense",
-     "no built-in playbook named 'nonsense'; pass one of: add-node, bootstrap, certs-check"),
+     "no built-in playbook named 'nonsense'; pass one of: add-node, apply, bootstrap, certs-check"),
 ])
 def test_a_refusal_says_why_and_writes_exit_code_2(
     inventory: Path, tmp_path: Path, ran: Ran, args: list[str], command: str, said: str
