@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 
-from pydantic import BaseModel
-
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.etcdctl import MemberHealth
@@ -51,16 +49,15 @@ def unhealthy_members(healths: list[MemberHealth]) -> list[str]:
     return bad
 
 
-class EtcdHealthy(Step):
+class EtcdHealthy(Step[NoOptions]):
     """Refuses to disrupt a control plane while etcd has a member that is not healthy."""
 
     name = "etcd-healthy"
     phase = "check"
     changes = False
     needs_node = False
-    Options = NoOptions
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         if ctx.spec(node).role != "control-plane":
             return skip("not a control plane")
         if node in ctx.unreachable:  # nothing of it is disrupted: it stays reported unreachable
@@ -71,18 +68,18 @@ class EtcdHealthy(Step):
             return skip("no API answers: etcd's health is what this run brings back")
         return do(Action("check that every etcd member is healthy (etcd status)"))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         members = ctx.state.members
         cps = [n.name for n in ctx.inventory.control_planes if n.name in members]
         healths = list(await asyncio.gather(*(_health(ctx, cp) for cp in cps)))
         bad = unhealthy_members(healths)
         if not bad:
-            return
+            return False
         said = "; ".join(bad)
         if ctx.options.etcd_unhealthy_ok:
             ctx.emit(node, self.phase, EventKind.WARN,
                      f"etcd is not healthy ({said}); going on because of --force")
-            return
+            return False
         raise NodeError(
             f"etcd is not healthy, {node} not disrupted: {said}. Bring the member back (or "
             "remove it with remove-node), check with `k8slk-ops etcd status`, then run again; "
@@ -96,5 +93,5 @@ class UpgradeEtcdHealthy(EtcdHealthy):
 
     name = "upgrade-etcd-healthy"
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         return not_due(ctx, node) or super().plan(options, ctx, node)
