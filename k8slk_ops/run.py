@@ -291,7 +291,7 @@ class Executor:
             self._last_use = {
                 node: stage
                 for node, stage in last.items()
-                if node not in kept and self.ctx.plan.spec(node).role != "control-plane"
+                if node not in kept and not self.ctx.plan.spec(node).is_control_plane
             }
         return self._last_use.get(name)
 

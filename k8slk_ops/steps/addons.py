@@ -61,6 +61,9 @@ class ApplyAddons(Step[NoOptions]):
             return skip("no addons in the inventory")
         return skip(f"addons applied already ({count} manifest(s) unchanged)")
 
+    def plan_warnings(self, ctx: PlanContext) -> tuple[str, ...]:
+        return manifest_warnings(ctx)
+
     async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         lk = await ctx.node(node)
         record = dict(ctx.plan.cluster.addons)

@@ -101,6 +101,17 @@ class Step(Generic[OptionsT]):
     def plan(self, options: OptionsT, ctx: PlanContext, node: str) -> StepPlan:
         raise NotImplementedError
 
+    def plan_warnings(self, ctx: PlanContext) -> tuple[str, ...]:
+        """What the plan says before anything runs when this step has work in it (a wait for
+        Ready nodes with no pod network to come, a manifest's likely typo): said once per step
+        kind, by the step that knows why, so the planner names no step."""
+        return ()
+
+    def only_guards_a_change(self, options: OptionsT) -> bool:
+        """True when this call is there only to guard the run's changes (a snapshot taken
+        before them): the planner drops it when nothing in the run changes."""
+        return False
+
     async def apply(self, options: OptionsT, ctx: RunContext, node: str) -> bool:
         """Do the planned work on ``node``: True when it changed something, False when it found
         nothing to do (the executor reports such a node "unchanged")."""

@@ -133,6 +133,9 @@ class EtcdSnapshot(Step[SnapshotOptions]):
              "beforeChange": options.before_change},
         ))
 
+    def only_guards_a_change(self, options: SnapshotOptions) -> bool:
+        return options.before_change
+
     async def apply(self, options: SnapshotOptions, ctx: RunContext, node: str) -> bool:
         lk = await ctx.node(node)
         remote = _remote_name(ctx)

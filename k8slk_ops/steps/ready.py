@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from k8slk_ops import podnetwork
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.events import EventKind
 from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do, skip
@@ -31,6 +32,9 @@ class WaitReady(Step[ReadyOptions]):
         if member is not None and member.ready:
             return skip("Ready")
         return do(Action("wait until the node is Ready in `kubectl get nodes`"))
+
+    def plan_warnings(self, ctx: PlanContext) -> tuple[str, ...]:
+        return podnetwork.plan_warnings(ctx)  # a wait no pod network will end
 
     async def apply(self, options: ReadyOptions, ctx: RunContext, node: str) -> bool:
         # Each poll's node list goes into the run's membership (ctx.members_watcher), NotReady

@@ -94,8 +94,10 @@ def stage(name: str, hosts: str, step: str, **kw: Any) -> Stage:
 
 def setup(stages: list[Stage], always: list[Stage] | None = None, workers: int = 3,
           concurrency: int = 64) -> tuple[Executor, Recorder, dict[str, NodeReport]]:
-    nodes = [SimpleNamespace(name="cp-1", role="control-plane", address="a")] + [
-        SimpleNamespace(name=f"w-{i}", role="worker", address="a") for i in range(1, workers + 1)
+    nodes = [SimpleNamespace(name="cp-1", role="control-plane", address="a",
+                             is_control_plane=True)] + [
+        SimpleNamespace(name=f"w-{i}", role="worker", address="a", is_control_plane=False)
+        for i in range(1, workers + 1)
     ]
     inventory = SimpleNamespace(nodes=nodes, node=lambda n: next(x for x in nodes if x.name == n))
     pctx = PlanContext(
