@@ -271,7 +271,6 @@ class HealthGate(Step[GateOptions]):
                 raise NodeError(f"health gate: {why}", phase=self.phase)
             await asyncio.sleep(pause)
             pause = min(pause * 1.5, 3.0)
-        return False
 
 
 async def unhealthy(ctx: RunContext, node: str) -> str:
