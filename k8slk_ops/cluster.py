@@ -1,6 +1,7 @@
 """Probing the cluster: one connection per node, its facts, the primary and the membership.
 
-``Cluster`` owns a run's SSH connections. It connects to the nodes a run needs (at most
+``Cluster`` is the run's probe (``context.NodeProbe`` is what steps may ask of it): a cache of
+connections, the facts read through them, the primary and its node list, each node's IP. It owns a run's SSH connections. It connects to the nodes a run needs (at most
 ``concurrency`` at once), reads their facts in one round trip each, and finds the primary: the
 first control plane, in inventory order, that is initialised and whose API answers. A rolling
 change that reboots nodes calls ``refresh`` to read facts again, for one node or a batch, and
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from k8slk_ops import addonrecord
@@ -38,6 +41,30 @@ from k8slk_ops.ssh.hostkeys import replace_host_key
 from k8slk_ops.ssh.options import config_proxy_jump
 
 Opener = Callable[[SSHTarget], Awaitable[LinuxKitNode]]
+
+
+class ApiState(enum.Enum):
+    NOT_INITIALISED = "not initialised"  # or not reachable: nothing to ask
+    ANSWERS = "answers"
+    SILENT = "silent"  # initialised, and its API did not answer
+
+
+@dataclass(frozen=True)
+class ControlPlaneLook:
+    """What one control plane says of the cluster when asked for the primary: its node list
+    when its API answers, why not when it is initialised and its API is silent."""
+
+    state: ApiState
+    members: dict[str, Member] = field(default_factory=dict)
+    why: str = ""  # why the API is silent
+
+    @classmethod
+    def answered(cls, members: dict[str, Member]) -> ControlPlaneLook:
+        return cls(ApiState.ANSWERS, members=members)
+
+    @classmethod
+    def silent(cls, why: str) -> ControlPlaneLook:
+        return cls(ApiState.SILENT, why=why)
 
 
 def targets_of(inventory: Inventory) -> dict[str, SSHTarget]:
@@ -334,16 +361,16 @@ class Cluster:
                 await self.gather(order[i:])
                 looks = await asyncio.gather(*(self._look(n) for n in order[i:]))
                 for other, look in zip(order[i:], looks, strict=True):
-                    if isinstance(look, dict):
-                        return await self._primary(other, look)
-                    if isinstance(look, str):
-                        silent[other] = look
+                    if look.state is ApiState.ANSWERS:
+                        return await self._primary(other, look.members)
+                    if look.state is ApiState.SILENT:
+                        silent[other] = look.why
                 break
-            members = await self._look(name)
-            if isinstance(members, str):
-                silent[name] = members
-            elif members is not None:
-                return await self._primary(name, members)
+            look = await self._look(name)
+            if look.state is ApiState.SILENT:
+                silent[name] = look.why
+            elif look.state is ApiState.ANSWERS:
+                return await self._primary(name, look.members)
         if silent:
             detail = "; ".join(f"{k}: {v}" for k, v in silent.items())
             if read_only:  # a look at a broken cluster (status, etcd status) says what it sees
@@ -359,16 +386,16 @@ class Cluster:
             )
         return ClusterFacts(primary=first)
 
-    async def _look(self, name: str) -> dict[str, Member] | str | None:
-        """A control plane's view of the node list; why its API is silent; None when it is
-        not initialised or cannot be reached."""
+    async def _look(self, name: str) -> ControlPlaneLook:
+        """A control plane's view of the node list, or why its API is silent; nothing when it
+        is not initialised or cannot be reached."""
         await self.gather([name])
         if name not in self.facts or not self.facts[name].admin_conf:
-            return None
+            return ControlPlaneLook(ApiState.NOT_INITIALISED)
         try:
-            return await list_members(await self.connect(name))
+            return ControlPlaneLook.answered(await list_members(await self.connect(name)))
         except MembershipUnavailable as exc:
-            return str(exc)
+            return ControlPlaneLook.silent(str(exc))
 
     async def _primary(self, name: str, members: dict[str, Member]) -> ClusterFacts:
         self.members = members

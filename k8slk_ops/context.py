@@ -141,8 +141,6 @@ class RunState:
     # Facts read again during the run (after a reboot, say); the plan keeps the ones it was
     # made from.
     facts: dict[str, NodeFacts] = field(default_factory=dict)
-    # (node, step) pairs whose changing step found nothing to do: the node stays "unchanged".
-    noop: set[tuple[str, str]] = field(default_factory=set)
     # Each control plane's certificates as `kubeadm certs check-expiration` last showed them.
     certs: dict[str, NodeCerts] = field(default_factory=dict)
     # Control planes whose certificates this run renewed and has not restarted yet.

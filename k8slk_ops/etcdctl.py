@@ -66,7 +66,6 @@ class SnapshotStatus:
     hash: int
     revision: int
     total_keys: int
-    total_size: int
 
 
 @dataclass(frozen=True)
@@ -128,7 +127,6 @@ def parse_snapshot_status(text: str) -> SnapshotStatus:
         hash=_int(obj, "hash", what),
         revision=_int(obj, "revision", what),
         total_keys=_int(obj, "totalKey", what),
-        total_size=_int(obj, "totalSize", what),
     )
 
 

@@ -98,7 +98,6 @@ echo "mem_kb=$(awk '/^MemTotal:/ {{print $2}}' /proc/meminfo)"
 echo "hostname=$(cat /proc/sys/kernel/hostname)"
 test -e {paths.MARKER} && echo marker=1 || echo marker=0
 test -e {paths.ADMIN_CONF} && echo admin_conf=1 || echo admin_conf=0
-test -e {paths.CA_CERT} && echo ca_cert=1 || echo ca_cert=0
 test -e {paths.KUBEADM_YAML} && echo kubeadm_yaml=1 || echo kubeadm_yaml=0
 test -e {paths.KUBEADM_RUN} && echo "kubeadm_run=$(head -c 64 {paths.KUBEADM_RUN} | tr -d '\\n')"
 test -e {paths.LOCK_FILE} && echo "lock=$(head -c 512 {paths.LOCK_FILE} | tr '\\n' ' ')"
@@ -119,7 +118,6 @@ class NodeFacts:
     hostname: str = ""
     marker: bool = False  # /var/lib/kubelet/config.yaml: kubeadm got as far as kubelet-start
     admin_conf: bool = False
-    ca_cert: bool = False
     kubeadm_yaml: bool = False  # a config is waiting on the node (holds secrets when it does)
     kubeadm_run: str | None = None  # the trigger file's content, if present
     lock: str | None = None
@@ -261,7 +259,7 @@ def parse_facts(stdout: str) -> NodeFacts:
             facts.memory_bytes = _int(value) * 1024
         elif key == "hostname":
             facts.hostname = value
-        elif key in ("marker", "admin_conf", "ca_cert", "kubeadm_yaml"):
+        elif key in ("marker", "admin_conf", "kubeadm_yaml"):
             setattr(facts, key, value == "1")
         elif key == "kubeadm_run":
             facts.kubeadm_run = value

@@ -10,6 +10,10 @@ records who holds it so a refusal can name the holder (a record that is not one 
 it is, and breakable); ``--break-lock`` removes a stale cluster lock on purpose, says whose,
 and refuses unless given twice a Lease seen renewed while it watched it, or a lock held by a
 live process of this host.
+
+Both cluster locks are one ``RunLock`` (acquire, verify, renew, release); a run holds either
+through ``HeldLock``, an ``async with`` that takes it, renews it while the run lasts and
+releases it in any case, and answers the check before every changing stage.
 """
 
 from __future__ import annotations
@@ -25,11 +29,11 @@ import os
 import socket
 import stat
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -260,6 +264,123 @@ def breaking(other: Holder | UnreadableHolder | None, what: str, times: int) -> 
     )
 
 
+# -- the cluster lock, whichever it is, as a run holds it ---------------------------------------
+
+
+class RunLock(Protocol):
+    """A cluster lock: the lock files before the cluster exists (``FileLocks``), the Lease
+    once it does (``LeaseLock``). A run holds one through ``HeldLock``."""
+
+    # What ``--break-lock`` broke to take it, in words (said to the operator and reported).
+    broken: list[str]
+
+    async def acquire(self, break_lock: int = 0) -> None:
+        """Take it, or raise LockHeld naming the holder (CannotStart when it cannot be read)."""
+        ...
+
+    async def verify(self) -> str | None:
+        """None while it is still this run's, else why not."""
+        ...
+
+    async def renew(self) -> None:
+        """Keep it this run's a while longer; LockLost when it no longer is."""
+        ...
+
+    async def release(self) -> None:
+        """Give it up, if this run holds it."""
+        ...
+
+    def gone_with(self, reset: Collection[str]) -> bool:
+        """True when it lived on a node of ``reset`` (reset by the run itself): the lock went
+        with that node's cluster, on purpose, and is neither checked nor released."""
+        ...
+
+
+class HeldLock:
+    """A cluster lock held for one run, as ``async with``: taken on entry, renewed every
+    ``RENEW_SECONDS`` while the run lasts, released on exit whatever happens. ``check`` is
+    the executor's guard before every changing stage.
+
+    ``reset`` tells which nodes the run has reset so far: a run that resets the control plane
+    its Lease is kept through (the last one, or the whole cluster taken apart) loses the lock
+    with the cluster, on purpose; that is not a lost lock, and there is nothing to release."""
+
+    def __init__(
+        self,
+        lock: RunLock,
+        *,
+        break_lock: int = 0,
+        reset: Callable[[], Collection[str]] = frozenset,
+    ) -> None:
+        self.lock = lock
+        self.break_lock = break_lock
+        self._reset = reset
+        self.lost = ""  # why a renewal found the lock no longer the run's
+        self._renewer: asyncio.Future[None] | None = None
+
+    @property
+    def broken(self) -> list[str]:
+        return self.lock.broken
+
+    async def __aenter__(self) -> HeldLock:
+        await self.lock.acquire(self.break_lock)
+        self._renewer = asyncio.ensure_future(self._keep())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(BaseException):
+                await self._renewer
+        if not self._taken_apart():
+            with contextlib.suppress(Exception):
+                await self.lock.release()
+
+    def _taken_apart(self) -> bool:
+        return self.lock.gone_with(self._reset())
+
+    async def _keep(self) -> None:
+        """Renew the lock until the run ends; a renewal that fails marks the lock lost."""
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            if self._taken_apart():
+                return
+            try:
+                await self.lock.renew()
+            except LockLost as exc:
+                self.lost = str(exc)
+                return
+            except Exception:  # a connection hiccup: the next renewal or the check decides
+                continue
+
+    async def check(self) -> str | None:
+        """Checked before every changing stage: None while the run holds its lock."""
+        if self._taken_apart():
+            return None
+        if self.lost:
+            return self.lost
+        try:
+            return await self.lock.verify()
+        except Exception as exc:
+            return f"the lock could not be checked: {exc}"
+
+
+async def cluster_lock(
+    *,
+    lease: bool,
+    primary: str,
+    control_planes: Sequence[str],
+    connect: Callable[[str], Awaitable[LinuxKitNode]],
+    holder: Holder,
+) -> RunLock:
+    """The cluster lock a run takes: the Lease through ``primary`` when ``lease`` (the cluster
+    exists and its API answers), else the lock files on ``control_planes`` (the reachable ones,
+    in inventory order)."""
+    if lease:
+        return LeaseLock(primary, connect, holder)
+    return FileLocks([await connect(n) for n in control_planes], holder)
+
+
 # -- the lock file on every control plane, before the cluster exists ---------------------------
 
 
@@ -298,6 +419,10 @@ class FileLocks:
         for lock in reversed(self.locks):
             with contextlib.suppress(Exception):
                 await lock.release()
+
+    def gone_with(self, reset: Collection[str]) -> bool:
+        """Lock files live in each node's /run, which a reset leaves: never gone with it."""
+        return False
 
 
 # -- the Lease, once the cluster exists ---------------------------------------------------------
@@ -589,6 +714,11 @@ class LeaseLock:
         state = await self.read()
         if state is not None and state.identity == self.identity:
             await self._delete()
+
+    def gone_with(self, reset: Collection[str]) -> bool:
+        """The Lease lives in the cluster reached through ``node_name``: reset, that cluster
+        is gone (the last control plane, or the cluster taken apart)."""
+        return self.node_name in reset
 
 
 def lock_next_step(again: str) -> NextStep:

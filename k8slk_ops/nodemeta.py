@@ -23,13 +23,12 @@ import enum
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from k8slk_ops.kubeadm.kubectl import Taint
 
 if TYPE_CHECKING:
     from k8slk_ops.inventory import NodeSpec
-    from k8slk_ops.membership import Member
 
 OWNED_LABELS = "k8slk-ops.io/owned-labels"
 OWNED_TAINTS = "k8slk-ops.io/owned-taints"
@@ -79,6 +78,18 @@ class Desired:
         return not self.labels and not self.taints
 
 
+class Carrying(Protocol):
+    """What a cluster member read from ``kubectl get nodes`` carries (``membership.Member``);
+    a protocol so that this pure module does not import the one that reads the cluster."""
+
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+    @property
+    def taints(self) -> tuple[Taint, ...]: ...
+    @property
+    def owned(self) -> OwnedKeys: ...
+
+
 @dataclass(frozen=True)
 class Current:
     """What a Node carries now: its labels, its taints and the keys recorded as owned."""
@@ -88,7 +99,7 @@ class Current:
     owned: OwnedKeys = field(default_factory=OwnedKeys)
 
     @classmethod
-    def of(cls, member: Member) -> Current:
+    def of(cls, member: Carrying) -> Current:
         return cls(member.labels, member.taints, member.owned)
 
 

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import signal
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,15 +25,7 @@ from k8slk_ops.errors import EXIT_CANNOT_START, CannotStart, UsageError
 from k8slk_ops.events import Event, EventKind, EventSink, NodeReport, RunReport
 from k8slk_ops.inventory import Inventory
 from k8slk_ops.inventory.playbook_check import check_hosts
-from k8slk_ops.lock import (
-    RENEW_SECONDS,
-    FileLocks,
-    Holder,
-    LeaseLock,
-    LocalLock,
-    LockLost,
-    lock_next_step,
-)
+from k8slk_ops.lock import HeldLock, Holder, LocalLock, RunLock, cluster_lock, lock_next_step
 from k8slk_ops.nextstep import tool_command, tool_line
 from k8slk_ops.node import NodeCommandError
 from k8slk_ops.options import RunOptions
@@ -85,8 +77,7 @@ class Operation:
             refuse_host_key_errors=not playbook.read_only,
         )
         self.executor: Executor | None = None
-        self.lock: FileLocks | LeaseLock | None = None
-        self.lock_lost = ""
+        self.lock: HeldLock | None = None  # the cluster lock, while the run holds it
         self.run_ctx: RunContext | None = None
         self.interrupted = False
         self.interrupted_by = ""  # which signal stopped the run
@@ -156,9 +147,9 @@ class Operation:
             )
         except NoApiAnswers:
             if locking and not self.break_lock:
-                lock = await self._file_locks(holder)
-                await lock.acquire()  # LockHeld, naming the other run, when it holds them
-                await lock.release()
+                # LockHeld, naming the other run, when it holds the lock files.
+                async with HeldLock(await self._cluster_lock_of(None, holder)):
+                    pass
             raise
         if cluster.through_ssh:
             message = (f"no control plane API answers ({cluster.api_error}): {self.playbook.name} "
@@ -247,7 +238,8 @@ class Operation:
         )
         self.run_ctx = run_ctx
         reports = {n.name: n for n in self.report.nodes}
-        self.executor = Executor(run_ctx, plan, reports, guard=self._still_locked)
+        guard = None if self.lock is None else self.lock.check
+        self.executor = Executor(run_ctx, plan, reports, guard=guard)
         if self.interrupted:
             self.executor.request_stop(self.interrupted_by)
         await self.executor.execute()
@@ -291,76 +283,37 @@ class Operation:
     async def _cluster_lock(
         self, cluster: ClusterFacts, holder: Holder, locking: bool
     ) -> AsyncIterator[None]:
-        """The cluster lock for a run that changes things, renewed while the run lasts and
-        released in any case: the Lease once the cluster exists and its API answers, else the
-        lock file on every reachable control plane (lock.py)."""
+        """The cluster lock for a run that changes things, held while the run lasts
+        (``lock.HeldLock``: renewed, checked before every changing stage, released in any
+        case)."""
         if not locking:
             yield
             return
-        lock = await self._take_cluster_lock(cluster, holder)
-        self.lock = lock
-        renewer = asyncio.ensure_future(self._keep(lock))
-        try:
+        lock = await self._cluster_lock_of(cluster, holder)
+        async with HeldLock(lock, break_lock=self.break_lock, reset=self._reset) as held:
+            for message in held.broken:
+                self.emit(None, "lock", EventKind.WARN, message)
+                self.report.messages.append(message)
+            self.lock = held
             yield
-        finally:
-            renewer.cancel()
-            with contextlib.suppress(BaseException):
-                await renewer
-            if not self._lock_taken_apart():
-                with contextlib.suppress(Exception):
-                    await lock.release()
 
-    async def _file_locks(self, holder: Holder) -> FileLocks:
-        """The lock files of every reachable control plane, for ``holder``."""
-        names = [
-            n.name for n in self.inventory.control_planes if n.name not in self.cluster.unreachable
-        ]
-        return FileLocks([await self.cluster.connect(n) for n in names], holder)
+    def _reset(self) -> Collection[str]:
+        """The nodes this run has reset so far (a Lease kept through one went with it)."""
+        return () if self.run_ctx is None else self.run_ctx.state.reset
 
-    async def _take_cluster_lock(
-        self, cluster: ClusterFacts, holder: Holder
-    ) -> FileLocks | LeaseLock:
-        lock: FileLocks | LeaseLock
-        if cluster.initialised and not (cluster.through_ssh or self.playbook.lock_files):
-            lock = LeaseLock(cluster.primary, self.cluster.connect, holder)
-        else:
-            lock = await self._file_locks(holder)
-        await lock.acquire(self.break_lock)
-        for message in lock.broken:
-            self.emit(None, "lock", EventKind.WARN, message)
-            self.report.messages.append(message)
-        return lock
-
-    async def _keep(self, lock: FileLocks | LeaseLock) -> None:
-        """Renew the lock until the run ends; a renewal that fails marks the lock lost."""
-        while True:
-            await asyncio.sleep(RENEW_SECONDS)
-            if self._lock_taken_apart():
-                return
-            try:
-                await lock.renew()
-            except LockLost as exc:
-                self.lock_lost = str(exc)
-                return
-            except Exception:  # a connection hiccup: the next renewal or the check decides
-                continue
-
-    def _lock_taken_apart(self) -> bool:
-        """The run itself reset the control plane its Lease was kept through (the last one,
-        or the cluster taken apart): the lock went with the cluster, on purpose."""
-        lock, ctx = self.lock, self.run_ctx
-        return isinstance(lock, LeaseLock) and ctx is not None and lock.node_name in ctx.state.reset
-
-    async def _still_locked(self) -> str | None:
-        """Checked before every changing stage: None while the run holds its lock."""
-        if self.lock is None or self._lock_taken_apart():
-            return None
-        if self.lock_lost:
-            return self.lock_lost
-        try:
-            return await self.lock.verify()
-        except Exception as exc:
-            return f"the lock could not be checked: {exc}"
+    async def _cluster_lock_of(self, cluster: ClusterFacts | None, holder: Holder) -> RunLock:
+        """The Lease once the cluster exists and its API answers (and the playbook does not ask
+        for the lock files), else the lock files on every reachable control plane."""
+        lease = cluster is not None and cluster.initialised and not (
+            cluster.through_ssh or self.playbook.lock_files)
+        return await cluster_lock(
+            lease=lease,
+            primary=cluster.primary if cluster is not None else "",
+            control_planes=[n.name for n in self.inventory.control_planes
+                            if n.name not in self.cluster.unreachable],
+            connect=self.cluster.connect,
+            holder=holder,
+        )
 
     @contextlib.asynccontextmanager
     async def _signals(self) -> AsyncIterator[None]:

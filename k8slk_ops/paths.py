@@ -33,9 +33,6 @@ CERTS_CONFIG = "/run/node/k8slk-ops-certs.yaml"
 LOCK_FILE = "/run/k8slk-ops.lock"
 
 # Seen from inside the kubelet container.
-CONTAINER_KUBEADM_YAML = "/run/kubeadm.yaml"
-CONTAINER_ADMIN_CONF = "/etc/kubernetes/admin.conf"
-CONTAINER_CA_CERT = "/etc/kubernetes/pki/ca.crt"
 CONTAINER_CERTS_CONFIG = "/run/k8slk-ops-certs.yaml"
 # The kubelet's client certificate (and its key, in the same file: read only with openssl there).
 CONTAINER_KUBELET_CLIENT_CERT = "/var/lib/kubelet/pki/kubelet-client-current.pem"

@@ -15,12 +15,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from k8slk_ops import hosts, podnetwork, when
+from k8slk_ops import hosts, when
 from k8slk_ops.context import PlanContext
 from k8slk_ops.playbook import Playbook, Stage, StepCall
-from k8slk_ops.steps import addons
-from k8slk_ops.steps.base import Action
-from k8slk_ops.steps.etcd import SnapshotOptions
+from k8slk_ops.steps.base import Action, Step
 
 
 @dataclass(frozen=True)
@@ -160,24 +158,17 @@ def needed_nodes(playbook: Playbook, ctx: PlanContext) -> list[str]:
 def make_plan(playbook: Playbook, ctx: PlanContext) -> Plan:
     stages = _idle_guards_dropped(tuple(_plan_stage(stage, ctx) for stage in playbook.stages))
     always = tuple(_plan_stage(stage, ctx) for stage in playbook.always)
-    waits = any(
-        step.call.name == "wait-ready" for s in stages for n in s.nodes for step in n.steps
-    )
-    applies = any(
-        step.call.name == addons.ApplyAddons.name
-        for s in stages
-        for n in s.nodes
-        for step in n.steps
-    )
-    warnings = podnetwork.plan_warnings(ctx, waits)
-    if applies:
-        warnings += addons.manifest_warnings(ctx)
+    due: dict[str, Step[Any]] = {}  # each step kind with work in the plan, in plan order
+    for s in stages:
+        for n in s.nodes:
+            for step in n.steps:
+                due.setdefault(step.call.name, step.call.step)
+    warnings = tuple(w for step in due.values() for w in step.plan_warnings(ctx))
     return Plan(playbook, stages, always, dict(ctx.unreachable), warnings)
 
 
 def _guards(stage: PlannedStage) -> bool:
-    return any(isinstance(c.options, SnapshotOptions) and c.options.before_change
-               for c in stage.stage.steps)
+    return any(c.step.only_guards_a_change(c.options) for c in stage.stage.steps)
 
 
 def _idle_guards_dropped(stages: tuple[PlannedStage, ...]) -> tuple[PlannedStage, ...]:

@@ -80,9 +80,11 @@ class PlaybookModel(BaseModel):
 
 @dataclass(frozen=True)
 class StepCall:
-    """One step of a stage with its validated options."""
+    """One step of a stage with its options, validated with the step's own ``Options`` model:
+    the engine holds steps of every kind (``Step[Any]``), and each call pairs one with options
+    of its type."""
 
-    step: Step
+    step: Step[Any]
     options: BaseModel
     line: int = 0
 

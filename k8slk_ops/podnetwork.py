@@ -24,10 +24,10 @@ PLAN_WARNING = (
 REPORT_MESSAGE = "no pod network is installed (kubelet: NetworkPluginNotReady); " + HINT
 
 
-def plan_warnings(ctx: PlanContext, waits_for_ready: bool) -> tuple[str, ...]:
+def plan_warnings(ctx: PlanContext) -> tuple[str, ...]:
     """The warning of a plan that waits for Ready nodes with no network to come: no addons,
     and the cluster is still to be made or some member already reports no network."""
-    if not waits_for_ready or ctx.inventory.addon_manifests:
+    if ctx.inventory.addon_manifests:
         return ()
     members = ctx.cluster.members.values()
     if not ctx.cluster.initialised or any(m.network_missing for m in members):

@@ -195,22 +195,21 @@ class Executor:
             if not always:
                 progress.phase = phase
             try:
-                failure = await self._apply(step, name, part)
+                result = await self._apply(step, name, part)
             except asyncio.CancelledError:
                 progress.cancelled = True
                 self._emit_step(name, phase, EventKind.FAIL, "cancelled", part)
                 await self._clean_up_after_cancel(planned)
                 raise
-            if failure is not None:
-                self._fail(name, phase, failure, always, part)
+            if isinstance(result, StepFailure):
+                self._fail(name, phase, result, always, part)
                 if not always:
                     with uncut():  # a stop request must not cut the cleanup (an uncordon)
                         await self._clean_up(planned)
                 return
             if step.call.step.changes:
-                # A step that found nothing to do leaves the node "unchanged".
-                noop = (name, step.call.step.name) in self.ctx.state.noop
-                progress.changed = progress.changed or not noop
+                # A step that found nothing to do (apply said so) leaves the node "unchanged".
+                progress.changed = progress.changed or result
                 progress.changes_done += 1
         progress.ended = time.monotonic()
 
@@ -218,13 +217,14 @@ class Executor:
         """A node's step event, saying which of its steps it is (see :class:`Part`)."""
         self.ctx.sink.emit(Event(name, phase, kind, message, part=part))
 
-    async def _apply(self, step: PlannedStep, name: str, part: Part) -> StepFailure | None:
-        """Run one step on one node: None when it went well, else why not."""
+    async def _apply(self, step: PlannedStep, name: str, part: Part) -> StepFailure | bool:
+        """Run one step on one node: whether it changed anything when it went well, else why
+        not."""
         phase = step.call.step.phase
         self._emit_step(name, phase, EventKind.START, step.actions[0].summary, part)
         t0 = time.monotonic()
         try:
-            await step.call.step.apply(step.call.options, self.ctx, name)
+            changed = await step.call.step.apply(step.call.options, self.ctx, name)
         except NodeError as exc:
             return StepFailure(str(exc), exc.log_tail, exc.next_step)
         except SSHError as exc:
@@ -235,14 +235,14 @@ class Executor:
             log.debug("step %s failed on %s", step.call.name, name, exc_info=True)
             return StepFailure(f"{type(exc).__name__}: {exc}")
         self._emit_step(name, phase, EventKind.OK, f"{time.monotonic() - t0:.1f}s", part)
-        return None
+        return changed
 
     async def _clean_up(self, planned: PlannedNode) -> None:
         """The stage's cleanup for a node that failed; a failed cleanup step is reported."""
         for step in planned.cleanup:
-            failure = await self._apply(step, planned.node, Part.CLEANUP)
-            if failure is not None:
-                self._fail(planned.node, step.call.step.phase, failure, True, Part.CLEANUP)
+            result = await self._apply(step, planned.node, Part.CLEANUP)
+            if isinstance(result, StepFailure):
+                self._fail(planned.node, step.call.step.phase, result, True, Part.CLEANUP)
 
     async def _clean_up_after_cancel(self, planned: PlannedNode) -> None:
         """The cleanup of a node whose step was cancelled: shielded from the cancellation that
@@ -291,7 +291,7 @@ class Executor:
             self._last_use = {
                 node: stage
                 for node, stage in last.items()
-                if node not in kept and self.ctx.plan.spec(node).role != "control-plane"
+                if node not in kept and not self.ctx.plan.spec(node).is_control_plane
             }
         return self._last_use.get(name)
 

@@ -53,13 +53,13 @@ def main() -> None:
             json.dump(_marks, handle)
 
     atexit.register(write)
-    from k8slk_ops import cli, cluster, run
+    from k8slk_ops import cli, cliutil, cluster, run
 
     mark("imported")
     _timed(run.Executor, "_run_stage", lambda self, stage, *a: f"stage {stage.name}")
     _timed(cluster.Cluster, "gather", _facts_label)
     _timed(cluster.Cluster, "close", lambda self: "close")
-    load = cli._load_inventory
+    load = cliutil._load_inventory
 
     def load_inventory(path: Any) -> Any:
         mark("inventory start")
@@ -68,7 +68,7 @@ def main() -> None:
         finally:
             mark("inventory end")
 
-    cli._load_inventory = load_inventory
+    cliutil._load_inventory = load_inventory
     sys.argv = ["k8slk-ops", *args]
     cli.main()
 

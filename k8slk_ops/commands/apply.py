@@ -9,7 +9,7 @@ there is a version to roll onto (none: the roll's stages are left out), and the 
 of workers (``--max-unavailable``, read as ``upgrade`` reads it).
 
 The plan is made under the cluster lock and printed before anything runs; when it drains,
-reboots or resets a node it is asked about (``cli.confirm``: no terminal and no ``--yes`` is
+reboots or resets a node it is asked about (``cliutil.confirm``: no terminal and no ``--yes`` is
 exit 2 with nothing touched). Cron runs ``apply --yes``; with nothing due, it exits 0 and its
 report says ``changed: false``.
 """
@@ -22,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from k8slk_ops.cli import (
+from k8slk_ops.cliutil import (
     CHANGING,
     NO_SNAPSHOT,
     PREPARED,

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from k8slk_ops.cli import (
+from k8slk_ops.cliutil import (
     CHANGING,
     NO_SNAPSHOT,
     OUTPUT,

@@ -17,19 +17,19 @@ from typing import Annotated
 
 import typer
 
-from k8slk_ops import cli, etcdctl, etcdrestore
+from k8slk_ops import cliutil, etcdctl, etcdrestore
 from k8slk_ops import snapshot as snapshot_mod
 from k8slk_ops.options import RunOptions, SharedOptions
 from k8slk_ops.playbook import load_builtin
 
 etcd_app = typer.Typer(help="The cluster's etcd: snapshots and member health.", no_args_is_help=True,
-                       cls=cli.RefusingGroup)
-cli.app.add_typer(etcd_app, name="etcd")
+                       cls=cliutil.RefusingGroup)
+cliutil.app.add_typer(etcd_app, name="etcd")
 
 
-@cli.command("snapshot", shared=("concurrency", *cli.OUTPUT), group=etcd_app)
+@cliutil.command("snapshot", shared=("concurrency", *cliutil.OUTPUT), group=etcd_app)
 def snapshot(
-    inventory: cli.InventoryArg,
+    inventory: cliutil.InventoryArg,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Directory for the snapshot (default: beside the "
@@ -42,7 +42,7 @@ def snapshot(
     ] = None,
     pki: Annotated[
         bool,
-        cli.flag("--pki", help="Also write <name>.pki.tar beside it (0600): the cluster's CAs "
+        cliutil.flag("--pki", help="Also write <name>.pki.tar beside it (0600): the cluster's CAs "
                  "and service-account keys, what a restore onto blank machines needs."),
     ] = False,
     *,
@@ -53,28 +53,28 @@ def snapshot(
         RunOptions.for_command(shared), snapshot_dir=output, snapshot_keep=keep,
         snapshot_pki=pki,
     )
-    cli._run("etcd snapshot", load_builtin("etcd-snapshot"), inventory, shared, options)
+    cliutil._run("etcd snapshot", load_builtin("etcd-snapshot"), inventory, shared, options)
 
 
-@cli.command("status", shared=("concurrency", *cli.OUTPUT), group=etcd_app)
-def status(inventory: cli.InventoryArg, *, shared: SharedOptions) -> None:
+@cliutil.command("status", shared=("concurrency", *cliutil.OUTPUT), group=etcd_app)
+def status(inventory: cliutil.InventoryArg, *, shared: SharedOptions) -> None:
     """Members, leader, DB size and health of etcd, per control plane."""
-    cli._run("etcd status", load_builtin("etcd-status"), inventory, shared,
+    cliutil._run("etcd status", load_builtin("etcd-status"), inventory, shared,
              RunOptions.for_command(shared))
 
 
-@cli.command("restore", shared=tuple(k for k in cli.CHANGING if k != "concurrency"),
+@cliutil.command("restore", shared=tuple(k for k in cliutil.CHANGING if k != "concurrency"),
              group=etcd_app)
 def restore(
-    inventory: cli.InventoryArg,
+    inventory: cliutil.InventoryArg,
     snapshot_file: Annotated[
         Path, typer.Argument(metavar="SNAPSHOT", help="A .db file written by `etcd snapshot`.")
     ],
     skip_hash_check: Annotated[
-        bool, cli.flag("--skip-hash-check", help="Restore a file without a recorded SHA-256 "
+        bool, cliutil.flag("--skip-hash-check", help="Restore a file without a recorded SHA-256 "
                        "or etcd's integrity hash (one copied out of a data directory).")
     ] = False,
-    yes: Annotated[bool, cli.flag("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[bool, cliutil.flag("--yes", "-y", help="Do not ask for confirmation.")] = False,
     *,
     shared: SharedOptions,
 ) -> None:
@@ -83,16 +83,16 @@ def restore(
         checked = etcdrestore.verify_file(snapshot_file, skip_hash_check)
         status = _local_status(checked.path)
     except etcdrestore.RestoreRefused as exc:
-        cli.refuse("etcd restore", inventory, shared, f"{exc}; nothing was touched")
+        cliutil.refuse("etcd restore", inventory, shared, f"{exc}; nothing was touched")
     seen = f" (revision {status.revision}, {status.total_keys} keys)" if status else ""
     if not yes and not shared.dry_run:
-        cli.confirm("etcd restore", inventory, shared,
+        cliutil.confirm("etcd restore", inventory, shared,
                     f"Stop etcd and the API server on every control plane and replace etcd with "
                     f"{checked.path}{seen}? Everything written since it was taken is lost")
     options = dataclasses.replace(
         RunOptions.for_command(shared), restore=checked, skip_hash_check=skip_hash_check
     )
-    cli._run("etcd restore", load_builtin("etcd-restore"), inventory, shared, options)
+    cliutil._run("etcd restore", load_builtin("etcd-restore"), inventory, shared, options)
 
 
 def _local_status(path: Path) -> etcdctl.SnapshotStatus | None:

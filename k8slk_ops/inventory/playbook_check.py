@@ -10,16 +10,36 @@ in a cluster of control planes only) is not a mistake and passes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
 from k8slk_ops import hosts
 from k8slk_ops.inventory.model import Inventory
 
-if TYPE_CHECKING:
-    from k8slk_ops.playbook import Playbook
+
+class StageHosts(Protocol):
+    """What the check reads of a stage (``playbook.Stage``): its host patterns and where it is
+    written. A protocol, not the playbook's own type: the inventory package imports nothing of
+    the engine, and the playbook module imports the inventory's loaders."""
+
+    @property
+    def hosts(self) -> tuple[str, ...]: ...
+
+    @property
+    def where(self) -> str: ...
 
 
-def check_hosts(playbook: Playbook, inventory: Inventory) -> list[str]:
+class PlaybookHosts(Protocol):
+    """What the check reads of a playbook (``playbook.Playbook``)."""
+
+    @property
+    def stages(self) -> Sequence[StageHosts]: ...
+
+    @property
+    def always(self) -> Sequence[StageHosts]: ...
+
+
+def check_hosts(playbook: PlaybookHosts, inventory: Inventory) -> list[str]:
     """Every stage pattern naming an unknown node or able to match no node, with its place."""
     names = set(inventory.names)
     problems: list[str] = []

@@ -61,19 +61,14 @@ from k8slk_ops.kubeadm.tokens import (
     pick_join_token,
 )
 from k8slk_ops.kubeadm.upgrade import (
-    ComponentUpgrade,
-    UpgradePlan,
     is_upgrade_apply_success,
     is_upgrade_node_success,
-    parse_upgrade_plan,
     upgraded_to,
 )
 from k8slk_ops.kubeadm.versions import (
     ConfigApi,
     KubeVersion,
     config_api_version,
-    kubeadm_can_deploy,
-    kubelet_skew_allowed,
     parse_kubeadm_version,
     upgrade_step_allowed,
 )
@@ -95,7 +90,6 @@ __all__ = [
     "WITHHELD",
     "BootstrapTokenSpec",
     "CertExpiry",
-    "ComponentUpgrade",
     "ConfigApi",
     "FailureKind",
     "InitSpec",
@@ -114,7 +108,6 @@ __all__ = [
     "RenderError",
     "Severity",
     "TokenInfo",
-    "UpgradePlan",
     "VersionError",
     "apiserver_address",
     "ca_cert_hash",
@@ -137,8 +130,6 @@ __all__ = [
     "is_upgrade_node_success",
     "join_documents",
     "join_tokens",
-    "kubeadm_can_deploy",
-    "kubelet_skew_allowed",
     "log_message",
     "looks_like_error",
     "may_hold_secret",
@@ -156,7 +147,6 @@ __all__ = [
     "parse_timeout",
     "parse_token",
     "parse_token_list",
-    "parse_upgrade_plan",
     "pick_join_token",
     "redact",
     "render_init",

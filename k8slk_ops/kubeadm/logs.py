@@ -14,8 +14,6 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
-LOG_LINE_LIMIT = 1024
-
 # What kubeadm.sh prints, in order (docs/node.md).
 CONFIGURED_LINE = "Kubernetes Node already has kubelet configuration"
 WAITING_LINE = "Waiting for /run/kubeadm-run to exist before running kubeadm commands"

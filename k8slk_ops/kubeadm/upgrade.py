@@ -1,24 +1,18 @@
-"""``kubeadm upgrade plan``, ``upgrade apply`` and ``upgrade node``: what they report.
+"""``kubeadm upgrade apply`` and ``upgrade node``: what they report; whether a roll is allowed.
 
-The plan names the cluster's version, kubeadm's, the target and the commands to run; its
-component tables changed shape over time (a NODE column appeared), so rows are read from their
-ends. Apply's success line changed in v1.32; both forms count.
+Apply's success line changed in v1.32; both forms count. The tool reads no ``upgrade plan``: it
+decides from the versions the Nodes report (``upgrade_refusal``), with kubeadm's own rules.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from k8slk_ops.kubeadm.errors import VersionError
 from k8slk_ops.kubeadm.logs import log_message
-from k8slk_ops.kubeadm.versions import KubeVersion
+from k8slk_ops.kubeadm.versions import KubeVersion, upgrade_step_allowed
 
-_VERSIONS_RE = re.compile(
-    r"\[upgrade/versions\]\s+(?P<what>Cluster version|kubeadm version|Target version)"
-    r":\s*(?P<v>\S+)"
-)
-_APPLY_CMD_RE = re.compile(r"kubeadm upgrade apply (?P<v>v?\d+\.\d+\.\d+\S*)")
 _APPLY_OK_RES = (
     re.compile(r'\[upgrade/successful\] SUCCESS! Your cluster was upgraded to "(?P<v>[^"]+)"'),
     re.compile(
@@ -26,27 +20,6 @@ _APPLY_OK_RES = (
     ),
 )
 NODE_OK_LINE = "[upgrade] The configuration for this node was successfully updated!"
-_UP_TO_DATE = "Awesome, you're up-to-date!"
-
-
-@dataclass(frozen=True)
-class ComponentUpgrade:
-    """One row of a plan table: ``current`` as printed (``3 x v1.15.3`` in old kubelet rows)."""
-
-    component: str
-    node: str | None
-    current: str
-    target: str
-
-
-@dataclass(frozen=True)
-class UpgradePlan:
-    cluster_version: KubeVersion | None = None
-    kubeadm_version: KubeVersion | None = None
-    target_version: KubeVersion | None = None
-    apply_versions: tuple[KubeVersion, ...] = ()  # from the "kubeadm upgrade apply vX" lines
-    components: tuple[ComponentUpgrade, ...] = field(default_factory=tuple)
-    up_to_date: bool = False
 
 
 def _version(text: str) -> KubeVersion | None:
@@ -54,49 +27,6 @@ def _version(text: str) -> KubeVersion | None:
         return KubeVersion.parse(text)
     except VersionError:
         return None
-
-
-def parse_upgrade_plan(stdout: str) -> UpgradePlan:
-    """The versions, the suggested apply commands and the component rows of a plan."""
-    found: dict[str, KubeVersion | None] = {}
-    applies: list[KubeVersion] = []
-    rows: list[ComponentUpgrade] = []
-    header: list[str] | None = None
-    up_to_date = False
-    for raw in stdout.splitlines():
-        line = log_message(raw).strip()
-        m = _VERSIONS_RE.search(line)
-        if m is not None:
-            found.setdefault(m["what"], _version(m["v"]))
-            continue
-        m = _APPLY_CMD_RE.search(line)
-        if m is not None:
-            v = _version(m["v"])
-            if v is not None and v not in applies:
-                applies.append(v)
-            continue
-        if _UP_TO_DATE in line:
-            up_to_date = True
-        words = line.split()
-        if words[:1] == ["COMPONENT"]:
-            header = words
-            continue
-        if header is None or len(words) < 3:
-            header = None if not words else header
-            continue
-        has_node = len(header) > 1 and header[1] == "NODE"
-        if has_node and len(words) >= 4:
-            rows.append(ComponentUpgrade(words[0], words[1], " ".join(words[2:-1]), words[-1]))
-        elif not has_node:
-            rows.append(ComponentUpgrade(words[0], None, " ".join(words[1:-1]), words[-1]))
-    return UpgradePlan(
-        cluster_version=found.get("Cluster version"),
-        kubeadm_version=found.get("kubeadm version"),
-        target_version=found.get("Target version"),
-        apply_versions=tuple(applies),
-        components=tuple(rows),
-        up_to_date=up_to_date,
-    )
 
 
 def upgraded_to(output: str) -> KubeVersion | None:
@@ -149,7 +79,7 @@ def upgrade_refusal(target: KubeVersion, nodes: tuple[NodeVersion, ...]) -> str:
                 f"{n.name} runs {n.version}, newer than the target {target}: kubeadm does not "
                 "downgrade"
             )
-    if target.minor - oldest_cp.version.minor > 1:
+    if not upgrade_step_allowed(oldest_cp.version, target):  # a minor skipped (none is newer)
         nxt = f"v{oldest_cp.version.major}.{oldest_cp.version.minor + 1}"
         return (
             f"{oldest_cp.name} runs {oldest_cp.version}; {target} skips a minor version. kubeadm "

@@ -81,15 +81,6 @@ class KubeVersion:
             out += f"+{self.build}"
         return out
 
-    @property
-    def minor_version(self) -> tuple[int, int]:
-        """``(major, minor)``: what skew rules and API versions depend on."""
-        return (self.major, self.minor)
-
-    @property
-    def is_prerelease(self) -> bool:
-        return self.pre is not None
-
     def minor_skew(self, other: KubeVersion) -> int:
         """How many minors ``self`` is ahead of ``other`` (negative when behind)."""
         if self.major != other.major:
@@ -171,17 +162,3 @@ def upgrade_step_allowed(current: KubeVersion, target: KubeVersion) -> bool:
     if current.major != target.major or target < current:
         return False
     return target.minor - current.minor <= 1
-
-
-def kubeadm_can_deploy(kubeadm: KubeVersion, control_plane: KubeVersion) -> bool:
-    """kubeadm X.Y deploys a control plane at X.Y or X.(Y-1)."""
-    if kubeadm.major != control_plane.major:
-        return False
-    return kubeadm.minor - control_plane.minor in (0, 1)
-
-
-def kubelet_skew_allowed(kubelet: KubeVersion, apiserver: KubeVersion) -> bool:
-    """A kubelet is never newer than kube-apiserver and at most three minors older."""
-    if kubelet.major != apiserver.major:
-        return False
-    return 0 <= apiserver.minor - kubelet.minor <= 3

@@ -136,7 +136,6 @@ class Connection:
         self._ssh: asyncssh.SSHClientConnection | None = None
         self._closed = False
         self.dials = 0
-        self.open_refusals = 0  # session opens sshd refused for want of a free slot
 
     @property
     def channels_in_use(self) -> int:
@@ -157,10 +156,6 @@ class Connection:
         """The address the connection reached (a name resolved), while it is connected."""
         peer = self._ssh.get_extra_info("peername") if self._ssh is not None else None
         return str(peer[0]) if peer else None
-
-    @property
-    def connected(self) -> bool:
-        return self._ssh is not None and not self._ssh.is_closed()
 
     async def ensure_connected(self) -> None:
         await self._connection()
@@ -207,7 +202,6 @@ class Connection:
                 busy = exc.code in _BUSY_CODES and not ssh.is_closed()
                 if not busy or waited >= _OPEN_RETRY_BUDGET:
                     raise self._lost(exc, label) from exc
-                self.open_refusals += 1
             except _LOST as exc:
                 raise self._lost(exc, label) from exc
             await asyncio.sleep(delay)

@@ -124,9 +124,5 @@ class CommandResult:
         """stdout decoded as UTF-8."""
         return self.stdout.decode("utf-8", errors)
 
-    def error_text(self, errors: str = "replace") -> str:
-        """stderr decoded as UTF-8."""
-        return self.stderr.decode("utf-8", errors)
-
     def lines(self) -> list[str]:
         return self.text().splitlines()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from k8slk_ops.steps.addons import ApplyAddons
 from k8slk_ops.steps.base import Action, Step, StepPlan
 from k8slk_ops.steps.certs import CertsCheck, CertsRenew, CertsRestart
@@ -38,7 +40,7 @@ from k8slk_ops.steps.upgrade import (
     UpgradeDrain,
 )
 
-STEPS: dict[str, Step] = {
+STEPS: dict[str, Step[Any]] = {
     step.name: step
     for step in (
         Preflight(),

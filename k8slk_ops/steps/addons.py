@@ -11,14 +11,12 @@ v1beta2 configuration, before Kubernetes 1.22, cannot skip installing them).
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
 from k8slk_ops import addonrecord
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
 from k8slk_ops.inventory.addons import Addon
-from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do, skip
 
 PHASE = "addons"
 
@@ -42,11 +40,11 @@ def kube_proxy_due(ctx: PlanContext) -> bool:
     )
 
 
-class ApplyAddons(Step):
+class ApplyAddons(Step[NoOptions]):
     name = "apply-addons"
     phase = PHASE
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         actions = [
             Action(
                 f"kubectl apply -f - of {a.name} (sha256 {a.sha256[:12]})",
@@ -63,7 +61,10 @@ class ApplyAddons(Step):
             return skip("no addons in the inventory")
         return skip(f"addons applied already ({count} manifest(s) unchanged)")
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    def plan_warnings(self, ctx: PlanContext) -> tuple[str, ...]:
+        return manifest_warnings(ctx)
+
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         lk = await ctx.node(node)
         record = dict(ctx.plan.cluster.addons)
         try:
@@ -85,6 +86,7 @@ class ApplyAddons(Step):
                 await addonrecord.write_record(lk, record)
         except addonrecord.AddonError as exc:
             raise NodeError(str(exc), phase=PHASE, log_tail=exc.lines) from None
+        return True
 
     async def _delete_kube_proxy(self, ctx: RunContext, node: str) -> None:
         lk = await ctx.node(node)

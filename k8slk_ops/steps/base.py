@@ -1,14 +1,20 @@
 """The contract every step kind fulfils: a pure ``plan`` and an async ``apply``.
 
 ``plan`` looks only at facts and says what it would do on a node (the dry run prints exactly
-this), or why nothing is due. ``apply`` does it, through the node layer only, and raises
-``NodeError`` (with the phase and the node's log tail) when the node fails.
+this), or why nothing is due. ``apply`` does it, through the node layer only, returns whether it
+changed anything, and raises ``NodeError`` (with the phase and the node's log tail) when the
+node fails.
+
+A step is generic over its options model (``class Init(Step[InitOptions])``): the playbook
+loader validates a step's options with that model, and ``plan`` and ``apply`` take that type,
+so ``mypy --strict`` checks every use of them and no step narrows its options at run time (an
+``assert isinstance`` is gone under ``python -O``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
@@ -52,11 +58,17 @@ def do(*actions: Action) -> StepPlan:
     return StepPlan(actions=actions)
 
 
-class Step:
-    """Base of the step vocabulary. Subclasses set ``name``, ``Options`` and ``phase``."""
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+
+
+class Step(Generic[OptionsT]):
+    """Base of the step vocabulary. Subclasses name their options model as the type argument
+    (``Step[NoOptions]`` for none) and set ``name`` and ``phase``."""
 
     name: ClassVar[str]
     phase: ClassVar[str]
+    # The options model, taken from the type argument when the class is made: the loader
+    # validates a playbook's options with it, so what ``apply`` receives is of that type.
     Options: ClassVar[type[BaseModel]] = NoOptions
     # False for steps that only check, wait or clean up: they do not make a run "changed".
     changes: ClassVar[bool] = True
@@ -79,9 +91,42 @@ class Step:
         super().__init_subclass__(**kwargs)
         if not cls.needs_node:
             cls.uses_connection = False
+        declared = _declared_options(cls)
+        if declared is None:
+            return
+        if "Options" in cls.__dict__ and cls.Options is not declared:
+            raise TypeError(
+                f"step {cls.__name__} declares Step[{declared.__name__}] and Options = "
+                f"{cls.Options.__name__}: name its options once, as the type argument"
+            )
+        cls.Options = declared
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: OptionsT, ctx: PlanContext, node: str) -> StepPlan:
         raise NotImplementedError
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    def plan_warnings(self, ctx: PlanContext) -> tuple[str, ...]:
+        """What the plan says before anything runs when this step has work in it (a wait for
+        Ready nodes with no pod network to come, a manifest's likely typo): said once per step
+        kind, by the step that knows why, so the planner names no step."""
+        return ()
+
+    def only_guards_a_change(self, options: OptionsT) -> bool:
+        """True when this call is there only to guard the run's changes (a snapshot taken
+        before them): the planner drops it when nothing in the run changes."""
+        return False
+
+    async def apply(self, options: OptionsT, ctx: RunContext, node: str) -> bool:
+        """Do the planned work on ``node``: True when it changed something, False when it found
+        nothing to do (the executor reports such a node "unchanged")."""
         raise NotImplementedError
+
+
+def _declared_options(cls: type) -> type[BaseModel] | None:
+    """The options model a step class names as ``Step[...]``'s type argument, if it does (a
+    subclass of a concrete step inherits its parent's)."""
+    for base in getattr(cls, "__orig_bases__", ()):
+        if get_origin(base) is Step:
+            (arg,) = get_args(base)
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                return arg
+    return None

@@ -40,7 +40,7 @@ from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.rows import CertsRow, ServedCertificate
 from k8slk_ops.ssh import CommandResult
 from k8slk_ops.steps import render
-from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do, skip
 from k8slk_ops.uncut import uncut
 
 # Looks at the API while it restarts: soon at first, then less often (the API takes seconds to
@@ -121,7 +121,7 @@ def _control_plane_plan(ctx: PlanContext, node: str, what: str) -> StepPlan:
     return do(Action(what))
 
 
-class CertsCheck(Step):
+class CertsCheck(Step[NoOptions]):
     """Read the certificates; fail the node when one expires within ``cert_days``."""
 
     name = "certs-check"
@@ -129,10 +129,10 @@ class CertsCheck(Step):
     changes = False
     read_only = True
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         return _control_plane_plan(ctx, node, "kubeadm certs check-expiration")
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         now = datetime.now(UTC)
         certs = await read_certs(ctx, node)
         ctx.state.certs_rows[node] = CertsRow.of(certs, now)
@@ -147,6 +147,7 @@ class CertsCheck(Step):
         if earliest is not None:
             ctx.emit(node, self.phase, EventKind.PROGRESS,
                      f"earliest: {earliest.name} in {_days(earliest, now)}")
+        return False
 
 
 class RenewOptions(BaseModel):
@@ -158,15 +159,13 @@ class RenewOptions(BaseModel):
     restart: bool = True
 
 
-class CertsRenew(Step):
+class CertsRenew(Step[RenewOptions]):
     """Renew what expires within ``cert_days``, restart the static pods, wait for the API."""
 
     name = "certs-renew"
     phase = "renew"
-    Options = RenewOptions
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
-        assert isinstance(options, RenewOptions)
+    def plan(self, options: RenewOptions, ctx: PlanContext, node: str) -> StepPlan:
         days = ctx.options.cert_days
         if days == 0:
             return skip("--within-days 0: nothing to renew")
@@ -175,20 +174,20 @@ class CertsRenew(Step):
                 "certificate") if options.restart else " (the restart comes later)"
         return _control_plane_plan(ctx, node, f"kubeadm certs renew {which}{then}")
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
-        assert isinstance(options, RenewOptions)
+    async def apply(self, options: RenewOptions, ctx: RunContext, node: str) -> bool:
         lk = await ctx.node(node)
         back = await _shell(lk, _UNPARK, "moving back manifests an earlier run left parked")
         if back:
             ctx.emit(node, self.phase, EventKind.WARN,
                      f"an earlier run left the static pod manifests out; moved back: {back}")
         async with _own_config(ctx, node, lk) as config:
-            await self._renew(ctx, node, lk, config, restart=options.restart)
+            return await self._renew(ctx, node, lk, config, restart=options.restart)
 
     async def _renew(
         self, ctx: RunContext, node: str, lk: LinuxKitNode, config: tuple[str, ...], *,
         restart: bool,
-    ) -> None:
+    ) -> bool:
+        """True once the due certificates are renewed, False when none was due."""
         now = datetime.now(UTC)
         certs = await read_certs(ctx, node, config)
         _warn_ca(ctx, node, certs, now)
@@ -197,9 +196,8 @@ class CertsRenew(Step):
         row.renewed = list(due)
         ctx.state.certs_rows[node] = row
         if not due:
-            ctx.state.noop.add((node, self.name))
             ctx.emit(node, self.phase, EventKind.PROGRESS, "nothing to renew")
-            return
+            return False
         sub = kubeadm.certs_command(ctx.facts(node).kubeadm_version or "v1.31.0")
         for name in due:
             ctx.emit(node, self.phase, EventKind.PROGRESS, f"renewing {name}")
@@ -219,6 +217,7 @@ class CertsRenew(Step):
         row.read(after, datetime.now(UTC))
         if "admin.conf" in due:
             await _refresh_kubeconfig(ctx, node)
+        return True
 
 
 @asynccontextmanager
@@ -240,7 +239,7 @@ async def _own_config(ctx: RunContext, node: str, lk: LinuxKitNode) -> AsyncIter
         await lk.remove_file(paths.CERTS_CONFIG)
 
 
-class CertsRestart(Step):
+class CertsRestart(Step[NoOptions]):
     """After ``certs-renew {restart: false}`` on every control plane: restart the static pods of
     this one and wait until its API serves the certificate on disk, when this run renewed its
     certificates or its API serves another certificate than the one on disk (an earlier run
@@ -249,7 +248,7 @@ class CertsRestart(Step):
     name = "certs-restart"
     phase = "restart"
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         if ctx.options.cert_days == 0:
             return skip("--within-days 0: nothing renewed")
         return _control_plane_plan(
@@ -258,7 +257,7 @@ class CertsRestart(Step):
             "serves another certificate than the one on disk), wait until the API serves it",
         )
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         lk = await ctx.node(node)
         if node not in ctx.state.certs_renewed:
             where = await _api_address(lk)
@@ -266,13 +265,13 @@ class CertsRestart(Step):
             on_disk = await lk.read_file(paths.APISERVER_CERT)
             if served is None or on_disk is None or _same(
                     served, x509.load_pem_x509_certificate(on_disk)):
-                ctx.state.noop.add((node, self.name))
                 ctx.emit(node, self.phase, EventKind.PROGRESS, "nothing to restart")
-                return
+                return False
             ctx.emit(node, self.phase, EventKind.WARN, "the API serves another certificate "
                      "than the one on disk (renewed earlier, never loaded): restarting")
         await restart_control_plane(ctx, node, lk)
         ctx.state.certs_renewed.discard(node)
+        return True
 
 
 def _same(a: x509.Certificate, b: x509.Certificate) -> bool:

@@ -40,19 +40,16 @@ def argv_of(options: CommandOptions) -> list[str]:
     return list(options.command)
 
 
-class RunCommand(Step):
+class RunCommand(Step[CommandOptions]):
     name = "run"
     phase = "run"
-    Options = CommandOptions
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
-        assert isinstance(options, CommandOptions)
+    def plan(self, options: CommandOptions, ctx: PlanContext, node: str) -> StepPlan:
         shown = options.command if isinstance(options.command, str) else " ".join(options.command)
         place = "in the kubelet container" if options.where == "kubelet" else "on the node"
         return do(Action(f"run {shown!r} {place}", {"argv": argv_of(options)}))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
-        assert isinstance(options, CommandOptions)
+    async def apply(self, options: CommandOptions, ctx: RunContext, node: str) -> bool:
         lk = await ctx.node(node)
         argv = argv_of(options)
         if options.where == "kubelet":
@@ -69,6 +66,7 @@ class RunCommand(Step):
                 phase=self.phase,
                 log_tail=kubeadm.failure_tail([*out.splitlines(), *err]),
             )
+        return True
 
 
 def _whole(ctx: RunContext, raw: bytes) -> str:

@@ -19,7 +19,7 @@ from k8slk_ops.context import JoinCredentials, PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
 from k8slk_ops.node import LinuxKitNode, NodeCommandError
-from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do, skip
+from k8slk_ops.steps.base import Action, Duration, NoOptions, Step, StepPlan, do, skip
 from k8slk_ops.steps.init import new_token
 from k8slk_ops.uncut import uncut
 
@@ -44,18 +44,16 @@ def joining_nodes(ctx: PlanContext) -> list[str]:
     ]
 
 
-class MintCredentials(Step):
+class MintCredentials(Step[MintOptions]):
     name = "mint-credentials"
     phase = PHASE
     # Short-lived tokens, revoked when the run ends: the primary itself is left as it was.
     changes = False
-    Options = MintOptions
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: MintOptions, ctx: PlanContext, node: str) -> StepPlan:
         joining = joining_nodes(ctx)
         if not joining:
             return skip("no node needs to join")
-        assert isinstance(options, MintOptions)
         ttl = options.ttl or ctx.options.token_ttl
         actions = [
             Action(
@@ -68,13 +66,13 @@ class MintCredentials(Step):
             actions.append(Action("kubeadm init phase upload-certs --upload-certs"))
         return do(*actions)
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
-        assert isinstance(options, MintOptions)
+    async def apply(self, options: MintOptions, ctx: RunContext, node: str) -> bool:
         ttl = options.ttl or ctx.options.token_ttl
         async with ctx.state.credentials_lock:
             joining = joining_nodes(ctx.plan)
             upload = any(ctx.plan.spec(n).role == "control-plane" for n in joining)
             ctx.state.credentials = await _mint(ctx, node, ttl, upload=upload)
+        return False
 
 
 async def fresh_credentials(ctx: RunContext, *, control_plane: bool) -> JoinCredentials:
@@ -238,16 +236,16 @@ async def _upload_certs(ctx: RunContext, lk: LinuxKitNode) -> str:
     return cert_key
 
 
-class RevokeCredentials(Step):
+class RevokeCredentials(Step[NoOptions]):
     name = "revoke-credentials"
     phase = "cleanup"
     changes = False
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         return do(Action("delete the bootstrap tokens and uploaded certificates this run made, "
                          "if any"))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         lk = await ctx.node(node)
         problems = []
         if ctx.state.tokens:
@@ -263,6 +261,7 @@ class RevokeCredentials(Step):
                 ctx.emit(node, self.phase, EventKind.PROGRESS, f"deleted the {CERTS_SECRET} Secret")
         if problems:
             raise NodeError("; ".join(problems), phase=self.phase)
+        return False
 
     async def _delete_tokens(self, ctx: RunContext, lk: LinuxKitNode, node: str) -> list[str]:
         """Delete this run's tokens that exist: a token whose init failed before kubeadm made

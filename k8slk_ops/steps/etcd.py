@@ -39,7 +39,7 @@ from k8slk_ops.snapshot import (
     snapshot_name,
     verify_local,
 )
-from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do, skip
 
 # What a member that has no leader means: fewer than a majority of the members can reach each
 # other (or an election is under way this very second).
@@ -108,15 +108,13 @@ def _api_outage(ctx: RunContext) -> bool:
     return ctx.plan.cluster.through_ssh
 
 
-class EtcdSnapshot(Step):
+class EtcdSnapshot(Step[SnapshotOptions]):
     name = "etcd-snapshot"
     phase = "snapshot"
     changes = False
     read_only = True
-    Options = SnapshotOptions
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
-        assert isinstance(options, SnapshotOptions)
+    def plan(self, options: SnapshotOptions, ctx: PlanContext, node: str) -> StepPlan:
         if ctx.spec(node).role != "control-plane":
             return skip("not a control plane")
         if options.before_change and ctx.options.no_snapshot:
@@ -135,8 +133,10 @@ class EtcdSnapshot(Step):
              "beforeChange": options.before_change},
         ))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
-        assert isinstance(options, SnapshotOptions)
+    def only_guards_a_change(self, options: SnapshotOptions) -> bool:
+        return options.before_change
+
+    async def apply(self, options: SnapshotOptions, ctx: RunContext, node: str) -> bool:
         lk = await ctx.node(node)
         remote = _remote_name(ctx)
         shell_path = f"{paths.ETCD_DATA}/{remote}"
@@ -155,8 +155,7 @@ class EtcdSnapshot(Step):
             if options.before_change and _api_outage(ctx):
                 ctx.emit(node, self.phase, EventKind.WARN, f"no snapshot before the change: "
                          f"{exc}. {EXPIRED_OUTAGE}")
-                ctx.state.noop.add((node, self.name))
-                return
+                return False
             raise NodeError(_failure(str(exc), options.before_change), phase=self.phase) from None
         finally:
             await _remove_remote(ctx, lk, shell_path, node)
@@ -171,6 +170,7 @@ class EtcdSnapshot(Step):
         ctx.state.snapshot = result
         if ctx.options.snapshot_pki:
             await _write_pki(ctx, lk, result)
+        return False
 
 
 async def _write_pki(ctx: RunContext, lk: LinuxKitNode, result: SnapshotResult) -> None:
@@ -254,18 +254,18 @@ async def _remove_remote(ctx: RunContext, lk: LinuxKitNode, path: str, node: str
         ctx.state.cleanup_errors.append(f"{node}: could not delete {path}: {exc}")
 
 
-class EtcdStatus(Step):
+class EtcdStatus(Step[NoOptions]):
     name = "etcd-status"
     phase = "etcd"
     changes = False
     read_only = True
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         if ctx.spec(node).role != "control-plane":
             return skip("not a control plane")
         return do(Action("etcdctl endpoint status, member list and endpoint health in the etcd pod"))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         health = await member_health(await ctx.node(node))
         ctx.state.etcd[node] = health
         for stale in etcdmembers.stale_members(
@@ -274,6 +274,7 @@ class EtcdStatus(Step):
             ctx.state.etcd_stale.setdefault(stale.member.member_id, stale)
         if not health.healthy:
             raise NodeError(health.error, phase=self.phase)
+        return False
 
 
 async def member_health(lk: LinuxKitNode) -> etcdctl.MemberHealth:

@@ -22,8 +22,6 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pydantic import BaseModel
-
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.etcdctl import ClusterView, EtcdctlError, MemberHealth
@@ -124,16 +122,15 @@ async def read_etcd(ctx: RunContext, cps: list[str]) -> EtcdReading:
     return EtcdReading(unhealthy_members(healths), versions, "each control plane")
 
 
-class EtcdHealthy(Step):
+class EtcdHealthy(Step[NoOptions]):
     """Refuses to disrupt a control plane while etcd has a member that is not healthy."""
 
     name = "etcd-healthy"
     phase = "check"
     changes = False
     needs_node = False
-    Options = NoOptions
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         if ctx.spec(node).role != "control-plane":
             return skip("not a control plane")
         if node in ctx.unreachable:  # nothing of it is disrupted: it stays reported unreachable
@@ -144,12 +141,13 @@ class EtcdHealthy(Step):
             return skip("no API answers: etcd's health is what this run brings back")
         return do(Action("check that every etcd member is healthy (etcd status)"))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         members = ctx.state.members
         cps = [n.name for n in ctx.inventory.control_planes if n.name in members]
         reading = await read_etcd(ctx, cps)
         self.refuse_unhealthy(ctx, node, reading.bad)
         await self.after_health(ctx, node, reading)
+        return False
 
     async def after_health(self, ctx: RunContext, node: str, reading: EtcdReading) -> None:
         """What a subclass checks once etcd's health is known."""
@@ -176,7 +174,7 @@ class UpgradeEtcdHealthy(EtcdHealthy):
 
     name = "upgrade-etcd-healthy"
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         skipped = not_due(ctx, node) or super().plan(options, ctx, node)
         if skipped.due:
             target = target_version(ctx)

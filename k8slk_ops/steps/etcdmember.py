@@ -30,13 +30,12 @@ class EtcdMemberOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class RemoveEtcdMember(Step):
+class RemoveEtcdMember(Step[EtcdMemberOptions]):
     name = "remove-etcd-member"
     phase = "etcd"
-    Options = EtcdMemberOptions
     needs_node = False  # through the primary's etcd: the node itself may be gone
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: EtcdMemberOptions, ctx: PlanContext, node: str) -> StepPlan:
         if ctx.spec(node).role != "control-plane":
             return skip("not a control plane")
         return do(Action(
@@ -44,9 +43,9 @@ class RemoveEtcdMember(Step):
             f"through {ctx.cluster.primary}'s etcd, once the members left are checked for quorum"
         ))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: EtcdMemberOptions, ctx: RunContext, node: str) -> bool:
         if ctx.plan.cluster.primary in ctx.state.reset:
-            return  # the last control plane was reset: its etcd went with it
+            return True  # the last control plane was reset: its etcd went with it
         primary = await ctx.node(ctx.plan.cluster.primary)
         addresses = etcdmembers.addresses_of(ctx.inventory, ctx.plan.node_ips, node)
         try:
@@ -55,19 +54,18 @@ class RemoveEtcdMember(Step):
         except (EtcdPodError, MemberRemovalRefused) as exc:
             raise NodeError(str(exc), phase=self.phase) from None
         if removal is None:
-            ctx.state.noop.add((node, self.name))
-            return
+            return False
         ctx.state.etcd_removed.append(removal)
         ctx.emit(node, self.phase, EventKind.PROGRESS, removal.line())
+        return True
 
 
-class EtcdMemberCheck(Step):
+class EtcdMemberCheck(Step[EtcdMemberOptions]):
     name = "etcd-member-check"
     phase = "etcd"
     changes = False
-    Options = EtcdMemberOptions
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: EtcdMemberOptions, ctx: PlanContext, node: str) -> StepPlan:
         names = checked(ctx)
         if not names:
             return skip("no control plane to join")
@@ -76,7 +74,7 @@ class EtcdMemberCheck(Step):
             f"{', '.join(names)}'s address was left by a machine that is gone"
         ))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: EtcdMemberOptions, ctx: RunContext, node: str) -> bool:
         names = checked(ctx.plan)
         try:
             pod = await EtcdPod.find(await ctx.node(node))
@@ -109,6 +107,7 @@ class EtcdMemberCheck(Step):
                 f"while it is listed. If its machine is gone for good: {fix}")
         if problems:
             raise NodeError("; ".join(problems), phase=self.phase)
+        return False
 
 
 def checked(ctx: PlanContext) -> list[str]:

@@ -26,8 +26,6 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from pydantic import BaseModel
-
 from k8slk_ops import etcdctl, etcdrestore, kubeadm, paths
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
@@ -36,7 +34,7 @@ from k8slk_ops.events import EventKind
 from k8slk_ops.membership import MembershipUnavailable, list_members
 from k8slk_ops.node import LinuxKitNode, NodeCommandError
 from k8slk_ops.steps import localapi
-from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do, skip
 from k8slk_ops.steps.certs import backoff, start_static_pods, stop_static_pods
 from k8slk_ops.steps.etcd import member_health
 
@@ -89,16 +87,16 @@ async def one_off(lk: LinuxKitNode, image: str, argv: list[str], timeout: float)
                       f"{argv[0]} {argv[1]} {argv[2]} in a container of {image}", timeout)
 
 
-class EtcdRestorePrepare(Step):
+class EtcdRestorePrepare(Step[NoOptions]):
     name = "etcd-restore-prepare"
     phase = "restore"
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         snap = _snapshot(ctx)
         return _control_plane(ctx, node, f"upload {snap.path.name} ({snap.size} bytes), check "
                               "its SHA-256 and snapshot status with the node's etcd image")
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         snap = _snapshot(ctx.plan)
         lk = await ctx.node(node)
         manifest = await _manifest(lk)
@@ -139,41 +137,43 @@ class EtcdRestorePrepare(Step):
                                 etcdrestore.marker_text(snap.sha256, "uploaded").encode())
         ctx.emit(node, self.phase, EventKind.PROGRESS,
                  f"snapshot checked with {manifest.image}: revision {status.revision}")
+        return True
 
 
-class EtcdRestoreStop(Step):
+class EtcdRestoreStop(Step[NoOptions]):
     name = "etcd-restore-stop"
     phase = "restore"
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         return _control_plane(ctx, node, "park the static pod manifests; wait until the kubelet "
                               "has stopped etcd and the API server")
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         lk = await ctx.node(node)
         if await _marker(lk) == (_snapshot(ctx.plan).sha256, "restored"):
             ctx.emit(node, self.phase, EventKind.PROGRESS,
                      "restored by an earlier run: its etcd is not stopped again")
-            return
+            return True
         await stop_static_pods(ctx, node, lk, etcdrestore.PARKED, None,
                                time.monotonic() + ctx.options.timeout)
+        return True
 
 
-class EtcdRestoreData(Step):
+class EtcdRestoreData(Step[NoOptions]):
     name = "etcd-restore-data"
     phase = "restore"
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         return _control_plane(ctx, node, f"restore the snapshot into {paths.ETCD_DATA}, the "
                               "old data directory kept under a dated name")
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         snap = _snapshot(ctx.plan)
         lk = await ctx.node(node)
         marker = await _marker(lk)
         if marker == (snap.sha256, "restored"):
             ctx.emit(node, self.phase, EventKind.PROGRESS, "restored by an earlier run")
-            return
+            return True
         state = ctx.state.etcd_restore
         manifest = state.manifests[node]
         members = [state.manifests[n] for n in sorted(state.manifests)]
@@ -192,32 +192,34 @@ class EtcdRestoreData(Step):
         await lk.write_file(etcdrestore.MARKER,
                             etcdrestore.marker_text(snap.sha256, "restored").encode())
         ctx.emit(node, self.phase, EventKind.PROGRESS, f"data restored as member {manifest.name}")
+        return True
 
 
-class EtcdRestoreStart(Step):
+class EtcdRestoreStart(Step[NoOptions]):
     name = "etcd-restore-start"
     phase = "restore"
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         return _control_plane(ctx, node, "move the static pod manifests back; wait until the "
                               "API answers")
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         lk = await ctx.node(node)
         back = await start_static_pods(lk, etcdrestore.PARKED)
         ctx.emit(node, self.phase, EventKind.PROGRESS, f"manifests back: {back or 'none parked'}")
         await localapi.wait_ready(lk, ctx.options.timeout, self.phase)
+        return True
 
 
-class EtcdRestoreCheck(Step):
+class EtcdRestoreCheck(Step[NoOptions]):
     name = "etcd-restore-check"
     phase = "restore"
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         return do(Action("wait until every etcd member is healthy and every node Ready; "
                          "remove the snapshot copies from the control planes"))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         snap = _snapshot(ctx.plan)
         state = ctx.state.etcd_restore
         cps = sorted(state.manifests)
@@ -245,6 +247,7 @@ class EtcdRestoreCheck(Step):
             tuple(f"{state.manifests[n].name}={state.manifests[n].peer_url}" for n in cps),
             tuple(f"{n}: {d}" for n, d in sorted(state.kept.items())),
         )
+        return True
 
     async def _why_not_done(self, ctx: RunContext, cps: list[str]) -> str:
         """'' once every control plane's member is healthy, lists them all, and every node of

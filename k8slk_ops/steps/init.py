@@ -39,12 +39,11 @@ def new_token() -> str:
     )
 
 
-class Init(Step):
+class Init(Step[InitOptions]):
     name = "init"
     phase = "init"
-    Options = InitOptions
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: InitOptions, ctx: PlanContext, node: str) -> StepPlan:
         if ctx.cluster.initialised:
             return skip("control plane already initialised")
         facts = ctx.facts[node]
@@ -62,8 +61,7 @@ class Init(Step):
             ),
         )
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
-        assert isinstance(options, InitOptions)
+    async def apply(self, options: InitOptions, ctx: RunContext, node: str) -> bool:
         facts = ctx.facts(node)
         refused = facts.not_waiting("init")
         if refused is not None:
@@ -103,3 +101,4 @@ class Init(Step):
         printed = kubeadm.parse_join_commands("\n".join(result.output))
         ctx.state.init_ca_hashes = tuple(sorted({h for cmd in printed for h in cmd.ca_cert_hashes}))
         ctx.state.initialised = True
+        return True

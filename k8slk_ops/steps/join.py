@@ -27,12 +27,11 @@ class JoinOptions(BaseModel):
     timeout: Duration | None = None
 
 
-class Join(Step):
+class Join(Step[JoinOptions]):
     name = "join"
     phase = "join"
-    Options = JoinOptions
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: JoinOptions, ctx: PlanContext, node: str) -> StepPlan:
         if node == ctx.cluster.primary:
             return skip("primary control plane")
         if ctx.cluster.is_member(node):
@@ -50,8 +49,7 @@ class Join(Step):
             Action(f"follow {paths.KUBEADM_LOG} until kubeadm has completed"),
         )
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
-        assert isinstance(options, JoinOptions)
+    async def apply(self, options: JoinOptions, ctx: RunContext, node: str) -> bool:
         if ctx.state.credentials is None:
             raise NodeError("no join credentials were minted in this run", phase=self.phase)
         facts = ctx.facts(node)
@@ -84,3 +82,4 @@ class Join(Step):
         if not result.ok:
             raise NodeError(result.reason, phase=self.phase, log_tail=result.tail(),
                             next_step=result.next_step(ctx.rerun(node)))
+        return True

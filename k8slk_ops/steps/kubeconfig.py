@@ -24,14 +24,13 @@ def kubeconfig_path(ctx: PlanContext) -> Path:
     return ctx.inventory.source.parent / f"{ctx.inventory.cluster.name}.kubeconfig"
 
 
-class FetchKubeconfig(Step):
+class FetchKubeconfig(Step[KubeconfigOptions]):
     name = "fetch-kubeconfig"
     phase = "kubeconfig"
     changes = False
     read_only = True
-    Options = KubeconfigOptions
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: KubeconfigOptions, ctx: PlanContext, node: str) -> StepPlan:
         target = kubeconfig_path(ctx)
         return do(
             Action(
@@ -41,8 +40,7 @@ class FetchKubeconfig(Step):
             )
         )
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
-        assert isinstance(options, KubeconfigOptions)
+    async def apply(self, options: KubeconfigOptions, ctx: RunContext, node: str) -> bool:
         lk = await ctx.node(node)
         raw = await lk.read_file(paths.ADMIN_CONF)
         if raw is None:
@@ -68,6 +66,7 @@ class FetchKubeconfig(Step):
         except kubeconfig.KubeconfigError as exc:
             raise NodeError(str(exc), phase=self.phase) from None
         ctx.state.kubeconfig = target
+        return False
 
 
 def _key_data(text: str) -> list[str]:

@@ -8,35 +8,28 @@ kubeadm task running with the trigger written), which it reports instead.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
-
 from k8slk_ops import paths
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
 from k8slk_ops.facts import TaskState
-from k8slk_ops.steps.base import Action, Step, StepPlan, do
+from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do
 
 
-class NoOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RemoveKubeadmConfig(Step):
+class RemoveKubeadmConfig(Step[NoOptions]):
     name = "remove-kubeadm-config"
     phase = "cleanup"
     changes = False  # it removes what this run put there
-    Options = NoOptions
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         return do(Action(f"remove {paths.KUBEADM_YAML} (token, certificate key) once kubeadm "
                          "has stopped"))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         lk = await ctx.node(node)
         facts = await lk.facts()  # one round trip: the config, the trigger, the task
         if not facts.kubeadm_yaml:
-            return
+            return False
         triggered = facts.kubeadm_run is not None
         state = facts.kubeadm_task
         if triggered and state is not TaskState.STOPPED:
@@ -50,3 +43,4 @@ class RemoveKubeadmConfig(Step):
         if result.exit_status != 0:
             raise NodeError(f"could not remove {paths.KUBEADM_YAML}", phase=self.phase)
         ctx.emit(node, self.phase, EventKind.PROGRESS, f"removed {paths.KUBEADM_YAML}")
+        return False

@@ -11,8 +11,6 @@ records both as owned.
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
 from k8slk_ops import kubeadm
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
@@ -20,7 +18,7 @@ from k8slk_ops.events import EventKind
 from k8slk_ops.membership import API_REQUEST_TIMEOUT, NODE_LIST_TIMEOUT, members_of
 from k8slk_ops.nextstep import NextStep
 from k8slk_ops.nodemeta import Current, Desired, NodeMetaDiff, differences, patch_text
-from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do, skip
 
 PHASE = "labels"
 
@@ -49,14 +47,14 @@ def _detail(diff: NodeMetaDiff) -> list[Action]:
     return actions
 
 
-class NodeMetadata(Step):
+class NodeMetadata(Step[NoOptions]):
     """Sets the labels and taints the inventory lists, removes those it owned and dropped."""
 
     name = "node-metadata"
     phase = PHASE
     needs_node = False
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         diff = planned_diff(ctx, node)
         if diff is None:
             desired = Desired.of(ctx.spec(node))
@@ -75,7 +73,7 @@ class NodeMetadata(Step):
             return skip("labels and taints match the inventory")
         return do(*_detail(diff))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         primary = await ctx.node(ctx.plan.cluster.primary)
         again = NextStep.then(
             f"check that {ctx.plan.cluster.primary}'s API answers (`kubectl get node {node}`)",
@@ -100,7 +98,7 @@ class NodeMetadata(Step):
         current = Current.of(member)
         diff = differences(node, Desired.of(ctx.plan.spec(node)), current)
         if diff.empty:
-            return
+            return False
         patched = await primary.kubectl(
             "patch", "node", node, "--type=merge", "-p", patch_text(current, diff),
             f"--request-timeout={kubeadm.format_duration(API_REQUEST_TIMEOUT)}",
@@ -112,3 +110,4 @@ class NodeMetadata(Step):
                             next_step=again)
         for line in diff.summaries():
             ctx.emit(node, self.phase, EventKind.PROGRESS, line)
+        return True

@@ -8,27 +8,25 @@ again without a reset).
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
 from k8slk_ops import kubeadm
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
 from k8slk_ops.facts import KubeadmState
 from k8slk_ops.nextstep import REBOOT, NextStep
-from k8slk_ops.steps.base import Action, Step, StepPlan, do
+from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do
 
 
-class Preflight(Step):
+class Preflight(Step[NoOptions]):
     name = "preflight"
     phase = "preflight"
     changes = False
     read_only = True
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         return do(Action("check kubelet task, kubeadm version and state, CPUs and memory"))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         facts = ctx.facts(node)
         if not facts.kubelet_running:
             state = facts.tasks.get("kubelet", "missing")
@@ -57,3 +55,4 @@ class Preflight(Step):
                 log_tail=kubeadm.failure_tail(facts.messages),
                 next_step=facts.not_waiting_next_step(ctx.rerun(node)),
             )
+        return False

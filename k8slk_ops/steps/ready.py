@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from k8slk_ops import podnetwork
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.events import EventKind
 from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do, skip
@@ -19,22 +20,23 @@ class ReadyOptions(BaseModel):
     timeout: Duration | None = None
 
 
-class WaitReady(Step):
+class WaitReady(Step[ReadyOptions]):
     name = "wait-ready"
     phase = "ready"
     changes = False
     read_only = True
     uses_connection = False  # it asks the primary
-    Options = ReadyOptions
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: ReadyOptions, ctx: PlanContext, node: str) -> StepPlan:
         member = ctx.cluster.members.get(node)
         if member is not None and member.ready:
             return skip("Ready")
         return do(Action("wait until the node is Ready in `kubectl get nodes`"))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
-        assert isinstance(options, ReadyOptions)
+    def plan_warnings(self, ctx: PlanContext) -> tuple[str, ...]:
+        return podnetwork.plan_warnings(ctx)  # a wait no pod network will end
+
+    async def apply(self, options: ReadyOptions, ctx: RunContext, node: str) -> bool:
         # Each poll's node list goes into the run's membership (ctx.members_watcher), NotReady
         # members too: the report explains why they are not Ready.
         member = await ctx.members_watcher().wait_ready(
@@ -43,3 +45,4 @@ class WaitReady(Step):
             lambda why: ctx.emit(node, self.phase, EventKind.PROGRESS, f"NotReady: {why}"),
         )
         ctx.state.versions[node] = member.kubelet_version
+        return False

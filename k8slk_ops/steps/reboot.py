@@ -64,16 +64,15 @@ class RebootOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Reboot(Step):
+class Reboot(Step[RebootOptions]):
     """``cluster.reboot.command`` in the node's shell, or ``cluster.reboot.local`` on this
     machine with ``{name}`` and ``{address}`` filled in (shell-quoted)."""
 
     name = "reboot"
     disrupts = True
     phase = "reboot"
-    Options = RebootOptions
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: RebootOptions, ctx: PlanContext, node: str) -> StepPlan:
         skipped = reboot_due(ctx, node)
         if skipped is not None:
             return skipped
@@ -82,7 +81,7 @@ class Reboot(Step):
             return do(Action(f"run locally: {local_command(spec.local, ctx, node)}"))
         return do(Action(f"run on the node: {spec.command}"))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: RebootOptions, ctx: RunContext, node: str) -> bool:
         lk = await ctx.node(node)
         await record_reboot(ctx, lk)
         # Never empty: an empty write has no stdin to end, and `cat >` would wait for it.
@@ -91,14 +90,15 @@ class Reboot(Step):
         ctx.state.rebooted.add(node)
         if spec.local:
             await run_local(local_command(spec.local, ctx.plan, node))
-            return
+            return True
         try:
             result = await lk.shell(["sh", "-c", spec.command], timeout=REBOOT_COMMAND_TIMEOUT)
         except SSHError:
-            return  # the reboot took the connection with it
+            return True  # the reboot took the connection with it
         if result.exit_status not in (0, -1):
             text = (result.stderr or result.stdout).decode(errors="replace").strip()
             raise NodeError(f"{spec.command!r} failed: {text[-300:]}", phase=self.phase)
+        return True
 
 
 async def record_reboot(ctx: RunContext, lk: LinuxKitNode) -> None:
@@ -166,23 +166,21 @@ class WaitSSHOptions(BaseModel):
     timeout: Duration = 600.0
 
 
-class WaitSSH(Step):
+class WaitSSH(Step[WaitSSHOptions]):
     """Waits until the node has booted again and answers SSH, then checks that it runs the
     target kubeadm (else the boot server still serves the old image)."""
 
     name = "wait-ssh"
     phase = "boot"
     changes = False
-    Options = WaitSSHOptions
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: WaitSSHOptions, ctx: PlanContext, node: str) -> StepPlan:
         skipped = reboot_due(ctx, node)
         if skipped is not None:
             return skipped
         return do(Action("wait until the node is back over SSH, running the target kubeadm"))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
-        assert isinstance(options, WaitSSHOptions)
+    async def apply(self, options: WaitSSHOptions, ctx: RunContext, node: str) -> bool:
         deadline = time.monotonic() + options.timeout
         await booted(ctx, node, deadline)
         # The cluster lock is a Lease in the cluster's store: the primary's reboot keeps it.
@@ -197,6 +195,7 @@ class WaitSSH(Step):
                 "is the new image served?",
                 phase=self.phase,
             )
+        return False
 
 
 async def booted(ctx: RunContext, node: str, deadline: float) -> LinuxKitNode:

@@ -17,7 +17,7 @@ from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.events import EventKind
 from k8slk_ops.nextstep import tool_line
-from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do, skip
+from k8slk_ops.steps.base import Action, Duration, NoOptions, Step, StepPlan, do, skip
 from k8slk_ops.uncut import uncut
 
 UNCORDON_TIMEOUT = 30.0
@@ -44,19 +44,18 @@ class GuardOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class RemovalGuard(Step):
+class RemovalGuard(Step[GuardOptions]):
     """Refuses removals that would leave no control plane or break etcd quorum."""
 
     name = "removal-guard"
     phase = "guard"
     changes = False
     read_only = True
-    Options = GuardOptions
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: GuardOptions, ctx: PlanContext, node: str) -> StepPlan:
         return do(Action("check that the removal keeps a control plane and etcd quorum"))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: GuardOptions, ctx: RunContext, node: str) -> bool:
         problem = quorum_problem(ctx.plan)
         if ctx.plan.cluster.primary in removing(ctx.plan) and not problem:
             # Only when control planes outside the inventory keep the cluster: we would be
@@ -72,6 +71,7 @@ class RemovalGuard(Step):
             raise NodeError(f"{problem}; refusing. {how} to do it anyway", phase=self.phase)
         if problem:
             ctx.emit(node, self.phase, EventKind.WARN, f"{problem}; going ahead (--force twice)")
+        return False
 
 
 def quorum_problem(ctx: PlanContext) -> str:
@@ -131,7 +131,7 @@ def drain_args(options: DrainOptions, node: str, timeout: float, force: bool) ->
     return args
 
 
-class Drain(Step):
+class Drain(Step[DrainOptions]):
     """Cordons and drains a node through the primary.
 
     A drain that fails or is interrupted leaves the node cordoned; the stage's ``cleanup``
@@ -142,10 +142,9 @@ class Drain(Step):
     name = "drain"
     phase = "drain"
     disrupts = True
-    Options = DrainOptions
     needs_node = False
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: DrainOptions, ctx: PlanContext, node: str) -> StepPlan:
         if not ctx.cluster.is_member(node):
             return skip("not in the cluster")
         if node in ctx.unreachable and ctx.options.force < 1:
@@ -153,8 +152,7 @@ class Drain(Step):
                              "it anyway)"))
         return do(Action(f"kubectl drain {node} (on {ctx.cluster.primary})"))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
-        assert isinstance(options, DrainOptions)
+    async def apply(self, options: DrainOptions, ctx: RunContext, node: str) -> bool:
         force = ctx.options.force >= 1
         if node in ctx.plan.unreachable and not force:
             raise NodeError(
@@ -168,17 +166,17 @@ class Drain(Step):
         result = await primary.kubectl(*drain_args(options, node, timeout, force), timeout=None)
         if result.exit_status == 0:
             ctx.state.drains_unfinished.discard(node)
-            return
+            return True
         last = kubeadm.failure_summary(result.stderr or result.stdout)
         if force:
             ctx.state.drains_unfinished.discard(node)
             ctx.emit(node, self.phase, EventKind.WARN, f"drain failed ({last}); forced on")
-            return
+            return True
         raise NodeError(f"drain failed: {last} ({forced(ctx.plan, 1)} removes it anyway)",
                         phase=self.phase)
 
 
-class Uncordon(Step):
+class Uncordon(Step[NoOptions]):
     """Cleanup after a drain that did not finish: the node goes back to the scheduler.
 
     Acts only on a node whose drain this run started and that neither finished nor was forced
@@ -190,16 +188,16 @@ class Uncordon(Step):
     changes = False
     needs_node = False
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         if not ctx.cluster.is_member(node):
             return skip("not in the cluster")
         return do(
             Action(f"kubectl uncordon {node} (on {ctx.cluster.primary}) if its drain did not finish")
         )
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         if node not in ctx.state.drains_unfinished:
-            return
+            return False
         primary = await ctx.node(ctx.plan.cluster.primary)
         try:
             result = await asyncio.wait_for(primary.kubectl("uncordon", node), UNCORDON_TIMEOUT)
@@ -213,26 +211,27 @@ class Uncordon(Step):
             )
         ctx.state.drains_unfinished.discard(node)
         ctx.emit(node, self.phase, EventKind.WARN, "the drain did not finish: node uncordoned")
+        return False
 
 
-class DeleteNode(Step):
+class DeleteNode(Step[NoOptions]):
     name = "delete-node"
     phase = "delete"
     needs_node = False
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         if not ctx.cluster.is_member(node):
             return skip("not in the cluster")
         return do(Action(f"kubectl delete node {node} (on {ctx.cluster.primary})"))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         if ctx.plan.cluster.primary in ctx.state.reset:
             ctx.emit(
                 node, self.phase, EventKind.WARN,
                 "the last control plane was reset: the cluster's API is gone with it, "
                 "no Node object is left to delete",
             )
-            return
+            return True
         primary = await ctx.node(ctx.plan.cluster.primary)
         result = await primary.kubectl("delete", "node", node)
         text = (result.stderr or result.stdout).decode(errors="replace")
@@ -241,20 +240,21 @@ class DeleteNode(Step):
                 f"kubectl delete node failed: {kubeadm.failure_summary(text)}", phase=self.phase
             )
         ctx.state.members.pop(node, None)
+        return True
 
 
-class KubeadmReset(Step):
+class KubeadmReset(Step[NoOptions]):
     name = "kubeadm-reset"
     phase = "reset"
     disrupts = True
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         facts = ctx.facts[node]
         if not (facts.marker or facts.admin_conf or ctx.cluster.is_member(node)):
             return skip("nothing to reset")
         return do(Action("kubeadm reset -f (the node needs a reboot before it can join again)"))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         lk = await ctx.node(node)
         with uncut():  # a reset cut half-way leaves a node neither member nor clean
             result = await lk.kubeadm("reset", "-f", timeout=300)
@@ -263,3 +263,4 @@ class KubeadmReset(Step):
             raise NodeError(f"kubeadm reset failed: {why}", phase=self.phase)
         ctx.state.reset.add(node)
         ctx.emit(node, self.phase, EventKind.PROGRESS, "reset; reboot the node before re-joining")
+        return True

@@ -12,12 +12,10 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
-from pydantic import BaseModel
-
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
 from k8slk_ops.rows import CertSummary, StatusRow
-from k8slk_ops.steps.base import Action, Step, StepPlan, do
+from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do
 from k8slk_ops.steps.certs import kubelet_cert_expiry, read_certs
 
 
@@ -39,19 +37,19 @@ def status_row(ctx: PlanContext, node: str) -> StatusRow:
     )
 
 
-class Status(Step):
+class Status(Step[NoOptions]):
     name = "status"
     phase = "status"
     changes = False
     read_only = True
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         what = "read facts"
         if ctx.spec(node).role == "control-plane" and ctx.facts[node].admin_conf:
             what += " and `kubeadm certs check-expiration`"
         return do(Action(what))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         row = status_row(ctx.plan, node)
         facts = ctx.facts(node)
         if ctx.plan.spec(node).role == "control-plane" and facts.admin_conf:
@@ -67,3 +65,4 @@ class Status(Step):
             if expires is not None:
                 row = dataclasses.replace(row, kubelet_cert_expire=expires)
         ctx.state.status[node] = row
+        return False

@@ -8,11 +8,9 @@ only reported, with no action, by the plan and by the run.
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.events import EventKind
-from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do, skip
 
 NOT_LISTED = "not in the inventory: left alone (add it, or remove it with kubectl and kubeadm)"
 
@@ -23,20 +21,21 @@ def unlisted(ctx: PlanContext) -> list[str]:
     return sorted(n for n in ctx.cluster.members if n not in listed)
 
 
-class UnlistedMembers(Step):
+class UnlistedMembers(Step[NoOptions]):
     name = "unlisted-members"
     phase = "members"
     changes = False
     read_only = True
     needs_node = False
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         names = unlisted(ctx)
         if not names:
             return skip("every member is in the inventory")
         return do(*(Action(f"{name}: {NOT_LISTED}", {"member": name, "action": "none"})
                     for name in names))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         for name in unlisted(ctx.plan):
             ctx.emit(node, self.phase, EventKind.WARN, f"{name}: {NOT_LISTED}")
+        return False

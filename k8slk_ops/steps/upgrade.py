@@ -33,7 +33,7 @@ from k8slk_ops.rebootrecord import remove_args
 from k8slk_ops.ssh import SSHError
 from k8slk_ops.steps import localapi
 from k8slk_ops.steps.base import Action, Duration, NoOptions, Step, StepPlan, do, skip
-from k8slk_ops.steps.remove import Drain
+from k8slk_ops.steps.remove import Drain, DrainOptions
 from k8slk_ops.uncut import uncut
 
 STATIC_PODS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -107,7 +107,7 @@ def refusal(ctx: PlanContext) -> str:
     return upgrade_refusal(target, tuple(versions))
 
 
-class UpgradeCheck(Step):
+class UpgradeCheck(Step[NoOptions]):
     """Refuses, before anything is touched, what kubeadm would refuse: a downgrade, a skipped
     minor, workers ahead of the control planes."""
 
@@ -117,19 +117,20 @@ class UpgradeCheck(Step):
     read_only = True
     needs_node = False
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         why = refusal(ctx)
         if why:
             return do(Action(f"refuse: {why}"))
         return do(Action(f"check the roll to {target_version(ctx)}"))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         why = refusal(ctx.plan)
         if why:
             raise NodeError(f"refusing the upgrade: {why}", phase=self.phase)
+        return False
 
 
-class PersistentDisk(Step):
+class PersistentDisk(Step[NoOptions]):
     """A node whose /var/node is not a mounted disk would come back from its reboot empty:
     refused before it is cordoned (the image needs one unformatted disk)."""
 
@@ -138,10 +139,10 @@ class PersistentDisk(Step):
     changes = False
     read_only = True
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         return not_due(ctx, node) or do(Action("check that /var/node is a persistent disk"))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         lk = await ctx.node(node)
         result = await lk.shell(["sh", "-c", VAR_NODE_MOUNTED], timeout=30)
         if result.exit_status != 0:
@@ -150,6 +151,7 @@ class PersistentDisk(Step):
                 "reboot. Give it one unformatted disk (the image formats and mounts it)",
                 phase=self.phase,
             )
+        return False
 
 
 
@@ -162,7 +164,7 @@ async def kubectl_on_primary(ctx: RunContext, verb: str, node: str, phase: str) 
         raise NodeError(f"kubectl {verb} failed: {why}", phase=phase)
 
 
-class Cordon(Step):
+class Cordon(Step[NoOptions]):
     """Marks the node unschedulable through the primary. Until its drain finishes, the stage's
     ``uncordon`` cleanup gives it back if the run stops."""
 
@@ -170,14 +172,15 @@ class Cordon(Step):
     phase = "cordon"
     needs_node = False
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         return not_due(ctx, node) or do(
             Action(f"kubectl cordon {node} (on {ctx.cluster.primary})")
         )
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         ctx.state.drains_unfinished.add(node)
         await kubectl_on_primary(ctx, "cordon", node, self.phase)
+        return True
 
 
 class UpgradeDrain(Drain):
@@ -185,18 +188,18 @@ class UpgradeDrain(Drain):
 
     name = "upgrade-drain"
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: DrainOptions, ctx: PlanContext, node: str) -> StepPlan:
         return not_due(ctx, node) or super().plan(options, ctx, node)
 
 
-class KubeadmUpgrade(Step):
+class KubeadmUpgrade(Step[NoOptions]):
     """``kubeadm upgrade apply vX --yes`` on the primary, ``kubeadm upgrade node`` on the
     others, then the kubelet restarted so that it reads the configuration kubeadm wrote."""
 
     name = "kubeadm-upgrade"
     phase = "upgrade"
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         skipped = not_due(ctx, node)
         if skipped:
             return skipped
@@ -208,7 +211,7 @@ class KubeadmUpgrade(Step):
             return ["kubeadm", "upgrade", "apply", str(target_version(ctx)), "--yes"]
         return ["kubeadm", "upgrade", "node"]
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         lk = await ctx.node(node)
         argv = self.argv(ctx.plan, node)
         if ctx.plan.spec(node).role == "control-plane":  # just booted: its API comes back first
@@ -231,6 +234,7 @@ class KubeadmUpgrade(Step):
         if restart.exit_status != 0:
             why = kubeadm.failure_summary(restart.stderr or restart.stdout)
             raise NodeError(f"restarting the kubelet failed: {why}", phase=self.phase)
+        return True
 
 
 class GateOptions(BaseModel):
@@ -238,7 +242,7 @@ class GateOptions(BaseModel):
     timeout: Duration = 300.0
 
 
-class HealthGate(Step):
+class HealthGate(Step[GateOptions]):
     """Waits until the roll may go on: the node Ready at the target; on a control plane, the
     API answers /readyz and its static pods run the target; every node Ready before the roll
     still is. The reason it is still waiting is the failure when the timeout ends it."""
@@ -248,15 +252,13 @@ class HealthGate(Step):
     changes = False
     read_only = True
     needs_node = False
-    Options = GateOptions
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: GateOptions, ctx: PlanContext, node: str) -> StepPlan:
         return not_due(ctx, node) or do(
             Action(f"wait until {node} is Ready at {target_version(ctx)} and the cluster healthy")
         )
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
-        assert isinstance(options, GateOptions)
+    async def apply(self, options: GateOptions, ctx: RunContext, node: str) -> bool:
         deadline = time.monotonic() + options.timeout
         pause = 0.2
         while True:
@@ -266,7 +268,7 @@ class HealthGate(Step):
                 why = str(exc)
             if not why:
                 ctx.state.versions[node] = str(target_version(ctx.plan))
-                return
+                return False
             if time.monotonic() > deadline:
                 raise NodeError(f"health gate: {why}", phase=self.phase)
             await asyncio.sleep(pause)
@@ -332,21 +334,20 @@ def static_pods_behind(pods_json: str, node: str, target: KubeVersion) -> str:
     return ""
 
 
-class UncordonUpgraded(Step):
+class UncordonUpgraded(Step[NoOptions]):
     """Gives an upgraded node back to the scheduler, and removes the reboot record a run left
     on it (``rebootrecord.py``): the node is done."""
 
     name = "uncordon-node"
     phase = "uncordon"
     needs_node = False
-    Options = NoOptions
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         return not_due(ctx, node) or do(
             Action(f"kubectl uncordon {node} (on {ctx.cluster.primary})")
         )
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         await kubectl_on_primary(ctx, "uncordon", node, self.phase)
         member = ctx.plan.cluster.members.get(node)
         if node in ctx.state.rebooted or (member is not None and member.reboot is not None):
@@ -360,3 +361,4 @@ class UncordonUpgraded(Step):
                     f"{REBOOT_ANNOTATION}-` removes it",
                     phase=self.phase,
                 )
+        return True

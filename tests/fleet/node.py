@@ -169,11 +169,6 @@ class SimNode:
             if not fut.done():
                 fut.set_result(None)
 
-    async def log_grown(self, seen: int) -> None:
-        """Return once the log has more than ``seen`` lines (or was emptied by a reboot)."""
-        while len(self.log) == seen:
-            await self.changed(self.changes)
-
     async def changed(self, since: int) -> None:
         """Return once the log or the tasks changed after ``changes`` was ``since`` (at once
         if they already have: a waiter that starts late misses nothing)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops import cli
+from k8slk_ops import cliutil
 from tests.fleet.inprocess import InProcessFleet
 from tests.unit.clirun import CliRun, K8slk
 from tests.unit.conftest import FleetFactory
@@ -152,7 +152,7 @@ def test_at_a_terminal_the_plan_is_printed_then_a_disruption_is_asked_about(
     fleet: InProcessFleet, k8slk: K8slk, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     assert k8slk("apply", fleet.inventory).code == 0
-    monkeypatch.setattr(cli, "stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(cliutil, "stdin_is_terminal", lambda: True)
     marked = inventory(fleet, "marked.yml", extra={"w-1": "remove: true"})
     prom = tmp_path / "apply.prom"
     no = k8slk("apply", marked, "--metrics-file", prom, input="n\n")

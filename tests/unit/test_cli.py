@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from k8slk_ops import cli
+from k8slk_ops import cli, cliutil
 from k8slk_ops.events import RunReport
 from k8slk_ops.options import RunOptions
 
@@ -48,7 +48,7 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> type[Seen]:
         async def run(self) -> RunReport:
             return RunReport(command=Seen.command, cluster="lab", inventory="inv.yml")
 
-    monkeypatch.setattr(cli, "Operation", FakeOperation)
+    monkeypatch.setattr(cliutil, "Operation", FakeOperation)
     return Seen
 
 

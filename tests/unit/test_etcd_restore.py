@@ -63,7 +63,7 @@ def test_a_missing_file_is_refused(tmp_path: Path) -> None:
 
 def test_an_empty_snapshot_is_refused() -> None:
     with pytest.raises(RestoreRefused, match="empty"):
-        etcdrestore.check_status(etcdctl.SnapshotStatus(1, 0, 0, 20480))
+        etcdrestore.check_status(etcdctl.SnapshotStatus(1, 0, 0))
 
 
 def _manifest(name: str, address: str, image: str = "registry.k8s.io/etcd:3.5.15-0") -> str:

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
-from pydantic import BaseModel
 
 from k8slk_ops.context import ClusterFacts, Member, PlanContext, RunContext, RunOptions
 from k8slk_ops.errors import NodeError
@@ -40,13 +39,14 @@ class Probe:
         self.gate = gate
         self.entered: asyncio.Queue[str] = asyncio.Queue()
         self.uncut: set[str] = set()  # nodes whose step waits inside an uncut section
+        self.idle: set[str] = set()  # "step:node" pairs that find nothing to do
 
     async def wait_entered(self, count: int) -> None:
         for _ in range(count):
             await self.entered.get()
 
 
-class FakeStep(Step):
+class FakeStep(Step[NoOptions]):
     probe: ClassVar[Probe]
 
     def __init__(self, name: str, changes: bool = True) -> None:
@@ -65,10 +65,10 @@ class FakeStep(Step):
     def changes(self) -> bool:  # type: ignore[override]
         return self._changes
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         return do(Action(f"{self._name} on {node}"))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         probe = FakeStep.probe
         probe.in_flight += 1
         probe.max_in_flight = max(probe.max_in_flight, probe.in_flight)
@@ -84,6 +84,7 @@ class FakeStep(Step):
                 raise NodeError(f"{self._name} broke", phase=self._name, log_tail=["last line"])
         finally:
             probe.in_flight -= 1
+        return (self._name, node) not in {tuple(x.split(":")) for x in probe.idle}
 
 
 def stage(name: str, hosts: str, step: str, **kw: Any) -> Stage:
@@ -93,8 +94,10 @@ def stage(name: str, hosts: str, step: str, **kw: Any) -> Stage:
 
 def setup(stages: list[Stage], always: list[Stage] | None = None, workers: int = 3,
           concurrency: int = 64) -> tuple[Executor, Recorder, dict[str, NodeReport]]:
-    nodes = [SimpleNamespace(name="cp-1", role="control-plane", address="a")] + [
-        SimpleNamespace(name=f"w-{i}", role="worker", address="a") for i in range(1, workers + 1)
+    nodes = [SimpleNamespace(name="cp-1", role="control-plane", address="a",
+                             is_control_plane=True)] + [
+        SimpleNamespace(name=f"w-{i}", role="worker", address="a", is_control_plane=False)
+        for i in range(1, workers + 1)
     ]
     inventory = SimpleNamespace(nodes=nodes, node=lambda n: next(x for x in nodes if x.name == n))
     pctx = PlanContext(
@@ -256,7 +259,7 @@ async def test_a_node_failed_earlier_makes_a_stop_stage_stop() -> None:
     assert reports["w-1"].outcome == Outcome.SKIPPED
 
 
-class CleanupStep(Step):
+class CleanupStep(Step[NoOptions]):
     """Records the nodes it cleans up after; fails on the nodes named in ``broken``."""
 
     name = "tidy"
@@ -265,14 +268,15 @@ class CleanupStep(Step):
     done: ClassVar[list[str]] = []
     broken: ClassVar[set[str]] = set()
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         return do(Action(f"tidy {node}"))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         await asyncio.sleep(0)
         if node in CleanupStep.broken:
             raise NodeError("tidy broke", phase="tidy")
         CleanupStep.done.append(node)
+        return True
 
 
 def with_cleanup(st: Stage) -> Stage:
@@ -331,3 +335,20 @@ async def test_running_never_changes_the_plan_context() -> None:
     assert (dict(ex.ctx.plan.cluster.members), ex.ctx.plan.cluster.initialised) == before
     with pytest.raises(dataclasses.FrozenInstanceError):
         ex.ctx.plan.cluster = ClusterFacts(primary="w-1")  # type: ignore[misc]
+
+
+async def test_a_changing_step_that_finds_nothing_to_do_leaves_its_node_unchanged() -> None:
+    FakeStep.probe = Probe()
+    FakeStep.probe.idle = {"renew:w-1"}
+    ex, _, reports = setup([stage("renew", "workers", "renew")])
+    await ex.execute()
+    assert reports["w-1"].outcome == Outcome.UNCHANGED  # apply said it changed nothing
+    assert reports["w-2"].outcome == Outcome.OK
+
+
+async def test_what_a_check_says_it_changed_does_not_count() -> None:
+    """Only steps that declare ``changes`` make a node changed, whatever their apply says."""
+    FakeStep.probe = Probe()
+    ex, _, reports = setup([stage("ready", "workers", "ready", changes=False)])
+    await ex.execute()
+    assert reports["w-1"].outcome == Outcome.UNCHANGED

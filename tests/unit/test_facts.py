@@ -27,7 +27,6 @@ mem_kb=3906250
 hostname=node-a
 marker=0
 admin_conf=0
-ca_cert=0
 kubeadm_yaml=1
 kubeadm_run=join
 task TASK       PID     STATUS

@@ -38,7 +38,7 @@ def test_it_is_undone_when_the_run_raises() -> None:
 def test_a_run_of_the_cli_is_inside_lean_gc(
     fleet: InProcessFleet, k8slk: K8slk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from k8slk_ops import cli
+    from k8slk_ops import cliutil
 
     seen: list[int] = []
 
@@ -48,7 +48,7 @@ def test_a_run_of_the_cli_is_inside_lean_gc(
             seen.append(gc.get_freeze_count())
             yield
 
-    monkeypatch.setattr(cli, "lean_gc", recording)
+    monkeypatch.setattr(cliutil, "lean_gc", recording)
     run = k8slk("status", fleet.inventory, "--json")
     assert run.code == 0, run.why()
     assert seen and seen[0] > 0
@@ -58,7 +58,7 @@ def test_a_run_of_the_cli_is_inside_lean_gc(
 def test_the_report_is_written_before_the_heap_is_thawed(
     fleet: InProcessFleet, k8slk: K8slk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from k8slk_ops import cli, report
+    from k8slk_ops import cliutil, report
 
     inside: list[bool] = [False]
     seen: list[bool] = []
@@ -78,7 +78,7 @@ def test_the_report_is_written_before_the_heap_is_thawed(
         seen.append(inside[0])
         original(self, run_report)
 
-    monkeypatch.setattr(cli, "lean_gc", recording)
+    monkeypatch.setattr(cliutil, "lean_gc", recording)
     monkeypatch.setattr(report.JsonReporter, "finish", finish)
     run = k8slk("status", fleet.inventory, "--json")
     assert run.code == 0, run.why()

@@ -10,9 +10,9 @@ from k8slk_ops.kubeadm import (
     is_upgrade_node_success,
     parse_cert_expiration,
     parse_kubeadm_date,
-    parse_upgrade_plan,
     upgraded_to,
 )
+from tests.unit.upgradeplan import parse_upgrade_plan
 
 CHECK = (
     "[check-expiration] Reading configuration from the cluster...\n"

@@ -24,7 +24,6 @@ from k8slk_ops.kubeadm import (
     is_upgrade_apply_success,
     is_upgrade_node_success,
     parse_cert_expiration,
-    parse_upgrade_plan,
     upgraded_to,
 )
 from tests.unit.test_lab_doubles import (
@@ -37,6 +36,7 @@ from tests.unit.test_lab_doubles import (
     ready,
     wait_for,
 )
+from tests.unit.upgradeplan import parse_upgrade_plan
 
 __all__ = ["nodes", "pytestmark"]  # the fixture and the skip mark, shared
 

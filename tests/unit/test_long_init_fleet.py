@@ -27,10 +27,6 @@ INIT_LINES = [
     "[wait-control-plane] Waiting for the kubelet to boot up the control plane as static Pods",
 ] * 20
 
-BUG = ("the facts probe reads a 40-line tail of the kubeadm log and classifies it apart from "
-       "the kubeadm log state machine: an init that printed more reads as waiting")
-
-
 def interrupt() -> None:
     os.kill(os.getpid(), signal.SIGINT)
 

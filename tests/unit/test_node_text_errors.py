@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops import cli
+from k8slk_ops import cliutil
 from tests.fleet import kubectl as fleet_kubectl
 from tests.fleet.inprocess import InProcessFleet
 from tests.fleet.node import SimNode
@@ -45,7 +45,7 @@ def test_an_inventory_too_large_for_memory_is_exit_2(
     def exhausted(path: Path) -> object:
         raise MemoryError
 
-    monkeypatch.setattr(cli, "load_inventory", exhausted)
+    monkeypatch.setattr(cliutil, "load_inventory", exhausted)
     for args in (("inventory", "check", inventory), ("bootstrap", inventory, "--dry-run")):
         run = k8slk(*args)
         assert run.code == 2, run.why()

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-from k8slk_ops import cli
+from k8slk_ops import cli, cliutil
 from k8slk_ops.events import RunReport
 from k8slk_ops.options import RunOptions
 
@@ -48,7 +48,7 @@ def ran(monkeypatch: pytest.MonkeyPatch) -> Ran:
         async def run(self) -> RunReport:
             return RunReport(command=self.command, cluster="lab", inventory="inv.yml")
 
-    monkeypatch.setattr(cli, "Operation", RecordingOperation)
+    monkeypatch.setattr(cliutil, "Operation", RecordingOperation)
     return seen
 
 
@@ -192,7 +192,7 @@ def test_a_metrics_file_in_a_missing_directory_is_said_once_and_not_written(
 @pytest.fixture
 def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     """Someone at a terminal (the test runner's stdin is a pipe)."""
-    monkeypatch.setattr(cli, "stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(cliutil, "stdin_is_terminal", lambda: True)
 
 
 @pytest.mark.usefixtures("terminal")

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import pytest
 from typer.testing import CliRunner
 
-from k8slk_ops import cli
+from k8slk_ops import cli, cliutil
 from k8slk_ops.commands.upgrade import workers_batch
 from k8slk_ops.events import RunReport
 from k8slk_ops.kubeadm.versions import KubeVersion
@@ -57,7 +57,7 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> type[Seen]:
         async def run(self) -> RunReport:
             return RunReport(command="upgrade", cluster="lab", inventory="inv.yml")
 
-    monkeypatch.setattr(cli, "Operation", FakeOperation)
+    monkeypatch.setattr(cliutil, "Operation", FakeOperation)
     return Seen
 
 

@@ -1,0 +1,224 @@
+"""The import contract, read from the source with ``ast`` (nothing is imported).
+
+1. No cycle among k8slk_ops's modules, nor among its parts (a subpackage such as ``inventory/``
+   or ``steps/`` counted as one): a cycle makes import order matter, lets a half-initialised
+   module be seen, and ties layers that docs/architecture.md keeps apart. Every import counts,
+   those under ``TYPE_CHECKING`` and inside functions too: they tie the code just the same.
+2. ``kubeadm/`` and ``inventory/`` stay pure: they import nothing of k8slk_ops but each other
+   and the plain helpers in ``PURE``, never the engine, the node layer or ``ssh/``.
+
+Run by ``nox -s lint`` as well as with the unit tests. A failure names the modules of the
+cycle, or the import, with its file and line.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = "k8slk_ops"
+PURE_PARTS = ("kubeadm", "inventory")
+# Modules outside the pure parts that the pure parts may import: plain data and text, no I/O.
+PURE = frozenset({"errors", "hosts", "nextstep"})
+
+
+@dataclass(frozen=True)
+class Import:
+    source: str  # the importing module
+    target: str  # the imported module (or the package whose attribute is imported)
+    where: str  # file:line
+
+
+def modules(root: Path) -> dict[str, Path]:
+    """Module name -> file, for every module of the package under ``root``."""
+    found = {}
+    for path in sorted((root / PACKAGE).rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def imports(root: Path) -> list[Import]:
+    """Every import of one of the package's modules by another, wherever it is written."""
+    mods = modules(root)
+
+    def known(name: str) -> str | None:
+        while name and name not in mods:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    found = []
+    for name, path in mods.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*up, base] if base else up)
+                names = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base
+                         for a in node.names]
+            else:
+                continue
+            for imported in names:
+                target = known(imported) if imported.split(".")[0] == PACKAGE else None
+                # A module's own packages are run before it: importing them is no edge.
+                if target and target != name and not name.startswith(target + "."):
+                    where = f"{path.relative_to(root)}:{node.lineno}"
+                    found.append(Import(name, target, where))
+    return found
+
+
+def part(module: str) -> str:
+    """The part a module belongs to: ``k8slk_ops.inventory.model`` -> ``k8slk_ops.inventory``."""
+    return ".".join(module.split(".")[:2])
+
+
+def cycles(edges: dict[str, set[str]]) -> Iterator[list[str]]:
+    """One cycle through each strongly connected group of more than one node (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[set[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(edges.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = set()
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.add(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append(group)
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    for group in groups:
+        yield _path_around(min(group), group, edges)
+
+
+def _path_around(start: str, group: set[str], edges: dict[str, set[str]]) -> list[str]:
+    """A shortest way from ``start`` back to itself inside ``group``."""
+    paths = {start: [start]}
+    todo = [start]
+    while todo:
+        v = todo.pop(0)
+        for w in sorted(edges.get(v, ()) & group):
+            if w == start:
+                return [*paths[v], start]
+            if w not in paths:
+                paths[w] = [*paths[v], w]
+                todo.append(w)
+    raise AssertionError(f"no way back to {start} in {sorted(group)}")
+
+
+def problems(root: Path) -> list[str]:
+    """Everything that breaks the contract, in words."""
+    found = imports(root)
+    by_module: dict[str, set[str]] = {}
+    by_part: dict[str, set[str]] = {}
+    where: dict[tuple[str, str], str] = {}
+    for imp in found:
+        by_module.setdefault(imp.source, set()).add(imp.target)
+        where.setdefault((imp.source, imp.target), imp.where)
+        a, b = part(imp.source), part(imp.target)
+        if a != b:
+            by_part.setdefault(a, set()).add(b)
+            where.setdefault((a, b), imp.where)
+    said = []
+    for kind, edges in (("modules", by_module), ("parts", by_part)):
+        for cycle in cycles(edges):
+            steps = [f"{a} -> {b} ({where[a, b]})" for a, b in itertools.pairwise(cycle)]
+            said.append(f"import cycle among {kind}: " + "; ".join(steps))
+    pure = {f"{PACKAGE}.{p}" for p in PURE_PARTS}
+    allowed = pure | {f"{PACKAGE}.{m}" for m in PURE}
+    for imp in found:
+        if part(imp.source) in pure and part(imp.target) not in allowed:
+            said.append(f"{imp.where}: {imp.source} imports {imp.target}; kubeadm/ and "
+                        f"inventory/ stay pure (they may import each other and {sorted(PURE)})")
+    return said
+
+
+def test_the_package_keeps_the_import_contract() -> None:
+    assert problems(ROOT) == []
+
+
+def _tree(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / PACKAGE / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def test_a_cycle_is_found_and_named_even_under_type_checking(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {
+        "__init__.py": "",
+        "a.py": "from k8slk_ops import b\n",
+        "b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from k8slk_ops.a import X\n",
+    })
+    assert problems(root) == [
+        "import cycle among modules: k8slk_ops.a -> k8slk_ops.b (k8slk_ops/a.py:1); "
+        "k8slk_ops.b -> k8slk_ops.a (k8slk_ops/b.py:3)",
+        "import cycle among parts: k8slk_ops.a -> k8slk_ops.b (k8slk_ops/a.py:1); "
+        "k8slk_ops.b -> k8slk_ops.a (k8slk_ops/b.py:3)",
+    ]
+
+
+def test_a_cycle_through_a_package_is_a_cycle_among_parts(tmp_path: Path) -> None:
+    """inventory/check -> playbook -> yamlsource -> inventory/errors: no two modules import
+    each other, but the parts do."""
+    root = _tree(tmp_path, {
+        "__init__.py": "",
+        "inventory/__init__.py": "",
+        "inventory/errors.py": "",
+        "inventory/check.py": "def f():\n    from k8slk_ops.playbook import Playbook\n",
+        "playbook.py": "from k8slk_ops import yamlsource\n",
+        "yamlsource.py": "from .inventory.errors import E\n",
+    })
+    said = problems(root)
+    assert [s.split(":")[0] for s in said] == [
+        "import cycle among parts", "k8slk_ops/inventory/check.py"]
+    assert "k8slk_ops.inventory -> k8slk_ops.playbook (k8slk_ops/inventory/check.py:2)" in said[0]
+
+
+def test_a_pure_part_importing_the_node_layer_is_refused(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {
+        "__init__.py": "",
+        "node.py": "",
+        "errors.py": "",
+        "kubeadm/__init__.py": "from k8slk_ops.errors import E\n",
+        "kubeadm/render.py": "import k8slk_ops.node\n",
+    })
+    assert problems(root) == [
+        "k8slk_ops/kubeadm/render.py:1: k8slk_ops.kubeadm.render imports k8slk_ops.node; "
+        "kubeadm/ and inventory/ stay pure (they may import each other and "
+        "['errors', 'hosts', 'nextstep'])"
+    ]
+
+
+if __name__ == "__main__":  # python tests/unit/test_import_contract.py
+    said = problems(ROOT)
+    print("\n".join(said) or "import contract kept")
+    raise SystemExit(1 if said else 0)
