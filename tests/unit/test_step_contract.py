@@ -141,7 +141,7 @@ def test_a_guard_of_changes_is_dropped_when_nothing_changes() -> None:
     guard = _stage("guard", StepCall(_Guard(), _Before(before_change=True)))
     alone = _plan(guard)
     assert alone.stages[0].nodes == ()
-    assert {why for _, why in alone.stages[0].skipped} == {"nothing changes: no snapshot needed"}
+    assert {why for _, why in alone.stages[0].skipped} == {"nothing changes after it: no snapshot needed"}
     with_change = _plan(guard, _stage("change", StepCall(_Change(), NoOptions())))
     assert [n.node for n in with_change.stages[0].nodes] == ["w-1", "w-2"]
 
