@@ -17,6 +17,7 @@ from k8slk_ops.steps.etcdrestore import (
     EtcdRestoreStart,
     EtcdRestoreStop,
 )
+from k8slk_ops.steps.etcdverify import EtcdVerifyRestore
 from k8slk_ops.steps.init import Init
 from k8slk_ops.steps.join import Join
 from k8slk_ops.steps.kubeconfig import FetchKubeconfig
@@ -68,6 +69,7 @@ STEPS: dict[str, Step] = {
         UncordonUpgraded(),
         UpgradeDrain(),
         EtcdSnapshot(),
+        EtcdVerifyRestore(),
         EtcdRestorePrepare(),
         EtcdRestoreStop(),
         EtcdRestoreData(),
