@@ -97,8 +97,13 @@ class EtcdVerifyRestore(Step):
             check = await _verify(ctx, lk, node, snap, run_id)
         except VerifyFailed as exc:
             failed = exc
-        finally:
+        except NodeCommandError as exc:  # a read or write on the node itself failed
+            failed = VerifyFailed(str(exc))
+        finally:  # also when cancelled or the connection is lost: then said as a cleanup error
             left = await _clean(lk, run_id)
+            if left:
+                ctx.state.cleanup_errors.append(f"{node}: {left}")
+                ctx.emit(node, self.phase, EventKind.WARN, left)
         if failed is not None:
             ctx.state.restore_check = RestoreCheck(node, False, error=str(failed))
             tail = [left] if left else []
@@ -107,7 +112,6 @@ class EtcdVerifyRestore(Step):
         assert check is not None
         ctx.state.restore_check = check
         if left:
-            ctx.state.cleanup_errors.append(f"{node}: {left}")
             raise NodeError(f"{check.line()}, but {left}", phase=self.phase)
         ctx.emit(node, self.phase, EventKind.PROGRESS, check.line())
 
