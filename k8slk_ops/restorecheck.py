@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,6 +164,18 @@ def cleanup_by_hand(run_id: str) -> str:
     ns = etcdrestore.CTR_NAMESPACE
     return (f"`ctr --namespace {ns} task delete --force {cid}; ctr --namespace {ns} container "
             f"delete {cid}; rm -rf {scratch}` (it holds every Secret of the cluster)")
+
+
+# What marks the lines of etcd's output that say why it stopped: a flag refused prints its
+# error first and then the whole usage text, so the last lines alone say nothing.
+_WHY = re.compile(r"error|fatal|panic|failed|not defined|cannot|invalid|no such|denied", re.I)
+
+
+def log_excerpt(text: str, n: int) -> list[str]:
+    """The throwaway etcd's last ``n`` lines that say why it stopped, else its last ``n``."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    telling = [line for line in lines if _WHY.search(line)]
+    return (telling or lines)[-n:]
 
 
 class CheckError(ValueError):

@@ -231,7 +231,7 @@ async def _failed(lk: LinuxKitNode, why: str, scratch: str) -> VerifyFailed:
     with contextlib.suppress(NodeCommandError):
         text = await lk.read_file(restorecheck.log_path(scratch))
         if text:
-            tail = kubeadm.failure_tail(text.decode(errors="replace"), LOG_LINES)
+            tail = restorecheck.log_excerpt(text.decode(errors="replace"), LOG_LINES)
     return VerifyFailed(why, SERVE, tail)
 
 

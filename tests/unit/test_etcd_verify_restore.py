@@ -226,3 +226,14 @@ def test_no_check_no_restore_metric() -> None:
     report = _report(None)
     assert "restoreCheck" not in report.data
     assert _samples(metrics.render(report), "k8slk_ops_etcd_snapshot_restore_verified") == []
+
+
+def test_the_log_excerpt_keeps_the_lines_that_say_why() -> None:
+    refused = ("flag provided but not defined: -no-such-flag\n"
+               "Usage:\n\n  etcd [flags]\n    Start an etcd server.\n\n"
+               "  etcd gateway\n    Run the stateless pass-through etcd TCP proxy.\n")
+    assert restorecheck.log_excerpt(refused, 5) == [
+        "flag provided but not defined: -no-such-flag"]
+    quiet = "".join(f"line {i}\n" for i in range(9))
+    assert restorecheck.log_excerpt(quiet, 3) == ["line 6", "line 7", "line 8"]
+    assert restorecheck.log_excerpt("", 3) == []
