@@ -29,6 +29,7 @@ from k8slk_ops.membership import Member, MemberWatcher
 from k8slk_ops.nextstep import NextStep, Rerun
 from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.options import RunOptions
+from k8slk_ops.restorecheck import RestoreCheck
 from k8slk_ops.rows import CertsRow, StatusRow
 from k8slk_ops.snapshot import SnapshotResult
 from k8slk_ops.ssh import HostKeyPolicy, SSHError
@@ -152,6 +153,7 @@ class RunState:
     # Each node's boot ID just before this run rebooted it (recorded on its Node too).
     boot_ids: dict[str, str] = field(default_factory=dict)
     snapshot: SnapshotResult | None = None  # the etcd snapshot this run wrote and checked
+    restore_check: RestoreCheck | None = None  # --verify-restore: the snapshot restored, read
     etcd_restore: RestoreRun = field(default_factory=RestoreRun)  # what etcd restore learned
     etcd: dict[str, MemberHealth] = field(default_factory=dict)  # node -> its etcd member
     etcd_removed: list[MemberRemoval] = field(default_factory=list)  # members this run removed

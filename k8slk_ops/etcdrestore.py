@@ -177,12 +177,16 @@ def status_argv(image: str) -> list[str]:
     return [offline_tool(image), "snapshot", "status", f"{CONTAINER_DIR}/snapshot.db", "-w", "json"]
 
 
-def ctr_run_argv(image: str, container_id: str, argv: list[str]) -> list[str]:
-    """A one-off container of the etcd image with the restore directory bind-mounted: the
-    only place the node has etcd's binaries while the etcd pod is stopped."""
+def ctr_run_argv(image: str, container_id: str, argv: list[str], *, mount: str = RESTORE_DIR,
+                 log_file: str | None = None) -> list[str]:
+    """A one-off container of the etcd image with the restore directory (or ``mount``)
+    bind-mounted at ``CONTAINER_DIR``: the only place the node has etcd's binaries while the
+    etcd pod is stopped. With ``log_file`` it runs detached, its output to that file (ctr
+    refuses ``--rm`` with ``-d``: the caller deletes it)."""
+    how = ["--rm"] if log_file is None else ["-d", "--log-uri", f"file://{log_file}"]
     return [
-        "ctr", "--namespace", CTR_NAMESPACE, "run", "--rm",
-        "--mount", f"type=bind,src={RESTORE_DIR},dst={CONTAINER_DIR},options=rbind:rw",
+        "ctr", "--namespace", CTR_NAMESPACE, "run", *how,
+        "--mount", f"type=bind,src={mount},dst={CONTAINER_DIR},options=rbind:rw",
         image, container_id, *argv,
     ]
 

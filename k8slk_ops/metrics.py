@@ -103,6 +103,7 @@ def render(report: RunReport, now: datetime | None = None) -> str:
     run = {"command": report.command, "cluster": report.cluster}
     families = [*_run_families(report, run, end), *_cert_families(report, run, end)]
     families.extend(_snapshot_families(report.data.get("snapshot"), run, end))
+    families.extend(_restore_families(report.data.get("restoreCheck"), run))
     lines = [line for family in families if family.samples for line in family.lines()]
     return "\n".join(lines) + "\n"
 
@@ -182,6 +183,24 @@ def _snapshot_families(snapshot: Any, run: dict[str, str], end: float) -> Iterab
         age.add(max(0.0, end - taken), **run)
         out += [at, age]
     return out
+
+
+def _restore_families(check: Any, run: dict[str, str]) -> Iterable[Family]:
+    """``etcd snapshot --verify-restore`` (``report.data["restoreCheck"]``): whether the
+    snapshot taken restored and was read back, and how many keys it held (absent when the
+    check did not run: no snapshot was taken, or it was not asked for)."""
+    if not isinstance(check, dict) or not isinstance(check.get("verified"), bool):
+        return []
+    verified = Family("etcd_snapshot_restore_verified",
+                      "1 when the snapshot the run took was restored into a throwaway etcd "
+                      "and read back, 0 when that check failed.")
+    verified.add(1 if check["verified"] else 0, **run)
+    if not check["verified"]:
+        return [verified]
+    keys = Family("etcd_snapshot_restore_keys",
+                  "Keys the throwaway etcd restored from the snapshot held.")
+    keys.add(check.get("keys", 0), **run)
+    return [verified, keys]
 
 
 def check_target(path: Path) -> str | None:

@@ -72,6 +72,8 @@ class RunOptions:
     restore: SnapshotFile | None = None
     skip_hash_check: bool = False
     snapshot_pki: bool = False  # etcd snapshot --pki: the cluster's CAs and SA keys beside it
+    # etcd snapshot --verify-restore: restore the new snapshot on the node and read it back.
+    snapshot_verify_restore: bool = False
     no_snapshot: bool = False  # upgrade, certs renew --no-snapshot: no snapshot before changing
 
     @classmethod

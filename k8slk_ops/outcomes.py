@@ -18,7 +18,7 @@ from k8slk_ops.events import Outcome, RunReport
 from k8slk_ops.membership import etcd_did_not_answer
 from k8slk_ops.nextstep import NextStep
 from k8slk_ops.plan import Plan
-from k8slk_ops.rows import EtcdRow, Layout, NodeRow, StatusRow
+from k8slk_ops.rows import EtcdRow, Layout, NodeRow, RestoreCheckRow, StatusRow
 
 NOTHING_TO_DO = "nothing to do: the cluster already matches"
 _BAD = frozenset({Outcome.FAILED, Outcome.UNREACHABLE, Outcome.SKIPPED, Outcome.CANCELLED})
@@ -42,6 +42,8 @@ def _row(report: RunReport, cluster: Cluster, state: RunState, name: str) -> Nod
         return state.certs_rows[name]
     if name in state.etcd:
         return EtcdRow(state.etcd[name])
+    if state.restore_check is not None and state.restore_check.node == name:
+        return RestoreCheckRow(state.restore_check)
     if report.layout is Layout.STATUS and name in cluster.unreachable:
         return StatusRow(reachable=False,
                          host_key=cluster.host_key_state.get(name, "not checked"),
@@ -149,6 +151,14 @@ def note_etcd(report: RunReport, state: RunState) -> None:
                 f"kept {odd}: its name is dated after the snapshot just taken (check this "
                 "machine's clock, or move the file if this tool did not write it)"
             )
+    check = state.restore_check
+    if check is not None:  # the row's message too: the table shows it beside the node
+        report.data["restoreCheck"] = check.to_report()
+        report.messages.append(check.line())
+        if check.verified:
+            for node in report.nodes:
+                if node.name == check.node and not node.message:
+                    node.message = check.line()
 
 
 def finish_dry_run(report: RunReport, cluster: Cluster, plan: Plan, again: str = "") -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from k8slk_ops import kubeadm
 from k8slk_ops.etcdctl import MemberHealth
 from k8slk_ops.kubeadm import CertExpiry, NodeCerts
+from k8slk_ops.restorecheck import RestoreCheck
 
 
 class Layout(enum.StrEnum):
@@ -218,7 +219,18 @@ class EtcdRow:
         return [member, leader, size, version, members, health]
 
 
-NodeRow = StatusRow | CertsRow | EtcdRow
+@dataclass(frozen=True)
+class RestoreCheckRow:
+    """``etcd snapshot --verify-restore``: the control plane the new snapshot was restored on,
+    with what the throwaway etcd held (or why the check failed)."""
+
+    check: RestoreCheck
+
+    def to_json(self) -> dict[str, Any]:
+        return {"restoreCheck": self.check.to_report()}
+
+
+NodeRow = StatusRow | CertsRow | EtcdRow | RestoreCheckRow
 
 
 def cert_summary(row: NodeRow | None) -> CertSummary | None:

@@ -45,13 +45,19 @@ def snapshot(
         cliutil.flag("--pki", help="Also write <name>.pki.tar beside it (0600): the cluster's CAs "
                  "and service-account keys, what a restore onto blank machines needs."),
     ] = False,
+    verify_restore: Annotated[
+        bool,
+        cli.flag("--verify-restore", help="Then restore it on the control plane into a scratch "
+                 "directory, start a throwaway etcd on it and read its keys and Node names back "
+                 "(all removed after)."),
+    ] = False,
     *,
     shared: SharedOptions,
 ) -> None:
     """Take an etcd snapshot on a healthy control plane, fetch it, verify it, keep it as .db."""
     options = dataclasses.replace(
         RunOptions.for_command(shared), snapshot_dir=output, snapshot_keep=keep,
-        snapshot_pki=pki,
+        snapshot_pki=pki, snapshot_verify_restore=verify_restore,
     )
     cliutil._run("etcd snapshot", load_builtin("etcd-snapshot"), inventory, shared, options)
 

@@ -19,6 +19,7 @@ from k8slk_ops.steps.etcdrestore import (
     EtcdRestoreStart,
     EtcdRestoreStop,
 )
+from k8slk_ops.steps.etcdverify import EtcdVerifyRestore
 from k8slk_ops.steps.init import Init
 from k8slk_ops.steps.join import Join
 from k8slk_ops.steps.kubeconfig import FetchKubeconfig
@@ -72,6 +73,7 @@ STEPS: dict[str, Step[Any]] = {
         UncordonUpgraded(),
         UpgradeDrain(),
         EtcdSnapshot(),
+        EtcdVerifyRestore(),
         EtcdRestorePrepare(),
         EtcdRestoreStop(),
         EtcdRestoreData(),

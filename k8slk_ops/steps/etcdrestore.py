@@ -80,10 +80,12 @@ async def _manifest(lk: LinuxKitNode) -> EtcdManifest:
         "not a stacked-etcd control plane this tool can restore; check the node", phase="restore")
 
 
-async def one_off(lk: LinuxKitNode, image: str, argv: list[str], timeout: float) -> str:
-    """argv in a one-off container of the etcd image, the restore directory mounted."""
+async def one_off(lk: LinuxKitNode, image: str, argv: list[str], timeout: float,
+                  mount: str = etcdrestore.RESTORE_DIR) -> str:
+    """argv in a one-off container of the etcd image, the restore directory (or ``mount``)
+    mounted."""
     cid = f"k8slk-etcd-restore-{uuid.uuid4().hex[:12]}"
-    return await _run(lk, etcdrestore.ctr_run_argv(image, cid, argv),
+    return await _run(lk, etcdrestore.ctr_run_argv(image, cid, argv, mount=mount),
                       f"{argv[0]} {argv[1]} {argv[2]} in a container of {image}", timeout)
 
 
