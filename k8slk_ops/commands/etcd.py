@@ -47,7 +47,7 @@ def snapshot(
     ] = False,
     verify_restore: Annotated[
         bool,
-        cli.flag("--verify-restore", help="Then restore it on the control plane into a scratch "
+        cliutil.flag("--verify-restore", help="Then restore it on the control plane into a scratch "
                  "directory, start a throwaway etcd on it and read its keys and Node names back "
                  "(all removed after)."),
     ] = False,

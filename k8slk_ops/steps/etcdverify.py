@@ -19,8 +19,6 @@ import hashlib
 import time
 import uuid
 
-from pydantic import BaseModel
-
 from k8slk_ops import etcdrestore, kubeadm, paths, restorecheck
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.errors import NodeError
@@ -30,7 +28,7 @@ from k8slk_ops.node import LinuxKitNode, NodeCommandError, certain_read
 from k8slk_ops.restorecheck import CheckError, RestoreCheck
 from k8slk_ops.snapshot import SnapshotResult
 from k8slk_ops.ssh import CommandResult
-from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do, skip
 from k8slk_ops.steps.certs import backoff
 from k8slk_ops.steps.etcdrestore import one_off
 
@@ -65,13 +63,13 @@ def kept_hint(snap: SnapshotResult) -> str:
             "`snapshot status`) and may still be fine, but it is not shown to restore")
 
 
-class EtcdVerifyRestore(Step):
+class EtcdVerifyRestore(Step[NoOptions]):
     name = "etcd-verify-restore"
     phase = PHASE
     changes = False
     read_only = True
 
-    def plan(self, options: BaseModel, ctx: PlanContext, node: str) -> StepPlan:
+    def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         if ctx.spec(node).role != "control-plane":
             return skip("not a control plane")
         if not ctx.options.snapshot_verify_restore:
@@ -85,7 +83,7 @@ class EtcdVerifyRestore(Step):
             {"scratch": scratch, "client": restorecheck.CLIENT_URL},
         ))
 
-    async def apply(self, options: BaseModel, ctx: RunContext, node: str) -> None:
+    async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         snap = ctx.state.snapshot
         if snap is None:  # the snapshot step failed: this node never gets here
             raise NodeError("no snapshot was kept to verify", phase=self.phase)
@@ -114,6 +112,7 @@ class EtcdVerifyRestore(Step):
         if left:
             raise NodeError(f"{check.line()}, but {left}", phase=self.phase)
         ctx.emit(node, self.phase, EventKind.PROGRESS, check.line())
+        return False
 
 
 async def _verify(

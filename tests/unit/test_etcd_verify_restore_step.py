@@ -130,7 +130,7 @@ def _ctx(tmp_path: Path, node: ScriptedNode) -> RunContext:
     path.write_bytes(DATA)
     ctx.state.snapshot = SnapshotResult(
         path, "cp-1", len(DATA), hashlib.sha256(DATA).hexdigest(),
-        etcdctl.SnapshotStatus(1, 9, 60, len(DATA)), datetime.now(UTC), "local etcdctl")
+        etcdctl.SnapshotStatus(1, 9, 60), datetime.now(UTC), "local etcdctl")
     return ctx
 
 
