@@ -158,6 +158,9 @@ class Cluster:
         # Control plane -> the version of its static pods, once an upgrade changed it (before:
         # the cluster's version at init).
         self.static_pods: dict[str, str] = {}
+        # The ClusterConfiguration init was given (with kubeadm's defaults): what kubeadm keeps
+        # in the kubeadm-config ConfigMap and writes every control plane's manifests from.
+        self.cluster_config: dict[str, Any] = {}
         # Things a careful tool never does: joins that skip CA verification, configs not 0600.
         self.audit: Counter[str] = Counter(unsafe_skip_ca=0, loose_config_mode=0)
 
