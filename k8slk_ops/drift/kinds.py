@@ -99,6 +99,24 @@ def settings(doc: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+# A field or flag whose name says it holds a credential: its values are compared, never shown
+# (kubeadm's own word for a value it will not print).
+WITHHELD = "<value withheld>"
+_SECRET_WORDS = ("secret", "password", "token")
+
+
+def _shown(name: str, value: str) -> str:
+    """``value`` as a report may show it: withheld when ``name`` says it is a credential."""
+    if value != ABSENT and any(w in name.lower() for w in _SECRET_WORDS):
+        return WITHHELD
+    return value
+
+
+def _item(kind_name: str, where: str, what: str, expected: str, found: str,
+          fix: NextStep) -> DriftItem:
+    return DriftItem(kind_name, where, what, _shown(what, expected), _shown(what, found), fix)
+
+
 def _is_flag(key: str) -> bool:
     return any(key.startswith(".".join(p) + ".") for p in ARG_PATHS)
 
@@ -113,9 +131,9 @@ def _config_items(
         return [DriftItem(kind_name, found.where, "the configuration", "present",
                           f"unreadable: {found.error}" if found.error else ABSENT, absent)]
     want, have = settings(wanted), settings(found.doc)
-    items = [DriftItem(kind_name, found.where, key, value, have.get(key, ABSENT), fix)
+    items = [_item(kind_name, found.where, key, value, have.get(key, ABSENT), fix)
              for key, value in want.items() if have.get(key) != value]
-    items += [DriftItem(kind_name, found.where, key, ABSENT, value, fix)
+    items += [_item(kind_name, found.where, key, ABSENT, value, fix)
               for key, value in have.items() if _is_flag(key) and key not in want]
     return items
 
@@ -316,7 +334,7 @@ def static_pods(wanted: Wanted, found: Found) -> list[DriftItem]:
             for name, values in want.items():
                 have = pod.flags.get(name)
                 if have != values:
-                    items.append(DriftItem(
+                    items.append(_item(
                         "static-pods", node, f"{component} --{name}", _joined(values),
                         _joined(have) if have else ABSENT, _rewrite(node, component, unapplied)))
         items += _odd_flags(component, set(want), {n: p.flags for n, p in pods.items()
@@ -342,7 +360,7 @@ def _odd_flags(component: str, owned: set[str],
                 continue
             expected = (_joined(common) if common else ABSENT) if majority else \
                 "the same on every control plane"
-            items.append(DriftItem("static-pods", node, f"{component} --{name}", expected,
-                                   _joined(values) if values else ABSENT,
-                                   _rewrite(node, component, False)))
+            items.append(_item("static-pods", node, f"{component} --{name}", expected,
+                               _joined(values) if values else ABSENT,
+                               _rewrite(node, component, False)))
     return items

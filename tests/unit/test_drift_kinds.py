@@ -365,3 +365,21 @@ def test_several_files_in_one_reading() -> None:
     for cut in (b"5 /a\nab", b"5 /a\nab\ncd", b"x /a\n"):
         with pytest.raises(ValueError):
             parse_files(cut, ["/a", "/b"])
+
+
+def test_a_credential_is_compared_and_never_shown() -> None:
+    config = {**CONFIG, "apiServer": {"extraArgs": [
+        {"name": "audit-log-maxage", "value": "30"},
+        {"name": "oidc-client-secret", "value": "s3cr3t-new"}]}}
+    kept = _kept(apiServer={"extraArgs": [{"name": "audit-log-maxage", "value": "30"},
+                                          {"name": "oidc-client-secret", "value": "s3cr3t"}]})
+    items = k.cluster_config(wanted(cluster_configuration=config), found(kubeadm_config=kept))
+    assert [(i.what, i.expected, i.found) for i in items] == [
+        ("apiServer.extraArgs.oidc-client-secret", "<value withheld>", "<value withheld>")]
+    static = {"cp-1": pods(oidc_client_secret="s3cr3t"), "cp-2": pods("10.0.0.12")}
+    by_hand = k.static_pods(wanted(nodes={"cp-1": "control-plane", "cp-2": "control-plane",
+                                          "cp-3": "control-plane"}),
+                            found(static_pods={**static, "cp-3": pods("10.0.0.13")}))
+    assert [(i.where, i.expected, i.found) for i in by_hand] == [
+        ("cp-1", ABSENT, "<value withheld>")]
+    assert "s3cr3t" not in json.dumps([i.to_json() for i in items + by_hand])
