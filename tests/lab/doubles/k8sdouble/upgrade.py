@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from k8sdouble import addons, certs, cluster, env, faults, kubeversions, objects
+from k8sdouble import addons, certs, cluster, env, faults, kubeadmconfig, kubeversions, objects
 from k8sdouble.client import Client
 from k8sdouble.cluster import out
 from k8sdouble.errors import ApiError, CommandError
@@ -451,8 +451,10 @@ def upgrade_static_pods(version: Version, renew: bool, prefix: str) -> None:
         certs.renew(["admin.conf", "super-admin.conf"])
 
 
-def write_kubelet_config(modern: bool) -> None:
-    """Back up and rewrite /var/lib/kubelet/config.yaml from the cluster's kubelet config."""
+def write_kubelet_config(modern: bool, client: Client, version: str) -> None:
+    """Back up and rewrite /var/lib/kubelet/config.yaml from the cluster's kubelet config (the
+    kubelet-config ConfigMap of the cluster's ``version``)."""
+    kubelet = kubeadmconfig.download(client, kubeadmconfig.kubelet_config_name(version), "kubelet")
     stamp = dt.datetime.now().strftime("%H%M%S%f")
     backup = f"{env.K8S}/tmp/kubeadm-kubelet-config{stamp}/config.yaml"
     prefix = "upgrade/kubelet-config" if modern else "upgrade"
@@ -462,7 +464,7 @@ def write_kubelet_config(modern: bool) -> None:
         out(f"[{prefix}] Backing up kubelet config file to {backup}")
     out(f'[{prefix if modern else "kubelet-start"}] Writing kubelet configuration to file '
         f'"{env.KUBELET_CONFIG}"')
-    env.write_atomic(env.KUBELET_CONFIG, cluster.kubelet_config(), 0o644)
+    env.write_atomic(env.KUBELET_CONFIG, yaml.safe_dump(kubelet, sort_keys=False), 0o644)
     if modern:
         out("[upgrade/kubelet-config] The kubelet configuration for this node was successfully "
             "upgraded!")
@@ -528,12 +530,17 @@ def apply(version_arg: str | None, yes: bool, force: bool, renew: bool) -> int:
     if isinstance(config, dict):
         config = dict(config, kubernetesVersion=new_str)
     cluster.call(client, "PATCH", "/lab/v1/cluster", {"version": new_str, "config": config})
+    kept = kubeadmconfig.download(client, kubeadmconfig.KUBEADM_CONFIG, "ClusterConfiguration")
+    kubelet = kubeadmconfig.download(
+        client, kubeadmconfig.kubelet_config_name(vstr(current)), "kubelet")
+    kubeadmconfig.upload(client, kubeadmconfig.kept_cluster_configuration(
+        kept, node.version, new_str), kubelet, new_str)
     out('[upload-config] Storing the configuration used in ConfigMap "kubeadm-config" in the '
         '"kube-system" Namespace')
-    out('[kubelet] Creating a ConfigMap "kubelet-config" in namespace kube-system with the '
-        "configuration for the kubelets in the cluster")
+    out(f'[kubelet] Creating a ConfigMap "{kubeadmconfig.kubelet_config_name(new_str)}" in '
+        "namespace kube-system with the configuration for the kubelets in the cluster")
     faults.check("kubelet-config")
-    write_kubelet_config(modern)
+    write_kubelet_config(modern, client, new_str)
     faults.check("bootstrap-token")
     if modern:
         out("[upgrade/bootstrap-token] Configuring bootstrap token and cluster-info RBAC rules")
@@ -610,7 +617,7 @@ def upgrade_node(renew: bool) -> int:
         if modern:
             out("[upgrade/kubeconfig] Skipping phase. Not a control plane node.")
     faults.check("kubelet-config")
-    write_kubelet_config(modern)
+    write_kubelet_config(modern, client, version_str)
     if modern:
         faults.check("addon")
         if control_plane:
