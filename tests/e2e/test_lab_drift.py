@@ -98,26 +98,37 @@ def test_a_fresh_cluster_has_no_drift(cluster: dict[str, Any]) -> None:
     assert "no drift: the cluster matches what the inventory renders" in ran.stderr
 
 
-def test_a_flag_edited_by_hand_names_the_flag_and_the_node(cluster: dict[str, Any]) -> None:
+def test_a_flag_edited_by_hand_names_the_flag_and_the_node_and_its_fix_works(
+    cluster: dict[str, Any]
+) -> None:
     lab = cluster["lab"]
     before = lab.read("cp-2", MANIFEST)
     edit = lab.ssh("cp-2", f"sed -i 's/--audit-log-maxage=30/--audit-log-maxage=7/' {MANIFEST}")
     assert edit.returncode == 0, edit.stderr
     try:
         ran, metrics = drift(cluster, cluster["inventory"], "by-hand")
+        assert ran.code == 1, ran.stderr
+        [item] = items(ran)
+        assert (item["kind"], item["where"], item["what"], item["expected"], item["found"]) == (
+            "static-pods", "cp-2", "kube-apiserver --audit-log-maxage", "30", "7")
+        assert item["fix"]["command"] == REWRITE
+        assert item["fix"]["action"].startswith("rewrite cp-2's static pod manifests")
+        assert drift_metrics(metrics) == dict.fromkeys(KINDS, 0.0) | {"static-pods": 1.0}
+        row = next(line for line in ran.stderr.splitlines() if line.startswith("static-pods"))
+        assert row.split()[:5] == ["static-pods", "cp-2", "kube-apiserver",
+                                   "--audit-log-maxage", "30"]
+        # The command drift names, run as given on cp-2: kubeadm writes the manifest again
+        # from kubeadm-config and the kubelet restarts the API server with it.
+        fixed = lab.ssh("cp-2", item["fix"]["command"], timeout=180)
+        assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+        assert "kube-apiserver" in fixed.stdout
+        assert b"- --audit-log-maxage=30\n" in lab.read("cp-2", MANIFEST)
+        again, _ = drift(cluster, cluster["inventory"], "fixed")
+        assert again.code == 0, again.stderr
+        assert items(again) == []
     finally:
-        restore = lab.ssh("cp-2", f"cat > {MANIFEST}", input=before.decode())
-        assert restore.returncode == 0, restore.stderr
-    assert ran.code == 1, ran.stderr
-    [item] = items(ran)
-    assert (item["kind"], item["where"], item["what"], item["expected"], item["found"]) == (
-        "static-pods", "cp-2", "kube-apiserver --audit-log-maxage", "30", "7")
-    assert item["fix"]["command"] == REWRITE
-    assert item["fix"]["action"].startswith("rewrite cp-2's static pod manifests")
-    assert drift_metrics(metrics) == dict.fromkeys(KINDS, 0.0) | {"static-pods": 1.0}
-    row = next(line for line in ran.stderr.splitlines() if line.startswith("static-pods"))
-    assert row.split()[:5] == ["static-pods", "cp-2", "kube-apiserver", "--audit-log-maxage",
-                               "30"]
+        if b"--audit-log-maxage=7" in lab.read("cp-2", MANIFEST):
+            lab.ssh("cp-2", f"cat > {MANIFEST}", input=before.decode())
 
 
 def test_an_inventory_change_names_the_flag_the_control_planes_and_what_to_run(

@@ -201,10 +201,10 @@ def etcd_flags(address: str) -> list[str]:
             f"--etcd-keyfile={env.PKI}/apiserver-etcd-client.key"]
 
 
-def control_plane_manifests(address: str, port: int, version: str,
-                            cluster_config: dict[str, Any] | None = None) -> None:
-    """kubeadm's control-plane phase: each component's flags are kubeadm's own, overridden by
-    the ClusterConfiguration's extraArgs (kubeadmconfig.flags)."""
+def component_commands(address: str, port: int, version: str,
+                       cluster_config: dict[str, Any] | None = None) -> dict[str, list[str]]:
+    """kubeadm's control-plane phase: each component's command, kubeadm's own flags overridden
+    by the ClusterConfiguration's extraArgs (kubeadmconfig.flags)."""
     pki_dir = env.PKI
     api = [f"--advertise-address={address}", f"--secure-port={port}",
            f"--tls-cert-file={pki_dir}/apiserver.crt",
@@ -213,13 +213,20 @@ def control_plane_manifests(address: str, port: int, version: str,
            "--authorization-mode=Node,RBAC", "--enable-bootstrap-token-auth=true"]
     if env.node().real_etcd:
         api += etcd_flags(address)
-    write_manifest("kube-apiserver",
-                   ["kube-apiserver", *kubeadmconfig.flags("kube-apiserver", api, cluster_config)])
+    commands = {"kube-apiserver": ["kube-apiserver", *kubeadmconfig.flags(
+        "kube-apiserver", api, cluster_config)]}
     for component, conf in (("kube-controller-manager", "controller-manager.conf"),
                             ("kube-scheduler", "scheduler.conf")):
         own = [f"--kubeconfig=/etc/kubernetes/{conf}"]
-        write_manifest(component, [component, *kubeadmconfig.flags(component, own,
-                                                                    cluster_config)])
+        commands[component] = [component, *kubeadmconfig.flags(component, own, cluster_config)]
+    return commands
+
+
+def control_plane_manifests(address: str, port: int, version: str,
+                            cluster_config: dict[str, Any] | None = None) -> None:
+    for component, command in component_commands(address, port, version,
+                                                  cluster_config).items():
+        write_manifest(component, command)
 
 
 def wait_healthy(client: Client, timeout: float) -> bool:

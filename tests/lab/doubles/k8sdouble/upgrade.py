@@ -399,8 +399,18 @@ def restart_apiserver(version: Version, timeout: float = 60) -> None:
                        "waiting for the condition")
 
 
-def upgrade_static_pods(version: Version, renew: bool, prefix: str) -> None:
-    """New manifests for ``version`` (old ones backed up), certificates renewed, pods restarted."""
+def upgrade_static_pods(version: Version, renew: bool, prefix: str,
+                        kept: dict[str, Any] | None = None) -> None:
+    """New manifests for ``version`` (old ones backed up), certificates renewed, pods restarted.
+
+    As kubeadm: each manifest is written again from the cluster's ClusterConfiguration
+    (``kept``, the kubeadm-config ConfigMap), so a flag edited by hand does not survive it; a
+    component whose new manifest equals the old one is left running, unless its certificates
+    were just renewed."""
+    current = _apiserver_command()
+    address = _args(current, "--advertise-address") or env.node().address
+    port = int(_args(current, "--secure-port") or env.API_PORT)
+    commands = cluster.component_commands(address, port, vstr(version), kept)
     now = dt.datetime.now()
     backup = f"{env.K8S}/tmp/kubeadm-backup-manifests-{now.strftime(STAMP)}"
     upgraded = f"{env.K8S}/tmp/kubeadm-upgraded-manifests{now.strftime('%H%M%S%f')}"
@@ -429,13 +439,17 @@ def upgrade_static_pods(version: Version, renew: bool, prefix: str) -> None:
         if component == "etcd":
             continue
         text = target.read_text()
-        env.write_atomic(f"{backup}/{component}.yaml", text, 0o600)
         doc = yaml.safe_load(text)
         container = doc["spec"]["containers"][0]
-        container["image"] = f"registry.k8s.io/{component}:{vstr(version)}"
-        container["command"] = [
-            f"--kubernetes-version={vstr(version)}" if str(a).startswith("--kubernetes-version=")
-            else a for a in container["command"]]
+        image = f"registry.k8s.io/{component}:{vstr(version)}"
+        same = (container.get("image"), container.get("command")) == (image, commands[component])
+        if same and not renew:  # renewed certificates restart the component all the same
+            out(f"[{prefix}] Current and new manifests of {component} are equal, skipping "
+                "upgrade")
+            continue
+        env.write_atomic(f"{backup}/{component}.yaml", text, 0o600)
+        container["image"] = image
+        container["command"] = commands[component]
         env.write_atomic(f"{env.MANIFESTS}/{component}.yaml",
                          yaml.safe_dump(doc, sort_keys=False), 0o600)
         out(f'[{prefix}] Moved new manifest to "{env.MANIFESTS}/{component}.yaml" and backed up '
@@ -521,7 +535,8 @@ def apply(version_arg: str | None, yes: bool, force: bool, renew: bool) -> int:
     prefix = "upgrade/control-plane" if modern else "upgrade/apply"
     out(f'[{prefix}] Upgrading your Static Pod-hosted control plane to version "{new_str}" '
         "(timeout: 5m0s)...")
-    upgrade_static_pods(new, renew, "upgrade/staticpods")
+    kept = kubeadmconfig.download(client, kubeadmconfig.KUBEADM_CONFIG, "ClusterConfiguration")
+    upgrade_static_pods(new, renew, "upgrade/staticpods", kept)
     if modern:
         out("[upgrade/control-plane] The control plane instance for this node was successfully "
             "upgraded!")
@@ -530,7 +545,6 @@ def apply(version_arg: str | None, yes: bool, force: bool, renew: bool) -> int:
     if isinstance(config, dict):
         config = dict(config, kubernetesVersion=new_str)
     cluster.call(client, "PATCH", "/lab/v1/cluster", {"version": new_str, "config": config})
-    kept = kubeadmconfig.download(client, kubeadmconfig.KUBEADM_CONFIG, "ClusterConfiguration")
     kubelet = kubeadmconfig.download(
         client, kubeadmconfig.kubelet_config_name(vstr(current)), "kubelet")
     kubeadmconfig.upload(client, kubeadmconfig.kept_cluster_configuration(
@@ -607,7 +621,9 @@ def upgrade_node(renew: bool) -> int:
         prefix = "upgrade/control-plane" if modern else "upgrade"
         out(f'[{prefix}] Upgrading your Static Pod-hosted control plane instance to version '
             f'"{vstr(version)}"...')
-        upgrade_static_pods(version, renew, "upgrade/staticpods")
+        kept = kubeadmconfig.download(client, kubeadmconfig.KUBEADM_CONFIG,
+                                      "ClusterConfiguration")
+        upgrade_static_pods(version, renew, "upgrade/staticpods", kept)
         out(f"[{prefix}] The control plane instance for this node was successfully "
             + ("upgraded!" if modern else "updated!"))
     else:
@@ -644,6 +660,27 @@ def _renewal(value: str) -> bool:
                        f'strconv.ParseBool: parsing "{value}": invalid syntax', hint=False)
 
 
+def control_plane_phase(renew: bool) -> int:
+    """``kubeadm upgrade node phase control-plane``: this control plane's static pod manifests
+    written again from the kubeadm-config ConfigMap (at the cluster's version), each component
+    whose manifest changed restarted; a node that is no control plane is skipped."""
+    node = env.node()
+    modern = parse(node.version)[1] >= 32
+    prefix = "upgrade/control-plane" if modern else "upgrade"
+    if not _manifest("kube-apiserver").exists():
+        out(f"[{prefix}] Skipping phase. Not a control plane node.")
+        return 0
+    client = client_for_node()
+    kept = kubeadmconfig.download(client, kubeadmconfig.KUBEADM_CONFIG, "ClusterConfiguration")
+    version = parse(str(kept.get("kubernetesVersion") or node.version))
+    out(f'[{prefix}] Upgrading your Static Pod-hosted control plane instance to version '
+        f'"{vstr(version)}"...')
+    upgrade_static_pods(version, renew, "upgrade/staticpods", kept)
+    out(f"[{prefix}] The control plane instance for this node was successfully "
+        + ("upgraded!" if modern else "updated!"))
+    return 0
+
+
 def main(args: list[str]) -> int:
     if not args:
         raise CommandError('Error: missing subcommand; "upgrade" is not meant to be run on its '
@@ -669,6 +706,16 @@ def main(args: list[str]) -> int:
         p.add_argument("--v", "-v")
         ns = p.parse_args(rest)
         return apply(ns.version, ns.yes, ns.force, _renewal(ns.certificate_renewal))
+    if sub == "node" and rest[:2] == ["phase", "control-plane"]:
+        p = Parser(prog="kubeadm upgrade node phase control-plane")
+        p.add_argument("--certificate-renewal", nargs="?", const="true", default="true")
+        p.add_argument("--etcd-upgrade", nargs="?", const="true", default="true")
+        p.add_argument("--dry-run", action="store_true")
+        p.add_argument("--kubeconfig")
+        p.add_argument("--patches")
+        p.add_argument("--v", "-v")
+        ns = p.parse_args(rest[2:])
+        return control_plane_phase(_renewal(ns.certificate_renewal))
     if sub == "node":
         p = Parser(prog="kubeadm upgrade node")
         p.add_argument("--certificate-renewal", nargs="?", const="true", default="true")
