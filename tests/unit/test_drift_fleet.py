@@ -170,3 +170,31 @@ def test_without_a_cluster_it_cannot_start(fleet: InProcessFleet, k8slk: K8slk) 
     run = k8slk("drift", fleet.inventory, "--json")
     assert run.code == 3, run.why()
     assert "bootstrap" in run.stderr + run.stdout
+
+
+def test_an_unreachable_control_plane_is_named_and_the_rest_compared(
+    fleet_factory: FleetFactory, k8slk: K8slk, tmp_path: Path
+) -> None:
+    fleet = fleet_factory(3, 2)
+    bootstrapped(fleet, k8slk)
+    fleet.unreachable("cp-2")
+    metrics = tmp_path / "drift.prom"
+    run = k8slk("drift", fleet.inventory, "--json", "--metrics-file", metrics)
+    assert run.code == 1, run.why()
+    assert run.outcomes["cp-2"] == "unreachable"
+    assert run.nodes["cp-2"]["next"] is not None
+    assert items(run) == []  # what could be read matches; cp-2's manifests were not read
+    assert drift_metrics(metrics) == dict.fromkeys(KINDS, 0.0)
+    assert 'k8slk_ops_run_exit_code{command="drift",cluster="fleet"} 1' in metrics.read_text()
+
+
+def test_no_api_compares_nothing_and_says_why(fleet: InProcessFleet, k8slk: K8slk,
+                                              tmp_path: Path) -> None:
+    bootstrapped(fleet, k8slk)
+    fleet.stop_etcd("cp-1")
+    metrics = tmp_path / "drift.prom"
+    run = k8slk("drift", fleet.inventory, "--json", "--metrics-file", metrics)
+    assert run.code == 1, run.why()
+    assert "drift" not in run.report["data"]
+    assert any("the Kubernetes API does not answer" in m for m in run.report["messages"])
+    assert drift_metrics(metrics) == {}
