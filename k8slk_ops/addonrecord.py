@@ -10,7 +10,9 @@ in the cluster, not on this machine, so any operator's re-run sees it.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from k8slk_ops import kubeadm
 from k8slk_ops.inventory.addons import Addon, ManifestObject
@@ -149,8 +151,14 @@ def parse_record(stdout: str) -> dict[str, str]:
         doc = json.loads(stdout)
     except json.JSONDecodeError as exc:
         raise AddonError(f"kubectl get configmap did not print JSON: {exc}") from None
-    data = doc.get("data") if isinstance(doc, dict) else None
-    if not isinstance(data, dict):
+    return record_data(doc) if isinstance(doc, dict) else {}
+
+
+def record_data(configmap: Mapping[str, Any]) -> dict[str, str]:
+    """The record's entries, from its ConfigMap as a JSON object (strings only): read here
+    for every reader, whether the ConfigMap came alone or in a List."""
+    data = configmap.get("data")
+    if not isinstance(data, Mapping):
         return {}
     return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
 

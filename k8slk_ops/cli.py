@@ -108,6 +108,14 @@ def status(inventory: InventoryArg, *, shared: SharedOptions) -> None:
     _run("status", load_builtin("status"), inventory, shared, RunOptions.for_command(shared))
 
 
+@command(shared=("concurrency", *OUTPUT))
+def drift(inventory: InventoryArg, *, shared: SharedOptions) -> None:
+    """Compare the running cluster with the inventory: each difference, where, what fixes it.
+
+    Read-only (no lock): exit 0 when there is none, 1 when there is any."""
+    _run("drift", load_builtin("drift"), inventory, shared, RunOptions.for_command(shared))
+
+
 @command()
 def kubeconfig(
     inventory: InventoryArg,

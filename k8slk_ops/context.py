@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from k8slk_ops.drift import ConfigMaps, DriftResult, StaticPod
 from k8slk_ops.etcdctl import MemberHealth
 from k8slk_ops.etcdmembers import MemberRemoval, StaleMember
 from k8slk_ops.etcdrestore import RestoreRun
@@ -162,6 +163,11 @@ class RunState:
     # node -> "init" or "join": a kubeadm run triggered, whose wait a stop request cut; it goes
     # on on the node, and the report says so.
     kubeadm_cut: dict[str, str] = field(default_factory=dict)
+    # drift: kube-system's ConfigMaps as the primary read them, each control plane's static
+    # pods, and the differences found (None until compared).
+    drift_configmaps: ConfigMaps | None = None
+    drift_pods: dict[str, dict[str, StaticPod]] = field(default_factory=dict)
+    drift: DriftResult | None = None
 
 
 @dataclass

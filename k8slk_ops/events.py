@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from k8slk_ops.drift import DriftResult
 from k8slk_ops.nextstep import NextStep
 from k8slk_ops.rows import Layout, NodeRow
 
@@ -124,6 +125,7 @@ class RunReport:
     messages: list[str] = field(default_factory=list)
     plan: list[dict[str, Any]] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    drift: DriftResult | None = None  # `drift`: the differences found, once compared
 
     def node(self, name: str) -> NodeReport:
         for n in self.nodes:
@@ -145,7 +147,8 @@ class RunReport:
             "nodes": [n.to_json() for n in self.nodes],
             "messages": list(self.messages),
             "plan": list(self.plan),
-            "data": self.data,
+            "data": self.data if self.drift is None else {**self.data,
+                                                          "drift": self.drift.to_json()},
         }
 
 

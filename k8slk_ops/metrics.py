@@ -104,6 +104,7 @@ def render(report: RunReport, now: datetime | None = None) -> str:
     families = [*_run_families(report, run, end), *_cert_families(report, run, end)]
     families.extend(_snapshot_families(report.data.get("snapshot"), run, end))
     families.extend(_restore_families(report.data.get("restoreCheck"), run))
+    families.extend(_drift_families(report, run))
     lines = [line for family in families if family.samples for line in family.lines()]
     return "\n".join(lines) + "\n"
 
@@ -127,6 +128,18 @@ def _run_families(report: RunReport, run: dict[str, str], end: float) -> list[Fa
     for outcome, count in counts.items():
         nodes.add(count, **run, outcome=outcome.value)
     return [start, duration, code, success, result, nodes]
+
+
+def _drift_families(report: RunReport, run: dict[str, str]) -> list[Family]:
+    """``drift``: the differences per kind, every kind compared (0 when it found none); none
+    at all when nothing was compared (the run's exit code and result say why)."""
+    if report.drift is None:
+        return []
+    items = Family("drift_items", "Differences between the cluster and what the inventory "
+                   "renders, per kind (drift).")
+    for kind in report.drift.kinds:
+        items.add(report.drift.count(kind), **run, kind=kind)
+    return [items]
 
 
 def _cert_families(report: RunReport, run: dict[str, str], end: float) -> list[Family]:

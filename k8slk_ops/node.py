@@ -135,6 +135,21 @@ class LinuxKitNode:
             raise NodeCommandError(f"reading {path} on {self.name}", result)
         return result.stdout
 
+    async def read_files(self, files: Sequence[str]) -> dict[str, bytes | None]:
+        """Several files in one round trip: each one's bytes, or None when it does not exist.
+        One command per node rather than one per file: a read of every control plane's
+        manifests costs one exec each, however many files."""
+        result = await self.shell(["sh", "-c", _READ_FILES, "sh", *files], timeout=60)
+        if result.exit_status != 0:
+            raise NodeCommandError(f"reading {', '.join(files)} on {self.name}", result)
+        try:
+            return parse_files(result.stdout, files)
+        except ValueError as exc:
+            raise NodeCommandError(
+                f"reading {', '.join(files)} on {self.name}",
+                CommandResult(1, result.stdout[:200], str(exc).encode()),
+            ) from None
+
     async def boot_id(self) -> str:
         """The kernel's ID of this boot (a new UUID at every boot): whether the node has
         rebooted since it was last read. NodeCommandError when it cannot be read."""
@@ -309,6 +324,39 @@ _WRITE_THEN_TRIGGER = (
     'cat > "$t"; chmod "$2" "$t"; mv -f "$t" "$1"; '
     'printf %s "$4" > "$g"; chmod 644 "$g"; mv -f "$g" "$3"; trap - EXIT'
 )
+
+# Each file named: "<bytes> <path>" then its bytes, or "-1 <path>" when it does not exist. The
+# file is read once into a variable, so its length and its bytes are of the same reading even
+# while kubeadm rewrites it (C locale: ${#c} counts bytes).
+_READ_FILES = (
+    'export LC_ALL=C; for f do if [ -e "$f" ]; then c=$(cat "$f" && echo .) || exit 1; '
+    'c=${c%.}; printf \'%s %s\\n%s\' "${#c}" "$f" "$c"; '
+    'else printf -- \'-1 %s\\n\' "$f"; fi; done'
+)
+
+
+def parse_files(out: bytes, files: Sequence[str]) -> dict[str, bytes | None]:
+    """What ``_READ_FILES`` printed, per file; ValueError when it is not that (cut short)."""
+    found: dict[str, bytes | None] = {}
+    at = 0
+    for name in files:
+        end = out.find(b"\n", at)
+        if end < 0:
+            raise ValueError(f"the output stops before {name}")
+        size_text, _, path = out[at:end].decode(errors="replace").partition(" ")
+        if path != name or not size_text.lstrip("-").isdigit():
+            raise ValueError(f"expected the header of {name}, found {out[at:end][:80]!r}")
+        size = int(size_text)
+        at = end + 1
+        if size < 0:
+            found[name] = None
+            continue
+        if at + size > len(out):
+            raise ValueError(f"{name} is cut short ({len(out) - at} of {size} bytes)")
+        found[name] = out[at:at + size]
+        at += size
+    return found
+
 
 # How many times a read whose output is certain is made when it comes back empty.
 CERTAIN_READS = 3

@@ -90,6 +90,7 @@ def finish_run(report: RunReport, cluster: Cluster, state: RunState, interrupted
                                      api_silent=bool(state.api_error))
     report.messages += expired
     note_etcd(report, state)
+    note_drift(report, state)
     for err in state.cleanup_errors:
         report.messages.append(f"cleanup failed: {err}")
     for name, flag in sorted(state.kubeadm_cut.items()):
@@ -107,10 +108,25 @@ def finish_run(report: RunReport, cluster: Cluster, state: RunState, interrupted
         )
     if report.interrupted:
         report.exit_code = EXIT_INTERRUPTED
-    elif state.api_error or expired or any(n.outcome in _BAD for n in report.nodes):
+    elif state.api_error or expired or any(n.outcome in _BAD for n in report.nodes) or (
+            state.drift is not None and state.drift.items):
         report.exit_code = EXIT_NODE_FAILED
     else:
         report.exit_code = EXIT_OK
+
+
+def note_drift(report: RunReport, state: RunState) -> None:
+    """``drift``: the differences found (the report's table and JSON), and one line that says
+    how many, or that there are none."""
+    found = state.drift
+    if found is None:
+        return
+    report.drift = found
+    if not found.items:
+        report.messages.append("no drift: the cluster matches what the inventory renders")
+        return
+    counts = ", ".join(f"{found.count(k)} {k}" for k in found.kinds if found.count(k))
+    report.messages.append(f"drift: {len(found.items)} difference(s) ({counts})")
 
 
 def note_etcd(report: RunReport, state: RunState) -> None:

@@ -151,8 +151,21 @@ def _certificate_table(report: RunReport) -> list[str]:
     return [plain_table(CERTS_HEADER, rows)] if rows else []
 
 
-def _closing_lines(report: RunReport) -> list[str]:
-    lines = [*_certificate_table(report), *report.messages]
+DRIFT_HEADER = ["KIND", "WHERE", "WHAT", "EXPECTED", "FOUND", "FIX"]
+
+
+def drift_rows(report: RunReport) -> list[list[str]]:
+    """``drift``: a row per difference (none for other commands)."""
+    if report.drift is None:
+        return []
+    return [[i.kind, i.where, i.what, i.expected, i.found, i.fix.action]
+            for i in report.drift.items]
+
+
+def _closing_lines(report: RunReport, *, drift_table: bool = True) -> list[str]:
+    rows = drift_rows(report) if drift_table else []
+    drift = [plain_table(DRIFT_HEADER, rows)] if rows else []
+    lines = [*_certificate_table(report), *drift, *report.messages]
     if "kubeconfig" in report.data:
         lines.append(f"kubeconfig written to {report.data['kubeconfig']}")
     counts: dict[str, int] = {}
@@ -346,7 +359,15 @@ def final_report(report: RunReport, redactor: Redactor, verbose: bool) -> list[R
     if left > 0:
         parts.append(Text(f"log tails of {left} more failed nodes: -v, --json or --log-file",
                           style="dim"))
-    for line in _closing_lines(report):
+    drift = drift_rows(report)
+    if drift:
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        for col in DRIFT_HEADER:
+            table.add_column(col, overflow="fold")
+        for row in drift:
+            table.add_row(*(Text(redactor.redact(c)) for c in row))
+        parts.append(table)
+    for line in _closing_lines(report, drift_table=False):
         parts.append(Text(redactor.redact(line)))
     return parts
 

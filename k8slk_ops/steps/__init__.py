@@ -9,6 +9,7 @@ from k8slk_ops.steps.base import Action, Step, StepPlan
 from k8slk_ops.steps.certs import CertsCheck, CertsRenew, CertsRestart
 from k8slk_ops.steps.command import RunCommand
 from k8slk_ops.steps.credentials import MintCredentials, RevokeCredentials
+from k8slk_ops.steps.drift import DriftCompare, DriftRead
 from k8slk_ops.steps.etcd import EtcdSnapshot, EtcdStatus
 from k8slk_ops.steps.etcdgate import EtcdHealthy, UpgradeEtcdHealthy
 from k8slk_ops.steps.etcdmember import EtcdMemberCheck, RemoveEtcdMember
@@ -86,6 +87,8 @@ STEPS: dict[str, Step[Any]] = {
         UpgradeEtcdHealthy(),
         NodeMetadata(),
         UnlistedMembers(),
+        DriftRead(),
+        DriftCompare(),
     )
 }
 

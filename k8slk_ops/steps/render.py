@@ -88,6 +88,12 @@ def cluster_config(ctx: PlanContext, node: str) -> str:
     return kubeadm.render_init(_init_spec(ctx, node, ()), api_for(ctx.facts[node]))
 
 
+def cluster_documents(ctx: PlanContext, node: str) -> list[dict[str, Any]]:
+    """What init renders from the inventory for ``node``'s kubeadm, as data and without a
+    token: what ``drift`` compares the cluster with."""
+    return kubeadm.init_documents(_init_spec(ctx, node, ()), api_for(ctx.facts[node]))
+
+
 def _init_spec(
     ctx: PlanContext, node: str, tokens: tuple[kubeadm.BootstrapTokenSpec, ...]
 ) -> kubeadm.InitSpec:

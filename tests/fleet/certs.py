@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
+import json
 import weakref
 from dataclasses import dataclass, field
 
@@ -82,7 +83,16 @@ def install(node: SimNode) -> None:
                          now + dt.timedelta(days=3650))
     state.serials = {n: next(_serials) for n in names}
     _STATE[node] = state
-    node.write(APISERVER_MANIFEST, _manifest(node.spec.address).encode(), 0o600)
+    node.write(APISERVER_MANIFEST, _manifest(node.spec.address,
+                                             _flags(node, "apiServer")).encode(), 0o600)
+    for component, key in (("kube-controller-manager", "controllerManager"),
+                           ("kube-scheduler", "scheduler")):
+        command = [component, f"--kubeconfig=/etc/kubernetes/{component[5:]}.conf",
+                   *_flags(node, key)]
+        node.write(f"{MANIFESTS}/{component}.yaml", json.dumps({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": component, "namespace": "kube-system"},
+            "spec": {"containers": [{"name": component, "command": command}]}}).encode(), 0o600)
     for name, data in node.cluster.pki.authorities.items():  # the cluster's CAs and SA keys
         node.write(f"{PKI_DIR}/{name}", data, 0o600 if name.endswith(".key") else 0o644)
     node.write(APISERVER_KEY, _LEAF_KEY, 0o600)  # a leaf's key: never in a PKI archive
@@ -152,12 +162,23 @@ def api_refusal(node: SimNode) -> Result | None:
     return None
 
 
-def _manifest(address: str) -> str:
+def _flags(node: SimNode, component: str) -> list[str]:
+    """The component's ``extraArgs`` in the cluster's ClusterConfiguration, as kubeadm writes
+    them into its manifest (``--name=value``, beside its own)."""
+    from tests.fleet import config
+
+    section = node.cluster.cluster_config.get(component) or {}
+    args = config.args_of(section.get("extraArgs") if isinstance(section, dict) else None)
+    return [f"--{k}={v}" for k, v in sorted(args.items())]
+
+
+def _manifest(address: str, extra: list[str] | None = None) -> str:
+    flags = sorted([f"--advertise-address={address}", "--secure-port=6443",
+                    "--tls-cert-file=/etc/kubernetes/pki/apiserver.crt", *(extra or [])])
     return ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\n"
             "  namespace: kube-system\nspec:\n  containers:\n  - command:\n"
-            f"    - kube-apiserver\n    - --advertise-address={address}\n"
-            "    - --secure-port=6443\n    - --tls-cert-file=/etc/kubernetes/pki/apiserver.crt\n"
-            "    name: kube-apiserver\n")
+            "    - kube-apiserver\n" + "".join(f"    - {f}\n" for f in flags)
+            + "    name: kube-apiserver\n")
 
 
 def _write_cert(node: SimNode, state: Certificates) -> None:

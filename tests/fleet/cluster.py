@@ -172,6 +172,9 @@ class Cluster:
         # etcd member -> the etcd it runs, when not ETCD_VERSION (a member left on another
         # release): its mirror pod's image tag and its ``endpoint status`` version both say it.
         self.etcd_versions: dict[str, str] = {}
+        # The ClusterConfiguration init was given (with kubeadm's defaults): what kubeadm keeps
+        # in the kubeadm-config ConfigMap and writes every control plane's manifests from.
+        self.cluster_config: dict[str, Any] = {}
         # Things a careful tool never does: joins that skip CA verification, configs not 0600.
         self.audit: Counter[str] = Counter(unsafe_skip_ca=0, loose_config_mode=0)
 

@@ -118,6 +118,7 @@ async def _init(node: SimNode) -> None:
     node.say('[kubeconfig] Writing "admin.conf" kubeconfig file')
     cluster_name = str(clus.get("clusterName") or "kubernetes")
     node.write(ADMIN_CONF, admin_conf(cluster.pki, endpoint, cluster_name), 0o600)
+    cluster.cluster_config = objects.with_kubeadm_defaults(clus)
     certs.install(node)
     await _pause(node)
     node.say('[kubelet-start] Writing kubelet configuration to file "/var/lib/kubelet/config.yaml"')
@@ -127,6 +128,12 @@ async def _init(node: SimNode) -> None:
     await _pause(node)
     node.say("[api-check] The API server is healthy after 1.5s")
     cluster.endpoint, cluster.name, cluster.version = endpoint, cluster_name, version
+    node.say('[upload-config] Storing the configuration used in ConfigMap "kubeadm-config" in '
+             'the "kube-system" Namespace')
+    node.say('[kubelet] Creating a ConfigMap "kubelet-config" in namespace kube-system with the '
+             "configuration for the kubelets in the cluster")
+    cluster.objects.update(objects.kubeadm_configmaps(
+        cluster.cluster_config, conf.get("KubeletConfiguration") or {}, version))
     args = cfg.args_of(reg.get("kubeletExtraArgs"))
     cluster.register(
         Member(name, args.get("node-ip", node.spec.address), True, cluster.clock(),

@@ -203,6 +203,9 @@ def _objects(node: SimNode, args: list[str], words: list[str]) -> Result | Needs
             return result
 
         return NeedsInput(apply)
+    if words[:2] in (["get", "configmaps"], ["get", "configmap"], ["get", "cm"]) and len(
+            words) == 2 and _output(args) == "json":
+        return objects.listed(cluster.objects, "ConfigMap", namespace)
     if words[:2] == ["get", "configmap"] and len(words) == 3:
         return objects.get(cluster.objects, "ConfigMap", namespace, words[2], ignore)
     if words[:1] == ["delete"] and len(words) >= 2 and all("/" in w for w in words[1:]):

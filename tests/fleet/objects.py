@@ -50,6 +50,52 @@ def kube_proxy_objects() -> dict[Key, dict[str, Any]]:
     }
 
 
+def with_kubeadm_defaults(cluster: dict[str, Any]) -> dict[str, Any]:
+    """A ClusterConfiguration as kubeadm keeps it: what it was given, and its defaults for what
+    it was not (the fields the tool never renders)."""
+    out = dict(cluster)
+    out.setdefault("certificatesDir", "/etc/kubernetes/pki")
+    out.setdefault("imageRepository", "registry.k8s.io")
+    out.setdefault("etcd", {"local": {"dataDir": "/var/lib/etcd"}})
+    out.setdefault("apiServer", {})
+    out.setdefault("controllerManager", {})
+    out.setdefault("scheduler", {})
+    out.setdefault("dns", {})
+    return out
+
+
+def kubeadm_configmaps(cluster: dict[str, Any], kubelet: dict[str, Any],
+                       version: str) -> dict[Key, dict[str, Any]]:
+    """kubeadm's upload-config phase: ``kubeadm-config`` (key ClusterConfiguration) and the
+    kubelets' configuration (``kubelet-config``; ``kubelet-config-1.NN`` before 1.24), with
+    kubeadm's defaults beside what it was given."""
+    minor = int(version.lstrip("v").split(".")[1])
+    kubelet_doc = {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+                   "authentication": {"x509": {"clientCAFile": "/etc/kubernetes/pki/ca.crt"}},
+                   "clusterDNS": ["10.96.0.10"], "clusterDomain": "cluster.local",
+                   "rotateCertificates": True, "staticPodPath": "/etc/kubernetes/manifests",
+                   **{k: v for k, v in kubelet.items() if k not in ("apiVersion", "kind")}}
+    kubelet_name = "kubelet-config" if minor >= 24 else f"kubelet-config-1.{minor}"
+
+    def configmap(name: str, key: str, doc: dict[str, Any]) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": "kube-system"},
+                "data": {key: yaml.safe_dump(doc, sort_keys=True)}}
+
+    return {
+        ("ConfigMap", "kube-system", "kubeadm-config"):
+            configmap("kubeadm-config", "ClusterConfiguration", cluster),
+        ("ConfigMap", "kube-system", kubelet_name): configmap(kubelet_name, "kubelet", kubelet_doc),
+    }
+
+
+def listed(objects: dict[Key, dict[str, Any]], kind: str, namespace: str) -> Result:
+    """``kubectl get KINDs -n NAMESPACE -o json``: a List of every such object there."""
+    items = [obj for (k, ns, _), obj in sorted(objects.items()) if (k, ns) == (kind, namespace)]
+    return Result.ok(json.dumps({"apiVersion": "v1", "items": items, "kind": "List",
+                                 "metadata": {"resourceVersion": ""}}, indent=4) + "\n")
+
+
 def _label(kind: str) -> str:
     resource, group = SERVED[kind]
     return f"{resource}.{group}" if group else resource

@@ -120,6 +120,8 @@ def command_kind(line: str) -> str:
         return "lock-release"
     if "exit 3" in line:
         return "read-file"
+    if "${#c}" in line:
+        return "read-files"
     return line.split(" ", 1)[0][:20]
 
 

@@ -116,6 +116,13 @@ def _script(node: SimNode, script: str, args: list[str]) -> Answer:
         if data is not None and params[0].encode() in data:
             node.remove(params[1])
         return Result.ok()
+    if "${#c}" in script and "for f do" in script:  # several files: "<size> <path>\n<bytes>"
+        out = b""
+        for path in params:
+            data = node.read(path)
+            out += f"-1 {path}\n".encode() if data is None else \
+                f"{len(data)} {path}\n".encode() + data
+        return Result.ok(out)
     if "exit 3" in script and "cat" in script and params:  # read, 3 when absent
         data = node.read(params[0])
         return Result(3) if data is None else Result.ok(data)

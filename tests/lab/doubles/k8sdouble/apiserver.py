@@ -67,6 +67,18 @@ BOOTSTRAP_ALLOWED = {
 }
 
 
+KUBE_SYSTEM_CONFIGMAPS = "/api/v1/namespaces/kube-system/configmaps/"
+
+
+def bootstrap_may(method: str, path: str) -> bool:
+    """What a bootstrap token may do: BOOTSTRAP_ALLOWED, and read kubeadm's configuration
+    (kubeadm's RBAC rules kubeadm:nodes-kubeadm-config and kubeadm:kubelet-config)."""
+    if (method, path) in BOOTSTRAP_ALLOWED:
+        return True
+    name = path[len(KUBE_SYSTEM_CONFIGMAPS):] if path.startswith(KUBE_SYSTEM_CONFIGMAPS) else ""
+    return method == "GET" and (name == "kubeadm-config" or name.startswith("kubelet-config"))
+
+
 def rfc3339(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -236,7 +248,7 @@ class Api:
         st = self.state
         with st.transaction():
             st.prune(now)
-            if who.startswith("bootstrap:") and (method, path) not in BOOTSTRAP_ALLOWED:
+            if who.startswith("bootstrap:") and not bootstrap_may(method, path):
                 return 403, _status(403, "Forbidden", f'User "system:bootstrap:{who[10:]}" '
                                     f'cannot {method.lower()} resource "{path}"')
             parts = [p for p in path.split("/") if p]

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from k8sdouble import env, kubeversions, pki
+from k8sdouble import env, kubeadmconfig, kubeversions, pki
 from k8sdouble.client import Client
 from k8sdouble.errors import ApiError, CommandError, PhaseError
 
@@ -173,15 +173,16 @@ def etcd_member(name: str) -> None:
     env.write_atomic(env.ETCD_MEMBER, name + "\n", 0o600)
 
 
-def real_etcd_manifest(name: str, address: str, initial_cluster: str, state: str) -> None:
+def real_etcd_manifest(name: str, address: str, initial_cluster: str, state: str,
+                       cluster_config: dict[str, Any] | None = None) -> None:
     """kubeadm's etcd static pod, to be run by the real etcd (the lab's ``realEtcd``).
 
     kubeadm's flags, but for the client and metrics URLs on 127.0.0.1: the lab's nodes share
     one loopback, so the node's address stands for it (crictl exec points 127.0.0.1:2379 there).
     """
     etcd_pki = f"{env.PKI}/etcd"
-    write_manifest("etcd", [
-        "etcd", f"--advertise-client-urls=https://{address}:2379",
+    write_manifest("etcd", ["etcd", *kubeadmconfig.flags("etcd", [
+        f"--advertise-client-urls=https://{address}:2379",
         f"--cert-file={etcd_pki}/server.crt", "--client-cert-auth=true",
         f"--data-dir={env.ETCD_DIR}", f"--initial-advertise-peer-urls=https://{address}:2380",
         f"--initial-cluster={initial_cluster}", f"--initial-cluster-state={state}",
@@ -190,7 +191,7 @@ def real_etcd_manifest(name: str, address: str, initial_cluster: str, state: str
         f"--name={name}", f"--peer-cert-file={etcd_pki}/peer.crt", "--peer-client-cert-auth=true",
         f"--peer-key-file={etcd_pki}/peer.key", f"--peer-trusted-ca-file={etcd_pki}/ca.crt",
         "--snapshot-count=10000", f"--trusted-ca-file={etcd_pki}/ca.crt",
-    ], image=env.node().etcd_image)
+    ], cluster_config)], image=env.node().etcd_image)
 
 
 def etcd_flags(address: str) -> list[str]:
@@ -200,20 +201,32 @@ def etcd_flags(address: str) -> list[str]:
             f"--etcd-keyfile={env.PKI}/apiserver-etcd-client.key"]
 
 
-def control_plane_manifests(address: str, port: int, version: str) -> None:
+def component_commands(address: str, port: int, version: str,
+                       cluster_config: dict[str, Any] | None = None) -> dict[str, list[str]]:
+    """kubeadm's control-plane phase: each component's command, kubeadm's own flags overridden
+    by the ClusterConfiguration's extraArgs (kubeadmconfig.flags)."""
     pki_dir = env.PKI
-    api = ["kube-apiserver", f"--advertise-address={address}", f"--secure-port={port}",
+    api = [f"--advertise-address={address}", f"--secure-port={port}",
            f"--tls-cert-file={pki_dir}/apiserver.crt",
            f"--tls-private-key-file={pki_dir}/apiserver.key",
            f"--client-ca-file={pki_dir}/ca.crt", f"--kubernetes-version={version}",
            "--authorization-mode=Node,RBAC", "--enable-bootstrap-token-auth=true"]
     if env.node().real_etcd:
         api += etcd_flags(address)
-    write_manifest("kube-apiserver", api)
-    write_manifest("kube-controller-manager", ["kube-controller-manager",
-                   "--kubeconfig=/etc/kubernetes/controller-manager.conf"])
-    write_manifest("kube-scheduler", ["kube-scheduler",
-                   "--kubeconfig=/etc/kubernetes/scheduler.conf"])
+    commands = {"kube-apiserver": ["kube-apiserver", *kubeadmconfig.flags(
+        "kube-apiserver", api, cluster_config)]}
+    for component, conf in (("kube-controller-manager", "controller-manager.conf"),
+                            ("kube-scheduler", "scheduler.conf")):
+        own = [f"--kubeconfig=/etc/kubernetes/{conf}"]
+        commands[component] = [component, *kubeadmconfig.flags(component, own, cluster_config)]
+    return commands
+
+
+def control_plane_manifests(address: str, port: int, version: str,
+                            cluster_config: dict[str, Any] | None = None) -> None:
+    for component, command in component_commands(address, port, version,
+                                                  cluster_config).items():
+        write_manifest(component, command)
 
 
 def wait_healthy(client: Client, timeout: float) -> bool:
@@ -236,14 +249,6 @@ def wait_node(client: Client, name: str, timeout: float) -> bool:
         except ApiError:
             time.sleep(0.1)
     return False
-
-
-def kubelet_config(cluster_dns: str = "10.96.0.10", domain: str = "cluster.local") -> str:
-    doc = {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
-           "authentication": {"x509": {"clientCAFile": "/etc/kubernetes/pki/ca.crt"}},
-           "cgroupDriver": "cgroupfs", "clusterDNS": [cluster_dns], "clusterDomain": domain,
-           "staticPodPath": "/etc/kubernetes/manifests", "rotateCertificates": True}
-    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def version_tuple(v: str) -> tuple[int, int, int]:

@@ -11,7 +11,9 @@ import secrets
 import sys
 import time
 
-from k8sdouble import addons, cluster, config, env, faults, pki
+import yaml
+
+from k8sdouble import addons, cluster, config, env, faults, kubeadmconfig, pki
 from k8sdouble.cluster import out
 from k8sdouble.errors import CommandError, PhaseError
 
@@ -141,6 +143,15 @@ def kubeconfigs(node: env.Node, server: str, local: str, cluster_name: str, vers
         env.write_atomic(f"{env.K8S}/{name}", text, 0o600)
 
 
+def kubelet_configuration(cfg: config.Config) -> dict[str, object]:
+    """The KubeletConfiguration init was given, over kubeadm's defaults: what it writes to
+    /var/lib/kubelet/config.yaml and uploads to the kubelet-config ConfigMap."""
+    return kubeadmconfig.kept_kubelet_configuration(
+        cfg.documents.get("KubeletConfiguration") or {},
+        service_ip(cfg.service_subnet or "10.96.0.0/12").rsplit(".", 1)[0] + ".10",
+        cfg.dns_domain or "cluster.local")
+
+
 def kubelet_start(cfg: config.Config) -> None:
     out(f'[kubelet-start] Writing kubelet environment file with flags to file '
         f'"{env.KUBELET_DIR}/kubeadm-flags.env"')
@@ -148,9 +159,8 @@ def kubelet_start(cfg: config.Config) -> None:
                      'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint='
                      'unix:///var/run/containerd/containerd.sock"\n', 0o644)
     out(f'[kubelet-start] Writing kubelet configuration to file "{env.KUBELET_CONFIG}"')
-    env.write_atomic(env.KUBELET_CONFIG, cluster.kubelet_config(
-        service_ip(cfg.service_subnet or "10.96.0.0/12").rsplit(".", 1)[0] + ".10",
-        cfg.dns_domain or "cluster.local"), 0o644)
+    env.write_atomic(env.KUBELET_CONFIG, yaml.safe_dump(kubelet_configuration(cfg),
+                                                        sort_keys=False), 0o644)
     out("[kubelet-start] Starting the kubelet")
 
 
@@ -177,6 +187,9 @@ def run(config_path: str, upload_certs: bool, skip_token_print: bool) -> int:
     server = f"https://{endpoint}"
     local = f"https://{with_port(address, port)}"
     skip = set(cfg.skip_phases)
+    # The configuration as kubeadm keeps it: its manifests and its upload-config come from it.
+    kept = kubeadmconfig.kept_cluster_configuration(
+        cfg.documents.get("ClusterConfiguration") or {}, node.version, version)
 
     def phase(name: str) -> bool:
         faults.check(name)
@@ -197,7 +210,7 @@ def run(config_path: str, upload_certs: bool, skip_token_print: bool) -> int:
         out(f'[etcd] Creating static Pod manifest for local etcd in "{env.MANIFESTS}"')
         if node.real_etcd:
             cluster.real_etcd_manifest(node.name, address, f"{node.name}=https://{address}:2380",
-                                       "new")
+                                       "new", kept)
         else:
             cluster.write_manifest("etcd", ["etcd", f"--advertise-client-urls=https://{address}:2379",
                                             f"--name={node.name}"])
@@ -206,7 +219,7 @@ def run(config_path: str, upload_certs: bool, skip_token_print: bool) -> int:
         out(f'[control-plane] Using manifest folder "{env.MANIFESTS}"')
         for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
             out(f'[control-plane] Creating static Pod manifest for "{component}"')
-        cluster.control_plane_manifests(address, port, version)
+        cluster.control_plane_manifests(address, port, version, kept)
     if phase("kubelet-start"):
         kubelet_start(cfg)
     admin = cluster.admin_client()
@@ -227,8 +240,9 @@ def run(config_path: str, upload_certs: bool, skip_token_print: bool) -> int:
             "controlPlaneEndpoint": endpoint if cfg.control_plane_endpoint else "",
             "clusterName": cfg.cluster_name, "config": cfg.documents.get("ClusterConfiguration"),
         })
-        out('[kubelet] Creating a ConfigMap "kubelet-config" in namespace kube-system with the '
-            'configuration for the kubelets in the cluster')
+        kubeadmconfig.upload(admin, kept, kubelet_configuration(cfg), version)
+        out(f'[kubelet] Creating a ConfigMap "{kubeadmconfig.kubelet_config_name(version)}" in '
+            'namespace kube-system with the configuration for the kubelets in the cluster')
     cert_key = cfg.certificate_key
     if phase("upload-certs"):
         if upload_certs:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import sys
 import time
 
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from k8sdouble import cluster, config, env, etcdmember, faults, jws, pki
+from k8sdouble import cluster, config, env, etcdmember, faults, jws, kubeadmconfig, pki
 from k8sdouble.client import Client
 from k8sdouble.cluster import out
-from k8sdouble.errors import ApiError, PhaseError
+from k8sdouble.errors import ApiError, CommandError, PhaseError
 from k8sdouble.etcdstore import EtcdUnavailable
 from k8sdouble.init import control_plane_certs, kubeconfigs, with_port
 
@@ -118,12 +119,18 @@ def run(config_path: str) -> int:
         raise PhaseError("preflight", f"unable to fetch the kubeadm-config ConfigMap: "
                          f"{exc.message}") from None
     version = str(about.get("version") or node.version)
+    try:  # kubeadm reads its configuration from the cluster, as the bootstrap token may
+        kept = kubeadmconfig.download(boot, kubeadmconfig.KUBEADM_CONFIG, "ClusterConfiguration")
+        kubelet_doc = kubeadmconfig.download(boot, kubeadmconfig.kubelet_config_name(version),
+                                             "kubelet")
+    except CommandError as exc:
+        raise PhaseError("preflight", str(exc)) from None
     if cluster.version_tuple(node.version)[:2] > cluster.version_tuple(version)[:2]:
         print(f"[preflight] WARNING: kubelet version {node.version} is newer than the control "
               f"plane's {version}", file=sys.stderr)
 
     if cfg.join_control_plane:
-        _prepare_control_plane(cfg, node, boot, kc, about, version)
+        _prepare_control_plane(cfg, node, boot, kc, about, version, kept)
         if node.real_etcd:
             _check_etcd(node, cfg.advertise_address or node.address)
 
@@ -142,7 +149,7 @@ def run(config_path: str) -> int:
     env.write_atomic(f"{env.KUBELET_DIR}/kubeadm-flags.env",
                      'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint='
                      'unix:///var/run/containerd/containerd.sock"\n', 0o644)
-    env.write_atomic(env.KUBELET_CONFIG, cluster.kubelet_config(), 0o644)
+    env.write_atomic(env.KUBELET_CONFIG, yaml.safe_dump(kubelet_doc, sort_keys=False), 0o644)
     out(f'[kubelet-start] Writing kubelet environment file with flags to file '
         f'"{env.KUBELET_DIR}/kubeadm-flags.env"')
     out("[kubelet-start] Starting the kubelet")
@@ -168,7 +175,7 @@ def run(config_path: str) -> int:
             members.append(node.name)
         cluster.call(admin, "PATCH", "/lab/v1/cluster", {"members": members})
         if node.real_etcd:
-            _join_etcd(admin, node, cfg.advertise_address or node.address)
+            _join_etcd(admin, node, cfg.advertise_address or node.address, kept)
         out("[etcd] Waiting for the new etcd member to join the cluster. This can take up to 40s")
         if node.real_etcd:
             _wait_etcd(cfg.advertise_address or node.address)
@@ -180,7 +187,8 @@ def run(config_path: str) -> int:
 
 
 def _prepare_control_plane(cfg: config.Config, node: env.Node, boot: Client,
-                           kc: pki.KubeConfig, about: dict[str, object], version: str) -> None:
+                           kc: pki.KubeConfig, about: dict[str, object], version: str,
+                           kept: dict[str, object]) -> None:
     faults.check("control-plane-prepare")
     out("[preflight] Running pre-flight checks before initializing the new control plane instance")
     out('[download-certs] Downloading the certificates in Secret "kubeadm-certs" in the '
@@ -208,7 +216,7 @@ def _prepare_control_plane(cfg: config.Config, node: env.Node, boot: Client,
     out(f'[control-plane] Using manifest folder "{env.MANIFESTS}"')
     for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
         out(f'[control-plane] Creating static Pod manifest for "{component}"')
-    cluster.control_plane_manifests(address, cfg.bind_port or 6443, version)
+    cluster.control_plane_manifests(address, cfg.bind_port or 6443, version, kept)
     if not node.real_etcd:  # the real one's manifest comes with its member, in control-plane-join
         cluster.write_manifest("etcd", ["etcd", f"--name={node.name}"])
     cluster.etcd_member(node.name)
@@ -230,7 +238,7 @@ def _check_etcd(node: env.Node, address: str) -> None:
                          f"{silent} with maintenance client: context deadline exceeded")
 
 
-def _join_etcd(admin: Client, node: env.Node, address: str) -> None:
+def _join_etcd(admin: Client, node: env.Node, address: str, kept: dict[str, object]) -> None:
     """kubeadm's etcd phase: member add through an existing member, then the static pod with
     ``--initial-cluster-state=existing``."""
     others = etcdmember.control_plane_addresses(cluster.call(admin, "GET", "/api/v1/nodes"),
@@ -240,7 +248,7 @@ def _join_etcd(admin: Client, node: env.Node, address: str) -> None:
     except EtcdUnavailable as exc:
         raise PhaseError("control-plane-join/etcd", f"error creating local etcd static pod "
                          f"manifest file: {exc}") from None
-    cluster.real_etcd_manifest(node.name, address, initial, "existing")
+    cluster.real_etcd_manifest(node.name, address, initial, "existing", kept)
 
 
 def _wait_etcd(address: str) -> None:

@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from k8sdouble import addons, certs, cluster, env, faults, kubeversions, objects
+from k8sdouble import addons, certs, cluster, env, faults, kubeadmconfig, kubeversions, objects
 from k8sdouble.client import Client
 from k8sdouble.cluster import out
 from k8sdouble.errors import ApiError, CommandError
@@ -428,8 +428,18 @@ def restart_apiserver(version: Version, timeout: float = 60) -> None:
                        "waiting for the condition")
 
 
-def upgrade_static_pods(version: Version, renew: bool, prefix: str) -> None:
-    """New manifests for ``version`` (old ones backed up), certificates renewed, pods restarted."""
+def upgrade_static_pods(version: Version, renew: bool, prefix: str,
+                        kept: dict[str, Any] | None = None) -> None:
+    """New manifests for ``version`` (old ones backed up), certificates renewed, pods restarted.
+
+    As kubeadm: each manifest is written again from the cluster's ClusterConfiguration
+    (``kept``, the kubeadm-config ConfigMap), so a flag edited by hand does not survive it; a
+    component whose new manifest equals the old one is left running, unless its certificates
+    were just renewed."""
+    current = _apiserver_command()
+    address = _args(current, "--advertise-address") or env.node().address
+    port = int(_args(current, "--secure-port") or env.API_PORT)
+    commands = cluster.component_commands(address, port, vstr(version), kept)
     now = dt.datetime.now()
     backup = f"{env.K8S}/tmp/kubeadm-backup-manifests-{now.strftime(STAMP)}"
     upgraded = f"{env.K8S}/tmp/kubeadm-upgraded-manifests{now.strftime('%H%M%S%f')}"
@@ -458,13 +468,17 @@ def upgrade_static_pods(version: Version, renew: bool, prefix: str) -> None:
         if component == "etcd":
             continue
         text = target.read_text()
-        env.write_atomic(f"{backup}/{component}.yaml", text, 0o600)
         doc = yaml.safe_load(text)
         container = doc["spec"]["containers"][0]
-        container["image"] = f"registry.k8s.io/{component}:{vstr(version)}"
-        container["command"] = [
-            f"--kubernetes-version={vstr(version)}" if str(a).startswith("--kubernetes-version=")
-            else a for a in container["command"]]
+        image = f"registry.k8s.io/{component}:{vstr(version)}"
+        same = (container.get("image"), container.get("command")) == (image, commands[component])
+        if same and not renew:  # renewed certificates restart the component all the same
+            out(f"[{prefix}] Current and new manifests of {component} are equal, skipping "
+                "upgrade")
+            continue
+        env.write_atomic(f"{backup}/{component}.yaml", text, 0o600)
+        container["image"] = image
+        container["command"] = commands[component]
         env.write_atomic(f"{env.MANIFESTS}/{component}.yaml",
                          yaml.safe_dump(doc, sort_keys=False), 0o600)
         out(f'[{prefix}] Moved new manifest to "{env.MANIFESTS}/{component}.yaml" and backed up '
@@ -480,8 +494,10 @@ def upgrade_static_pods(version: Version, renew: bool, prefix: str) -> None:
         certs.renew(["admin.conf", "super-admin.conf"])
 
 
-def write_kubelet_config(modern: bool) -> None:
-    """Back up and rewrite /var/lib/kubelet/config.yaml from the cluster's kubelet config."""
+def write_kubelet_config(modern: bool, client: Client, version: str) -> None:
+    """Back up and rewrite /var/lib/kubelet/config.yaml from the cluster's kubelet config (the
+    kubelet-config ConfigMap of the cluster's ``version``)."""
+    kubelet = kubeadmconfig.download(client, kubeadmconfig.kubelet_config_name(version), "kubelet")
     stamp = dt.datetime.now().strftime("%H%M%S%f")
     backup = f"{env.K8S}/tmp/kubeadm-kubelet-config{stamp}/config.yaml"
     prefix = "upgrade/kubelet-config" if modern else "upgrade"
@@ -491,7 +507,7 @@ def write_kubelet_config(modern: bool) -> None:
         out(f"[{prefix}] Backing up kubelet config file to {backup}")
     out(f'[{prefix if modern else "kubelet-start"}] Writing kubelet configuration to file '
         f'"{env.KUBELET_CONFIG}"')
-    env.write_atomic(env.KUBELET_CONFIG, cluster.kubelet_config(), 0o644)
+    env.write_atomic(env.KUBELET_CONFIG, yaml.safe_dump(kubelet, sort_keys=False), 0o644)
     if modern:
         out("[upgrade/kubelet-config] The kubelet configuration for this node was successfully "
             "upgraded!")
@@ -548,7 +564,8 @@ def apply(version_arg: str | None, yes: bool, force: bool, renew: bool) -> int:
     prefix = "upgrade/control-plane" if modern else "upgrade/apply"
     out(f'[{prefix}] Upgrading your Static Pod-hosted control plane to version "{new_str}" '
         "(timeout: 5m0s)...")
-    upgrade_static_pods(new, renew, "upgrade/staticpods")
+    kept = kubeadmconfig.download(client, kubeadmconfig.KUBEADM_CONFIG, "ClusterConfiguration")
+    upgrade_static_pods(new, renew, "upgrade/staticpods", kept)
     if modern:
         out("[upgrade/control-plane] The control plane instance for this node was successfully "
             "upgraded!")
@@ -557,12 +574,16 @@ def apply(version_arg: str | None, yes: bool, force: bool, renew: bool) -> int:
     if isinstance(config, dict):
         config = dict(config, kubernetesVersion=new_str)
     cluster.call(client, "PATCH", "/lab/v1/cluster", {"version": new_str, "config": config})
+    kubelet = kubeadmconfig.download(
+        client, kubeadmconfig.kubelet_config_name(vstr(current)), "kubelet")
+    kubeadmconfig.upload(client, kubeadmconfig.kept_cluster_configuration(
+        kept, node.version, new_str), kubelet, new_str)
     out('[upload-config] Storing the configuration used in ConfigMap "kubeadm-config" in the '
         '"kube-system" Namespace')
-    out('[kubelet] Creating a ConfigMap "kubelet-config" in namespace kube-system with the '
-        "configuration for the kubelets in the cluster")
+    out(f'[kubelet] Creating a ConfigMap "{kubeadmconfig.kubelet_config_name(new_str)}" in '
+        "namespace kube-system with the configuration for the kubelets in the cluster")
     faults.check("kubelet-config")
-    write_kubelet_config(modern)
+    write_kubelet_config(modern, client, new_str)
     faults.check("bootstrap-token")
     if modern:
         out("[upgrade/bootstrap-token] Configuring bootstrap token and cluster-info RBAC rules")
@@ -629,7 +650,9 @@ def upgrade_node(renew: bool) -> int:
         prefix = "upgrade/control-plane" if modern else "upgrade"
         out(f'[{prefix}] Upgrading your Static Pod-hosted control plane instance to version '
             f'"{vstr(version)}"...')
-        upgrade_static_pods(version, renew, "upgrade/staticpods")
+        kept = kubeadmconfig.download(client, kubeadmconfig.KUBEADM_CONFIG,
+                                      "ClusterConfiguration")
+        upgrade_static_pods(version, renew, "upgrade/staticpods", kept)
         out(f"[{prefix}] The control plane instance for this node was successfully "
             + ("upgraded!" if modern else "updated!"))
     else:
@@ -639,7 +662,7 @@ def upgrade_node(renew: bool) -> int:
         if modern:
             out("[upgrade/kubeconfig] Skipping phase. Not a control plane node.")
     faults.check("kubelet-config")
-    write_kubelet_config(modern)
+    write_kubelet_config(modern, client, version_str)
     if modern:
         faults.check("addon")
         if control_plane:
@@ -664,6 +687,27 @@ def _renewal(value: str) -> bool:
         return False
     raise CommandError(f'Error: invalid argument "{value}" for "--certificate-renewal" flag: '
                        f'strconv.ParseBool: parsing "{value}": invalid syntax', hint=False)
+
+
+def control_plane_phase(renew: bool) -> int:
+    """``kubeadm upgrade node phase control-plane``: this control plane's static pod manifests
+    written again from the kubeadm-config ConfigMap (at the cluster's version), each component
+    whose manifest changed restarted; a node that is no control plane is skipped."""
+    node = env.node()
+    modern = parse(node.version)[1] >= 32
+    prefix = "upgrade/control-plane" if modern else "upgrade"
+    if not _manifest("kube-apiserver").exists():
+        out(f"[{prefix}] Skipping phase. Not a control plane node.")
+        return 0
+    client = client_for_node()
+    kept = kubeadmconfig.download(client, kubeadmconfig.KUBEADM_CONFIG, "ClusterConfiguration")
+    version = parse(str(kept.get("kubernetesVersion") or node.version))
+    out(f'[{prefix}] Upgrading your Static Pod-hosted control plane instance to version '
+        f'"{vstr(version)}"...')
+    upgrade_static_pods(version, renew, "upgrade/staticpods", kept)
+    out(f"[{prefix}] The control plane instance for this node was successfully "
+        + ("upgraded!" if modern else "updated!"))
+    return 0
 
 
 def main(args: list[str]) -> int:
@@ -691,6 +735,16 @@ def main(args: list[str]) -> int:
         p.add_argument("--v", "-v")
         ns = p.parse_args(rest)
         return apply(ns.version, ns.yes, ns.force, _renewal(ns.certificate_renewal))
+    if sub == "node" and rest[:2] == ["phase", "control-plane"]:
+        p = Parser(prog="kubeadm upgrade node phase control-plane")
+        p.add_argument("--certificate-renewal", nargs="?", const="true", default="true")
+        p.add_argument("--etcd-upgrade", nargs="?", const="true", default="true")
+        p.add_argument("--dry-run", action="store_true")
+        p.add_argument("--kubeconfig")
+        p.add_argument("--patches")
+        p.add_argument("--v", "-v")
+        ns = p.parse_args(rest[2:])
+        return control_plane_phase(_renewal(ns.certificate_renewal))
     if sub == "node":
         p = Parser(prog="kubeadm upgrade node")
         p.add_argument("--certificate-renewal", nargs="?", const="true", default="true")
