@@ -95,19 +95,12 @@ class LinuxKitNode:
         self, argv: Sequence[str], *, input: bytes | None = None, timeout: float | None = None
     ) -> CommandResult:
         """Run argv inside the kubelet container, with a unique exec ID."""
-        exec_id = f"k8slk-{uuid.uuid4().hex[:16]}"
-        cmd = [
-            "ctr",
-            "--namespace",
-            paths.CONTAINERD_NAMESPACE,
-            "tasks",
-            "exec",
-            "--exec-id",
-            exec_id,
-            paths.KUBELET_TASK,
-            *argv,
-        ]
-        return await self.conn.run(cmd, input=input, timeout=timeout)
+        return await self.conn.run(_in_kubelet(argv), input=input, timeout=timeout)
+
+    def kubectl_lines(self, *args: str) -> AsyncGenerator[str, None]:
+        """kubectl's stdout lines as it prints them (a ``--watch``); closing the iterator ends
+        kubectl on the node (``Connection.stream_lines``)."""
+        return self.conn.stream_lines(_in_kubelet(["kubectl", *args]))
 
     async def kubectl(self, *args: str, timeout: float | None = 60) -> CommandResult:
         return await self.kubelet_exec(["kubectl", *args], timeout=timeout)
@@ -280,6 +273,13 @@ class LinuxKitNode:
                 if on_note is not None:
                     on_note(f"connection dropped while following the log ({exc}); "
                             "following it again")
+
+
+def _in_kubelet(argv: Sequence[str]) -> list[str]:
+    """argv run inside the kubelet container, with a unique exec ID."""
+    exec_id = f"k8slk-{uuid.uuid4().hex[:16]}"
+    return ["ctr", "--namespace", paths.CONTAINERD_NAMESPACE, "tasks", "exec", "--exec-id",
+            exec_id, paths.KUBELET_TASK, *argv]
 
 
 # The log follow's last line, then the kubeadm task's state (STOPPED or MISSING).
