@@ -170,6 +170,7 @@ class MemberWatcher:
         self.members: dict[str, Member] = {}
         self.waiting: dict[str, list[_Waiter]] = {}
         self.waiters = 0
+        self.primed_until = 0.0  # monotonic time until which it follows with nobody waiting
         self.task: asyncio.Task[None] | None = None
         self.error = ""
 
@@ -208,7 +209,7 @@ class MemberWatcher:
 
     async def _run(self) -> None:
         short = 0
-        while self.waiters and self.watching:
+        while self.wanted() and self.watching:
             started = time.monotonic()
             try:
                 events = await self._watch()
@@ -222,11 +223,11 @@ class MemberWatcher:
             short = short + 1 if time.monotonic() - started < WATCH_SHORT or not events else 0
             if short >= 2:
                 self.watching = False
-        if self.waiters:
+        if self.wanted():
             log.info("node list: the watch does not work here (%s); polling instead",
                      self.error or "kubectl ended at once, twice")
         delay = POLL_MIN
-        while self.waiters:
+        while self.wanted():
             try:
                 changed = await self.poll_once()
             except Exception as exc:  # a lost connection is retried at the next poll
@@ -260,6 +261,26 @@ class MemberWatcher:
                 self.error = ""
                 self._heard({member.name: member})
         return count
+
+    def wanted(self) -> bool:
+        """Someone waits, or will soon (``prime``)."""
+        return bool(self.waiters) or time.monotonic() < self.primed_until
+
+    def prime(self, seconds: float) -> None:
+        """Start following now, for at most ``seconds`` with nobody waiting: the joins prime it
+        as they trigger, so that the watch has listed the nodes (and kubectl has started) by
+        the time the first node waits for Ready, rather than then."""
+        self.primed_until = max(self.primed_until, time.monotonic() + seconds)
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run())
+        asyncio.get_running_loop().call_later(seconds, self._stop_if_idle)
+
+    def stop(self) -> None:
+        """The run is over: the watch (or poll) ends now, before its connection is closed."""
+        self.primed_until = 0.0
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
 
     # -- waiting ------------------------------------------------------------------------------
 
@@ -299,6 +320,6 @@ class MemberWatcher:
         """Nobody waits (still): the watch (or poll) ends. Not at once when the last waiter
         leaves: the next batch of nodes (``--concurrency``) comes a moment later, and a watch
         started again would list every node again."""
-        if not self.waiters and self.task is not None:
+        if not self.wanted() and self.task is not None:
             self.task.cancel()
             self.task = None

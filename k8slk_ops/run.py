@@ -136,6 +136,8 @@ class Executor:
                     )
         for stage in self.plan.always:
             await self._run_stage(stage, always=True)
+        if self.ctx.state.member_watcher is not None:
+            self.ctx.state.member_watcher.stop()  # before the connections close
         self._finish_reports()
 
     def _groups(self) -> list[tuple[PlannedStage, ...]]:

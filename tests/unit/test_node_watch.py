@@ -147,6 +147,23 @@ def test_each_waiter_wakes_on_its_own_node_turning_ready(monkeypatch: pytest.Mon
     asyncio.run(scenario())
 
 
+def test_a_primed_watch_has_listed_the_nodes_before_anyone_waits() -> None:
+    async def scenario() -> None:
+        primary = _Primary()
+        watcher = _watcher(primary)
+        watcher.prime(30.0)  # as the joins do when they trigger
+        primary.queue.put_nowait(_event("ADDED", _node("w-1", True)))
+        await asyncio.sleep(0.05)
+        assert primary.watches == [WATCH_ARGS] and watcher.members["w-1"].ready
+        member = await asyncio.wait_for(watcher.wait_ready("w-1", 30.0), 5)
+        assert member.ready and primary.watches == [WATCH_ARGS]  # the same watch, no wait
+        watcher.stop()  # the run's end
+        await asyncio.sleep(0.05)
+        assert primary.closed == 1 and watcher.task is None
+
+    asyncio.run(scenario())
+
+
 def test_a_watch_that_ends_is_started_again() -> None:
     async def scenario() -> None:
         primary = _Primary()
