@@ -61,9 +61,11 @@ def test_bootstrap_waits_for_ready_through_one_watch(cluster: dict[str, Any]) ->
                                          if c["type"] == "Ready")
              for i in json.loads(out.stdout)["items"]}
     assert ready == dict.fromkeys(NAMES, "True")
-    # The run's ready stage followed the watch, and never fell back to polling.
-    assert "node list: watching it on cp-1 (kubectl get nodes --watch" in run.log
+    # The run's ready stage followed one watch, and never fell back to polling.
+    assert run.log.count("node list: watching it on cp-1 (kubectl get nodes --watch") == 1
     assert "polling instead" not in run.log
+    # The watch ended with the run: no kubectl is left watching on the primary.
+    assert not [c for c in cluster["lab"].command_lines("cp-1") if "--watch" in c]
 
 
 @pytest.mark.parametrize("minor", range(27, 34))
