@@ -52,12 +52,12 @@ LOG = """\
 def test_the_lab_timeline_lines_up_the_tools_stages_with_the_nodes_logs() -> None:
     primary = benchlab.node_times("cp-1", LOG.format(flag="init", end="19"))
     assert primary.seconds == 8.0  # settle + kubeadm init, from its own log
+    assert primary.triggered is not None
     # Two workers triggered at :27 (logs shifted by 16 s), the slower done 6 s later.
     joined = [
-        benchlab.NodeTimes("w-1", primary.triggered + 16, primary.triggered + 21),  # type: ignore[operator]
-        benchlab.NodeTimes("w-2", primary.triggered + 16, primary.triggered + 22),  # type: ignore[operator]
+        benchlab.NodeTimes("w-1", primary.triggered + 16, primary.triggered + 21),
+        benchlab.NodeTimes("w-2", primary.triggered + 16, primary.triggered + 22),
     ]
-    assert primary.triggered is not None
     started = primary.triggered - 1.5  # the tool started 1.5 s before the init trigger was seen
     marks = [["epoch", started, 0.0], ["stage init start", 1.4, 0.5], ["stage init end", 10.3, 0.6],
              ["stage ready start", 24.0, 1.0], ["stage ready end", 25.0, 1.1], ["exit", 25.5, 1.2]]
