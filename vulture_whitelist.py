@@ -60,3 +60,6 @@ _.do_DELETE
 node_verifies
 no_settle
 short_watch
+
+# tests/benchlab.py: the timeline's rows read their fields by name (getattr on the table).
+_.cleanup_tool

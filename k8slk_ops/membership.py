@@ -8,6 +8,8 @@ one poller a run shares: a thousand nodes waiting for Ready cost one request per
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +22,8 @@ from k8slk_ops.nodemeta import OwnedKeys, owned_keys
 from k8slk_ops.rebootrecord import ANNOTATION as REBOOT_ANNOTATION
 from k8slk_ops.rebootrecord import RebootRecord, parse_record
 from k8slk_ops.ssh import CommandTimeout
+
+log = logging.getLogger("k8slk_ops.membership")
 
 # kubelet's reason when the container runtime reports no CNI configuration.
 NETWORK_NOT_READY = "NetworkPluginNotReady"
@@ -80,22 +84,24 @@ class MembershipUnavailable(Exception):
 
 def members_of(nodes_json: str) -> dict[str, Member]:
     """Every member in ``kubectl get nodes -o json`` output, by name."""
-    return {
-        n.name: Member(
-            n.name,
-            n.ready,
-            n.control_plane,
-            n.unschedulable,
-            n.kubelet_version,
-            n.not_ready_reason,
-            n.not_ready_message,
-            parse_record(n.annotations.get(REBOOT_ANNOTATION, "")),
-            n.labels,
-            n.taints,
-            owned_keys(n.annotations),
-        )
-        for n in kubeadm.parse_nodes_json(nodes_json)
-    }
+    return {n.name: member_of(n) for n in kubeadm.parse_nodes_json(nodes_json)}
+
+
+def member_of(n: kubeadm.NodeStatus) -> Member:
+    """The member a Node of the API's (a list's item, a watch event's object) stands for."""
+    return Member(
+        n.name,
+        n.ready,
+        n.control_plane,
+        n.unschedulable,
+        n.kubelet_version,
+        n.not_ready_reason,
+        n.not_ready_message,
+        parse_record(n.annotations.get(REBOOT_ANNOTATION, "")),
+        n.labels,
+        n.taints,
+        owned_keys(n.annotations),
+    )
 
 
 async def list_members(control_plane: LinuxKitNode) -> dict[str, Member]:
@@ -126,78 +132,204 @@ async def list_members(control_plane: LinuxKitNode) -> dict[str, Member]:
         raise MembershipUnavailable(f"{exc} (on {control_plane.name})") from None
 
 
-class MemberWatcher:
-    """Polls the node list while anyone waits; shared by all waiters of a run.
+# The node list is polled this often while it changes or a waited-for node is not listed yet
+# (still joining), backing off to POLL_MAX once nothing moves (a thousand-node list is large).
+POLL_MIN = 0.5
+POLL_MAX = 3.0
+# The watch: ``kubectl get nodes --watch`` lists the nodes, then prints each change as it
+# happens, one JSON event per line.
+WATCH_ARGS = ("get", "nodes", "--watch", "--output-watch-events", "-o", "json")
+# A watch that ends this soon after it started, twice in a row, is not working here (an old
+# kubectl, an API that refuses it): the watcher polls instead for the rest of the run.
+WATCH_SHORT = 2.0
+# How long the watch outlives its last waiter (see MemberWatcher._stop_if_idle).
+IDLE_GRACE = 2.0
 
-    ``on_poll`` hears each node list read, once per poll: the run's membership is kept current
-    there, not by each waiter (a copy of the whole list per waiting node would grow with the
-    square of the fleet)."""
+
+@dataclass
+class _Waiter:
+    future: asyncio.Future[Member]
+    on_reason: Callable[[str], None] | None
+    told: str = ""
+
+
+class MemberWatcher:
+    """Follows the node list while anyone waits; shared by all waiters of a run.
+
+    It watches the primary's node list (``kubectl get nodes --watch``, streamed over the
+    node's SSH session): a node turning Ready is seen as the API says so, not at the next poll.
+    A watch that breaks is started again; one that cannot work here (it ends at once, twice,
+    or prints what is not an event) gives way to polling ``kubectl get nodes -o json``, every
+    POLL_MIN seconds while the list changes or a waited-for node is not in it yet.
+
+    Each waiter is woken only by news of its own node: a thousand waiting nodes cost one
+    dictionary look-up per event, not a thousand checks. ``on_poll`` hears each node list read
+    and each node an event brings: the run's membership is kept current there, not by each
+    waiter (a copy of the whole list per waiting node would grow with the square of the
+    fleet)."""
 
     def __init__(
         self,
         primary: Callable[[], Awaitable[LinuxKitNode]],
         on_poll: Callable[[dict[str, Member]], None] | None = None,
+        watch: bool = True,
     ) -> None:
         self.primary = primary
         self.on_poll = on_poll
+        self.watching = watch
         self.members: dict[str, Member] = {}
-        self.changed = asyncio.Condition()
+        self.waiting: dict[str, list[_Waiter]] = {}
         self.waiters = 0
+        self.primed_until = 0.0  # monotonic time until which it follows with nobody waiting
         self.task: asyncio.Task[None] | None = None
         self.error = ""
 
-    async def poll_once(self) -> None:
+    # -- news ---------------------------------------------------------------------------------
+
+    def _heard(self, members: dict[str, Member]) -> None:
+        """Members read (a whole list, or one node of an event): tell their waiters."""
+        self.members.update(members)
+        if self.on_poll is not None:
+            self.on_poll(members)
+        for name, member in members.items():
+            for waiter in self.waiting.get(name, ()):
+                if waiter.future.done():
+                    continue
+                if member.ready:
+                    waiter.future.set_result(member)
+                    continue
+                why = member.not_ready_text
+                if why and why != waiter.told and waiter.on_reason is not None:
+                    waiter.told = why
+                    waiter.on_reason(why)
+
+    async def poll_once(self) -> bool:
+        """Read the node list once; whether it differs from what was known."""
         try:
-            self.members = await list_members(await self.primary())
+            members = await list_members(await self.primary())
         except MembershipUnavailable as exc:
             self.error = str(exc)
-            return
+            return False
         self.error = ""
-        if self.on_poll is not None:
-            self.on_poll(self.members)
+        changed = members != {n: self.members.get(n) for n in members}
+        self._heard(members)
+        return changed
+
+    # -- following ----------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        delay = 0.25
-        while self.waiters:
+        short = 0
+        while self.wanted() and self.watching:
+            started = time.monotonic()
             try:
-                await self.poll_once()
+                events = await self._watch()
+            except (kubeadm.ParseError, UnicodeDecodeError) as exc:
+                self.error = str(exc)
+                self.watching = False
+                break
+            except Exception as exc:  # a lost connection: the watch is started again
+                self.error = str(exc)
+                events = 0
+            short = short + 1 if time.monotonic() - started < WATCH_SHORT or not events else 0
+            if short >= 2:
+                self.watching = False
+        if self.wanted():
+            log.info("node list: the watch does not work here (%s); polling instead",
+                     self.error or "kubectl ended at once, twice")
+        delay = POLL_MIN
+        while self.wanted():
+            try:
+                changed = await self.poll_once()
             except Exception as exc:  # a lost connection is retried at the next poll
                 self.error = str(exc)
-            async with self.changed:
-                self.changed.notify_all()
+                changed = False
+            joining = any(n not in self.members for n in self.waiting)
+            delay = POLL_MIN if changed or joining else min(delay * 1.5, POLL_MAX)
             await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 3.0)
+
+    async def _watch(self) -> int:
+        """One ``kubectl get nodes --watch`` until it ends; the number of events it brought."""
+        primary = await self.primary()
+        count = 0
+        log.info("node list: watching it on %s (kubectl %s)", primary.name, " ".join(WATCH_ARGS))
+        lines = primary.kubectl_lines(*WATCH_ARGS)
+        async with contextlib.aclosing(lines):
+            async for line in lines:
+                if not line.strip():
+                    continue
+                event = kubeadm.parse_node_event(line)
+                count += 1
+                if event.type == "ERROR":
+                    self.error = event.message
+                    break  # a fresh list and watch
+                if event.node is None:
+                    continue  # a bookmark
+                member = member_of(event.node)
+                if event.type == "DELETED":
+                    self.members.pop(member.name, None)
+                    continue
+                self.error = ""
+                self._heard({member.name: member})
+        return count
+
+    def wanted(self) -> bool:
+        """Someone waits, or will soon (``prime``)."""
+        return bool(self.waiters) or time.monotonic() < self.primed_until
+
+    def prime(self, seconds: float) -> None:
+        """Start following now, for at most ``seconds`` with nobody waiting: the joins prime it
+        as they trigger, so that the watch has listed the nodes (and kubectl has started) by
+        the time the first node waits for Ready, rather than then."""
+        self.primed_until = max(self.primed_until, time.monotonic() + seconds)
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run())
+        asyncio.get_running_loop().call_later(seconds, self._stop_if_idle)
+
+    def stop(self) -> None:
+        """The run is over: the watch (or poll) ends now, before its connection is closed."""
+        self.primed_until = 0.0
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+    # -- waiting ------------------------------------------------------------------------------
 
     async def wait_ready(
         self, name: str, timeout: float, on_reason: Callable[[str], None] | None = None
     ) -> Member:
         """The member once Ready; NodeError with its Ready condition's words at ``timeout``.
         ``on_reason`` hears each new explanation kubelet gives while the node is NotReady."""
+        known = self.members.get(name)
+        if known is not None and known.ready and self.task is not None and not self.task.done():
+            return known
+        waiter = _Waiter(asyncio.get_running_loop().create_future(), on_reason)
+        self.waiting.setdefault(name, []).append(waiter)
         self.waiters += 1
-        told = ""
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._run())
-        deadline = time.monotonic() + timeout
         try:
-            async with self.changed:
-                while True:
-                    member = self.members.get(name)
-                    if member is not None and member.ready:
-                        return member
-                    why = member.not_ready_text if member is not None else ""
-                    if why and why != told and on_reason is not None:
-                        told = why
-                        on_reason(why)
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        state = "not registered" if member is None else "NotReady"
-                        extra = f" ({why or self.error})" if why or self.error else ""
-                        raise NodeError(
-                            f"still {state} after {timeout:.0f}s{extra}", phase="ready"
-                        )
-                    try:
-                        await asyncio.wait_for(self.changed.wait(), left)
-                    except TimeoutError:
-                        continue
+            return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
+        except TimeoutError:
+            member = self.members.get(name)
+            why = member.not_ready_text if member is not None else ""
+            state = "not registered" if member is None else "NotReady"
+            extra = f" ({why or self.error})" if why or self.error else ""
+            raise NodeError(f"still {state} after {timeout:.0f}s{extra}", phase="ready") from None
         finally:
             self.waiters -= 1
+            mine = self.waiting.get(name, [])
+            if waiter in mine:
+                mine.remove(waiter)
+            if not mine:
+                self.waiting.pop(name, None)
+            waiter.future.cancel()
+            if not self.waiters:
+                asyncio.get_running_loop().call_later(IDLE_GRACE, self._stop_if_idle)
+
+    def _stop_if_idle(self) -> None:
+        """Nobody waits (still): the watch (or poll) ends. Not at once when the last waiter
+        leaves: the next batch of nodes (``--concurrency``) comes a moment later, and a watch
+        started again would list every node again."""
+        if not self.wanted() and self.task is not None:
+            self.task.cancel()
+            self.task = None

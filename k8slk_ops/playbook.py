@@ -44,6 +44,7 @@ class StageModel(BaseModel):
     when: dict[str, Any] | None = None
     steps: list[dict[str, Any]] = Field(min_length=1)
     cleanup: list[dict[str, Any]] = Field(default_factory=list)
+    with_next: bool = Field(default=False, alias="withNext")
 
     @field_validator("when")
     @classmethod
@@ -107,6 +108,10 @@ class Stage:
     # Steps run for a node of this stage when its steps failed or were interrupted (e.g. give
     # a node whose drain did not finish back to the scheduler).
     cleanup: tuple[StepCall, ...] = ()
+    # Runs beside the next stage: both start together and the run goes on once both ended
+    # (bootstrap mints the join credentials while the addons are applied: neither needs the
+    # other, and the joins wait for both).
+    with_next: bool = False
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,7 @@ def load_playbook(path: Path) -> Playbook:
     problems: list[str] = []
     stages = [_stage(doc, ("stages", i), s, problems, False) for i, s in enumerate(model.stages)]
     always = [_stage(doc, ("always", i), s, problems, True) for i, s in enumerate(model.always)]
+    problems += _lone_with_next(doc, model)
     if model.read_only:
         problems += _not_read_only(doc, model)
     if problems:
@@ -213,7 +219,30 @@ def _stage(
         where=doc.where((*loc, "hosts"), "").rstrip(": "),
         when=dict(model.when or {}),
         cleanup=tuple(cleanup),
+        with_next=model.with_next,
     )
+
+
+def _lone_with_next(doc: Located, model: PlaybookModel) -> list[str]:
+    """``withNext`` needs a next stage to run beside, of the ordinary stages, and one that does
+    not run beside a third (a chain would hide which stages overlap)."""
+    problems = []
+    for i, stage in enumerate(model.stages):
+        if not stage.with_next:
+            continue
+        if i == len(model.stages) - 1:
+            problems.append(doc.where(("stages", i, "withNext"),
+                                      "withNext: true on the last stage: there is no next stage "
+                                      "to run beside; remove it"))
+        elif model.stages[i + 1].with_next:
+            problems.append(doc.where(("stages", i + 1, "withNext"),
+                                      "withNext: true on a stage that runs beside the one before "
+                                      "it: only two stages run together; remove one of them"))
+    for i, stage in enumerate(model.always):
+        if stage.with_next:
+            problems.append(doc.where(("always", i, "withNext"),
+                                      "an always stage runs on its own: remove withNext"))
+    return problems
 
 
 def _not_read_only(doc: Located, model: PlaybookModel) -> list[str]:

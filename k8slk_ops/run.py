@@ -1,7 +1,8 @@
 """Executing a plan: stages in order, nodes concurrently within bounds, failures contained.
 
 Policy (docs/architecture.md): a stage with ``onFailure: stop`` that loses a node ends the run
-(no join after a failed init); otherwise a failed node drops out of later stages and the others
+(no join after a failed init); a stage marked ``withNext`` runs beside the next one, and the
+run goes on (or stops) once both have ended; otherwise a failed node drops out of later stages and the others
 go on. ``serial`` runs a stage in batches; ``concurrency`` bounds nodes in flight. A stop
 request (Ctrl-C, SIGTERM) launches no new node work and cancels the running steps at once: a
 wait ends there, and only a command that must not be cut half-way (``uncut``: a file written
@@ -113,41 +114,84 @@ class Executor:
     # -- running ------------------------------------------------------------------------------
 
     async def execute(self) -> None:
-        for stage in self.plan.stages:
+        for group in self._groups():
             if self.stopping.is_set() or self.stopped_by_failure:
                 break
-            if not await self._guard_allows(stage):
+            if not await self._guard_allows(*group):
                 break
-            failed = await self._run_stage(stage)
-            if failed and stage.stage.on_failure == "stop":
-                self.stopped_by_failure = True
-                names = ", ".join(sorted(failed))
-                self.ctx.emit(
-                    None, stage.name, EventKind.WARN,
-                    f"stage {stage.name} failed on {names}: stopping before later stages",
-                )
+            if len(group) == 1:
+                results = [await self._run_stage(group[0])]
+            else:
+                self._announce(group)
+                results = list(await asyncio.gather(
+                    *(self._run_stage(stage, announce=False) for stage in group)
+                ))
+            for stage, failed in zip(group, results, strict=True):
+                if failed and stage.stage.on_failure == "stop":
+                    self.stopped_by_failure = True
+                    names = ", ".join(sorted(failed))
+                    self.ctx.emit(
+                        None, stage.name, EventKind.WARN,
+                        f"stage {stage.name} failed on {names}: stopping before later stages",
+                    )
         for stage in self.plan.always:
             await self._run_stage(stage, always=True)
+        if self.ctx.state.member_watcher is not None:
+            self.ctx.state.member_watcher.stop()  # before the connections close
         self._finish_reports()
 
-    async def _guard_allows(self, stage: PlannedStage) -> bool:
-        changing = any(step.call.step.changes for n in stage.nodes for step in n.steps)
+    def _groups(self) -> list[tuple[PlannedStage, ...]]:
+        """The ordinary stages in order, a stage marked ``withNext`` grouped with the next one:
+        each group starts once the one before it has ended."""
+        groups: list[tuple[PlannedStage, ...]] = []
+        stages = list(self.plan.stages)
+        i = 0
+        while i < len(stages):
+            if stages[i].stage.with_next and i + 1 < len(stages):
+                groups.append((stages[i], stages[i + 1]))
+                i += 2
+            else:
+                groups.append((stages[i],))
+                i += 1
+        return groups
+
+    def _announce(self, group: tuple[PlannedStage, ...]) -> None:
+        """One STAGE event for stages that run together: the live view counts their nodes
+        once, as one stage (``addons + credentials``), rather than giving the events of both
+        to whichever was announced last."""
+        name = " + ".join(stage.name for stage in group)
+        covered: dict[str, None] = {}
+        for stage in group:
+            for planned in stage.nodes:
+                if not self.progress[planned.node].failed:
+                    covered[planned.node] = None
+            covered.update((n, None) for n, _ in stage.skipped)
+        self.ctx.sink.emit(Event(None, name, EventKind.STAGE, nodes=tuple(covered)))
+
+    async def _guard_allows(self, *stages: PlannedStage) -> bool:
+        changing = any(
+            step.call.step.changes for stage in stages for n in stage.nodes for step in n.steps
+        )
         if self.guard is None or not changing:
             return True
         why = await self.guard()
         if why is None:
             return True
         self.guard_stopped = why
-        self.ctx.emit(None, stage.name, EventKind.WARN, f"stopping before {stage.name}: {why}")
+        name = " + ".join(stage.name for stage in stages)
+        self.ctx.emit(None, stages[0].name, EventKind.WARN, f"stopping before {name}: {why}")
         return False
 
-    async def _run_stage(self, stage: PlannedStage, always: bool = False) -> set[str]:
+    async def _run_stage(
+        self, stage: PlannedStage, always: bool = False, announce: bool = True
+    ) -> set[str]:
         todo = [n for n in stage.nodes if always or not self.progress[n.node].failed]
         # A node that failed earlier counts as failed here too: a stage that must stop the run
         # (init) stops it whether its node fails now or already failed in preflight.
         failed = {n.node for n in stage.nodes if not always and self.progress[n.node].failed}
         covered = (*(n.node for n in todo), *(name for name, _ in stage.skipped))
-        self.ctx.sink.emit(Event(None, stage.name, EventKind.STAGE, nodes=covered))
+        if announce:
+            self.ctx.sink.emit(Event(None, stage.name, EventKind.STAGE, nodes=covered))
         for name, reason in stage.skipped:
             self.ctx.emit(name, stage.name, EventKind.SKIP, reason)
         if not todo:

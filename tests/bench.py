@@ -23,6 +23,8 @@ For each concurrency it brings up a fresh fleet (tests/fleet), runs
 - the load average of the machine before the run (other work shares its cores).
 
 It prints figures and asserts nothing about them; it exits non-zero only if a run failed.
+With ``--lab N [--runs K] [--tool-root DIR]`` it bootstraps fresh labs of N real-sshd nodes
+instead and prints the tool's time against the nodes' own, phase by phase (tests/benchlab.py).
 With ``--profile DIR`` the k8slk-ops process runs under ``py-spy record`` (when installed) or
 cProfile, py-spy also records the fleet during the run, and the profiles are written to DIR.
 With ``--phases`` each run also prints its wall and CPU per phase (tests/benchphases.py).
@@ -48,6 +50,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tests import benchlab
 from tests.benchphases import spans
 from tests.fleet import layout, process
 
@@ -340,9 +343,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nodes", type=int, default=1000)
     p.add_argument("--control-planes", type=int, default=1)
     p.add_argument("--concurrency", default="64", help="one value or a comma-separated list")
-    p.add_argument("--settle", type=float, default=1.0)
+    p.add_argument("--settle", type=float, default=None, help="default: 1 (fleet), 5 (lab)")
     p.add_argument("--kubeadm-seconds", type=float, default=1.0)
-    p.add_argument("--ready-delay", type=float, default=0.5)
+    p.add_argument("--ready-delay", type=float, default=None,
+                   help="default: 0.5 (fleet), 1 (lab)")
+    p.add_argument("--lab", type=int, default=0, metavar="N",
+                   help="bootstrap a fresh lab of N nodes (tests/lab, needs root) instead of the "
+                   "fleet, and print the tool's time against the nodes' own per phase")
+    p.add_argument("--runs", type=int, default=1, help="with --lab: runs on fresh labs (median)")
+    p.add_argument("--tool-root", default=None,
+                   help="with --lab: the checkout whose k8slk_ops runs (default: this one)")
     p.add_argument("--port", type=int, default=0, help="default: a free port")
     p.add_argument("--profile", type=Path, default=None)
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
@@ -353,6 +363,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--phases", action="store_true",
                    help="also print wall and CPU per phase of each run (not with --profile)")
     args = p.parse_args(argv)
+    if args.lab:
+        args.settle = 5.0 if args.settle is None else args.settle
+        args.ready_delay = 1.0 if args.ready_delay is None else args.ready_delay
+        return benchlab.main(args)
+    args.settle = 1.0 if args.settle is None else args.settle
+    args.ready_delay = 0.5 if args.ready_delay is None else args.ready_delay
     why = raise_nofile(args.nodes)
     if why is not None:
         print(f"bench: {why}", file=sys.stderr)

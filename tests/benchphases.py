@@ -1,7 +1,8 @@
 """k8slk-ops with a stopwatch: ``python -m tests.benchphases OUT ARGS...`` runs the CLI with ARGS
 in this process and writes to OUT, as JSON, the wall and CPU seconds (since the process
 started) at which each phase began and ended: imports, inventory, connecting and reading facts,
-each stage, closing the connections, the report. For ``python -m tests.bench --phases``.
+each stage, closing the connections, the report. For ``python -m tests.bench --phases`` and
+``--lab`` (the first mark, ``epoch``, is the wall clock at the start).
 
 It wraps a few methods of the engine from the outside (the engine has no hooks for this):
 if one is renamed, the phases are missing from the bench's output, nothing else breaks.
@@ -17,7 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 _T0, _C0 = time.monotonic(), time.process_time()
-_marks: list[tuple[str, float, float]] = []
+# The wall clock at _T0, so that the marks line up with other clocks (the lab's node logs).
+_marks: list[tuple[str, float, float]] = [("epoch", time.time(), 0.0)]
 
 
 def mark(what: str) -> None:
@@ -80,6 +82,8 @@ def spans(marks: list[list[Any]]) -> list[tuple[str, float, float]]:
     starts: dict[str, tuple[float, float]] = {}
     last_wall = last_cpu = 0.0
     for what, wall, cpu in marks:
+        if what == "epoch":
+            continue
         if what == "imported":
             out.append(("start and imports", wall, cpu))
         elif what.endswith(" start"):

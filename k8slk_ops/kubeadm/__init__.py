@@ -30,7 +30,7 @@ from k8slk_ops.kubeadm.failures import (
 )
 from k8slk_ops.kubeadm.formats import WITHHELD, is_certificate_key, is_token, token_id
 from k8slk_ops.kubeadm.joincmd import JoinCommand, parse_join_commands, parse_print_join_command
-from k8slk_ops.kubeadm.kubectl import NodeStatus, parse_nodes_json
+from k8slk_ops.kubeadm.kubectl import NodeEvent, NodeStatus, parse_node_event, parse_nodes_json
 from k8slk_ops.kubeadm.logs import (
     ATTEMPT_LINES,
     COMPLETED_LINE,
@@ -102,6 +102,7 @@ __all__ = [
     "KubeadmState",
     "LogLine",
     "NodeCerts",
+    "NodeEvent",
     "NodeStatus",
     "ParseError",
     "PreflightIssue",
@@ -140,6 +141,7 @@ __all__ = [
     "parse_kubeadm_date",
     "parse_kubeadm_version",
     "parse_log_line",
+    "parse_node_event",
     "parse_nodes_json",
     "parse_openssl_enddate",
     "parse_preflight_errors",

@@ -146,3 +146,44 @@ def parse_nodes_json(stdout: str) -> list[NodeStatus]:
     if not isinstance(items, list):
         raise ParseError("kubectl get nodes -o json: no items list")
     return [_node(item) for item in items]
+
+
+# The event types of a watch (``kubectl get --watch --output-watch-events -o json``).
+WATCH_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"})
+
+
+@dataclass(frozen=True)
+class NodeEvent:
+    """One line of ``kubectl get nodes --watch --output-watch-events -o json``.
+
+    ``node`` is the Node's state after an ADDED or MODIFIED event, its last state for DELETED,
+    and None for a BOOKMARK (only a resourceVersion) or an ERROR (``message``: the API's
+    Status, such as a resourceVersion too old to watch from)."""
+
+    type: str
+    node: NodeStatus | None
+    resource_version: str = ""
+    message: str = ""
+
+
+def parse_node_event(line: str) -> NodeEvent:
+    """One watch event line; ParseError for anything that is not one (kubectl prints each
+    event as one compact JSON object on its own line)."""
+    try:
+        doc = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"kubectl get nodes --watch printed a line that is not JSON: {exc}") \
+            from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("object"), dict):
+        raise ParseError("kubectl get nodes --watch: an event without an object")
+    kind = doc.get("type")
+    if kind not in WATCH_TYPES:
+        raise ParseError(f"kubectl get nodes --watch: unknown event type {_text(kind, 40)!r}")
+    obj = doc["object"]
+    meta = obj.get("metadata")
+    version = _text(meta.get("resourceVersion"), 40) if isinstance(meta, dict) else ""
+    if kind == "ERROR":
+        return NodeEvent(kind, None, version, _text(obj.get("message")))
+    if kind == "BOOKMARK":
+        return NodeEvent(kind, None, version)
+    return NodeEvent(kind, _node(obj), version)

@@ -70,10 +70,13 @@ class Join(Step[JoinOptions]):
         lk = await ctx.node(node)
         await lk.trigger_with("join", document.encode())
         ctx.emit(node, self.phase, EventKind.PROGRESS, "triggered join; following the log")
+        timeout = options.timeout or ctx.options.timeout
+        # The wait for Ready comes next: its watch of the node list starts now, beside the joins.
+        ctx.members_watcher().prime(timeout)
         try:
             result = await lk.wait_kubeadm(
                 "join",
-                timeout=options.timeout or ctx.options.timeout,
+                timeout=timeout,
                 on_note=lambda note: ctx.emit(node, self.phase, EventKind.WARN, note),
             )
         except asyncio.CancelledError:

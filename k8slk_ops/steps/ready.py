@@ -1,8 +1,8 @@
 """wait-ready: wait until nodes are Ready in the cluster's own node list.
 
-Nothing on the node can be streamed for this, so one poller per run
-(``membership.MemberWatcher``) asks the primary for ``kubectl get nodes -o json`` with backoff
-and wakes every waiting node at once; a thousand waiting nodes cost one request per poll.
+One watcher per run (``membership.MemberWatcher``) follows ``kubectl get nodes --watch`` on the
+primary and wakes each waiting node on news of its own Node (polling the node list where no
+watch works): a thousand waiting nodes cost one command, not one each.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ class WaitReady(Step[ReadyOptions]):
         return podnetwork.plan_warnings(ctx)  # a wait no pod network will end
 
     async def apply(self, options: ReadyOptions, ctx: RunContext, node: str) -> bool:
-        # Each poll's node list goes into the run's membership (ctx.members_watcher), NotReady
-        # members too: the report explains why they are not Ready.
+        # Each node the watch (or a poll) brings goes into the run's membership
+        # (ctx.members_watcher), NotReady ones too: the report explains why they are not Ready.
         member = await ctx.members_watcher().wait_ready(
             node,
             options.timeout or ctx.options.ready_timeout,

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 
 from tests.fleet import certs, etcd, leases, objects
 from tests.fleet.cluster import Cluster, Member, flag_value, parse_duration
 from tests.fleet.node import ADMIN_CONF, SimNode
-from tests.fleet.result import NeedsInput, Pending, Result
+from tests.fleet.result import NeedsInput, Pending, Result, Stream
 
 # What a real API server answers once its etcd has lost quorum (after its request timeout).
 ETCD_GONE = "Error from server: etcdserver: request timed out\n"
@@ -22,7 +23,7 @@ NO_SERVER = (
 )
 
 
-def cli(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInput:
+def cli(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInput | Stream:
     args = argv[1:]
     cluster = node.cluster
     if node.files.get(ADMIN_CONF) is None or not cluster.initialised:
@@ -44,6 +45,8 @@ def cli(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInput:
     if args[:2] == ["get", "nodes"] or args[:2] == ["get", "node"]:
         output = _output(args)
         names = words[2:]
+        if "--watch" in args or "-w" in args:
+            return _watch_nodes(cluster, names, output, "--output-watch-events" in args)
         missing = [n for n in names if n not in cluster.members]
         if missing:
             return Result.error(1, f'Error from server (NotFound): nodes "{missing[0]}" not found\n')
@@ -248,6 +251,63 @@ def _go_duration(text: str) -> str:
 
 _VALUED = {"-f", "--filename", "-o", "--output", "-l", "--selector", "-n", "--namespace", "--timeout",
            "--grace-period", "--kubeconfig", "-p", "--patch", "--type"}
+
+
+# How often the simulated API server looks for changed Nodes to send to a watch (a real one is
+# told by etcd at once; readiness here is read off the clock, so it is looked at).
+WATCH_TICK = 0.05
+
+
+def _watch_nodes(cluster: Cluster, names: list[str], output: str,
+                 events: bool) -> Stream | Result:
+    """``kubectl get nodes --watch``: the nodes as they are (each an ADDED event), then each
+    change of one as it happens (MODIFIED, DELETED), until the channel closes. ``-o json``
+    prints each Node as kubectl does (indented), with ``--output-watch-events`` one compact
+    ``{"type": ..., "object": ...}`` per line; otherwise a table row per change."""
+    if output not in ("", "json"):
+        return Result.error(1, f"error: the fleet's kubectl cannot watch with -o {output}\n")
+
+    def shown(kind: str, member: Member, obj: dict[str, object]) -> str:
+        if output == "json" and events:
+            return json.dumps({"type": kind, "object": obj}, separators=(",", ":")) + "\n"
+        if output == "json":
+            return json.dumps(obj, indent=4) + "\n"
+        status = "Ready" if cluster.ready(member) else "NotReady"
+        return f"{member.name}   {status}   {cluster.roles(member)}   1m   " \
+               f"{member.kubelet_version}\n"
+
+    async def chunks() -> AsyncIterator[bytes]:
+        seen: dict[str, tuple[object, ...]] = {}
+        last: dict[str, tuple[Member, dict[str, object]]] = {}
+        header = output == ""
+        while True:
+            out = ["NAME   STATUS   ROLES   AGE   VERSION\n"] if header else []
+            header = False
+            current = {n: _watch_key(cluster, m) for n, m in cluster.members.items()
+                       if not names or n in names}
+            for name, key in current.items():
+                if seen.get(name) == key:
+                    continue
+                member = cluster.members[name]
+                obj = cluster.node_object(member)
+                last[name] = (member, obj)
+                out.append(shown("ADDED" if name not in seen else "MODIFIED", member, obj))
+            for name in [n for n in seen if n not in current]:
+                member, obj = last.pop(name)
+                out.append(shown("DELETED", member, obj))
+            seen = current
+            if out:
+                yield "".join(out).encode()
+            await asyncio.sleep(WATCH_TICK)
+
+    return Stream(chunks)
+
+
+def _watch_key(cluster: Cluster, m: Member) -> tuple[object, ...]:
+    """What a Node's object shows, but for its heartbeat time: a change is a watch event."""
+    return (cluster.ready(m), m.unschedulable, tuple(sorted(m.labels.items())), m.taints,
+            tuple(sorted(m.annotations.items())), m.kubelet_version, m.control_plane,
+            m.kubelet_cert_expired, m.name in cluster.silent_kubelets, cluster.network)
 
 
 def _positional(args: list[str]) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 
@@ -34,3 +34,12 @@ class NeedsInput:
     """The command consumes stdin: call ``apply`` with all of it."""
 
     apply: Callable[[bytes], Result]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A command that prints as it runs (``kubectl get --watch``): ``chunks()`` yields its
+    output; when it ends by itself the command exits 0. Closing the channel first ends it, as
+    the node kills a command bound to its channel."""
+
+    chunks: Callable[[], AsyncIterator[bytes]]

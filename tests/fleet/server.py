@@ -34,7 +34,7 @@ from tests.fleet import kubeadm, layout, lean, shell
 from tests.fleet.cluster import Cluster
 from tests.fleet.node import KubeadmRun, SimNode
 from tests.fleet.pki import make_pki
-from tests.fleet.result import Pending, Result
+from tests.fleet.result import Pending, Result, Stream
 
 log = logging.getLogger("fleet")
 
@@ -292,7 +292,8 @@ class Fleet:
                 process.close()
                 return
             answer = shell.dispatch(node, line)
-            if isinstance(answer, shell.NeedsInput):
+            read_input = isinstance(answer, shell.NeedsInput)
+            if read_input:
                 answer = answer.apply(await process.stdin.read())
             if isinstance(answer, Result):
                 for answer_hook in list(self.answer_hooks):
@@ -300,11 +301,15 @@ class Fleet:
                     if not isinstance(answer, Result):
                         break
             if isinstance(answer, Pending):
-                ended = await self._until_closed(process, answer)
+                ended = await self._until_closed(process, answer, watch_stdin=not read_input)
                 if ended is None:  # the channel closed first: the command dies with it
                     process.exit(143)
                     return
                 answer = ended
+            if isinstance(answer, Stream):
+                ended = await self._stream(process, answer)
+                process.exit(0 if ended else 143)
+                return
             if isinstance(answer, shell.Follow):
                 ended = await self._follow(node, process, answer)
                 process.exit(0 if ended else 143)
@@ -316,9 +321,14 @@ class Fleet:
             s.open_sessions -= 1
 
     async def _until_closed(
-        self, process: asyncssh.SSHServerProcess[bytes], running: Pending
+        self, process: asyncssh.SSHServerProcess[bytes], running: Pending,
+        watch_stdin: bool = True,
     ) -> Result | None:
-        """The command's result, or None when its channel closes (stdin ends) first."""
+        """The command's result, or None when its channel closes (stdin ends) first. A command
+        that read its input to the end (``kubectl apply -f -``) cannot tell a closed channel
+        by its stdin any more: its answer is waited for."""
+        if not watch_stdin:
+            return await running.wait()
         closed = asyncio.ensure_future(process.stdin.read())
         work = asyncio.ensure_future(running.wait())
         try:
@@ -332,6 +342,32 @@ class Fleet:
         if closed.done() and not closed.cancelled():
             closed.exception()  # a dropped connection ends the command; nothing to report
         return work.result() if work.done() and not work.cancelled() else None
+
+    async def _stream(self, process: asyncssh.SSHServerProcess[bytes], stream: Stream) -> bool:
+        """The command's output as it comes; True when it ended by itself, False when its
+        channel closed first (the command dies with it)."""
+        closed = asyncio.ensure_future(process.stdin.read())
+        chunks = stream.chunks()
+        try:
+            while True:
+                step = asyncio.ensure_future(anext(chunks))
+                await asyncio.wait({closed, step}, return_when=asyncio.FIRST_COMPLETED)
+                if not step.done():
+                    step.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                        await step
+                    return False
+                try:
+                    chunk = step.result()
+                except StopAsyncIteration:
+                    return True
+                process.stdout.write(chunk)
+                await process.stdout.drain()
+        finally:
+            closed.cancel()
+            if closed.done() and not closed.cancelled():
+                closed.exception()
+            await chunks.aclose()  # type: ignore[attr-defined]
 
     async def _follow(
         self, node: SimNode, process: asyncssh.SSHServerProcess[bytes], follow: shell.Follow

@@ -22,11 +22,12 @@ import hashlib
 import os
 import re
 import shlex
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from tests.fleet import certs, etcd, kubeadm, kubectl
 from tests.fleet.node import CONTAINER_PATHS, KUBEADM_LOG, NAMESPACE, SimNode
-from tests.fleet.result import NeedsInput, Pending, Result
+from tests.fleet.result import NeedsInput, Pending, Result, Stream
 
 _ECHO_TO_FILE = re.compile(r"echo (?P<words>[^;&|<>`$]*?) ?> ?(?P<path>/[\w./-]+)")
 _REDIRECTS = ("2>/dev/null", ">/dev/null", "2>&1", "</dev/null")
@@ -45,7 +46,7 @@ class Follow:
     end: str | None = None
 
 
-Answer = Result | Follow | NeedsInput | Pending
+Answer = Result | Follow | NeedsInput | Pending | Stream
 
 
 def not_found(name: str) -> Result:
@@ -285,7 +286,7 @@ def _stat_or_digest(node: SimNode, name: str, args: list[str]) -> Result:
     return Result.ok(f"{hashlib.sha256(data).hexdigest()}  {path}\n")
 
 
-def _ctr(node: SimNode, args: list[str]) -> Result | Pending | NeedsInput:
+def _ctr(node: SimNode, args: list[str]) -> Result | Pending | NeedsInput | Stream:
     namespace = "default"
     while args and args[0].startswith("-"):
         flag = args[0]
@@ -315,7 +316,7 @@ def _ctr(node: SimNode, args: list[str]) -> Result | Pending | NeedsInput:
 
 def _exec(
     node: SimNode, tasks: dict[str, tuple[int, str]], args: list[str]
-) -> Result | Pending | NeedsInput:
+) -> Result | Pending | NeedsInput | Stream:
     exec_id = None
     while args and args[0].startswith("-"):
         if args[0] == "--exec-id" and len(args) > 1:
@@ -352,6 +353,8 @@ def _exec(
     if isinstance(answer, Result):
         node.exec_ids.discard(exec_id)
         return Result.ok() if lose else answer
+    if isinstance(answer, Stream):
+        return Stream(functools.partial(_stream_ends, node, exec_id, answer))
     return Pending(functools.partial(_exec_ends, node, exec_id, answer, lose))
 
 
@@ -360,6 +363,15 @@ async def _exec_ends(node: SimNode, exec_id: str, running: Pending, lose: bool) 
     try:
         result = await running.wait()
         return Result.ok() if lose else result
+    finally:
+        node.exec_ids.discard(exec_id)
+
+
+async def _stream_ends(node: SimNode, exec_id: str, running: Stream) -> AsyncIterator[bytes]:
+    """A streaming exec keeps its exec ID until it ends (or is killed with its channel)."""
+    try:
+        async for chunk in running.chunks():
+            yield chunk
     finally:
         node.exec_ids.discard(exec_id)
 
@@ -380,7 +392,7 @@ def _kubelet_cert_end(node: SimNode, path: str) -> Result:
     return Result.ok(f"notAfter={end:%b} {end.day:2d} {end:%H:%M:%S %Y} GMT\n")
 
 
-def _in_container(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInput:
+def _in_container(node: SimNode, argv: list[str]) -> Result | Pending | NeedsInput | Stream:
     """A command inside the kubelet container, where paths are the container's."""
     name = os.path.basename(argv[0])
     if name == "kubeadm":

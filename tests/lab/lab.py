@@ -321,6 +321,17 @@ class Lab:
         d = self._files(name).lab / "kubeadm-configs"
         return [p.read_text() for p in sorted(d.glob("*.yaml"))] if d.is_dir() else []
 
+    def command_lines(self, name: str) -> list[str]:
+        """The command lines of the node's processes now (its containers' included)."""
+        lines = []
+        for pid in procs.pids_in(self._node(self.state.node(name)).cgroup):
+            try:
+                raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue  # gone meanwhile
+            lines.append(raw.replace(b"\0", b" ").decode(errors="replace").strip())
+        return lines
+
     def rss(self) -> dict[str, int]:
         """Per node, the sum of the resident set sizes of all its processes (bytes)."""
         return {

@@ -26,6 +26,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import random
 import socket
 import ssl
 import sys
@@ -52,7 +53,8 @@ from k8sdouble import (
 )
 from k8sdouble.nodes import node_json, stored_taints
 
-WATCH_POLL = 0.5
+WATCH_POLL = 0.1  # how often a watch reads the store for changes
+BOOKMARK_SECONDS = 60.0  # kube-apiserver sends a watch's bookmark about once a minute
 X509_V_FLAG_NO_CHECK_TIME = 0x200000  # OpenSSL's: the chain is checked, validity dates are not
 NODE_GRACE_SECONDS = 40.0  # the node lifecycle controller's grace period before "Unknown"
 ANONYMOUS = {
@@ -348,17 +350,20 @@ class Api:
                     return 200, tables.table("Node", items, self._objects(now).resource_version(),
                                              req.query.get("includeObject", "Metadata"))
                 return 200, {"apiVersion": "v1", "kind": "NodeList", "items": items,
-                             "metadata": {"resourceVersion": ""}}
+                             "metadata": {"resourceVersion":
+                                          self._objects(now).resource_version()}}
             if method == "POST":
                 name = body["metadata"]["name"]
                 if name in nodes:
                     return 409, _status(409, "AlreadyExists", f'nodes "{name}" already exists')
+                version = self._objects(now).next_version()
                 nodes[name] = {
                     "name": name, "labels": body["metadata"].get("labels", {}),
                     "unschedulable": False, "ready": False, "created": now,
                     "kubeletVersion": body.get("kubeletVersion", ""),
-                    "address": body.get("address", ""),
+                    "address": body.get("address", ""), "rv": version, "createdRv": version,
                 }
+                self.state.data.setdefault("deletedNodes", {}).pop(name, None)
                 self.state.data["heartbeats"][name] = now
                 self.state.save()
                 return 201, self._node_view(nodes[name], now)
@@ -373,8 +378,11 @@ class Api:
                                          req.query.get("includeObject", "Metadata"))
             return 200, view
         if method == "DELETE":
+            node["rv"] = self._objects(now).next_version()
             gone = self._node_view(node, now)
             del nodes[name]
+            # As etcd's history for a watch from before the deletion: the Node's last state.
+            self.state.data.setdefault("deletedNodes", {})[name] = gone
             self.state.data["heartbeats"].pop(name, None)
             rest.collect_pods(self._objects(now), name)  # the pod garbage collector's part
             self.state.save()
@@ -402,6 +410,7 @@ class Api:
         node["labels"] = dict((new.get("metadata") or {}).get("labels") or {})
         node["annotations"] = dict((new.get("metadata") or {}).get("annotations") or {})
         node["taints"] = stored_taints(new.get("spec") or {})
+        node["rv"] = self._objects(now).next_version()
         self.state.save()
         return 200, self._node_view(node, now)
 
@@ -420,6 +429,7 @@ class Api:
             self.state.data["heartbeats"][node["name"]] = now
             changed = True
         if changed:
+            node["rv"] = self._objects(now).next_version()
             self.state.save()
         return 200, self._node_view(node, now)
 
@@ -480,6 +490,13 @@ class Api:
         cert = pki.issue(ca, f"system:node:{name}", ("system:nodes",), client=True,
                          public_key=csr.public_key()).cert
         return 201, {"cert": cert.public_bytes(pki.serialization.Encoding.PEM).decode()}
+
+
+def _version(obj: dict[str, Any]) -> int:
+    try:
+        return int(obj["metadata"].get("resourceVersion") or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _by_key(items: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -627,10 +644,17 @@ class Handler(BaseHTTPRequestHandler):
         self._json(status, answer)
 
     def _watch(self, req: Request) -> None:
-        """A watch: the list polled every WATCH_POLL seconds, its changes streamed as
-        ADDED/MODIFIED/DELETED events (each a one-row Table when the client asked for Tables),
-        until timeoutSeconds. From a resourceVersion only later changes are sent, without one
-        every object first as ADDED, as the real server does."""
+        """A watch, as kube-apiserver's: chunked JSON events, one per line, until
+        ``timeoutSeconds`` (without it, a random time between the server's 30 min
+        min-request-timeout and twice that), then the end of the stream.
+
+        Without a resourceVersion (or with ``0``) every object comes first as ADDED. From a
+        resourceVersion R, as a watch from a list's R (``kubectl get --watch``): the objects
+        changed after R (ADDED when made after R, else MODIFIED) and the Nodes deleted after R
+        (DELETED, their last state), then every later change. Each event's object carries its
+        own resourceVersion. With ``allowWatchBookmarks=true`` a BOOKMARK (the kind and the
+        store's resourceVersion only) comes every BOOKMARK_SECONDS. The store is read every
+        WATCH_POLL seconds (a real server is told by etcd at once)."""
         plain = replace(req, accept="application/json", query={
             k: v for k, v in req.query.items()
             if k not in ("watch", "resourceVersion", "timeoutSeconds", "allowWatchBookmarks")})
@@ -638,30 +662,70 @@ class Handler(BaseHTTPRequestHandler):
         if status != 200 or not isinstance(answer, dict) or "items" not in answer:
             return self._json(status, answer)
         since = req.query.get("resourceVersion", "")
-        seen = _by_key(answer["items"]) if since not in ("", "0") else {}
-        deadline = time.monotonic() + min(float(req.query.get("timeoutSeconds") or 1800), 1800)
+        try:
+            after = int(since) if since not in ("", "0") else None
+        except ValueError:
+            return self._json(400, _status(400, "BadRequest",
+                                           f'invalid resource version: "{since}"'))
+        kind = str(answer.get("kind", "")).removesuffix("List")
+        bookmarks = req.query.get("allowWatchBookmarks") in ("true", "1")
+        asked = float(req.query.get("timeoutSeconds") or 0)
+        deadline = time.monotonic() + (asked if asked > 0 else random.uniform(1800, 3600))
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         try:
-            while True:
-                current = _by_key(answer["items"])
-                for kind, obj in watch_events(seen, current):
-                    if tables.wants_table(req.accept):
-                        obj = tables.table(obj.get("kind", ""), [obj], "",
-                                           req.query.get("includeObject", "Metadata"))
-                    self._chunk(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
-                seen = current
-                if time.monotonic() >= deadline:
-                    break
-                time.sleep(WATCH_POLL)
+            current = _by_key(answer["items"])
+            first = self._since(after, current, kind) if after is not None else \
+                [("ADDED", obj) for obj in current.values()]
+            self._events(req, first)
+            seen = current
+            bookmark_at = time.monotonic() + BOOKMARK_SECONDS
+            while time.monotonic() < deadline:
+                time.sleep(min(WATCH_POLL, max(0.0, deadline - time.monotonic())))
                 status, answer = self.server.app.handle("GET", req.path, req.who, None, plain)
                 if status != 200:
                     break
+                current = _by_key(answer["items"])
+                self._events(req, watch_events(seen, current))
+                seen = current
+                if bookmarks and time.monotonic() >= bookmark_at:
+                    bookmark_at = time.monotonic() + BOOKMARK_SECONDS
+                    version = str((answer.get("metadata") or {}).get("resourceVersion", ""))
+                    self._chunk(json.dumps({"type": "BOOKMARK", "object": {
+                        "kind": kind, "apiVersion": answer.get("apiVersion", "v1"),
+                        "metadata": {"resourceVersion": version}}}).encode() + b"\n")
             self._chunk(b"")
         except OSError:
             pass  # the client went away
+
+    def _since(self, after: int, current: dict[tuple[str, str], dict[str, Any]],
+               kind: str) -> list[tuple[str, Any]]:
+        """The events a watch from resourceVersion ``after`` starts with."""
+        events: list[tuple[str, Any]] = []
+        state = self.server.app.state
+        with state.transaction():
+            nodes = dict(state.data.get("nodes") or {})
+            deleted = dict(state.data.get("deletedNodes") or {})
+        for obj in current.values():
+            if _version(obj) <= after:
+                continue
+            made = int((nodes.get(obj["metadata"]["name"]) or {}).get("createdRv") or 0) \
+                if kind == "Node" else 0
+            events.append(("ADDED" if made > after else "MODIFIED", obj))
+        if kind == "Node":
+            for name, gone in deleted.items():
+                if ("", name) not in current and _version(gone) > after:
+                    events.append(("DELETED", gone))
+        return events
+
+    def _events(self, req: Request, events: list[tuple[str, Any]]) -> None:
+        for kind, obj in events:
+            if tables.wants_table(req.accept):
+                obj = tables.table(obj.get("kind", ""), [obj], "",
+                                   req.query.get("includeObject", "Metadata"))
+            self._chunk(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
 
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")

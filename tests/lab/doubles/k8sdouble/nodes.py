@@ -52,7 +52,7 @@ def node_json(node: dict[str, Any], ready: str, created: str, heartbeat: str) ->
         "kind": "Node",
         "metadata": {"name": node["name"], "labels": labels, "creationTimestamp": created,
                      "uid": node.get("uid", f"node-{node['name']}"),
-                     "resourceVersion": str(int(node.get("created", 0) * 1000)),
+                     "resourceVersion": str(node.get("rv") or 1),
                      "annotations": {"kubeadm.alpha.kubernetes.io/cri-socket":
                                      "unix:///var/run/containerd/containerd.sock",
                                      **node.get("annotations", {})}},

@@ -80,6 +80,10 @@ class Objects:
     def resource_version(self) -> str:
         return str(self.data["resourceVersion"])
 
+    def next_version(self) -> str:
+        """The store's next resourceVersion, for a change made outside this class (a Node)."""
+        return self._next_version()
+
     def _stamp(self, obj: dict[str, Any], t: ResourceType) -> dict[str, Any]:
         meta = obj.setdefault("metadata", {})
         meta.setdefault("uid", str(uuid.uuid4()))
