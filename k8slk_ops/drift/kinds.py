@@ -22,6 +22,7 @@ from k8slk_ops.drift.read import COMPONENTS
 from k8slk_ops.kubeadm import KubeadmError, KubeVersion
 from k8slk_ops.kubeadm.args import to_pairs
 from k8slk_ops.nextstep import NextStep, tool_command, tool_line
+from k8slk_ops.nodemeta import Current, NodeMetaDiff, differences
 
 Compare = Callable[[Wanted, Found], list[DriftItem]]
 KINDS: dict[str, Compare] = {}
@@ -172,6 +173,44 @@ def nodes(wanted: Wanted, found: Found) -> list[DriftItem]:
                          f"(`kubectl drain {name} --ignore-daemonsets`, then "
                          f"`kubectl delete node {name}`)")))
     return items
+
+
+def _metadata(wanted: Wanted, found: Found) -> list[NodeMetaDiff]:
+    """What ``apply`` would change in each member's labels and taints (``nodemeta``: the keys
+    the inventory lists, and those the tool recorded as its own and the inventory dropped)."""
+    diffs = []
+    for name, desired in wanted.node_metadata.items():
+        member = found.members.get(name)
+        if member is not None:
+            diffs.append(differences(name, desired, Current.of(member)))
+    return diffs
+
+
+def _apply_fix(wanted: Wanted) -> NextStep:
+    line = tool_line("apply", wanted.inventory)
+    return NextStep(f"set it as the inventory says: `{line}` (a label or taint the inventory "
+                    "never listed is left alone)", line)
+
+
+@kind("labels")
+def labels(wanted: Wanted, found: Found) -> list[DriftItem]:
+    """A label the inventory lists that the Node lacks or carries with another value (changed
+    by hand), and one the tool set that the inventory no longer lists."""
+    return [
+        DriftItem("labels", diff.node, f"label {c.key}", ABSENT if c.new is None else c.new,
+                  ABSENT if c.old is None else c.old, _apply_fix(wanted))
+        for diff in _metadata(wanted, found) for c in diff.labels
+    ]
+
+
+@kind("taints")
+def taints(wanted: Wanted, found: Found) -> list[DriftItem]:
+    """The same for taints, told apart by key and effect."""
+    return [
+        DriftItem("taints", diff.node, f"taint {c.ident}", ABSENT if c.new is None else str(c.new),
+                  ABSENT if c.old is None else str(c.old), _apply_fix(wanted))
+        for diff in _metadata(wanted, found) for c in diff.taints
+    ]
 
 
 def _version(text: str) -> KubeVersion | None:

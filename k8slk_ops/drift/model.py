@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from k8slk_ops.nextstep import NextStep
+from k8slk_ops.nodemeta import Desired
 
 if TYPE_CHECKING:
     from k8slk_ops.membership import Member
@@ -79,6 +80,9 @@ class Wanted:
     kubelet_configuration: Mapping[str, Any]
     addons: tuple[WantedAddon, ...] = ()
     kube_proxy: bool = True
+    # The labels and taints each node's inventory entry lists (owned through the Node's
+    # annotations: nodemeta.py).
+    node_metadata: Mapping[str, Desired] = field(default_factory=dict)
 
     @property
     def control_planes(self) -> tuple[str, ...]:

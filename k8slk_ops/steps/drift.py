@@ -11,7 +11,7 @@ comparisons of ``k8slk_ops.drift``. Nothing is written anywhere.
 
 from __future__ import annotations
 
-from k8slk_ops import drift, kubeadm
+from k8slk_ops import drift, kubeadm, nodemeta
 from k8slk_ops.context import PlanContext, RunContext
 from k8slk_ops.drift.read import parse_configmaps, parse_static_pod
 from k8slk_ops.errors import NodeError
@@ -96,6 +96,7 @@ def wanted(ctx: PlanContext) -> drift.Wanted:
         kubelet_configuration=docs["KubeletConfiguration"],
         addons=tuple(drift.WantedAddon(a.name, a.key, a.sha256) for a in inv.addon_manifests),
         kube_proxy=inv.cluster.kube_proxy,
+        node_metadata={n.name: nodemeta.Desired.of(n) for n in inv.nodes},
     )
 
 

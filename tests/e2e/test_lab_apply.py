@@ -68,6 +68,10 @@ def apply(inventory: Path, tmp_path: Path, name: str, *args: str) -> CliRun:
                timeout=900)
 
 
+def drift(inventory: Path, tmp_path: Path, name: str) -> CliRun:
+    return cli("drift", str(inventory), "--json", log_file=tmp_path / f"{name}.log")
+
+
 def nothing_to_do(inventory: Path, tmp_path: Path, name: str) -> None:
     again = apply(inventory, tmp_path, name)  # no --yes: nothing to ask about
     assert again.code == 0, again.stdout + again.stderr
@@ -95,12 +99,20 @@ def test_apply_makes_grows_labels_shrinks_and_rolls_the_cluster(
     ds = kubectl(kubeconfig, "get", "ds", "-n", "kube-system", "lab-cni")
     assert ds.returncode == 0, ds.stderr  # the inventory's addon
     nothing_to_do(first_inv, tmp_path, "first-again")
+    clean = drift(first_inv, tmp_path, "drift-first")
+    assert clean.code == 0, clean.stdout + clean.stderr
 
     # By hand: a label the inventory sets, changed; one it never set, added.
     for change in (["label", "node", "w-1", "zone=b", "--overwrite"],
                    ["label", "node", "w-1", "team=blue"]):
         out = kubectl(kubeconfig, *change)
         assert out.returncode == 0, out.stderr
+    drifted = drift(first_inv, tmp_path, "drift-by-hand")
+    assert drifted.code == 1, drifted.stdout + drifted.stderr
+    items = drifted.report["data"]["drift"]["items"]
+    assert [(i["kind"], i["where"], i["what"], i["expected"], i["found"]) for i in items] == [
+        ("labels", "w-1", "label zone", "a", "b")]  # team=blue was never the inventory's
+    assert items[0]["fix"]["command"] == f"k8slk-ops apply {first_inv}"
 
     # w-2 added with a label; w-1 gets a taint and loses its tier label; zone set back.
     grown_inv = write(lab, "grown.yml", nodes={
@@ -120,6 +132,7 @@ def test_apply_makes_grows_labels_shrinks_and_rolls_the_cluster(
     assert labels(found["w-2"])["zone"] == "c"
     assert taints(found["cp-1"]) == [("node-role.kubernetes.io/control-plane", "", "NoSchedule")]
     nothing_to_do(grown_inv, tmp_path, "grown-again")
+    assert drift(grown_inv, tmp_path, "drift-grown").code == 0
 
     # w-1 marked remove: asked about (no terminal, no --yes: refused), then removed.
     marked_inv = write(lab, "marked.yml", nodes={

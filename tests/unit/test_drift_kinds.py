@@ -14,8 +14,10 @@ from k8slk_ops import drift
 from k8slk_ops.drift import ABSENT, ConfigDoc, DriftItem, Found, StaticPod, Wanted, WantedAddon
 from k8slk_ops.drift import kinds as k
 from k8slk_ops.drift.read import ReadError, parse_configmaps, parse_static_pod
+from k8slk_ops.kubeadm.kubectl import Taint
 from k8slk_ops.membership import Member
 from k8slk_ops.node import parse_files
+from k8slk_ops.nodemeta import Desired, OwnedKeys
 
 INV = "inv.yml"
 KUBEADM_CM = "ConfigMap kube-system/kubeadm-config"
@@ -72,8 +74,8 @@ def rows(items: list[DriftItem]) -> list[tuple[str, str, str, str, str]]:
 def test_a_cluster_as_rendered_has_no_drift_of_any_kind() -> None:
     result = drift.compare(wanted(), found())
     assert result.items == ()
-    assert result.kinds == ("nodes", "versions", "addons", "cluster-config", "kubelet-config",
-                            "static-pods")
+    assert result.kinds == ("nodes", "labels", "taints", "versions", "addons", "cluster-config",
+                            "kubelet-config", "static-pods")
     assert result.to_json()["counts"] == dict.fromkeys(result.kinds, 0)
 
 
@@ -383,3 +385,38 @@ def test_a_credential_is_compared_and_never_shown() -> None:
     assert [(i.where, i.expected, i.found) for i in by_hand] == [
         ("cp-1", ABSENT, "<value withheld>")]
     assert "s3cr3t" not in json.dumps([i.to_json() for i in items + by_hand])
+
+
+NO_SCHEDULE = Taint("dedicated", "NoSchedule", "db")
+
+
+@pytest.mark.parametrize(("node", "desired", "expected"), [
+    # listed and carried: nothing
+    (Member("w-1", True, False, labels={"tier": "db"}, owned=OwnedKeys(frozenset({"tier"}))),
+     Desired({"tier": "db"}), []),
+    # changed by hand: named with the value it should have and the one it has
+    (Member("w-1", True, False, labels={"tier": "web"}, owned=OwnedKeys(frozenset({"tier"}))),
+     Desired({"tier": "db"}), [("labels", "w-1", "label tier", "db", "web")]),
+    # never set (a node that joined before the inventory listed it)
+    (Member("w-1", True, False), Desired({"tier": "db"}),
+     [("labels", "w-1", "label tier", "db", ABSENT)]),
+    # owned, then dropped from the inventory: it should go
+    (Member("w-1", True, False, labels={"tier": "db"}, owned=OwnedKeys(frozenset({"tier"}))),
+     Desired(), [("labels", "w-1", "label tier", ABSENT, "db")]),
+    # set by hand, never listed: not the tool's, not drift
+    (Member("w-1", True, False, labels={"team": "a"}), Desired(), []),
+    # a taint listed and missing, one owned and dropped
+    (Member("w-1", True, False), Desired(taints=(NO_SCHEDULE,)),
+     [("taints", "w-1", "taint dedicated:NoSchedule", str(NO_SCHEDULE), ABSENT)]),
+    (Member("w-1", True, False, taints=(NO_SCHEDULE,),
+            owned=OwnedKeys(frozenset(), frozenset({"dedicated:NoSchedule"}))),
+     Desired(), [("taints", "w-1", "taint dedicated:NoSchedule", ABSENT, str(NO_SCHEDULE))]),
+])
+def test_labels_and_taints_the_inventory_owns(
+    node: Member, desired: Desired, expected: list[tuple[str, ...]]
+) -> None:
+    members = {"cp-1": member("cp-1", cp=True), "cp-2": member("cp-2", cp=True), "w-1": node}
+    items = [*k.labels(wanted(node_metadata={"w-1": desired}), found(members=members)),
+             *k.taints(wanted(node_metadata={"w-1": desired}), found(members=members))]
+    assert rows(items) == expected
+    assert all(i.fix.command == f"k8slk-ops apply {INV}" for i in items)
