@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -211,7 +212,7 @@ def test_two_runs_at_once_one_works_the_other_exits_3(lab_factory: Any, tmp_path
     lab, inventory = prepared(lab_factory, tmp_path, nodes=2)
     cache = tmp_path / "cache"
     first = subprocess.Popen(
-        ["python3", "-m", "k8slk_ops", "upgrade", str(inventory), "--yes"],
+        [sys.executable, "-m", "k8slk_ops", "upgrade", str(inventory), "--yes"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**__import__("os").environ, "XDG_CACHE_HOME": str(cache)},
     )
