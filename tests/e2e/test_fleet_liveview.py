@@ -141,11 +141,14 @@ def test_every_screen_s_failed_counts_agree_with_its_failed_list(
     # The join stage counts both failed workers, on some screen and on the last one.
     joins = [m for f in frames for m in stage_lines(f) if m["name"] == "join-workers"]
     assert any(int(m["failed"]) == len(FAILING) for m in joins), [m.group(0) for m in joins]
+    # The view refreshes four times a second and goes when the run ends, so its last screen may
+    # come from just before the last worker finished: its counts add up, its FAILED list agrees.
+    # The whole stage, 297 done and 2 failed of 299, is checked where it is final: the report.
     last = {m["name"]: m for m in stage_lines(frames[-1])}
     join = last["join-workers"]
-    assert (int(join["failed"]), join["done"], join["total"]) == (2, "297", "299"), frames[-1].text
-    assert int(join["running"]) == int(join["waiting"]) == 0, frames[-1].text
-    assert failed_listed(frames[-1]) == len(FAILING), frames[-1].text
+    counted = sum(int(join[k]) for k in ("done", "failed", "running", "waiting"))
+    assert counted == int(join["total"]) == 299, frames[-1].text
+    assert failed_listed(frames[-1]) == int(join["failed"]) <= len(FAILING), frames[-1].text
 
 
 def test_no_estimate_before_enough_of_the_stage_finished(

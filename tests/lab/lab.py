@@ -112,6 +112,9 @@ class Lab:
             return None
 
         chosen = slots.claim(lab_dir, slot, busy)
+        # A lab that died before its ``down`` may have left this slot's firewall table, with
+        # its partitioned addresses: the new nodes would time out as if cut off.
+        network.remove(chosen)
         specs = [
             NodeSpec(
                 f"cp-{i + 1}" if i < control_planes else f"w-{i + 1 - control_planes}",
@@ -381,6 +384,7 @@ class Lab:
             (node.files.lab / "faults" / "kubeadm-hang").write_text(_hang_switch(args))
         elif kind == "etcd-stop":  # the kubelet stops the etcd static pod and keeps it stopped
             (node.files.lab / "faults" / "etcd-stop").write_text("stop\n")
+            _wait_closed(n.spec, ETCD_CLIENT_PORT)  # as `crictl ps` would show: the pod is gone
         elif kind == "etcd-start":
             (node.files.lab / "faults" / "etcd-stop").unlink(missing_ok=True)
         elif kind in ("drain-block", "drain-unblock"):
@@ -608,6 +612,27 @@ def _validate(
         raise LabError(f"bad Kubernetes version {version!r}: want vX.Y.Z")
     if settle < 0 or ready_delay < 0:
         raise LabError("--settle and --ready-delay must not be negative")
+
+
+ETCD_CLIENT_PORT = 2379
+
+
+def _wait_closed(spec: NodeSpec, port: int, timeout: float = 20.0) -> None:
+    """Return once nothing listens on the node's ``port`` any more (a connection is refused):
+    the kubelet notices a fault file on its next sync, and its pod takes a moment to stop."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((spec.address, port), timeout=1.0):
+                pass
+        except ConnectionRefusedError:
+            return
+        except OSError:
+            pass  # partitioned or slow: keep asking until the deadline
+        if time.monotonic() > deadline:
+            raise LabError(f"{spec.name}: something still listens on {spec.address}:{port} "
+                           f"{timeout:.0f} s after the fault")
+        time.sleep(0.1)
 
 
 def _wait_ssh(spec: NodeSpec, timeout: float = 10.0) -> None:
