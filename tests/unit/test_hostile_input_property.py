@@ -164,3 +164,44 @@ def _check_refused(path: Path) -> None:
     result = CliRunner().invoke(app, ["inventory", "check", str(path)])
     assert result.exit_code == 2, (result.output, result.exception)
     _check_inventory(path)
+
+
+# Nodes no one answers for: a loopback port nothing listens on refuses at once.
+UNREACHABLE_INVENTORY = (
+    "cluster: {name: lab}\nssh: {port: 1, connectTimeout: 2}\n"
+    "nodes:\n  - {name: cp-1, address: 127.0.0.1, role: control-plane}\n"
+)
+
+
+def _dry_run(playbook: Path, inventory: Path, bad: Path, tmp: Path) -> None:
+    """``run --dry-run``: refused with file:line (2), or run against nodes that cannot be
+    reached (1 or 3) when the generated text happens to be valid; never a traceback."""
+    result = CliRunner().invoke(
+        app, ["run", str(playbook), str(inventory), "--dry-run"],
+        env={"XDG_CACHE_HOME": str(tmp / "cache")},
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code in (0, 1, 2, 3), (result.exit_code, result.output)
+    assert "Traceback" not in result.output
+    if result.exit_code == 2:
+        lines = [ln for ln in result.output.strip().splitlines()
+                 if ln.startswith((str(bad), f"error: {bad}"))]
+        assert lines, result.output
+        for line in lines:
+            assert re.match(rf"(error: )?{re.escape(str(bad))}:\d+(:\d+)?: ", line), line
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(piece=hostile_pieces, where=st.sampled_from(["alone", "before", "after"]),
+       inventory_side=st.booleans())
+def test_hostile_input_through_run_dry_run_is_refused_cleanly(
+    tmp_path: Path, piece: str, where: str, inventory_side: bool
+) -> None:
+    good = GOOD_INVENTORY if inventory_side else GOOD_PLAYBOOK
+    text = {"alone": piece, "before": piece + good, "after": good + piece}[where]
+    playbook, inventory = tmp_path / "pb.yml", tmp_path / "inv.yml"
+    playbook.write_text(GOOD_PLAYBOOK)
+    inventory.write_text(UNREACHABLE_INVENTORY)
+    bad = inventory if inventory_side else playbook
+    bad.write_bytes(text.encode("utf-8", "surrogatepass"))
+    _measure(lambda: _dry_run(playbook, inventory, bad, tmp_path))
