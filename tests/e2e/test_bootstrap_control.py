@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,10 @@ def test_sigterm_during_the_ready_wait_stops_the_run_and_cleans_up(
     )
     wait_until(lambda: log.exists() and "ready" in log.read_text() and "NotReady" in
                log.read_text(), timeout=120, what="the Ready wait")
+    signalled = time.monotonic()
     run.terminate()
     result = run.wait(timeout=120)  # the Ready timeout is 300 s: the signal ended the run
+    print(f"SIGTERM to exit: {time.monotonic() - signalled:.1f} s")  # shown with -s, not asserted
     assert result.code == 130, result.stderr
     assert result.report["interrupted"] is True
     assert result.report["exitCode"] == 130
