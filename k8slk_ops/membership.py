@@ -303,6 +303,11 @@ class MemberWatcher:
         if known is not None and known.ready and self.task is not None and not self.task.done():
             return known
         waiter = _Waiter(asyncio.get_running_loop().create_future(), on_reason)
+        if known is not None and not known.ready and known.not_ready_text and on_reason:
+            # Already heard NotReady (the joins primed the watch): its reason may not change
+            # again, so the waiter is told now rather than only at the next event.
+            waiter.told = known.not_ready_text
+            on_reason(waiter.told)
         self.waiting.setdefault(name, []).append(waiter)
         self.waiters += 1
         if self.task is None or self.task.done():

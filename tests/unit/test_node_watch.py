@@ -147,6 +147,28 @@ def test_each_waiter_wakes_on_its_own_node_turning_ready(monkeypatch: pytest.Mon
     asyncio.run(scenario())
 
 
+def test_a_waiter_after_the_notready_event_hears_its_reason_at_once() -> None:
+    """The joins primed the watch, so a node's NotReady came before anyone waited for it; its
+    reason does not change again until the pod network comes: the waiter is told at once."""
+    async def scenario() -> None:
+        primary = _Primary()
+        watcher = _watcher(primary)
+        watcher.prime(30.0)
+        primary.queue.put_nowait(_event("ADDED", _node("w-1", False)))
+        await asyncio.sleep(0.05)
+        reasons: list[str] = []
+        waiting = asyncio.ensure_future(watcher.wait_ready("w-1", 30.0, reasons.append))
+        await asyncio.sleep(0.05)
+        assert reasons == ["KubeletNotReady: container runtime network not ready"]
+        primary.queue.put_nowait(_event("MODIFIED", _node("w-1", False, "8")))  # same words
+        primary.queue.put_nowait(_event("MODIFIED", _node("w-1", True, "9")))
+        assert (await asyncio.wait_for(waiting, 5)).ready
+        assert len(reasons) == 1  # told once, not again for the same words
+        watcher.stop()
+
+    asyncio.run(scenario())
+
+
 def test_a_primed_watch_has_listed_the_nodes_before_anyone_waits() -> None:
     async def scenario() -> None:
         primary = _Primary()
