@@ -42,20 +42,38 @@ def _make(lab: Any, name: str) -> None:
 
 
 def _members(lab: Any) -> list[dict[str, Any]]:
-    """``etcdctl endpoint health`` of every member with Debian's etcdctl from the host, with
-    the cluster's healthcheck-client certificate."""
-    pki = lab._files("cp-1").var_node / "etc/kubernetes/pki/etcd"
-    endpoints = ",".join(f"https://{lab.node(n).address}:2379" for n in ("cp-1", "cp-2", "cp-3"))
-    done = subprocess.run(
-        ["etcdctl", f"--endpoints={endpoints}", f"--cacert={pki}/ca.crt",
-         f"--cert={pki}/healthcheck-client.crt", f"--key={pki}/healthcheck-client.key",
-         "endpoint", "health", "-w", "json"],
-        capture_output=True, text=True, timeout=60, check=False,
-        env=dict(os.environ, ETCDCTL_API="3"),
-    )
+    """``etcdctl endpoint health`` of every member."""
+    done = _etcdctl(lab, "endpoint", "health", "-w", "json")
     assert done.returncode == 0, done.stderr
     result: list[dict[str, Any]] = json.loads(done.stdout)
     return result
+
+
+def _etcdctl(lab: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    """Debian's etcdctl from the host against every control plane's member, with the
+    cluster's healthcheck-client certificate."""
+    pki = lab._files("cp-1").var_node / "etc/kubernetes/pki/etcd"
+    endpoints = ",".join(f"https://{lab.node(n).address}:2379" for n in ("cp-1", "cp-2", "cp-3"))
+    return subprocess.run(
+        ["etcdctl", f"--endpoints={endpoints}", f"--cacert={pki}/ca.crt",
+         f"--cert={pki}/healthcheck-client.crt", f"--key={pki}/healthcheck-client.key",
+         "--command-timeout=10s", *args],
+        capture_output=True, text=True, timeout=60, check=False,
+        env=dict(os.environ, ETCDCTL_API="3"),
+    )
+
+
+def _one_cluster(lab: Any) -> None:
+    """Every member answers for the same cluster of three: members restored apart, each its
+    own cluster, would each be healthy on its own and still be three clusters."""
+    done = _etcdctl(lab, "endpoint", "status", "-w", "json")
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    ids = {s["Status"]["header"]["cluster_id"] for s in status}
+    assert len(status) == 3 and len(ids) == 1, done.stdout
+    members = _etcdctl(lab, "member", "list", "-w", "json")
+    assert members.returncode == 0, members.stderr
+    assert len(json.loads(members.stdout)["members"]) == 3, members.stdout
 
 
 def _snapshot(inv: Path, out: Path, tmp_path: Path) -> Path:
@@ -109,6 +127,7 @@ def test_restore_on_three_control_planes(lab_factory: Any, tmp_path: Path) -> No
     assert "before" in names and "after" not in names
     health = _members(lab)
     assert len(health) == 3 and all(h["health"] for h in health), health
+    _one_cluster(lab)
     assert all(n["ready"] for n in kubectl_nodes(lab).values())
     _make(lab, "written-after-restore")
     assert "written-after-restore" in _configmaps(lab)
@@ -123,7 +142,9 @@ def test_restore_on_three_control_planes(lab_factory: Any, tmp_path: Path) -> No
     for cp in ("cp-2", "cp-3"):
         lab.fault(cp, "etcd-stop")
     down = _kubectl(lab, "get", "nodes")
-    assert down.returncode != 0 and "etcdserver: request timed out" in down.stderr, down.stderr
+    picture = _etcdctl(lab, "endpoint", "status", "-w", "table")
+    assert down.returncode != 0 and "etcdserver: request timed out" in down.stderr, (
+        down.stdout, down.stderr, picture.stdout, picture.stderr)
     for cp in ("cp-2", "cp-3"):
         shutil.rmtree(lab._files(cp).var_node / "var/lib/etcd")
         lab.fault(cp, "etcd-start")
@@ -133,6 +154,7 @@ def test_restore_on_three_control_planes(lab_factory: Any, tmp_path: Path) -> No
     names = _configmaps(lab)
     assert "before" in names and "written-after-restore" not in names
     assert len(_members(lab)) == 3
+    _one_cluster(lab)
     assert all(n["ready"] for n in kubectl_nodes(lab).values())
 
 
