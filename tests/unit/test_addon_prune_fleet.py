@@ -87,6 +87,12 @@ def test_an_addon_taken_out_is_said_then_pruned_and_a_second_prune_changes_nothi
     assert "needs --yes" in refused.stderr
     assert set(fleet.objects()) >= DEMO_OBJECTS and "demo.yaml" in record(fleet)
 
+    shown = k8slk("plan", "apply", net_only, "--prune", "--json")
+    assert shown.code == 0, shown.why()
+    assert [a["step"] for a in stage_actions(shown, "addons-prune")] == ["prune-addons"]
+    other = k8slk("plan", "bootstrap", net_only, "--prune")
+    assert other.code == 2 and "--prune is apply's" in other.stderr, other.why()
+
     pruned = k8slk("apply", net_only, "--prune", "--yes", "--json")
     assert pruned.code == 0, pruned.why()
     assert pruned.report["changed"] is True
