@@ -117,7 +117,11 @@ class PruneAddons(Step[NoOptions]):
 
     async def apply(self, options: NoOptions, ctx: RunContext, node: str) -> bool:
         primary = await ctx.node(node)
-        record = dict(ctx.plan.cluster.addons)
+        try:
+            # As the cluster has it now: apply-addons may have written entries since the plan.
+            record = await addonrecord.read_record(primary)
+        except addonrecord.AddonError as exc:
+            raise NodeError(str(exc), phase=PHASE, log_tail=exc.lines) from None
         for key, objects in prunable(ctx.plan):
             for namespace, batch in delete_batches(objects):
                 result = await primary.kubectl(*delete_argv(namespace, batch),
@@ -130,7 +134,7 @@ class PruneAddons(Step[NoOptions]):
                         f"{lines[-1] if lines else 'no output'} (its record entry is kept: "
                         "run again once fixed; what was deleted is passed over)",
                         phase=PHASE, log_tail=list(lines))
-            del record[key]
+            record.pop(key, None)
             try:
                 await addonrecord.write_record(primary, record)
             except addonrecord.AddonError as exc:

@@ -164,3 +164,24 @@ def test_an_entry_of_old_is_said_with_the_manual_commands_and_never_pruned(
         ("apply-addons", layout.POD_NETWORK, "objects")]
     net = json.loads(record(fleet)[layout.POD_NETWORK])
     assert ["apps/v1", "DaemonSet", "kube-system", "lab-cni"] in net["objects"]
+
+
+def test_a_manifest_changed_and_one_pruned_in_one_run_both_reach_the_record(
+    fleet: InProcessFleet, k8slk: K8slk
+) -> None:
+    both, net_only = with_demo(fleet)
+    assert k8slk("apply", both).code == 0
+    before = json.loads(record(fleet)[layout.POD_NETWORK])["sha256"]
+    manifest = fleet.directory / layout.POD_NETWORK
+    manifest.write_text(manifest.read_text() + "\n---\napiVersion: v1\nkind: ConfigMap\n"
+                        "metadata: {name: net-extra, namespace: kube-system}\n")
+    run = k8slk("apply", net_only, "--prune", "--yes", "--json")
+    assert run.code == 0, run.why()
+    assert [a["step"] for a in stage_actions(run, "addons")] == ["apply-addons"]
+    assert [a["step"] for a in stage_actions(run, "addons-prune")] == ["prune-addons"]
+    after = json.loads(record(fleet)[layout.POD_NETWORK])
+    assert set(record(fleet)) == {layout.POD_NETWORK}
+    assert after["sha256"] != before
+    assert ["v1", "ConfigMap", "kube-system", "net-extra"] in after["objects"]
+    again = k8slk("apply", net_only, "--prune", "--json")
+    assert again.code == 0 and again.report["changed"] is False, again.why()
