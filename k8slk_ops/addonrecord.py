@@ -5,12 +5,19 @@ tell the operator so: it would report every re-run as a change. So each manifest
 kept under its key in ``kube-system/k8slk-ops-addons`` once kubectl applied it; a run compares
 the inventory's manifests with the record and applies only those that differ. The record lives
 in the cluster, not on this machine, so any operator's re-run sees it.
+
+Beside the SHA-256, each entry names the objects its manifest held (apiVersion, kind,
+namespace, name), so that an addon taken out of the inventory can be deleted (``apply
+--prune``) without its file. The value is compact JSON, ``{"sha256": ..., "objects": [[
+apiVersion, kind, namespace, name], ...]}``; an entry written before objects were kept is the
+bare SHA-256, still read as such: its objects are unknown (``RecordEntry.objects`` None), and
+it cannot be pruned by the tool. Both forms are read and written here only.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +33,10 @@ NAME = "k8slk-ops-addons"
 MESSAGE_PARTS = 3
 # The key saying the tool deleted kube-proxy (``cluster.kubeProxy: false``).
 KUBE_PROXY_REMOVED = "kube-proxy-removed"
+# An entry's objects are kept while its value stays under this size (a ConfigMap holds at most
+# 1 MiB in all; Calico's operator manifests, CRDs included, make about 10 KiB of names). A
+# manifest of more objects is recorded by its SHA-256 alone, as an entry of old.
+MAX_ENTRY_BYTES = 128 << 10
 
 
 class AddonError(Exception):
@@ -145,8 +156,107 @@ def _reported(output: ApplyOutput, obj: ManifestObject) -> bool:
     return (result_label(obj.kind, obj.api_version), obj.name) in output.applied
 
 
-def parse_record(stdout: str) -> dict[str, str]:
-    """The data of the ConfigMap as ``kubectl get -o json`` prints it (strings only)."""
+@dataclass(frozen=True)
+class RecordedObject:
+    """One object an applied manifest held, as its document named it."""
+
+    api_version: str
+    kind: str
+    namespace: str  # "" for a cluster-scoped object, or one kubectl put in its default
+    name: str
+
+    @classmethod
+    def of(cls, obj: ManifestObject) -> RecordedObject:
+        return cls(obj.api_version, obj.kind, obj.namespace, obj.name)
+
+    @property
+    def group(self) -> str:
+        """The API group (``apps``; "" for the core group)."""
+        group, _, version = self.api_version.rpartition("/")
+        return group if version else ""
+
+    @property
+    def ref(self) -> str:
+        """``deployment.apps/web``: the object as ``kubectl delete`` takes it (the kind in
+        its group, whichever version the server prefers)."""
+        kind = self.kind.lower()
+        return f"{kind}.{self.group}/{self.name}" if self.group else f"{kind}/{self.name}"
+
+    @property
+    def label(self) -> str:
+        """``Deployment demo/web``, as the report names it."""
+        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
+        return f"{self.kind} {where}"
+
+
+@dataclass(frozen=True)
+class RecordEntry:
+    """One key of the record: the SHA-256 of the manifest applied, and the objects it held,
+    in manifest order; ``objects`` is None for an entry that did not keep them (written by an
+    older version of the tool, or of a manifest too large to list)."""
+
+    sha256: str
+    objects: tuple[RecordedObject, ...] | None = None
+
+    @classmethod
+    def of(cls, addon: Addon) -> RecordEntry:
+        """The entry for ``addon`` once kubectl applied it: every document that names a kind
+        and a name (kubectl skips empty documents, and rejects nameless ones)."""
+        objects = tuple(RecordedObject.of(o) for o in addon.layout.objects
+                        if o.mapping and o.kind and o.name)
+        entry = cls(addon.sha256, objects)
+        return entry if len(entry.value()) <= MAX_ENTRY_BYTES else cls(addon.sha256)
+
+    @classmethod
+    def parse(cls, value: str) -> RecordEntry:
+        """An entry as the ConfigMap holds it: the JSON object, or a bare SHA-256 (of old, and
+        ``true`` under ``KUBE_PROXY_REMOVED``). A JSON entry whose objects are unreadable is
+        read as one without objects: nothing is deleted on a guess."""
+        text = value.strip()
+        if not text.startswith("{"):
+            return cls(text)
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError:
+            return cls(text)
+        sha = doc.get("sha256") if isinstance(doc, dict) else None
+        if not isinstance(sha, str):
+            return cls(text)
+        raw = doc.get("objects")
+        if not isinstance(raw, list):
+            return cls(sha)
+        objects = []
+        for item in raw:
+            if not (isinstance(item, list) and len(item) == 4
+                    and all(isinstance(part, str) for part in item)):
+                return cls(sha)
+            objects.append(RecordedObject(*item))
+        return cls(sha, tuple(objects))
+
+    def value(self) -> str:
+        """The ConfigMap value: compact JSON, or the bare SHA-256 when objects are unknown."""
+        if self.objects is None:
+            return self.sha256
+        objects = [[o.api_version, o.kind, o.namespace, o.name] for o in self.objects]
+        return json.dumps({"sha256": self.sha256, "objects": objects}, separators=(",", ":"))
+
+
+def forget_command(key: str) -> str:
+    """The kubectl command that takes ``key`` out of the record, for an operator to run."""
+    return (f"kubectl -n {NAMESPACE} patch configmap {NAME} --type json -p "
+            f"'[{{\"op\": \"remove\", \"path\": \"/data/{key}\"}}]'")
+
+
+def left_entries(record: Mapping[str, RecordEntry], keys: Iterable[str]
+                 ) -> list[tuple[str, RecordEntry]]:
+    """The entries of manifests no longer listed (``keys`` are the inventory's), by key;
+    never ``KUBE_PROXY_REMOVED``, which records no manifest."""
+    listed = {*keys, KUBE_PROXY_REMOVED}
+    return sorted(((k, e) for k, e in record.items() if k not in listed), key=lambda ke: ke[0])
+
+
+def parse_record(stdout: str) -> dict[str, RecordEntry]:
+    """The entries of the ConfigMap as ``kubectl get -o json`` prints it (strings only)."""
     try:
         doc = json.loads(stdout)
     except json.JSONDecodeError as exc:
@@ -154,17 +264,18 @@ def parse_record(stdout: str) -> dict[str, str]:
     return record_data(doc) if isinstance(doc, dict) else {}
 
 
-def record_data(configmap: Mapping[str, Any]) -> dict[str, str]:
+def record_data(configmap: Mapping[str, Any]) -> dict[str, RecordEntry]:
     """The record's entries, from its ConfigMap as a JSON object (strings only): read here
     for every reader, whether the ConfigMap came alone or in a List."""
     data = configmap.get("data")
     if not isinstance(data, Mapping):
         return {}
-    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
+    return {k: RecordEntry.parse(v) for k, v in data.items()
+            if isinstance(k, str) and isinstance(v, str)}
 
 
-def record_manifest(data: dict[str, str]) -> bytes:
-    """The ConfigMap holding ``data``, for ``kubectl apply -f -`` (JSON is YAML)."""
+def record_manifest(record: Mapping[str, RecordEntry]) -> bytes:
+    """The ConfigMap holding ``record``, for ``kubectl apply -f -`` (JSON is YAML)."""
     doc = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -173,12 +284,12 @@ def record_manifest(data: dict[str, str]) -> bytes:
             "namespace": NAMESPACE,
             "labels": {"app.kubernetes.io/managed-by": "k8slk-ops"},
         },
-        "data": dict(sorted(data.items())),
+        "data": {key: entry.value() for key, entry in sorted(record.items())},
     }
     return json.dumps(doc, indent=2).encode()
 
 
-async def read_record(node: LinuxKitNode) -> dict[str, str]:
+async def read_record(node: LinuxKitNode) -> dict[str, RecordEntry]:
     """What the cluster says was applied; empty when there is no record yet."""
     result = await node.kubectl(
         "-n", NAMESPACE, "get", "configmap", NAME, "-o", "json", "--ignore-not-found", timeout=30
@@ -189,9 +300,9 @@ async def read_record(node: LinuxKitNode) -> dict[str, str]:
     return parse_record(text) if text else {}
 
 
-async def write_record(node: LinuxKitNode, data: dict[str, str]) -> None:
-    """Replace the record with ``data``; AddonError with kubectl's words if it fails."""
-    await apply_manifest(node, record_manifest(data), f"the record {NAMESPACE}/{NAME}")
+async def write_record(node: LinuxKitNode, record: Mapping[str, RecordEntry]) -> None:
+    """Replace the record with ``record``; AddonError with kubectl's words if it fails."""
+    await apply_manifest(node, record_manifest(record), f"the record {NAMESPACE}/{NAME}")
 
 
 async def apply_manifest(

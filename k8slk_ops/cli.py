@@ -24,6 +24,7 @@ from k8slk_ops.cliutil import (
     CHANGING,
     OUTPUT,
     PREPARED,
+    PRUNE,
     InventoryArg,
     MetricsFileOpt,
     NodeOpt,
@@ -214,17 +215,20 @@ def plan(
     ],
     inventory: InventoryArg,
     node: NodeOpt = None,
+    prune: Annotated[bool, PRUNE] = False,
     *,
     shared: SharedOptions,
 ) -> None:
     """Show the ordered actions per node that COMMAND would take; change nothing."""
     label = f"plan {command_name}"
     prepare = PREPARED.get(command_name)
+    if prune and command_name != "apply":
+        refuse(label, inventory, shared, f"--prune is apply's; {command_name} has none")
     if prepare is not None:
         if node:
             refuse(label, inventory, shared,
                    f"{command_name} works on the whole inventory: drop --node")
-        playbook, options = prepare(inventory, shared, label)
+        playbook, options = prepare(inventory, shared, label, prune)
         options = dataclasses.replace(options, dry_run=True)
         _run(label, playbook, inventory, shared, options)
         return

@@ -165,6 +165,9 @@ def flag(*names: str, help: str) -> Any:
 
 
 InventoryArg = Annotated[Path, typer.Argument(help="Inventory file (YAML, or Ansible INI).")]
+# apply and plan apply: the addons taken out of cluster.addons are deleted.
+PRUNE = flag("--prune", help="Delete the objects of the addons taken out of cluster.addons "
+             "(known from the cluster's addon record); without it they are left, and said.")
 NodeOpt = Annotated[
     list[str] | None, typer.Option("--node", help="Only this node (repeatable).")
 ]
@@ -376,7 +379,9 @@ def _run(
 
 # Commands whose playbook and options depend on the inventory (apply): ``plan NAME`` builds
 # them as the command itself does. Filled in by the command's module.
-PREPARED: dict[str, Callable[[Path, SharedOptions, str], tuple[Playbook, RunOptions]]] = {}
+# The last argument is ``--prune`` (apply's only).
+PREPARED: dict[str, Callable[[Path, SharedOptions, str, bool],
+                             tuple[Playbook, RunOptions]]] = {}
 
 
 def refuse(

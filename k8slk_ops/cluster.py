@@ -147,6 +147,7 @@ class Cluster:
         self.connect_errors: dict[str, SSHError] = {}  # node -> why it is unreachable
         self.peer_addresses: dict[str, str] = {}  # node -> the IP its connection reached
         self.members: dict[str, Member] = {}  # the primary's node list, once it is found
+        self._want_addon_record = False  # find_primary's addon_record
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -347,14 +348,18 @@ class Cluster:
     # -- the primary ----------------------------------------------------------------------------
 
     async def find_primary(
-        self, order: Sequence[str], *, read_only: bool, without_api: bool = False
+        self, order: Sequence[str], *, read_only: bool, without_api: bool = False,
+        addon_record: bool = False,
     ) -> ClusterFacts:
         """The cluster as the first initialised control plane of ``order`` whose API answers
         sees it; control planes after it are not contacted for this. With none initialised,
         the first control plane of the inventory is the primary-to-be. Once one API has been
         silent (etcd without quorum, say), the control planes left are asked all at once: a
         silent API costs its timeout once, not once per control plane. A read-only run, or one
-        ``without_api``, goes on with the first silent control plane as its primary."""
+        ``without_api``, goes on with the first silent control plane as its primary.
+        ``addon_record``: the addon record is read even when the inventory has no addon (a
+        playbook that looks for addons taken out of it)."""
+        self._want_addon_record = addon_record
         silent: dict[str, str] = {}
         for i, name in enumerate(order):
             if silent:
@@ -402,11 +407,12 @@ class Cluster:
         addons = await self._addon_record(name)
         return ClusterFacts(primary=name, initialised=True, members=members, addons=addons)
 
-    async def _addon_record(self, name: str) -> dict[str, str]:
-        """The manifests the cluster says were applied, when the inventory has any to apply;
-        unreadable, it is empty (every manifest is applied again: ``kubectl apply`` is safe)."""
+    async def _addon_record(self, name: str) -> dict[str, addonrecord.RecordEntry]:
+        """The manifests the cluster says were applied, when the inventory has any to apply (or
+        the run looks for those taken out of it); unreadable, it is empty (every manifest is
+        applied again: ``kubectl apply`` is safe; none is pruned)."""
         cluster = self.inventory.cluster
-        if not self.inventory.addon_manifests and cluster.kube_proxy:
+        if not (self.inventory.addon_manifests or self._want_addon_record) and cluster.kube_proxy:
             return {}
         try:
             return await addonrecord.read_record(await self.connect(name))

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from k8slk_ops.addonrecord import RecordEntry
 from k8slk_ops.drift import ConfigMaps, DriftResult, StaticPod
 from k8slk_ops.etcdctl import MemberHealth
 from k8slk_ops.etcdmembers import MemberRemoval, StaleMember
@@ -54,8 +55,9 @@ class ClusterFacts:
     primary: str  # the initialised control plane, else the first control plane
     initialised: bool = False
     members: dict[str, Member] = field(default_factory=dict)
-    # The addon manifests the cluster records as applied: key -> SHA-256 (see addonrecord).
-    addons: dict[str, str] = field(default_factory=dict)
+    # The addon manifests the cluster records as applied: key -> its SHA-256 and objects
+    # (see addonrecord).
+    addons: dict[str, RecordEntry] = field(default_factory=dict)
     # Why no control plane's API answered, when a read-only run goes on without it.
     api_error: str = ""
     # A changing run that goes on without the API (a playbook with ``withoutApi``): its lock

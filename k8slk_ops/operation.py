@@ -143,7 +143,9 @@ class Operation:
         cps = [n for n in cps if n not in leaving] + [n for n in cps if n in leaving]
         try:
             cluster = await self.cluster.find_primary(
-                cps, read_only=self.playbook.read_only, without_api=self.playbook.without_api
+                cps, read_only=self.playbook.read_only, without_api=self.playbook.without_api,
+                addon_record=any(call.step.reads_addon_record
+                                 for stage in self.playbook.stages for call in stage.steps),
             )
         except NoApiAnswers:
             if locking and not self.break_lock:

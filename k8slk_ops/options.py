@@ -63,6 +63,8 @@ class RunOptions:
     # by someone (maintenance), not left by an unfinished roll: it is not rolled again.
     # upgrade rolls every cordoned node again (it resumes what it left).
     keep_hand_cordons: bool = False
+    # apply --prune: the addons taken out of cluster.addons are deleted (else only said).
+    prune: bool = False
     # upgrade, certs renew --force: disrupt a control plane while an etcd member is unhealthy
     # (its own field: remove-node's --force means more than that).
     etcd_unhealthy_ok: bool = False

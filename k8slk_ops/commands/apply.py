@@ -9,9 +9,10 @@ there is a version to roll onto (none: the roll's stages are left out), and the 
 of workers (``--max-unavailable``, read as ``upgrade`` reads it).
 
 The plan is made under the cluster lock and printed before anything runs; when it drains,
-reboots or resets a node it is asked about (``cliutil.confirm``: no terminal and no ``--yes`` is
-exit 2 with nothing touched). Cron runs ``apply --yes``; with nothing due, it exits 0 and its
-report says ``changed: false``.
+reboots or resets a node, or prunes an addon (``--prune``: the objects of the addons taken out
+of ``cluster.addons`` deleted), it is asked about (``cliutil.confirm``: no terminal and no
+``--yes`` is exit 2 with nothing touched). Cron runs ``apply --yes``; with nothing due, it exits
+0 and its report says ``changed: false``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from k8slk_ops.cliutil import (
     CHANGING,
     NO_SNAPSHOT,
     PREPARED,
+    PRUNE,
     SNAPSHOT_DIR,
     InventoryArg,
     _load_inventory,
@@ -46,10 +48,12 @@ from k8slk_ops.report import Reporter
 
 ROLL_PREFIX = "roll-"
 ROLL_WORKERS = "roll-workers"
+PRUNE_STAGE = "addons-prune"
 
 
 def apply_playbook(inventory_path: Path, shared: SharedOptions, label: str,
-                   max_unavailable: str = "1") -> tuple[Playbook, RunOptions]:
+                   max_unavailable: str = "1", *, prune: bool = False
+                   ) -> tuple[Playbook, RunOptions]:
     """The apply playbook and options for this inventory; refused (exit 2) when the inventory
     or a flag is bad. Without ``cluster.kubernetesVersion`` there is nothing to roll onto: the
     roll's stages are left out (and the plan says so)."""
@@ -72,13 +76,13 @@ def apply_playbook(inventory_path: Path, shared: SharedOptions, label: str,
     playbook = dataclasses.replace(playbook, stages=stages)
     leaving = tuple(n.name for n in inv.nodes if n.remove)
     options = dataclasses.replace(RunOptions.for_command(shared), leaving=leaving,
-                                  keep_hand_cordons=True)
+                                  keep_hand_cordons=True, prune=prune)
     return playbook, options
 
 
-def _plan_apply(inventory_path: Path, shared: SharedOptions, label: str
+def _plan_apply(inventory_path: Path, shared: SharedOptions, label: str, prune: bool
                 ) -> tuple[Playbook, RunOptions]:
-    return apply_playbook(inventory_path, shared, label)
+    return apply_playbook(inventory_path, shared, label, prune=prune)
 
 
 PREPARED["apply"] = _plan_apply
@@ -104,16 +108,22 @@ def due_text(plan: Plan) -> str:
 
 def disruption_question(plan: Plan, cluster: str) -> str | None:
     """What to ask before the plan runs, or None when it disrupts no workload."""
-    touched = plan.disruptions()
-    if not touched:
+    touched = [(n, stage) for n, stage in plan.disruptions() if stage != PRUNE_STAGE]
+    pruned = [str(a.detail["addon"]) for stage in plan.stages if stage.name == PRUNE_STAGE
+              for n in stage.nodes for s in n.steps if s.call.step.disrupts for a in s.actions]
+    if not touched and not pruned:
         return None
     rolled = sorted({n for n, stage in touched if stage.startswith(ROLL_PREFIX)})
     removed = sorted({n for n, stage in touched if not stage.startswith(ROLL_PREFIX)})
     parts = []
+    if pruned:
+        parts.append(f"delete the objects of {', '.join(pruned)} (not in cluster.addons)")
     if removed:
         parts.append(f"drain, reset and delete {', '.join(removed)}")
     if rolled:
         parts.append(f"drain and reboot {', '.join(rolled)} into the new version, one at a time")
+    if not touched:
+        return f"Apply to {cluster}: {'; '.join(parts)}? What they run will stop"
     return f"Apply to {cluster}: {'; '.join(parts)}? Workloads on them will move"
 
 
@@ -121,7 +131,8 @@ def disruption_question(plan: Plan, cluster: str) -> str | None:
 def apply(
     inventory: InventoryArg,
     yes: Annotated[bool, flag("--yes", "-y", help="Do not ask before draining, rebooting or "
-                              "removing a node.")] = False,
+                              "removing a node, or pruning an addon.")] = False,
+    prune: Annotated[bool, PRUNE] = False,
     max_unavailable: Annotated[
         str,
         typer.Option("--max-unavailable", metavar="N|P%",
@@ -134,7 +145,7 @@ def apply(
 ) -> None:
     """Make the cluster what the inventory says: create or join, addons, labels and taints,
     remove, roll."""
-    playbook, options = apply_playbook(inventory, shared, "apply", max_unavailable)
+    playbook, options = apply_playbook(inventory, shared, "apply", max_unavailable, prune=prune)
     options = dataclasses.replace(options, snapshot_dir=snapshot_dir, no_snapshot=no_snapshot)
     cluster = _load_inventory(inventory).cluster.name  # read without fault just above
 

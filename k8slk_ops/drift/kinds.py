@@ -263,21 +263,28 @@ def addons(wanted: Wanted, found: Found) -> list[DriftItem]:
                    "(and joins any node missing)", apply)
     items = []
     for addon in wanted.addons:
-        have = record.get(addon.key)
+        entry = record.get(addon.key)
+        have = entry.sha256 if entry is not None else ""
         if have != addon.sha256:
             shown = f"applied, sha256 {have[:12]}" if have else "never applied"
             items.append(DriftItem("addons", addon.name, "manifest applied",
                                    f"sha256 {addon.sha256[:12]}", shown, fix))
-    keys = {a.key for a in wanted.addons} | {addonrecord.KUBE_PROXY_REMOVED}
-    for key, sha in record.items():
-        if key not in keys:
-            patch = (f"kubectl -n {addonrecord.NAMESPACE} patch configmap {addonrecord.NAME} "
-                     f"--type json -p '[{{\"op\": \"remove\", \"path\": \"/data/{key}\"}}]'")
-            items.append(DriftItem(
-                "addons", where, f"manifest {key}", "(not in cluster.addons)",
-                f"applied, sha256 {sha[:12]}",
-                NextStep("delete what it made if it is no longer wanted (`kubectl delete -f "
-                         f"FILE`), then take it out of the record: `{patch}`", patch)))
+    prune = tool_line("apply", wanted.inventory, "--prune")
+    for key, entry in addonrecord.left_entries(record, (a.key for a in wanted.addons)):
+        found_text = f"applied, sha256 {entry.sha256[:12]}"
+        if entry.objects is not None:
+            fixed = NextStep(f"delete what it made: `{prune}` deletes its {len(entry.objects)} "
+                             "object(s) and its record entry (or add it back to cluster.addons)",
+                             prune)
+        else:
+            patch = addonrecord.forget_command(key)
+            fixed = NextStep(
+                "its record entry was written before the record kept objects, so `apply "
+                "--prune` cannot delete it: delete what it made if it is no longer wanted "
+                f"(`kubectl delete --ignore-not-found -f FILE`), then take it out of the "
+                f"record: `{patch}`", patch)
+        items.append(DriftItem("addons", where, f"manifest {key}", "(not in cluster.addons)",
+                               found_text, fixed))
     removed = addonrecord.KUBE_PROXY_REMOVED in record
     if not wanted.kube_proxy and not removed:
         items.append(DriftItem("addons", "kube-system/kube-proxy", "kube-proxy",

@@ -16,6 +16,7 @@ from k8slk_ops.nextstep import NextStep
 from k8slk_ops.nodemeta import Desired
 
 if TYPE_CHECKING:
+    from k8slk_ops.addonrecord import RecordEntry
     from k8slk_ops.membership import Member
 
 # What a value that is not there reads as, in a report.
@@ -119,7 +120,8 @@ class Found:
     members: Mapping[str, Member]  # the node list (``kubectl get nodes``), by name
     kubeadm_config: ConfigDoc
     kubelet_config: ConfigDoc
-    addon_record: Mapping[str, str]  # the record of applied addon manifests: key -> SHA-256
+    # the record of applied addon manifests: key -> its SHA-256 and objects
+    addon_record: Mapping[str, RecordEntry]
     # control plane -> component -> its manifest; a control plane that could not be read
     # is missing (it is reported unreachable, not as drift)
     static_pods: Mapping[str, Mapping[str, StaticPod]] = field(default_factory=dict)

@@ -47,7 +47,7 @@ class ConfigMaps:
 
     kubeadm_config: ConfigDoc
     kubelet_config: ConfigDoc
-    addon_record: Mapping[str, str]
+    addon_record: Mapping[str, addonrecord.RecordEntry]
 
 
 def _where(name: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from k8slk_ops.steps.addonprune import PruneAddons, UnlistedAddons
 from k8slk_ops.steps.addons import ApplyAddons
 from k8slk_ops.steps.base import Action, Step, StepPlan
 from k8slk_ops.steps.certs import CertsCheck, CertsRenew, CertsRestart
@@ -48,6 +49,8 @@ STEPS: dict[str, Step[Any]] = {
         Preflight(),
         Init(),
         ApplyAddons(),
+        UnlistedAddons(),
+        PruneAddons(),
         MintCredentials(),
         Join(),
         WaitReady(),

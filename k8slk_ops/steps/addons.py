@@ -4,7 +4,9 @@ Without a pod network kubelet keeps every Node NotReady, so bootstrap applies ``
 right after init, before any join. Each manifest goes to ``kubectl apply -f -`` inside the
 kubelet container on stdin: nothing is copied to the node and nothing reaches argv. The
 cluster's record (``addonrecord``) says which manifests were applied already: the plan lists
-only those that changed, so a re-run with the same files applies nothing and says so. With
+only those that changed, so a re-run with the same files applies nothing and says so. Each
+entry also names the objects its manifest held, for ``apply --prune`` (``addonprune``); an entry
+written before they were kept gains them from the unchanged manifest, without an apply. With
 ``cluster.kubeProxy: false`` the kube-proxy DaemonSet and ConfigMap are deleted once (kubeadm's
 v1beta2 configuration, before Kubernetes 1.22, cannot skip installing them).
 """
@@ -24,7 +26,19 @@ PHASE = "addons"
 def due_addons(ctx: PlanContext) -> tuple[Addon, ...]:
     """The manifests whose content the cluster has not recorded as applied."""
     recorded = ctx.cluster.addons
-    return tuple(a for a in ctx.inventory.addon_manifests if recorded.get(a.key) != a.sha256)
+    return tuple(a for a in ctx.inventory.addon_manifests
+                 if (entry := recorded.get(a.key)) is None or entry.sha256 != a.sha256)
+
+
+def objects_unknown(ctx: PlanContext) -> tuple[Addon, ...]:
+    """The manifests applied as they are now whose entry does not name their objects (written
+    before the record kept them): the record gains them, with no apply. (One of too many
+    objects to list stays as it is.)"""
+    recorded = ctx.cluster.addons
+    return tuple(a for a in ctx.inventory.addon_manifests
+                 if (entry := recorded.get(a.key)) is not None and entry.sha256 == a.sha256
+                 and entry.objects is None
+                 and addonrecord.RecordEntry.of(a).objects is not None)
 
 
 def manifest_warnings(ctx: PlanContext) -> tuple[str, ...]:
@@ -52,6 +66,12 @@ class ApplyAddons(Step[NoOptions]):
             )
             for a in due_addons(ctx)
         ]
+        actions += [
+            Action(f"record the objects of {a.name} in {addonrecord.NAMESPACE}/"
+                   f"{addonrecord.NAME} (applied before the record kept them)",
+                   {"manifest": a.name, "record": "objects"})
+            for a in objects_unknown(ctx)
+        ]
         if kube_proxy_due(ctx):
             actions.append(Action("delete the kube-proxy DaemonSet and ConfigMap if present"))
         if actions:
@@ -77,12 +97,19 @@ class ApplyAddons(Step[NoOptions]):
                     for value in addon.layout.secret_values:
                         ctx.add_secret(value)
                     raise
-                record[addon.key] = addon.sha256
+                record[addon.key] = addonrecord.RecordEntry.of(addon)
                 await addonrecord.write_record(lk, record)
                 ctx.emit(node, PHASE, EventKind.PROGRESS, f"applied {addon.name}")
+            listed = objects_unknown(ctx.plan)
+            if listed:
+                for addon in listed:
+                    record[addon.key] = addonrecord.RecordEntry.of(addon)
+                await addonrecord.write_record(lk, record)
+                ctx.emit(node, PHASE, EventKind.PROGRESS, "recorded the objects of "
+                         + ", ".join(a.name for a in listed))
             if kube_proxy_due(ctx.plan):
                 await self._delete_kube_proxy(ctx, node)
-                record[addonrecord.KUBE_PROXY_REMOVED] = "true"
+                record[addonrecord.KUBE_PROXY_REMOVED] = addonrecord.RecordEntry("true")
                 await addonrecord.write_record(lk, record)
         except addonrecord.AddonError as exc:
             raise NodeError(str(exc), phase=PHASE, log_tail=exc.lines) from None

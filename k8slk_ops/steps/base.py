@@ -79,6 +79,9 @@ class Step(Generic[OptionsT]):
     # True for steps that stop or move a node's workloads (drain, reboot, reset): a command
     # that decides from its plan whether to ask first (apply) asks when one of them is due.
     disrupts: ClassVar[bool] = False
+    # True for steps that look at the addon record even when the inventory lists no addon
+    # (those taken out of it): the run reads the record for them.
+    reads_addon_record: ClassVar[bool] = False
     # False for steps that act through the primary only: they can run for an unreachable node.
     needs_node: ClassVar[bool] = True
     # False for steps that never use the node's own connection: a worker's connection is closed

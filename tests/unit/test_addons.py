@@ -9,6 +9,7 @@ import pytest
 
 from k8slk_ops import addonrecord, podnetwork
 from k8slk_ops.inventory import InventoryError, load_inventory
+from k8slk_ops.inventory.addons import Addon
 from k8slk_ops.kubeadm import ConfigApi, parse_nodes_json, render_init
 from k8slk_ops.membership import members_of
 from tests.unit.test_kubeadm_render import docs, init_spec
@@ -108,11 +109,80 @@ def test_the_ready_condition_explains_a_not_ready_node() -> None:
 
 def test_the_record_reads_strings_only() -> None:
     doc = {"data": {"a.yaml": "f00", "x": 1}}
-    assert addonrecord.parse_record(json.dumps(doc)) == {"a.yaml": "f00"}
-    made = json.loads(addonrecord.record_manifest({"b": "2", "a": "1"}))
+    assert addonrecord.parse_record(json.dumps(doc)) == {"a.yaml": addonrecord.RecordEntry("f00")}
+    made = json.loads(addonrecord.record_manifest({"b": addonrecord.RecordEntry("2"),
+                                                   "a": addonrecord.RecordEntry("1")}))
     assert made["metadata"] == {"name": "k8slk-ops-addons", "namespace": "kube-system",
                                 "labels": {"app.kubernetes.io/managed-by": "k8slk-ops"}}
-    assert list(made["data"]) == ["a", "b"]
+    assert made["data"] == {"a": "1", "b": "2"}
+
+
+DEMO = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: demo}
+---
+# nothing here
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: demo}
+data: {a: "1"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: demo
+"""
+DEMO_OBJECTS = (
+    addonrecord.RecordedObject("v1", "Namespace", "", "demo"),
+    addonrecord.RecordedObject("v1", "ConfigMap", "demo", "settings"),
+    addonrecord.RecordedObject("apps/v1", "Deployment", "demo", "web"),
+)
+
+
+def test_an_entry_names_the_objects_its_manifest_held_and_reads_back() -> None:
+    addon = Addon(Path("demo.yaml"), "demo.yaml", DEMO, "d" * 64)
+    entry = addonrecord.RecordEntry.of(addon)
+    assert entry == addonrecord.RecordEntry("d" * 64, DEMO_OBJECTS)  # the empty document: none
+    value = entry.value()
+    assert json.loads(value) == {"sha256": "d" * 64, "objects": [
+        ["v1", "Namespace", "", "demo"], ["v1", "ConfigMap", "demo", "settings"],
+        ["apps/v1", "Deployment", "demo", "web"]]}
+    assert " " not in value  # compact: the ConfigMap stays small
+    assert addonrecord.RecordEntry.parse(value) == entry
+    record = addonrecord.parse_record(addonrecord.record_manifest({"demo.yaml": entry}).decode())
+    assert record == {"demo.yaml": entry}
+    assert [o.ref for o in entry.objects or ()] == [
+        "namespace/demo", "configmap/settings", "deployment.apps/web"]
+    assert [o.label for o in entry.objects or ()] == [
+        "Namespace demo", "ConfigMap demo/settings", "Deployment demo/web"]
+
+
+@pytest.mark.parametrize(("value", "entry"), [
+    # an entry of old: the bare SHA-256, its objects unknown
+    ("a" * 64, addonrecord.RecordEntry("a" * 64)),
+    ("true", addonrecord.RecordEntry("true")),  # kube-proxy-removed
+    # new, with no object (a manifest of empty documents)
+    ('{"sha256":"bb","objects":[]}', addonrecord.RecordEntry("bb", ())),
+    # unreadable objects: none is guessed, the entry reads as one of old
+    ('{"sha256":"bb","objects":[["v1","ConfigMap","x"]]}', addonrecord.RecordEntry("bb")),
+    ('{"sha256":"bb","objects":"no"}', addonrecord.RecordEntry("bb")),
+    ('{"sha256":"bb"', addonrecord.RecordEntry('{"sha256":"bb"')),
+])
+def test_an_entry_is_read_in_either_form(value: str, entry: addonrecord.RecordEntry) -> None:
+    assert addonrecord.RecordEntry.parse(value) == entry
+    if entry.objects is None and entry.sha256 == value:
+        assert entry.value() == value  # an entry of old is written back as it was
+
+
+def test_a_manifest_of_too_many_objects_is_recorded_by_its_hash_alone() -> None:
+    many = "".join(f"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i:05}, "
+                   "namespace: a-rather-long-namespace-name}\n" for i in range(3000))
+    entry = addonrecord.RecordEntry.of(Addon(Path("m.yaml"), "m.yaml", many, "e" * 64))
+    assert entry == addonrecord.RecordEntry("e" * 64)
+    assert len(entry.value()) <= addonrecord.MAX_ENTRY_BYTES
 
 
 def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:

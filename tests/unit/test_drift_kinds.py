@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from k8slk_ops import drift
+from k8slk_ops.addonrecord import RecordedObject, RecordEntry
 from k8slk_ops.drift import ABSENT, ConfigDoc, DriftItem, Found, StaticPod, Wanted, WantedAddon
 from k8slk_ops.drift import kinds as k
 from k8slk_ops.drift.read import ReadError, parse_configmaps, parse_static_pod
@@ -61,7 +62,7 @@ def found(**changes: Any) -> Found:
                  "w-1": member("w-1")},
         kubeadm_config=ConfigDoc(KUBEADM_CM, KEPT),
         kubelet_config=ConfigDoc(KUBELET_CM, KEPT_KUBELET),
-        addon_record={"cni__net.yaml": "a" * 64},
+        addon_record={"cni__net.yaml": RecordEntry("a" * 64)},  # of old: no objects
         static_pods={"cp-1": pods(), "cp-2": pods("10.0.0.12")},
     )
     return dataclasses.replace(base, **changes)
@@ -154,7 +155,8 @@ def test_an_older_kubelet_is_upgraded_a_newer_one_is_never_downgraded() -> None:
 ])
 def test_addons(addons: tuple[WantedAddon, ...], kube_proxy: bool, record: dict[str, str],
                 expected: list[tuple[str, ...]]) -> None:
-    items = k.addons(wanted(addons=addons, kube_proxy=kube_proxy), found(addon_record=record))
+    entries = {key: RecordEntry.parse(value) for key, value in record.items()}
+    items = k.addons(wanted(addons=addons, kube_proxy=kube_proxy), found(addon_record=entries))
     assert [(i.where, i.what, i.expected, i.found) for i in items] == expected
     assert {i.kind for i in items} <= {"addons"}
 
@@ -167,6 +169,19 @@ def test_an_addon_out_of_the_inventory_is_taken_out_of_the_record_by_name() -> N
     [changed] = k.addons(wanted(addons=(WantedAddon("cni/net.yaml", "cni__net.yaml", "b" * 64),)),
                          found())
     assert changed.fix.command == "k8slk-ops add-node inv.yml"
+
+
+def test_an_addon_out_of_the_inventory_whose_objects_are_recorded_is_pruned_by_apply() -> None:
+    objects = (RecordedObject("v1", "Namespace", "", "demo"),
+               RecordedObject("v1", "ConfigMap", "demo", "settings"))
+    [item] = k.addons(wanted(addons=(), kube_proxy=False),
+                      found(addon_record={"demo.yaml": RecordEntry("c" * 64, objects),
+                                          "kube-proxy-removed": RecordEntry("true")}))
+    assert (item.where, item.what, item.expected, item.found) == (
+        "ConfigMap kube-system/k8slk-ops-addons", "manifest demo.yaml", "(not in cluster.addons)",
+        f"applied, sha256 {'c' * 12}")
+    assert item.fix.command == "k8slk-ops apply inv.yml --prune"
+    assert "deletes its 2 object(s)" in item.fix.action
 
 
 def _kept(**config: Any) -> ConfigDoc:
@@ -317,7 +332,7 @@ def test_configmaps_are_read_from_one_list() -> None:
     maps = parse_configmaps(json.dumps(listed))
     assert maps.kubeadm_config == ConfigDoc(KUBEADM_CM, KEPT)
     assert maps.kubelet_config == ConfigDoc(KUBELET_CM, KEPT_KUBELET)
-    assert maps.addon_record == {"cni__net.yaml": "a" * 64}
+    assert maps.addon_record == {"cni__net.yaml": RecordEntry("a" * 64)}
 
 
 def test_kubelet_config_of_a_minor_before_1_24() -> None:
