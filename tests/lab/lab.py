@@ -384,7 +384,11 @@ class Lab:
             (node.files.lab / "faults" / "kubeadm-hang").write_text(_hang_switch(args))
         elif kind == "etcd-stop":  # the kubelet stops the etcd static pod and keeps it stopped
             (node.files.lab / "faults" / "etcd-stop").write_text("stop\n")
-            _wait_closed(n.spec, ETCD_CLIENT_PORT)  # as `crictl ps` would show: the pod is gone
+            # etcd closes its client port as its shutdown begins and goes on answering its
+            # peers (quorum reads, a leadership transfer) until raft has stopped; it closes the
+            # peer port last: the member is down once both are closed.
+            for port in ETCD_PORTS:
+                _wait_closed(n.spec, port)
         elif kind == "etcd-start":
             (node.files.lab / "faults" / "etcd-stop").unlink(missing_ok=True)
         elif kind in ("drain-block", "drain-unblock"):
@@ -614,7 +618,7 @@ def _validate(
         raise LabError("--settle and --ready-delay must not be negative")
 
 
-ETCD_CLIENT_PORT = 2379
+ETCD_PORTS = (2379, 2380)  # client, peer (in the order etcd closes them)
 
 
 def _wait_closed(spec: NodeSpec, port: int, timeout: float = 20.0) -> None:
