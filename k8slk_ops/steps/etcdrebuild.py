@@ -236,8 +236,7 @@ class EtcdRebuildJoin(Join):
         snap, _ = _inputs(ctx.plan)
         if ctx.facts(node).not_waiting("join") is None:
             primary = await ctx.node(ctx.plan.cluster.primary)
-            gone = await primary.kubectl("delete", "node", node, "--ignore-not-found",
-                                         "--wait=false")
+            gone = await primary.kubectl("delete", "node", node, "--ignore-not-found")
             if gone.exit_status != 0:
                 raise NodeError(f"deleting the stale Node {node} failed: "
                                 f"{kubeadm.failure_summary(gone.stderr.decode(errors='replace'))}",
