@@ -22,6 +22,7 @@ from k8slk_ops.addonrecord import RecordEntry
 from k8slk_ops.drift import ConfigMaps, DriftResult, StaticPod
 from k8slk_ops.etcdctl import MemberHealth
 from k8slk_ops.etcdmembers import MemberRemoval, StaleMember
+from k8slk_ops.etcdrebuild import RebuildRun
 from k8slk_ops.etcdrestore import RestoreRun
 from k8slk_ops.events import Event, EventKind, EventSink
 from k8slk_ops.facts import NodeFacts
@@ -158,6 +159,7 @@ class RunState:
     snapshot: SnapshotResult | None = None  # the etcd snapshot this run wrote and checked
     restore_check: RestoreCheck | None = None  # --verify-restore: the snapshot restored, read
     etcd_restore: RestoreRun = field(default_factory=RestoreRun)  # what etcd restore learned
+    etcd_rebuild: RebuildRun = field(default_factory=RebuildRun)  # etcd restore --pki's
     etcd: dict[str, MemberHealth] = field(default_factory=dict)  # node -> its etcd member
     etcd_removed: list[MemberRemoval] = field(default_factory=list)  # members this run removed
     etcd_stale: dict[int, StaleMember] = field(default_factory=dict)  # member ID -> why stale

@@ -101,6 +101,7 @@ test -e {paths.ADMIN_CONF} && echo admin_conf=1 || echo admin_conf=0
 test -e {paths.KUBEADM_YAML} && echo kubeadm_yaml=1 || echo kubeadm_yaml=0
 test -e {paths.KUBEADM_RUN} && echo "kubeadm_run=$(head -c 64 {paths.KUBEADM_RUN} | tr -d '\\n')"
 test -e {paths.LOCK_FILE} && echo "lock=$(head -c 512 {paths.LOCK_FILE} | tr '\\n' ' ')"
+test -e {paths.REBUILD_MARKER} && echo "rebuild=$(head -c 128 {paths.REBUILD_MARKER} | tr '\\n' ' ')"
 ctr --namespace {paths.CONTAINERD_NAMESPACE} tasks ls | sed 's/^/task /'
 ctr --namespace {paths.CONTAINERD_NAMESPACE} tasks exec --exec-id "k8slk-facts-$$" kubelet \\
   kubeadm version -o short | sed 's/^/kubeadm_version=/'
@@ -121,6 +122,7 @@ class NodeFacts:
     kubeadm_yaml: bool = False  # a config is waiting on the node (holds secrets when it does)
     kubeadm_run: str | None = None  # the trigger file's content, if present
     lock: str | None = None
+    rebuild: str | None = None  # the marker of `etcd restore --pki` (etcdrebuild.py), if any
     tasks: dict[str, TaskState] = field(default_factory=dict)
     tasks_listed: bool = False  # ctr answered with its header: an absent task is missing
     kubeadm_version: str = ""
@@ -265,6 +267,8 @@ def parse_facts(stdout: str) -> NodeFacts:
             facts.kubeadm_run = value
         elif key == "lock":
             facts.lock = value
+        elif key == "rebuild":
+            facts.rebuild = value
         elif key == "log_cut":
             facts.log_cut = _int(value)
         elif key == "kubeadm_version" and value:

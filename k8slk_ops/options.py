@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from k8slk_ops.etcdrestore import SnapshotFile
+from k8slk_ops.pkiarchive import PkiFiles
 
 DEFAULT_CONCURRENCY = 64
 DEFAULT_TIMEOUT = 600.0  # seconds one kubeadm run may take on a node
@@ -73,6 +74,9 @@ class RunOptions:
     # etcd restore: the snapshot, checked on this side; etcdctl's --skip-hash-check.
     restore: SnapshotFile | None = None
     skip_hash_check: bool = False
+    # etcd restore --pki: the cluster's CAs and service-account keys, for a rebuild onto
+    # blank control planes (etcd-rebuild).
+    restore_pki: PkiFiles | None = None
     snapshot_pki: bool = False  # etcd snapshot --pki: the cluster's CAs and SA keys beside it
     # etcd snapshot --verify-restore: restore the new snapshot on the node and read it back.
     snapshot_verify_restore: bool = False

@@ -139,6 +139,16 @@ def note_etcd(report: RunReport, state: RunState) -> None:
         report.messages.append(removal.line())
     if state.etcd_removed:
         report.data["etcdMembersRemoved"] = [r.to_report() for r in state.etcd_removed]
+    rebuilt = state.etcd_rebuild.result
+    if rebuilt is not None:
+        report.data["etcdRebuild"] = rebuilt.to_report()
+        report.messages.append(
+            f"cluster rebuilt on {rebuilt.first} from {rebuilt.snapshot} (revision "
+            f"{rebuilt.revision}, {rebuilt.keys} keys) and the keys of {rebuilt.pki}; joined "
+            f"again: {', '.join(rebuilt.joined) or 'none'}"
+        )
+        for kept in rebuilt.kept:
+            report.messages.append(f"etcd data found before the rebuild kept on {kept}")
     restored = state.etcd_restore.result
     if restored is not None:
         report.data["etcdRestore"] = restored.to_report()

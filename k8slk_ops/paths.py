@@ -26,6 +26,10 @@ PARKED_MANIFESTS = "/var/node/etc/kubernetes/manifests.k8slk-ops-restart"
 # etcd's data directory (kubeadm's hostPath for the etcd static pod, /var/lib/etcd on the host and
 # in the etcd container): where a snapshot is written, so that the shell can read and remove it.
 ETCD_DATA = "/var/node/var/lib/etcd"
+# What `etcd restore --pki` keeps on a control plane it rebuilds (etcdrebuild.py), on the
+# persistent disk: the snapshot copy and the marker that a rerun reads with the facts.
+REBUILD_DIR = "/var/node/var/lib/k8slk-ops-rebuild"
+REBUILD_MARKER = f"{REBUILD_DIR}/marker"
 # The cluster's configuration handed to `kubeadm certs` while the API is silent (tmpfs, 0600,
 # removed after use; not /run/node/kubeadm.yaml, which is the init/join trigger's).
 CERTS_CONFIG = "/run/node/k8slk-ops-certs.yaml"

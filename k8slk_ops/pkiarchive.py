@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -106,3 +106,49 @@ def write(snapshot: Path, files: dict[str, bytes], taken: datetime) -> PkiArchiv
     data = build(files, taken)
     target = localfile.replace(archive_path(snapshot), data, 0o600, what="PKI archive")
     return PkiArchive(target, len(data), hashlib.sha256(data).hexdigest(), MEMBERS)
+
+
+@dataclass(frozen=True)
+class PkiFiles:
+    """An archive read back for a restore onto blank machines: where it is, its SHA-256, and
+    the files (member -> bytes; kept out of ``repr`` so that no log or traceback shows a key)."""
+
+    path: Path
+    sha256: str
+    files: dict[str, bytes] = field(repr=False)
+
+    def mode(self, member: str) -> int:
+        return _mode(member)
+
+
+def load(path: Path) -> PkiFiles:
+    """The archive ``etcd snapshot --pki`` wrote, checked: exactly the :data:`MEMBERS`, each a
+    regular file of a sane size, nothing else (no link, no path outside). PkiError says what
+    is wrong and what to do."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PkiError(f"cannot read {path}: {exc.strerror or exc}") from None
+    files: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for info in tar.getmembers():
+                if info.name not in MEMBERS or not info.isfile() or info.name in files:
+                    raise PkiError(
+                        f"{path} holds {info.name!r}, which is not one of the files `etcd "
+                        "snapshot --pki` writes: give the .pki.tar written beside the snapshot")
+                if not 0 < info.size <= _MAX_BYTES:
+                    raise PkiError(f"{path}: {info.name} is {info.size} bytes, not a key or "
+                                   "certificate kubeadm wrote")
+                handle = tar.extractfile(info)
+                if handle is None:
+                    raise PkiError(f"{path}: {info.name} cannot be read")
+                files[info.name] = handle.read()
+    except tarfile.TarError as exc:
+        raise PkiError(f"{path} is not a tar archive ({exc}): give the .pki.tar written "
+                       "beside the snapshot by `etcd snapshot --pki`") from None
+    missing = [m for m in MEMBERS if m not in files]
+    if missing:
+        raise PkiError(f"{path} lacks {', '.join(missing)}: give the .pki.tar written beside "
+                       "the snapshot by `etcd snapshot --pki`")
+    return PkiFiles(path, hashlib.sha256(data).hexdigest(), files)

@@ -5,7 +5,9 @@ cluster lock. The snapshot is taken on the primary control plane; ``--keep N`` d
 cluster's older snapshots in the directory once the new one has passed every check (and their
 ``.pki.tar``); ``--pki`` writes the cluster's CAs and service-account keys beside the new one.
 ``restore`` checks the file here first (a refusal touches nothing), asks (``--yes`` without a
-terminal), then runs ``etcd-restore`` under the lock files of the control planes.
+terminal), then runs ``etcd-restore`` under the lock files of the control planes; with
+``--pki FILE`` (the archive ``snapshot --pki`` wrote) it runs ``etcd-rebuild`` instead: the
+cluster made again on control planes that are all blank (docs/etcd-restore.md).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from k8slk_ops import cliutil, etcdctl, etcdrestore
+from k8slk_ops import cliutil, etcdctl, etcdrestore, pkiarchive
 from k8slk_ops import snapshot as snapshot_mod
 from k8slk_ops.options import RunOptions, SharedOptions
 from k8slk_ops.playbook import load_builtin
@@ -81,6 +83,12 @@ def restore(
                        "or etcd's integrity hash (one copied out of a data directory).")
     ] = False,
     yes: Annotated[bool, cliutil.flag("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    pki: Annotated[
+        Path | None,
+        typer.Option("--pki", metavar="FILE", help="The .pki.tar `etcd snapshot --pki` wrote "
+                     "beside SNAPSHOT: rebuild the cluster onto control planes that are all "
+                     "blank (every one lost and replaced)."),
+    ] = None,
     *,
     shared: SharedOptions,
 ) -> None:
@@ -88,17 +96,25 @@ def restore(
     try:
         checked = etcdrestore.verify_file(snapshot_file, skip_hash_check)
         status = _local_status(checked.path)
-    except etcdrestore.RestoreRefused as exc:
+        keys = None if pki is None else pkiarchive.load(pki)
+    except (etcdrestore.RestoreRefused, pkiarchive.PkiError) as exc:
         cliutil.refuse("etcd restore", inventory, shared, f"{exc}; nothing was touched")
     seen = f" (revision {status.revision}, {status.total_keys} keys)" if status else ""
     if not yes and not shared.dry_run:
-        cliutil.confirm("etcd restore", inventory, shared,
-                    f"Stop etcd and the API server on every control plane and replace etcd with "
-                    f"{checked.path}{seen}? Everything written since it was taken is lost")
+        question = (
+            f"Stop etcd and the API server on every control plane and replace etcd with "
+            f"{checked.path}{seen}? Everything written since it was taken is lost"
+        ) if keys is None else (
+            f"Make the cluster again on its blank control planes from {checked.path}{seen} and "
+            f"the keys in {keys.path}? Everything written since the snapshot is lost"
+        )
+        cliutil.confirm("etcd restore", inventory, shared, question)
     options = dataclasses.replace(
-        RunOptions.for_command(shared), restore=checked, skip_hash_check=skip_hash_check
+        RunOptions.for_command(shared), restore=checked, skip_hash_check=skip_hash_check,
+        restore_pki=keys,
     )
-    cliutil._run("etcd restore", load_builtin("etcd-restore"), inventory, shared, options)
+    playbook = load_builtin("etcd-restore" if keys is None else "etcd-rebuild")
+    cliutil._run("etcd restore", playbook, inventory, shared, options)
 
 
 def _local_status(path: Path) -> etcdctl.SnapshotStatus | None:

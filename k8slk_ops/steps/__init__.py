@@ -14,6 +14,13 @@ from k8slk_ops.steps.drift import DriftCompare, DriftRead
 from k8slk_ops.steps.etcd import EtcdSnapshot, EtcdStatus
 from k8slk_ops.steps.etcdgate import EtcdHealthy, UpgradeEtcdHealthy
 from k8slk_ops.steps.etcdmember import EtcdMemberCheck, RemoveEtcdMember
+from k8slk_ops.steps.etcdrebuild import (
+    EtcdRebuildCheck,
+    EtcdRebuildCredentials,
+    EtcdRebuildInit,
+    EtcdRebuildJoin,
+    EtcdRebuildPrepare,
+)
 from k8slk_ops.steps.etcdrestore import (
     EtcdRestoreCheck,
     EtcdRestoreData,
@@ -83,6 +90,11 @@ STEPS: dict[str, Step[Any]] = {
         EtcdRestoreData(),
         EtcdRestoreStart(),
         EtcdRestoreCheck(),
+        EtcdRebuildPrepare(),
+        EtcdRebuildInit(),
+        EtcdRebuildCredentials(),
+        EtcdRebuildJoin(),
+        EtcdRebuildCheck(),
         EtcdStatus(),
         RemoveEtcdMember(),
         EtcdMemberCheck(),

@@ -111,6 +111,12 @@ def refresh_margin(ttl: float | str) -> float:
     return min(120.0, seconds / 2) if seconds > 0 else 0.0
 
 
+async def mint(ctx: RunContext, node: str, ttl: float, *, upload: bool) -> JoinCredentials:
+    """New credentials on ``node`` for the joins of a run whose own step decides who joins
+    (``etcd restore --pki``: the control planes of a cluster made again)."""
+    return await _mint(ctx, node, ttl, upload=upload)
+
+
 async def _mint(
     ctx: RunContext,
     node: str,

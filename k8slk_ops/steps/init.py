@@ -61,6 +61,10 @@ class Init(Step[InitOptions]):
             ),
         )
 
+    def spec(self, ctx: RunContext, node: str, token: str) -> kubeadm.InitSpec:
+        """What the init file says: the inventory's cluster, with this run's token."""
+        return init_spec(ctx.plan, node, token=token, run_id=ctx.options.run_id)
+
     async def apply(self, options: InitOptions, ctx: RunContext, node: str) -> bool:
         facts = ctx.facts(node)
         refused = facts.not_waiting("init")
@@ -75,8 +79,7 @@ class Init(Step[InitOptions]):
         ctx.add_secret(token)
         ctx.state.tokens.append(token.split(".")[0])
         api = api_for(facts)
-        spec = init_spec(ctx.plan, node, token=token, run_id=ctx.options.run_id)
-        document = kubeadm.render_init(spec, api)
+        document = kubeadm.render_init(self.spec(ctx, node, token), api)
         lk = await ctx.node(node)
         await lk.trigger_with("init", document.encode())
         ctx.emit(node, self.phase, EventKind.PROGRESS,

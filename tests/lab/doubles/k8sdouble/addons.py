@@ -5,6 +5,11 @@ controllers make them at once) that tolerates control planes; its pods stay Pend
 node's kubelet has a pod network and binds them (see kubelet's ``Scheduler``). kube-proxy is
 a ConfigMap and a DaemonSet that tolerates every taint, whose pods each kubelet runs. Both go
 through the API as the admin client creates them, so ``kubectl get`` shows the real shapes.
+
+An object that exists already (an init onto an etcd restored from a snapshot) is updated, as
+kubeadm's ``apiclient.CreateOrUpdate*`` do; the CoreDNS ConfigMap is kept as it is
+(``CreateOrRetainConfigMap``: a Corefile someone edited stays), and a Deployment that existed
+keeps its ReplicaSet and pods.
 """
 
 from __future__ import annotations
@@ -30,9 +35,27 @@ def registry(version: str) -> str:
     return "k8s.gcr.io" if version_tuple(version)[:2] < (1, 25) else "registry.k8s.io"
 
 
-def _post(admin: Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    answer: dict[str, Any] = call(admin, "POST", path, body)
+def _post(admin: Client, path: str, body: dict[str, Any], *,
+          retain: bool = False) -> dict[str, Any]:
+    """Create the object; one that exists is replaced (or, with ``retain``, kept)."""
+    answer, _ = _create_or_update(admin, path, body, retain=retain)
     return answer
+
+
+def _create_or_update(admin: Client, path: str, body: dict[str, Any], *,
+                      retain: bool = False) -> tuple[dict[str, Any], bool]:
+    """kubeadm's CreateOrUpdate (``retain``: CreateOrRetain): the object, and whether it is new."""
+    try:
+        return admin.request("POST", path, body), True
+    except ApiError as exc:
+        if exc.status == 0:
+            raise CommandError(f'Get "{admin.server}{path}": {exc.message}') from None
+        if exc.status != 409:
+            raise CommandError(exc.message or f"the server answered {exc.status}") from None
+    named = f"{path}/{body['metadata']['name']}"
+    kept: dict[str, Any] = call(admin, "GET" if retain else "PUT", named,
+                                None if retain else body)
+    return kept, False
 
 
 def kube_proxy(admin: Client, version: str, pod_subnet: str, server: str) -> None:
@@ -87,7 +110,7 @@ def coredns(admin: Client, dns_ip: str, domain: str, version: str) -> None:
     _post(admin, f"{ns}/serviceaccounts", {"metadata": {"name": "coredns"}})
     _post(admin, f"{ns}/configmaps", {"metadata": {"name": "coredns"}, "data": {
         "Corefile": f".:53 {{\n    errors\n    health\n    kubernetes {domain} in-addr.arpa "
-                    "ip6.arpa\n    forward . /etc/resolv.conf\n    cache 30\n}\n"}})
+                    "ip6.arpa\n    forward . /etc/resolv.conf\n    cache 30\n}\n"}}, retain=True)
     _post(admin, f"{ns}/services", {
         "metadata": {"name": "kube-dns", "labels": labels},
         "spec": {"clusterIP": dns_ip, "selector": labels, "ports": [
@@ -100,10 +123,11 @@ def coredns(admin: Client, dns_ip: str, domain: str, version: str) -> None:
         "containers": [{"name": "coredns",
                         "image": f"registry.k8s.io/coredns/coredns:{COREDNS_VERSION}",
                         "args": ["-conf", "/etc/coredns/Corefile"]}]}}
-    deploy = _post(admin, "/apis/apps/v1/namespaces/kube-system/deployments", {
+    deploy, new = _create_or_update(admin, "/apis/apps/v1/namespaces/kube-system/deployments", {
         "metadata": {"name": "coredns", "labels": labels},
         "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": template}})
-    start_replicas(admin, deploy)
+    if new:
+        start_replicas(admin, deploy)
     out("[addons] Applied essential addon: CoreDNS")
 
 

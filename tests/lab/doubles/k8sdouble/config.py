@@ -214,6 +214,8 @@ class Config:
     bootstrap_tokens: tuple[BootstrapToken, ...]
     certificate_key: str | None
     skip_phases: tuple[str, ...]
+    # nodeRegistration.ignorePreflightErrors: checks whose failure is only a warning
+    ignore_preflight_errors: tuple[str, ...]
     discovery_endpoint: str | None
     discovery_token: str | None
     ca_cert_hashes: tuple[str, ...]
@@ -1228,6 +1230,8 @@ def load(text: str, kube_version: str, command: str, *, strict: bool = True) -> 
         bootstrap_tokens=tokens,
         certificate_key=init.get("certificateKey") or None,
         skip_phases=tuple(main_body.get("skipPhases") or ()),
+        ignore_preflight_errors=tuple(str(c) for c in
+                                      registration.get("ignorePreflightErrors") or ()),
         discovery_endpoint=token_disc.get("apiServerEndpoint") or None,
         discovery_token=(token_disc.get("token") or discovery.get("tlsBootstrapToken") or None),
         ca_cert_hashes=tuple(token_disc.get("caCertHashes") or ()),

@@ -198,7 +198,7 @@ def run(config_path: str, upload_certs: bool, skip_token_print: bool) -> int:
     out(f"[init] Using Kubernetes version: {version}")
     if phase("preflight"):
         out("[preflight] Running pre-flight checks")
-        _preflight()
+        _preflight(cfg.ignore_preflight_errors)
         out("[preflight] Pulling images required for setting up a Kubernetes cluster")
         out("[preflight] This might take a minute or two, depending on the speed of your "
             "internet connection")
@@ -288,17 +288,27 @@ def run(config_path: str, upload_certs: bool, skip_token_print: bool) -> int:
     return 0
 
 
-def _preflight() -> None:
-    errors = []
+def _preflight(ignored: tuple[str, ...] = ()) -> None:
+    """kubeadm's checks of a node about to be initialised. A check named in
+    ``nodeRegistration.ignorePreflightErrors`` (or ``all``; case does not matter) is printed
+    as a warning and does not stop the init, as kubeadm's ``--ignore-preflight-errors`` does."""
+    skip = {c.lower() for c in ignored}
+    found = []
     if env.path(env.KUBELET_CONF).exists():
-        errors.append("\t[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: "
-                      "/etc/kubernetes/kubelet.conf already exists")
+        found.append(("FileAvailable--etc-kubernetes-kubelet.conf",
+                      "/etc/kubernetes/kubelet.conf already exists"))
     if env.path(f"{env.MANIFESTS}/kube-apiserver.yaml").exists():
-        errors.append("\t[ERROR FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml]: "
-                      "/etc/kubernetes/manifests/kube-apiserver.yaml already exists")
+        found.append(("FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml",
+                      "/etc/kubernetes/manifests/kube-apiserver.yaml already exists"))
     state = env.path(env.ETCD_DIR)
     if state.is_dir() and any(state.iterdir()):
-        errors.append("\t[ERROR DirAvailable--var-lib-etcd]: /var/lib/etcd is not empty")
+        found.append(("DirAvailable--var-lib-etcd", "/var/lib/etcd is not empty"))
+    errors = []
+    for check, text in found:
+        if "all" in skip or check.lower() in skip:
+            out(f"\t[WARNING {check}]: {text}")
+        else:
+            errors.append(f"\t[ERROR {check}]: {text}")
     if errors:
         raise PhaseError("preflight", "[preflight] Some fatal errors occurred:\n"
                          + "\n".join(errors) + "\n[preflight] If you know what you are doing, "

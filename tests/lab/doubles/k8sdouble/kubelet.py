@@ -111,6 +111,7 @@ class Heart:
         self.client: Client | None = None
         self.registered = False
         self.ready = False
+        self.running_pods: set[str] = set()  # DaemonSet pods (uids) this kubelet has started
         self.next_beat = 0.0
         self.next_sync = 0.0
 
@@ -155,7 +156,7 @@ class Heart:
             return
         self.next_sync = now + podworker.SYNC
         try:
-            podworker.PodWorker(self.client, self.node).sync(self.ready)
+            podworker.PodWorker(self.client, self.node, self.running_pods).sync(self.ready)
         except ApiError as exc:
             log(f"syncing pods: {exc.message}")
             self.next_sync = time.monotonic() + 5 * podworker.SYNC  # the API is away: back off

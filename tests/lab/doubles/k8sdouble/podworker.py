@@ -62,9 +62,14 @@ def _images(doc: dict[str, Any]) -> list[str]:
 
 
 class PodWorker:
-    def __init__(self, client: Client, node: env.Node) -> None:
+    def __init__(self, client: Client, node: env.Node, running: set[str] | None = None) -> None:
         self.client = client
         self.node = node
+        # The DaemonSet pods this kubelet runs (by uid; the kubelet's, kept across syncs). A
+        # pod bound to this node that it does not run (its object outlived the machine: a new
+        # one at the node's name, an etcd restored from a snapshot) is started, as a kubelet
+        # starts every pod bound to it: its install-cni part puts the CNI config in place.
+        self.running: set[str] = set() if running is None else running
 
     def sync(self, node_ready: bool) -> None:
         me = self.client.request("GET", f"/api/v1/nodes/{self.node.name}")
@@ -132,6 +137,9 @@ class PodWorker:
             if pod is None or pod["metadata"].get("labels", {}).get(REVISION_LABEL) != \
                     template_hash(ds["spec"]["template"]):
                 self._start_daemon_pod(ds)
+            elif pod["metadata"].get("uid") not in self.running:
+                self._install_cni(ds)
+                self.running.add(pod["metadata"].get("uid", ""))
 
     def _start_daemon_pod(self, ds: dict[str, Any]) -> None:
         meta, template = ds["metadata"], ds["spec"]["template"]
@@ -150,7 +158,8 @@ class PodWorker:
             "spec": spec, "status": self._running(spec),
         }
         try:
-            self.client.request("POST", f"/api/v1/namespaces/{ns}/pods", pod)
+            made = self.client.request("POST", f"/api/v1/namespaces/{ns}/pods", pod)
+            self.running.add(str((made.get("metadata") or {}).get("uid", "")))
             log(f"started pod {ns}/{pod['metadata']['name']} of DaemonSet {meta['name']}")
         except ApiError as exc:
             log(f"DaemonSet {ns}/{meta['name']}: {exc.message}")
