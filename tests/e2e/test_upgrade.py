@@ -121,6 +121,12 @@ def test_one_run_rolls_the_cluster_and_a_second_changes_nothing(
     assert len([s for s in sampler.samples if s]) > 5
     assert boots(lab) == {"cp-1": 2, "w-1": 2, "w-2": 2}
     assert "new host key after the reboot accepted" in run.log
+    # Before the first reboot: a snapshot of the real etcd, verified, its SHA-256 beside it.
+    snap = run.report["data"]["snapshot"]
+    path = Path(snap["path"])
+    assert path.parent == inventory.parent / "snapshots" and path.stat().st_size > 0
+    assert snap["revision"] > 0 and path.stat().st_mode & 0o777 == 0o600
+    assert (path.parent / f"{path.name}.sha256").read_text().split()[0] == snap["sha256"]
     again = cli("upgrade", str(inventory), "--yes", "--json", log_file=tmp_path / "again.log")
     assert again.code == 0, again.stdout + again.stderr
     assert {o["outcome"] for o in again.report["nodes"]} == {"unchanged"}

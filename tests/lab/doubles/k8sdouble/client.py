@@ -78,9 +78,17 @@ class Client:
                            "refused") from None
         except (TimeoutError, OSError) as exc:
             raise ApiError(0, f"dial tcp {self.host}:{self.port}: {exc}", "unreachable") from None
+        except http.client.HTTPException as exc:  # the server went away mid-answer
+            raise ApiError(0, f"unexpected EOF from {self.host}:{self.port}: {exc!r}",
+                           "unreachable") from None
         finally:
             conn.close()
-        answer = json.loads(raw) if raw and raw[:1] in (b"{", b"[") else raw.decode(errors="replace")
+        try:
+            answer = json.loads(raw) if raw and raw[:1] in (b"{", b"[") else \
+                raw.decode(errors="replace")
+        except ValueError:
+            raise ApiError(0, f"unexpected EOF from {self.host}:{self.port}: cut JSON",
+                           "unreachable") from None
         if resp.status >= 300:
             if isinstance(answer, dict):
                 raise ApiError(resp.status, str(answer.get("message", "")),

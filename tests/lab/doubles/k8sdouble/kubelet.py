@@ -203,8 +203,11 @@ def main(argv: list[str]) -> int:
                 break
             for pod in static:
                 pod.sync()
-            heart.beat()
-            heart.sync_pods()
+            try:
+                heart.beat()
+                heart.sync_pods()
+            except Exception as exc:  # as a real kubelet: an error is logged, never fatal
+                log(f"error talking to the API server: {exc!r}")
             time.sleep(TICK)
     finally:
         for pod in reversed(static):  # the API server before the etcd it uses
