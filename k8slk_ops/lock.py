@@ -694,8 +694,11 @@ class LeaseLock:
         result = await self._kubectl(
             "replace", "-f", "-", "-o", "json", data=self._manifest(state.resource_version)
         )
-        if result.exit_status != 0 and _etcd_unsettled(result):
-            return  # etcd between leaders: the next renewal, or the check before a stage, tells
+        if result.exit_status != 0 and (_etcd_unsettled(result) or _api_away(result)):
+            # etcd between leaders, or the API gone between the read and the replace (its
+            # control plane rebooting in a roll): not another run's lock; the next renewal,
+            # or the check before a stage, tells.
+            return
         if result.exit_status != 0:
             raise LockLost(f"{self.where} could not be renewed: {_said(result)}")
         self.version = LeaseState.parse(result.stdout).resource_version
@@ -734,6 +737,16 @@ class LockLost(Exception):
 
 def _etcd_unsettled(result: CommandResult) -> bool:
     return etcd_did_not_answer(result.stderr.decode(errors="replace"))
+
+
+# kubectl's words when no API server answered at all (nothing listening, no route, no reply).
+API_AWAY = ("connect: connection refused", "Unable to connect to the server", "i/o timeout",
+            "connect: no route to host", "TLS handshake timeout")
+
+
+def _api_away(result: CommandResult) -> bool:
+    said = result.stderr.decode(errors="replace")
+    return any(words in said for words in API_AWAY)
 
 
 def _said(result: CommandResult) -> str:
