@@ -21,7 +21,6 @@ still blank and are done now.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 from datetime import UTC, datetime
@@ -33,13 +32,13 @@ from k8slk_ops.etcdrebuild import ControlPlaneSeen
 from k8slk_ops.etcdrestore import RestoreRefused, SnapshotFile
 from k8slk_ops.events import EventKind
 from k8slk_ops.membership import MembershipUnavailable, list_members
-from k8slk_ops.node import LinuxKitNode, NodeCommandError
+from k8slk_ops.node import LinuxKitNode
 from k8slk_ops.pkiarchive import PkiFiles
 from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do, skip
 from k8slk_ops.steps.certs import backoff
 from k8slk_ops.steps.credentials import MintCredentials, MintOptions, mint
 from k8slk_ops.steps.etcd import member_health
-from k8slk_ops.steps.etcdrestore import one_off
+from k8slk_ops.steps.etcdrestore import one_off, upload_snapshot
 from k8slk_ops.steps.init import Init, InitOptions
 from k8slk_ops.steps.join import Join, JoinOptions
 from k8slk_ops.steps.render import node_ip
@@ -120,7 +119,7 @@ class EtcdRebuildPrepare(Step[NoOptions]):
                 "registry.k8s.io/etcd:TAG`), then run again", phase=self.phase)
         await _run(lk, ["sh", "-c", 'mkdir -p "$1" && chmod 700 "$1"', "sh",
                         etcdrebuild.REBUILD_DIR], "creating the rebuild directory", 60)
-        await self._upload(lk, snap)
+        await upload_snapshot(lk, snap, etcdrebuild.SNAPSHOT, self.phase)
         out = await one_off(lk, image, etcdrestore.status_argv(image), ctx.options.timeout,
                             mount=etcdrebuild.REBUILD_DIR)
         try:
@@ -151,19 +150,6 @@ class EtcdRebuildPrepare(Step[NoOptions]):
         ctx.emit(node, self.phase, EventKind.PROGRESS,
                  f"data restored as the one member {one.name}={one.peer_url}")
         return True
-
-    async def _upload(self, lk: LinuxKitNode, snap: SnapshotFile) -> None:
-        """The snapshot into the rebuild directory, unless a copy with its SHA-256 is there."""
-        size, sha256 = (-1, "")
-        with contextlib.suppress(NodeCommandError):  # not there: uploaded below
-            size, sha256 = await lk.file_digest(etcdrebuild.SNAPSHOT)
-        if sha256 != snap.sha256:
-            await lk.write_file(etcdrebuild.SNAPSHOT, snap.data, 0o600)
-            size, sha256 = await lk.file_digest(etcdrebuild.SNAPSHOT)
-        if (size, sha256) != (snap.size, snap.sha256):
-            raise NodeError(f"the copy on {lk.name} differs from {snap.path} ({size} bytes, "
-                            f"SHA-256 {sha256}): check the node's disk, then run again",
-                            phase=self.phase)
 
 
 class EtcdRebuildInit(Init):

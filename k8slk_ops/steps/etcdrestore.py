@@ -80,6 +80,22 @@ async def _manifest(lk: LinuxKitNode) -> EtcdManifest:
         "not a stacked-etcd control plane this tool can restore; check the node", phase="restore")
 
 
+async def upload_snapshot(lk: LinuxKitNode, snap: SnapshotFile, target: str, phase: str,
+                          reuse: bool = True) -> None:
+    """The snapshot at ``target`` on the node (0600), checked there by size and SHA-256; with
+    ``reuse``, a copy already there with its SHA-256 is not uploaded again."""
+    size, sha256 = (-1, "")
+    if reuse:
+        with contextlib.suppress(NodeCommandError):  # not there: uploaded below
+            size, sha256 = await lk.file_digest(target)
+    if sha256 != snap.sha256:
+        await lk.write_file(target, snap.data, 0o600)
+        size, sha256 = await lk.file_digest(target)
+    if (size, sha256) != (snap.size, snap.sha256):
+        raise NodeError(f"the copy on {lk.name} differs from {snap.path} ({size} bytes, "
+                        f"SHA-256 {sha256}): check the node's disk, then run again", phase=phase)
+
+
 async def one_off(lk: LinuxKitNode, image: str, argv: list[str], timeout: float,
                   mount: str = etcdrestore.RESTORE_DIR) -> str:
     """argv in a one-off container of the etcd image, the restore directory (or ``mount``)
@@ -116,17 +132,9 @@ class EtcdRestorePrepare(Step[NoOptions]):
                 phase=self.phase)
         await _run(lk, ["sh", "-c", 'mkdir -p "$1" && chmod 700 "$1"', "sh",
                         etcdrestore.RESTORE_DIR], "creating the restore directory", 60)
-        size, sha256 = (-1, "")
-        if marker is not None:  # an earlier run of this snapshot uploaded it already, perhaps
-            with contextlib.suppress(NodeCommandError):  # not there: uploaded below
-                size, sha256 = await lk.file_digest(etcdrestore.SNAPSHOT)
-        if sha256 != snap.sha256:
-            await lk.write_file(etcdrestore.SNAPSHOT, snap.data, 0o600)
-            size, sha256 = await lk.file_digest(etcdrestore.SNAPSHOT)
-        if (size, sha256) != (snap.size, snap.sha256):
-            raise NodeError(f"the copy on {node} differs from {snap.path} ({size} bytes, "
-                            f"SHA-256 {sha256}): check the node's disk, then run again",
-                            phase=self.phase)
+        # An earlier run of this snapshot (its marker) may have uploaded it already.
+        await upload_snapshot(lk, snap, etcdrestore.SNAPSHOT, self.phase,
+                              reuse=marker is not None)
         out = await one_off(lk, manifest.image, etcdrestore.status_argv(manifest.image),
                             ctx.options.timeout)
         try:
