@@ -40,9 +40,17 @@ def host_kubectl() -> str:
 
 
 def ready(kubeconfig: Path) -> dict[str, str]:
-    """node -> its Ready condition's status, as the real kubectl lists them ({} on failure)."""
-    out = subprocess.run([host_kubectl(), "--kubeconfig", str(kubeconfig), "get", "nodes",
-                          "-o", "json"], capture_output=True, text=True, timeout=60, check=False)
+    """node -> its Ready condition's status, as the real kubectl lists them ({} on failure).
+
+    kubectl retries its discovery on an answer cut off (the balancer closing a connection no
+    control plane took), 32 s a request by default: each request is bounded to 10 s, and a
+    kubectl still trying after 90 s got nowhere as surely as one that gave up."""
+    try:
+        out = subprocess.run([host_kubectl(), "--kubeconfig", str(kubeconfig),
+                              "--request-timeout", "10s", "get", "nodes", "-o", "json"],
+                             capture_output=True, text=True, timeout=90, check=False)
+    except subprocess.TimeoutExpired:
+        return {}
     if out.returncode != 0:
         return {}
     return {i["metadata"]["name"]: next(c["status"] for c in i["status"]["conditions"]
