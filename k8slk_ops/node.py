@@ -290,6 +290,20 @@ class LinuxKitNode:
                             "following it again")
 
 
+# What ``ctr tasks exec`` prints when the container has no running task: stopped (``cannot
+# exec in a stopped state``), or deleted or never started (``no running task found``).
+_TASK_DOWN = ("cannot exec in a stopped state", "no running task found")
+
+
+def kubelet_stopped(result: CommandResult) -> bool:
+    """Whether an exec into the kubelet container failed because its task is not running.
+
+    Nothing on a LinuxKit node starts a stopped service again (its next boot does), so a wait
+    for something inside it, such as its API server's answer, is over at once."""
+    said = result.stderr.decode("utf-8", "replace")
+    return not result.ok and any(t in said for t in _TASK_DOWN)
+
+
 def _in_kubelet(argv: Sequence[str]) -> list[str]:
     """argv run inside the kubelet container, with a unique exec ID."""
     exec_id = f"k8slk-{uuid.uuid4().hex[:16]}"

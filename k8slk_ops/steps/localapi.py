@@ -17,7 +17,8 @@ from k8slk_ops import kubeadm, paths
 from k8slk_ops.errors import NodeError
 from k8slk_ops.inventory import checks
 from k8slk_ops.membership import request_timeout
-from k8slk_ops.node import LinuxKitNode
+from k8slk_ops.nextstep import NextStep
+from k8slk_ops.node import LinuxKitNode, kubelet_stopped
 
 POLL_MAX = 3.0  # the longest pause between two looks
 
@@ -43,6 +44,14 @@ async def wait_ready(lk: LinuxKitNode, timeout: float, phase: str) -> None:
                                   request_timeout(5.0), timeout=30)
         if result.exit_status == 0:
             return
+        if kubelet_stopped(result):
+            why = kubeadm.failure_summary(result.stderr)
+            raise NodeError(
+                f"the kubelet container on {lk.name} is not running ({why}): its API server "
+                "cannot come back before the node boots again", phase=phase,
+                next_step=NextStep(f"reboot {lk.name} (nothing on a LinuxKit node starts a "
+                                   "stopped service again; its boot does), then run the same "
+                                   "command again"))
         if time.monotonic() + pause > deadline:
             why = kubeadm.failure_summary(result.stderr or result.stdout)
             raise NodeError(f"{lk.name}'s API at {server} is not ready after {timeout:.0f} s: "

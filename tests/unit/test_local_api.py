@@ -68,3 +68,31 @@ async def test_an_api_that_never_comes_back_fails_with_its_last_answer(
 
 def test_an_ipv6_server_is_bracketed() -> None:
     assert localapi.server_url("fd00::1", 6443) == "https://[fd00::1]:6443"
+
+
+class StoppedKubelet(BootingControlPlane):
+    """The kubelet container's task stopped: every exec into it fails as real ``ctr`` does."""
+
+    async def kubectl(self, *args: str, timeout: float | None = 60) -> CommandResult:
+        self.asked.append(args)
+        return CommandResult(1, b"", b"ctr: cannot exec in a stopped state: unknown\n")
+
+
+async def test_a_stopped_kubelet_container_fails_at_once_and_says_to_reboot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing restarts a stopped service on a LinuxKit node: waiting out the timeout (600 s by
+    default) for its API would only delay the same failure."""
+    clock = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    monkeypatch.setattr(localapi.asyncio, "sleep", sleep)
+    monkeypatch.setattr(localapi.time, "monotonic", lambda: clock[0])
+    node = StoppedKubelet(down_for=0)
+    with pytest.raises(NodeError, match="kubelet container on cp-1 is not running") as caught:
+        await localapi.wait_ready(node, 600, "restore")  # type: ignore[arg-type]
+    assert len(node.asked) == 1
+    assert caught.value.next_step is not None
+    assert caught.value.next_step.action.startswith("reboot cp-1 ")
