@@ -23,6 +23,7 @@ from tests.fleet import certs
 from tests.fleet.cluster import ETCD_VERSION, Cluster, etcd_image
 from tests.fleet.node import SimNode
 from tests.fleet.result import Result
+from tests.lab.doubles.k8sdouble import kubeadmtexts as texts
 
 SNAPSHOT = (Path(__file__).parent / "data" / "etcd-snapshot.db").read_bytes()
 SNAPSHOT_STATUS = {"hash": 1955560298, "revision": 6, "totalKey": 9, "totalSize": 20480}
@@ -221,9 +222,8 @@ def check_etcd(cluster: Cluster) -> str | None:
     """kubeadm's check-etcd before a control-plane join: every listed member must answer."""
     for name in sorted(cluster.etcd_members):
         if name in cluster.etcd_stopped:
-            return ("error execution phase check-etcd: etcd cluster is not healthy: failed to "
-                    f"dial endpoint https://{cluster.etcd_addresses[name]}:2379 with maintenance "
-                    "client: context deadline exceeded")
+            return texts.phase_error("check-etcd", texts.etcd_unhealthy(
+                f"https://{cluster.etcd_addresses[name]}:2379"))
     return None
 
 

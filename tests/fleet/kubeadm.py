@@ -26,8 +26,9 @@ from tests.fleet.cluster import (
 from tests.fleet.node import ADMIN_CONF, CA_CERT, KUBEADM_YAML, MARKER, SimNode
 from tests.fleet.pki import admin_conf
 from tests.fleet.result import Result
+from tests.lab.doubles.k8sdouble import kubeadmtexts as texts
+from tests.lab.doubles.k8sdouble.kubeadmtexts import STACK_HINT
 
-STACK_HINT = "To see the stack trace of this error execute with --v=5 or higher"
 KUBELET_CONFIG = b"apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
 _STEPS = 5  # a run's duration is spread over this many pauses
 
@@ -57,12 +58,8 @@ async def _pause(node: SimNode) -> None:
 def _preflight(node: SimNode) -> None:
     node.say("[preflight] Running pre-flight checks")
     if node.name in node.config.fail_nodes:
-        raise KubeadmFailed(
-            "error execution phase preflight: [preflight] Some fatal errors occurred:\n"
-            "\t[ERROR Mem]: the system RAM (621 MB) is less than the minimum 1700 MB\n"
-            "[preflight] If you know what you are doing, you can make a check non-fatal with "
-            "`--ignore-preflight-errors=...`"
-        )
+        raise KubeadmFailed(texts.phase_error("preflight", texts.preflight_errors(
+            [("Mem", "the system RAM (621 MB) is less than the minimum 1700 MB")])))
 
 
 def _load(node: SimNode) -> cfg.KubeadmConfig:
@@ -93,12 +90,8 @@ async def _init(node: SimNode) -> None:
     _preflight(node)
     cluster = node.cluster
     if cluster.initialised:
-        raise KubeadmFailed(
-            "error execution phase preflight: [preflight] Some fatal errors occurred:\n"
-            "\t[ERROR Port-10250]: Port 10250 is in use\n"
-            "[preflight] If you know what you are doing, you can make a check non-fatal with "
-            "`--ignore-preflight-errors=...`"
-        )
+        raise KubeadmFailed(texts.phase_error("preflight", texts.preflight_errors(
+            [("Port-10250", "Port 10250 is in use")])))
     if cfg._minor(version) > cfg._minor(node.version):
         raise KubeadmFailed(
             f'this version of kubeadm only supports deploying clusters with the control plane '
@@ -162,36 +155,15 @@ async def _init(node: SimNode) -> None:
         node.say("[addons] Applied essential addon: kube-proxy")
     for token in made:
         node.say(_init_success(endpoint, token.text, cluster.pki.ca_hash,
-                               bool(clus.get("controlPlaneEndpoint"))))
+                               bool(clus.get("controlPlaneEndpoint")), version))
     await _pause(node)
 
 
-def _init_success(endpoint: str, token: str, ca_hash: str, with_endpoint: bool) -> str:
-    join = f"kubeadm join {endpoint} --token {token} \\"
-    hash_line = f"\t--discovery-token-ca-cert-hash {ca_hash} "
-    text = (
-        "\nYour Kubernetes control-plane has initialized successfully!\n\n"
-        "To start using your cluster, you need to run the following as a regular user:\n\n"
-        "  mkdir -p $HOME/.kube\n"
-        "  sudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config\n"
-        "  sudo chown $(id -u):$(id -g) $HOME/.kube/config\n\n"
-        "Alternatively, if you are the root user, you can run:\n\n"
-        "  export KUBECONFIG=/etc/kubernetes/admin.conf\n\n"
-        "You should now deploy a pod network to the cluster.\n"
-        'Run "kubectl apply -f [podnetwork].yaml" with one of the options listed at:\n'
-        "  https://kubernetes.io/docs/concepts/cluster-administration/addons/\n\n"
-    )
-    if with_endpoint:
-        text += (
-            "You can now join any number of control-plane nodes by copying certificate "
-            "authorities\nand service account keys on each node and then running the following "
-            f"as root:\n\n  {join}\n{hash_line}\\\n\t--control-plane \n\n"
-        )
-    text += (
-        "Then you can join any number of worker nodes by running the following on each as "
-        f"root:\n\n{join}\n{hash_line}"
-    )
-    return text
+def _init_success(endpoint: str, token: str, ca_hash: str, with_endpoint: bool,
+                  version: str) -> str:
+    return "\n" + "\n".join(texts.init_success(
+        endpoint, token, ca_hash, tab=cfg._minor(version) >= 21, has_endpoint=with_endpoint,
+        cert_key=None))
 
 
 # -- join ---------------------------------------------------------------------------------------
@@ -210,44 +182,27 @@ async def _join(node: SimNode) -> None:
     hashes = [str(h) for h in discovery.get("caCertHashes") or []]
     unsafe = bool(discovery.get("unsafeSkipCAVerification"))
     if not hashes and not unsafe:
-        raise KubeadmFailed(
-            "discovery.bootstrapToken: Invalid value: \"\": using token-based discovery without "
-            "caCertHashes can be unsafe. Set unsafeSkipCAVerification as true in your kubeadm "
-            "config file or pass --discovery-token-unsafe-skip-ca-verification flag to continue"
-        )
+        raise KubeadmFailed(f'discovery.bootstrapToken: Invalid value: "": {texts.UNSAFE_DISCOVERY}')
     await _pause(node)
     if not cluster.initialised or endpoint != cluster.endpoint:
-        raise KubeadmFailed(
-            "error execution phase preflight: couldn't validate the identity of the API Server: "
+        raise KubeadmFailed(texts.phase_error("preflight", texts.identity_error(
             f'Get "https://{endpoint}/api/v1/namespaces/kube-public/configmaps/cluster-info?'
-            f'timeout=10s": dial tcp {endpoint}: connect: connection refused'
-        )
+            f'timeout=10s": dial tcp {endpoint}: connect: connection refused')))
     m = TOKEN_RE.match(token)
     if not cluster.check_token(token):
         token_id = m.group(1) if m else token.partition(".")[0]
-        raise KubeadmFailed(
-            "error execution phase preflight: couldn't validate the identity of the API Server: "
-            "could not find a JWS signature in the cluster-info ConfigMap for token ID "
-            f'"{token_id}"'
-        )
+        raise KubeadmFailed(texts.phase_error("preflight", texts.no_jws_signature(token_id)))
     if unsafe:
         cluster.audit["unsafe_skip_ca"] += 1
     elif cluster.pki.ca_hash not in hashes:
-        raise KubeadmFailed(
-            "error execution phase preflight: couldn't validate the identity of the API Server: "
-            "cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "
-            f'"{cluster.pki.ca_hash}" are pinned'
-        )
+        raise KubeadmFailed(texts.phase_error("preflight",
+                                              texts.ca_not_pinned(cluster.pki.ca_hash)))
     node.say("[preflight] Reading configuration from the cluster...")
     reg = join.get("nodeRegistration") or {}
     name = str(reg.get("name") or node.name)
     existing = cluster.members.get(name)
     if existing is not None and cluster.ready(existing):
-        raise KubeadmFailed(
-            f'error execution phase kubelet-start: a Node with name "{name}" and status "Ready" '
-            "already exists in the cluster. You must delete the existing Node or change the "
-            "name of this new joining Node"
-        )
+        raise KubeadmFailed(texts.phase_error("kubelet-start", texts.node_name_taken(name)))
     control_plane = join.get("controlPlane")
     await _pause(node)
     if control_plane is not None:
@@ -257,19 +212,11 @@ async def _join(node: SimNode) -> None:
         node.say('[download-certs] Downloading the certificates in Secret "kubeadm-certs" in '
                  'the "kube-system" Namespace')
         if not cluster.certs_available():
-            raise KubeadmFailed(
-                "error execution phase control-plane-prepare/download-certs: error downloading "
-                'certs: error downloading the secret: Secret "kubeadm-certs" was not found in '
-                'the "kube-system" Namespace. This Secret might have expired. Please, run '
-                "`kubeadm init phase upload-certs --upload-certs` on a control plane to "
-                "generate a new one"
-            )
+            raise KubeadmFailed(texts.phase_error("control-plane-prepare/download-certs",
+                                                  texts.CERTS_SECRET_MISSING))
         if not secrets.compare_digest(key, cluster.cert_key or ""):
-            raise KubeadmFailed(
-                "error execution phase control-plane-prepare/download-certs: error downloading "
-                "certs: error decoding certs: failed to decrypt data: cipher: message "
-                "authentication failed"
-            )
+            raise KubeadmFailed(texts.phase_error("control-plane-prepare/download-certs",
+                                                  texts.certs_undecryptable()))
         node.write(ADMIN_CONF, admin_conf(cluster.pki, cluster.endpoint or endpoint,
                                           cluster.name), 0o600)
         certs.install(node)
@@ -291,30 +238,9 @@ async def _join(node: SimNode) -> None:
     if control_plane is not None:
         for line in cluster.mark_control_plane(name, node.version):
             node.say(line)
-    node.say(_CP_JOINED if control_plane is not None else _WORKER_JOINED)
+    node.say(texts.CONTROL_PLANE_JOINED if control_plane is not None
+             else texts.WORKER_JOINED)
     await _pause(node)
-
-
-_WORKER_JOINED = (
-    "\nThis node has joined the cluster:\n"
-    "* Certificate signing request was sent to apiserver and a response was received.\n"
-    "* The Kubelet was informed of the new secure connection details.\n\n"
-    "Run 'kubectl get nodes' on the control-plane to see this node join the cluster.\n"
-)
-_CP_JOINED = (
-    "This node has joined the cluster and a new control plane instance was created:\n\n"
-    "* Certificate signing request was sent to apiserver and approval was received.\n"
-    "* The Kubelet was informed of the new secure connection details.\n"
-    "* Control plane label and taint were applied to the new node.\n"
-    "* The Kubernetes control plane instances scaled up.\n"
-    "* A new etcd member was added to the local/stacked etcd cluster.\n\n"
-    "To start administering your cluster from this node, you need to run the following as a "
-    "regular user:\n\n"
-    "\tmkdir -p $HOME/.kube\n"
-    "\tsudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config\n"
-    "\tsudo chown $(id -u):$(id -g) $HOME/.kube/config\n\n"
-    "Run 'kubectl get nodes' to see this node join the cluster."
-)
 
 
 # -- the CLI in the kubelet container ------------------------------------------------------------
@@ -347,15 +273,12 @@ def cli(node: SimNode, argv: list[str]) -> Result:
         return _token_list(node, args[2:])
     if args[:3] == ["init", "phase", "upload-certs"]:
         if "--upload-certs" not in args:
-            return Result.ok("[upload-certs] Skipping phase. Please see --upload-certs\n")
+            return Result.ok(texts.UPLOAD_CERTS_SKIPPED + "\n")
         key = flag_value(args, "--certificate-key")
         if key is not None and len(key) != 64:
             return _fail("error decoding certificate key: encoding/hex: invalid byte")
         key = node.cluster.upload_certs(key)
-        return Result.ok(
-            '[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the '
-            '"kube-system" Namespace\n[upload-certs] Using certificate key:\n' + key + "\n"
-        )
+        return Result.ok(f"{texts.UPLOAD_CERTS_STORED}\n{texts.UPLOAD_CERTS_KEY}\n{key}\n")
     sub = args[1:] if args[:1] == ["alpha"] and cfg._minor(node.version) <= 20 else args
     if args[:1] == ["certs"] and cfg._minor(node.version) < 20:
         return _fail('unknown command "certs" for "kubeadm"')
@@ -390,23 +313,20 @@ def _token_create(node: SimNode, args: list[str]) -> Result:
     if not printing:
         return Result.ok(token.text + "\n")
     cluster = node.cluster
-    line = (f"kubeadm join {cluster.endpoint} --token {token.text} "
-            f"--discovery-token-ca-cert-hash {cluster.pki.ca_hash} ")
-    if key is not None:
-        line += f"--control-plane --certificate-key {key}"
+    line = texts.join_command(cluster.endpoint, token.text, cluster.pki.ca_hash, True, key,
+                              key is not None, one_line=True)[0]
     return Result.ok(line + "\n")
 
 
 def _token_delete(node: SimNode, args: list[str]) -> Result:
     if not args:
-        return _fail("missing subcommand; 'token delete' is missing token of form "
-                     '"[a-z0-9]{6}" or "[a-z0-9]{6}\\.[a-z0-9]{16}"')
+        return _fail(texts.TOKEN_DELETE_MISSING)
     out = []
     for arg in args:
         token_id = arg.partition(".")[0]
         if node.cluster.tokens.pop(token_id, None) is None:
-            return _fail(f'bootstrap token "{token_id}" not found')
-        out.append(f"bootstrap token {token_id!r} deleted".replace("'", '"'))
+            return _fail(texts.token_not_found(token_id))
+        out.append(texts.token_deleted(token_id))
     return Result.ok("".join(line + "\n" for line in out))
 
 

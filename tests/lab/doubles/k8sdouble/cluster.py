@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from k8sdouble import env, kubeadmconfig, kubeversions, pki
+from k8sdouble import env, kubeadmconfig, kubeadmtexts, kubeversions, pki
 from k8sdouble.client import Client
 from k8sdouble.errors import ApiError, CommandError, PhaseError
 
@@ -99,23 +99,6 @@ def ca_pin() -> str:
     return pki.pin(pki.load_cert(f"{env.PKI}/ca.crt"))
 
 
-def join_command(endpoint: str, token: str, pin: str, tab: bool, cp_key: str | None,
-                 control_plane: bool, one_line: bool = False) -> list[str]:
-    """kubeadm's join command lines (continuations with TAB, or four spaces before v1.21)."""
-    if one_line:
-        line = f"kubeadm join {endpoint} --token {token} --discovery-token-ca-cert-hash {pin} "
-        if control_plane and cp_key:
-            line += f"--control-plane --certificate-key {cp_key}"
-        return [line]
-    indent = "\t" if tab else "    "
-    lines = [f"kubeadm join {endpoint} --token {token} \\",
-             f"{indent}--discovery-token-ca-cert-hash {pin} " + ("\\" if control_plane else "")]
-    if control_plane:
-        lines.append(f"{indent}--control-plane --certificate-key {cp_key}" if cp_key
-                     else f"{indent}--control-plane ")
-    return lines
-
-
 # --- the kubeadm-certs bundle ---------------------------------------------------------------
 
 def encrypt_certs(key_hex: str) -> str:
@@ -138,7 +121,7 @@ def decrypt_certs(data: str, key_hex: str) -> dict[str, str]:
         key = bytes.fromhex(key_hex)
         plain = AESGCM(key).decrypt(raw[:12], raw[12:], None)
     except (InvalidTag, ValueError):
-        raise ValueError("cipher: message authentication failed") from None
+        raise ValueError(kubeadmtexts.CERTS_KEY_WRONG) from None
     return dict(json.loads(plain))
 
 

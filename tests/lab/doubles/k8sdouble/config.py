@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from k8sdouble import env
+from k8sdouble import env, kubeadmtexts
 from k8sdouble.errors import CommandError
 
 KUBEADM_GROUP = "kubeadm.k8s.io"
@@ -1090,9 +1090,7 @@ def _join_checks(join: dict[str, Any], minor: int, errs: list[str]) -> None:
                 _invalid(
                     f"{path}.caCertHashes" if minor >= 31 else path,
                     "",
-                    "using token-based discovery without caCertHashes can be unsafe. Set "
-                    "unsafeSkipCAVerification as true in your kubeadm config file or pass "
-                    "--discovery-token-unsafe-skip-ca-verification flag to continue",
+                    kubeadmtexts.UNSAFE_DISCOVERY,
                 )
             )
         token = token_disc.get("token") or ""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-STACK_HINT = "To see the stack trace of this error execute with --v=5 or higher"
+from k8sdouble.kubeadmtexts import STACK_HINT, phase_error
+
+__all__ = ["STACK_HINT", "ApiError", "CommandError", "PhaseError"]
 
 
 class CommandError(Exception):
@@ -22,7 +24,7 @@ class PhaseError(CommandError):
     """``error execution phase <phase>: <text>``: how kubeadm reports a failed workflow phase."""
 
     def __init__(self, phase: str, text: str) -> None:
-        super().__init__(f"error execution phase {phase}: {text}")
+        super().__init__(phase_error(phase, text))
         self.phase = phase
 
 

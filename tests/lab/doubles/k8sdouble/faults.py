@@ -14,15 +14,12 @@ import os
 import time
 from datetime import UTC, datetime
 
-from k8sdouble import env
+from k8sdouble import env, kubeadmtexts
 from k8sdouble.errors import PhaseError
 
 # What kubeadm says when each phase fails (the cause it reports most often).
 TEXTS = {
-    "preflight": "[preflight] Some fatal errors occurred:\n"
-                 "\t[ERROR Port-10250]: Port 10250 is in use\n"
-                 "[preflight] If you know what you are doing, you can make a check non-fatal "
-                 "with `--ignore-preflight-errors=...`",
+    "preflight": kubeadmtexts.preflight_errors([("Port-10250", "Port 10250 is in use")]),
     "certs": 'error creating PKI assets: failure loading ca certificate authority: couldn\'t '
              'load the certificate file /etc/kubernetes/pki/ca.crt: open '
              '/etc/kubernetes/pki/ca.crt: permission denied',

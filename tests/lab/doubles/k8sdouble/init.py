@@ -13,26 +13,9 @@ import time
 
 import yaml
 
-from k8sdouble import addons, cluster, config, env, faults, kubeadmconfig, pki
+from k8sdouble import addons, cluster, config, env, faults, kubeadmconfig, kubeadmtexts, pki
 from k8sdouble.cluster import out
 from k8sdouble.errors import CommandError, PhaseError
-
-SUCCESS_HEAD = """Your Kubernetes control-plane has initialized successfully!
-
-To start using your cluster, you need to run the following as a regular user:
-
-  mkdir -p $HOME/.kube
-  sudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config
-  sudo chown $(id -u):$(id -g) $HOME/.kube/config
-
-Alternatively, if you are the root user, you can run:
-
-  export KUBECONFIG=/etc/kubernetes/admin.conf
-
-You should now deploy a pod network to the cluster.
-Run "kubectl apply -f [podnetwork].yaml" with one of the options listed at:
-  https://kubernetes.io/docs/concepts/cluster-administration/addons/
-"""
 
 
 def with_port(endpoint: str, port: int) -> str:
@@ -247,13 +230,12 @@ def run(config_path: str, upload_certs: bool, skip_token_print: bool) -> int:
     if phase("upload-certs"):
         if upload_certs:
             cert_key = cert_key or secrets.token_hex(32)
-            out('[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the '
-                '"kube-system" Namespace')
-            out("[upload-certs] Using certificate key:")
+            out(kubeadmtexts.UPLOAD_CERTS_STORED)
+            out(kubeadmtexts.UPLOAD_CERTS_KEY)
             out("<value withheld>" if skip_token_print else cert_key)
             cluster.upload_certs(admin, cert_key)
         else:
-            out("[upload-certs] Skipping phase. Please see --upload-certs")
+            out(kubeadmtexts.UPLOAD_CERTS_SKIPPED)
     if phase("mark-control-plane"):
         cluster.mark_control_plane(admin, node.name, version, wait=60)
     tokens: list[str] = []
@@ -303,16 +285,14 @@ def _preflight(ignored: tuple[str, ...] = ()) -> None:
     state = env.path(env.ETCD_DIR)
     if state.is_dir() and any(state.iterdir()):
         found.append(("DirAvailable--var-lib-etcd", "/var/lib/etcd is not empty"))
-    errors = []
+    errors: list[tuple[str, str]] = []
     for check, text in found:
         if "all" in skip or check.lower() in skip:
             out(f"\t[WARNING {check}]: {text}")
         else:
-            errors.append(f"\t[ERROR {check}]: {text}")
+            errors.append((check, text))
     if errors:
-        raise PhaseError("preflight", "[preflight] Some fatal errors occurred:\n"
-                         + "\n".join(errors) + "\n[preflight] If you know what you are doing, "
-                         "you can make a check non-fatal with `--ignore-preflight-errors=...`")
+        raise PhaseError("preflight", kubeadmtexts.preflight_errors(errors))
 
 
 def _success(endpoint: str, tokens: list[str], version: str, has_endpoint: bool,
@@ -321,27 +301,6 @@ def _success(endpoint: str, tokens: list[str], version: str, has_endpoint: bool,
     tab = cluster.version_tuple(version) >= (1, 21, 0)
     for token in tokens or ["<value withheld>"]:
         shown = "<value withheld>" if withheld else token
-        out(SUCCESS_HEAD)
-        if has_endpoint:
-            if cert_key:
-                out("You can now join any number of control-plane nodes running the following "
-                    "command on each as root:")
-            else:
-                out("You can now join any number of control-plane nodes by copying certificate "
-                    "authorities\nand service account keys on each node and then running the "
-                    "following as root:")
-            out()
-            for line in cluster.join_command(endpoint, shown, pin, tab, cert_key, True):
-                out("  " + line)
-            out()
-            if cert_key:
-                out("Please note that the certificate-key gives access to cluster sensitive "
-                    "data, keep it secret!\nAs a safeguard, uploaded-certs will be deleted in two "
-                    "hours; If necessary, you can use\n\"kubeadm init phase upload-certs "
-                    "--upload-certs\" to reload certs afterward.")
-                out()
-        out("Then you can join any number of worker nodes by running the following on each as "
-            "root:")
-        out()
-        for line in cluster.join_command(endpoint, shown, pin, tab, None, False):
+        for line in kubeadmtexts.init_success(endpoint, shown, pin, tab=tab,
+                                              has_endpoint=has_endpoint, cert_key=cert_key):
             out(line)

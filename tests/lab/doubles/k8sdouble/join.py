@@ -15,7 +15,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from k8sdouble import cluster, config, env, etcdmember, faults, jws, kubeadmconfig, pki
+from k8sdouble import (
+    cluster,
+    config,
+    env,
+    etcdmember,
+    faults,
+    jws,
+    kubeadmconfig,
+    kubeadmtexts,
+    pki,
+)
 from k8sdouble.client import Client
 from k8sdouble.cluster import out
 from k8sdouble.errors import ApiError, CommandError, PhaseError
@@ -24,38 +34,8 @@ from k8sdouble.init import control_plane_certs, kubeconfigs, with_port
 
 DISCOVERY_RETRY_SECONDS = 3.0  # real kubeadm: until its discovery timeout (5 min)
 
-WORKER_SUCCESS = """
-This node has joined the cluster:
-* Certificate signing request was sent to apiserver and a response was received.
-* The Kubelet was informed of the new secure connection details.
-
-Run 'kubectl get nodes' on the control-plane to see this node join the cluster.
-"""
-CONTROL_PLANE_SUCCESS = """
-This node has joined the cluster and a new control plane instance was created:
-
-* Certificate signing request was sent to apiserver and approval was received.
-* The Kubelet was informed of the new secure connection details.
-* Control plane label and taint were applied to the new node.
-* The Kubernetes control plane instances scaled up.
-* A new etcd member was added to the local/stacked etcd cluster.
-
-To start administering your cluster from this node, you need to run the following as a regular user:
-
-\tmkdir -p $HOME/.kube
-\tsudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config
-\tsudo chown $(id -u):$(id -g) $HOME/.kube/config
-
-Run 'kubectl get nodes' to see this node join the cluster.
-"""
-CERTS_GONE = ('error downloading certs: error downloading the secret: Secret "kubeadm-certs" was '
-              'not found in the "kube-system" Namespace. This Secret might have expired. Please, '
-              'run `kubeadm init phase upload-certs --upload-certs` on a control plane to '
-              'generate a new one')
-
-
 def _identity_error(text: str) -> PhaseError:
-    return PhaseError("preflight", f"couldn't validate the identity of the API Server: {text}")
+    return PhaseError("preflight", kubeadmtexts.identity_error(text))
 
 
 def discover(endpoint: str, token: str, pins: tuple[str, ...], unsafe: bool) -> pki.KubeConfig:
@@ -79,8 +59,7 @@ def discover(endpoint: str, token: str, pins: tuple[str, ...], unsafe: bool) -> 
     kubeconfig = data.get("kubeconfig", "")
     signature = data.get(f"jws-kubeconfig-{tid}")
     if not signature:
-        raise _identity_error("could not find a JWS signature in the cluster-info ConfigMap for "
-                              f'token ID "{tid}"')
+        raise PhaseError("preflight", kubeadmtexts.no_jws_signature(tid))
     if not jws.verify_detached(signature, kubeconfig, tid, secret):
         raise _identity_error("failed to verify JWS signature of received cluster info object, "
                               "can't trust this API Server")
@@ -88,8 +67,7 @@ def discover(endpoint: str, token: str, pins: tuple[str, ...], unsafe: bool) -> 
     if not unsafe:
         actual = pki.pin(x509.load_pem_x509_certificate(kc.ca_pem))
         if actual not in pins:
-            raise _identity_error("cluster CA found in cluster-info ConfigMap is invalid: none of "
-                                  f'the public keys "{actual}" are pinned')
+            raise PhaseError("preflight", kubeadmtexts.ca_not_pinned(actual))
     return kc
 
 
@@ -103,11 +81,9 @@ def run(config_path: str) -> int:
     faults.check("preflight")
     out("[preflight] Running pre-flight checks")
     if env.path(env.KUBELET_CONF).exists() or env.path(env.KUBELET_CONFIG).exists():
-        raise PhaseError("preflight", "[preflight] Some fatal errors occurred:\n"
-                         "\t[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: "
-                         "/etc/kubernetes/kubelet.conf already exists\n[preflight] If you know "
-                         "what you are doing, you can make a check non-fatal with "
-                         "`--ignore-preflight-errors=...`")
+        raise PhaseError("preflight", kubeadmtexts.preflight_errors([(
+            "FileAvailable--etc-kubernetes-kubelet.conf",
+            "/etc/kubernetes/kubelet.conf already exists")]))
     kc = discover(endpoint, token, cfg.ca_cert_hashes, cfg.unsafe_skip_ca_verification)
     out("[preflight] Reading configuration from the cluster...")
     out("[preflight] FYI: You can look at this config file with "
@@ -143,9 +119,7 @@ def run(config_path: str) -> int:
         existing = None
     if existing and any(c["type"] == "Ready" and c["status"] == "True"
                         for c in existing["status"]["conditions"]):
-        raise PhaseError("kubelet-start", f'a Node with name "{node.name}" and status "Ready" '
-                         "already exists in the cluster. You must delete the existing Node or "
-                         "change the name of this new joining Node")
+        raise PhaseError("kubelet-start", kubeadmtexts.node_name_taken(node.name))
     env.write_atomic(f"{env.KUBELET_DIR}/kubeadm-flags.env",
                      'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint='
                      'unix:///var/run/containerd/containerd.sock"\n', 0o644)
@@ -180,9 +154,9 @@ def run(config_path: str) -> int:
         if node.real_etcd:
             _wait_etcd(cfg.advertise_address or node.address)
         cluster.mark_control_plane(admin, node.name, node.version)
-        out(CONTROL_PLANE_SUCCESS)
+        out(kubeadmtexts.CONTROL_PLANE_JOINED)
     else:
-        out(WORKER_SUCCESS)
+        out(kubeadmtexts.WORKER_JOINED)
     return 0
 
 
@@ -197,14 +171,15 @@ def _prepare_control_plane(cfg: config.Config, node: env.Node, boot: Client,
         bundle = boot.request("GET", "/lab/v1/kubeadm-certs")
     except ApiError as exc:
         if exc.status == 404:
-            raise PhaseError("control-plane-prepare/download-certs", CERTS_GONE) from None
+            raise PhaseError("control-plane-prepare/download-certs",
+                             kubeadmtexts.CERTS_SECRET_MISSING) from None
         raise PhaseError("control-plane-prepare/download-certs",
                          f"error downloading certs: {exc.message}") from None
     try:
         files = cluster.decrypt_certs(bundle["data"], cfg.join_certificate_key or "")
     except ValueError as exc:
-        raise PhaseError("control-plane-prepare/download-certs", "error downloading certs: "
-                         f"error decoding secret data with provided key: {exc}") from None
+        raise PhaseError("control-plane-prepare/download-certs",
+                         kubeadmtexts.certs_undecryptable(str(exc))) from None
     for name, text in files.items():
         env.write_atomic(f"{env.PKI}/{name}", text, 0o600 if name.endswith(".key") else 0o644)
     endpoint = cluster.endpoint_of(kc.server)
@@ -234,8 +209,7 @@ def _check_etcd(node: env.Node, address: str) -> None:
     except EtcdUnavailable:
         silent = f"https://{others[0]}:2379" if others else "https://127.0.0.1:2379"
     if silent is not None:
-        raise PhaseError("check-etcd", f"etcd cluster is not healthy: failed to dial endpoint "
-                         f"{silent} with maintenance client: context deadline exceeded")
+        raise PhaseError("check-etcd", kubeadmtexts.etcd_unhealthy(silent))
 
 
 def _join_etcd(admin: Client, node: env.Node, address: str, kept: dict[str, object]) -> None:

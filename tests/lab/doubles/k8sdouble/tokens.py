@@ -9,7 +9,7 @@ import secrets
 import time
 from typing import Any
 
-from k8sdouble import cluster, config, env
+from k8sdouble import cluster, config, env, kubeadmtexts
 from k8sdouble.cluster import out
 from k8sdouble.errors import CommandError
 
@@ -37,7 +37,7 @@ def create(token: str | None, ttl: str, description: str, print_join: bool,
         from k8sdouble import pki
 
         server = pki.read_kubeconfig(info["data"]["kubeconfig"]).server
-        line = cluster.join_command(cluster.endpoint_of(server), token, cluster.ca_pin(), True,
+        line = kubeadmtexts.join_command(cluster.endpoint_of(server), token, cluster.ca_pin(), True,
                                     certificate_key, bool(certificate_key), one_line=True)[0]
         out(line)
     else:
@@ -108,8 +108,7 @@ def list_tokens(output: str) -> int:
 
 def delete(ids: list[str]) -> int:
     if not ids:
-        raise CommandError("missing subcommand; 'token delete' is missing token of form "
-                           r'"^([a-z0-9]{6})$" or "^([a-z0-9]{6})\.([a-z0-9]{16})$"')
+        raise CommandError(kubeadmtexts.TOKEN_DELETE_MISSING)
     client = cluster.admin_client()
     for given in ids:
         tid = given.split(".", 1)[0]
@@ -119,15 +118,14 @@ def delete(ids: list[str]) -> int:
         try:
             cluster.call(client, "DELETE", f"/lab/v1/tokens/{tid}")
         except CommandError:
-            raise CommandError(f'failed to delete bootstrap token "{tid}": secrets '
-                               f'"bootstrap-token-{tid}" not found') from None
-        out(f'bootstrap token "{tid}" deleted')
+            raise CommandError(kubeadmtexts.token_not_found(tid)) from None
+        out(kubeadmtexts.token_deleted(tid))
     return 0
 
 
 def upload_certs(upload: bool, key: str | None) -> int:
     if not upload:
-        out("[upload-certs] Skipping phase. Please see --upload-certs")
+        out(kubeadmtexts.UPLOAD_CERTS_SKIPPED)
         return 0
     if key is not None and not re.fullmatch(r"[0-9a-f]{64}", key):
         raise CommandError("error execution phase upload-certs: error uploading certs: "
@@ -137,9 +135,8 @@ def upload_certs(upload: bool, key: str | None) -> int:
                            "open /etc/kubernetes/pki/ca.crt: no such file or directory")
     client = cluster.admin_client()
     key = key or secrets.token_hex(32)
-    out('[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the "kube-system" '
-        "Namespace")
+    out(kubeadmtexts.UPLOAD_CERTS_STORED)
     cluster.upload_certs(client, key)
-    out("[upload-certs] Using certificate key:")
+    out(kubeadmtexts.UPLOAD_CERTS_KEY)
     out(key)
     return 0
