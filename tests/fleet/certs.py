@@ -30,6 +30,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.fleet.node import ADMIN_CONF, SimNode
 from tests.fleet.result import Result
+from tests.lab.doubles.k8sdouble import kubeadmtexts as texts
 
 MANIFESTS = "/var/node/etc/kubernetes/manifests"
 APISERVER_MANIFEST = f"{MANIFESTS}/kube-apiserver.yaml"
@@ -229,21 +230,18 @@ def check_expiration(node: SimNode, args: list[str] | None = None) -> Result:
         return failed
     now = node.cluster.now()
 
-    def row(name: str, until: dt.datetime, ca: str | None) -> str:
-        left = until - now
-        residual = f"{left.days}d" if left.days < 365 else f"{left.days // 365}y"
-        cells = [f"{name:<26}", f"{until:%b %d, %Y %H:%M} UTC   ", f"{residual:<15} "]
+    def item(name: str, until: dt.datetime, ca: str | None) -> dict[str, object]:
+        found: dict[str, object] = {"name": name,
+                                    "expirationDate": until.strftime("%Y-%m-%dT%H:%M:%SZ")}
         if ca is not None:
-            cells.append(f"{ca:<23} ")
-        return "".join(cells) + "no"
+            found["caName"] = ca
+        found["externallyManaged"] = False
+        return found
 
-    lines += ["CERTIFICATE                EXPIRES                  RESIDUAL TIME   CERTIFICATE "
-             "AUTHORITY   EXTERNALLY MANAGED"]
     signer = dict(LEAVES)
-    lines += [row(n, until, signer[n]) for n, until in state.expires.items()]
-    lines += ["", "CERTIFICATE AUTHORITY   EXPIRES                  RESIDUAL TIME   "
-              "EXTERNALLY MANAGED"]
-    lines += [row(ca, state.ca_expires, None) for ca in AUTHORITIES]
+    info = {"certificates": [item(n, until, signer[n]) for n, until in state.expires.items()],
+            "certificateAuthorities": [item(ca, state.ca_expires, None) for ca in AUTHORITIES]}
+    lines += texts.expiration_tables(info, now, with_ca=True)
     return Result.ok("".join(line + "\n" for line in lines))
 
 

@@ -388,7 +388,7 @@ def test_residual_time_is_kubectls_short_duration() -> None:
 
     cases = {30: "30s", 3599: "59m", 86399: "23h", 364 * 86400 + 5: "364d", 3649 * 86400: "9y",
              -5: "<invalid>"}
-    code = ("from k8sdouble.certs import short_duration\n"
+    code = ("from k8sdouble.kubeadmtexts import short_duration\n"
             f"for s in {list(cases)}: print(short_duration(s))")
     got = subprocess.run([PYTHON, "-c", code], cwd=DOUBLES, capture_output=True, text=True)
     assert got.stdout.split() == list(cases.values()), got.stderr

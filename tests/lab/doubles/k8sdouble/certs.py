@@ -22,13 +22,12 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from k8sdouble import cluster, env, pki
+from k8sdouble import cluster, env, kubeadmtexts, pki
 from k8sdouble.errors import ApiError, CommandError
 
 DONE = ("Done renewing certificates. You must restart the kube-apiserver, "
         "kube-controller-manager, kube-scheduler and etcd, so that they can use the new "
         "certificates.")
-DATE_FORMAT = "%b %d, %Y %H:%M UTC"  # Go's "Jan 02, 2006 15:04 MST" for a UTC time
 
 
 @dataclass(frozen=True)
@@ -117,62 +116,6 @@ def externally_managed(ca: Authority) -> bool:
     return env.path(ca.base + ".crt").exists() and not env.path(ca.base + ".key").exists()
 
 
-def short_duration(seconds: float) -> str:
-    """k8s.io/apimachinery's ShortHumanDuration."""
-    s = int(seconds)
-    if s < -1:
-        return "<invalid>"
-    if s < 0:
-        return "0s"
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    hours = s // 3600
-    if hours < 24:
-        return f"{hours}h"
-    if hours < 24 * 365:
-        return f"{hours // 24}d"
-    return f"{int(seconds / 3600 / 24 / 365)}y"
-
-
-def tabwrite(lines: list[str], minwidth: int = 10, padding: int = 3) -> list[str]:
-    """Go's text/tabwriter with padchar ' ' and no flags: a cell ends at a TAB, and each column
-    block (consecutive lines with that cell) is as wide as its widest cell plus padding."""
-    cells = [line.split("\t") for line in lines]
-    widths: list[int] = []
-    out: list[str] = []
-
-    def write(line0: int, line1: int) -> None:
-        for row in cells[line0:line1]:
-            text = ""
-            for j, cell in enumerate(row):
-                text += cell.ljust(widths[j]) if j < len(widths) else cell
-            out.append(text)
-
-    def fmt(line0: int, line1: int) -> None:
-        column = len(widths)
-        this = line0
-        while this < line1:
-            if column >= len(cells[this]) - 1:
-                this += 1
-                continue
-            write(line0, this)
-            line0 = this
-            width = minwidth
-            while this < line1 and column < len(cells[this]) - 1:
-                width = max(width, len(cells[this][column]) + padding)
-                this += 1
-            widths.append(width)
-            fmt(line0, this)
-            widths.pop()
-            line0 = this
-        write(line0, line1)
-
-    fmt(0, len(cells))
-    return out
-
-
 def expiration(now: dt.datetime) -> dict[str, Any]:
     """What ``check-expiration -o json`` reports (output.kubeadm.k8s.io CertificateExpirationInfo)."""
     def entry(name: str, cert: x509.Certificate | None, ca: str | None,
@@ -203,35 +146,7 @@ def expiration(now: dt.datetime) -> dict[str, Any]:
 
 def tables(info: dict[str, Any], now: dt.datetime) -> list[str]:
     """The text form: both tables (before v1.17 one table, without the authority column)."""
-    with_ca = minor() >= 17
-
-    def when(item: dict[str, Any]) -> tuple[str, str]:
-        expires = dt.datetime.strptime(item["expirationDate"], "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=dt.UTC)
-        return expires.strftime(DATE_FORMAT), short_duration((expires - now).total_seconds())
-
-    def yes_no(item: dict[str, Any]) -> str:
-        return f"{'yes' if item['externallyManaged'] else 'no':<8}"
-
-    lines = ["CERTIFICATE\tEXPIRES\tRESIDUAL TIME\tCERTIFICATE AUTHORITY\tEXTERNALLY MANAGED"
-             if with_ca else "CERTIFICATE\tEXPIRES\tRESIDUAL TIME\tEXTERNALLY MANAGED"]
-    for item in info["certificates"]:
-        if item.get("missing"):
-            lines.append(f"!MISSING! {item['name']}\t")
-            continue
-        date, residual = when(item)
-        ca = f"{item.get('caName', '')}\t" if with_ca else ""
-        lines.append(f"{item['name']}\t{date}\t{residual}\t{ca}{yes_no(item)}")
-    if with_ca:
-        lines.append("")
-        lines.append("CERTIFICATE AUTHORITY\tEXPIRES\tRESIDUAL TIME\tEXTERNALLY MANAGED")
-        for item in info["certificateAuthorities"]:
-            if item.get("missing"):
-                lines.append(f"!MISSING! {item['name']}\t")
-                continue
-            date, residual = when(item)
-            lines.append(f"{item['name']}\t{date}\t{residual}\t{yes_no(item)}")
-    return tabwrite(lines)
+    return kubeadmtexts.expiration_tables(info, now, with_ca=minor() >= 17)
 
 
 def config_flag(flags: list[str]) -> str | None:

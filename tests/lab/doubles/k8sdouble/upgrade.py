@@ -38,7 +38,17 @@ from typing import Any
 
 import yaml
 
-from k8sdouble import addons, certs, cluster, env, faults, kubeadmconfig, kubeversions, objects
+from k8sdouble import (
+    addons,
+    certs,
+    cluster,
+    env,
+    faults,
+    kubeadmconfig,
+    kubeadmtexts,
+    kubeversions,
+    objects,
+)
 from k8sdouble.client import Client
 from k8sdouble.cluster import out
 from k8sdouble.errors import ApiError, CommandError
@@ -270,7 +280,7 @@ def plan(output: str) -> int:
         head = "AVAILABLE" if kubeadm[1] < 20 else "TARGET"
         rows = [f"COMPONENT\tCURRENT\t{head}"] + [
             f"kubelet\t{n} x {cur}\t{vstr(target)}" for cur, n in sorted(counts.items())]
-    for line in certs.tabwrite(rows):
+    for line in kubeadmtexts.tabwrite(rows):
         out(line)
     out()
     out("Upgrade to the latest stable version:" if target[:2] != current[:2]
@@ -285,7 +295,7 @@ def plan(output: str) -> int:
             if (name, cur, new) not in seen:
                 seen.append((name, cur, new))
         rows = ["COMPONENT\tCURRENT\tTARGET"] + [f"{n}\t{c}\t{t}" for n, c, t in seen]
-    for line in certs.tabwrite(rows):
+    for line in kubeadmtexts.tabwrite(rows):
         out(line)
     out()
     out("You can now apply the upgrade by executing the following command:")
@@ -303,7 +313,7 @@ def plan(output: str) -> int:
         "to manually")
     out('upgrade to is denoted in the "PREFERRED VERSION" column.')
     out()
-    for line in certs.tabwrite([
+    for line in kubeadmtexts.tabwrite([
             "API GROUP\tCURRENT VERSION\tPREFERRED VERSION\tMANUAL UPGRADE REQUIRED",
             "kubeproxy.config.k8s.io\tv1alpha1\tv1alpha1\tno",
             "kubelet.config.k8s.io\tv1beta1\tv1beta1\tno"]):
