@@ -129,6 +129,7 @@ class RunSpec(_Model):
     no_snapshot: bool = False
     snapshot_pki: bool = False
     snapshot_keep: int | None = None
+    snapshot_dir: str | None = None
     verify_restore: bool = False
     token_ttl: float = DEFAULT_TOKEN_TTL
     kubeconfig_out: str | None = None
@@ -139,7 +140,9 @@ class RunSpec(_Model):
             force=self.force, selected=self.selected, leaving=self.leaving,
             keep_hand_cordons=self.keep_hand_cordons, prune=self.prune,
             no_snapshot=self.no_snapshot, snapshot_pki=self.snapshot_pki,
-            snapshot_keep=self.snapshot_keep, snapshot_verify_restore=self.verify_restore,
+            snapshot_keep=self.snapshot_keep,
+            snapshot_dir=None if self.snapshot_dir is None else Path(self.snapshot_dir),
+            snapshot_verify_restore=self.verify_restore,
             token_ttl=self.token_ttl,
             kubeconfig_out=None if self.kubeconfig_out is None else Path(self.kubeconfig_out),
         )
