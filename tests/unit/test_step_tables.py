@@ -43,7 +43,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from k8slk_ops.addonrecord import RecordEntry
+from k8slk_ops.addonrecord import RecordedObject, RecordEntry
 from k8slk_ops.context import ClusterFacts, Member, PlanContext, RunOptions
 from k8slk_ops.facts import parse_facts
 from k8slk_ops.inventory import Inventory, load_inventory
@@ -92,18 +92,29 @@ class MemberSpec(_Model):
     reboot: RebootSpec | None = None
 
 
+class ObjectSpec(_Model):
+    api_version: str
+    kind: str
+    namespace: str = ""
+    name: str
+
+
 class AddonSpec(_Model):
     """A record entry: of a manifest of the inventory as it is now (``manifest``, with its
-    objects unless ``objects: false``), or of another content (``sha256``)."""
+    objects unless ``keepObjects: false``), or of another content (``sha256``, with the
+    ``objects`` given, if any)."""
 
     manifest: str | None = None
+    keep_objects: bool = True
     sha256: str | None = None
-    objects: bool = True
+    objects: tuple[ObjectSpec, ...] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> AddonSpec:
         if (self.manifest is None) == (self.sha256 is None):
             raise ValueError("an addon entry gives manifest or sha256")
+        if self.manifest is not None and self.objects is not None:
+            raise ValueError("the objects of a manifest are its own: give keepObjects")
         return self
 
 
@@ -149,7 +160,7 @@ class RunSpec(_Model):
 
 
 class Contains(_Model):
-    contains: str
+    contains: str = Field(min_length=1)
 
 
 class AfterSpec(_Model):
@@ -337,13 +348,15 @@ def _member(name: str, spec: MemberSpec, inventory: Inventory) -> Member:
 
 def _record(where: str, key: str, spec: AddonSpec, inventory: Inventory) -> RecordEntry:
     if spec.sha256 is not None:
-        return RecordEntry(spec.sha256)
+        objects = None if spec.objects is None else tuple(
+            RecordedObject(o.api_version, o.kind, o.namespace, o.name) for o in spec.objects)
+        return RecordEntry(spec.sha256, objects)
     addon = next((a for a in inventory.addon_manifests if a.name == spec.manifest), None)
     if addon is None:
         raise TableError(f"{where}: addons.{key}: the inventory has no manifest "
                          f"{spec.manifest!r}")
     entry = RecordEntry.of(addon)
-    return entry if spec.objects else RecordEntry(entry.sha256)
+    return entry if spec.keep_objects else RecordEntry(entry.sha256)
 
 
 def _cluster(where: str, spec: ClusterSpec, inventory: Inventory) -> ClusterFacts:
