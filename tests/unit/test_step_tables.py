@@ -56,6 +56,21 @@ from k8slk_ops.steps import STEPS, Step, StepPlan
 TABLES = Path(__file__).parent / "step_tables"
 SHARED = "_facts.yml"
 
+# Steps with no table, each with the reason: their plan reads no fact of a node or of the
+# cluster, or reads files a table does not hold. A new step has a table or a line here.
+WITHOUT_TABLE: dict[str, str] = {
+    "run": "its plan is its options (the command, where it runs), the same on every node",
+    "removal-guard": "always due: the quorum check is apply's (test_removal_guard.py)",
+    "etcd-restore-prepare": "reads the snapshot file the command line gives",
+    "etcd-restore-check": "always due: one wait for the cluster, the same on every plan",
+    "etcd-rebuild-prepare": "reads the snapshot and PKI files (test_etcd_rebuild.py plans it)",
+    "etcd-rebuild-init": "init behind the rebuild's files (test_etcd_rebuild.py plans it)",
+    "etcd-rebuild-credentials": "the rebuild's joins of its files (test_etcd_rebuild.py)",
+    "etcd-rebuild-join": "the rebuild's joins of its files (test_etcd_rebuild.py)",
+    "etcd-rebuild-check": "always due: one wait for the cluster, the same on every plan",
+}
+
+
 class TableError(Exception):
     """A table that cannot be read: its message names the file and the case."""
 
@@ -453,6 +468,15 @@ def test_step_table(entry: Entry, tmp_path: Path) -> None:
         again = _plan(case, after)
         assert not again.due, (f"{entry.where}: after the change the plan is still due: "
                                f"{[a.summary for a in again.actions]}")
+
+
+def test_every_step_has_a_table_or_a_reason() -> None:
+    tables = {p.stem for p in TABLES.glob("*.yml") if p.name != SHARED}
+    assert sorted(tables - set(STEPS)) == [], "tables named after no step kind"
+    assert sorted(set(WITHOUT_TABLE) - set(STEPS)) == [], "reasons for no step kind"
+    assert sorted(tables & set(WITHOUT_TABLE)) == [], "steps with a table and a reason"
+    assert sorted(set(STEPS) - tables - set(WITHOUT_TABLE)) == [], (
+        "steps with no table in tests/unit/step_tables/ and no reason in WITHOUT_TABLE")
 
 
 def test_every_table_shows_its_step_due() -> None:
