@@ -33,6 +33,7 @@ cannot see the change (certs-renew's expiry dates are no fact).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,9 +241,24 @@ class Entry:
         return f"{self.path}: case {self.name!r}"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (the second ``facts:``
+    of a case would silently win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # a SafeLoader
     except (OSError, yaml.YAMLError) as exc:
         raise TableError(f"{path}: {exc}") from None
 
@@ -267,12 +283,18 @@ def collect(directory: Path) -> list[Entry]:
         except ValidationError as exc:
             entries.append(Entry(path, "(file)", None, f"{path}: {_why(exc)}"))
             continue
+        names: set[str] = set()
         for index, raw in enumerate(table.cases):
-            name = raw.get("name") if isinstance(raw.get("name"), str) else f"#{index + 1}"
-            entries.append(Entry(path, name, raw))
+            name = raw.get("name")
+            if not isinstance(name, str):
+                name = f"#{index + 1}"
+            problem = f"{path}: case {name!r}: a second case of that name" if name in names else ""
+            names.add(name)
+            entries.append(Entry(path, name, raw, problem))
     return entries
 
 
+@functools.cache
 def load_shared(directory: Path) -> SharedSpec:
     path = directory / SHARED
     try:
@@ -338,9 +360,11 @@ def _inventory(case: Case, shared: SharedSpec, tmp_path: Path) -> Inventory:
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     inventory = load_inventory(path)
     names = set(inventory.names)
-    nodes = {case.spec.node, *case.spec.facts, *case.spec.unreachable} - {"*"}
+    nodes = {case.spec.node, case.spec.cluster.primary, *case.spec.facts, *case.spec.unreachable}
     if case.spec.after is not None:
         nodes |= set(case.spec.after.facts) | set(case.spec.after.unreachable or {})
+        if case.spec.after.cluster is not None:
+            nodes.add(case.spec.after.cluster.primary)
     unknown = sorted(nodes - names - {"*"})
     if unknown:
         raise TableError(f"{case.entry.where}: {', '.join(unknown)} not in the inventory "
@@ -516,6 +540,13 @@ GOOD_CASE = ("  - name: {name}\n    node: w-1\n    facts: {{'*': {fact}}}\n"
          "case 'both': case: Value error, a case expects actions or skip"),
         ("join.yml", GOOD_CASE.format(name="unlisted", fact="waiting")
          .replace("w-1", "w-9"), "case 'unlisted': w-9 not in the inventory"),
+        ("join.yml", GOOD_CASE.format(name="primary-typo", fact="waiting")
+         .replace("primary: cp-1", "primary: cp-9"), "case 'primary-typo': cp-9 not in"),
+        ("join.yml", GOOD_CASE.format(name="twice", fact="waiting") + "    node: w-2\n",
+         "'node' given twice"),
+        ("join.yml", GOOD_CASE.format(name="changes", fact="waiting").replace("skip: x",
+                                                                           "actions: [x]"),
+         "case 'changes': join changes something: give after:"),
     ],
 )
 def test_a_malformed_case_names_its_file_and_case(
@@ -537,4 +568,14 @@ def test_a_malformed_file_fails_as_one_case_named_after_it(tmp_path: Path) -> No
     assert entry.name == "(file)"
     with pytest.raises(TableError, match="casse") as err:
         load_case(entry, load_shared(tmp_path))
+    assert str(path) in str(err.value)
+
+
+def test_two_cases_of_one_name_are_refused(tmp_path: Path) -> None:
+    path = _table(tmp_path, "join.yml",
+                  "cases:\n" + GOOD_CASE.format(name="same", fact="waiting") * 2)
+    first, second = collect(tmp_path)
+    load_case(first, load_shared(tmp_path))
+    with pytest.raises(TableError, match="case 'same': a second case of that name") as err:
+        load_case(second, load_shared(tmp_path))
     assert str(path) in str(err.value)
