@@ -6,19 +6,24 @@ probe prints them), inventories and addon manifests, each by name. A case is one
 step's ``plan`` for one node::
 
     - name: worker-joins              # the test's id is join/worker-joins
+      about: why the case is there    # optional, as is the table's own about:
       options: {timeout: 5m}          # validated by the step's own Options, as a playbook is
-      inventory: lab                  # a name in _facts.yml, or an inline inventory mapping
+      inventory: lab                  # a name in _facts.yml (lab when left out), or a mapping
       node: w-1
-      facts: {"*": configured, w-1: waiting}   # "*": every other node not unreachable
+      facts: {"*": worker, w-1: waiting}   # fact texts by name; "*": every other node of the
+                                           # inventory that is not unreachable
       unreachable: {w-2: connection refused}
       cluster:
         primary: cp-1
         initialised: true
-        members: {cp-1: {}, w-2: {ready: false}}   # ready defaults to true, controlPlane to
-                                                   # the inventory's role
-      run: {upgradeTo: v1.31.3, withinDays: 30}    # RunOptions fields the step reads
+        members: {cp-1: {}, w-2: {ready: false}}   # also unschedulable, kubeletVersion, labels,
+                                                   # taints, owned, reboot; ready defaults to
+                                                   # true, controlPlane to the inventory's role
+        addons: {net.yaml: {manifest: net.yaml}}   # the record: a manifest as it is now, or
+                                                   # sha256 (and objects) of another content
+      run: {upgradeTo: v1.31.3, withinDays: 30}    # RunOptions fields the plan reads (RunSpec)
       actions: [...]                  # or skip: TEXT
-      after: {facts: {w-1: configured}, cluster: {...}}
+      after: {facts: {w-1: worker}, cluster: {...}}
 
 How an outcome is matched (one rule for every table): ``actions:`` lists the plan's action
 summaries in order, one entry each; a plain string must equal its summary, ``{contains: TEXT}``
