@@ -370,6 +370,10 @@ def _inventory(case: Case, shared: SharedSpec, tmp_path: Path) -> Inventory:
         nodes |= set(case.spec.after.facts) | set(case.spec.after.unreachable or {})
         if case.spec.after.cluster is not None:
             nodes.add(case.spec.after.cluster.primary)
+    both = sorted(set(case.spec.facts) & set(case.spec.unreachable))
+    if both:
+        raise TableError(f"{case.entry.where}: {', '.join(both)} unreachable and with facts: "
+                         "an unreachable node's facts are not read")
     unknown = sorted(nodes - names - {"*"})
     if unknown:
         raise TableError(f"{case.entry.where}: {', '.join(unknown)} not in the inventory "
@@ -443,7 +447,7 @@ def contexts(case: Case, shared: SharedSpec, tmp_path: Path
     after = spec.after
     unreachable = spec.unreachable if after.unreachable is None else after.unreachable
     texts = {n: t for n, t in texts.items() if n not in unreachable}
-    texts |= {n: shared.facts[name] for n, name in after.facts.items()}
+    texts |= _facts(after.facts, unreachable, inventory, shared)
     return before, PlanContext(
         inventory=inventory, options=options,
         facts={n: parse_facts(t) for n, t in texts.items()},
@@ -547,6 +551,8 @@ GOOD_CASE = ("  - name: {name}\n    node: w-1\n    facts: {{'*': {fact}}}\n"
          .replace("w-1", "w-9"), "case 'unlisted': w-9 not in the inventory"),
         ("join.yml", GOOD_CASE.format(name="primary-typo", fact="waiting")
          .replace("primary: cp-1", "primary: cp-9"), "case 'primary-typo': cp-9 not in"),
+        ("join.yml", GOOD_CASE.format(name="gone", fact="waiting, w-2: worker")
+         + "    unreachable: {w-2: x}\n", "case 'gone': w-2 unreachable and with facts"),
         ("join.yml", GOOD_CASE.format(name="twice", fact="waiting") + "    node: w-2\n",
          "'node' given twice"),
         ("join.yml", GOOD_CASE.format(name="changes", fact="waiting").replace("skip: x",
