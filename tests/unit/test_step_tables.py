@@ -22,12 +22,13 @@ step's ``plan`` for one node::
         addons: {net.yaml: {manifest: net.yaml}}   # the record: a manifest as it is now, or
                                                    # sha256 (and objects) of another content
       run: {upgradeTo: v1.31.3, withinDays: 30}    # RunOptions fields the plan reads (RunSpec)
-      actions: [...]                  # or skip: TEXT
+      actions: [...]                  # or skip: TEXT, or refused: TEXT (the run refused)
       after: {facts: {w-1: worker}, cluster: {...}}
 
 How an outcome is matched (one rule for every table): ``actions:`` lists the plan's action
 summaries in order, one entry each; a plain string must equal its summary, ``{contains: TEXT}``
 must be found in it. ``skip:`` must be found in the skip reason; the plan must have no action.
+``refused:`` must be found in the words of the plan's refusal of the whole run (UsageError).
 
 ``after:`` is the state once the change is applied (its ``facts`` replace those of the nodes it
 names, its ``cluster`` and ``unreachable`` replace the case's when given): the plan made from it
@@ -51,11 +52,14 @@ from pydantic.alias_generators import to_camel
 
 from k8slk_ops.addonrecord import RecordedObject, RecordEntry
 from k8slk_ops.context import ClusterFacts, Member, PlanContext, RunOptions
+from k8slk_ops.errors import UsageError
+from k8slk_ops.etcdrestore import SnapshotFile
 from k8slk_ops.facts import parse_facts
 from k8slk_ops.inventory import Inventory, load_inventory
 from k8slk_ops.kubeadm.kubectl import Taint
 from k8slk_ops.nodemeta import OwnedKeys
 from k8slk_ops.options import DEFAULT_CERT_DAYS, DEFAULT_TOKEN_TTL
+from k8slk_ops.pkiarchive import PkiFiles
 from k8slk_ops.rebootrecord import RebootRecord
 from k8slk_ops.steps import STEPS, Step, StepPlan
 
@@ -63,16 +67,11 @@ TABLES = Path(__file__).parent / "step_tables"
 SHARED = "_facts.yml"
 
 # Steps with no table, each with the reason: their plan reads no fact of a node or of the
-# cluster, or reads files a table does not hold. A new step has a table or a line here.
+# cluster. A new step has a table or a line here.
 WITHOUT_TABLE: dict[str, str] = {
     "run": "its plan is its options (the command, where it runs), the same on every node",
     "removal-guard": "always due: the quorum check is apply's (test_removal_guard.py)",
-    "etcd-restore-prepare": "reads the snapshot file the command line gives",
     "etcd-restore-check": "always due: one wait for the cluster, the same on every plan",
-    "etcd-rebuild-prepare": "reads the snapshot and PKI files (test_etcd_rebuild.py plans it)",
-    "etcd-rebuild-init": "init behind the rebuild's files (test_etcd_rebuild.py plans it)",
-    "etcd-rebuild-credentials": "the rebuild's joins of its files (test_etcd_rebuild.py)",
-    "etcd-rebuild-join": "the rebuild's joins of its files (test_etcd_rebuild.py)",
     "etcd-rebuild-check": "always due: one wait for the cluster, the same on every plan",
 }
 
@@ -148,6 +147,21 @@ class ClusterSpec(_Model):
     through_ssh: bool = False
 
 
+class SnapshotSpec(_Model):
+    """The snapshot ``etcd restore`` was given, as checked on this side."""
+
+    file: str
+    size: int
+    sha256: str
+
+
+class PkiSpec(_Model):
+    """The PKI archive ``etcd restore --pki`` was given: its name and its members' names."""
+
+    file: str
+    files: tuple[str, ...]
+
+
 class RunSpec(_Model):
     """The RunOptions fields a step's plan reads, under the names the command line gives."""
 
@@ -165,6 +179,8 @@ class RunSpec(_Model):
     verify_restore: bool = False
     token_ttl: float = DEFAULT_TOKEN_TTL
     kubeconfig_out: str | None = None
+    restore: SnapshotSpec | None = None
+    restore_pki: PkiSpec | None = None
 
     def options(self) -> RunOptions:
         return RunOptions(
@@ -177,6 +193,10 @@ class RunSpec(_Model):
             snapshot_verify_restore=self.verify_restore,
             token_ttl=self.token_ttl,
             kubeconfig_out=None if self.kubeconfig_out is None else Path(self.kubeconfig_out),
+            restore=None if self.restore is None else SnapshotFile(
+                Path(self.restore.file), self.restore.size, self.restore.sha256, True, b""),
+            restore_pki=None if self.restore_pki is None else PkiFiles(
+                Path(self.restore_pki.file), "0" * 64, dict.fromkeys(self.restore_pki.files, b"")),
         )
 
 
@@ -202,16 +222,17 @@ class CaseSpec(_Model):
     run: RunSpec = RunSpec()
     actions: tuple[str | Contains, ...] | None = None
     skip: str | None = None
+    refused: str | None = None  # the plan refuses the whole run (UsageError): its words
     after: AfterSpec | None = None
     rerun_due: str | None = None
 
     @model_validator(mode="after")
     def _one_outcome(self) -> CaseSpec:
-        if (self.actions is None) == (self.skip is None):
-            raise ValueError("a case expects actions or skip, one of them")
+        if [self.actions, self.skip, self.refused].count(None) != 2:
+            raise ValueError("a case expects actions, skip or refused, one of them")
         if self.actions == ():
             raise ValueError("actions: [] says nothing is due: write skip: with the reason")
-        if self.skip is not None and (self.after or self.rerun_due):
+        if self.actions is None and (self.after or self.rerun_due):
             raise ValueError("after and rerunDue are for a case whose plan is due")
         return self
 
@@ -495,6 +516,11 @@ def test_step_table(entry: Entry, tmp_path: Path) -> None:
     shared = load_shared(TABLES)
     case = load_case(entry, shared)
     before, after = contexts(case, shared, tmp_path)
+    if case.spec.refused is not None:
+        with pytest.raises(UsageError) as refused:
+            _plan(case, before)
+        assert case.spec.refused in str(refused.value), f"{entry.where}: {refused.value}"
+        return
     problem = mismatch(case, _plan(case, before))
     assert not problem, f"{entry.where}: {problem}"
     if after is not None:
@@ -546,7 +572,7 @@ GOOD_CASE = ("  - name: {name}\n    node: w-1\n    facts: {{'*': {fact}}}\n"
         ("join.yml", GOOD_CASE.format(name="bad-options", fact="waiting")
          + "    options: {tmeout: 3}\n", "case 'bad-options': options: tmeout"),
         ("join.yml", GOOD_CASE.format(name="both", fact="waiting") + "    actions: [x]\n",
-         "case 'both': case: Value error, a case expects actions or skip"),
+         "case 'both': case: Value error, a case expects actions, skip or refused"),
         ("join.yml", GOOD_CASE.format(name="unlisted", fact="waiting")
          .replace("w-1", "w-9"), "case 'unlisted': w-9 not in the inventory"),
         ("join.yml", GOOD_CASE.format(name="primary-typo", fact="waiting")
