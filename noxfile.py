@@ -107,7 +107,8 @@ def e2e(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     _install(session)
     session.run("ruff", "check", "k8slk_ops", "tests", "noxfile.py")
-    # No import cycle; kubeadm/ and inventory/ import nothing of the engine (docs/architecture.md).
+    # No import cycle, no import of a layer above (the package's folders, in order), and
+    # kubeadm/ and inventory/ import nothing of the engine (docs/architecture.md).
     session.run("python", "tests/unit/test_import_contract.py")
     # Dead code: [tool.vulture] in pyproject.toml; what is used by name is in vulture_whitelist.py.
     session.run("vulture")

@@ -1,5 +1,5 @@
 """Allow ``python -m k8slk_ops``."""
 
-from k8slk_ops.console import main
+from k8slk_ops.cli.console import main
 
 main()

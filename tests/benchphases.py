@@ -55,12 +55,14 @@ def main() -> None:
             json.dump(_marks, handle)
 
     atexit.register(write)
-    from k8slk_ops import cli, cliutil, cluster, run
+    from k8slk_ops.cli import cliutil
+    from k8slk_ops.cli import main as cli
+    from k8slk_ops.engine import executor, probe
 
     mark("imported")
-    _timed(run.Executor, "_run_stage", lambda self, stage, *a: f"stage {stage.name}")
-    _timed(cluster.Cluster, "gather", _facts_label)
-    _timed(cluster.Cluster, "close", lambda self: "close")
+    _timed(executor.Executor, "_run_stage", lambda self, stage, *a: f"stage {stage.name}")
+    _timed(probe.Cluster, "gather", _facts_label)
+    _timed(probe.Cluster, "close", lambda self: "close")
     load = cliutil._load_inventory
 
     def load_inventory(path: Any) -> Any:

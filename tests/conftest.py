@@ -49,7 +49,7 @@ def own_logging() -> Iterator[None]:
 
 @pytest.fixture(scope="session", autouse=True)
 def asyncssh_as_the_tool_runs_it() -> None:
-    """The tool applies its asyncssh patches at its run start (k8slk_ops/cliutil.py), not when a
+    """The tool applies its asyncssh patches at its run start (k8slk_ops/cli/cliutil.py), not when a
     pool is made: tests that make a pool or connect without the command line get the same
     asyncssh here (as it comes for the whole run with ``K8SLK_OPS_STOCK_ASYNCSSH=1``)."""
     prepare_asyncssh()

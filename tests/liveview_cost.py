@@ -23,9 +23,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from k8slk_ops.events import Event, EventKind
-from k8slk_ops.redact import Redactor
-from k8slk_ops.report import LiveReporter
+from k8slk_ops.output.events import Event, EventKind
+from k8slk_ops.output.redact import Redactor
+from k8slk_ops.output.report import LiveReporter
 from tests.e2e.helpers import ROOT, fleet_up
 from tests.e2e.terminal import run_on_terminal
 from tests.fleet import layout, process

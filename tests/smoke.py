@@ -37,7 +37,7 @@ def command_paths() -> list[tuple[str, ...]]:
     import typer
     import typer.main
 
-    from k8slk_ops.cli import app
+    from k8slk_ops.cli.main import app
 
     paths: list[tuple[str, ...]] = [()]
 

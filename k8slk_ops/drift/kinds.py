@@ -16,13 +16,14 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from k8slk_ops import addonrecord, paths
+from k8slk_ops.base.nextstep import NextStep, tool_command, tool_line
+from k8slk_ops.cluster import addonrecord
+from k8slk_ops.cluster.nodemeta import Current, NodeMetaDiff, differences
 from k8slk_ops.drift.model import ABSENT, ConfigDoc, DriftItem, DriftResult, Found, Wanted
 from k8slk_ops.drift.read import COMPONENTS
 from k8slk_ops.kubeadm import KubeadmError, KubeVersion
 from k8slk_ops.kubeadm.args import to_pairs
-from k8slk_ops.nextstep import NextStep, tool_command, tool_line
-from k8slk_ops.nodemeta import Current, NodeMetaDiff, differences
+from k8slk_ops.node import paths
 
 Compare = Callable[[Wanted, Found], list[DriftItem]]
 KINDS: dict[str, Compare] = {}

@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from k8slk_ops.nextstep import NextStep
-from k8slk_ops.nodemeta import Desired
+from k8slk_ops.base.nextstep import NextStep
+from k8slk_ops.cluster.nodemeta import Desired
 
 if TYPE_CHECKING:
-    from k8slk_ops.addonrecord import RecordEntry
-    from k8slk_ops.membership import Member
+    from k8slk_ops.cluster.addonrecord import RecordEntry
+    from k8slk_ops.cluster.membership import Member
 
 # What a value that is not there reads as, in a report.
 ABSENT = "(absent)"

@@ -17,8 +17,9 @@ from typing import Any
 
 import yaml
 
-from k8slk_ops import addonrecord, paths
+from k8slk_ops.cluster import addonrecord
 from k8slk_ops.drift.model import ConfigDoc, StaticPod
+from k8slk_ops.node import paths
 
 KUBEADM_CONFIG = "kubeadm-config"
 KUBELET_CONFIG = "kubelet-config"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from k8slk_ops.errors import UsageError
+from k8slk_ops.base.errors import UsageError
 
 Loc = Sequence[str | int]
 MAX_SHOWN = 200  # issues in the message; a file with more is fixed from the top anyway

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from k8slk_ops import hosts
+from k8slk_ops.base import hosts
 from k8slk_ops.inventory.model import Inventory
 
 

@@ -11,9 +11,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from k8slk_ops.base.nextstep import REBOOT, NextStep, Rerun
 from k8slk_ops.kubeadm.logs import log_message
 from k8slk_ops.kubeadm.summary import SUMMARY_CHARS, clip
-from k8slk_ops.nextstep import REBOOT, NextStep, Rerun
 
 _CHECK_RE = re.compile(r"\A\s*\[(?P<severity>ERROR|WARNING) (?P<check>[^\]]+)\]:?\s?(?P<text>.*)\Z")
 _PHASE_RE = re.compile(r"error execution phase (?P<phase>[\w./-]+)(?::\s*(?P<rest>.*))?")

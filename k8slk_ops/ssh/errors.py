@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from k8slk_ops.nextstep import NextStep
+from k8slk_ops.base.nextstep import NextStep
 
 
 class SSHError(Exception):

@@ -23,7 +23,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from k8slk_ops import localfile
+from k8slk_ops.base import localfile
 from k8slk_ops.ssh.errors import (
     HostKeyError,
     HostKeyMismatch,
@@ -398,7 +398,7 @@ def _refuse_other_keys(
 
 
 def _replace(path: Path, data: bytes, mode: int) -> None:
-    """known_hosts replaced the one way this tool replaces files (:mod:`k8slk_ops.localfile`);
+    """known_hosts replaced the one way this tool replaces files (:mod:`k8slk_ops.base.localfile`);
     ``path`` is already the link's final target."""
     try:
         localfile.replace(path, data, mode)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from k8slk_ops.engine.step import Action, Step, StepPlan
 from k8slk_ops.steps.addonprune import PruneAddons, UnlistedAddons
 from k8slk_ops.steps.addons import ApplyAddons
-from k8slk_ops.steps.base import Action, Step, StepPlan
 from k8slk_ops.steps.certs import CertsCheck, CertsRenew, CertsRestart
 from k8slk_ops.steps.command import RunCommand
 from k8slk_ops.steps.credentials import MintCredentials, RevokeCredentials

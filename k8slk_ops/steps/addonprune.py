@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from itertools import groupby
 
-from k8slk_ops import addonrecord
-from k8slk_ops.addonrecord import RecordedObject, RecordEntry
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.errors import NodeError
-from k8slk_ops.events import EventKind
-from k8slk_ops.nextstep import tool_line
-from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do, skip
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.base.nextstep import tool_line
+from k8slk_ops.cluster import addonrecord
+from k8slk_ops.cluster.addonrecord import RecordedObject, RecordEntry
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, NoOptions, Step, StepPlan, do, skip
+from k8slk_ops.output.events import EventKind
 
 PHASE = "addons"
 DELETE_TIMEOUT = 300.0  # seconds for one kubectl delete (it waits for each object to go)

@@ -13,12 +13,12 @@ v1beta2 configuration, before Kubernetes 1.22, cannot skip installing them).
 
 from __future__ import annotations
 
-from k8slk_ops import addonrecord
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.errors import NodeError
-from k8slk_ops.events import EventKind
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.cluster import addonrecord
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, NoOptions, Step, StepPlan, do, skip
 from k8slk_ops.inventory.addons import Addon
-from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do, skip
+from k8slk_ops.output.events import EventKind
 
 PHASE = "addons"
 

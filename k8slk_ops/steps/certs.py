@@ -31,17 +31,18 @@ from datetime import UTC, datetime
 from cryptography import x509
 from pydantic import BaseModel, ConfigDict
 
-from k8slk_ops import kubeadm, paths
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.errors import NodeError
-from k8slk_ops.events import EventKind
+from k8slk_ops import kubeadm
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, NoOptions, Step, StepPlan, do, skip
 from k8slk_ops.kubeadm import CertExpiry, NodeCerts
-from k8slk_ops.node import LinuxKitNode
-from k8slk_ops.rows import CertsRow, ServedCertificate
+from k8slk_ops.node import paths
+from k8slk_ops.node.linuxkit import LinuxKitNode
+from k8slk_ops.node.uncut import uncut
+from k8slk_ops.output.events import EventKind
+from k8slk_ops.output.rows import CertsRow, ServedCertificate
 from k8slk_ops.ssh import CommandResult
 from k8slk_ops.steps import render
-from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do, skip
-from k8slk_ops.uncut import uncut
 
 # Looks at the API while it restarts: soon at first, then less often (the API takes seconds to
 # stop and, with etcd to reach, tens of seconds to come back); the run's --timeout bounds it.

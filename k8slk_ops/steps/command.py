@@ -11,10 +11,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from k8slk_ops import kubeadm
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.errors import NodeError
-from k8slk_ops.events import EventKind
-from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, Duration, Step, StepPlan, do
+from k8slk_ops.output.events import EventKind
 
 
 class CommandOptions(BaseModel):

@@ -14,14 +14,15 @@ import time
 
 from pydantic import BaseModel, ConfigDict
 
-from k8slk_ops import kubeadm, paths
-from k8slk_ops.context import JoinCredentials, PlanContext, RunContext
-from k8slk_ops.errors import NodeError
-from k8slk_ops.events import EventKind
-from k8slk_ops.node import LinuxKitNode, NodeCommandError
-from k8slk_ops.steps.base import Action, Duration, NoOptions, Step, StepPlan, do, skip
+from k8slk_ops import kubeadm
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.engine.context import JoinCredentials, PlanContext, RunContext
+from k8slk_ops.engine.step import Action, Duration, NoOptions, Step, StepPlan, do, skip
+from k8slk_ops.node import paths
+from k8slk_ops.node.linuxkit import LinuxKitNode, NodeCommandError
+from k8slk_ops.node.uncut import uncut
+from k8slk_ops.output.events import EventKind
 from k8slk_ops.steps.init import new_token
-from k8slk_ops.uncut import uncut
 
 PHASE = "credentials"
 

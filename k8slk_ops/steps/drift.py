@@ -11,14 +11,15 @@ comparisons of ``k8slk_ops.drift``. Nothing is written anywhere.
 
 from __future__ import annotations
 
-from k8slk_ops import drift, kubeadm, nodemeta
-from k8slk_ops.context import PlanContext, RunContext
+from k8slk_ops import drift, kubeadm
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.cluster import nodemeta
+from k8slk_ops.cluster.membership import NODE_LIST_TIMEOUT, request_timeout
 from k8slk_ops.drift.read import parse_configmaps, parse_static_pod
-from k8slk_ops.errors import NodeError
-from k8slk_ops.membership import NODE_LIST_TIMEOUT, request_timeout
-from k8slk_ops.node import NodeCommandError, certain_read
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, NoOptions, Step, StepPlan, do, skip
+from k8slk_ops.node.linuxkit import NodeCommandError, certain_read
 from k8slk_ops.ssh import CommandTimeout
-from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do, skip
 from k8slk_ops.steps.render import cluster_documents
 
 PHASE = "drift"

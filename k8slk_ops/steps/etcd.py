@@ -24,13 +24,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from k8slk_ops import etcdctl, etcdmembers, localfile, paths, pkiarchive, snapshot
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.errors import NodeError
-from k8slk_ops.etcdpod import EtcdPod, EtcdPodError
-from k8slk_ops.events import EventKind
-from k8slk_ops.node import LinuxKitNode, NodeCommandError
-from k8slk_ops.snapshot import (
+from k8slk_ops.base import localfile
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.cluster import etcdctl, etcdmembers, pkiarchive, snapshot
+from k8slk_ops.cluster.etcdpod import EtcdPod, EtcdPodError
+from k8slk_ops.cluster.snapshot import (
     IncomingSnapshot,
     SnapshotError,
     SnapshotResult,
@@ -39,7 +37,11 @@ from k8slk_ops.snapshot import (
     snapshot_name,
     verify_local,
 )
-from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do, skip
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, NoOptions, Step, StepPlan, do, skip
+from k8slk_ops.node import paths
+from k8slk_ops.node.linuxkit import LinuxKitNode, NodeCommandError
+from k8slk_ops.output.events import EventKind
 
 # What a member that has no leader means: fewer than a majority of the members can reach each
 # other (or an election is under way this very second).

@@ -22,17 +22,17 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.errors import NodeError
-from k8slk_ops.etcdctl import ClusterView, EtcdctlError, MemberHealth
-from k8slk_ops.etcdmembers import addresses_of, member_of
-from k8slk_ops.etcdpod import EtcdPodError
-from k8slk_ops.events import EventKind
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.cluster.etcdctl import ClusterView, EtcdctlError, MemberHealth
+from k8slk_ops.cluster.etcdmembers import addresses_of, member_of
+from k8slk_ops.cluster.etcdpod import EtcdPodError
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, NoOptions, Step, StepPlan, do, skip
 from k8slk_ops.kubeadm import etcdversions
 from k8slk_ops.kubeadm.errors import VersionError
 from k8slk_ops.kubeadm.etcdversions import EtcdVersion, MemberEtcd
+from k8slk_ops.output.events import EventKind
 from k8slk_ops.ssh import SSHError
-from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do, skip
 from k8slk_ops.steps.etcd import NO_LEADER, cluster_view, member_health
 from k8slk_ops.steps.upgrade import member_version, not_due, target_version
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from k8slk_ops import etcdctl, etcdmembers
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.errors import NodeError
-from k8slk_ops.etcdmembers import MemberRemovalRefused
-from k8slk_ops.etcdpod import EtcdPod, EtcdPodError
-from k8slk_ops.events import EventKind
-from k8slk_ops.steps.base import Action, Step, StepPlan, do, skip
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.cluster import etcdctl, etcdmembers
+from k8slk_ops.cluster.etcdmembers import MemberRemovalRefused
+from k8slk_ops.cluster.etcdpod import EtcdPod, EtcdPodError
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, Step, StepPlan, do, skip
+from k8slk_ops.output.events import EventKind
 
 
 class EtcdMemberOptions(BaseModel):

@@ -25,16 +25,18 @@ import dataclasses
 import time
 from datetime import UTC, datetime
 
-from k8slk_ops import etcdctl, etcdrebuild, etcdrestore, kubeadm, paths
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.errors import NodeError, UsageError
-from k8slk_ops.etcdrebuild import ControlPlaneSeen
-from k8slk_ops.etcdrestore import RestoreRefused, SnapshotFile
-from k8slk_ops.events import EventKind
-from k8slk_ops.membership import MembershipUnavailable, list_members
-from k8slk_ops.node import LinuxKitNode
-from k8slk_ops.pkiarchive import PkiFiles
-from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do, skip
+from k8slk_ops import kubeadm
+from k8slk_ops.base.errors import NodeError, UsageError
+from k8slk_ops.cluster import etcdctl, etcdrebuild, etcdrestore
+from k8slk_ops.cluster.etcdrebuild import ControlPlaneSeen
+from k8slk_ops.cluster.etcdrestore import RestoreRefused, SnapshotFile
+from k8slk_ops.cluster.membership import MembershipUnavailable, list_members
+from k8slk_ops.cluster.pkiarchive import PkiFiles
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, NoOptions, Step, StepPlan, do, skip
+from k8slk_ops.node import paths
+from k8slk_ops.node.linuxkit import LinuxKitNode
+from k8slk_ops.output.events import EventKind
 from k8slk_ops.steps.certs import backoff
 from k8slk_ops.steps.credentials import MintCredentials, MintOptions, mint
 from k8slk_ops.steps.etcd import member_health

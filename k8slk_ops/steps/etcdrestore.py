@@ -26,15 +26,17 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from k8slk_ops import etcdctl, etcdrestore, kubeadm, paths
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.errors import NodeError
-from k8slk_ops.etcdrestore import EtcdManifest, RestoreRefused, SnapshotFile
-from k8slk_ops.events import EventKind
-from k8slk_ops.membership import MembershipUnavailable, list_members
-from k8slk_ops.node import LinuxKitNode, NodeCommandError
+from k8slk_ops import kubeadm
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.cluster import etcdctl, etcdrestore
+from k8slk_ops.cluster.etcdrestore import EtcdManifest, RestoreRefused, SnapshotFile
+from k8slk_ops.cluster.membership import MembershipUnavailable, list_members
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, NoOptions, Step, StepPlan, do, skip
+from k8slk_ops.node import paths
+from k8slk_ops.node.linuxkit import LinuxKitNode, NodeCommandError
+from k8slk_ops.output.events import EventKind
 from k8slk_ops.steps import localapi
-from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do, skip
 from k8slk_ops.steps.certs import backoff, start_static_pods, stop_static_pods
 from k8slk_ops.steps.etcd import member_health
 

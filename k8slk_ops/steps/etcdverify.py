@@ -1,7 +1,7 @@
 """etcd-verify-restore: the snapshot this run just kept, restored and read back on the node.
 
 Runs after ``etcd-snapshot`` on the same control plane, with ``etcd snapshot
---verify-restore`` (see :mod:`k8slk_ops.restorecheck` for where things go and why): the kept
+--verify-restore`` (see :mod:`k8slk_ops.cluster.restorecheck` for where things go and why): the kept
 file is uploaded into a scratch directory (its SHA-256 checked there: what is verified is the
 file the operator has, not a copy of it), restored with the node's etcd image in a one-off
 container, served by a throwaway etcd in a detached container of the same image, and read: the
@@ -19,16 +19,18 @@ import hashlib
 import time
 import uuid
 
-from k8slk_ops import etcdrestore, kubeadm, paths, restorecheck
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.errors import NodeError
-from k8slk_ops.events import EventKind
-from k8slk_ops.facts import TaskState
-from k8slk_ops.node import LinuxKitNode, NodeCommandError, certain_read
-from k8slk_ops.restorecheck import CheckError, RestoreCheck
-from k8slk_ops.snapshot import SnapshotResult
+from k8slk_ops import kubeadm
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.cluster import etcdrestore, restorecheck
+from k8slk_ops.cluster.restorecheck import CheckError, RestoreCheck
+from k8slk_ops.cluster.snapshot import SnapshotResult
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, NoOptions, Step, StepPlan, do, skip
+from k8slk_ops.node import paths
+from k8slk_ops.node.facts import TaskState
+from k8slk_ops.node.linuxkit import LinuxKitNode, NodeCommandError, certain_read
+from k8slk_ops.output.events import EventKind
 from k8slk_ops.ssh import CommandResult
-from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do, skip
 from k8slk_ops.steps.certs import backoff
 from k8slk_ops.steps.etcdrestore import one_off
 

@@ -13,11 +13,12 @@ import asyncio
 
 from pydantic import BaseModel, ConfigDict
 
-from k8slk_ops import kubeadm, paths
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.errors import NodeError
-from k8slk_ops.events import EventKind
-from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do, skip
+from k8slk_ops import kubeadm
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, Duration, Step, StepPlan, do, skip
+from k8slk_ops.node import paths
+from k8slk_ops.output.events import EventKind
 from k8slk_ops.steps.credentials import fresh_credentials
 from k8slk_ops.steps.render import api_for, api_label, join_spec
 

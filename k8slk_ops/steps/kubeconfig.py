@@ -6,11 +6,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from k8slk_ops import kubeconfig, paths
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.errors import NodeError
-from k8slk_ops.events import EventKind
-from k8slk_ops.steps.base import Action, Step, StepPlan, do
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.cluster import kubeconfig
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, Step, StepPlan, do
+from k8slk_ops.node import paths
+from k8slk_ops.output.events import EventKind
 
 
 class KubeconfigOptions(BaseModel):

@@ -8,12 +8,12 @@ kubeadm task running with the trigger written), which it reports instead.
 
 from __future__ import annotations
 
-from k8slk_ops import paths
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.errors import NodeError
-from k8slk_ops.events import EventKind
-from k8slk_ops.facts import TaskState
-from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, NoOptions, Step, StepPlan, do
+from k8slk_ops.node import paths
+from k8slk_ops.node.facts import TaskState
+from k8slk_ops.output.events import EventKind
 
 
 class RemoveKubeadmConfig(Step[NoOptions]):

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-from k8slk_ops import kubeadm, paths
-from k8slk_ops.errors import NodeError
+from k8slk_ops import kubeadm
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.base.nextstep import NextStep
+from k8slk_ops.cluster.membership import request_timeout
 from k8slk_ops.inventory import checks
-from k8slk_ops.membership import request_timeout
-from k8slk_ops.nextstep import NextStep
-from k8slk_ops.node import LinuxKitNode, kubelet_stopped
+from k8slk_ops.node import paths
+from k8slk_ops.node.linuxkit import LinuxKitNode, kubelet_stopped
 
 POLL_MAX = 3.0  # the longest pause between two looks
 

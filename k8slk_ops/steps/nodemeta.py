@@ -12,13 +12,13 @@ records both as owned.
 from __future__ import annotations
 
 from k8slk_ops import kubeadm
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.errors import NodeError
-from k8slk_ops.events import EventKind
-from k8slk_ops.membership import API_REQUEST_TIMEOUT, NODE_LIST_TIMEOUT, members_of
-from k8slk_ops.nextstep import NextStep
-from k8slk_ops.nodemeta import Current, Desired, NodeMetaDiff, differences, patch_text
-from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do, skip
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.base.nextstep import NextStep
+from k8slk_ops.cluster.membership import API_REQUEST_TIMEOUT, NODE_LIST_TIMEOUT, members_of
+from k8slk_ops.cluster.nodemeta import Current, Desired, NodeMetaDiff, differences, patch_text
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, NoOptions, Step, StepPlan, do, skip
+from k8slk_ops.output.events import EventKind
 
 PHASE = "labels"
 

@@ -9,12 +9,12 @@ again without a reset).
 from __future__ import annotations
 
 from k8slk_ops import kubeadm
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.errors import NodeError
-from k8slk_ops.events import EventKind
-from k8slk_ops.facts import KubeadmState
-from k8slk_ops.nextstep import REBOOT, NextStep
-from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.base.nextstep import REBOOT, NextStep
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, NoOptions, Step, StepPlan, do
+from k8slk_ops.node.facts import KubeadmState
+from k8slk_ops.output.events import EventKind
 
 
 class Preflight(Step[NoOptions]):

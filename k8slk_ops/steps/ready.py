@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from k8slk_ops import podnetwork
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.events import EventKind
-from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do, skip
+from k8slk_ops.engine import podnetwork
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, Duration, Step, StepPlan, do, skip
+from k8slk_ops.output.events import EventKind
 
 
 class ReadyOptions(BaseModel):

@@ -23,17 +23,17 @@ import time
 
 from pydantic import BaseModel, ConfigDict
 
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.errors import NodeError
-from k8slk_ops.events import EventKind
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, Duration, Step, StepPlan, do
 from k8slk_ops.kubeadm import failure_summary
 from k8slk_ops.kubeadm.errors import VersionError
 from k8slk_ops.kubeadm.versions import KubeVersion
-from k8slk_ops.node import LinuxKitNode, NodeCommandError
-from k8slk_ops.rebootrecord import RebootRecord, annotate_args
+from k8slk_ops.node.linuxkit import LinuxKitNode, NodeCommandError
+from k8slk_ops.node.rebootrecord import RebootRecord, annotate_args
+from k8slk_ops.output.events import EventKind
 from k8slk_ops.ssh import HostKeyMismatch, SSHError
 from k8slk_ops.ssh.hostkeys import replace_host_key
-from k8slk_ops.steps.base import Action, Duration, Step, StepPlan, do
 from k8slk_ops.steps.upgrade import not_due, target_version
 
 REBOOT_MARK = "/run/k8slk-ops-rebooting"  # tmpfs: gone once the node has booted again

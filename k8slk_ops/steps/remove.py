@@ -13,12 +13,12 @@ import asyncio
 from pydantic import BaseModel, ConfigDict, Field
 
 from k8slk_ops import kubeadm
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.errors import NodeError
-from k8slk_ops.events import EventKind
-from k8slk_ops.nextstep import tool_line
-from k8slk_ops.steps.base import Action, Duration, NoOptions, Step, StepPlan, do, skip
-from k8slk_ops.uncut import uncut
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.base.nextstep import tool_line
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, Duration, NoOptions, Step, StepPlan, do, skip
+from k8slk_ops.node.uncut import uncut
+from k8slk_ops.output.events import EventKind
 
 UNCORDON_TIMEOUT = 30.0
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from k8slk_ops import kubeadm
-from k8slk_ops.context import JoinCredentials, PlanContext
-from k8slk_ops.errors import NodeError
-from k8slk_ops.facts import NodeFacts
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.engine.context import JoinCredentials, PlanContext
 from k8slk_ops.inventory import checks
+from k8slk_ops.node.facts import NodeFacts
 
 KINDS = (
     "InitConfiguration",

@@ -12,10 +12,10 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.errors import NodeError
-from k8slk_ops.rows import CertSummary, StatusRow
-from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, NoOptions, Step, StepPlan, do
+from k8slk_ops.output.rows import CertSummary, StatusRow
 from k8slk_ops.steps.certs import kubelet_cert_expiry, read_certs
 
 

@@ -8,9 +8,9 @@ only reported, with no action, by the plan and by the run.
 
 from __future__ import annotations
 
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.events import EventKind
-from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do, skip
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, NoOptions, Step, StepPlan, do, skip
+from k8slk_ops.output.events import EventKind
 
 NOT_LISTED = "not in the inventory: left alone (add it, or remove it with kubectl and kubeadm)"
 

@@ -17,8 +17,10 @@ import time
 from pydantic import BaseModel, ConfigDict
 
 from k8slk_ops import kubeadm
-from k8slk_ops.context import PlanContext, RunContext
-from k8slk_ops.errors import NodeError, UsageError
+from k8slk_ops.base.errors import NodeError, UsageError
+from k8slk_ops.cluster.membership import Member, MembershipUnavailable, list_members
+from k8slk_ops.engine.context import PlanContext, RunContext
+from k8slk_ops.engine.step import Action, Duration, NoOptions, Step, StepPlan, do, skip
 from k8slk_ops.kubeadm.errors import VersionError
 from k8slk_ops.kubeadm.upgrade import (
     NodeVersion,
@@ -27,14 +29,12 @@ from k8slk_ops.kubeadm.upgrade import (
     upgrade_refusal,
 )
 from k8slk_ops.kubeadm.versions import KubeVersion
-from k8slk_ops.membership import Member, MembershipUnavailable, list_members
-from k8slk_ops.rebootrecord import ANNOTATION as REBOOT_ANNOTATION
-from k8slk_ops.rebootrecord import remove_args
+from k8slk_ops.node.rebootrecord import ANNOTATION as REBOOT_ANNOTATION
+from k8slk_ops.node.rebootrecord import remove_args
+from k8slk_ops.node.uncut import uncut
 from k8slk_ops.ssh import SSHError
 from k8slk_ops.steps import localapi
-from k8slk_ops.steps.base import Action, Duration, NoOptions, Step, StepPlan, do, skip
 from k8slk_ops.steps.remove import Drain, DrainOptions
-from k8slk_ops.uncut import uncut
 
 STATIC_PODS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 # The kubelet task is not supervised on LinuxKit: stopping it ends it for good. Its container

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops.liveview import ESTIMATE_MIN_FRACTION, ESTIMATE_MIN_OK
+from k8slk_ops.output.liveview import ESTIMATE_MIN_FRACTION, ESTIMATE_MIN_OK
 from tests.e2e.helpers import ROOT, fleet_up
 from tests.e2e.terminal import Frame, run_on_terminal
 from tests.fleet import layout, process

@@ -19,7 +19,7 @@ import pytest
 from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
-from k8slk_ops import pkiarchive
+from k8slk_ops.cluster import pkiarchive
 from tests.e2e.helpers import cli
 
 pytestmark = pytest.mark.lab

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from k8slk_ops.node import LinuxKitNode
+from k8slk_ops.node.linuxkit import LinuxKitNode
 from tests.e2e.helpers import cli
 from tests.unit.clirun import K8slk
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from k8slk_ops import restorecheck
+from k8slk_ops.cluster import restorecheck
 from tests.e2e.helpers import cli
 from tests.unit.clirun import K8slk
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from k8slk_ops.rebootrecord import ANNOTATION as REBOOT_ANNOTATION
+from k8slk_ops.node.rebootrecord import ANNOTATION as REBOOT_ANNOTATION
 from tests.e2e.helpers import cli, secrets_of, wait_until
 from tests.lab.fixture import require_doubles
 

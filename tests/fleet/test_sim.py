@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from k8slk_ops import kubeadm as tool
-from k8slk_ops.facts import FACTS_SCRIPT, KubeadmState, parse_facts
-from k8slk_ops.node import _ATOMIC_WRITE
+from k8slk_ops.node.facts import FACTS_SCRIPT, KubeadmState, parse_facts
+from k8slk_ops.node.linuxkit import _ATOMIC_WRITE
 from tests.fleet import kubeadm, layout, shell
 from tests.fleet.cluster import Cluster
 from tests.fleet.node import (
@@ -259,7 +259,7 @@ async def test_commands_are_recognised_by_shape(make: Any) -> None:
 
 
 async def test_the_cluster_lock_is_taken_once_and_released_by_its_holder(make: Any) -> None:
-    from k8slk_ops.lock import _RELEASE, _TAKE
+    from k8slk_ops.cluster.lock import _RELEASE, _TAKE
 
     node = make(0)
     take = ["sh", "-c", _TAKE, "sh", '{"run_id": "r1"}', "/run/k8slk-ops.lock"]
@@ -284,7 +284,7 @@ async def test_the_probe_ships_the_log_as_the_real_awk_does(
     real awk gives the same lines for the same log (a restart, a long init, the byte cap)."""
     import asyncio
 
-    from k8slk_ops.facts import log_probe
+    from k8slk_ops.node.facts import log_probe
     from tests.fleet.node import SETTLING_LINE, WAITING_LINE, log_prefix
     from tests.fleet.probe import run_probe
 

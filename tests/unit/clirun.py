@@ -15,7 +15,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from k8slk_ops.cli import app
+from k8slk_ops.cli.main import app
 
 # Step kinds that change a node; the others only check, wait, read or clean up.
 CHANGING_STEPS = frozenset({"init", "join", "drain", "kubeadm-reset", "delete-node", "run"})

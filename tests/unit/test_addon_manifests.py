@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops import addonrecord
-from k8slk_ops.events import NodeReport, Outcome, RunReport
+from k8slk_ops.cluster import addonrecord
 from k8slk_ops.inventory import load_inventory
 from k8slk_ops.inventory.addons import Addon, manifest_layout, near_miss
 from k8slk_ops.kubeadm.apply import MAX_LINES, parse_apply_output
-from k8slk_ops.redact import REPLACEMENT, Redactor
-from k8slk_ops.report import JsonReporter, LogFileReporter, PlainReporter
+from k8slk_ops.output.events import NodeReport, Outcome, RunReport
+from k8slk_ops.output.redact import REPLACEMENT, Redactor
+from k8slk_ops.output.report import JsonReporter, LogFileReporter, PlainReporter
 from tests.unit.test_addons import inventory
 
 # kube-router's daemonset manifest, cut down: its shell snippet uses ${TMP}, and an old copy

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from k8slk_ops.addonrecord import RecordedObject, RecordEntry
-from k8slk_ops.commands.apply import apply_playbook, disruption_question, due_text
-from k8slk_ops.context import ClusterFacts, PlanContext
-from k8slk_ops.facts import parse_facts
+from k8slk_ops.cli.commands.apply import apply_playbook, disruption_question, due_text
+from k8slk_ops.cluster.addonrecord import RecordedObject, RecordEntry
+from k8slk_ops.engine.context import ClusterFacts, PlanContext
+from k8slk_ops.engine.options import SharedOptions
+from k8slk_ops.engine.plan import Plan, make_plan
 from k8slk_ops.inventory import load_inventory
-from k8slk_ops.options import SharedOptions
-from k8slk_ops.plan import Plan, make_plan
+from k8slk_ops.node.facts import parse_facts
 from k8slk_ops.steps.addonprune import delete_argv, delete_batches
 from tests.unit.test_apply_plan import facts, inventory_text, member
 

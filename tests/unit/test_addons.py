@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops import addonrecord, podnetwork
+from k8slk_ops.cluster import addonrecord
+from k8slk_ops.cluster.membership import members_of
+from k8slk_ops.engine import podnetwork
 from k8slk_ops.inventory import InventoryError, load_inventory
 from k8slk_ops.inventory.addons import Addon
 from k8slk_ops.kubeadm import ConfigApi, parse_nodes_json, render_init
-from k8slk_ops.membership import members_of
 from tests.unit.test_kubeadm_render import docs, init_spec
 
 NETWORK = ("container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "

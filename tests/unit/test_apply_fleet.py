@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops import cliutil
+from k8slk_ops.cli import cliutil
 from tests.fleet.inprocess import InProcessFleet
 from tests.unit.clirun import CliRun, K8slk
 from tests.unit.conftest import FleetFactory

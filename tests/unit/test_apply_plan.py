@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops.commands.apply import apply_playbook, disruption_question, due_text
-from k8slk_ops.context import ClusterFacts, Member, PlanContext
-from k8slk_ops.facts import parse_facts
+from k8slk_ops.cli.commands.apply import apply_playbook, disruption_question, due_text
+from k8slk_ops.cluster.nodemeta import OwnedKeys
+from k8slk_ops.engine.context import ClusterFacts, Member, PlanContext
+from k8slk_ops.engine.options import SharedOptions
+from k8slk_ops.engine.plan import Plan, make_plan
 from k8slk_ops.inventory import InventoryError, load_inventory
 from k8slk_ops.inventory.summary import at_a_glance, summarize
 from k8slk_ops.kubeadm.kubectl import Taint
-from k8slk_ops.nodemeta import OwnedKeys
-from k8slk_ops.options import SharedOptions
-from k8slk_ops.plan import Plan, make_plan
-from k8slk_ops.rebootrecord import RebootRecord
+from k8slk_ops.node.facts import parse_facts
+from k8slk_ops.node.rebootrecord import RebootRecord
 
 V_OLD, V_NEW = "v1.30.5", "v1.31.3"
 

@@ -7,9 +7,9 @@ import io
 import pytest
 from rich.console import Console
 
-from k8slk_ops.events import Event, EventKind
-from k8slk_ops.redact import Redactor
-from k8slk_ops.report import LiveReporter
+from k8slk_ops.output.events import Event, EventKind
+from k8slk_ops.output.redact import Redactor
+from k8slk_ops.output.report import LiveReporter
 
 
 def test_the_live_view_stops_for_the_plan_and_starts_again_with_the_run(

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from k8slk_ops.errors import LockHeld
-from k8slk_ops.lock import Holder, UnreadableHolder, breaking
+from k8slk_ops.base.errors import LockHeld
+from k8slk_ops.cluster.lock import Holder, UnreadableHolder, breaking
 
 
 def holder(**kw: object) -> Holder:

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from k8slk_ops import cli, cliutil
-from k8slk_ops.events import RunReport
-from k8slk_ops.options import RunOptions
+from k8slk_ops.cli import cliutil, main
+from k8slk_ops.engine.options import RunOptions
+from k8slk_ops.output.events import RunReport
 
 INVENTORY = """\
 cluster: {name: lab}
@@ -53,17 +53,17 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> type[Seen]:
 
 
 def test_version_is_a_flag_shown_without_a_value() -> None:
-    result = runner.invoke(cli.app, ["--version"])
+    result = runner.invoke(main.app, ["--version"])
     assert result.exit_code == 0
     assert result.output.startswith("k8slk-ops ")
-    help_text = runner.invoke(cli.app, ["--help"]).output
+    help_text = runner.invoke(main.app, ["--help"]).output
     line = next(x for x in help_text.splitlines() if "--version" in x)
     assert "<bool>" not in line
     assert "--install-completion" in help_text  # shell completion is offered
 
 
 def test_bootstrap_hands_one_typed_options_object(inventory: Path, seen: type[Seen]) -> None:
-    result = runner.invoke(cli.app, [
+    result = runner.invoke(main.app, [
         "bootstrap", str(inventory), "--timeout", "15m", "-c", "8", "--strict",
         "--kubeconfig-out", "/tmp/k/x.conf", "--break-lock",
     ])
@@ -82,21 +82,21 @@ def test_bootstrap_hands_one_typed_options_object(inventory: Path, seen: type[Se
 def test_timeout_takes_a_go_duration_or_seconds(
     inventory: Path, seen: type[Seen], given: str, seconds: float
 ) -> None:
-    result = runner.invoke(cli.app, ["add-node", str(inventory), "--timeout", given])
+    result = runner.invoke(main.app, ["add-node", str(inventory), "--timeout", given])
     assert result.exit_code == 0, result.output
     assert seen.options is not None and seen.options.timeout == seconds
 
 
 @pytest.mark.parametrize("bad", ["5 m", "inf", "nan", "-1m", "0", "10mx", "10m "])
 def test_bad_durations_are_usage_errors(inventory: Path, seen: type[Seen], bad: str) -> None:
-    result = runner.invoke(cli.app, ["remove-node", str(inventory), "w-1", "--drain-timeout", bad])
+    result = runner.invoke(main.app, ["remove-node", str(inventory), "w-1", "--drain-timeout", bad])
     assert result.exit_code == 2
     assert seen.options is None  # nothing ran
 
 
 def test_remove_node_force_and_drain_timeout_are_typed(inventory: Path, seen: type[Seen]) -> None:
     result = runner.invoke(
-        cli.app, ["remove-node", str(inventory), "w-1", "-ff", "--drain-timeout", "2s"]
+        main.app, ["remove-node", str(inventory), "w-1", "-ff", "--drain-timeout", "2s"]
     )
     assert result.exit_code == 0, result.output
     assert seen.options is not None
@@ -106,20 +106,20 @@ def test_remove_node_force_and_drain_timeout_are_typed(inventory: Path, seen: ty
 
 
 def test_reset_goes_on_past_a_failed_drain(inventory: Path, seen: type[Seen]) -> None:
-    result = runner.invoke(cli.app, ["reset", str(inventory), "--yes", "--node", "w-1"])
+    result = runner.invoke(main.app, ["reset", str(inventory), "--yes", "--node", "w-1"])
     assert result.exit_code == 0, result.output
     assert seen.options is not None and seen.options.force == 1
 
 
 def test_kubeconfig_merge(inventory: Path, seen: type[Seen]) -> None:
-    result = runner.invoke(cli.app, ["kubeconfig", str(inventory), "--merge", "-o", "/tmp/k/c"])
+    result = runner.invoke(main.app, ["kubeconfig", str(inventory), "--merge", "-o", "/tmp/k/c"])
     assert result.exit_code == 0, result.output
     assert seen.options is not None and seen.options.merge_kubeconfig
     assert seen.options.kubeconfig_out == Path("/tmp/k/c")
 
 
 def test_plan_is_a_dry_run(inventory: Path, seen: type[Seen]) -> None:
-    result = runner.invoke(cli.app, ["plan", "bootstrap", str(inventory)])
+    result = runner.invoke(main.app, ["plan", "bootstrap", str(inventory)])
     assert result.exit_code == 0, result.output
     assert seen.options is not None and seen.options.dry_run
     assert seen.command == "plan bootstrap"
@@ -139,7 +139,7 @@ def test_plan_is_a_dry_run(inventory: Path, seen: type[Seen]) -> None:
 def test_each_command_offers_its_shared_flags(
     command: str, offered: list[str], absent: list[str]
 ) -> None:
-    text = runner.invoke(cli.app, [command, "--help"], terminal_width=200).output
+    text = runner.invoke(main.app, [command, "--help"], terminal_width=200).output
     for flag in offered:
         assert flag in text, (command, flag)
     for flag in absent:
@@ -147,7 +147,7 @@ def test_each_command_offers_its_shared_flags(
 
 
 def test_an_unknown_command_to_plan_is_exit_2(inventory: Path, seen: type[Seen]) -> None:
-    result = runner.invoke(cli.app, ["plan", "nonsense", str(inventory)])
+    result = runner.invoke(main.app, ["plan", "nonsense", str(inventory)])
     assert result.exit_code == 2
     assert seen.options is None
 
@@ -155,6 +155,6 @@ def test_an_unknown_command_to_plan_is_exit_2(inventory: Path, seen: type[Seen])
 def test_a_bad_inventory_is_exit_2(tmp_path: Path, seen: type[Seen]) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text("cluster: {name: lab}\nnodes:\n  - {name: a, adress: x, role: worker}\n")
-    result = runner.invoke(cli.app, ["status", str(bad)])
+    result = runner.invoke(main.app, ["status", str(bad)])
     assert result.exit_code == 2
     assert "bad.yml:3" in result.output

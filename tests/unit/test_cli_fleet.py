@@ -16,7 +16,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from k8slk_ops.cli import app
+from k8slk_ops.cli.main import app
 from k8slk_ops.ssh import patches
 from tests.conftest import AsyncsshMode
 from tests.fleet.inprocess import InProcessFleet, follows_log

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from k8slk_ops import depwarnings
-from k8slk_ops.cli import app
+from k8slk_ops.cli import depwarnings
+from k8slk_ops.cli.main import app
 from tests.smoke import command_paths, help_problems, write_login_keys
 
 ROOT = Path(__file__).resolve().parents[2]

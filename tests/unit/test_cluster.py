@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from k8slk_ops.cluster import Cluster
-from k8slk_ops.context import ClusterFacts, PlanContext, RunContext, RunOptions
-from k8slk_ops.errors import CannotStart
-from k8slk_ops.events import Event
-from k8slk_ops.facts import parse_facts
+from k8slk_ops.base.errors import CannotStart
+from k8slk_ops.cluster.membership import NODE_LIST_TIMEOUT, members_of
+from k8slk_ops.engine.context import ClusterFacts, PlanContext, RunContext, RunOptions
+from k8slk_ops.engine.probe import Cluster
 from k8slk_ops.inventory import load_inventory
-from k8slk_ops.membership import NODE_LIST_TIMEOUT, members_of
+from k8slk_ops.node.facts import parse_facts
+from k8slk_ops.output.events import Event
 from k8slk_ops.ssh import CommandTimeout, HostKeyMismatch, SSHTarget
 from k8slk_ops.ssh.target import CommandResult
 

@@ -13,15 +13,16 @@ from typing import Any
 
 import pytest
 
-from k8slk_ops.context import ClusterFacts, Member, PlanContext, RunContext, RunOptions
-from k8slk_ops.errors import NodeError, UsageError
-from k8slk_ops.events import Event, NodeReport, Outcome
-from k8slk_ops.facts import parse_facts
+from k8slk_ops.base.errors import NodeError, UsageError
+from k8slk_ops.engine.context import ClusterFacts, Member, PlanContext, RunContext, RunOptions
+from k8slk_ops.engine.executor import Executor
+from k8slk_ops.engine.plan import make_plan
+from k8slk_ops.engine.playbook import load_builtin, load_playbook
 from k8slk_ops.inventory import load_inventory
-from k8slk_ops.plan import make_plan
-from k8slk_ops.playbook import load_builtin, load_playbook
-from k8slk_ops.run import Executor
+from k8slk_ops.node.facts import parse_facts
+from k8slk_ops.output.events import Event, NodeReport, Outcome
 from k8slk_ops.ssh.target import CommandResult
+from k8slk_ops.steps import STEPS
 from k8slk_ops.steps.remove import Drain, DrainOptions, Uncordon
 
 INVENTORY = """\
@@ -126,7 +127,7 @@ async def test_kubectl_gets_a_normalised_timeout(
 async def test_an_interrupted_drain_is_uncordoned_by_the_stage_cleanup(tmp_path: Path) -> None:
     primary = Primary(hang=True)
     ctx = run_context(tmp_path, primary)
-    plan = make_plan(load_builtin("remove-node"), ctx.plan)
+    plan = make_plan(load_builtin("remove-node", STEPS), ctx.plan)
     drain_stage = next(s for s in plan.stages if s.name == "drain")
     assert [s.call.name for s in drain_stage.nodes[0].cleanup] == ["uncordon"]
     reports = {n: NodeReport(n, "", "") for n in ("cp-1", "w-1")}
@@ -148,7 +149,7 @@ def test_cleanup_steps_are_validated_with_file_and_line(tmp_path: Path) -> None:
         "      - uncordn: {}\n"
     )
     with pytest.raises(UsageError, match=r"book.yml:7:\d+: .*unknown step 'uncordn'"):
-        load_playbook(path)
+        load_playbook(path, STEPS)
 
 
 def test_an_always_stage_has_no_cleanup(tmp_path: Path) -> None:
@@ -158,7 +159,7 @@ def test_an_always_stage_has_no_cleanup(tmp_path: Path) -> None:
         "    steps:\n      - revoke-credentials: {}\n    cleanup:\n      - uncordon: {}\n"
     )
     with pytest.raises(UsageError, match=r"book.yml:10:\d+: always\[0\].cleanup: an always stage has no cleanup"):
-        load_playbook(path)
+        load_playbook(path, STEPS)
 
 
 @pytest.mark.parametrize("bad", ["5 m", ".inf", ".nan", "-5m", "0", "5mx", "'inf'"])
@@ -166,7 +167,7 @@ def test_playbook_durations_are_checked_with_file_and_line(tmp_path: Path, bad: 
     path = tmp_path / "book.yml"
     path.write_text(f"name: x\nstages:\n  - name: a\n    steps:\n      - drain: {{timeout: {bad}}}\n")
     with pytest.raises(UsageError, match=r"book.yml:5:\d+: stages\[0\].steps\[0\].drain.timeout"):
-        load_playbook(path)
+        load_playbook(path, STEPS)
 
 
 @pytest.mark.parametrize(("given", "seconds"), [("600", 600.0), ("10m", 600.0), ("1.5", 1.5),
@@ -176,5 +177,5 @@ def test_playbook_durations_take_go_durations_or_seconds(
 ) -> None:
     path = tmp_path / "book.yml"
     path.write_text(f"name: x\nstages:\n  - name: a\n    steps:\n      - init: {{timeout: {given}}}\n")
-    call = load_playbook(path).stages[0].steps[0]
+    call = load_playbook(path, STEPS).stages[0].steps[0]
     assert call.options.timeout == seconds  # type: ignore[attr-defined]

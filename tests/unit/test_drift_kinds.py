@@ -11,14 +11,14 @@ import pytest
 import yaml
 
 from k8slk_ops import drift
-from k8slk_ops.addonrecord import RecordedObject, RecordEntry
+from k8slk_ops.cluster.addonrecord import RecordedObject, RecordEntry
+from k8slk_ops.cluster.membership import Member
+from k8slk_ops.cluster.nodemeta import Desired, OwnedKeys
 from k8slk_ops.drift import ABSENT, ConfigDoc, DriftItem, Found, StaticPod, Wanted, WantedAddon
 from k8slk_ops.drift import kinds as k
 from k8slk_ops.drift.read import ReadError, parse_configmaps, parse_static_pod
 from k8slk_ops.kubeadm.kubectl import Taint
-from k8slk_ops.membership import Member
-from k8slk_ops.node import parse_files
-from k8slk_ops.nodemeta import Desired, OwnedKeys
+from k8slk_ops.node.linuxkit import parse_files
 
 INV = "inv.yml"
 KUBEADM_CM = "ConfigMap kube-system/kubeadm-config"

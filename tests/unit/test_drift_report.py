@@ -10,12 +10,12 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
-from k8slk_ops import metrics
+from k8slk_ops.base.nextstep import NextStep
 from k8slk_ops.drift import DriftItem, DriftResult
-from k8slk_ops.events import NodeReport, Outcome, RunReport
-from k8slk_ops.nextstep import NextStep
-from k8slk_ops.redact import Redactor
-from k8slk_ops.report import JsonReporter, LiveReporter, LogFileReporter, PlainReporter
+from k8slk_ops.output import metrics
+from k8slk_ops.output.events import NodeReport, Outcome, RunReport
+from k8slk_ops.output.redact import Redactor
+from k8slk_ops.output.report import JsonReporter, LiveReporter, LogFileReporter, PlainReporter
 
 TOKEN = "abcdef.0123456789abcdef"
 KINDS = ("nodes", "static-pods")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops import snapshot
+from k8slk_ops.cluster import snapshot
 from tests.fleet.etcd import HOST_DATA_DIR, SNAPSHOT, SNAPSHOT_STATUS
 from tests.fleet.inprocess import InProcessFleet
 from tests.unit.clirun import K8slk

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from k8slk_ops import etcdmembers
+from k8slk_ops.cluster import etcdmembers
 from tests.fleet.inprocess import InProcessFleet
 from tests.unit.clirun import K8slk
 from tests.unit.conftest import FleetFactory

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from k8slk_ops import etcdctl, etcdmembers
-from k8slk_ops.context import ClusterFacts, Member, PlanContext, RunOptions
-from k8slk_ops.etcdctl import MemberInfo
+from k8slk_ops.cluster import etcdctl, etcdmembers
+from k8slk_ops.cluster.etcdctl import MemberInfo
+from k8slk_ops.engine.context import ClusterFacts, Member, PlanContext, RunOptions
 from k8slk_ops.inventory import Inventory, load_inventory
 from k8slk_ops.steps.etcdmember import checked
 

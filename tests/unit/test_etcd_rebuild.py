@@ -13,15 +13,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from k8slk_ops import etcdrebuild, kubeadm, pkiarchive
-from k8slk_ops.context import ClusterFacts, PlanContext, RunOptions
-from k8slk_ops.errors import UsageError
-from k8slk_ops.etcdrebuild import ControlPlaneSeen
-from k8slk_ops.etcdrestore import SnapshotFile
-from k8slk_ops.facts import parse_facts
+from k8slk_ops import kubeadm
+from k8slk_ops.base.errors import UsageError
+from k8slk_ops.cluster import etcdrebuild, pkiarchive
+from k8slk_ops.cluster.etcdrebuild import ControlPlaneSeen
+from k8slk_ops.cluster.etcdrestore import SnapshotFile
+from k8slk_ops.engine.context import ClusterFacts, PlanContext, RunOptions
+from k8slk_ops.engine.plan import make_plan, needed_nodes
+from k8slk_ops.engine.playbook import load_builtin
 from k8slk_ops.inventory import load_inventory
-from k8slk_ops.plan import make_plan, needed_nodes
-from k8slk_ops.playbook import load_builtin
+from k8slk_ops.node.facts import parse_facts
+from k8slk_ops.steps import STEPS
 
 SHA = "ab" * 32
 OTHER = "cd" * 32
@@ -222,7 +224,7 @@ def _context(tmp_path: Path, facts: dict[str, str], cluster: ClusterFacts) -> Pl
 
 def _stages(ctx: PlanContext) -> dict[str, list[str]]:
     return {s["stage"]: [n["node"] for n in s["nodes"] if n["actions"]]
-            for s in make_plan(load_builtin("etcd-rebuild"), ctx).to_json()}
+            for s in make_plan(load_builtin("etcd-rebuild", STEPS), ctx).to_json()}
 
 
 def test_blank_control_planes_plan_init_on_the_first_and_joins_of_the_others(
@@ -230,7 +232,8 @@ def test_blank_control_planes_plan_init_on_the_first_and_joins_of_the_others(
 ) -> None:
     ctx = _context(tmp_path, dict.fromkeys(("cp-1", "cp-2", "cp-3"), BLANK),
                    ClusterFacts(primary="cp-1"))
-    assert sorted(needed_nodes(load_builtin("etcd-rebuild"), ctx)) == ["cp-1", "cp-2", "cp-3"]
+    book = load_builtin("etcd-rebuild", STEPS)
+    assert sorted(needed_nodes(book, ctx)) == ["cp-1", "cp-2", "cp-3"]
     stages = _stages(ctx)
     assert stages["prepare"] == ["cp-1"] and stages["init"] == ["cp-1"]
     assert stages["credentials"] == ["cp-1"]
@@ -242,7 +245,7 @@ def test_a_control_plane_that_is_not_blank_refuses_the_plan(tmp_path: Path) -> N
     ctx = _context(tmp_path, {"cp-1": BLANK, "cp-2": CONFIGURED, "cp-3": BLANK},
                    ClusterFacts(primary="cp-1"))
     with pytest.raises(UsageError, match="cp-2 is not blank") as refused:
-        make_plan(load_builtin("etcd-rebuild"), ctx)
+        make_plan(load_builtin("etcd-rebuild", STEPS), ctx)
     assert "nothing was changed" in str(refused.value) and "cp-1" not in str(refused.value)
 
 

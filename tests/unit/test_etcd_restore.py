@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from k8slk_ops import etcdctl, etcdrestore
-from k8slk_ops.etcdrestore import EtcdManifest, RestoreRefused
-from k8slk_ops.snapshot import IncomingSnapshot
+from k8slk_ops.cluster import etcdctl, etcdrestore
+from k8slk_ops.cluster.etcdrestore import EtcdManifest, RestoreRefused
+from k8slk_ops.cluster.snapshot import IncomingSnapshot
 from tests.unit.test_refusals import (  # noqa: F401 - the fixtures, shared
     Ran,
     assert_refused_in_metrics,

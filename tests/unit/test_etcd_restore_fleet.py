@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops import etcdrestore, snapshot
+from k8slk_ops.cluster import etcdrestore, snapshot
 from tests.fleet.etcd import HOST_DATA_DIR, SNAPSHOT, SNAPSHOT_STATUS
 from tests.fleet.inprocess import InProcessFleet
 from tests.unit.clirun import K8slk

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops import etcdctl, snapshot
+from k8slk_ops.cluster import etcdctl, snapshot
 from tests.fleet.etcd import SNAPSHOT, SNAPSHOT_STATUS
 
 ENDPOINT_STATUS = (

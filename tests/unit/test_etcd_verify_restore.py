@@ -12,15 +12,17 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from k8slk_ops import etcdrestore, metrics, restorecheck
-from k8slk_ops.context import ClusterFacts, Member, PlanContext, RunState
-from k8slk_ops.events import NodeReport, Outcome, RunReport
-from k8slk_ops.facts import TaskState
-from k8slk_ops.outcomes import note_etcd
-from k8slk_ops.plan import make_plan
-from k8slk_ops.playbook import load_builtin
-from k8slk_ops.restorecheck import CheckError, RestoreCheck
-from k8slk_ops.rows import RestoreCheckRow
+from k8slk_ops.cluster import etcdrestore, restorecheck
+from k8slk_ops.cluster.restorecheck import CheckError, RestoreCheck
+from k8slk_ops.engine.context import ClusterFacts, Member, PlanContext, RunState
+from k8slk_ops.engine.outcomes import note_etcd
+from k8slk_ops.engine.plan import make_plan
+from k8slk_ops.engine.playbook import load_builtin
+from k8slk_ops.node.facts import TaskState
+from k8slk_ops.output import metrics
+from k8slk_ops.output.events import NodeReport, Outcome, RunReport
+from k8slk_ops.output.rows import RestoreCheckRow
+from k8slk_ops.steps import STEPS
 from tests.unit.test_playbook_plan import CONFIGURED, actions, context
 
 IMAGE_34 = "registry.k8s.io/etcd:3.4.23-0"
@@ -162,7 +164,7 @@ def _plan_ctx(tmp_path: Path, verify: bool) -> PlanContext:
 
 
 def test_the_plan_restores_on_the_primary_after_the_snapshot(tmp_path: Path) -> None:
-    plan = make_plan(load_builtin("etcd-snapshot"), _plan_ctx(tmp_path, True))
+    plan = make_plan(load_builtin("etcd-snapshot", STEPS), _plan_ctx(tmp_path, True))
     steps = actions(plan.to_json(), "snapshot")
     assert list(steps) == ["cp-1"]
     first, second = steps["cp-1"]
@@ -173,7 +175,7 @@ def test_the_plan_restores_on_the_primary_after_the_snapshot(tmp_path: Path) -> 
 
 
 def test_without_the_flag_only_the_snapshot_is_planned(tmp_path: Path) -> None:
-    plan = make_plan(load_builtin("etcd-snapshot"), _plan_ctx(tmp_path, False))
+    plan = make_plan(load_builtin("etcd-snapshot", STEPS), _plan_ctx(tmp_path, False))
     (only,) = actions(plan.to_json(), "snapshot")["cp-1"]
     assert only.startswith("etcdctl snapshot save")
 

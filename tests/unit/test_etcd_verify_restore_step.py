@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops import etcdctl, paths, restorecheck
-from k8slk_ops.context import ClusterFacts, Member, RunContext
-from k8slk_ops.errors import NodeError
-from k8slk_ops.events import Event
-from k8slk_ops.snapshot import SnapshotResult
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.cluster import etcdctl, restorecheck
+from k8slk_ops.cluster.snapshot import SnapshotResult
+from k8slk_ops.engine.context import ClusterFacts, Member, RunContext
+from k8slk_ops.node import paths
+from k8slk_ops.output.events import Event
 from k8slk_ops.ssh import CommandResult
 from k8slk_ops.steps.etcdverify import EtcdVerifyRestore
 from tests.unit.test_playbook_plan import CONFIGURED, context

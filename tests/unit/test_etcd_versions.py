@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops import etcdctl
-from k8slk_ops.etcdctl import ClusterView, EndpointHealth, EndpointStatus, MemberInfo
+from k8slk_ops.cluster import etcdctl
+from k8slk_ops.cluster.etcdctl import ClusterView, EndpointHealth, EndpointStatus, MemberInfo
 from k8slk_ops.kubeadm.errors import VersionError
 from k8slk_ops.kubeadm.etcdversions import (
     KUBEADM_ETCD,

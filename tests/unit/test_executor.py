@@ -10,14 +10,14 @@ from typing import Any, ClassVar
 
 import pytest
 
-from k8slk_ops.context import ClusterFacts, Member, PlanContext, RunContext, RunOptions
-from k8slk_ops.errors import NodeError
-from k8slk_ops.events import Event, EventKind, NodeReport, Outcome
-from k8slk_ops.plan import make_plan
-from k8slk_ops.playbook import Playbook, Stage, StepCall
-from k8slk_ops.run import Executor
-from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, do
-from k8slk_ops.uncut import uncut
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.engine.context import ClusterFacts, Member, PlanContext, RunContext, RunOptions
+from k8slk_ops.engine.executor import Executor
+from k8slk_ops.engine.plan import make_plan
+from k8slk_ops.engine.playbook import Playbook, Stage, StepCall
+from k8slk_ops.engine.step import Action, NoOptions, Step, StepPlan, do
+from k8slk_ops.node.uncut import uncut
+from k8slk_ops.output.events import Event, EventKind, NodeReport, Outcome
 
 
 class Recorder:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops import paths
-from k8slk_ops.facts import (
+from k8slk_ops.kubeadm import log_message
+from k8slk_ops.node import paths
+from k8slk_ops.node.facts import (
     FACTS_SCRIPT,
     LOG_CAP_BYTES,
     KubeadmState,
@@ -19,7 +20,6 @@ from k8slk_ops.facts import (
     parse_facts,
     parse_tasks,
 )
-from k8slk_ops.kubeadm import log_message
 
 PROBE = """\
 cpus=2

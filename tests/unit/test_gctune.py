@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from k8slk_ops.gctune import YOUNG_THRESHOLD, lean_gc
+from k8slk_ops.cli.gctune import YOUNG_THRESHOLD, lean_gc
 from tests.fleet.inprocess import InProcessFleet
 from tests.unit.clirun import K8slk
 
@@ -38,7 +38,7 @@ def test_it_is_undone_when_the_run_raises() -> None:
 def test_a_run_of_the_cli_is_inside_lean_gc(
     fleet: InProcessFleet, k8slk: K8slk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from k8slk_ops import cliutil
+    from k8slk_ops.cli import cliutil
 
     seen: list[int] = []
 
@@ -58,7 +58,8 @@ def test_a_run_of_the_cli_is_inside_lean_gc(
 def test_the_report_is_written_before_the_heap_is_thawed(
     fleet: InProcessFleet, k8slk: K8slk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from k8slk_ops import cliutil, report
+    from k8slk_ops.cli import cliutil
+    from k8slk_ops.output import report
 
     inside: list[bool] = [False]
     seen: list[bool] = []
@@ -88,12 +89,12 @@ def test_the_report_is_written_before_the_heap_is_thawed(
 def test_the_console_entry_point_freezes_the_heap_as_it_exits(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from k8slk_ops import cli
+    from k8slk_ops.cli import main
 
     monkeypatch.setattr("sys.argv", ["k8slk-ops", "--version"])
     try:
         with pytest.raises(SystemExit):
-            cli.main()
+            main.main()
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()

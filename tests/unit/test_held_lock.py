@@ -7,9 +7,9 @@ from collections.abc import Collection
 
 import pytest
 
-from k8slk_ops import lock
-from k8slk_ops.errors import LockHeld
-from k8slk_ops.lock import FileLocks, HeldLock, Holder, LeaseLock, LockLost, RunLock
+from k8slk_ops.base.errors import LockHeld
+from k8slk_ops.cluster import lock
+from k8slk_ops.cluster.lock import FileLocks, HeldLock, Holder, LeaseLock, LockLost, RunLock
 
 
 class FakeLock:

@@ -18,9 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from k8slk_ops.cli import app
-from k8slk_ops.errors import UsageError
-from k8slk_ops.playbook import load_playbook
+from k8slk_ops.base.errors import UsageError
+from k8slk_ops.cli.main import app
+from k8slk_ops.engine.playbook import load_playbook
+from k8slk_ops.steps import STEPS
 
 MAX_BYTES = 200 * 1024 * 1024
 GOOD_INVENTORY = (
@@ -104,7 +105,7 @@ def _check_inventory(path: Path) -> None:
 
 def _check_playbook(path: Path) -> None:
     try:
-        load_playbook(path)
+        load_playbook(path, STEPS)
     except UsageError as exc:
         for line in str(exc).splitlines():
             assert re.match(rf"{re.escape(str(path))}:\d+(:\d+)?: ", line), line

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from k8slk_ops import hosts
+from k8slk_ops.base import hosts
 
 U = hosts.Universe(
     nodes=[("cp-1", "control-plane"), ("cp-2", "control-plane"), ("w-1", "worker"),

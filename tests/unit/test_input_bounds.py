@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops.errors import UsageError
+from k8slk_ops.base.errors import UsageError
+from k8slk_ops.engine.playbook import load_playbook
 from k8slk_ops.inventory import InventoryError, load_inventory, validate, yaml_loader
 from k8slk_ops.inventory.ini_loader import expand_pattern
-from k8slk_ops.playbook import load_playbook
+from k8slk_ops.steps import STEPS
 
 GOOD = """\
 cluster: {name: lab}
@@ -59,7 +60,7 @@ def test_aliases_in_a_playbook_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "pb.yml"
     path.write_text(_billion_laughs())
     with pytest.raises(UsageError, match=r"pb\.yml:2:\d+: .*alias"):
-        load_playbook(path)
+        load_playbook(path, STEPS)
 
 
 def test_deep_nesting_is_refused_fast_with_its_line(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops.errors import EXIT_USAGE, UsageError
+from k8slk_ops.base.errors import EXIT_USAGE, UsageError
 from k8slk_ops.inventory import InventoryError, InventoryIssue, load_inventory
 
 GOOD_HEAD = """\

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops.context import ClusterFacts, PlanContext, RunOptions
-from k8slk_ops.facts import parse_facts
+from k8slk_ops.engine.context import ClusterFacts, PlanContext, RunOptions
+from k8slk_ops.engine.plan import make_plan
+from k8slk_ops.engine.playbook import load_builtin
 from k8slk_ops.inventory import InventoryError, InventoryIssue, load_inventory
 from k8slk_ops.inventory.ini_loader import expand_pattern
-from k8slk_ops.plan import make_plan
-from k8slk_ops.playbook import load_builtin
+from k8slk_ops.node.facts import parse_facts
+from k8slk_ops.steps import STEPS
 from tests.unit.clirun import K8slk
 from tests.unit.test_playbook_plan import WAITING, actions
 
@@ -337,7 +338,7 @@ def test_workers_reached_through_a_child_group_are_planned(tmp_path: Path) -> No
         unreachable={},
         cluster=ClusterFacts(primary="cp-1"),
     )
-    plan = make_plan(load_builtin("bootstrap"), context).to_json()
+    plan = make_plan(load_builtin("bootstrap", STEPS), context).to_json()
     assert set(actions(plan, "join-workers")) == {"w-1", "w-2"}
 
 

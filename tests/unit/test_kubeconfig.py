@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from k8slk_ops import kubeconfig
+from k8slk_ops.cluster import kubeconfig
 
 ADMIN = """\
 apiVersion: v1

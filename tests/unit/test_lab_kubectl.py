@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from k8slk_ops.addonrecord import explain_failure
+from k8slk_ops.cluster.addonrecord import explain_failure
 from k8slk_ops.inventory.addons import Addon
 from tests.fleet import objects as fleet_objects
 from tests.lab.image import real_kubectl, real_kubectls

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from k8slk_ops import lock
-from k8slk_ops.lock import Holder, LeaseLock
+from k8slk_ops.cluster import lock
+from k8slk_ops.cluster.lock import Holder, LeaseLock
 from k8slk_ops.ssh.target import CommandResult
 
 ETCD_TIMEOUT = CommandResult(1, b"", b"Error from server: etcdserver: request timed out\n")

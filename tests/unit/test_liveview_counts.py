@@ -14,8 +14,10 @@ import io
 
 from rich.console import Console, RenderableType
 
-from k8slk_ops.events import Event, EventKind, Part
-from k8slk_ops.liveview import (
+from k8slk_ops.engine.playbook import StepCall
+from k8slk_ops.engine.step import NoOptions
+from k8slk_ops.output.events import Event, EventKind, Part
+from k8slk_ops.output.liveview import (
     ESTIMATE_MIN_OK,
     ESTIMATE_MIN_SECONDS,
     ProgressModel,
@@ -23,8 +25,6 @@ from k8slk_ops.liveview import (
     State,
     stage_view,
 )
-from k8slk_ops.playbook import StepCall
-from k8slk_ops.steps.base import NoOptions
 from tests.unit.test_executor import CleanupStep, FakeStep, Probe, setup, stage, with_cleanup
 
 

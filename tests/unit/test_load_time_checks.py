@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops.errors import UsageError
+from k8slk_ops.base.errors import UsageError
+from k8slk_ops.engine.playbook import load_playbook
 from k8slk_ops.inventory import InventoryError, load_inventory
 from k8slk_ops.inventory.playbook_check import check_hosts
-from k8slk_ops.playbook import load_playbook
+from k8slk_ops.steps import STEPS
 
 INVENTORY = """\
 cluster: {name: lab}
@@ -43,7 +44,7 @@ def test_when_values_of_the_wrong_type_are_refused_with_their_line(
 ) -> None:
     path = _playbook(tmp_path, f"    when: {when}\n    steps:\n      - preflight: {{}}\n")
     with pytest.raises(UsageError) as info:
-        load_playbook(path)
+        load_playbook(path, STEPS)
     assert re.search(r"pb\.yml:4:\d+: ", str(info.value)), info.value
     assert words in str(info.value)
 
@@ -54,7 +55,7 @@ def test_when_values_of_the_right_type_load(tmp_path: Path) -> None:
         "    when: {ready: false, kubeadmState: [waiting, failed], role: worker, labels.zone: a,"
         " kubeadmVersion: v1.31.3, name: w-1}\n    steps:\n      - preflight: {}\n",
     )
-    assert load_playbook(path).stages[0].when["ready"] is False
+    assert load_playbook(path, STEPS).stages[0].when["ready"] is False
 
 
 @pytest.mark.parametrize(
@@ -65,7 +66,7 @@ def test_a_nul_byte_in_a_run_command_is_refused_at_load(tmp_path: Path, command:
     path = _playbook(tmp_path, f"    steps:\n      - run: {{command: {command}}}\n")
     path.write_text(path.read_text().replace("'echo a\\0b'", '"echo a\\0b"'))
     with pytest.raises(UsageError, match=r"pb\.yml:\d+:\d+: .*NUL"):
-        load_playbook(path)
+        load_playbook(path, STEPS)
 
 
 def test_patterns_naming_nodes_the_inventory_lacks_or_that_can_match_none(tmp_path: Path) -> None:
@@ -80,7 +81,7 @@ def test_patterns_naming_nodes_the_inventory_lacks_or_that_can_match_none(tmp_pa
         "  - name: c\n    hosts: [workers:&absent, primary:!cp-1, cp-1:&selected]\n"
         "    steps: [{preflight: {}}]\n"
     )
-    problems = check_hosts(load_playbook(path), inventory)
+    problems = check_hosts(load_playbook(path, STEPS), inventory)
     assert len(problems) == 2, problems
     assert re.search(r"pb\.yml:4:\d+: stages\[0\]\.hosts: .*'w-9'", problems[0])
     assert re.search(r"pb\.yml:7:\d+: stages\[1\]\.hosts: .*matches no node", problems[1])
@@ -92,7 +93,7 @@ def test_builtin_playbooks_pass_against_an_inventory_without_workers(tmp_path: P
     inventory = load_inventory(inv_path)
     playbooks = Path(__file__).resolve().parents[2] / "playbooks"
     for path in sorted(playbooks.glob("*.yml")):
-        assert check_hosts(load_playbook(path), inventory) == [], path
+        assert check_hosts(load_playbook(path, STEPS), inventory) == [], path
 
 
 def test_an_identity_file_that_does_not_exist_is_refused_at_load(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from k8slk_ops.errors import NodeError
+from k8slk_ops.base.errors import NodeError
 from k8slk_ops.ssh.target import CommandResult
 from k8slk_ops.steps import localapi
 

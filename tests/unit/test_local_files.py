@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops.errors import CannotStart, UsageError
-from k8slk_ops.events import Event, EventKind, RunReport
-from k8slk_ops.lock import Holder, LocalLock
-from k8slk_ops.redact import Redactor
-from k8slk_ops.report import LogFileReporter, configure_logging
+from k8slk_ops.base.errors import CannotStart, UsageError
+from k8slk_ops.cluster.lock import Holder, LocalLock
+from k8slk_ops.output.events import Event, EventKind, RunReport
+from k8slk_ops.output.redact import Redactor
+from k8slk_ops.output.report import LogFileReporter, configure_logging
 
 
 def _lock(tmp_path: Path) -> LocalLock:
@@ -95,7 +95,7 @@ def test_logging_to_the_file_escapes_and_redacts(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-# -- files replaced whole: --metrics-file, kubeconfig, known_hosts (k8slk_ops.localfile) --------
+# -- files replaced whole: --metrics-file, kubeconfig, known_hosts (k8slk_ops.base.localfile) ---
 
 def _victim(tmp_path: Path) -> Path:
     victim = tmp_path / "elsewhere" / "shadow"
@@ -114,7 +114,7 @@ def _metrics_report() -> RunReport:
 def test_metrics_never_write_through_a_link_planted_at_the_old_temporary_name(
     tmp_path: Path,
 ) -> None:
-    from k8slk_ops import metrics
+    from k8slk_ops.output import metrics
 
     victim = _victim(tmp_path)
     textfile = tmp_path / "textfile"
@@ -131,7 +131,8 @@ def test_metrics_never_write_through_a_link_planted_at_the_old_temporary_name(
 def test_a_metrics_file_that_is_a_link_is_refused_and_its_target_untouched(
     tmp_path: Path,
 ) -> None:
-    from k8slk_ops import localfile, metrics
+    from k8slk_ops.base import localfile
+    from k8slk_ops.output import metrics
 
     victim = _victim(tmp_path)
     link = tmp_path / "k8slk.prom"
@@ -150,7 +151,7 @@ def test_inventory_check_with_a_linked_metrics_file_exits_2_and_says_what_to_do(
 ) -> None:
     from typer.testing import CliRunner
 
-    from k8slk_ops.cli import app
+    from k8slk_ops.cli.main import app
 
     victim = _victim(tmp_path)
     inv = tmp_path / "inv.yml"
@@ -167,7 +168,7 @@ def test_inventory_check_with_a_linked_metrics_file_exits_2_and_says_what_to_do(
 def test_the_metrics_of_an_earlier_run_are_not_read_through_a_link_nor_from_a_fifo(
     tmp_path: Path,
 ) -> None:
-    from k8slk_ops import localfile
+    from k8slk_ops.base import localfile
 
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -183,7 +184,8 @@ def test_the_metrics_of_an_earlier_run_are_not_read_through_a_link_nor_from_a_fi
 def test_one_writer_for_every_replaced_file(tmp_path: Path) -> None:
     """A kubeconfig is written through a link on purpose (the link stays); a FIFO or a device
     at any target is refused; the temporary file is never left behind."""
-    from k8slk_ops import kubeconfig, localfile
+    from k8slk_ops.base import localfile
+    from k8slk_ops.cluster import kubeconfig
 
     real = tmp_path / "dotfiles" / "config"
     real.parent.mkdir()

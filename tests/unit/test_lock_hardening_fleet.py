@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from k8slk_ops import lock
+from k8slk_ops.cluster import lock
 from tests.fleet.inprocess import InProcessFleet
 from tests.unit.clirun import K8slk
 from tests.unit.conftest import FleetFactory

@@ -7,7 +7,7 @@ import asyncio
 import json
 from typing import Any
 
-from k8slk_ops.membership import Member, MemberWatcher
+from k8slk_ops.cluster.membership import Member, MemberWatcher
 from k8slk_ops.ssh.target import CommandResult
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from k8slk_ops import kubeadm, metrics
-from k8slk_ops.cli import app
-from k8slk_ops.events import NodeReport, Outcome, RunReport
-from k8slk_ops.rows import CertsRow, CertSummary
+from k8slk_ops import kubeadm
+from k8slk_ops.cli.main import app
+from k8slk_ops.output import metrics
+from k8slk_ops.output.events import NodeReport, Outcome, RunReport
+from k8slk_ops.output.rows import CertsRow, CertSummary
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

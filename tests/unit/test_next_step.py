@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops.etcdctl import EndpointStatus, MemberHealth, MemberInfo
-from k8slk_ops.events import NodeReport, Outcome, RunReport
+from k8slk_ops.base.nextstep import NextStep, Rerun
+from k8slk_ops.cluster.etcdctl import EndpointStatus, MemberHealth, MemberInfo
 from k8slk_ops.kubeadm import FailureKind, diagnose_kubeadm_error
 from k8slk_ops.kubeadm.taskstate import KubeadmLogState
-from k8slk_ops.nextstep import NextStep, Rerun
-from k8slk_ops.node import KubeadmResult, stopped_result
-from k8slk_ops.redact import Redactor
-from k8slk_ops.report import JsonReporter, LogFileReporter, PlainReporter
-from k8slk_ops.rows import (
+from k8slk_ops.node.linuxkit import KubeadmResult, stopped_result
+from k8slk_ops.output.events import NodeReport, Outcome, RunReport
+from k8slk_ops.output.redact import Redactor
+from k8slk_ops.output.report import JsonReporter, LogFileReporter, PlainReporter
+from k8slk_ops.output.rows import (
     CertificateRow,
     CertsRow,
     CertSummary,

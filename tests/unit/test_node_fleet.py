@@ -80,7 +80,7 @@ def test_a_command_closed_without_an_exit_status_raises_connection_lost(
     fleet: InProcessFleet, tmp_path: Path
 ) -> None:
     """Not exit -1 with empty output: that would read as a result."""
-    from k8slk_ops.cluster import targets_of
+    from k8slk_ops.engine.probe import targets_of
     from k8slk_ops.inventory import load_inventory
     from k8slk_ops.ssh import SSHPool
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from k8slk_ops.kubeadm import COMPLETED_LINE, SETTLING_LINE, WAITING_LINE
-from k8slk_ops.node import stopped_result
+from k8slk_ops.node.linuxkit import stopped_result
 
 
 def log(message: str) -> str:

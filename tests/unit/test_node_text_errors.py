@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops import cliutil
+from k8slk_ops.cli import cliutil
 from tests.fleet import kubectl as fleet_kubectl
 from tests.fleet.inprocess import InProcessFleet
 from tests.fleet.node import SimNode

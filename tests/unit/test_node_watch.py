@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 
-from k8slk_ops import kubeadm, membership
-from k8slk_ops.errors import NodeError, UsageError
-from k8slk_ops.membership import WATCH_ARGS, Member, MemberWatcher
-from k8slk_ops.playbook import load_playbook
+from k8slk_ops import kubeadm
+from k8slk_ops.base.errors import NodeError, UsageError
+from k8slk_ops.cluster import membership
+from k8slk_ops.cluster.membership import WATCH_ARGS, Member, MemberWatcher
+from k8slk_ops.engine.playbook import load_playbook
 from k8slk_ops.ssh.target import CommandResult
+from k8slk_ops.steps import STEPS
 
 
 def _node(name: str, ready: bool, version: str = "7") -> dict[str, Any]:
@@ -257,7 +259,7 @@ STAGE = "  - name: {name}\n    hosts: primary\n{extra}    steps:\n      - wait-r
 def test_with_next_pairs_a_stage_with_the_next_one(tmp_path: Path) -> None:
     text = "name: x\nstages:\n" + STAGE.format(name="a", extra="    withNext: true\n") + \
         STAGE.format(name="b", extra="")
-    book = load_playbook(_playbook(tmp_path, text))
+    book = load_playbook(_playbook(tmp_path, text), STEPS)
     assert [s.with_next for s in book.stages] == [True, False]
 
 
@@ -278,4 +280,4 @@ def test_a_with_next_that_cannot_pair_is_refused_at_load(
     tmp_path: Path, text: str, words: str
 ) -> None:
     with pytest.raises(UsageError, match=words.replace("[", r"\[").replace("]", r"\]")):
-        load_playbook(_playbook(tmp_path, text))
+        load_playbook(_playbook(tmp_path, text), STEPS)

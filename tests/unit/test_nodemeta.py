@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 
-from k8slk_ops.kubeadm import parse_nodes_json
-from k8slk_ops.kubeadm.kubectl import Taint
-from k8slk_ops.membership import members_of
-from k8slk_ops.nodemeta import (
+from k8slk_ops.cluster.membership import members_of
+from k8slk_ops.cluster.nodemeta import (
     OWNED_LABELS,
     OWNED_TAINTS,
     Change,
@@ -19,6 +17,8 @@ from k8slk_ops.nodemeta import (
     merge_patch,
     owned_keys,
 )
+from k8slk_ops.kubeadm import parse_nodes_json
+from k8slk_ops.kubeadm.kubectl import Taint
 
 CP_TAINT = Taint("node-role.kubernetes.io/control-plane", "NoSchedule")
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from k8slk_ops.context import RunOptions
-from k8slk_ops.events import EventKind
+from k8slk_ops.engine.context import RunOptions
+from k8slk_ops.engine.operation import Operation
+from k8slk_ops.engine.outcomes import NOTHING_TO_DO
+from k8slk_ops.engine.playbook import load_builtin, load_playbook
 from k8slk_ops.inventory import load_inventory
-from k8slk_ops.operation import Operation
-from k8slk_ops.outcomes import NOTHING_TO_DO
-from k8slk_ops.playbook import load_builtin, load_playbook
-from k8slk_ops.rows import StatusRow
+from k8slk_ops.output.events import EventKind
+from k8slk_ops.output.rows import StatusRow
 from k8slk_ops.ssh.target import CommandResult
+from k8slk_ops.steps import STEPS
 from tests.unit.test_cluster import INVENTORY, FakeNode, Sink, World
 
 
@@ -58,7 +59,7 @@ async def test_a_read_only_run_never_says_nothing_to_do(tmp_path: Path) -> None:
     world = World()
     world.members = ["cp-1", "w-1", "w-2"]
     sink = Sink()
-    report = await operation(tmp_path, world, load_builtin("status"), sink).run()
+    report = await operation(tmp_path, world, load_builtin("status", STEPS), sink).run()
     assert report.exit_code == 0
     assert NOTHING_TO_DO not in report.messages
     assert not any("nothing to do" in e.message for e in sink.events)
@@ -72,7 +73,7 @@ async def test_a_converged_run_says_nothing_to_do_once(tmp_path: Path) -> None:
     book_path = tmp_path / "ready.yml"
     book_path.write_text("name: ready\nstages:\n  - name: r\n    steps:\n      - wait-ready: {}\n")
     sink = Sink()
-    report = await operation(tmp_path, world, load_playbook(book_path), sink).run()
+    report = await operation(tmp_path, world, load_playbook(book_path, STEPS), sink).run()
     assert report.exit_code == 0
     assert report.messages.count(NOTHING_TO_DO) == 1
     assert not any(e.kind == EventKind.INFO and "nothing to do" in e.message for e in sink.events)

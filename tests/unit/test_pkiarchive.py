@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops import localfile, pkiarchive
+from k8slk_ops.base import localfile
+from k8slk_ops.cluster import pkiarchive
 
 TAKEN = datetime(2026, 12, 7, 3, 40, 5, tzinfo=UTC)
 FILES = {m: f"-----BEGIN {m}-----\n".encode() for m in pkiarchive.MEMBERS}

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops.context import ClusterFacts, Member, PlanContext, RunOptions
-from k8slk_ops.errors import UsageError
-from k8slk_ops.facts import parse_facts
+from k8slk_ops.base.errors import UsageError
+from k8slk_ops.engine.context import ClusterFacts, Member, PlanContext, RunOptions
+from k8slk_ops.engine.plan import make_plan, needed_nodes
+from k8slk_ops.engine.playbook import load_builtin, load_playbook
 from k8slk_ops.inventory import load_inventory
-from k8slk_ops.plan import make_plan, needed_nodes
-from k8slk_ops.playbook import load_builtin, load_playbook
+from k8slk_ops.node.facts import parse_facts
+from k8slk_ops.steps import STEPS
 
 INVENTORY = """\
 cluster:
@@ -65,7 +66,7 @@ def actions(plan_json: list[dict], stage: str) -> dict[str, list[str]]:  # type:
 def test_fresh_cluster_plan(tmp_path: Path) -> None:
     names = ["cp-1", "cp-2", "w-1", "w-2"]
     ctx = context(tmp_path, ClusterFacts(primary="cp-1"), dict.fromkeys(names, WAITING))
-    plan = make_plan(load_builtin("bootstrap"), ctx)
+    plan = make_plan(load_builtin("bootstrap", STEPS), ctx)
     pj = plan.to_json()
     init = actions(pj, "init")
     assert list(init) == ["cp-1"]
@@ -83,7 +84,7 @@ def test_bootstrapped_cluster_plans_no_change(tmp_path: Path) -> None:
     members = {n: Member(n, True, n.startswith("cp")) for n in names}
     cluster = ClusterFacts(primary="cp-1", initialised=True, members=members)
     ctx = context(tmp_path, cluster, dict.fromkeys(names, CONFIGURED))
-    plan = make_plan(load_builtin("bootstrap"), ctx)
+    plan = make_plan(load_builtin("bootstrap", STEPS), ctx)
     assert not plan.changes
     text = plan.to_text()
     assert "control plane already initialised" in text
@@ -95,7 +96,7 @@ def test_partial_cluster_joins_only_the_missing(tmp_path: Path) -> None:
     cluster = ClusterFacts(primary="cp-1", initialised=True, members=members)
     facts = {"cp-1": CONFIGURED, "cp-2": CONFIGURED, "w-1": CONFIGURED, "w-2": WAITING}
     ctx = context(tmp_path, cluster, facts)
-    pj = make_plan(load_builtin("bootstrap"), ctx).to_json()
+    pj = make_plan(load_builtin("bootstrap", STEPS), ctx).to_json()
     assert list(actions(pj, "join-workers")) == ["w-2"]
     assert actions(pj, "join-control-planes") == {}
     creds = actions(pj, "credentials")["cp-1"]
@@ -106,7 +107,7 @@ def test_unreachable_nodes_are_skipped_in_the_plan(tmp_path: Path) -> None:
     facts = dict.fromkeys(["cp-1", "cp-2", "w-1"], WAITING)
     ctx = context(tmp_path, ClusterFacts(primary="cp-1"), facts)
     ctx.unreachable["w-2"] = "connection refused"
-    plan = make_plan(load_builtin("bootstrap"), ctx)
+    plan = make_plan(load_builtin("bootstrap", STEPS), ctx)
     assert "w-2" not in actions(plan.to_json(), "join-workers")
     assert "w-2: unreachable" in plan.to_text()
 
@@ -117,7 +118,7 @@ def test_needed_nodes_follow_the_host_groups(tmp_path: Path) -> None:
     book.write_text(
         "name: x\nstages:\n  - name: a\n    hosts: primary\n    steps:\n      - preflight: {}\n"
     )
-    assert needed_nodes(load_playbook(book), ctx) == ["cp-1"]
+    assert needed_nodes(load_playbook(book, STEPS), ctx) == ["cp-1"]
 
 
 @pytest.mark.parametrize(
@@ -143,17 +144,17 @@ def test_playbook_errors_name_file_and_line(
     path = tmp_path / "book.yml"
     path.write_text(body)
     with pytest.raises(UsageError) as err:
-        load_playbook(path).check_hosts({"cp-1", "w-1"})
+        load_playbook(path, STEPS).check_hosts({"cp-1", "w-1"})
     assert f"{path}:{line}" in str(err.value)
     assert words in str(err.value)
 
 
 def test_builtin_playbooks_load() -> None:
-    book = load_builtin("bootstrap")
+    book = load_builtin("bootstrap", STEPS)
     assert [s.name for s in book.stages][:2] == ["preflight", "init"]
     assert [s.name for s in book.always] == ["cleanup"]
     assert book.primary == "first"
-    assert load_builtin("remove-node").primary == "not-selected"
+    assert load_builtin("remove-node", STEPS).primary == "not-selected"
 
 
 def test_when_filters_nodes_on_facts(tmp_path: Path) -> None:
@@ -166,7 +167,7 @@ def test_when_filters_nodes_on_facts(tmp_path: Path) -> None:
         "    when: {kubeadmState: waiting, role: worker}\n"
         "    steps:\n      - run: {command: [echo, '$(rm -rf /)'], in: kubelet}\n"
     )
-    pj = make_plan(load_playbook(book), ctx).to_json()
+    pj = make_plan(load_playbook(book, STEPS), ctx).to_json()
     nodes = actions(pj, "a")
     assert list(nodes) == ["w-1"]
     step = pj[0]["nodes"][0]["actions"][0]
@@ -180,6 +181,6 @@ def test_when_rejects_unknown_facts_with_line(tmp_path: Path) -> None:
         "    steps:\n      - run: {command: uptime}\n"
     )
     with pytest.raises(UsageError) as err:
-        load_playbook(book)
+        load_playbook(book, STEPS)
     assert f"{book}:4" in str(err.value)
     assert "kubeadmStat" in str(err.value)

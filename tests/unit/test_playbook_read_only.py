@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops.errors import UsageError
-from k8slk_ops.playbook import builtin_path, load_builtin, load_playbook
+from k8slk_ops.base.errors import UsageError
+from k8slk_ops.engine.playbook import builtin_path, load_builtin, load_playbook
+from k8slk_ops.steps import STEPS
 from tests.fleet.inprocess import InProcessFleet
 from tests.unit.clirun import K8slk
 
@@ -27,7 +28,7 @@ def test_a_copy_of_status_with_a_run_step_is_refused_at_the_step(tmp_path: Path)
     book, first = copy_of_status(tmp_path, "  - name: tidy\n    hosts: workers\n    steps:\n"
                                            "      - run: {command: 'rm -rf /var/log/old'}\n")
     with pytest.raises(UsageError) as info:
-        load_playbook(book)
+        load_playbook(book, STEPS)
     message = str(info.value)
     assert f"{book}:{first + 3}:" in message  # the step's own line
     assert "'run' changes nodes or the cluster" in message and "readOnly: true" in message
@@ -40,7 +41,7 @@ def test_a_drain_in_a_cleanup_is_refused_too(tmp_path: Path) -> None:
         "    cleanup:\n      - drain: {}\n",
     )
     with pytest.raises(UsageError) as info:
-        load_playbook(book)
+        load_playbook(book, STEPS)
     assert f"{book}:{first + 5}:" in str(info.value) and "'drain'" in str(info.value)
 
 
@@ -48,7 +49,7 @@ def test_the_same_steps_load_without_read_only(tmp_path: Path) -> None:
     book = tmp_path / "mine.yml"
     book.write_text(STATUS.replace("readOnly: true\n", "") + "  - name: tidy\n    hosts: workers\n"
                     "    steps:\n      - run: {command: 'true'}\n")
-    assert load_playbook(book).read_only is False
+    assert load_playbook(book, STEPS).read_only is False
 
 
 @pytest.mark.parametrize("name", ["status", "kubeconfig", "certs-check", "etcd-snapshot",
@@ -57,7 +58,7 @@ def test_the_built_in_read_only_playbooks_load(name: str) -> None:
     path = builtin_path(name)
     if not path.is_file():
         pytest.skip(f"no built-in {name}")
-    assert load_builtin(name).read_only is True
+    assert load_builtin(name, STEPS).read_only is True
 
 
 def test_the_cli_refuses_it_with_exit_2_before_contacting_a_node(

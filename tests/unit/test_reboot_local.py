@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from k8slk_ops.errors import NodeError
+from k8slk_ops.base.errors import NodeError
 from k8slk_ops.inventory import InventoryError, load_inventory
 from k8slk_ops.steps import reboot
 

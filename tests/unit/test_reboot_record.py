@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from k8slk_ops.etcdctl import MemberHealth, MemberInfo
-from k8slk_ops.membership import members_of
-from k8slk_ops.rebootrecord import (
+from k8slk_ops.cluster.etcdctl import MemberHealth, MemberInfo
+from k8slk_ops.cluster.membership import members_of
+from k8slk_ops.node.rebootrecord import (
     ANNOTATION,
     RebootRecord,
     annotate_args,

@@ -45,7 +45,7 @@ def test_the_redactor_tries_the_patterns_only_on_text_that_may_hold_a_secret(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from k8slk_ops import kubeadm
-    from k8slk_ops.redact import Redactor
+    from k8slk_ops.output.redact import Redactor
 
     redactor = Redactor()
     redactor.add("registered-secret-value")

@@ -15,9 +15,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-from k8slk_ops import cli, cliutil
-from k8slk_ops.events import RunReport
-from k8slk_ops.options import RunOptions
+from k8slk_ops.cli import cliutil, main
+from k8slk_ops.engine.options import RunOptions
+from k8slk_ops.output.events import RunReport
 
 INVENTORY = """\
 cluster: {name: lab, kubernetesVersion: v1.31.3}
@@ -80,7 +80,7 @@ def assert_refused_in_metrics(prom: Path, command: str, cluster: str, code: int 
 
 
 def invoke(*args: str | Path, input: str | None = None) -> Any:
-    return CliRunner().invoke(cli.app, [str(a) for a in args], input=input,
+    return CliRunner().invoke(main.app, [str(a) for a in args], input=input,
                               catch_exceptions=False)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from k8slk_ops.context import ClusterFacts, Member, PlanContext, RunOptions
+from k8slk_ops.engine.context import ClusterFacts, Member, PlanContext, RunOptions
 from k8slk_ops.inventory import load_inventory
 from k8slk_ops.steps.remove import endpoint_carrier, quorum_problem
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from rich.console import Console, Group, RenderableType
 
-from k8slk_ops.events import Event, EventKind, NodeReport, Outcome, RunReport
-from k8slk_ops.liveview import ProgressModel, State, node_rows, stage_view
-from k8slk_ops.redact import Redactor
-from k8slk_ops.report import LiveReporter, LogFileReporter, PlainReporter, final_report
-from k8slk_ops.rows import Layout, StatusRow
+from k8slk_ops.output.events import Event, EventKind, NodeReport, Outcome, RunReport
+from k8slk_ops.output.liveview import ProgressModel, State, node_rows, stage_view
+from k8slk_ops.output.redact import Redactor
+from k8slk_ops.output.report import LiveReporter, LogFileReporter, PlainReporter, final_report
+from k8slk_ops.output.rows import Layout, StatusRow
 
 TOKEN = "abcdef.0123456789abcdef"
 
@@ -309,7 +309,7 @@ def test_the_bar_falls_back_to_ascii_where_the_terminal_has_no_box_characters() 
 def test_events_of_one_second_share_one_time_stamp() -> None:
     from datetime import UTC, datetime
 
-    from k8slk_ops.report import _stamp
+    from k8slk_ops.output.report import _stamp
 
     a = _stamp(datetime(2026, 11, 29, 23, 59, 59, 10, tzinfo=UTC))
     b = _stamp(datetime(2026, 11, 29, 23, 59, 59, 999_999, tzinfo=UTC))

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from k8slk_ops.events import Event, EventKind, NodeReport, Outcome, RunReport
-from k8slk_ops.redact import Redactor
-from k8slk_ops.report import JsonReporter, LiveReporter, LogFileReporter, PlainReporter
+from k8slk_ops.output.events import Event, EventKind, NodeReport, Outcome, RunReport
+from k8slk_ops.output.redact import Redactor
+from k8slk_ops.output.report import JsonReporter, LiveReporter, LogFileReporter, PlainReporter
 from tests.unit.pem import pem_private_key
 
 TOKEN = "abcdef.0123456789abcdef"

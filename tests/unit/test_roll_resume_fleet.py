@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from k8slk_ops.playbook import builtin_path
-from k8slk_ops.rebootrecord import ANNOTATION
+from k8slk_ops.engine.playbook import builtin_path
+from k8slk_ops.node.rebootrecord import ANNOTATION
 from tests.fleet.inprocess import InProcessFleet
 from tests.fleet.node import BOOT_ID
 from tests.unit.clirun import K8slk

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from k8slk_ops.context import ClusterFacts, PlanContext, RunContext, RunOptions
-from k8slk_ops.errors import NodeError
-from k8slk_ops.events import Event, NodeReport, Outcome, RunReport
-from k8slk_ops.redact import Redactor
-from k8slk_ops.report import JsonReporter, PlainReporter
+from k8slk_ops.base.errors import NodeError
+from k8slk_ops.engine.context import ClusterFacts, PlanContext, RunContext, RunOptions
+from k8slk_ops.output.events import Event, NodeReport, Outcome, RunReport
+from k8slk_ops.output.redact import Redactor
+from k8slk_ops.output.report import JsonReporter, PlainReporter
 from k8slk_ops.ssh import CommandResult
 from k8slk_ops.steps.command import CommandOptions, RunCommand
 
@@ -171,7 +171,7 @@ def test_a_secret_split_over_lines_of_a_kubeadm_log_tail_is_hidden_everywhere(
     patterns can find it, and only in the tail as one text."""
     from rich.console import Console
 
-    from k8slk_ops.report import LiveReporter, LogFileReporter
+    from k8slk_ops.output.report import LiveReporter, LogFileReporter
 
     secrets = [KEY, *PEM_BODY]
     redactor = Redactor()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops import pkiarchive, snapshot
+from k8slk_ops.cluster import pkiarchive, snapshot
 from tests.fleet.etcd import SNAPSHOT
 from tests.fleet.inprocess import InProcessFleet
 from tests.unit.clirun import CliRun, K8slk

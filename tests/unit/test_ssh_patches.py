@@ -152,7 +152,7 @@ def test_making_a_pool_or_importing_the_tool_changes_nothing() -> None:
     """Only the run's start applies them: a fresh interpreter that imports the command line and
     makes a pool has asyncssh as it comes."""
     probe = (
-        "import asyncio, k8slk_ops.cli, k8slk_ops.ssh\n"
+        "import asyncio, k8slk_ops.cli.main, k8slk_ops.ssh\n"
         "from k8slk_ops.ssh import patches\n"
         "before = {(o, n): vars(o).get(n) for p in patches.PATCHES for r in p.make()"
         " for o, n in [(r.owner, r.attribute)]}\n"

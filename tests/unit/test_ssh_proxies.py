@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops.cluster import targets_of
-from k8slk_ops.errors import UsageError
+from k8slk_ops.base.errors import UsageError
+from k8slk_ops.engine.probe import targets_of
 from k8slk_ops.inventory import InventoryError, load_inventory
 
 

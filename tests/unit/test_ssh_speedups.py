@@ -13,7 +13,7 @@ from typing import Any
 import asyncssh
 import pytest
 
-from k8slk_ops.cluster import targets_of
+from k8slk_ops.engine.probe import targets_of
 from k8slk_ops.inventory import load_inventory
 from k8slk_ops.ssh.options import KEY_ONLY, ClientSettings, OptionsCache
 from k8slk_ops.ssh.patches import asyncssh_version, coalesced_writes, derived_options

@@ -12,11 +12,11 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from k8slk_ops import steps
-from k8slk_ops.context import ClusterFacts, PlanContext, RunOptions
-from k8slk_ops.plan import Plan, make_plan
-from k8slk_ops.playbook import Playbook, Stage, StepCall
+from k8slk_ops.engine.context import ClusterFacts, PlanContext, RunOptions
+from k8slk_ops.engine.plan import Plan, make_plan
+from k8slk_ops.engine.playbook import Playbook, Stage, StepCall
+from k8slk_ops.engine.step import Action, NoOptions, Step, StepPlan, _declared_options, do, skip
 from k8slk_ops.steps import STEPS
-from k8slk_ops.steps.base import Action, NoOptions, Step, StepPlan, _declared_options, do, skip
 
 
 class _Other(BaseModel):

@@ -50,17 +50,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from k8slk_ops.addonrecord import RecordedObject, RecordEntry
-from k8slk_ops.context import ClusterFacts, Member, PlanContext, RunOptions
-from k8slk_ops.errors import UsageError
-from k8slk_ops.etcdrestore import SnapshotFile
-from k8slk_ops.facts import parse_facts
+from k8slk_ops.base.errors import UsageError
+from k8slk_ops.cluster.addonrecord import RecordedObject, RecordEntry
+from k8slk_ops.cluster.etcdrestore import SnapshotFile
+from k8slk_ops.cluster.nodemeta import OwnedKeys
+from k8slk_ops.cluster.pkiarchive import PkiFiles
+from k8slk_ops.engine.context import ClusterFacts, Member, PlanContext, RunOptions
+from k8slk_ops.engine.options import DEFAULT_CERT_DAYS, DEFAULT_TOKEN_TTL
 from k8slk_ops.inventory import Inventory, load_inventory
 from k8slk_ops.kubeadm.kubectl import Taint
-from k8slk_ops.nodemeta import OwnedKeys
-from k8slk_ops.options import DEFAULT_CERT_DAYS, DEFAULT_TOKEN_TTL
-from k8slk_ops.pkiarchive import PkiFiles
-from k8slk_ops.rebootrecord import RebootRecord
+from k8slk_ops.node.facts import parse_facts
+from k8slk_ops.node.rebootrecord import RebootRecord
 from k8slk_ops.steps import STEPS, Step, StepPlan
 
 TABLES = Path(__file__).parent / "step_tables"

@@ -9,7 +9,7 @@ from k8slk_ops.kubeadm import (
     failure_summary,
     failure_tail,
 )
-from k8slk_ops.node import KubeadmResult, NodeCommandError
+from k8slk_ops.node.linuxkit import KubeadmResult, NodeCommandError
 from k8slk_ops.ssh import CommandResult
 
 HINT = "To see the stack trace of this error execute with --v=5 or higher"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from k8slk_ops import hosts
+from k8slk_ops.base import hosts
 from k8slk_ops.inventory import InventoryError, checks, load_inventory
 from k8slk_ops.kubeadm import formats
 

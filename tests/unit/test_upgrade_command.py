@@ -11,13 +11,14 @@ from typing import Any, ClassVar
 import pytest
 from typer.testing import CliRunner
 
-from k8slk_ops import cli, cliutil
-from k8slk_ops.commands.upgrade import workers_batch
-from k8slk_ops.events import RunReport
+from k8slk_ops.cli import cliutil, main
+from k8slk_ops.cli.commands.upgrade import workers_batch
+from k8slk_ops.engine.options import RunOptions
+from k8slk_ops.engine.playbook import load_builtin
 from k8slk_ops.kubeadm.versions import KubeVersion
-from k8slk_ops.options import RunOptions
-from k8slk_ops.playbook import load_builtin
+from k8slk_ops.output.events import RunReport
 from k8slk_ops.ssh.hostkeys import load_known_hosts, replace_host_key
+from k8slk_ops.steps import STEPS
 from k8slk_ops.steps.upgrade import static_pods_behind
 
 INVENTORY = """\
@@ -62,30 +63,30 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> type[Seen]:
 
 
 def test_without_a_terminal_and_without_yes_nothing_runs(inventory: Path, seen: type[Seen]) -> None:
-    result = CliRunner().invoke(cli.app, ["upgrade", str(inventory)])
+    result = CliRunner().invoke(main.app, ["upgrade", str(inventory)])
     assert result.exit_code == 2
     assert "--yes" in result.stderr
     assert seen.calls == 0
 
 
 def test_the_target_is_the_inventory_version_or_to(inventory: Path, seen: type[Seen]) -> None:
-    assert CliRunner().invoke(cli.app, ["upgrade", str(inventory), "--yes"]).exit_code == 0
+    assert CliRunner().invoke(main.app, ["upgrade", str(inventory), "--yes"]).exit_code == 0
     assert seen.options is not None and seen.options.upgrade_to == "v1.31.3"
-    result = CliRunner().invoke(cli.app, ["upgrade", str(inventory), "--yes", "--to", "1.31.4"])
+    result = CliRunner().invoke(main.app, ["upgrade", str(inventory), "--yes", "--to", "1.31.4"])
     assert result.exit_code == 0
     assert seen.options.upgrade_to == "v1.31.4"
 
 
 def test_a_bad_target_or_batch_is_a_usage_error(inventory: Path, seen: type[Seen]) -> None:
     for extra in (["--to", "latest"], ["--max-unavailable", "0"], ["--max-unavailable", "150%"]):
-        result = CliRunner().invoke(cli.app, ["upgrade", str(inventory), "--yes", *extra])
+        result = CliRunner().invoke(main.app, ["upgrade", str(inventory), "--yes", *extra])
         assert result.exit_code == 2, extra
     assert seen.calls == 0
 
 
 def test_max_unavailable_sets_the_workers_batches(inventory: Path, seen: type[Seen]) -> None:
     result = CliRunner().invoke(
-        cli.app, ["upgrade", str(inventory), "--yes", "--max-unavailable", "2"])
+        main.app, ["upgrade", str(inventory), "--yes", "--max-unavailable", "2"])
     assert result.exit_code == 0
     assert seen.serial == {"check": None, "snapshot": None, "primary": 1, "control-planes": 1,
                            "workers": 2}
@@ -101,7 +102,7 @@ def test_workers_batch_reads_numbers_and_percentages() -> None:
 
 
 def test_the_playbook_is_made_of_reusable_steps() -> None:
-    book = load_builtin("upgrade")
+    book = load_builtin("upgrade", STEPS)
     assert [s.name for s in book.stages[:3]] == ["check", "snapshot", "primary"]
     assert [c.name for c in book.stages[1].steps] == ["etcd-snapshot"]  # before any change
     steps = [c.name for c in book.stages[2].steps]

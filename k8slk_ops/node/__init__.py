@@ -1,0 +1,1 @@
+"""One LinuxKit node: driving it over its SSH connection, its facts, its paths."""
