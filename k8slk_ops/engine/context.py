@@ -28,6 +28,7 @@ from k8slk_ops.cluster.membership import Member, MemberWatcher
 from k8slk_ops.cluster.restorecheck import RestoreCheck
 from k8slk_ops.cluster.snapshot import SnapshotResult
 from k8slk_ops.drift import ConfigMaps, DriftResult, StaticPod
+from k8slk_ops.engine.milestones import Milestones
 from k8slk_ops.engine.options import RunOptions
 from k8slk_ops.inventory import Inventory, NodeSpec
 from k8slk_ops.kubeadm import NodeCerts
@@ -186,6 +187,8 @@ class RunContext:
     started: float = field(default_factory=time.monotonic)
     probe: NodeProbe | None = None  # reading facts again, dialling again; None in plain tests
     again: str = ""  # the command that runs this run again (what a failed node's row ends with)
+    # What steps reach part-way, for the stages running beside them (engine/milestones.py).
+    milestones: Milestones = field(default_factory=Milestones)
 
     def __post_init__(self) -> None:
         self.state.members = dict(self.plan.cluster.members)

@@ -1,9 +1,10 @@
 """Executing a plan: stages in order, nodes concurrently within bounds, failures contained.
 
 Policy (docs/architecture.md): a stage with ``onFailure: stop`` that loses a node ends the run
-(no join after a failed init); a stage marked ``withNext`` runs beside the next one, and the
-run goes on (or stops) once both have ended; otherwise a failed node drops out of later stages and the others
-go on. ``serial`` runs a stage in batches; ``concurrency`` bounds nodes in flight. A stop
+(no join after a failed init); a stage marked ``withNext`` runs beside the next one (a run of
+them, all together), and the run goes on (or stops) once all have ended, a step among them
+starting when what it awaits is reached (engine/milestones.py); otherwise a failed node drops
+out of later stages and the others go on. ``serial`` runs a stage in batches; ``concurrency`` bounds nodes in flight. A stop
 request (Ctrl-C, SIGTERM) launches no new node work and cancels the running steps at once: a
 wait ends there, and only a command that must not be cut half-way (``uncut``: a file written
 on a node, a kubeadm trigger or change) runs to its end first. ``always`` stages (credentials
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from k8slk_ops.base.errors import NodeError
 from k8slk_ops.base.nextstep import NextStep
 from k8slk_ops.engine.context import RunContext
+from k8slk_ops.engine.milestones import NotStarted
 from k8slk_ops.engine.plan import Plan, PlannedNode, PlannedStage, PlannedStep
 from k8slk_ops.node.uncut import cut, uncut
 from k8slk_ops.output.events import Event, EventKind, NodeReport, Outcome, Part
@@ -122,6 +124,7 @@ class Executor:
             if len(group) == 1:
                 results = [await self._run_stage(group[0])]
             else:
+                self._expect_milestones(group)
                 self._announce(group)
                 results = list(await asyncio.gather(
                     *(self._run_stage(stage, announce=False) for stage in group)
@@ -141,19 +144,37 @@ class Executor:
         self._finish_reports()
 
     def _groups(self) -> list[tuple[PlannedStage, ...]]:
-        """The ordinary stages in order, a stage marked ``withNext`` grouped with the next one:
-        each group starts once the one before it has ended."""
+        """The ordinary stages in order, a stage marked ``withNext`` grouped with the next one
+        (and that one with its next, while they are marked): each group starts once the one
+        before it has ended."""
         groups: list[tuple[PlannedStage, ...]] = []
-        stages = list(self.plan.stages)
-        i = 0
-        while i < len(stages):
-            if stages[i].stage.with_next and i + 1 < len(stages):
-                groups.append((stages[i], stages[i + 1]))
-                i += 2
-            else:
-                groups.append((stages[i],))
-                i += 1
+        group: list[PlannedStage] = []
+        for stage in self.plan.stages:
+            group.append(stage)
+            if not stage.stage.with_next:
+                groups.append(tuple(group))
+                group = []
+        if group:
+            groups.append(tuple(group))
         return groups
+
+    def _expect_milestones(self, group: tuple[PlannedStage, ...]) -> None:
+        """The milestones the steps of stages that run together will reach: a step beside
+        them that awaits one waits for it (engine/milestones.py)."""
+        for stage in group:
+            for planned in stage.nodes:
+                for step in planned.steps:
+                    for name in step.call.step.reaches:
+                        self.ctx.milestones.expect(name, planned.node)
+
+    def _settle_milestones(self, step: PlannedStep, name: str, why: str | None) -> None:
+        """What ``step`` reaches, once it has ended on ``name``: reached if it went well (it
+        may have said so earlier), else missed, ``why``."""
+        for milestone in step.call.step.reaches:
+            if why is None:
+                self.ctx.milestones.reach(milestone, name)
+            else:
+                self.ctx.milestones.miss(milestone, name, why)
 
     def _announce(self, group: tuple[PlannedStage, ...]) -> None:
         """One STAGE event for stages that run together: the live view counts their nodes
@@ -195,6 +216,7 @@ class Executor:
         for name, reason in stage.skipped:
             self.ctx.emit(name, stage.name, EventKind.SKIP, reason)
         if not todo:
+            self._miss_unrun(stage)
             return failed
         limit = stage.stage.concurrency or self.ctx.options.concurrency
         batch = stage.stage.serial or len(todo)
@@ -215,7 +237,15 @@ class Executor:
             failed.update(n.node for n in todo[i : i + batch] if self.progress[n.node].failed)
             if failed and stage.stage.serial and stage.stage.on_failure == "stop":
                 break
+        self._miss_unrun(stage)
         return failed
+
+    def _miss_unrun(self, stage: PlannedStage) -> None:
+        """Milestones of the stage's steps that never ran (an earlier failure, a stop): a
+        step waiting for one does not wait for ever."""
+        for planned in stage.nodes:
+            for step in planned.steps:
+                self._settle_milestones(step, planned.node, f"{step.call.name} did not run")
 
     async def _run_node(
         self, stage: PlannedStage, planned: PlannedNode, gate: asyncio.Semaphore, always: bool
@@ -245,6 +275,10 @@ class Executor:
                 self._emit_step(name, phase, EventKind.FAIL, "cancelled", part)
                 await self._clean_up_after_cancel(planned)
                 raise
+            if isinstance(result, NotStarted):
+                # What it waited for was missed: the step that missed it is the node's failure.
+                self._emit_step(name, phase, EventKind.SKIP, str(result), part)
+                return
             if isinstance(result, StepFailure):
                 self._fail(name, phase, result, always, part)
                 if not always:
@@ -261,25 +295,47 @@ class Executor:
         """A node's step event, saying which of its steps it is (see :class:`Part`)."""
         self.ctx.sink.emit(Event(name, phase, kind, message, part=part))
 
-    async def _apply(self, step: PlannedStep, name: str, part: Part) -> StepFailure | bool:
+    async def _apply(
+        self, step: PlannedStep, name: str, part: Part
+    ) -> StepFailure | NotStarted | bool:
         """Run one step on one node: whether it changed anything when it went well, else why
-        not."""
-        phase = step.call.step.phase
-        self._emit_step(name, phase, EventKind.START, step.actions[0].summary, part)
+        not (``NotStarted``: what it awaits was missed, it did nothing)."""
+        kind = step.call.step
+        if kind.awaits:
+            try:
+                await self.ctx.milestones.wait(kind.awaits, name)
+            except NotStarted as exc:
+                return NotStarted(f"not started: {exc}")
+        self._emit_step(name, kind.phase, EventKind.START, step.actions[0].summary, part)
         t0 = time.monotonic()
         try:
-            changed = await step.call.step.apply(step.call.options, self.ctx, name)
+            result = await self._apply_step(step, name)
+        except asyncio.CancelledError:
+            self._settle_milestones(step, name, f"{step.call.name} was cancelled")
+            raise
+        if not isinstance(result, bool):
+            self._settle_milestones(step, name, f"{step.call.name} failed")
+            return result
+        self._settle_milestones(step, name, None)
+        self._emit_step(name, kind.phase, EventKind.OK, f"{time.monotonic() - t0:.1f}s", part)
+        return result
+
+    async def _apply_step(
+        self, step: PlannedStep, name: str
+    ) -> StepFailure | NotStarted | bool:
+        try:
+            return await step.call.step.apply(step.call.options, self.ctx, name)
         except NodeError as exc:
             return StepFailure(str(exc), exc.log_tail, exc.next_step)
         except SSHError as exc:
             return StepFailure(f"connection: {exc}", lost=exc)
+        except NotStarted as exc:  # a wait of its own, part-way (engine/milestones.py)
+            return NotStarted(f"stopped part-way: {exc}")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug or an unexpected reply: contain it to the node
             log.debug("step %s failed on %s", step.call.name, name, exc_info=True)
             return StepFailure(f"{type(exc).__name__}: {exc}")
-        self._emit_step(name, phase, EventKind.OK, f"{time.monotonic() - t0:.1f}s", part)
-        return changed
 
     async def _clean_up(self, planned: PlannedNode) -> None:
         """The stage's cleanup for a node that failed; a failed cleanup step is reported."""

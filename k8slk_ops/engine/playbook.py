@@ -112,8 +112,9 @@ class Stage:
     # a node whose drain did not finish back to the scheduler).
     cleanup: tuple[StepCall, ...] = ()
     # Runs beside the next stage: both start together and the run goes on once both ended
-    # (bootstrap mints the join credentials while the addons are applied: neither needs the
-    # other, and the joins wait for both).
+    # (bootstrap applies the addons and mints the join credentials while init finishes: they
+    # await the point where init's API answers its admin, and the joins wait for all three).
+    # Several in a row run all together.
     with_next: bool = False
 
 
@@ -238,20 +239,14 @@ def _stage(
 
 
 def _lone_with_next(doc: Located, model: PlaybookModel) -> list[str]:
-    """``withNext`` needs a next stage to run beside, of the ordinary stages, and one that does
-    not run beside a third (a chain would hide which stages overlap)."""
+    """``withNext`` needs a next stage to run beside, of the ordinary stages (several in a row
+    run all together)."""
     problems = []
-    for i, stage in enumerate(model.stages):
-        if not stage.with_next:
-            continue
-        if i == len(model.stages) - 1:
-            problems.append(doc.where(("stages", i, "withNext"),
-                                      "withNext: true on the last stage: there is no next stage "
-                                      "to run beside; remove it"))
-        elif model.stages[i + 1].with_next:
-            problems.append(doc.where(("stages", i + 1, "withNext"),
-                                      "withNext: true on a stage that runs beside the one before "
-                                      "it: only two stages run together; remove one of them"))
+    last = len(model.stages) - 1
+    if model.stages and model.stages[last].with_next:
+        problems.append(doc.where(("stages", last, "withNext"),
+                                  "withNext: true on the last stage: there is no next stage "
+                                  "to run beside; remove it"))
     for i, stage in enumerate(model.always):
         if stage.with_next:
             problems.append(doc.where(("always", i, "withNext"),

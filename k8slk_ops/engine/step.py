@@ -89,6 +89,11 @@ class Step(Generic[OptionsT]):
     # through the primary only (needs_node False) never does, and is marked so here once; a
     # step that needs the node but only waits on the cluster's API (wait-ready) sets it itself.
     uses_connection: ClassVar[bool] = True
+    # Milestones (engine/milestones.py) this step reaches on its node: it says so mid-way
+    # (``ctx.milestones.reach``), the executor settles them when it ends. ``awaits`` is the one
+    # a step waits for, on its node, before it starts, when it runs beside the step reaching it.
+    reaches: ClassVar[tuple[str, ...]] = ()
+    awaits: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

@@ -263,14 +263,21 @@ def test_with_next_pairs_a_stage_with_the_next_one(tmp_path: Path) -> None:
     assert [s.with_next for s in book.stages] == [True, False]
 
 
+def test_with_next_in_a_row_runs_the_stages_together(tmp_path: Path) -> None:
+    text = "name: x\nstages:\n" + STAGE.format(name="a", extra="    withNext: true\n") + \
+        STAGE.format(name="b", extra="    withNext: true\n") + STAGE.format(name="c", extra="")
+    book = load_playbook(_playbook(tmp_path, text), STEPS)
+    assert [s.with_next for s in book.stages] == [True, True, False]
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [
         ("name: x\nstages:\n" + STAGE.format(name="a", extra="    withNext: true\n"),
          "stages[0].withNext: withNext: true on the last stage"),
         ("name: x\nstages:\n" + STAGE.format(name="a", extra="    withNext: true\n")
-         + STAGE.format(name="b", extra="    withNext: true\n") + STAGE.format(name="c", extra=""),
-         "stages[1].withNext: withNext: true on a stage that runs beside the one before it"),
+         + STAGE.format(name="b", extra="    withNext: true\n"),
+         "stages[1].withNext: withNext: true on the last stage"),
         ("name: x\nstages:\n" + STAGE.format(name="a", extra="") + "always:\n"
          + STAGE.format(name="b", extra="    withNext: true\n"),
          "always[0].withNext: an always stage runs on its own"),
