@@ -335,6 +335,29 @@ def test_hang_fault_prints_lines_then_hangs_in_the_named_phase(nodes: Any) -> No
         proc.wait()
 
 
+def test_admin_conf_is_forbidden_until_init_binds_its_group(nodes: Any) -> None:
+    """From v1.29 admin.conf's user is only in kubeadm:cluster-admins, which init binds to
+    cluster-admin in upload-config: a kubectl with it between the API's health and that phase
+    is refused by RBAC, as on a real node."""
+    cp = nodes("cp-1", "control-plane")
+    cp.start_kubelet()
+    cp.write("/lab/faults/kubeadm-hang", "upload-config 0\n")
+    path = cp.write("/run/kubeadm.yaml", init_config(cp))
+    proc = subprocess.Popen([PYTHON, str(DOUBLES / "bin" / "kubeadm"), "init", "--config", path],
+                            env=cp.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: not cp.file("/lab/faults/kubeadm-hang").exists())  # hanging there
+        refused = cp.run("kubectl", "get", "nodes")
+        assert refused.returncode == 1
+        assert refused.stderr.endswith(
+            'Error from server (Forbidden): nodes is forbidden: User "kubernetes-admin" cannot '
+            'list resource "nodes" in API group "" at the cluster scope\n'), refused.stderr
+        assert cp.run("kubectl", "version", "-o", "json").returncode == 0  # discovery is not
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_token_create_list_delete(cluster: tuple[Node, str, str, str]) -> None:
     cp, _, token, pin = cluster
     made = cp.run("kubeadm", "token", "create", "--ttl", "0", "--description", "forever",

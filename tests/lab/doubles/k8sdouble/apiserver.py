@@ -81,6 +81,36 @@ def bootstrap_may(method: str, path: str) -> bool:
     return method == "GET" and (name == "kubeadm-config" or name.startswith("kubelet-config"))
 
 
+# admin.conf's user from v1.29: only in the kubeadm:cluster-admins group, which kubeadm init binds
+# to cluster-admin (through super-admin.conf) when its upload-config phase first needs a client.
+# Until then RBAC grants it nothing beyond discovery: the lab's cluster records the binding as
+# ``adminsBound`` (the init double's upload-config).
+ADMIN = "cert:kubernetes-admin"
+
+
+def forbidden(user: str, method: str, parts: list[str], query: dict[str, str]) -> str:
+    """RBAC's refusal, as kube-apiserver words it (``nodes is forbidden: User "x" cannot list
+    resource "nodes" in API group "" at the cluster scope``)."""
+    group, rest = ("", parts[2:]) if parts[:1] == ["api"] else (
+        parts[1] if len(parts) > 1 else "", parts[3:])
+    namespace = ""
+    if rest[:1] == ["namespaces"] and len(rest) >= 3:
+        namespace, rest = rest[1], rest[2:]
+    resource = rest[0] if rest else ""
+    name = rest[1] if len(rest) > 1 else ""
+    if len(rest) > 2:
+        resource = f"{resource}/{rest[2]}"
+    verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, "")
+    if method == "GET":
+        verb = "get" if name else ("watch" if query.get("watch") in ("true", "1") else "list")
+    elif method == "DELETE":
+        verb = "delete" if name else "deletecollection"
+    where = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+    subject = f'{rest[0] if rest else ""} "{name}"' if name else (rest[0] if rest else "")
+    return (f'{subject} is forbidden: User "{user}" cannot {verb} resource "{resource}" in API '
+            f'group "{group}" {where}')
+
+
 def rfc3339(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -254,6 +284,10 @@ class Api:
                 return 403, _status(403, "Forbidden", f'User "system:bootstrap:{who[10:]}" '
                                     f'cannot {method.lower()} resource "{path}"')
             parts = [p for p in path.split("/") if p]
+            if who == ADMIN and self.minor >= 29 and parts[:1] != ["lab"] and \
+                    not st.data.get("adminsBound"):
+                return 403, _status(403, "Forbidden", forbidden(
+                    "kubernetes-admin", method, parts, req.query))
             if path == "/api/v1/namespaces/kube-public/configmaps/cluster-info" and (
                     method == "PUT" or not self._objects(now).find(
                         objects.CONFIGMAPS, "kube-public", "cluster-info")):

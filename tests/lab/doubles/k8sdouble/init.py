@@ -222,6 +222,7 @@ def run(config_path: str, upload_certs: bool, skip_token_print: bool) -> int:
             "version": version, "leader": with_port(address, port), "members": [node.name],
             "controlPlaneEndpoint": endpoint if cfg.control_plane_endpoint else "",
             "clusterName": cfg.cluster_name, "config": cfg.documents.get("ClusterConfiguration"),
+            "adminsBound": True,  # kubeadm:cluster-admins bound to cluster-admin (v1.29+)
         })
         kubeadmconfig.upload(admin, kept, kubelet_configuration(cfg), version)
         out(f'[kubelet] Creating a ConfigMap "{kubeadmconfig.kubelet_config_name(version)}" in '
