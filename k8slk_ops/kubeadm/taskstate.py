@@ -38,6 +38,18 @@ class KubeadmState(enum.StrEnum):
 
 TERMINAL = frozenset({KubeadmState.COMPLETED, KubeadmState.FAILED, KubeadmState.CONFIGURED})
 
+# How kubeadm init's phases after upload-config begin their lines. By then its API server
+# answers and admin.conf's user has its rights: from v1.29 that user is only in the
+# kubeadm:cluster-admins group, which init binds to cluster-admin (through super-admin.conf) when
+# upload-config first needs a client; a kubectl with admin.conf before that is Forbidden.
+PAST_UPLOAD_CONFIG = (
+    "[upload-certs]",
+    "[mark-control-plane]",
+    "[bootstrap-token]",
+    "[kubelet-finalize]",
+    "[addons]",
+)
+
 
 class KubeadmLogState:
     """A state machine fed the kubeadm log line by line.
@@ -55,6 +67,8 @@ class KubeadmLogState:
         self.reason: str | None = None
         # kubeadm's own failure, when it ran and failed (its kind says what to do next).
         self.failure: KubeadmFailure | None = None
+        # kubeadm init of this attempt is past upload-config: its admin may use the API.
+        self.admin_api = False
         self._tail: collections.deque[str] = collections.deque(maxlen=keep)
         self._output: collections.deque[str] = collections.deque(maxlen=keep_output)
 
@@ -92,6 +106,7 @@ class KubeadmLogState:
         if message.startswith(WAITING_LINE):
             self.phase = KubeadmState.WAITING
             self.flag = self.reason = self.failure = None
+            self.admin_api = False
             self._output.clear()
         elif message.startswith(CONFIGURED_LINE):
             self.phase = KubeadmState.CONFIGURED
@@ -115,6 +130,8 @@ class KubeadmLogState:
             self.reason = None
         elif self.phase is KubeadmState.RUNNING and self.flag is not None:
             self._output.append(message)
+            if self.flag == "init" and message.startswith(PAST_UPLOAD_CONFIG):
+                self.admin_api = True
         return self.phase
 
     def feed_all(self, lines: list[str] | str) -> KubeadmState:

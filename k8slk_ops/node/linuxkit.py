@@ -238,9 +238,10 @@ class LinuxKitNode:
         *,
         timeout: float,
         on_note: Callable[[str], None] | None = None,
+        on_line: Callable[[KubeadmLogState], None] | None = None,
     ) -> KubeadmResult:
         """Follow the log after a trigger until kubeadm completes or its task stops, or
-        ``timeout``.
+        ``timeout``. ``on_line`` sees the state after each line (init's milestones).
 
         Success is only the ``kubeadm has completed`` line. Failure is the task stopping without
         it (``sh -e`` ends the script at kubeadm's error) or an unknown-flag line. Lines and the
@@ -255,13 +256,16 @@ class LinuxKitNode:
         state = KubeadmLogState()
         try:
             async with asyncio.timeout(timeout):
-                return await self._follow_to_end(state, on_note)
+                return await self._follow_to_end(state, on_note, on_line)
         except TimeoutError:
             reason = f"kubeadm {flag} did not finish within {timeout:.0f}s"
             return KubeadmResult(False, reason, state.output, state.tail, state.failure, True)
 
     async def _follow_to_end(
-        self, state: KubeadmLogState, on_note: Callable[[str], None] | None
+        self,
+        state: KubeadmLogState,
+        on_note: Callable[[str], None] | None,
+        on_line: Callable[[KubeadmLogState], None] | None,
     ) -> KubeadmResult:
         seen = 0  # log lines consumed; a follow after a dropped connection starts after them
         drops = 0
@@ -275,6 +279,8 @@ class LinuxKitNode:
                             return _result(state)
                         seen += 1
                         state.feed(raw)
+                        if on_line is not None:
+                            on_line(state)
                         if state.done:
                             return _result(state)
                 raise ConnectionLost(

@@ -9,6 +9,11 @@ entry also names the objects its manifest held, for ``apply --prune`` (``addonpr
 written before they were kept gains them from the unchanged manifest, without an apply. With
 ``cluster.kubeProxy: false`` the kube-proxy DaemonSet and ConfigMap are deleted once (kubeadm's
 v1beta2 configuration, before Kubernetes 1.22, cannot skip installing them).
+
+In bootstrap it runs beside init (engine/milestones.py): it starts once init's API server
+serves its admin, while init finishes. What kubeadm's own addon phase makes or overwrites
+(CoreDNS and kube-proxy: ``KUBEADM_ADDON_OBJECTS``) waits for init to have completed, so that a
+manifest that changes one of them, or the deletion of kube-proxy, is not undone by init.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from k8slk_ops.engine.context import PlanContext, RunContext
 from k8slk_ops.engine.step import Action, NoOptions, Step, StepPlan, do, skip
 from k8slk_ops.inventory.addons import Addon
 from k8slk_ops.output.events import EventKind
+from k8slk_ops.steps.init import ADMIN_API, INITIALISED
 
 PHASE = "addons"
 
@@ -47,6 +53,23 @@ def manifest_warnings(ctx: PlanContext) -> tuple[str, ...]:
     return tuple(w for a in due_addons(ctx) for w in a.warnings)
 
 
+# (namespace, name) of what kubeadm's addon phase creates or updates: CoreDNS's Deployment,
+# ConfigMap, Service, ServiceAccount and ClusterRole/Binding, kube-proxy's DaemonSet, ConfigMap,
+# ServiceAccount, Role/Binding and kubeadm:node-proxier.
+KUBEADM_ADDON_OBJECTS = frozenset({
+    ("kube-system", "coredns"),
+    ("kube-system", "kube-dns"),
+    ("kube-system", "kube-proxy"),
+    ("", "system:coredns"),
+    ("", "kubeadm:node-proxier"),
+})
+
+
+def touches_kubeadm_addons(addon: Addon) -> bool:
+    """The manifest holds an object kubeadm's addon phase makes (init would overwrite it)."""
+    return any((o.namespace, o.name) in KUBEADM_ADDON_OBJECTS for o in addon.layout.objects)
+
+
 def kube_proxy_due(ctx: PlanContext) -> bool:
     """kube-proxy is to be deleted: not wanted, and not recorded as deleted yet."""
     return not ctx.inventory.cluster.kube_proxy and (
@@ -57,6 +80,7 @@ def kube_proxy_due(ctx: PlanContext) -> bool:
 class ApplyAddons(Step[NoOptions]):
     name = "apply-addons"
     phase = PHASE
+    awaits = ADMIN_API
 
     def plan(self, options: NoOptions, ctx: PlanContext, node: str) -> StepPlan:
         actions = [
@@ -89,6 +113,8 @@ class ApplyAddons(Step[NoOptions]):
         record = dict(ctx.plan.cluster.addons)
         try:
             for addon in due_addons(ctx.plan):
+                if touches_kubeadm_addons(addon):
+                    await ctx.milestones.wait(INITIALISED, node)
                 try:
                     await addonrecord.apply_manifest(lk, addon.text.encode(), addon.name, addon)
                 except addonrecord.AddonError:
@@ -108,6 +134,7 @@ class ApplyAddons(Step[NoOptions]):
                 ctx.emit(node, PHASE, EventKind.PROGRESS, "recorded the objects of "
                          + ", ".join(a.name for a in listed))
             if kube_proxy_due(ctx.plan):
+                await ctx.milestones.wait(INITIALISED, node)
                 await self._delete_kube_proxy(ctx, node)
                 record[addonrecord.KUBE_PROXY_REMOVED] = addonrecord.RecordEntry("true")
                 await addonrecord.write_record(lk, record)

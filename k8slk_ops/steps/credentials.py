@@ -22,7 +22,7 @@ from k8slk_ops.node import paths
 from k8slk_ops.node.linuxkit import LinuxKitNode, NodeCommandError
 from k8slk_ops.node.uncut import uncut
 from k8slk_ops.output.events import EventKind
-from k8slk_ops.steps.init import new_token
+from k8slk_ops.steps.init import ADMIN_API, new_token
 
 PHASE = "credentials"
 
@@ -48,6 +48,8 @@ def joining_nodes(ctx: PlanContext) -> list[str]:
 class MintCredentials(Step[MintOptions]):
     name = "mint-credentials"
     phase = PHASE
+    # Beside init in bootstrap: the token and the certificate key need only its API.
+    awaits = ADMIN_API
     # Short-lived tokens, revoked when the run ends: the primary itself is left as it was.
     changes = False
 
@@ -90,6 +92,8 @@ async def fresh_credentials(ctx: RunContext, *, control_plane: bool) -> JoinCred
         creds = ctx.state.credentials
         if creds is None:
             raise NodeError("no join credentials were minted in this run", phase="join")
+        # Minted while init was finishing, before it printed its pin: checked now.
+        _check_pin(creds.ca_cert_hash, ctx.state.init_ca_hashes)
         now = time.monotonic()
         margin = refresh_margin(creds.ttl)
         stale_token = creds.token_expires - now < margin
@@ -173,14 +177,18 @@ async def _ca_pin(ctx: RunContext, lk: LinuxKitNode) -> str:
     if pem is None:
         raise NodeError(f"{paths.CA_CERT} is missing on the primary", phase=PHASE)
     pin = kubeadm.ca_cert_hash(pem)
-    printed = ctx.state.init_ca_hashes
+    _check_pin(pin, ctx.state.init_ca_hashes)
+    return pin
+
+
+def _check_pin(pin: str, printed: tuple[str, ...]) -> None:
+    """The pin must be one kubeadm init printed in this run, when it ran in this run."""
     if printed and pin not in printed:
         raise NodeError(
             f"the CA pin computed from {paths.CA_CERT} ({pin}) differs from the one kubeadm "
             f"init printed ({', '.join(printed)}): refusing to hand it to joining nodes",
             phase=PHASE,
         )
-    return pin
 
 
 async def _create_token(lk: LinuxKitNode, token: str, ttl: str, description: str) -> None:

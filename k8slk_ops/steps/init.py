@@ -31,6 +31,12 @@ class InitOptions(BaseModel):
 
 _ALPHABET = string.ascii_lowercase + string.digits
 
+# What init reaches on the primary (engine/milestones.py): its API server serving the admin
+# with its rights (past upload-config: steps beside init may use admin.conf), then the cluster
+# initialised (kubeadm has completed: its own addons, CoreDNS and kube-proxy, are in place).
+ADMIN_API = "admin-api"
+INITIALISED = "initialised"
+
 
 def new_token() -> str:
     """A bootstrap token in kubeadm's format: 6 + 16 characters of [a-z0-9]."""
@@ -43,6 +49,7 @@ def new_token() -> str:
 class Init(Step[InitOptions]):
     name = "init"
     phase = "init"
+    reaches = (ADMIN_API, INITIALISED)
 
     def plan(self, options: InitOptions, ctx: PlanContext, node: str) -> StepPlan:
         if ctx.cluster.initialised:
@@ -86,11 +93,17 @@ class Init(Step[InitOptions]):
         ctx.emit(node, self.phase, EventKind.PROGRESS,
                  f"wrote {paths.KUBEADM_YAML} ({api}), triggered init; following the log")
         timeout = options.timeout or ctx.options.timeout
+
+        def on_line(state: kubeadm.KubeadmLogState) -> None:
+            if state.admin_api:
+                ctx.milestones.reach(ADMIN_API, node)
+
         try:
             result = await lk.wait_kubeadm(
                 "init",
                 timeout=timeout,
                 on_note=lambda note: ctx.emit(node, self.phase, EventKind.WARN, note),
+                on_line=on_line,
             )
         except asyncio.CancelledError:
             # A stop request ended the wait, not kubeadm: the init goes on on the node and

@@ -1,6 +1,7 @@
-"""A bootstrap's critical path against the in-process fleet: the join credentials are minted
-while the addons are applied, every worker's join is triggered at once, the wait for Ready
-follows the node list's watch, and the tokens are deleted while the nodes turn Ready."""
+"""A bootstrap's critical path against the in-process fleet: the addons are applied and the join
+credentials minted while init finishes (once its API serves its admin), every worker's join is
+triggered at once, the wait for Ready follows the node list's watch, and the tokens are deleted
+while the nodes turn Ready."""
 
 from __future__ import annotations
 
@@ -40,7 +41,59 @@ def test_credentials_are_minted_while_the_addons_are_applied(
     assert minted_while_held == [True]
     assert run.outcomes == {"cp-1": "ok", "w-1": "ok", "w-2": "ok"}
     assert not [t for t in fleet.tokens() if t.startswith("k8slk-ops run")]
-    assert "- addons + credentials stage: 1 nodes" in run.log
+    assert "- init + addons + credentials stage: 1 nodes" in run.log
+
+
+def _init_completed(fleet: InProcessFleet) -> bool:
+    """cp-1's kubeadm init has printed its last line (on the fleet's thread: from a hook)."""
+    return any("kubeadm has completed" in line for line in fleet._node("cp-1").log)
+
+
+def test_addons_and_credentials_start_while_init_finishes(
+    fleet: InProcessFleet, k8slk: K8slk
+) -> None:
+    seen: dict[str, list[bool]] = {"apply": [], "token": []}
+    fleet.on_command("cp-1", _addon_apply,
+                     lambda: seen["apply"].append(_init_completed(fleet)))
+    fleet.on_command("cp-1", lambda line: "kubeadm token create" in line,
+                     lambda: seen["token"].append(_init_completed(fleet)))
+    run = k8slk("bootstrap", fleet.inventory, "--json")
+    assert run.code == 0, run.why()
+    assert seen == {"apply": [False], "token": [False]}
+    assert run.outcomes == {"cp-1": "ok", "w-1": "ok", "w-2": "ok"}
+
+
+def test_an_init_that_fails_before_its_api_answers_starts_neither(
+    fleet: InProcessFleet, k8slk: K8slk
+) -> None:
+    fleet.fail_kubeadm("cp-1")
+    lines = _record_lines(fleet)
+    run = k8slk("bootstrap", fleet.inventory, "--json")
+    assert run.code == 1
+    node = run.nodes["cp-1"]
+    assert node["phase"] == "init" and "preflight" in node["message"], node
+    assert not any(_addon_apply(line) or "token create" in line for line in lines["cp-1"])
+    assert "not started: init failed" in run.log
+    assert run.outcomes["w-1"] == run.outcomes["w-2"] == "skipped"
+
+
+def test_an_addon_that_changes_kube_proxy_waits_for_init_to_end(
+    fleet: InProcessFleet, k8slk: K8slk
+) -> None:
+    # kubeadm's addon phase would overwrite it: applied before init's end, the change is lost.
+    tuned = fleet.directory / "kube-proxy-tuned.yaml"
+    tuned.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kube-proxy, "
+                     "namespace: kube-system}\ndata: {config.conf: 'mode: ipvs'}\n")
+    text = fleet.inventory.read_text()
+    fleet.inventory.write_text(text.replace("addons: [pod-network.yaml]",
+                                            "addons: [pod-network.yaml, kube-proxy-tuned.yaml]"))
+    at_apply: list[bool] = []
+    fleet.on_command("cp-1", _addon_apply, lambda: at_apply.append(_init_completed(fleet)),
+                     times=4)
+    run = k8slk("bootstrap", fleet.inventory, "--json")
+    assert run.code == 0, run.why()
+    # The pod network and its record at once, the kube-proxy change and its record after init.
+    assert at_apply == [False, False, True, True]
 
 
 def test_a_failed_addon_still_stops_every_join_and_deletes_the_token(

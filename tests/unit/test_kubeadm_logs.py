@@ -83,6 +83,27 @@ def test_state_success_path() -> None:
     ]
 
 
+def test_init_is_past_upload_config_at_the_next_phase_s_first_line() -> None:
+    """admin.conf's user has its rights once upload-config is over (from v1.29 init binds its
+    group then): not at the API's health line, nor at upload-config's own."""
+    state = KubeadmLogState()
+    state.feed_all([log(WAITING_LINE), log(SETTLING_LINE), log("Found kubeadm flag init")])
+    for line in ("[api-check] The API server is healthy after 1.5s",
+                 "[apiclient] All control plane components are healthy after 4.5 seconds",
+                 '[upload-config] Storing the configuration used in ConfigMap "kubeadm-config"',
+                 '[kubelet] Creating a ConfigMap "kubelet-config" in namespace kube-system'):
+        state.feed(log(line))
+        assert not state.admin_api, line
+    state.feed(log("[upload-certs] Skipping phase. Please see --upload-certs"))
+    assert state.admin_api
+    state.feed(log(WAITING_LINE))  # a new attempt starts from nothing
+    assert not state.admin_api
+    join = KubeadmLogState()
+    join.feed_all([log(WAITING_LINE), log(SETTLING_LINE), log("Found kubeadm flag join"),
+                   log("[mark-control-plane] Marking the node cp-2 as control-plane")])
+    assert not join.admin_api  # a join's lines say nothing of an init
+
+
 def test_state_failure_needs_the_stop() -> None:
     state = KubeadmLogState()
     state.feed_all(
