@@ -104,6 +104,7 @@ class Operation:
 
     async def run(self) -> RunReport:
         self._check_input()
+        self._warm_connections()
         holder = Holder.me(self.options.run_id, self.command)
         locking = not (self.options.dry_run or self.playbook.read_only)
         try:
@@ -124,6 +125,20 @@ class Operation:
         finally:
             await self.cluster.close()
             self.report.ended = datetime.now(UTC)
+
+    def _warm_connections(self) -> None:
+        """Dial the nodes the run will read while it finds the primary and takes the lock
+        (``Cluster.warm``): the nodes its stages name, with the first control plane standing in
+        for the primary until the primary is known. Writing waits for the facts, as ever."""
+        first = next((n.name for n in self.inventory.control_planes), "")
+        provisional = PlanContext(
+            inventory=self.inventory,
+            options=self.options,
+            facts={},
+            unreachable={},
+            cluster=ClusterFacts(primary=first),
+        )
+        self.cluster.warm(needed_nodes(self.playbook, provisional))
 
     def _check_input(self) -> None:
         problems = check_hosts(self.playbook, self.inventory)

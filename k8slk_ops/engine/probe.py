@@ -12,6 +12,7 @@ applies at that moment (a LinuxKit node has new host keys after every boot).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -109,6 +110,12 @@ def _config_jump(config: Path, user: str, address: str, port: int) -> str | None
     return jump
 
 
+def _retrieved(future: asyncio.Future[list[None]]) -> None:
+    """Mark a background future's end as seen: cancelled at the run's end, it is no error."""
+    if not future.cancelled():
+        future.exception()
+
+
 class RebootedKeyRefused(HostKeyMismatch):
     """A new host key from a node a run rebooted, not accepted: why, and how to accept it."""
 
@@ -148,6 +155,7 @@ class Cluster:
         self.peer_addresses: dict[str, str] = {}  # node -> the IP its connection reached
         self.members: dict[str, Member] = {}  # the primary's node list, once it is found
         self._want_addon_record = False  # find_primary's addon_record
+        self._warming: asyncio.Future[list[None]] | None = None
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -158,6 +166,22 @@ class Cluster:
             task = asyncio.ensure_future(self._opener(self.targets[name]))
             self._nodes[name] = task
         return await asyncio.shield(task)
+
+    def warm(self, names: Sequence[str]) -> None:
+        """Dial ``names`` in the background: their handshakes overlap what the run does first
+        (the primary's reading, the lock). Nothing runs on them: their facts are read when the
+        run asks, as before, and a dial that failed fails then, once. Only as many as one wave
+        of ``concurrency``: a larger run reads in waves anyway, and dialling it all up front
+        would double the handshakes in flight."""
+        if len(names) > self.concurrency or self._warming is not None:
+            return
+
+        async def one(name: str) -> None:
+            with contextlib.suppress(Exception):  # met again, and reported, when it is read
+                await self.connect(name)
+
+        self._warming = asyncio.gather(*(one(n) for n in names))
+        self._warming.add_done_callback(_retrieved)
 
     async def _open(self, target: SSHTarget) -> LinuxKitNode:
         conn = await self.pool.connect(target)
@@ -221,6 +245,8 @@ class Cluster:
         await self.pool.drop(name)
 
     async def close(self) -> None:
+        if self._warming is not None and not self._warming.done():
+            self._warming.cancel()
         await self.pool.close()
 
     # -- facts ----------------------------------------------------------------------------------

@@ -128,6 +128,24 @@ async def test_gather_reads_each_node_once_over_one_connection(
     assert len(world.dials) == 2
 
 
+async def test_warm_dials_one_wave_ahead_and_reads_nothing(tmp_path: Path, world: World) -> None:
+    world.refuse = {"w-2"}
+    cluster = make(tmp_path, world)
+    cluster.warm(["cp-1", "w-1", "w-2"])
+    await cluster.find_primary(["cp-1"], read_only=False)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert sorted(t.name for t in world.dials) == ["cp-1", "w-1", "w-2"]
+    assert world.reads == ["cp-1"]  # the workers were dialled, not read
+    with pytest.raises(CannotStart, match="host key"):  # the refused dial, met when read
+        await cluster.gather(["w-1", "w-2"])
+    assert len(world.dials) == 3  # the warm connections served the reads
+    more = make(tmp_path, World())
+    more.concurrency = 2
+    more.warm(["cp-1", "w-1", "w-2"])  # more than one wave: read in waves, as before
+    assert more._warming is None
+
+
 async def test_refresh_reads_facts_again_for_a_batch(tmp_path: Path, world: World) -> None:
     cluster = make(tmp_path, world)
     await cluster.gather(["w-1", "w-2"])
