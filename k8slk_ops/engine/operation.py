@@ -84,6 +84,7 @@ class Operation:
             refuse_host_key_errors=not playbook.read_only,
         )
         self.executor: Executor | None = None
+        self._likely_needed: list[str] = []  # the nodes the stages name, before the primary is known
         self.lock: HeldLock | None = None  # the cluster lock, while the run holds it
         self.run_ctx: RunContext | None = None
         self.interrupted = False
@@ -138,7 +139,8 @@ class Operation:
             unreachable={},
             cluster=ClusterFacts(primary=first),
         )
-        self.cluster.warm(needed_nodes(self.playbook, provisional))
+        self._likely_needed = needed_nodes(self.playbook, provisional)
+        self.cluster.warm(self._likely_needed)
 
     def _check_input(self) -> None:
         problems = check_hosts(self.playbook, self.inventory)
@@ -206,7 +208,11 @@ class Operation:
         control plane, say, so that a guard working on the first reading would count three
         control planes where two are left. A cluster whose primary or state changed meanwhile
         is refused, as the lock was taken for the one first seen."""
-        await self.cluster.refresh(sorted(self.cluster.facts))
+        again = sorted(self.cluster.facts)
+        # The other nodes the run will likely need are read meanwhile, under the lock too (the
+        # plan reads any the primary's reading adds; a node read for nothing costs a read).
+        others = [n for n in self._likely_needed if n not in again]
+        await asyncio.gather(self.cluster.refresh(again), self.cluster.gather(others))
         after = await self._find_cluster(holder, locking=False)
         if (after.primary, after.initialised) != (before.primary, before.initialised):
             def seen(c: ClusterFacts) -> str:
