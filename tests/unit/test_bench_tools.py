@@ -61,13 +61,17 @@ def test_the_lab_timeline_lines_up_the_tools_stages_with_the_nodes_logs() -> Non
     started = primary.triggered - 1.5  # the tool started 1.5 s before the init trigger was seen
     marks = [["epoch", started, 0.0], ["stage init start", 1.4, 0.5], ["stage init end", 10.3, 0.6],
              ["stage ready start", 24.0, 1.0], ["stage ready end", 25.0, 1.1], ["exit", 25.5, 1.2]]
-    one = benchlab.timeline(0, (1.0, 1.0, 1.0), started, started + 25.5, marks, primary, joined)
+    last_join = primary.triggered + 22
+    ready = [last_join - 2.0, last_join + 1.0]  # the last Node Ready 1 s after the last join
+    one = benchlab.timeline(0, (1.0, 1.0, 1.0), started, started + 25.5, marks, primary, joined,
+                            ready)
     assert one.to_init_trigger == 1.5
     assert (one.init_tool, one.init_nodes) == (8.9, 8.0)
     assert one.init_end_to_first_join == 8.0  # kubeadm done at :19, joins seen at :27
     assert (one.joins_tool, one.joins_nodes) == (6.0, 6.0)
     assert one.after_last_join == 2.0 and one.ready_tool == 1.0
     assert (one.tool_total, one.critical_path, one.overhead) == (25.5, 14.0, 11.5)
+    assert (one.turning_ready, one.after_last_ready, one.overhead_past_ready) == (1.0, 1.0, 10.5)
     other = benchlab.timeline(0, (2.0, 1.0, 1.0), started, started + 27.5, marks, primary, joined)
     table = benchlab.show("median of 2 runs", [one, other])
     assert "  total                                       26.50    14.00" in table
