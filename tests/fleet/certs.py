@@ -27,10 +27,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from k8sdouble import kubeadmtexts as texts
 
 from tests.fleet.node import ADMIN_CONF, SimNode
 from tests.fleet.result import Result
-from tests.lab.doubles.k8sdouble import kubeadmtexts as texts
 
 MANIFESTS = "/var/node/etc/kubernetes/manifests"
 APISERVER_MANIFEST = f"{MANIFESTS}/kube-apiserver.yaml"
