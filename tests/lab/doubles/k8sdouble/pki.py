@@ -59,6 +59,15 @@ def new_key(algorithm: str = "ECDSA-P256") -> PrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
+def service_account_keys() -> tuple[bytes, bytes]:
+    """sa.key and sa.pub: the key pair that signs service account tokens (ECDSA here, as the
+    leaves: the same PEM shapes as kubeadm's RSA pair, made in no time)."""
+    key = new_key("ECDSA-P256")
+    pub = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key_pem(key), pub
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
