@@ -218,6 +218,21 @@ def kubeconfig(
     return yaml.safe_dump(doc, sort_keys=False)
 
 
+def with_client(text: str, pair: Pair) -> str:
+    """The kubeconfig ``text`` with its current user's client certificate and key replaced,
+    the rest as it was: how kubeadm renews a kubeconfig's certificate."""
+    doc = yaml.safe_load(text) or {}
+    contexts = {c["name"]: c["context"] for c in doc.get("contexts") or []}
+    user_name = (contexts.get(doc.get("current-context", "")) or {}).get("user")
+    for user in doc.get("users") or []:
+        if user_name is None or user.get("name") == user_name:
+            entry = user.setdefault("user", {})
+            entry["client-certificate-data"] = base64.b64encode(pair.cert_pem).decode()
+            entry["client-key-data"] = base64.b64encode(pair.key_pem).decode()
+            break
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
 @dataclass
 class KubeConfig:
     """What a client needs from a kubeconfig."""
