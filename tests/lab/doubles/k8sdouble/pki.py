@@ -126,11 +126,22 @@ def issue(
     sans: list[str] | None = None,
     public_key: object = None,
     days: int = CERT_DAYS,
+    serial: int | None = None,
+    not_after: dt.datetime | None = None,
 ) -> Pair:
-    """A leaf certificate signed by ``ca`` (a new key unless ``public_key`` is given, as for a CSR)."""
+    """A leaf certificate signed by ``ca`` (a new key unless ``public_key`` is given, as for a CSR).
+
+    ``serial`` and ``not_after`` are for a simulated node whose clock is not the machine's and
+    that tells its certificates apart by serial (the fleet): by default a random serial, valid
+    ``days`` from now (never beyond the CA)."""
     key = new_key()
     pub = public_key if public_key is not None else key.public_key()
     now = _now()
+    if not_after is None:
+        not_after = min(now + dt.timedelta(days=days),
+                        ca.cert.not_valid_after.replace(tzinfo=dt.UTC))
+    else:
+        now = min(now, not_after - dt.timedelta(days=days))
     usages = []
     if server:
         usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
@@ -141,10 +152,9 @@ def issue(
         .subject_name(_name(cn, orgs))
         .issuer_name(ca.cert.subject)
         .public_key(pub)  # type: ignore[arg-type]
-        .serial_number(x509.random_serial_number())
+        .serial_number(serial if serial is not None else x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(min(now + dt.timedelta(days=days), ca.cert.not_valid_after.replace(
-            tzinfo=dt.UTC)))
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
