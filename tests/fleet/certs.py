@@ -130,9 +130,6 @@ def expired(node: SimNode, name: str) -> bool:
             and state.expires[name] < node.cluster.now())
 
 
-GO_TIME = "%Y-%m-%dT%H:%M:%SZ"
-
-
 def api_refusal(node: SimNode) -> Result | None:
     """What kubectl with the node's admin.conf gets when expired certificates stop the API, as
     the real one prints it; None while it answers."""
@@ -142,9 +139,8 @@ def api_refusal(node: SimNode) -> Result | None:
     now = node.cluster.now()
     after = x509.load_pem_x509_certificate(state.served).not_valid_after_utc
     if after < now:
-        return Result.error(1, "Unable to connect to the server: tls: failed to verify "
-                            "certificate: x509: certificate has expired or is not yet valid: "
-                            f"current time {now:{GO_TIME}} is after {after:{GO_TIME}}\n")
+        return Result.error(1, "Unable to connect to the server: "
+                            f"{certmodel.expired_serving_certificate(_minor(node), now, after)}\n")
     if state.expires.get("admin.conf", now) < now:
         return Result.error(1, "error: You must be logged in to the server (Unauthorized)\n")
     return None

@@ -1,5 +1,6 @@
 """kubeadm's certificates as data: which there are, which CA signs each, what ``kubeadm certs
-check-expiration`` reports from their expiry dates and what ``kubeadm certs renew`` says.
+check-expiration`` reports from their expiry dates and what ``kubeadm certs renew`` says; and
+what a client says of an API whose serving certificate expired.
 
 Nothing here reads a file or the node's identity, so that the two simulators of a node print the
 same texts: the lab's doubles (:mod:`k8sdouble.certs`) take the dates from the real certificates
@@ -172,3 +173,23 @@ def renew_target(args: list[str], names: list[str]) -> str:
 def renewed(leaf: Leaf) -> str:
     """The line kubeadm prints for a certificate it renewed."""
     return f"{leaf.long_name} renewed"
+
+
+# --- a client of an API whose serving certificate expired ---------------------------------------
+
+def verify_prefix(minor: int) -> str:
+    """Go 1.20 (Kubernetes v1.27) began to put ``tls: failed to verify certificate:`` first."""
+    return "tls: failed to verify certificate: " if minor >= 27 else ""
+
+
+def expired_serving_certificate(minor: int, now: dt.datetime | None = None,
+                                after: dt.datetime | None = None) -> str:
+    """Go's TLS client on a serving certificate that expired; with the times when the client
+    could read the certificate's notAfter (as Go's message has it)."""
+    when = ("" if now is None or after is None
+            else f": current time {go_time(now)} is after {go_time(after)}")
+    return f"{verify_prefix(minor)}x509: certificate has expired or is not yet valid{when}"
+
+
+def go_time(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
