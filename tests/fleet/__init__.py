@@ -14,3 +14,14 @@ Two ways to run it:
 - as a process of its own: ``python -m tests.fleet up --dir DIR --nodes N`` starts it,
   ``python -m tests.fleet down --dir DIR`` stops it (benchmarks, the tool run as a subprocess).
 """
+
+import sys
+from pathlib import Path
+
+# The fleet models a node with the lab's doubles (tests/lab/doubles/k8sdouble): one model of
+# kubeadm's texts and certificates for both. Those modules import each other as the top-level
+# package ``k8sdouble`` (as inside a lab node), so the fleet imports them under that one name
+# too, never as ``tests.lab.doubles.k8sdouble``: one module loaded twice would be two models.
+_DOUBLES = str(Path(__file__).resolve().parents[1] / "lab" / "doubles")
+if _DOUBLES not in sys.path:
+    sys.path.insert(0, _DOUBLES)

@@ -2,7 +2,10 @@
 
 kubeadm init and join (control plane) ``install`` them: every certificate kubeadm makes, valid a
 year from the cluster's clock, the CAs ten years, the kube-apiserver manifest and the API's
-serving certificate (a real PEM, so a client reads its serial). ``kubeadm certs
+serving certificate. A node keeps only each certificate's expiry and serial (a thousand nodes
+cost no key each); the two a client reads as PEM, the API's serving certificate and admin.conf's
+client certificate, are real ones the cluster CA signs (k8sdouble.pki). Which certificates there
+are and what kubeadm prints of them is the lab's model (k8sdouble.certmodel): ``kubeadm certs
 check-expiration`` prints kubeadm's tables from them, ``kubeadm certs renew NAME`` gives one a
 new year and serial, as kubeadm does, and restarts nothing: the API serves its old certificate
 until its manifest leaves ``/etc/kubernetes/manifests`` (it stops answering) and comes back (it
@@ -16,39 +19,27 @@ defaults unless it is given ``--config FILE`` (every renewal records the configu
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import functools
 import json
 import weakref
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from k8sdouble import certmodel, pki
+from k8sdouble.errors import STACK_HINT, CommandError
 
 from tests.fleet.node import ADMIN_CONF, SimNode
 from tests.fleet.result import Result
-from tests.lab.doubles.k8sdouble import kubeadmtexts as texts
 
 MANIFESTS = "/var/node/etc/kubernetes/manifests"
 APISERVER_MANIFEST = f"{MANIFESTS}/kube-apiserver.yaml"
 PKI_DIR = "/var/node/etc/kubernetes/pki"
 APISERVER_CERT = f"{PKI_DIR}/apiserver.crt"
 APISERVER_KEY = f"{PKI_DIR}/apiserver.key"
-# In kubeadm's order (sorted), with the CA that signs each; super-admin.conf from v1.29.
-LEAVES = (
-    ("admin.conf", "ca"), ("apiserver", "ca"), ("apiserver-etcd-client", "etcd-ca"),
-    ("apiserver-kubelet-client", "ca"), ("controller-manager.conf", "ca"),
-    ("etcd-healthcheck-client", "etcd-ca"), ("etcd-peer", "etcd-ca"), ("etcd-server", "etcd-ca"),
-    ("front-proxy-client", "front-proxy-ca"), ("scheduler.conf", "ca"),
-    ("super-admin.conf", "ca"),
-)
-AUTHORITIES = ("ca", "etcd-ca", "front-proxy-ca")
-DONE = ("Done renewing certificates. You must restart the kube-apiserver, "
-        "kube-controller-manager, kube-scheduler and etcd, so that they can use the new "
-        "certificates.")
+# The certificates a client reads as PEM (the API's serving one, admin.conf's client one), with
+# their subjects; the others are their expiry dates and serials only.
+_SUBJECTS = {"apiserver": ("kube-apiserver", ()),
+             "admin.conf": ("kubernetes-admin", ("kubeadm:cluster-admins",))}
 
 
 @dataclass
@@ -65,12 +56,10 @@ class Certificates:
     # cluster's ConfigMap (or, with the API silent, kubeadm's defaults: see ``defaults``).
     configs: list[str | None] = field(default_factory=list)
     defaults: int = 0  # renewals that fell back to kubeadm's default configuration
+    # The certificates made for _SUBJECTS, by name: (serial, pair), made again for a new serial.
+    issued: dict[str, tuple[int, pki.Pair]] = field(default_factory=dict)
 
 
-# The API's serving key (one for every simulated API: nothing verifies it).
-_LEAF_KEY = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-    serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-    serialization.NoEncryption())
 _STATE: weakref.WeakKeyDictionary[SimNode, Certificates] = weakref.WeakKeyDictionary()
 _serials = iter(range(0x1000, 1 << 60))
 
@@ -78,8 +67,7 @@ _serials = iter(range(0x1000, 1 << 60))
 def install(node: SimNode) -> None:
     """What a control plane's init or join leaves: certificates, manifest, serving cert."""
     now = node.cluster.now()
-    minor = int(node.version.lstrip("v").split(".")[1])
-    names = [n for n, _ in LEAVES if n != "super-admin.conf" or minor >= 29]
+    names = [leaf.name for leaf in certmodel.leaves(_minor(node))]
     state = Certificates({n: now + dt.timedelta(days=365) for n in names},
                          now + dt.timedelta(days=3650))
     state.serials = {n: next(_serials) for n in names}
@@ -96,7 +84,6 @@ def install(node: SimNode) -> None:
             "spec": {"containers": [{"name": component, "command": command}]}}).encode(), 0o600)
     for name, data in node.cluster.pki.authorities.items():  # the cluster's CAs and SA keys
         node.write(f"{PKI_DIR}/{name}", data, 0o600 if name.endswith(".key") else 0o644)
-    node.write(APISERVER_KEY, _LEAF_KEY, 0o600)  # a leaf's key: never in a PKI archive
     from tests.fleet import etcd  # etcd imports this module
 
     etcd.write_manifest(node)
@@ -143,9 +130,6 @@ def expired(node: SimNode, name: str) -> bool:
             and state.expires[name] < node.cluster.now())
 
 
-GO_TIME = "%Y-%m-%dT%H:%M:%SZ"
-
-
 def api_refusal(node: SimNode) -> Result | None:
     """What kubectl with the node's admin.conf gets when expired certificates stop the API, as
     the real one prints it; None while it answers."""
@@ -155,9 +139,8 @@ def api_refusal(node: SimNode) -> Result | None:
     now = node.cluster.now()
     after = x509.load_pem_x509_certificate(state.served).not_valid_after_utc
     if after < now:
-        return Result.error(1, "Unable to connect to the server: tls: failed to verify "
-                            "certificate: x509: certificate has expired or is not yet valid: "
-                            f"current time {now:{GO_TIME}} is after {after:{GO_TIME}}\n")
+        return Result.error(1, "Unable to connect to the server: "
+                            f"{certmodel.expired_serving_certificate(_minor(node), now, after)}\n")
     if state.expires.get("admin.conf", now) < now:
         return Result.error(1, "error: You must be logged in to the server (Unauthorized)\n")
     return None
@@ -182,42 +165,49 @@ def _manifest(address: str, extra: list[str] | None = None) -> str:
             + "    name: kube-apiserver\n")
 
 
+def _minor(node: SimNode) -> int:
+    return int(node.version.lstrip("v").split(".")[1])
+
+
+def _issued(node: SimNode, state: Certificates, name: str) -> pki.Pair:
+    """The certificate ``name`` as the cluster CA signs it, with the serial and expiry the node
+    keeps for it; made once per serial (most writes leave it as it was)."""
+    serial = state.serials[name]
+    made = state.issued.get(name)
+    if made is None or made[0] != serial:
+        cn, orgs = _SUBJECTS[name]
+        server = name == "apiserver"
+        made = state.issued[name] = (serial, pki.issue(
+            node.cluster.pki.ca, cn, orgs, server=server, client=not server, serial=serial,
+            not_after=state.expires[name]))
+    return made[1]
+
+
 def _write_cert(node: SimNode, state: Certificates) -> None:
-    node.write(APISERVER_CERT, _pem(state.serials["apiserver"], state.expires["apiserver"]), 0o644)
-
-
-@functools.lru_cache(maxsize=256)
-def _pem(serial: int, not_after: dt.datetime) -> bytes:
-    """A certificate with this serial and expiry (self-signed: only its fields are read)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")])
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(serial)
-        .not_valid_before(not_after - dt.timedelta(days=366)).not_valid_after(not_after)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
+    pair = _issued(node, state, "apiserver")
+    node.write(APISERVER_CERT, pair.cert_pem, 0o644)
+    node.write(APISERVER_KEY, pair.key_pem, 0o600)  # a leaf's key: never in a PKI archive
 
 
 # -- kubeadm certs ---------------------------------------------------------------------------
 
 
-def _config(node: SimNode, args: list[str], prefix: str) -> tuple[list[str], str | None, Result | None]:
-    """kubeadm's lines about the configuration it works from, the --config file's text (None
-    without one), or the failure to read that file."""
-    path = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "--config"), None)
+def _config(node: SimNode, args: list[str], prefix: str) -> tuple[list[str], str | None]:
+    """kubeadm's lines about the configuration it works from and the --config file's text
+    (None without one); CommandError when that file will not do."""
+    path = certmodel.config_flag(args)
     if path is not None:
-        text = node.files.get(path.replace("/run/", "/run/node/", 1))
-        if text is None:
-            return [], None, Result.error(1, f"open {path}: no such file or directory\n")
-        return [], text.decode(), None
-    if api_refusal(node) is not None:
-        return [f"[{prefix}] Error reading configuration from the Cluster. Falling back to "
-                "default configuration", ""], None, None
-    return [f"[{prefix}] Reading configuration from the cluster...",
-            f"[{prefix}] FYI: You can look at this config file with 'kubectl -n "
-            "kube-system get cm kubeadm-config -o yaml'", ""], None, None
+        data = node.files.get(path.replace("/run/", "/run/node/", 1))
+        text = data.decode() if data is not None else None
+        certmodel.check_config_file(path, text)
+        return [""], text
+    lines = certmodel.cluster_config_lines(prefix, _minor(node), api_refusal(node) is None)
+    return [*lines, ""], None
+
+
+def _refused(exc: CommandError) -> Result:
+    """A kubeadm failure as kubeadm prints it (the lab's kubeadm main does the same)."""
+    return Result.error(exc.code, exc.text + "\n" + (STACK_HINT + "\n" if exc.hint else ""))
 
 
 def check_expiration(node: SimNode, args: list[str] | None = None) -> Result:
@@ -225,23 +215,17 @@ def check_expiration(node: SimNode, args: list[str] | None = None) -> Result:
     state = _STATE.get(node)
     if state is None:
         return Result.error(1, "error reading certificates: no control plane here\n")
-    lines, _, failed = _config(node, args or [], "check-expiration")
-    if failed is not None:
-        return failed
-    now = node.cluster.now()
-
-    def item(name: str, until: dt.datetime, ca: str | None) -> dict[str, object]:
-        found: dict[str, object] = {"name": name,
-                                    "expirationDate": until.strftime("%Y-%m-%dT%H:%M:%SZ")}
-        if ca is not None:
-            found["caName"] = ca
-        found["externallyManaged"] = False
-        return found
-
-    signer = dict(LEAVES)
-    info = {"certificates": [item(n, until, signer[n]) for n, until in state.expires.items()],
-            "certificateAuthorities": [item(ca, state.ca_expires, None) for ca in AUTHORITIES]}
-    lines += texts.expiration_tables(info, now, with_ca=True)
+    try:
+        lines, _ = _config(node, args or [], "check-expiration")
+    except CommandError as exc:
+        return _refused(exc)
+    now, minor = node.cluster.now(), _minor(node)
+    info = certmodel.expiration_info(
+        [certmodel.entry(leaf.name, state.expires[leaf.name], leaf.ca, False, now)
+         for leaf in certmodel.LEAVES if leaf.name in state.expires],
+        [certmodel.entry(ca.name, state.ca_expires, None, False, now)
+         for ca in certmodel.AUTHORITIES], minor)
+    lines += certmodel.tables(info, now, minor)
     return Result.ok("".join(line + "\n" for line in lines))
 
 
@@ -250,40 +234,33 @@ def renew(node: SimNode, args: list[str]) -> Result:
     state = _STATE.get(node)
     if state is None:
         return Result.error(1, "error reading certificates: no control plane here\n")
-    if not args or args[0].startswith("-"):
-        return Result.error(1, 'missing subcommand; "renew" is not meant to be run on its own\n')
-    what = args[0]
-    if what != "all" and what not in state.expires:
-        return Result.error(1, f'invalid subcommand "{what}"\n')
-    names = list(state.expires) if what == "all" else [what]
-    lines, config, failed = _config(node, args[1:], "renew")
-    if failed is not None:
-        return failed
+    try:
+        what = certmodel.renew_target(args, list(state.expires))
+        lines, config = _config(node, args[1:], "renew")
+    except CommandError as exc:
+        return _refused(exc)
     state.configs.append(config)
-    state.defaults += bool(lines and "Falling back" in lines[0])
-    for name in names:
-        state.expires[name] = node.cluster.now() + dt.timedelta(days=365)
-        state.serials[name] = next(_serials)
-        state.renewals.append(name)
-        lines.append(f"certificate {name} renewed")
-        if name == "admin.conf":
+    state.defaults += "Falling back" in lines[0]
+    for leaf in certmodel.LEAVES:
+        if leaf.name not in state.expires or what not in ("all", leaf.name):
+            continue
+        state.expires[leaf.name] = node.cluster.now() + dt.timedelta(days=365)
+        state.serials[leaf.name] = next(_serials)
+        state.renewals.append(leaf.name)
+        lines.append(certmodel.renewed(leaf))
+        if leaf.name == "admin.conf":
             _renew_admin_conf(node, state)
     _write_cert(node, state)
-    if what == "all":
-        lines += ["", DONE]
+    if what == "all" and _minor(node) >= 20:  # ``kubeadm alpha certs`` before v1.20 does not
+        lines += ["", certmodel.DONE]
     return Result.ok("".join(line + "\n" for line in lines))
 
 
 def _renew_admin_conf(node: SimNode, state: Certificates) -> None:
-    """admin.conf gets a new client certificate (the rest of the file stays)."""
+    """admin.conf gets a new client certificate and key (the rest of the file stays)."""
     text = node.files.get(ADMIN_CONF, b"").decode()
-    pem = _pem(state.serials["admin.conf"], state.expires["admin.conf"])
-    lines = [
-        f"    client-certificate-data: {base64.b64encode(pem).decode()}"
-        if line.strip().startswith("client-certificate-data:") else line
-        for line in text.splitlines()
-    ]
-    node.write(ADMIN_CONF, ("\n".join(lines) + "\n").encode(), 0o600)
+    pair = _issued(node, state, "admin.conf")
+    node.write(ADMIN_CONF, pki.with_client(text, pair).encode(), 0o600)
 
 
 # -- the static pods and the API ---------------------------------------------------------------

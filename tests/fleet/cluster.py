@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from k8sdouble import kubeversions
+
 from tests.fleet.pki import ClusterPKI
-from tests.lab.doubles.k8sdouble import kubeversions
 
 TOKEN_RE = re.compile(r"\A([a-z0-9]{6})\.([a-z0-9]{16})\Z")
 CERTS_PROXY_DESCRIPTION = "Proxy for managing TTL for the kubeadm-certs secret"

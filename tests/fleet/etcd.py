@@ -19,11 +19,12 @@ import os
 import re
 from pathlib import Path
 
+from k8sdouble import kubeadmtexts as texts
+
 from tests.fleet import certs
 from tests.fleet.cluster import ETCD_VERSION, Cluster, etcd_image
 from tests.fleet.node import SimNode
 from tests.fleet.result import Result
-from tests.lab.doubles.k8sdouble import kubeadmtexts as texts
 
 SNAPSHOT = (Path(__file__).parent / "data" / "etcd-snapshot.db").read_bytes()
 SNAPSHOT_STATUS = {"hash": 1955560298, "revision": 6, "totalKey": 9, "totalSize": 20480}

@@ -13,6 +13,9 @@ import json
 import secrets
 from datetime import timedelta
 
+from k8sdouble import kubeadmtexts as texts
+from k8sdouble.kubeadmtexts import STACK_HINT
+
 from tests.fleet import certs, etcd, objects
 from tests.fleet import config as cfg
 from tests.fleet.cluster import (
@@ -26,8 +29,6 @@ from tests.fleet.cluster import (
 from tests.fleet.node import ADMIN_CONF, CA_CERT, KUBEADM_YAML, MARKER, SimNode
 from tests.fleet.pki import admin_conf
 from tests.fleet.result import Result
-from tests.lab.doubles.k8sdouble import kubeadmtexts as texts
-from tests.lab.doubles.k8sdouble.kubeadmtexts import STACK_HINT
 
 KUBELET_CONFIG = b"apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
 _STEPS = 5  # a run's duration is spread over this many pauses

@@ -13,9 +13,9 @@ import json
 from typing import Any
 
 import yaml
+from k8sdouble import kubeversions
 
 from tests.fleet.result import Result
-from tests.lab.doubles.k8sdouble import kubeversions
 
 CNI_DIR = "/etc/cni/net.d"
 NAMESPACED = {"ConfigMap", "ServiceAccount", "DaemonSet", "Deployment", "Role", "RoleBinding",

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from k8sdouble import pki as k8spki
 
 from k8slk_ops import kubeadm as tool
 from k8slk_ops.node.facts import FACTS_SCRIPT, KubeadmState, parse_facts
@@ -23,7 +24,7 @@ from tests.fleet.node import (
     MARKER,
     SimNode,
 )
-from tests.fleet.pki import ClusterPKI, ca_cert_hash, make_pki
+from tests.fleet.pki import ClusterPKI, make_pki
 from tests.fleet.result import Result
 
 ENDPOINT = "127.1.0.1:6443"
@@ -273,7 +274,7 @@ async def test_the_cluster_lock_is_taken_once_and_released_by_its_holder(make: A
 
 
 def test_the_pin_is_kubeadms(pki: ClusterPKI) -> None:
-    assert ca_cert_hash(pki.ca_pem) == tool.ca_cert_hash(pki.ca_pem) == pki.ca_hash
+    assert k8spki.pin(pki.ca.cert) == tool.ca_cert_hash(pki.ca_pem) == pki.ca_hash
 
 
 @pytest.mark.parametrize("cap", [65536, 700])

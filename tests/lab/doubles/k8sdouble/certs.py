@@ -11,71 +11,18 @@ renews through :func:`renew` too.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from k8sdouble import cluster, env, kubeadmtexts, pki
+from k8sdouble import certmodel, cluster, env, pki
+from k8sdouble.certmodel import AUTHORITIES, DONE, Authority, Leaf, authority, config_flag
 from k8sdouble.errors import ApiError, CommandError
-
-DONE = ("Done renewing certificates. You must restart the kube-apiserver, "
-        "kube-controller-manager, kube-scheduler and etcd, so that they can use the new "
-        "certificates.")
-
-
-@dataclass(frozen=True)
-class Authority:
-    name: str
-    base: str  # the pki path without .crt/.key
-
-
-@dataclass(frozen=True)
-class Leaf:
-    """One certificate kubeadm manages: a pki pair or the client cert inside a kubeconfig."""
-
-    name: str
-    long_name: str
-    path: str  # the pki base path, or the kubeconfig file
-    ca: str
-    kubeconfig: bool = False
-    since_minor: int = 0
-
-
-AUTHORITIES = (
-    Authority("ca", f"{env.PKI}/ca"),
-    Authority("etcd-ca", f"{env.PKI}/etcd/ca"),
-    Authority("front-proxy-ca", f"{env.PKI}/front-proxy-ca"),
-)
-# In kubeadm's order: sorted by name.
-LEAVES = (
-    Leaf("admin.conf", "certificate embedded in the kubeconfig file for the admin to use and for "
-         "kubeadm itself", env.ADMIN_CONF, "ca", kubeconfig=True),
-    Leaf("apiserver", "certificate for serving the Kubernetes API", f"{env.PKI}/apiserver", "ca"),
-    Leaf("apiserver-etcd-client", "certificate the apiserver uses to access etcd",
-         f"{env.PKI}/apiserver-etcd-client", "etcd-ca"),
-    Leaf("apiserver-kubelet-client", "certificate for the API server to connect to kubelet",
-         f"{env.PKI}/apiserver-kubelet-client", "ca"),
-    Leaf("controller-manager.conf", "certificate embedded in the kubeconfig file for the "
-         "controller manager to use", env.CONTROLLER_MANAGER_CONF, "ca", kubeconfig=True),
-    Leaf("etcd-healthcheck-client", "certificate for liveness probes to healthcheck etcd",
-         f"{env.PKI}/etcd/healthcheck-client", "etcd-ca"),
-    Leaf("etcd-peer", "certificate for etcd nodes to communicate with each other",
-         f"{env.PKI}/etcd/peer", "etcd-ca"),
-    Leaf("etcd-server", "certificate for serving etcd", f"{env.PKI}/etcd/server", "etcd-ca"),
-    Leaf("front-proxy-client", "certificate for the front proxy client",
-         f"{env.PKI}/front-proxy-client", "front-proxy-ca"),
-    Leaf("scheduler.conf", "certificate embedded in the kubeconfig file for the scheduler "
-         "manager to use", env.SCHEDULER_CONF, "ca", kubeconfig=True),
-    Leaf("super-admin.conf", "certificate embedded in the kubeconfig file for the super-admin",
-         env.SUPER_ADMIN_CONF, "ca", kubeconfig=True, since_minor=29),
-)
 
 
 def minor() -> int:
@@ -84,12 +31,7 @@ def minor() -> int:
 
 def leaves() -> list[Leaf]:
     """The certificates this kubeadm version knows (super-admin.conf arrived in v1.29)."""
-    m = minor()
-    return [leaf for leaf in LEAVES if m >= leaf.since_minor]
-
-
-def _authority(name: str) -> Authority:
-    return next(a for a in AUTHORITIES if a.name == name)
+    return certmodel.leaves(minor())
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -116,47 +58,18 @@ def externally_managed(ca: Authority) -> bool:
     return env.path(ca.base + ".crt").exists() and not env.path(ca.base + ".key").exists()
 
 
+def _expiry(cert: x509.Certificate | None) -> dt.datetime | None:
+    return pki.expiry(cert) if cert is not None else None
+
+
 def expiration(now: dt.datetime) -> dict[str, Any]:
-    """What ``check-expiration -o json`` reports (output.kubeadm.k8s.io CertificateExpirationInfo)."""
-    def entry(name: str, cert: x509.Certificate | None, ca: str | None,
-              external: bool) -> dict[str, Any]:
-        item: dict[str, Any] = {"name": name}
-        if cert is None:
-            item.update({"expirationDate": None, "residualTime": 0, "externallyManaged": external,
-                         "missing": True})
-            return item
-        expires = pki.expiry(cert)
-        item["expirationDate"] = expires.strftime("%Y-%m-%dT%H:%M:%SZ")
-        item["residualTime"] = int((expires - now).total_seconds()) * 1_000_000_000
-        if ca is not None:
-            item["caName"] = ca
-        item["externallyManaged"] = external
-        return item
-
-    version = "v1alpha3" if minor() >= 28 else "v1alpha2"
-    return {
-        "kind": "CertificateExpirationInfo",
-        "apiVersion": f"output.kubeadm.k8s.io/{version}",
-        "certificates": [entry(leaf.name, read_leaf(leaf), leaf.ca,
-                               externally_managed(_authority(leaf.ca))) for leaf in leaves()],
-        "certificateAuthorities": [entry(ca.name, read_authority(ca), None, externally_managed(ca))
-                                   for ca in AUTHORITIES],
-    }
-
-
-def tables(info: dict[str, Any], now: dt.datetime) -> list[str]:
-    """The text form: both tables (before v1.17 one table, without the authority column)."""
-    return kubeadmtexts.expiration_tables(info, now, with_ca=minor() >= 17)
-
-
-def config_flag(flags: list[str]) -> str | None:
-    """The file of ``--config FILE`` / ``--config=FILE`` among ``flags``, if any."""
-    for i, flag in enumerate(flags):
-        if flag.startswith("--config="):
-            return flag.split("=", 1)[1]
-        if flag == "--config" and i + 1 < len(flags):
-            return flags[i + 1]
-    return None
+    """What ``check-expiration -o json`` reports, from the certificates on disk."""
+    return certmodel.expiration_info(
+        [certmodel.entry(leaf.name, _expiry(read_leaf(leaf)), leaf.ca,
+                         externally_managed(authority(leaf.ca)), now) for leaf in leaves()],
+        [certmodel.entry(ca.name, _expiry(read_authority(ca)), None, externally_managed(ca), now)
+         for ca in AUTHORITIES],
+        minor())
 
 
 def read_config_lines(prefix: str, config: str | None = None) -> list[str]:
@@ -165,29 +78,17 @@ def read_config_lines(prefix: str, config: str | None = None) -> list[str]:
     reads that file instead, says nothing about it, and fails when it cannot."""
     if config is not None:
         try:
-            docs = list(yaml.safe_load_all(env.path(config).read_text()))
+            text: str | None = env.path(config).read_text()
         except OSError:
-            raise CommandError(f"open {config}: no such file or directory") from None
-        except yaml.YAMLError as exc:
-            raise CommandError(f"error converting YAML to JSON: {exc}") from None
-        kinds = {d.get("kind") for d in docs if isinstance(d, dict)}
-        if not kinds & {"InitConfiguration", "ClusterConfiguration"}:
-            raise CommandError(f"no InitConfiguration or ClusterConfiguration kind was found in "
-                               f"the YAML file {config}")
+            text = None
+        certmodel.check_config_file(config, text)
         return []
     try:
         cluster.admin_client(timeout=3).request("GET", "/lab/v1/cluster")
+        reachable = True
     except (CommandError, ApiError, OSError):
-        return [f"[{prefix}] Error reading configuration from the Cluster. Falling back to "
-                "default configuration"]
-    if minor() >= 32:
-        return [f'[{prefix}] Reading configuration from the "kubeadm-config" ConfigMap in '
-                'namespace "kube-system"...',
-                f"[{prefix}] Use 'kubeadm init phase upload-config --config your-config-file' to "
-                "re-upload it."]
-    return [f"[{prefix}] Reading configuration from the cluster...",
-            f"[{prefix}] FYI: You can look at this config file with "
-            "'kubectl -n kube-system get cm kubeadm-config -o yaml'"]
+        reachable = False
+    return certmodel.cluster_config_lines(prefix, minor(), reachable)
 
 
 def check_expiration(output: str, config: str | None = None) -> int:
@@ -208,7 +109,7 @@ def check_expiration(output: str, config: str | None = None) -> int:
     for line in info_lines:
         cluster.out(line)
     cluster.out()
-    for line in tables(info, now):
+    for line in certmodel.tables(info, now, minor()):
         cluster.out(line)
     return 0
 
@@ -237,17 +138,7 @@ def _reissue(old: x509.Certificate, ca: pki.Pair, days: int = pki.CERT_DAYS) -> 
 
 
 def _write_kubeconfig(path: str, pair: pki.Pair) -> None:
-    target = env.path(path)
-    doc = yaml.safe_load(target.read_text()) or {}
-    contexts = {c["name"]: c["context"] for c in doc.get("contexts") or []}
-    user_name = (contexts.get(doc.get("current-context", "")) or {}).get("user")
-    for user in doc.get("users") or []:
-        if user_name is None or user.get("name") == user_name:
-            entry = user.setdefault("user", {})
-            entry["client-certificate-data"] = base64.b64encode(pair.cert_pem).decode()
-            entry["client-key-data"] = base64.b64encode(pair.key_pem).decode()
-            break
-    env.write_atomic(path, yaml.safe_dump(doc, sort_keys=False), 0o600)
+    env.write_atomic(path, pki.with_client(env.path(path).read_text(), pair), 0o600)
 
 
 def renew_one(leaf: Leaf, days: int = pki.CERT_DAYS) -> str:
@@ -255,7 +146,7 @@ def renew_one(leaf: Leaf, days: int = pki.CERT_DAYS) -> str:
     old = read_leaf(leaf)
     if old is None:
         return f"MISSING! {leaf.long_name}"
-    ca = _authority(leaf.ca)
+    ca = authority(leaf.ca)
     if externally_managed(ca):
         return f"Detected external {leaf.ca}, {leaf.long_name} can't be renewed"
     pair = _reissue(old, pki.load_pair(ca.base + ".crt", ca.base + ".key"), days)
@@ -263,7 +154,7 @@ def renew_one(leaf: Leaf, days: int = pki.CERT_DAYS) -> str:
         _write_kubeconfig(leaf.path, pair)
     else:
         pki.save_pair(pair, leaf.path)
-    return f"{leaf.long_name} renewed"
+    return certmodel.renewed(leaf)
 
 
 def renew(names: list[str]) -> list[str]:
@@ -283,12 +174,8 @@ def expire_soon(names: list[str], days: int) -> list[str]:
 
 
 def renew_command(args: list[str], done: bool) -> int:
-    names = [leaf.name for leaf in leaves()]
-    if not args or args[0].startswith("-"):
-        raise CommandError('missing subcommand; "renew" is not meant to be run on its own')
-    what, flags = args[0], args[1:]
-    if what != "all" and what not in names:
-        raise CommandError(f'invalid subcommand "{what}"')
+    what = certmodel.renew_target(args, [leaf.name for leaf in leaves()])
+    flags = args[1:]
     valued = ("--config", "--cert-dir", "--kubeconfig", "--csr-dir")
     for i, flag in enumerate(flags):
         if i > 0 and flags[i - 1] in valued:

@@ -21,7 +21,7 @@ from typing import Any
 
 from cryptography import x509
 
-from k8sdouble import pki
+from k8sdouble import certmodel, pki
 from k8sdouble.errors import ApiError
 
 
@@ -99,34 +99,28 @@ class Client:
 
     def _verify_failure(self, exc: ssl.SSLCertVerificationError) -> str:
         """Go's text for a server certificate that failed verification."""
-        prefix = _verify_prefix()
+        minor = _minor()
         if exc.verify_code != 10:  # X509_V_ERR_CERT_HAS_EXPIRED
-            return f"{prefix}x509: {exc.verify_message}"
+            return f"{certmodel.verify_prefix(minor)}x509: {exc.verify_message}"
         now = dt.datetime.now(dt.UTC)
         try:  # the certificate again, unverified, for its notAfter (as Go's message has it)
             pem = ssl.get_server_certificate((self.host, self.port), timeout=self.timeout)
             # not_valid_after: naive UTC (Debian's cryptography has no not_valid_after_utc).
-            after = x509.load_pem_x509_certificate(pem.encode()).not_valid_after.replace(
-                tzinfo=dt.UTC)
-            when = f": current time {_go_time(now)} is after {_go_time(after)}"
+            after: dt.datetime | None = x509.load_pem_x509_certificate(
+                pem.encode()).not_valid_after.replace(tzinfo=dt.UTC)
         except (OSError, ValueError):
-            when = ""
-        return f"{prefix}x509: certificate has expired or is not yet valid{when}"
+            after = None
+        return certmodel.expired_serving_certificate(minor, now, after)
 
 
-def _verify_prefix() -> str:
-    """Go 1.20 (Kubernetes v1.27) began to put ``tls: failed to verify certificate:`` first."""
-    from k8sdouble import cluster, env  # the node's version; off a node, today's form
+def _minor() -> int:
+    """The node's Kubernetes minor, which Go's texts follow; off a node, today's."""
+    from k8sdouble import cluster, env  # the node's version; cluster imports this module
 
     try:
-        minor = cluster.version_tuple(env.node().version)[1]
+        return cluster.version_tuple(env.node().version)[1]
     except Exception:
-        minor = 99
-    return "tls: failed to verify certificate: " if minor >= 27 else ""
-
-
-def _go_time(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return 99
 
 
 def _load_chain(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:

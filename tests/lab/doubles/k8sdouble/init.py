@@ -84,10 +84,8 @@ def control_plane_certs(cfg: config.Config, node: env.Node, endpoint: str) -> No
         out("[certs] Using the existing \"sa\" key")
         return
     out('[certs] Generating "sa" key and public key')
-    key = pki.new_key("ECDSA-P256")
-    env.write_atomic(f"{p}/sa.key", pki.key_pem(key), 0o600)
-    pub = key.public_key().public_bytes(pki.serialization.Encoding.PEM,
-                                        pki.serialization.PublicFormat.SubjectPublicKeyInfo)
+    key, pub = pki.service_account_keys()
+    env.write_atomic(f"{p}/sa.key", key, 0o600)
     env.write_atomic(f"{p}/sa.pub", pub, 0o644)
 
 

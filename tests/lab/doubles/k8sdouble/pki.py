@@ -59,6 +59,15 @@ def new_key(algorithm: str = "ECDSA-P256") -> PrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
+def service_account_keys() -> tuple[bytes, bytes]:
+    """sa.key and sa.pub: the key pair that signs service account tokens (ECDSA here, as the
+    leaves: the same PEM shapes as kubeadm's RSA pair, made in no time)."""
+    key = new_key("ECDSA-P256")
+    pub = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key_pem(key), pub
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
@@ -117,11 +126,22 @@ def issue(
     sans: list[str] | None = None,
     public_key: object = None,
     days: int = CERT_DAYS,
+    serial: int | None = None,
+    not_after: dt.datetime | None = None,
 ) -> Pair:
-    """A leaf certificate signed by ``ca`` (a new key unless ``public_key`` is given, as for a CSR)."""
+    """A leaf certificate signed by ``ca`` (a new key unless ``public_key`` is given, as for a CSR).
+
+    ``serial`` and ``not_after`` are for a simulated node whose clock is not the machine's and
+    that tells its certificates apart by serial (the fleet): by default a random serial, valid
+    ``days`` from now (never beyond the CA)."""
     key = new_key()
     pub = public_key if public_key is not None else key.public_key()
     now = _now()
+    if not_after is None:
+        not_after = min(now + dt.timedelta(days=days),
+                        ca.cert.not_valid_after.replace(tzinfo=dt.UTC))
+    else:
+        now = min(now, not_after - dt.timedelta(days=days))
     usages = []
     if server:
         usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
@@ -132,10 +152,9 @@ def issue(
         .subject_name(_name(cn, orgs))
         .issuer_name(ca.cert.subject)
         .public_key(pub)  # type: ignore[arg-type]
-        .serial_number(x509.random_serial_number())
+        .serial_number(serial if serial is not None else x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(min(now + dt.timedelta(days=days), ca.cert.not_valid_after.replace(
-            tzinfo=dt.UTC)))
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
@@ -206,6 +225,21 @@ def kubeconfig(
         "preferences": {},
         "users": [{"name": user, "user": user_entry}] if user_entry else [],
     }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def with_client(text: str, pair: Pair) -> str:
+    """The kubeconfig ``text`` with its current user's client certificate and key replaced,
+    the rest as it was: how kubeadm renews a kubeconfig's certificate."""
+    doc = yaml.safe_load(text) or {}
+    contexts = {c["name"]: c["context"] for c in doc.get("contexts") or []}
+    user_name = (contexts.get(doc.get("current-context", "")) or {}).get("user")
+    for user in doc.get("users") or []:
+        if user_name is None or user.get("name") == user_name:
+            entry = user.setdefault("user", {})
+            entry["client-certificate-data"] = base64.b64encode(pair.cert_pem).decode()
+            entry["client-key-data"] = base64.b64encode(pair.key_pem).decode()
+            break
     return yaml.safe_dump(doc, sort_keys=False)
 
 
