@@ -4,14 +4,14 @@ Policy (docs/architecture.md): a stage with ``onFailure: stop`` that loses a nod
 (no join after a failed init); a stage marked ``withNext`` runs beside the next one (a run of
 them, all together), and the run goes on (or stops) once all have ended, a step among them
 starting when what it awaits is reached (engine/milestones.py); otherwise a failed node drops
-out of later stages and the others go on. ``serial`` runs a stage in batches; ``concurrency`` bounds nodes in flight. A stop
-request (Ctrl-C, SIGTERM) launches no new node work and cancels the running steps at once: a
-wait ends there, and only a command that must not be cut half-way (``uncut``: a file written
-on a node, a kubeadm trigger or change) runs to its end first. ``always`` stages (credentials
-revoked) are not cut by it; a second request cuts everything. A node whose step fails or is
-cancelled gets its stage's ``cleanup`` steps (shielded from the cancellation, bounded by
-``CLEANUP_TIMEOUT``). ``always`` stages run in every case. A
-worker's connection is closed once it is done with the last stage that uses it.
+out of later stages and the others go on. ``serial`` runs a stage in batches; ``concurrency``
+bounds nodes in flight. A stop request (Ctrl-C, SIGTERM) launches no new node work and cancels
+the running steps at once: a wait ends there, and only a command that must not be cut half-way
+(``uncut``: a file written on a node, a kubeadm trigger or change) runs to its end first.
+``always`` stages (credentials revoked) are not cut by it; a second request cuts everything. A
+node whose step fails or is cancelled gets its stage's ``cleanup`` steps (shielded from the
+cancellation, bounded by ``CLEANUP_TIMEOUT``). ``always`` stages run in every case. A worker's
+connection is closed once it is done with the last stage that uses it.
 """
 
 from __future__ import annotations
